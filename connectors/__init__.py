@@ -1,0 +1,1 @@
+"""CRM and webhook connectors; each kind is one self-contained package."""

@@ -1,0 +1,177 @@
+"""The connector contract and the registry of installed kinds.
+
+A connector turns hub events into calls on some outside system (a CRM, a webhook
+receiver). The hub owns the queue, retries, ordering and storage; a connector only says,
+for each event of a batch, whether it is done, should be retried, or can never succeed.
+Kinds are discovered through the `hub.connectors` entry point group, so a third party
+can ship one as a package.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib.metadata import entry_points
+from typing import Any, Callable, ClassVar, Literal, Protocol
+
+import requests
+from marshmallow import Schema
+
+ENTRY_POINT_GROUP = "hub.connectors"
+
+
+@dataclass(frozen=True)
+class HubEvent:
+    """An event as a connector sees it; `envelope()` is its stable JSON form."""
+
+    id: str
+    type: str
+    version: int
+    occurred_at: datetime
+    data: dict[str, Any]
+    ordering_key: str | None = None
+    attempt: int = 1  # 1 on the first try
+
+    def envelope(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": self.type,
+            "version": self.version,
+            "occurred_at": self.occurred_at.isoformat().replace("+00:00", "Z"),
+            "data": self.data,
+        }
+
+
+OutcomeStatus = Literal["done", "retry", "dead", "wait"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one event. `wait` postpones without counting against max age
+    (the connector itself is unavailable, e.g. its token was revoked)."""
+
+    status: OutcomeStatus
+    error: str = ""
+    retry_at: datetime | None = None
+    response: dict[str, Any] | None = None
+
+    @classmethod
+    def done(cls, response: dict[str, Any] | None = None) -> "Outcome":
+        return cls("done", response=response)
+
+    @classmethod
+    def retry(cls, error: str, *, retry_at: datetime | None = None,
+              response: dict[str, Any] | None = None) -> "Outcome":
+        return cls("retry", error=error, retry_at=retry_at, response=response)
+
+    @classmethod
+    def dead(cls, error: str, *, response: dict[str, Any] | None = None) -> "Outcome":
+        return cls("dead", error=error, response=response)
+
+    @classmethod
+    def wait(cls, error: str, *, retry_at: datetime | None = None) -> "Outcome":
+        return cls("wait", error=error, retry_at=retry_at)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    ok: bool
+    message: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class LinkStore(Protocol):
+    """hub entity -> CRM id, persisted by the hub (crm_links)."""
+
+    def get(self, entity_type: str, entity_id: str) -> str | None: ...
+
+    def get_many(self, entity_type: str, entity_ids: list[str]) -> dict[str, str]: ...
+
+    def put(self, entity_type: str, entity_id: str, crm_type: str, crm_id: str) -> str:
+        """Store a link and return the CRM id now linked (an existing one wins)."""
+        ...
+
+
+@dataclass
+class ConnectorContext:
+    """What the hub hands a connector instance."""
+
+    connector_id: int
+    name: str
+    settings: dict[str, Any]
+    links: LinkStore
+    http: requests.Session
+    clock: Callable[[], datetime]
+    http_timeout: float = 10.0
+    save_settings: Callable[[dict[str, Any]], None] | None = None  # e.g. rotated tokens
+
+
+class Connector:
+    kind: ClassVar[str]
+    title: ClassVar[str]
+    Settings: ClassVar[type[Schema]]
+    # Event types this kind acts on; None = all of them.
+    handles: ClassVar[frozenset[str] | None] = None
+
+    def __init__(self, ctx: ConnectorContext):
+        self.ctx = ctx
+        self.settings = ctx.settings
+
+    def check(self) -> CheckResult:
+        raise NotImplementedError
+
+    def deliver(self, batch: list[HubEvent]) -> list[Outcome]:
+        """Return one Outcome per event, in the batch's order."""
+        raise NotImplementedError
+
+
+class UnknownConnectorKind(LookupError):
+    def __init__(self, kind: str, known: list[str]):
+        super().__init__(
+            f"unknown connector kind {kind!r}; installed kinds: {', '.join(known) or 'none'}"
+        )
+        self.kind = kind
+
+
+class Registry:
+    """Installed connector kinds: entry points, plus any registered by hand (tests)."""
+
+    def __init__(self) -> None:
+        self._kinds: dict[str, type[Connector]] | None = None
+        self._extra: dict[str, type[Connector]] = {}
+
+    def _load(self) -> dict[str, type[Connector]]:
+        if self._kinds is None:
+            kinds: dict[str, type[Connector]] = {}
+            for ep in entry_points(group=ENTRY_POINT_GROUP):
+                cls = ep.load()
+                kinds[cls.kind] = cls
+            self._kinds = kinds
+        return {**self._kinds, **self._extra}
+
+    def register(self, cls: type[Connector]) -> type[Connector]:
+        self._extra[cls.kind] = cls
+        return cls
+
+    def unregister(self, kind: str) -> None:
+        self._extra.pop(kind, None)
+
+    def kinds(self) -> dict[str, type[Connector]]:
+        return dict(sorted(self._load().items()))
+
+    def get(self, kind: str) -> type[Connector]:
+        kinds = self._load()
+        try:
+            return kinds[kind]
+        except KeyError:
+            raise UnknownConnectorKind(kind, sorted(kinds)) from None
+
+    def find(self, kind: str) -> type[Connector] | None:
+        return self._load().get(kind)
+
+
+registry = Registry()
+
+
+def secret_fields(schema: type[Schema]) -> set[str]:
+    """Names of the Settings fields marked secret=True (stored encrypted, never shown)."""
+    return {name for name, f in schema._declared_fields.items() if f.metadata.get("secret")}

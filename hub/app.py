@@ -1,0 +1,45 @@
+"""The Flask app factory."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from flask import Flask, current_app
+
+from hub.config import Config, load_config
+from hub.runtime import Runtime, setup_logging
+from hub.security import load_secret_key
+
+
+def create_app(config: Config | Mapping[str, Any] | None = None, *, runtime: Runtime | None = None) -> Flask:
+    if runtime is None:
+        if config is None:
+            config = load_config()
+        elif not isinstance(config, Config):
+            config = load_config(data=config)
+        runtime = Runtime.from_config(config)
+    config = runtime.config
+    setup_logging(config)
+
+    app = Flask(__name__, template_folder="web/templates", static_folder="web/static")
+    app.config.update(
+        SECRET_KEY=load_secret_key(config),
+        MAX_CONTENT_LENGTH=4 * 1024 * 1024,  # Meta caps webhook payloads at 3 MB
+        JSON_SORT_KEYS=False,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=config.base_url.startswith("https://"),
+    )
+    app.extensions["hub"] = runtime
+
+    from hub.web import health, home
+    from hub.web.api import init_api
+
+    app.register_blueprint(health.bp)
+    app.register_blueprint(home.bp)
+    init_api(app)
+    return app
+
+
+def runtime() -> Runtime:
+    """The Runtime of the app handling the current request."""
+    return current_app.extensions["hub"]

@@ -1,0 +1,1 @@
+"""Messaging channels; importing this registers their inbound webhook processors."""

@@ -1,0 +1,177 @@
+"""Configuration: a TOML file (HUB_CONFIG) with HUB_* environment overrides.
+
+Everything is validated at start-up so a typo stops the hub with a message naming the
+key, instead of surfacing hours later in a worker. Nested keys are overridden with a
+double underscore: HUB_WORKER__BATCH_SIZE=20 sets [worker] batch_size.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+ENV_PREFIX = "HUB_"
+
+
+class ConfigError(Exception):
+    """Raised with a message naming the offending key."""
+
+
+def _positive() -> validate.Range:
+    return validate.Range(min=0, min_inclusive=False, error="must be greater than 0")
+
+
+class _Section(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class WebSchema(_Section):
+    host = fields.String(load_default="127.0.0.1")
+    port = fields.Integer(load_default=8000, validate=validate.Range(1, 65535))
+    threads = fields.Integer(load_default=8, validate=validate.Range(1, 256))
+
+
+class WorkerSchema(_Section):
+    threads = fields.Integer(load_default=1, validate=validate.Range(1, 64))
+    batch_size = fields.Integer(load_default=50, validate=validate.Range(1, 1000))
+    lease_seconds = fields.Float(load_default=120.0, validate=_positive())
+    poll_seconds = fields.Float(load_default=1.0, validate=_positive())
+
+
+class DeliverySchema(_Section):
+    max_age_seconds = fields.Float(load_default=3 * 24 * 3600.0, validate=_positive())
+    backoff_base_seconds = fields.Float(load_default=5.0, validate=_positive())
+    backoff_max_seconds = fields.Float(load_default=3600.0, validate=_positive())
+    http_timeout_seconds = fields.Float(load_default=10.0, validate=_positive())
+
+
+class SchedulerSchema(_Section):
+    enabled = fields.Boolean(load_default=True)
+    lease_seconds = fields.Float(load_default=30.0, validate=_positive())
+    retention_days = fields.Integer(load_default=30, validate=validate.Range(min=1))
+
+
+class LogSchema(_Section):
+    level = fields.String(
+        load_default="INFO",
+        validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR"]),
+    )
+
+
+class ConfigSchema(_Section):
+    mode = fields.String(
+        load_default="development", validate=validate.OneOf(["development", "production"])
+    )
+    database_url = fields.String(load_default="sqlite:///var/hub.db")
+    data_dir = fields.String(load_default="var")
+    base_url = fields.Url(load_default="http://127.0.0.1:8000", require_tld=False)
+    secret_key = fields.String(load_default="")
+    encryption_keys = fields.String(load_default="")
+    web = fields.Nested(WebSchema, load_default=lambda: WebSchema().load({}))
+    worker = fields.Nested(WorkerSchema, load_default=lambda: WorkerSchema().load({}))
+    delivery = fields.Nested(DeliverySchema, load_default=lambda: DeliverySchema().load({}))
+    scheduler = fields.Nested(SchedulerSchema, load_default=lambda: SchedulerSchema().load({}))
+    log = fields.Nested(LogSchema, load_default=lambda: LogSchema().load({}))
+
+
+class Config(Mapping[str, Any]):
+    """Read-only, attribute-access view of validated settings."""
+
+    def __init__(self, data: Mapping[str, Any]):
+        self._data = MappingProxyType(
+            {k: Config(v) if isinstance(v, Mapping) else v for k, v in data.items()}
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._data[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self):
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v.as_dict() if isinstance(v, Config) else v for k, v in self._data.items()}
+
+    def replace(self, **changes: Any) -> "Config":
+        """A copy with some top-level or dotted keys changed (used by tests and CLI flags)."""
+        data = self.as_dict()
+        for dotted, value in changes.items():
+            *parents, leaf = dotted.split("__")
+            node = data
+            for part in parents:
+                node = node[part]
+            node[leaf] = value
+        return load_config(data=data, environ={})
+
+
+def _flatten_errors(errors: Any, prefix: str = "") -> list[str]:
+    out: list[str] = []
+    if isinstance(errors, dict):
+        for key, value in errors.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            out.extend(_flatten_errors(value, path))
+    elif isinstance(errors, list) and all(isinstance(e, str) for e in errors):
+        out.append(f"{prefix}: {' '.join(errors)}")
+    else:
+        out.append(f"{prefix}: {errors}")
+    return out
+
+
+def _merge_environ(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    merged = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
+            continue
+        if name.startswith(ENV_PREFIX + "TEST_"):
+            continue  # test-suite switches, not settings
+        path = name[len(ENV_PREFIX):].lower().split("__")
+        node = merged
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"{name}: {part} is not a section")
+            node = child
+        node[path[-1]] = value
+    return merged
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    data: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Load settings from `data`, else the TOML file at `path` or $HUB_CONFIG, then
+    apply HUB_* overrides from `environ` (default: os.environ)."""
+    environ = os.environ if environ is None else environ
+    raw: dict[str, Any] = dict(data or {})
+    if data is None:
+        path = path or environ.get(ENV_PREFIX + "CONFIG")
+        if path:
+            file = Path(path)
+            try:
+                raw = tomllib.loads(file.read_text(encoding="utf-8"))
+            except FileNotFoundError:
+                raise ConfigError(f"config file {file} does not exist") from None
+            except tomllib.TOMLDecodeError as exc:
+                raise ConfigError(f"config file {file} is not valid TOML: {exc}") from None
+    raw = _merge_environ(raw, environ)
+    try:
+        loaded = ConfigSchema().load(raw)
+    except ValidationError as exc:
+        problems = "; ".join(_flatten_errors(exc.messages))
+        raise ConfigError(f"invalid configuration: {problems}") from None
+    return Config(loaded)

@@ -1,0 +1,163 @@
+"""Creating, updating and instantiating configured connectors.
+
+Settings are validated with the kind's own Settings schema; fields marked secret are
+split off and encrypted, and a secret left blank on update keeps its stored value (forms
+never show secrets back, so blank means "unchanged").
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Mapping
+
+from marshmallow import ValidationError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from connectors.base import Connector, ConnectorContext, registry, secret_fields
+from hub.db import Database
+from hub.events import EVENT_TYPES
+from hub.http import TimeoutSession
+from hub.links import DbLinkStore
+from hub.models import ConnectorRecord
+from hub.security import Vault, random_key
+
+
+class InvalidConnector(ValueError):
+    """Bad input for a connector; `errors` maps field names to messages."""
+
+    def __init__(self, errors: Mapping[str, Any]):
+        self.errors = dict(errors)
+        parts = [f"{k}: {' '.join(v) if isinstance(v, list) else v}" for k, v in self.errors.items()]
+        super().__init__("; ".join(parts))
+
+
+def _validate_event_types(event_types: list[str] | None, kind_cls: type[Connector]) -> None:
+    if event_types is None:
+        return
+    known = set(EVENT_TYPES) if kind_cls.handles is None else set(kind_cls.handles)
+    unknown = [t for t in event_types if t not in known]
+    if unknown:
+        raise InvalidConnector(
+            {"event_types": [f"not events this connector handles: {', '.join(unknown)}; "
+                             f"choose from {', '.join(sorted(known))}"]}
+        )
+
+
+def validate_settings(
+    kind_cls: type[Connector], data: Mapping[str, Any], stored_secrets: Mapping[str, Any] | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Load `data` with the kind's schema; returns (plain settings, secrets)."""
+    secrets_ = secret_fields(kind_cls.Settings)
+    data = dict(data)
+    for name in secrets_:
+        if stored_secrets and name in stored_secrets and not data.get(name):
+            data[name] = stored_secrets[name]
+    try:
+        loaded = kind_cls.Settings().load(data)
+    except ValidationError as exc:
+        raise InvalidConnector(exc.messages) from None
+    plain = {k: v for k, v in loaded.items() if k not in secrets_}
+    hidden = {k: v for k, v in loaded.items() if k in secrets_ and v not in (None, "")}
+    return plain, hidden
+
+
+def create_connector(
+    session: Session,
+    vault: Vault,
+    *,
+    kind: str,
+    name: str,
+    settings: Mapping[str, Any],
+    now: datetime,
+    enabled: bool = True,
+    event_types: list[str] | None = None,
+) -> ConnectorRecord:
+    kind_cls = registry.get(kind)
+    if not name or not name.strip():
+        raise InvalidConnector({"name": ["must not be empty"]})
+    _validate_event_types(event_types, kind_cls)
+    plain, hidden = validate_settings(kind_cls, settings)
+    if session.scalar(select(ConnectorRecord.id).where(ConnectorRecord.name == name)):
+        raise InvalidConnector({"name": [f"a connector named {name!r} already exists"]})
+    record = ConnectorRecord(
+        kind=kind,
+        name=name.strip(),
+        enabled=enabled,
+        settings=plain,
+        secrets_enc=vault.encrypt(hidden),
+        event_types=event_types,
+        webhook_key=random_key(),
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(record)
+    try:
+        session.flush()
+    except IntegrityError:
+        raise InvalidConnector({"name": [f"a connector named {name!r} already exists"]}) from None
+    return record
+
+
+def update_connector(
+    session: Session,
+    vault: Vault,
+    record: ConnectorRecord,
+    *,
+    now: datetime,
+    settings: Mapping[str, Any] | None = None,
+    name: str | None = None,
+    enabled: bool | None = None,
+    event_types: list[str] | None | type[Ellipsis] = ...,
+) -> ConnectorRecord:
+    kind_cls = registry.get(record.kind)
+    if settings is not None:
+        merged = {**record.settings, **settings}
+        plain, hidden = validate_settings(kind_cls, merged, vault.decrypt(record.secrets_enc))
+        record.settings = plain
+        record.secrets_enc = vault.encrypt(hidden)
+    if name is not None:
+        if not name.strip():
+            raise InvalidConnector({"name": ["must not be empty"]})
+        record.name = name.strip()
+    if enabled is not None:
+        record.enabled = enabled
+    if event_types is not ...:
+        _validate_event_types(event_types, kind_cls)  # type: ignore[arg-type]
+        record.event_types = event_types  # type: ignore[assignment]
+    record.updated_at = now
+    return record
+
+
+def full_settings(record: ConnectorRecord, vault: Vault) -> dict[str, Any]:
+    """Plain settings and decrypted secrets together, for the connector instance only."""
+    return {**record.settings, **vault.decrypt(record.secrets_enc)}
+
+
+def build_connector(
+    db: Database,
+    vault: Vault,
+    record: ConnectorRecord,
+    *,
+    clock: Any,
+    http_timeout: float,
+) -> Connector:
+    kind_cls = registry.get(record.kind)
+    connector_id = record.id
+
+    def save_settings(changes: dict[str, Any]) -> None:
+        with db.scope() as session:
+            fresh = session.get(ConnectorRecord, connector_id, with_for_update=True)
+            update_connector(session, vault, fresh, settings=changes, now=clock())
+
+    ctx = ConnectorContext(
+        connector_id=record.id,
+        name=record.name,
+        settings=full_settings(record, vault),
+        links=DbLinkStore(db, record.id),
+        http=TimeoutSession(http_timeout),
+        clock=clock,
+        http_timeout=http_timeout,
+        save_settings=save_settings,
+    )
+    return kind_cls(ctx)

@@ -1,0 +1,1 @@
+"""The delivery ledger: claim, lease, batch, backoff, dead letters and replay."""

@@ -1,0 +1,86 @@
+"""Domain events and emit(): the transactional outbox.
+
+emit() writes the event and one delivery row per subscribed connector in the caller's
+transaction, so an event exists if and only if the change that caused it committed.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from connectors.base import registry
+from hub.models import ConnectorRecord, Delivery, Event
+
+EVENT_TYPES = (
+    "message.received",
+    "message.sent",
+    "message.status",
+    "conversation.started",
+    "conversation.assigned",
+    "conversation.closed",
+    "lead.attributed",
+    "contact.opted_out",
+    "template.status_changed",
+    "channel.quality_changed",
+    "report.ready",
+)
+
+EVENT_VERSION = 1
+
+
+class UnknownEventType(ValueError):
+    pass
+
+
+def subscribes(kind: str, event_types: list[str] | None, type_: str) -> bool:
+    """Does a connector of `kind` with this filter receive events of `type_`?"""
+    cls = registry.find(kind)
+    handles = cls.handles if cls is not None else None
+    if handles is not None and type_ not in handles:
+        return False
+    return event_types is None or type_ in event_types
+
+
+def emit(
+    session: Session,
+    type_: str,
+    data: dict[str, Any],
+    *,
+    now: datetime,
+    ordering_key: str | None = None,
+) -> Event:
+    if type_ not in EVENT_TYPES:
+        raise UnknownEventType(f"unknown event type {type_!r}")
+    event = Event(
+        id=str(uuid.uuid4()),
+        type=type_,
+        version=EVENT_VERSION,
+        occurred_at=now,
+        ordering_key=ordering_key,
+        data=data,
+        created_at=now,
+    )
+    session.add(event)
+    rows = session.execute(
+        select(ConnectorRecord.id, ConnectorRecord.kind, ConnectorRecord.event_types).where(
+            ConnectorRecord.enabled.is_(True)
+        )
+    ).all()
+    for connector_id, kind, event_types in rows:
+        if subscribes(kind, event_types, type_):
+            session.add(
+                Delivery(
+                    event_id=event.id,
+                    connector_id=connector_id,
+                    ordering_key=ordering_key,
+                    status="pending",
+                    attempts=0,
+                    next_attempt_at=now,
+                    created_at=now,
+                )
+            )
+    return event

@@ -1,0 +1,24 @@
+"""All models, imported here so Base.metadata knows every table."""
+from hub.models.channels import Channel
+from hub.models.connectors import ConnectorRecord, CrmLink
+from hub.models.contacts import Contact
+from hub.models.conversations import Conversation, Message
+from hub.models.events import Delivery, Event
+from hub.models.leases import Lease
+from hub.models.users import ApiToken, User
+from hub.models.webhooks import RawWebhook
+
+__all__ = [
+    "ApiToken",
+    "Channel",
+    "ConnectorRecord",
+    "Contact",
+    "Conversation",
+    "CrmLink",
+    "Delivery",
+    "Event",
+    "Lease",
+    "Message",
+    "RawWebhook",
+    "User",
+]

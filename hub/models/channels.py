@@ -1,0 +1,33 @@
+"""A WhatsApp business number the hub receives and sends on."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from hub.db import Base, UTCDateTime
+from hub.models._types import created_at, updated_at
+
+PROVIDERS = ("cloud", "360dialog")
+
+
+class Channel(Base):
+    __tablename__ = "channels"
+    __table_args__ = (CheckConstraint("provider IN ('cloud', '360dialog')", name="provider"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Unguessable part of the webhook URL /webhooks/whatsapp/<key>.
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    provider: Mapped[str] = mapped_column(String(16), default="cloud")
+    phone_number_id: Mapped[str] = mapped_column(String(64), unique=True)
+    waba_id: Mapped[str] = mapped_column(String(64), default="")
+    display_number: Mapped[str] = mapped_column(String(32), default="")
+    # Fernet token of a JSON object: access_token / d360_api_key, app_secret, verify_token.
+    secrets_enc: Mapped[str] = mapped_column(Text, default="")
+    health: Mapped[str] = mapped_column(String(16), default="unknown")
+    health_message: Mapped[str] = mapped_column(Text, default="")
+    last_webhook_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = created_at()
+    updated_at: Mapped[datetime] = updated_at()

@@ -1,0 +1,92 @@
+"""Long-running processes: web, workers, scheduler, and all three in one (serve)."""
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from typing import Callable
+
+from hub.delivery.worker import Worker
+from hub.runtime import Runtime
+from hub.scheduler import LeaderScheduler
+
+log = logging.getLogger(__name__)
+
+
+def stop_on_signals(stop: threading.Event, on_stop: Callable[[], None] | None = None) -> None:
+    def handler(signum: int, _frame: object) -> None:
+        log.info("received %s, stopping", signal.Signals(signum).name)
+        stop.set()
+        if on_stop:
+            on_stop()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def start_workers(runtime: Runtime, threads: int, stop: threading.Event) -> list[threading.Thread]:
+    started = []
+    for i in range(threads):
+        worker = Worker(runtime.db, runtime.vault, runtime.config)
+        t = threading.Thread(target=worker.run, args=(stop,), name=f"worker-{i}", daemon=True)
+        t.start()
+        started.append(t)
+    return started
+
+
+def start_scheduler(runtime: Runtime, stop: threading.Event) -> threading.Thread:
+    scheduler = LeaderScheduler(runtime)
+    t = threading.Thread(target=scheduler.run, args=(stop,), name="scheduler", daemon=True)
+    t.start()
+    return t
+
+
+def run_workers(runtime: Runtime, threads: int) -> None:
+    if runtime.db.is_sqlite and threads > 1:
+        log.warning("SQLite has one writer: running 1 worker thread instead of %d", threads)
+        threads = 1
+    stop = threading.Event()
+    stop_on_signals(stop)
+    for t in start_workers(runtime, threads, stop):
+        while t.is_alive():
+            t.join(0.5)
+
+
+def run_scheduler(runtime: Runtime) -> None:
+    stop = threading.Event()
+    stop_on_signals(stop)
+    t = start_scheduler(runtime, stop)
+    while t.is_alive():
+        t.join(0.5)
+
+
+def run_web(runtime: Runtime, *, with_background: bool, announce: Callable[[str], None] = print) -> None:
+    from waitress import create_server
+
+    from hub.app import create_app
+
+    app = create_app(runtime=runtime)
+    cfg = runtime.config
+    server = create_server(app, host=cfg.web.host, port=cfg.web.port, threads=cfg.web.threads,
+                           ident="hub")
+    stop = threading.Event()
+    threads: list[threading.Thread] = []
+    if with_background:
+        threads += start_workers(runtime, 1 if runtime.db.is_sqlite else cfg.worker.threads, stop)
+        if cfg.scheduler.enabled:
+            threads.append(start_scheduler(runtime, stop))
+    stop_on_signals(stop, server.close)
+    url = f"http://{cfg.web.host}:{cfg.web.port}/"
+    announce(f"hub is running at {url}  (stop with Ctrl+C)")
+    announce(f"  API docs: {url}api/v1/docs   health: {url}readyz")
+    try:
+        server.run()
+    except OSError:
+        if not stop.is_set():
+            raise
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(5)
+    sys.stdout.flush()

@@ -1,0 +1,31 @@
+"""What every hub process shares: validated config, the database and the vault."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from hub.config import Config, load_config
+from hub.db import Database
+from hub.security import Vault, load_vault
+
+
+@dataclass
+class Runtime:
+    config: Config
+    db: Database
+    vault: Vault
+
+    @classmethod
+    def from_config(cls, config: Config | None = None) -> "Runtime":
+        config = config or load_config()
+        vault = load_vault(config)  # fails early and clearly when the key is missing
+        return cls(config=config, db=Database(config.database_url), vault=vault)
+
+
+def setup_logging(config: Config) -> None:
+    logging.basicConfig(
+        level=getattr(logging, config.log.level),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # requests/urllib3 log full URLs at DEBUG, which can carry tokens in query strings.
+    logging.getLogger("urllib3").setLevel(logging.WARNING)

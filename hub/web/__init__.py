@@ -1,0 +1,1 @@
+"""Web blueprints: health and metrics, inbound webhooks, the REST API, the admin."""

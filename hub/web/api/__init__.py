@@ -1,0 +1,35 @@
+"""The REST API under /api/v1 (flask-smorest: OpenAPI from the same schemas)."""
+from __future__ import annotations
+
+from flask import Flask
+from flask_smorest import Api
+
+from hub import __version__
+from hub.web.api.auth import authenticate
+
+
+def init_api(app: Flask) -> Api:
+    app.config.update(
+        API_TITLE="hub",
+        API_VERSION=__version__,
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api/v1",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
+        API_SPEC_OPTIONS={
+            "security": [{"bearerAuth": []}],
+            "info": {"description": "WhatsApp conversations into CRMs. Every call needs "
+                                    "`Authorization: Bearer <API token>` (`hub token create`)."},
+        },
+    )
+    api = Api(app)
+    api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
+
+    from hub.web.api import connectors, deliveries
+
+    for blueprint in (connectors.blp, deliveries.blp):
+        blueprint.before_request(authenticate)
+        api.register_blueprint(blueprint, url_prefix=f"/api/v1{blueprint.url_prefix or ''}")
+    app.extensions["hub.api"] = api
+    return api
