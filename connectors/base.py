@@ -91,9 +91,35 @@ class LinkStore(Protocol):
         ...
 
 
+class RateLimiter(Protocol):
+    """A token bucket shared by every worker process of one connector."""
+
+    def take(self, tokens: float = 1.0) -> None:
+        """Block until the tokens are taken."""
+        ...
+
+    def try_take(self, tokens: float = 1.0) -> float:
+        """0 when taken, else the seconds to wait."""
+        ...
+
+    def penalise(self, seconds: float) -> None:
+        """The service answered "too many requests": hold everyone back."""
+        ...
+
+
+SettingsUpdate = Callable[[dict[str, Any]], dict[str, Any] | None]
+
+
 @dataclass
 class ConnectorContext:
-    """What the hub hands a connector instance."""
+    """What the hub hands a connector instance.
+
+    `update_settings(fn)` runs fn(fresh settings) while holding a lock on this
+    connector's row and stores the changes fn returns in the same transaction: the way to
+    rotate OAuth tokens so two workers never both spend the same refresh token.
+    `limiter(name, rate, burst)` gives a bucket shared by all workers of the connector.
+    `mark_health(ok, message)` records health shown in the admin.
+    """
 
     connector_id: int
     name: str
@@ -102,7 +128,68 @@ class ConnectorContext:
     http: requests.Session
     clock: Callable[[], datetime]
     http_timeout: float = 10.0
-    save_settings: Callable[[dict[str, Any]], None] | None = None  # e.g. rotated tokens
+    update_settings: Callable[[SettingsUpdate], dict[str, Any]] | None = None
+    limiter: Callable[[str, float, float], RateLimiter] | None = None
+    mark_health: Callable[[bool, str], None] | None = None
+
+
+@dataclass(frozen=True)
+class InboundRequest:
+    """An HTTP request from the outside service, decoupled from the web framework."""
+
+    method: str
+    url: str  # full URL as received
+    path: str
+    headers: dict[str, str]
+    query: dict[str, str]
+    body: bytes
+    form: dict[str, Any]  # parsed form body (nested keys kept as sent, e.g. "leads[status][0][id]")
+
+
+class WebhookRejected(Exception):
+    """handle_webhook refuses the request (bad signature, unknown account)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+# Commands a connector asks the hub to carry out (CRM -> hub). The hub checks them against
+# its own data (window, templates, opt-outs) before anything is sent.
+
+@dataclass(frozen=True)
+class SendTemplate:
+    template: str
+    language: str
+    # Body variables in order ({{1}}, {{2}}, ...) or by name for named parameters.
+    variables: list[str] | dict[str, str] = field(default_factory=list)
+    conversation_id: int | None = None
+    phone: str | None = None  # E.164, when the CRM only knows the phone
+    channel_id: int | None = None
+    reason: str = ""  # shown in the conversation, e.g. "deal entered stage Shipped"
+
+
+@dataclass(frozen=True)
+class SendText:
+    text: str
+    conversation_id: int
+    author: str = ""  # CRM user name, for the timeline
+
+
+@dataclass(frozen=True)
+class AssignConversation:
+    conversation_id: int
+    assignee_email: str | None
+
+
+@dataclass(frozen=True)
+class CloseConversation:
+    conversation_id: int
+    reason: str = ""
+
+
+Command = SendTemplate | SendText | AssignConversation | CloseConversation
 
 
 class Connector:
@@ -122,6 +209,10 @@ class Connector:
     def deliver(self, batch: list[HubEvent]) -> list[Outcome]:
         """Return one Outcome per event, in the batch's order."""
         raise NotImplementedError
+
+    # Optional: scheduled sync from the CRM, and webhooks from it.
+    # def pull(self, since: datetime) -> list[Command]
+    # def handle_webhook(self, request: InboundRequest) -> list[Command]
 
 
 class UnknownConnectorKind(LookupError):

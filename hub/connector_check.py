@@ -5,7 +5,7 @@ import logging
 from datetime import datetime
 
 from connectors.base import CheckResult
-from hub.connector_store import build_connector
+from hub.connector_store import build_connector, set_health
 from hub.models import ConnectorRecord
 from hub.runtime import Runtime
 
@@ -25,10 +25,5 @@ def run_check(runtime: Runtime, connector_id: int, *, now: datetime) -> CheckRes
     except Exception as exc:  # a check must report, never crash the page
         log.exception("check of connector %s failed", record.name)
         result = CheckResult(False, f"check failed: {type(exc).__name__}: {exc}")
-    with runtime.db.scope() as session:
-        fresh = session.get(ConnectorRecord, connector_id)
-        if fresh is not None:
-            fresh.health = "ok" if result.ok else "unhealthy"
-            fresh.health_message = result.message
-            fresh.health_checked_at = now
+    set_health(runtime.db, connector_id, result.ok, result.message, now=now)
     return result

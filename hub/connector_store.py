@@ -14,12 +14,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from connectors.base import Connector, ConnectorContext, registry, secret_fields
+from connectors.base import Connector, ConnectorContext, SettingsUpdate, registry, secret_fields
 from hub.db import Database
 from hub.events import EVENT_TYPES
 from hub.http import TimeoutSession
 from hub.links import DbLinkStore
 from hub.models import ConnectorRecord
+from hub.ratelimit import TokenBucket
 from hub.security import Vault, random_key
 
 
@@ -134,6 +135,38 @@ def full_settings(record: ConnectorRecord, vault: Vault) -> dict[str, Any]:
     return {**record.settings, **vault.decrypt(record.secrets_enc)}
 
 
+def update_settings_locked(
+    db: Database, vault: Vault, connector_id: int, fn: SettingsUpdate, *, now: datetime
+) -> dict[str, Any]:
+    """Run fn(fresh settings) under a lock on the connector row and save what it returns,
+    in one transaction; returns the settings now stored."""
+    with db.scope() as session:
+        record = session.scalar(
+            select(ConnectorRecord).where(ConnectorRecord.id == connector_id).with_for_update()
+        )
+        if record is None:
+            raise LookupError(f"connector {connector_id} no longer exists")
+        current = full_settings(record, vault)
+        changes = fn(dict(current))
+        if not changes:
+            return current
+        kind_cls = registry.get(record.kind)
+        plain, hidden = validate_settings(kind_cls, {**current, **changes})
+        record.settings = plain
+        record.secrets_enc = vault.encrypt(hidden)
+        # updated_at is left alone: a token rotation is not a configuration change.
+        return {**plain, **hidden}
+
+
+def set_health(db: Database, connector_id: int, ok: bool, message: str, *, now: datetime) -> None:
+    with db.scope() as session:
+        record = session.get(ConnectorRecord, connector_id)
+        if record is not None:
+            record.health = "ok" if ok else "unhealthy"
+            record.health_message = message
+            record.health_checked_at = now
+
+
 def build_connector(
     db: Database,
     vault: Vault,
@@ -145,10 +178,8 @@ def build_connector(
     kind_cls = registry.get(record.kind)
     connector_id = record.id
 
-    def save_settings(changes: dict[str, Any]) -> None:
-        with db.scope() as session:
-            fresh = session.get(ConnectorRecord, connector_id, with_for_update=True)
-            update_connector(session, vault, fresh, settings=changes, now=clock())
+    def limiter(name: str, rate: float, burst: float) -> TokenBucket:
+        return TokenBucket(db, f"connector:{connector_id}:{name}", rate=rate, burst=burst, clock=clock)
 
     ctx = ConnectorContext(
         connector_id=record.id,
@@ -158,6 +189,8 @@ def build_connector(
         http=TimeoutSession(http_timeout),
         clock=clock,
         http_timeout=http_timeout,
-        save_settings=save_settings,
+        update_settings=lambda fn: update_settings_locked(db, vault, connector_id, fn, now=clock()),
+        limiter=limiter,
+        mark_health=lambda ok, message: set_health(db, connector_id, ok, message, now=clock()),
     )
     return kind_cls(ctx)

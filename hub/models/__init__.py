@@ -5,6 +5,7 @@ from hub.models.contacts import Contact
 from hub.models.conversations import Conversation, Message
 from hub.models.events import Delivery, Event
 from hub.models.leases import Lease
+from hub.models.ratelimits import RateBucket
 from hub.models.users import ApiToken, User
 from hub.models.webhooks import RawWebhook
 
@@ -19,6 +20,7 @@ __all__ = [
     "Event",
     "Lease",
     "Message",
+    "RateBucket",
     "RawWebhook",
     "User",
 ]
