@@ -210,9 +210,18 @@ class Connector:
         """Return one Outcome per event, in the batch's order."""
         raise NotImplementedError
 
-    # Optional: scheduled sync from the CRM, and webhooks from it.
+    # Optional, implemented by kinds that can:
+    #
+    # def choices(self) -> dict[str, list[tuple[str, str]]]
+    #     Values for settings fields loaded from the service (pipelines, stages, users),
+    #     as (value, label) pairs keyed by field name; the admin form offers them.
+    # def preview(self, batch: list[HubEvent]) -> list[dict[str, Any]]
+    #     The requests deliver() would make for these events, without sending anything
+    #     (the admin's mapping preview): [{"method", "path", "body"}].
     # def pull(self, since: datetime) -> list[Command]
+    #     Scheduled sync from the service.
     # def handle_webhook(self, request: InboundRequest) -> list[Command]
+    #     The service calls the hub; raise WebhookRejected for unauthenticated calls.
 
 
 class UnknownConnectorKind(LookupError):
