@@ -99,6 +99,9 @@ def migrate(ctx: click.Context) -> None:
     from hub.migrate import current_revision, upgrade
 
     runtime = _runtime(ctx)
+    import logging
+
+    logging.getLogger("alembic").setLevel(logging.INFO)  # show each revision applied
     upgrade(runtime.config.database_url)
     click.echo(f"database at revision {current_revision(runtime.db.engine)}")
 

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
 from typing import Any, Sequence
 
 import requests
+import requests.adapters
 
 from hub import __version__
 from hub.security import redact_headers, redact_text
@@ -21,10 +23,29 @@ class TimeoutSession(requests.Session):
         super().__init__()
         self.timeout = timeout
         self.headers["User-Agent"] = USER_AGENT
+        self._env_cache: dict[str, dict[str, Any]] = {}
+        # Connectors send in parallel from several threads; keep a connection for each.
+        adapter = requests.adapters.HTTPAdapter(pool_connections=8, pool_maxsize=32)
+        self.mount("http://", adapter)
+        self.mount("https://", adapter)
 
     def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         kwargs.setdefault("timeout", self.timeout)
         return super().request(method, url, **kwargs)
+
+    def merge_environment_settings(self, url, proxies, stream, verify, cert):  # type: ignore[no-untyped-def]
+        """requests re-reads every environment variable (proxies, CA bundle, .netrc) on
+        each call, which costs more than the request itself; the environment does not
+        change under a running process, so remember the answer per origin."""
+        if proxies or stream or verify not in (None, True) or cert:
+            return super().merge_environment_settings(url, proxies, stream, verify, cert)
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        cached = self._env_cache.get(origin)
+        if cached is None:
+            cached = super().merge_environment_settings(origin + "/", proxies, stream, verify, cert)
+            self._env_cache[origin] = cached
+        return dict(cached)
 
 
 def parse_retry_after(value: str | None, now: datetime) -> datetime | None:

@@ -29,3 +29,6 @@ def setup_logging(config: Config) -> None:
     )
     # requests/urllib3 log full URLs at DEBUG, which can carry tokens in query strings.
     logging.getLogger("urllib3").setLevel(logging.WARNING)
+    # Library chatter (job added, plugin set up) is not news at INFO.
+    for name in ("alembic", "apscheduler"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, getattr(logging, config.log.level)))

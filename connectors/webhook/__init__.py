@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import json
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import requests
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
-from connectors.base import CheckResult, Connector, HubEvent, Outcome
+from connectors.base import CheckResult, Connector, ConnectorContext, HubEvent, Outcome
 from connectors.webhook import signing
 from hub.http import describe_response, parse_retry_after
 
@@ -35,6 +36,13 @@ class WebhookSettings(Schema):
             "secret": True,
             "placeholder": "whsec_...",
         },
+    )
+    concurrency = fields.Integer(
+        load_default=4,
+        validate=validate.Range(min=1, max=32),
+        metadata={"label": "Parallel requests",
+                  "help": "Events of different conversations sent at once; one conversation's "
+                          "events always go one after another, in order."},
     )
     timeout_seconds = fields.Float(
         load_default=10.0,
@@ -78,6 +86,10 @@ class WebhookConnector(Connector):
     Settings = WebhookSettings
     handles = None  # every event type
 
+    def __init__(self, ctx: ConnectorContext):
+        super().__init__(ctx)
+        self._pool: ThreadPoolExecutor | None = None
+
     def _post(self, msg_id: str, body: bytes) -> requests.Response:
         now = self.ctx.clock()
         headers = {
@@ -100,7 +112,15 @@ class WebhookConnector(Connector):
 
     def deliver(self, batch: list[HubEvent]) -> list[Outcome]:
         # webhook-id is the event id, stable across retries, so receivers can dedupe.
-        return [self._send(event.id, event.envelope()) for event in batch]
+        # The worker never puts two events of one conversation in the same call, so
+        # sending a call's events in parallel keeps every conversation in order.
+        concurrency = min(self.settings.get("concurrency", 4), len(batch))
+        if concurrency <= 1:
+            return [self._send(event.id, event.envelope()) for event in batch]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.settings.get("concurrency", 4),
+                                            thread_name_prefix=f"webhook-{self.ctx.connector_id}")
+        return list(self._pool.map(lambda e: self._send(e.id, e.envelope()), batch))
 
     def check(self) -> CheckResult:
         now = self.ctx.clock()

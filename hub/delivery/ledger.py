@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Iterable
 
-from sqlalchemy import and_, bindparam, exists, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from connectors.base import Outcome
@@ -78,16 +78,22 @@ def claim(
             select(ConnectorRecord.id).where(ConnectorRecord.id == connector_id).with_for_update()
         )
     d = Delivery
-    earlier = aliased(Delivery)
-    blocked = exists().where(
-        earlier.connector_id == d.connector_id,
-        earlier.ordering_key == d.ordering_key,
-        earlier.id < d.id,
-        _blocking(earlier, now),
+    e = aliased(Delivery)
+    unfinished = ("pending", "leased")  # spelled out so the partial indexes apply
+    # The first still-blocking delivery of each conversation; everything after it waits.
+    # Set-based, so the cost follows the few rows in flight, not the backlog.
+    blocked = (
+        select(e.ordering_key, func.min(e.id).label("first_id"))
+        .where(e.connector_id == connector_id, e.status.in_(unfinished),
+               e.ordering_key.is_not(None), _blocking(e, now))
+        .group_by(e.ordering_key)
+        .cte("blocked")
     )
     query = (
         select(d.id)
-        .where(d.connector_id == connector_id, _claimable(d, now), ~blocked)
+        .outerjoin(blocked, blocked.c.ordering_key == d.ordering_key)
+        .where(d.connector_id == connector_id, d.status.in_(unfinished), _claimable(d, now),
+               or_(blocked.c.first_id.is_(None), d.id < blocked.c.first_id))
         .order_by(d.id)
         .limit(limit)
     )

@@ -4,13 +4,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.db import Base, JSONType, UTCDateTime
 from hub.models._types import BigId, created_at
 
 DELIVERY_STATUSES = ("pending", "leased", "done", "dead")
+UNFINISHED = "status IN ('pending', 'leased')"
 
 
 class Event(Base):
@@ -31,8 +32,14 @@ class Delivery(Base):
     __tablename__ = "deliveries"
     __table_args__ = (
         CheckConstraint("status IN ('pending', 'leased', 'done', 'dead')", name="status"),
-        Index("ix_deliveries_claim", "connector_id", "status", "next_attempt_at"),
-        Index("ix_deliveries_order", "connector_id", "ordering_key", "id"),
+        # The queue: unfinished rows only, so claims never wade through done history.
+        Index("ix_deliveries_queue", "connector_id", "id",
+              sqlite_where=text(UNFINISHED), postgresql_where=text(UNFINISHED)),
+        # "Is an earlier event of this conversation still unfinished?"
+        Index("ix_deliveries_unfinished_key", "connector_id", "ordering_key", "id",
+              sqlite_where=text(UNFINISHED), postgresql_where=text(UNFINISHED)),
+        # The delivery log: per connector and status, newest first.
+        Index("ix_deliveries_log", "connector_id", "status", "id"),
         Index("ix_deliveries_event", "event_id"),
     )
 

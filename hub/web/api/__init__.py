@@ -5,7 +5,6 @@ from flask import Flask
 from flask_smorest import Api
 
 from hub import __version__
-from hub.web.api.auth import authenticate
 
 
 def init_api(app: Flask) -> Api:
@@ -29,7 +28,6 @@ def init_api(app: Flask) -> Api:
     from hub.web.api import connectors, deliveries
 
     for blueprint in (connectors.blp, deliveries.blp):
-        blueprint.before_request(authenticate)
         api.register_blueprint(blueprint, url_prefix=f"/api/v1{blueprint.url_prefix or ''}")
     app.extensions["hub.api"] = api
     return api

@@ -15,10 +15,11 @@ from hub.connector_check import run_check
 from hub.db import utcnow
 from hub.models import ConnectorRecord
 from hub.settings_form import describe_settings
-from hub.web.api.auth import require_role
+from hub.web.api.auth import authenticate, require_role
 
 blp = Blueprint("connectors", __name__, url_prefix="/connectors",
                 description="Connectors: where hub events go (CRMs, webhooks).")
+blp.before_request(authenticate)
 
 
 class FieldOut(Schema):

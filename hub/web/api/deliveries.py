@@ -9,10 +9,11 @@ from marshmallow import Schema, fields, validate, validates_schema, ValidationEr
 from hub.db import utcnow
 from hub.delivery import ledger, queries
 from hub.models.events import DELIVERY_STATUSES
-from hub.web.api.auth import require_role
+from hub.web.api.auth import authenticate, require_role
 
 blp = Blueprint("deliveries", __name__, url_prefix="/deliveries",
                 description="Deliveries of events to connectors: status, attempts, dead letters.")
+blp.before_request(authenticate)
 
 
 class DeliveryOut(Schema):

@@ -1,0 +1,77 @@
+"""Shared pieces of the benchmarks: a scratch PostgreSQL database, a fast receiver
+process, hub processes. Benchmarks print figures; they never assert on time."""
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+POSTGRES_URL = os.environ.get("HUB_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@contextlib.contextmanager
+def scratch_postgres() -> Iterator[str]:
+    """A fresh, migrated database, dropped afterwards."""
+    from hub.migrate import upgrade
+
+    base = make_url(POSTGRES_URL)
+    name = f"hub_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = base.set(database=name).render_as_string(hide_password=False)
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def hub_env(database_url: str, data_dir: Path, encryption_key: str, **settings: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    env.update({
+        "HUB_DATABASE_URL": database_url,
+        "HUB_ENCRYPTION_KEYS": encryption_key,
+        "HUB_SECRET_KEY": "bench",
+        "HUB_DATA_DIR": str(data_dir),
+        "HUB_LOG__LEVEL": "WARNING",
+    })
+    env.update({f"HUB_{k.upper()}": v for k, v in settings.items()})
+    return env
+
+
+def start(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+    return subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+
+
+def stop(procs: list[subprocess.Popen]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    for p in procs:
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+def wait_until(condition, timeout: float, interval: float = 0.05) -> float:
+    start_at = time.perf_counter()
+    while time.perf_counter() - start_at < timeout:
+        if condition():
+            return time.perf_counter() - start_at
+        time.sleep(interval)
+    raise SystemExit(f"benchmark timed out after {timeout} s")
