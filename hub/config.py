@@ -63,6 +63,20 @@ class LogSchema(_Section):
     )
 
 
+def _valid_rate_card(path: str) -> None:
+    # Imported here: the card module needs ConfigError from this one.
+    from hub.channels.whatsapp.rate_card import load_rate_card
+
+    try:
+        load_rate_card(path)
+    except ConfigError as exc:
+        raise ValidationError(str(exc)) from None
+
+
+class WhatsAppSchema(_Section):
+    rate_card = fields.String(load_default="", validate=_valid_rate_card)
+
+
 class ConfigSchema(_Section):
     mode = fields.String(
         load_default="development", validate=validate.OneOf(["development", "production"])
@@ -77,6 +91,7 @@ class ConfigSchema(_Section):
     delivery = fields.Nested(DeliverySchema, load_default=lambda: DeliverySchema().load({}))
     scheduler = fields.Nested(SchedulerSchema, load_default=lambda: SchedulerSchema().load({}))
     log = fields.Nested(LogSchema, load_default=lambda: LogSchema().load({}))
+    whatsapp = fields.Nested(WhatsAppSchema, load_default=lambda: WhatsAppSchema().load({}))
 
 
 class Config(Mapping[str, Any]):

@@ -2,10 +2,11 @@
 from hub.models.channels import Channel
 from hub.models.connectors import ConnectorRecord, CrmLink
 from hub.models.contacts import Contact
-from hub.models.conversations import Conversation, Message
+from hub.models.conversations import Conversation, Message, MessageStatus
 from hub.models.events import Delivery, Event
 from hub.models.leases import Lease
 from hub.models.ratelimits import RateBucket
+from hub.models.templates import Template
 from hub.models.users import ApiToken, User
 from hub.models.webhooks import RawWebhook
 
@@ -20,7 +21,9 @@ __all__ = [
     "Event",
     "Lease",
     "Message",
+    "MessageStatus",
     "RateBucket",
     "RawWebhook",
+    "Template",
     "User",
 ]

@@ -26,8 +26,17 @@ class Channel(Base):
     display_number: Mapped[str] = mapped_column(String(32), default="")
     # Fernet token of a JSON object: access_token / d360_api_key, app_secret, verify_token.
     secrets_enc: Mapped[str] = mapped_column(Text, default="")
+    # Where this number's API calls go; empty = the provider's default from the config
+    # (Graph API or 360dialog). Lets a relay or the emulator stand in.
+    api_base_url: Mapped[str] = mapped_column(String(255), default="")
+    # Messages per second this number may send (Meta: 80 by default, up to 1000).
+    mps: Mapped[int] = mapped_column(default=80)
+    quality_rating: Mapped[str | None] = mapped_column(String(16))  # GREEN / YELLOW / RED
+    messaging_limit: Mapped[str | None] = mapped_column(String(32))  # TIER_250 ... TIER_UNLIMITED
+    throughput_level: Mapped[str | None] = mapped_column(String(32))
     health: Mapped[str] = mapped_column(String(16), default="unknown")
     health_message: Mapped[str] = mapped_column(Text, default="")
     last_webhook_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    templates_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = created_at()
     updated_at: Mapped[datetime] = updated_at()

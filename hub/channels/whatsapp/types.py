@@ -72,6 +72,7 @@ class InboundMessage:
     reaction_emoji: str | None = None  # "" or None = reaction removed
     errors: tuple[WaError, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict)
+    original_message_id: str | None = None  # revoke/edit: the wamid deleted or edited
 
     @property
     def opens_window(self) -> bool:
@@ -110,6 +111,16 @@ class StatusUpdate:
 
 
 @dataclass(frozen=True)
+class TemplateComponents:
+    """message_template_components_update: the template's texts after an edit."""
+
+    body: str | None = None  # message_template_element
+    header: str | None = None  # message_template_title (text headers only)
+    footer: str | None = None  # message_template_footer
+    buttons: tuple[dict[str, Any], ...] = ()  # message_template_buttons, as sent
+
+
+@dataclass(frozen=True)
 class TemplateEvent:
     """message_template_status_update / _quality_update / template_category_update /
     message_template_components_update."""
@@ -127,6 +138,13 @@ class TemplateEvent:
     previous_quality_score: str | None = None
     time: datetime | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    # Human-readable why: rejection_info, other_info (pauses, locks), disable_info.
+    detail: str | None = None
+    # template_category_update advance notice: the change to `category` takes effect at
+    # this time (it has NOT happened yet; previous_category is still in force). None for
+    # a completed change.
+    effective_at: datetime | None = None
+    components: TemplateComponents | None = None
 
 
 @dataclass(frozen=True)
@@ -142,6 +160,7 @@ class NumberEvent:
     throughput_level: str | None = None
     time: datetime | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    previous_messaging_limit: str | None = None  # old_limit, when Meta sends it
 
 
 @dataclass(frozen=True)
