@@ -31,11 +31,12 @@ def create_app(config: Config | Mapping[str, Any] | None = None, *, runtime: Run
     )
     app.extensions["hub"] = runtime
 
-    from hub.web import health, home
+    from hub.web import health, home, webhooks
     from hub.web.api import init_api
 
     app.register_blueprint(health.bp)
     app.register_blueprint(home.bp)
+    app.register_blueprint(webhooks.bp)
     init_api(app)
     return app
 

@@ -365,7 +365,7 @@ def webhooks_replay(ctx: click.Context, webhook_ids: tuple[int, ...]) -> None:
     import hub.channels  # noqa: F401  (registers the processors)
     from hub.inbound import replay
 
-    result = replay(_runtime(ctx).db, now=utcnow(), ids=list(webhook_ids) or None)
+    result = replay(_runtime(ctx), now=utcnow(), ids=list(webhook_ids) or None)
     click.echo(f"processed {result['processed']}, still failing {result['failed']}")
 
 

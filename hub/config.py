@@ -75,6 +75,14 @@ def _valid_rate_card(path: str) -> None:
 
 class WhatsAppSchema(_Section):
     rate_card = fields.String(load_default="", validate=_valid_rate_card)
+    graph_url = fields.Url(load_default="https://graph.facebook.com", require_tld=False)
+    api_version = fields.String(load_default="v25.0", validate=validate.Regexp(
+        r"^v\d+\.\d+$", error="must look like v25.0"))
+    d360_url = fields.Url(load_default="https://waba-v2.360dialog.io", require_tld=False)
+    d360_webhook_header = fields.String(load_default="X-Hub-Token")
+    media_max_bytes = fields.Integer(load_default=25 * 1024 * 1024, validate=validate.Range(min=1024))
+    template_sync_minutes = fields.Integer(load_default=60, validate=validate.Range(min=1))
+    send_batch_size = fields.Integer(load_default=20, validate=validate.Range(1, 500))
 
 
 class ConfigSchema(_Section):

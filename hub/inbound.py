@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub.db import Database
 from hub.models import RawWebhook
+
+if TYPE_CHECKING:
+    from hub.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +25,7 @@ class PayloadError(ValueError):
     """The body is not what the source sends (bad JSON, wrong shape)."""
 
 
-Processor = Callable[[Session, RawWebhook, datetime], None]
+Processor = Callable[[Session, RawWebhook, datetime, "Runtime"], None]
 _PROCESSORS: dict[str, Processor] = {}
 
 
@@ -38,13 +40,13 @@ def processor_for(source: str) -> Processor:
         raise LookupError(f"no processor for webhook source {source!r}") from None
 
 
-def process_raw(session: Session, raw: RawWebhook, now: datetime) -> None:
+def process_raw(session: Session, raw: RawWebhook, now: datetime, runtime: "Runtime") -> None:
     """Process inside a savepoint: a parse error rolls back what the parser wrote but
     keeps the raw row, marked failed with the reason."""
     processor = processor_for(raw.source)
     try:
         with session.begin_nested():
-            processor(session, raw, now)
+            processor(session, raw, now, runtime)
     except PayloadError as exc:
         raw.status = "failed"
         raw.error = str(exc)[:2000]
@@ -55,8 +57,9 @@ def process_raw(session: Session, raw: RawWebhook, now: datetime) -> None:
     raw.processed_at = now
 
 
-def replay(db: Database, *, now: datetime, ids: list[int] | None = None) -> dict[str, int]:
+def replay(runtime: "Runtime", *, now: datetime, ids: list[int] | None = None) -> dict[str, int]:
     """Process failed raw webhooks again, one transaction each."""
+    db = runtime.db
     with db.scope() as session:
         query = select(RawWebhook.id).where(RawWebhook.status == "failed").order_by(RawWebhook.id)
         if ids:
@@ -67,6 +70,6 @@ def replay(db: Database, *, now: datetime, ids: list[int] | None = None) -> dict
         with db.scope() as session:
             raw = session.get(RawWebhook, raw_id)
             raw.attempts += 1
-            process_raw(session, raw, now)
+            process_raw(session, raw, now, runtime)
             result[raw.status] += 1
     return result

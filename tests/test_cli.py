@@ -102,7 +102,7 @@ def test_deliveries_list_show_replay(run, runtime):
 def test_webhooks_replay_reprocesses_failed_bodies(run, runtime):
     fixed = {"yes": False}
 
-    def processor(session, raw, now):
+    def processor(session, raw, now, runtime):
         if not fixed["yes"]:
             raise PayloadError("missing field 'entry'")
 

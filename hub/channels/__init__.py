@@ -1,1 +1,2 @@
-"""Messaging channels; importing this registers their inbound webhook processors."""
+"""Messaging channels. Importing this registers their inbound webhook processors."""
+from hub.channels.whatsapp import ingest  # noqa: F401
