@@ -7,7 +7,7 @@ import sys
 import threading
 from typing import Callable
 
-from hub.delivery.worker import Worker
+from hub.delivery.worker import Worker, worker_id
 from hub.runtime import Runtime
 from hub.scheduler import LeaderScheduler
 
@@ -25,10 +25,19 @@ def stop_on_signals(stop: threading.Event, on_stop: Callable[[], None] | None = 
     signal.signal(signal.SIGINT, handler)
 
 
+def make_worker(runtime: Runtime) -> Worker:
+    """A worker that delivers events to connectors and sends queued WhatsApp messages."""
+    from hub.channels.whatsapp.sender import Sender
+
+    owner = worker_id()
+    sender = Sender(runtime, owner)
+    return Worker(runtime.db, runtime.vault, runtime.config, owner=owner, sources=[sender.run_once])
+
+
 def start_workers(runtime: Runtime, threads: int, stop: threading.Event) -> list[threading.Thread]:
     started = []
     for i in range(threads):
-        worker = Worker(runtime.db, runtime.vault, runtime.config)
+        worker = make_worker(runtime)
         t = threading.Thread(target=worker.run, args=(stop,), name=f"worker-{i}", daemon=True)
         t.start()
         started.append(t)
@@ -36,6 +45,8 @@ def start_workers(runtime: Runtime, threads: int, stop: threading.Event) -> list
 
 
 def start_scheduler(runtime: Runtime, stop: threading.Event) -> threading.Thread:
+    import hub.channels  # noqa: F401  (registers the channels' jobs)
+
     scheduler = LeaderScheduler(runtime)
     t = threading.Thread(target=scheduler.run, args=(stop,), name="scheduler", daemon=True)
     t.start()

@@ -33,7 +33,7 @@ class JobSpec:
     id: str
     func: Callable[[Runtime, datetime], Any]
     trigger: str  # "interval" or "cron"
-    trigger_args: dict[str, Any]
+    trigger_args: dict[str, Any] | Callable[[Any], dict[str, Any]]  # or from the config
 
 
 _JOBS: dict[str, JobSpec] = {}
@@ -71,9 +71,10 @@ class LeaderScheduler:
     def _start_jobs(self) -> None:
         self._aps = BackgroundScheduler(timezone="UTC")
         for spec in self.jobs:
+            args = spec.trigger_args(self.runtime.config) if callable(spec.trigger_args) else spec.trigger_args
             self._aps.add_job(
                 self._guarded(spec), spec.trigger, id=spec.id, name=spec.id,
-                coalesce=True, max_instances=1, misfire_grace_time=300, **spec.trigger_args,
+                coalesce=True, max_instances=1, misfire_grace_time=300, **args,
             )
         self._aps.start()
 

@@ -1,2 +1,2 @@
-"""Messaging channels. Importing this registers their inbound webhook processors."""
-from hub.channels.whatsapp import ingest  # noqa: F401
+"""Messaging channels. Importing this registers their webhook processors and jobs."""
+from hub.channels.whatsapp import ingest, template_sync  # noqa: F401

@@ -72,6 +72,7 @@ class Worker:
         owner: str | None = None,
         clock: Callable[[], datetime] = utcnow,
         rng: random.Random | None = None,
+        sources: list[Callable[[], int]] | None = None,
     ):
         self.db = db
         self.vault = vault
@@ -82,6 +83,9 @@ class Worker:
         self.policy = Policy.from_config(config)
         self._instances: dict[int, tuple[datetime, Connector]] = {}
         self._turn = 0
+        # Other queues this worker serves in the same loop (outgoing WhatsApp messages):
+        # each is a callable doing one round and returning how many items it handled.
+        self.sources = list(sources or [])
 
     # -- connectors -------------------------------------------------------------
     def _connector(self, record: ConnectorRecord) -> Connector:
@@ -105,7 +109,11 @@ class Worker:
 
     # -- one round ----------------------------------------------------------------
     def run_once(self) -> int:
-        """Claim and deliver one batch from the next connector that has work."""
+        """One round of every other source, then one batch for the next connector."""
+        handled = sum(source() for source in self.sources)
+        return handled + self._deliver_once()
+
+    def _deliver_once(self) -> int:
         records = self._enabled_connectors()
         if not records:
             return 0

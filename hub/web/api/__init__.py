@@ -25,9 +25,23 @@ def init_api(app: Flask) -> Api:
     api = Api(app)
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
 
-    from hub.web.api import connectors, deliveries
+    from hub.channels.whatsapp.outbound import SendRefused
+    from hub.web.api import channels, connectors, conversations, deliveries, messages, templates_api
 
-    for blueprint in (connectors.blp, deliveries.blp):
+    for blueprint in (channels.blp, conversations.blp, messages.blp, templates_api.blp,
+                      connectors.blp, deliveries.blp):
         api.register_blueprint(blueprint, url_prefix=f"/api/v1{blueprint.url_prefix or ''}")
+    app.register_error_handler(SendRefused, _send_refused)
     app.extensions["hub.api"] = api
     return api
+
+
+def _send_refused(exc):
+    """409 window_closed / opted_out, 404, 422 template_invalid: what and why, and what
+    could be sent instead."""
+    from flask import jsonify
+    from werkzeug.http import HTTP_STATUS_CODES
+
+    body = {"code": exc.status, "status": HTTP_STATUS_CODES.get(exc.status, ""), "error": exc.code,
+            "message": str(exc), **exc.details}
+    return jsonify(body), exc.status

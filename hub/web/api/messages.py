@@ -1,0 +1,220 @@
+"""/api/v1/messages: send WhatsApp messages (queued, sent by workers), read their state,
+fetch their media."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, current_app, g
+from flask.views import MethodView
+from flask_smorest import Blueprint, abort
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from hub.channels.whatsapp.channels import endpoint
+from hub.channels.whatsapp.client import WhatsAppClient
+from hub.channels.whatsapp.errors import WhatsAppError
+from hub.channels.whatsapp.outbound import queue_message
+from hub.channels.whatsapp.templates import TemplateInput
+from hub.db import utcnow
+from hub.http import TimeoutSession
+from hub.models import Channel, Conversation, Message
+from hub.web.api.schemas import MessageOut
+from hub.web.api.auth import authenticate, require_role
+from hub.web.api.views import message_out
+
+blp = Blueprint("messages", __name__, url_prefix="/messages",
+                description="WhatsApp messages: send (text, media, templates, interactive, reactions, "
+                            "read receipts) and follow their delivery and cost.")
+blp.before_request(authenticate)
+
+KINDS = ("text", "image", "audio", "video", "document", "sticker", "template", "interactive", "reaction", "read")
+
+
+class TextIn(Schema):
+    body = fields.String(required=True, validate=validate.Length(1, 4096))
+    preview_url = fields.Boolean()
+
+
+class MediaIn(Schema):
+    link = fields.Url(schemes={"https", "http"})
+    id = fields.String(validate=validate.Length(1, 64))
+    caption = fields.String(validate=validate.Length(max=1024))
+    filename = fields.String(validate=validate.Length(max=240))
+
+    @validates_schema
+    def _one_source(self, data: dict[str, Any], **_: Any) -> None:
+        if bool(data.get("link")) == bool(data.get("id")):
+            raise ValidationError("give exactly one of link (a URL) or id (an uploaded media id)")
+
+
+class TemplateIn(Schema):
+    name = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9_]{1,512}$",
+                                                                 error="lowercase letters, digits and _"))
+    language = fields.String(required=True, validate=validate.Length(2, 16))
+    body = fields.Raw(metadata={"description": "positional: [\"Ana\", \"42\"]; named: {\"first_name\": \"Ana\"}"})
+    header = fields.Raw(metadata={"description": "text, or {\"type\": \"image\", \"image\": {\"link\": ...}}"})
+    buttons = fields.List(fields.Dict(), metadata={
+        "description": "[{\"index\": 0, \"sub_type\": \"url\", \"text\": \"order/42\"}, "
+                       "{\"index\": 1, \"sub_type\": \"quick_reply\", \"payload\": \"yes\"}]"})
+
+
+class ReplyButton(Schema):
+    id = fields.String(required=True, validate=validate.Length(1, 256))
+    title = fields.String(required=True, validate=validate.Length(1, 20))
+
+
+class ListRow(Schema):
+    id = fields.String(required=True, validate=validate.Length(1, 200))
+    title = fields.String(required=True, validate=validate.Length(1, 24))
+    description = fields.String(validate=validate.Length(max=72))
+
+
+class ListSection(Schema):
+    title = fields.String(validate=validate.Length(max=24))
+    rows = fields.List(fields.Nested(ListRow), required=True, validate=validate.Length(1, 10))
+
+
+class InteractiveIn(Schema):
+    """Reply buttons (up to 3) or a list (up to 10 rows), with Meta's length limits."""
+
+    type = fields.String(required=True, validate=validate.OneOf(["button", "list"]))
+    header = fields.String(validate=validate.Length(max=60), metadata={"description": "header text"})
+    body = fields.String(required=True, validate=validate.Length(1, 1024))
+    footer = fields.String(validate=validate.Length(max=60))
+    buttons = fields.List(fields.Nested(ReplyButton), validate=validate.Length(1, 3))
+    button = fields.String(validate=validate.Length(1, 20), metadata={"description": "list: the menu button"})
+    sections = fields.List(fields.Nested(ListSection), validate=validate.Length(1, 10))
+
+    @validates_schema
+    def _shape(self, data: dict[str, Any], **_: Any) -> None:
+        if data["type"] == "button":
+            if not data.get("buttons"):
+                raise ValidationError("reply buttons need 1 to 3 buttons", "buttons")
+            titles = [b["title"] for b in data["buttons"]]
+            if len(set(titles)) != len(titles):
+                raise ValidationError("button titles must be unique", "buttons")
+        else:
+            if not data.get("sections") or not data.get("button"):
+                raise ValidationError("a list needs `button` and `sections`", "sections")
+            if sum(len(s["rows"]) for s in data["sections"]) > 10:
+                raise ValidationError("a list holds at most 10 rows in all", "sections")
+
+
+class ReactionIn(Schema):
+    message_id = fields.String(required=True, metadata={"description": "wamid of the message reacted to"})
+    emoji = fields.String(load_default="", metadata={"description": "empty removes the reaction"})
+
+
+class ReadIn(Schema):
+    message_id = fields.String(required=True)
+    typing_indicator = fields.Boolean(load_default=False)
+
+
+class MessageIn(Schema):
+    conversation_id = fields.Integer(metadata={"description": "reply in this conversation"})
+    channel_id = fields.Integer(metadata={"description": "with `to`: write to a phone number"})
+    to = fields.String(validate=validate.Length(6, 32), metadata={"description": "E.164, e.g. +15557654321"})
+    type = fields.String(required=True, validate=validate.OneOf(KINDS))
+    reply_to = fields.String(metadata={"description": "wamid quoted (WhatsApp context)"})
+    text = fields.Nested(TextIn)
+    image = fields.Nested(MediaIn)
+    audio = fields.Nested(MediaIn)
+    video = fields.Nested(MediaIn)
+    document = fields.Nested(MediaIn)
+    sticker = fields.Nested(MediaIn)
+    template = fields.Nested(TemplateIn)
+    interactive = fields.Nested(InteractiveIn)
+    reaction = fields.Nested(ReactionIn)
+    read = fields.Nested(ReadIn)
+
+    @validates_schema
+    def _consistent(self, data: dict[str, Any], **_: Any) -> None:
+        kind = data.get("type")
+        if kind and kind not in data:
+            raise ValidationError(f"a {kind} message needs a `{kind}` object", kind)
+        if data.get("conversation_id") is None and (data.get("channel_id") is None or not data.get("to")):
+            raise ValidationError("give conversation_id, or channel_id and to", "conversation_id")
+        if kind in ("audio", "sticker") and data[kind].get("caption"):
+            raise ValidationError(f"{kind} messages have no caption", kind)
+
+
+def _interactive_object(data: dict[str, Any]) -> dict[str, Any]:
+    obj: dict[str, Any] = {"type": data["type"], "body": {"text": data["body"]}}
+    if data.get("header"):
+        obj["header"] = {"type": "text", "text": data["header"]}
+    if data.get("footer"):
+        obj["footer"] = {"text": data["footer"]}
+    if data["type"] == "button":
+        obj["action"] = {"buttons": [{"type": "reply", "reply": b} for b in data["buttons"]]}
+    else:
+        obj["action"] = {"button": data["button"], "sections": data["sections"]}
+    return obj
+
+
+@blp.route("")
+class Messages(MethodView):
+    @require_role("admin", "operator")
+    @blp.arguments(MessageIn)
+    @blp.response(202, MessageOut)
+    @blp.alt_response(409, description="window_closed (with usable templates) or opted_out")
+    @blp.alt_response(422, description="invalid input or template parameters")
+    def post(self, body: dict[str, Any]):
+        """Queue a message; workers send it under the number's throughput limit."""
+        kind = body["type"]
+        template = None
+        content: dict[str, Any] | None = None
+        if kind == "template":
+            t = body["template"]
+            template = TemplateInput(t["name"], t["language"], t.get("body"), t.get("header"), t.get("buttons"))
+        elif kind == "interactive":
+            content = _interactive_object(body["interactive"])
+        else:
+            content = body[kind]
+        runtime = current_app.extensions["hub"]
+        with runtime.db.scope() as session:
+            message = queue_message(
+                session, kind=kind, content=content, template=template,
+                conversation_id=body.get("conversation_id"), channel_id=body.get("channel_id"),
+                to=body.get("to"), reply_to=body.get("reply_to"), author_id=g.api_user["id"], now=utcnow(),
+            )
+            return message_out(session, message)
+
+
+@blp.route("/<int:message_id>")
+class MessageItem(MethodView):
+    @blp.response(200, MessageOut)
+    def get(self, message_id: int):
+        """A message with its delivery status, error and cost."""
+        with current_app.extensions["hub"].db.scope() as session:
+            message = session.get(Message, message_id)
+            if message is None:
+                abort(404, message=f"no message with id {message_id}")
+            return message_out(session, message)
+
+
+@blp.route("/<int:message_id>/media")
+class MessageMedia(MethodView):
+    @blp.response(200)
+    def get(self, message_id: int):
+        """The message's media file, fetched fresh from WhatsApp (size-limited)."""
+        runtime = current_app.extensions["hub"]
+        with runtime.db.scope() as session:
+            message = session.get(Message, message_id)
+            media = ((message.payload or {}).get("media") if message else None) or {}
+            if message is None or not media.get("id"):
+                abort(404, message=f"message {message_id} has no media")
+            channel = session.get(Channel, session.get(Conversation, message.conversation_id).channel_id)
+            session.expunge(channel)
+        client = WhatsAppClient(endpoint(channel, runtime.vault, runtime.config),
+                                TimeoutSession(runtime.config.delivery.http_timeout_seconds))
+        try:
+            info = client.media_info(media["id"])
+            data, content_type = client.download(info["url"], max_bytes=runtime.config.whatsapp.media_max_bytes)
+        except WhatsAppError as exc:
+            status = 413 if exc.http_status == 413 else 502
+            abort(status, message=f"could not fetch the media from WhatsApp: {exc}")
+        except KeyError:
+            abort(502, message="WhatsApp returned no media URL")
+        filename = media.get("filename") or f"{message_id}"
+        return Response(data, mimetype=content_type or media.get("mime_type") or "application/octet-stream",
+                        headers={"Content-Disposition": f'inline; filename="{filename}"',
+                                 "Cache-Control": "private, max-age=300"})
