@@ -31,12 +31,13 @@ def create_app(config: Config | Mapping[str, Any] | None = None, *, runtime: Run
     )
     app.extensions["hub"] = runtime
 
-    from hub.web import health, home, webhooks
+    from hub.web import connector_hooks, health, home, webhooks
     from hub.web.api import init_api
 
     app.register_blueprint(health.bp)
     app.register_blueprint(home.bp)
     app.register_blueprint(webhooks.bp)
+    app.register_blueprint(connector_hooks.bp)
     init_api(app)
     return app
 

@@ -1,0 +1,95 @@
+"""Carrying out what a CRM asks of the hub (connectors.base commands).
+
+Each command is checked like any other request: a template must exist and fit, free
+text needs an open window, an unknown conversation is refused. A refusal does not fail
+the others; the caller gets one result per command.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from connectors.base import AssignConversation, CloseConversation, Command, SendTemplate, SendText
+from hub.channels.whatsapp.outbound import SendRefused, queue_message
+from hub.channels.whatsapp.templates import TemplateInput
+from hub.conversation_actions import assign, close
+from hub.models import Channel, Conversation, User
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Result:
+    command: str
+    ok: bool
+    detail: str
+    message_id: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"command": self.command, "ok": self.ok, "detail": self.detail, "message_id": self.message_id}
+
+
+def _default_channel(session: Session) -> int | None:
+    return session.scalar(select(Channel.id).order_by(Channel.id))
+
+
+def _send_template(session: Session, c: SendTemplate, now: datetime) -> Result:
+    variables = c.variables
+    body: list[Any] | dict[str, Any] | None = list(variables) if isinstance(variables, (list, tuple)) else \
+        dict(variables) if variables else None
+    message = queue_message(
+        session, kind="template", template=TemplateInput(c.template, c.language, body or None),
+        conversation_id=c.conversation_id,
+        channel_id=None if c.conversation_id else (c.channel_id or _default_channel(session)),
+        to=None if c.conversation_id else c.phone, now=now,
+    )
+    if c.reason:
+        message.payload = {**(message.payload or {}), "reason": c.reason}
+    return Result("send_template", True, f"queued template {c.template}", message.id)
+
+
+def _one(session: Session, command: Command, now: datetime) -> Result:
+    if isinstance(command, SendTemplate):
+        return _send_template(session, command, now)
+    if isinstance(command, SendText):
+        message = queue_message(session, kind="text", content={"body": command.text},
+                                conversation_id=command.conversation_id, now=now)
+        if command.author:
+            message.payload = {**(message.payload or {}), "crm_author": command.author}
+        return Result("send_text", True, "queued", message.id)
+    conversation = session.get(Conversation, command.conversation_id)
+    if conversation is None:
+        return Result(type(command).__name__, False, f"no conversation {command.conversation_id}")
+    if isinstance(command, AssignConversation):
+        user_id = None
+        if command.assignee_email:
+            user_id = session.scalar(select(User.id).where(User.email == command.assignee_email.lower()))
+            if user_id is None:
+                return Result("assign", False, f"no hub user {command.assignee_email}")
+        assign(session, conversation, user_id, now=now)
+        return Result("assign", True, "assigned")
+    if isinstance(command, CloseConversation):
+        close(session, conversation, reason=command.reason or "closed from the CRM", now=now)
+        return Result("close", True, "closed")
+    return Result(type(command).__name__, False, "unknown command")
+
+
+def execute(session: Session, commands: list[Command], *, now: datetime) -> list[Result]:
+    results = []
+    for command in commands:
+        try:
+            with session.begin_nested():
+                results.append(_one(session, command, now))
+        except SendRefused as exc:
+            results.append(Result(type(command).__name__, False, f"{exc.code}: {exc}"))
+        except LookupError as exc:
+            results.append(Result(type(command).__name__, False, str(exc)))
+    for r in results:
+        if not r.ok:
+            log.warning("CRM command refused: %s (%s)", r.command, r.detail)
+    return results
