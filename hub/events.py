@@ -45,6 +45,18 @@ def subscribes(kind: str, event_types: list[str] | None, type_: str) -> bool:
     return event_types is None or type_ in event_types
 
 
+def _subscribers(session: Session) -> list[tuple[int, str, list[str] | None]]:
+    """Enabled connectors, read once per transaction (a webhook often emits three events)."""
+    cached = session.info.get("hub.subscribers")
+    if cached is None:
+        cached = session.execute(
+            select(ConnectorRecord.id, ConnectorRecord.kind, ConnectorRecord.event_types)
+            .where(ConnectorRecord.enabled.is_(True))
+        ).all()
+        session.info["hub.subscribers"] = cached
+    return cached
+
+
 def emit(
     session: Session,
     type_: str,
@@ -65,12 +77,7 @@ def emit(
         created_at=now,
     )
     session.add(event)
-    rows = session.execute(
-        select(ConnectorRecord.id, ConnectorRecord.kind, ConnectorRecord.event_types).where(
-            ConnectorRecord.enabled.is_(True)
-        )
-    ).all()
-    for connector_id, kind, event_types in rows:
+    for connector_id, kind, event_types in _subscribers(session):
         if subscribes(kind, event_types, type_):
             session.add(
                 Delivery(

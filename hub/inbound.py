@@ -1,14 +1,18 @@
-"""Inbound webhooks: keep the raw body first, parse second, replay what failed.
+"""Inbound webhooks: keep the raw body, parse it, apply it; replay what failed.
 
-A processor for a source (e.g. "whatsapp") parses a raw body and writes what it means
-in the session it is given. A body that cannot be parsed is kept, marked failed with
-the reason and replayed later (`hub webhooks replay`) once the parser is fixed.
+A processor for a source (e.g. "whatsapp") has two steps: `parse(body)`, pure, raising
+PayloadError for a body that is not what the source sends; and `apply(session, parsed,
+raw, now, runtime)`, which writes what it means. The raw row and everything apply()
+writes share one transaction: a database failure loses nothing because the sender
+retries, and a body that cannot be parsed is still kept, marked failed with the reason,
+and replayed later (`hub webhooks replay`) once the parser is fixed.
 """
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -25,7 +29,12 @@ class PayloadError(ValueError):
     """The body is not what the source sends (bad JSON, wrong shape)."""
 
 
-Processor = Callable[[Session, RawWebhook, datetime, "Runtime"], None]
+@dataclass(frozen=True)
+class Processor:
+    parse: Callable[[bytes], Any]
+    apply: Callable[[Session, Any, RawWebhook, datetime, "Runtime"], None]
+
+
 _PROCESSORS: dict[str, Processor] = {}
 
 
@@ -41,20 +50,29 @@ def processor_for(source: str) -> Processor:
 
 
 def process_raw(session: Session, raw: RawWebhook, now: datetime, runtime: "Runtime") -> None:
-    """Process inside a savepoint: a parse error rolls back what the parser wrote but
-    keeps the raw row, marked failed with the reason."""
+    """Parse and apply `raw` (new or replayed); a parse error marks it failed instead."""
     processor = processor_for(raw.source)
     try:
-        with session.begin_nested():
-            processor(session, raw, now, runtime)
+        parsed = processor.parse(raw.body)
     except PayloadError as exc:
         raw.status = "failed"
         raw.error = str(exc)[:2000]
-        log.warning("raw webhook %s (%s) could not be parsed: %s", raw.id, raw.source, exc)
+        log.warning("raw webhook from %s could not be parsed: %s", raw.source, exc)
         return
     raw.status = "processed"
     raw.error = None
     raw.processed_at = now
+    processor.apply(session, parsed, raw, now, runtime)
+
+
+def receive(session: Session, *, source: str, channel_id: int | None, headers: dict[str, str],
+            body: bytes, now: datetime, runtime: "Runtime") -> RawWebhook:
+    """Store a freshly received body and process it, in the caller's transaction."""
+    raw = RawWebhook(source=source, channel_id=channel_id, received_at=now, headers=headers, body=body,
+                     status="failed", attempts=1)
+    process_raw(session, raw, now, runtime)
+    session.add(raw)
+    return raw
 
 
 def replay(runtime: "Runtime", *, now: datetime, ids: list[int] | None = None) -> dict[str, int]:

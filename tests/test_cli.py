@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from hub.cli import cli
 from hub.db import utcnow
 from hub.events import emit
-from hub.inbound import PayloadError, register_processor
+from hub.inbound import PayloadError, Processor, register_processor
 from hub.models import ConnectorRecord, Delivery, RawWebhook, User
 from tests.support.factories import SECRET, webhook_connector
 from tests.support.processes import hub_env
@@ -102,11 +102,12 @@ def test_deliveries_list_show_replay(run, runtime):
 def test_webhooks_replay_reprocesses_failed_bodies(run, runtime):
     fixed = {"yes": False}
 
-    def processor(session, raw, now, runtime):
+    def parse(body):
         if not fixed["yes"]:
             raise PayloadError("missing field 'entry'")
+        return body
 
-    register_processor("test-source", processor)
+    register_processor("test-source", Processor(parse=parse, apply=lambda *args: None))
     with runtime.db.scope() as session:
         session.add(RawWebhook(source="test-source", received_at=utcnow(), headers={}, body=b"{}",
                                status="failed", error="missing field 'entry'"))

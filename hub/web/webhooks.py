@@ -15,8 +15,8 @@ import hub.channels  # noqa: F401  (registers the processors)
 from hub.channels.whatsapp.channels import secrets_of
 from hub.channels.whatsapp.signature import verify_meta_signature
 from hub.db import utcnow
-from hub.inbound import process_raw
-from hub.models import Channel, RawWebhook
+from hub.inbound import receive
+from hub.models import Channel
 from hub.security import constant_time_equal
 
 log = logging.getLogger(__name__)
@@ -66,14 +66,8 @@ def whatsapp_receive(key: str):
         if not _authentic(channel, secrets_of(channel, runtime.vault), body):
             log.warning("rejected a webhook for channel %s: bad signature or token", channel.id)
             return Response("signature does not match", status=401, mimetype="text/plain")
-        raw = RawWebhook(
-            source="whatsapp", channel_id=channel.id, received_at=now,
-            headers={k: v for k, v in request.headers.items() if k.lower() in KEPT_HEADERS},
-            body=body, status="failed", attempts=1,
-        )
-        session.add(raw)
-        session.flush()
-        process_raw(session, raw, now, runtime)
+        receive(session, source="whatsapp", channel_id=channel.id, body=body, now=now, runtime=runtime,
+                headers={k: v for k, v in request.headers.items() if k.lower() in KEPT_HEADERS})
         # Coarse on purpose: writing the channel row on every webhook would serialise
         # all of a number's concurrent webhooks on that row's lock.
         if channel.last_webhook_at is None or (now - channel.last_webhook_at).total_seconds() > 30:

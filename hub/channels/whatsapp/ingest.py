@@ -8,20 +8,19 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hub import payloads
-from hub.attribution import attribute
 from hub.channels.whatsapp import account_events
 from hub.channels.whatsapp.delivery_status import record_status
 from hub.channels.whatsapp.parse import parse
 from hub.channels.whatsapp.types import (
     InboundMessage,
+    ParsedWebhook,
     NumberEvent,
     StatusUpdate,
     TemplateEvent,
@@ -31,8 +30,9 @@ from hub.channels.whatsapp.types import (
 )
 from hub.conversations import open_conversation, upsert_contact
 from hub.events import emit
-from hub.inbound import register_processor
+from hub.inbound import Processor, register_processor
 from hub.models import Channel, Contact, Conversation, Message, RawWebhook
+from hub.tracking.matching import DEFAULT_WINDOW, attribute_first_message
 
 if TYPE_CHECKING:
     from hub.runtime import Runtime
@@ -49,9 +49,11 @@ KNOWN_TYPES = frozenset({
 class Channels:
     """Channels of one webhook body, looked up once each."""
 
-    def __init__(self, session: Session):
+    def __init__(self, session: Session, known: Channel | None = None):
         self.session = session
         self._by_number: dict[str, Channel | None] = {}
+        if known is not None:  # the channel whose URL received the webhook
+            self._by_number[known.phone_number_id] = known
 
     def by_number(self, phone_number_id: str | None) -> Channel | None:
         if not phone_number_id:
@@ -65,12 +67,12 @@ class Channels:
         return list(self.session.scalars(select(Channel).where(Channel.waba_id == waba_id).order_by(Channel.id)))
 
 
-def process(session: Session, raw: RawWebhook, now: datetime, runtime: "Runtime") -> None:
-    parsed = parse(raw.body)
-    channels = Channels(session)
+def apply(session: Session, parsed: ParsedWebhook, raw: RawWebhook, now: datetime, runtime: "Runtime") -> None:
+    channels = Channels(session, session.get(Channel, raw.channel_id) if raw.channel_id else None)
+    window = timedelta(days=runtime.config.tracking.attribution_window_days)
     for item in parsed.items:
         if isinstance(item, InboundMessage):
-            store_inbound(session, channels, item, now)
+            store_inbound(session, channels, item, now, attribution_window=window)
         elif isinstance(item, StatusUpdate):
             record_status(session, item, now=now, runtime=runtime)
         elif isinstance(item, TemplateEvent):
@@ -109,7 +111,8 @@ def _number_change(session: Session, contact: Contact, m: InboundMessage, now: d
     contact.wa_id, contact.phone, contact.updated_at = new_wa_id, e164(new_wa_id), now
 
 
-def store_inbound(session: Session, channels: Channels, m: InboundMessage, now: datetime) -> Message | None:
+def store_inbound(session: Session, channels: Channels, m: InboundMessage, now: datetime, *,
+                  attribution_window: timedelta = DEFAULT_WINDOW) -> Message | None:
     channel = channels.by_number(m.route.phone_number_id)
     if channel is None:
         log.warning("message %s is for number %s, which is not a channel here", m.id, m.route.phone_number_id)
@@ -133,18 +136,17 @@ def store_inbound(session: Session, channels: Channels, m: InboundMessage, now: 
         error_title=m.errors[0].title if m.errors else None,
         created_at=now, updated_at=now,
     )
-    try:
-        with session.begin_nested():
-            session.add(message)
-            session.flush()
-    except IntegrityError:
-        return None  # a concurrent delivery of the same message won
+    # A concurrent delivery of the same wamid makes this transaction fail on the unique
+    # key: the webhook answers 500, Meta retries, and the retry finds the message stored.
+    session.add(message)
+    session.flush()
     _touch_conversation(conversation, m)
     if m.original_message_id:
         _annotate_original(session, m)
     key = payloads.ordering_key(conversation)
     if started:
-        conversation.lead_source = attribute(referral=m.referral)
+        conversation.lead_source = attribute_first_message(session, conversation, message, referral=m.referral,
+                                                           window=attribution_window, now=now)
         data = {"conversation": payloads.conversation(session, conversation), "contact": payloads.contact(contact)}
         emit(session, "conversation.started", data, now=now, ordering_key=key)
         emit(session, "lead.attributed", {**data, "lead_source": conversation.lead_source}, now=now,
@@ -176,4 +178,4 @@ def _annotate_original(session: Session, m: InboundMessage) -> None:
     original.payload = {**(original.payload or {}), **note}
 
 
-register_processor("whatsapp", process)
+register_processor("whatsapp", Processor(parse=parse, apply=apply))

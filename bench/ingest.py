@@ -1,0 +1,165 @@
+"""Webhook ingest: messages per second and p50/p99 latency through `gunicorn wsgi:app`
+on PostgreSQL, beside a baseline on the same server in the same run: a bare Flask
+endpoint that checks the signature and inserts the raw body (bench/ingest_baseline.py).
+
+Each request is one signed webhook with one text message from one of --users users,
+posted by --clients concurrent clients in --procs load processes.
+
+    .venv/bin/python bench/ingest.py [--messages 4000] [--users 500] [--clients 16]
+
+The last line is ratio=<hub msgs/s / baseline msgs/s>.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import requests
+from cryptography.fernet import Fernet
+
+from _support import ROOT, hub_env, scratch_postgres, start, stop, wait_until
+
+from hub.channels.whatsapp.channels import create_channel  # noqa: E402
+from hub.channels.whatsapp.signature import sign_meta  # noqa: E402
+from hub.db import Database, utcnow  # noqa: E402
+from hub.models import Message  # noqa: E402
+from hub.security import Vault  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
+
+APP_SECRET = "bench-app-secret-0123456789"
+THREADS = 4
+PNID, WABA = "2200000000000002", "1100000000000001"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def body(n: int, users: int, run: str) -> bytes:
+    user = 15550000000 + n % users
+    value = {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550001111", "phone_number_id": PNID},
+        "contacts": [{"profile": {"name": f"User {n % users}"}, "wa_id": str(user)}],
+        "messages": [{"from": str(user), "id": f"wamid.{run}.{n}", "timestamp": str(int(time.time())),
+                      "type": "text", "text": {"body": f"Hello, message {n} \u2014 is my order shipped?"}}],
+    }
+    payload = {"object": "whatsapp_business_account",
+               "entry": [{"id": WABA, "changes": [{"field": "messages", "value": value}]}]}
+    return json.dumps(payload, ensure_ascii=True).encode()
+
+
+def _client(url: str, numbers: list[int], users: int, run: str, out: list[float]) -> None:
+    session = requests.Session()
+    for n in numbers:
+        data = body(n, users, run)
+        headers = {"Content-Type": "application/json", "X-Hub-Signature-256": sign_meta(APP_SECRET, data)}
+        started = time.perf_counter()
+        response = session.post(url, data=data, headers=headers, timeout=30)
+        out.append(time.perf_counter() - started)
+        if response.status_code != 200:
+            raise SystemExit(f"{url} answered {response.status_code}: {response.text[:200]}")
+
+
+def _load_process(url: str, numbers: list[int], users: int, run: str, clients: int, queue) -> None:
+    latencies: list[float] = []
+    threads = [threading.Thread(target=_client, args=(url, numbers[i::clients], users, run, latencies))
+               for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    queue.put(latencies)
+
+
+def load(url: str, messages: int, users: int, run: str, clients: int, procs: int) -> dict[str, float]:
+    queue = multiprocessing.Queue()
+    per = [list(range(i, messages, procs)) for i in range(procs)]
+    started = time.perf_counter()
+    workers = [multiprocessing.Process(target=_load_process,
+                                       args=(url, per[i], users, run, max(1, clients // procs), queue))
+               for i in range(procs)]
+    for w in workers:
+        w.start()
+    latencies = [x for _ in workers for x in queue.get()]
+    for w in workers:
+        w.join()
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {"rate": messages / elapsed, "p50": statistics.median(latencies) * 1000,
+            "p99": latencies[int(len(latencies) * 0.99) - 1] * 1000}
+
+
+def gunicorn(app: str, port: int, env: dict, workers: int) -> list:
+    return [start([str(ROOT / ".venv" / "bin" / "gunicorn"), "--chdir", str(ROOT), "-w", str(workers),
+                   "-k", "gthread", "--threads", str(THREADS), "-b", f"127.0.0.1:{port}", "--log-level", "warning",
+                   app], env)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--messages", type=int, default=4000)
+    parser.add_argument("--users", type=int, default=500)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--procs", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=3, help="gunicorn workers for both servers")
+    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
+    args = parser.parse_args()
+    global THREADS
+    THREADS = args.threads
+    key = Fernet.generate_key().decode()
+    with scratch_postgres() as url, tempfile.TemporaryDirectory() as tmp:
+        db = Database(url)
+        with db.scope() as session:
+            channel = create_channel(session, Vault([key]), {
+                "name": "bench", "phone_number_id": PNID, "waba_id": WABA, "access_token": "t",
+                "app_secret": APP_SECRET}, now=utcnow())
+            channel_key = channel.key
+        env = hub_env(url, Path(tmp), key)
+        env["BENCH_APP_SECRET"] = APP_SECRET
+        env["PYTHONPATH"] = f"{ROOT}:{ROOT / 'bench'}"
+        results = {}
+        for name, app in (("baseline", "ingest_baseline:app"), ("hub", "wsgi:app")):
+            port = free_port()
+            procs = gunicorn(app, port, env, args.workers)
+            target = f"http://127.0.0.1:{port}/webhooks/whatsapp/{channel_key}"
+            try:
+                wait_until(lambda: _up(f"http://127.0.0.1:{port}/"), 30)
+                load(target, 200, args.users, f"warm-{name}", 4, 1)  # warm up connections and caches
+                results[name] = load(target, args.messages, args.users, name, args.clients, args.procs)
+            finally:
+                stop(procs)
+        with db.scope() as session:
+            stored = session.scalar(select(func.count()).select_from(Message))
+        db.dispose()
+    base, hub = results["baseline"], results["hub"]
+    print(f"{args.messages} webhooks, {args.users} users, {args.clients} clients, "
+          f"gunicorn {args.workers} workers x {args.threads} threads, PostgreSQL")
+    print(f"baseline (verify + insert raw): {base['rate']:7.0f} msg/s  p50 {base['p50']:6.1f} ms  "
+          f"p99 {base['p99']:6.1f} ms")
+    print(f"hub (full ingest + events):     {hub['rate']:7.0f} msg/s  p50 {hub['p50']:6.1f} ms  "
+          f"p99 {hub['p99']:6.1f} ms")
+    print(f"messages stored by the hub: {stored} (expected {args.messages + 200})")
+    print(f"ratio={hub['rate'] / base['rate']:.2f}")
+
+
+def _up(url: str) -> bool:
+    try:
+        requests.get(url, timeout=1)
+        return True
+    except requests.RequestException:
+        return False
+
+
+if __name__ == "__main__":
+    main()
