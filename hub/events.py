@@ -81,7 +81,7 @@ def emit(
         if subscribes(kind, event_types, type_):
             session.add(
                 Delivery(
-                    event_id=event.id,
+                    event=event,
                     connector_id=connector_id,
                     ordering_key=ordering_key,
                     status="pending",
