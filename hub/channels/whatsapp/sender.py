@@ -137,11 +137,13 @@ class Sender:
                 return item, None, exc
 
         for item, result, error in self._pool.map(send, claimed):
+            if error is not None and classify(error) == "throttled":
+                bucket.penalise(1.0)  # before the transaction: the bucket has its own
             with self.runtime.db.scope() as session:
                 if error is None:
                     self._accepted(session, item, result)
                 else:
-                    self._failed(session, channel, item, error, bucket)
+                    self._failed(session, channel, item, error)
 
     def _accepted(self, session: Session, item: Claimed, result: dict) -> None:
         now = self.clock()
@@ -172,8 +174,7 @@ class Sender:
             "message": payloads.message(session, message),
         }, now=now, ordering_key=payloads.ordering_key(conversation))
 
-    def _failed(self, session: Session, channel: Channel, item: Claimed, error: WhatsAppError,
-                bucket: TokenBucket) -> None:
+    def _failed(self, session: Session, channel: Channel, item: Claimed, error: WhatsAppError) -> None:
         now = self.clock()
         message = session.get(Message, item.message_id)
         if message is None or message.lease_owner != self.owner or message.status != "sending":
@@ -187,8 +188,7 @@ class Sender:
         if verdict in ("retry", "throttled", "pair_limit") and not too_old:
             message.status = "queued"
             if verdict == "throttled":
-                bucket.penalise(1.0)
-                delay = error.retry_after or 1.0 + random.random()
+                delay = error.retry_after or 1.0 + (self.rng or random).random()
                 message.next_attempt_at = now + timedelta(seconds=delay)
             elif verdict == "pair_limit":
                 # Meta: wait 4^X seconds before writing to the same user again.
