@@ -29,7 +29,7 @@ class HubEvent:
     occurred_at: datetime
     data: dict[str, Any]
     ordering_key: str | None = None
-    attempt: int = 1  # 1 on the first try
+    attempt: int = 1  # 1 on the first try; > 1 when an earlier try may have done part of it
 
     def envelope(self) -> dict[str, Any]:
         return {
@@ -129,6 +129,7 @@ class ConnectorContext:
     clock: Callable[[], datetime]
     http_timeout: float = 10.0
     update_settings: Callable[[SettingsUpdate], dict[str, Any]] | None = None
+    webhook_url: str = ""  # where the service should call the hub for this connector
     limiter: Callable[[str, float, float], RateLimiter] | None = None
     mark_health: Callable[[bool, str], None] | None = None
 

@@ -20,7 +20,8 @@ def run_check(runtime: Runtime, connector_id: int, *, now: datetime) -> CheckRes
         session.expunge(record)
     try:
         connector = build_connector(runtime.db, runtime.vault, record, clock=lambda: now,
-                                    http_timeout=runtime.config.delivery.http_timeout_seconds)
+                                    http_timeout=runtime.config.delivery.http_timeout_seconds,
+                                    base_url=runtime.config.base_url)
         result = connector.check()
     except Exception as exc:  # a check must report, never crash the page
         log.exception("check of connector %s failed", record.name)

@@ -174,6 +174,7 @@ def build_connector(
     *,
     clock: Any,
     http_timeout: float,
+    base_url: str = "",
 ) -> Connector:
     kind_cls = registry.get(record.kind)
     connector_id = record.id
@@ -192,5 +193,6 @@ def build_connector(
         update_settings=lambda fn: update_settings_locked(db, vault, connector_id, fn, now=clock()),
         limiter=limiter,
         mark_health=lambda ok, message: set_health(db, connector_id, ok, message, now=clock()),
+        webhook_url=f"{base_url.rstrip('/')}/webhooks/connectors/{record.webhook_key}" if base_url else "",
     )
     return kind_cls(ctx)

@@ -45,6 +45,8 @@ class Claimed:
     attempts: int  # attempts made before this one
     created_at: datetime
     ordering_key: str | None
+    # Taken over from a worker whose lease lapsed: it may have been half-done.
+    reclaimed: bool = False
 
 
 def _claimable(d: Any, now: datetime) -> Any:
@@ -99,7 +101,9 @@ def claim(
     )
     if postgres:
         query = query.with_for_update(skip_locked=True, of=d)
-    ids = list(session.scalars(query))
+    found = session.execute(query.add_columns(d.status)).all()
+    ids = [row[0] for row in found]
+    reclaimed = {row[0] for row in found if row[1] == "leased"}
     if not ids:
         return []
     session.execute(
@@ -118,7 +122,7 @@ def claim(
         .where(Delivery.id.in_(ids))
         .order_by(Delivery.id)
     ).all()
-    return [Claimed(r[0], r[4], r[1], r[2], r[3]) for r in rows]
+    return [Claimed(r[0], r[4], r[1], r[2], r[3], r[0] in reclaimed) for r in rows]
 
 
 def extend_lease(session: Session, ids: Iterable[int], owner: str, *, until: datetime) -> int:

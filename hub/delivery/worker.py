@@ -54,7 +54,9 @@ def to_hub_event(item: Claimed) -> HubEvent:
         occurred_at=e.occurred_at,
         data=e.data,
         ordering_key=e.ordering_key,
-        attempt=item.attempts + 1,
+        # A delivery taken over from a dead worker counts that worker's try, so the
+        # connector knows to look for what it may have created.
+        attempt=item.attempts + 1 + (1 if item.reclaimed else 0),
     )
 
 
@@ -94,7 +96,7 @@ class Worker:
             return cached[1]
         instance = build_connector(
             self.db, self.vault, record, clock=self.clock,
-            http_timeout=self.config.delivery.http_timeout_seconds,
+            http_timeout=self.config.delivery.http_timeout_seconds, base_url=self.config.base_url,
         )
         self._instances[record.id] = (record.updated_at, instance)
         return instance

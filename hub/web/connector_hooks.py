@@ -43,7 +43,8 @@ def receive(key: str):
             return jsonify(error="unknown webhook"), 404
         session.expunge(record)
     connector = build_connector(runtime.db, runtime.vault, record, clock=utcnow,
-                                http_timeout=runtime.config.delivery.http_timeout_seconds)
+                                http_timeout=runtime.config.delivery.http_timeout_seconds,
+                                base_url=runtime.config.base_url)
     handler = getattr(connector, "handle_webhook", None)
     if handler is None:
         return jsonify(error=f"{record.kind} connectors take no webhooks"), 404
