@@ -118,19 +118,22 @@ class WaveSync:
             stored = self.links.put(TRY_MARKER, item.event.id, "try", self.nonce)
             item.suspect = stored != self.nonce or item.event.attempt > 1
 
-    def _claim_contact(self, key: str) -> bool:
-        """Only one worker creates the contact for a phone; a stale claim (its holder died)
-        is ignored after CLAIM_SECONDS, the phone search having found nothing."""
+    def _claim_contact(self, key: str, items: list[Item]) -> bool:
+        """Only one worker creates the contact for a phone. A claim left by an earlier try
+        of one of these same events is ours (the ledger never hands one event to two
+        workers at once); a stranger's claim is honoured for CLAIM_SECONDS, after which
+        its holder is presumed dead - the phone search having found nothing."""
         now = self.clock()
-        mine = f"{self.nonce}@{int(now.timestamp())}"
+        events = {i.event.id for i in items}
+        mine = f"{items[0].event.id}@{int(now.timestamp())}"
         stored = self.links.put(CONTACT_CLAIM, key, "claim", mine)
-        if stored == mine or stored.startswith(self.nonce):
+        holder, _, stamp = stored.rpartition("@")
+        if stored == mine or holder in events:
             return True
         try:
-            claimed_at = int(stored.rsplit("@", 1)[1])
-        except (IndexError, ValueError):
+            return now.timestamp() - int(stamp) > CLAIM_SECONDS
+        except ValueError:
             return True
-        return now.timestamp() - claimed_at > CLAIM_SECONDS
 
     # -- the wave ------------------------------------------------------------------------
     def run(self, events: list[HubEvent], on_auth: Callable[[str], None]) -> list[Outcome]:
@@ -203,7 +206,7 @@ class WaveSync:
             live = [i for i in group if not i.errors]
             if key in found or not live:
                 continue
-            if not self._claim_contact(key):
+            if not self._claim_contact(key, live):
                 for item in live:
                     item.fail("crm.contact.add", CommandError(
                         "busy", "another worker is creating this contact right now", "transient",
