@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 import requests
 from flask import Flask, Response, request
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from connectors.bitrix24 import phpquery
 
@@ -756,11 +756,16 @@ class EmulatorHandle:
         return self.portal.counts()
 
 
+class _QuietHandler(WSGIRequestHandler):
+    def log_request(self, *args: Any, **kwargs: Any) -> None:  # thousands of lines in a bench
+        pass
+
+
 @contextmanager
 def serve(**options: Any) -> Iterator[EmulatorHandle]:
     """Run a portal on 127.0.0.1 with an ephemeral port for the duration of the block."""
     portal = Portal(**options)
-    server = make_server("127.0.0.1", 0, create_app(portal), threaded=True)
+    server = make_server("127.0.0.1", 0, create_app(portal), threaded=True, request_handler=_QuietHandler)
     portal.base_url = f"http://127.0.0.1:{server.server_port}"
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()

@@ -13,7 +13,7 @@ from connectors.bitrix24 import mapping
 from connectors.bitrix24.batching import Call, Ref, plan, substitute
 from connectors.bitrix24.client import command_string
 from connectors.bitrix24.mapping import ORIGINATOR, Options
-from connectors.bitrix24.sync import HANDLED, PHONES_PER_LOOKUP, Item, parse
+from connectors.bitrix24.sync import HANDLED, PHONES_PER_LOOKUP, Item, parse, update_fields
 
 
 def _render(batches: list[list[Call]], path: str = "/rest/batch.json") -> list[dict[str, Any]]:
@@ -80,4 +80,7 @@ def requests_for(events: list[HubEvent], *, links: LinkStore, options: Options) 
             writes.append(Call(f"m{item.message['id']}", "crm.timeline.comment.add", {"fields": {
                 "ENTITY_ID": target, "ENTITY_TYPE": mapping.TIMELINE_ENTITY[options.target],
                 "COMMENT": mapping.comment_text(item.message, item.contact)}}))
+        update = update_fields(item, options) if item.conv_id in entities else {}
+        if update:
+            writes.append(Call(f"u{item.conv_id}", f"crm.{options.target}.update", {"id": target, "fields": update}))
     return _render(plan(lookups)) + _render(plan(writes))

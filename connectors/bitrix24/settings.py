@@ -64,7 +64,7 @@ class Bitrix24Settings(Schema):
     )
     deal_category_id = fields.Integer(
         load_default=0, validate=validate.Range(min=0),
-        metadata={"label": "Deal pipeline", "help": "0 is the general pipeline.", "choices_from": "portal"},
+        metadata={"label": "Deal pipeline", "help": "0 is the general pipeline."},
     )
     deal_stage_id = fields.String(
         load_default="",

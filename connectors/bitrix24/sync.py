@@ -70,6 +70,23 @@ def parse(event: HubEvent) -> Item | str:
     return Item(event, conversation, contact, message)
 
 
+def update_fields(item: Item, o: Options) -> dict[str, Any]:
+    """Changes an event makes to a deal (lead) that already exists."""
+    kind = item.event.type
+    if kind == "conversation.assigned":
+        user = mapping.assigned_user(item.conversation.get("assignee"), o)
+        return {"ASSIGNED_BY_ID": user} if user else {}
+    if kind == "conversation.closed":
+        return mapping.close_fields(o)
+    if kind == "lead.attributed":
+        fields = mapping.lead_source_fields(item.conversation.get("lead_source"), o)
+        source = item.conversation.get("lead_source") or {}
+        if source.get("kind") and "SOURCE_DESCRIPTION" not in dict(o.utm_mapping):
+            fields["SOURCE_DESCRIPTION"] = mapping.source_description(source)
+        return fields
+    return {}
+
+
 def outcome_for(item: Item, *, now: datetime, on_auth: Callable[[str], None]) -> Outcome:
     if not item.errors:
         return Outcome.done(item.info or None)
@@ -263,7 +280,7 @@ class WaveSync:
                          on_done=store_comment), [item])
             if item.conv_id in created_now:
                 continue  # the new deal already carries the snapshot's assignee, source, stage
-            update = self._update_for(item)
+            update = update_fields(item, o)
             if update:
                 add(Call(f"u{item.conv_id}", f"crm.{o.target}.update", {"id": target, "fields": update}), [item])
 
@@ -275,22 +292,6 @@ class WaveSync:
                     f"{o.target}_id": entities.get(item.conv_id),
                     "comment_id": messages.get(str((item.message or {}).get("id"))),
                 }.items() if v}
-
-    def _update_for(self, item: Item) -> dict[str, Any]:
-        o = self.options
-        kind = item.event.type
-        if kind == "conversation.assigned":
-            user = mapping.assigned_user(item.conversation.get("assignee"), o)
-            return {"ASSIGNED_BY_ID": user} if user else {}
-        if kind == "conversation.closed":
-            return mapping.close_fields(o)
-        if kind == "lead.attributed":
-            fields = mapping.lead_source_fields(item.conversation.get("lead_source"), o)
-            source = item.conversation.get("lead_source") or {}
-            if source.get("kind") and "SOURCE_DESCRIPTION" not in dict(o.utm_mapping):
-                fields["SOURCE_DESCRIPTION"] = mapping.source_description(source)
-            return fields
-        return {}
 
     # -- lookups -------------------------------------------------------------------------
     def _find_contacts(self, unresolved: dict[str, list[Item]], found: dict[str, int]) -> None:

@@ -207,3 +207,14 @@ def test_benchkit_floor_and_settings():
         assert settings["webhook_url"].startswith(handle.base_url + "/rest/1/")
         assert handle.counts() == {"contacts": 0, "deals": 0, "notes": 0}
         assert handle.stats()["requests"] == 0 and handle.stats()["rate_limited"] == 0
+
+
+def test_preview_of_updates_to_a_linked_deal(runtime, portal):
+    b24 = make(runtime, webhook_settings(portal, operator_map="olga@example.com=5", close_stage_id="WON"))
+    b24.deliver([hub_event("conversation.started", 1)])
+    sent = portal.stats()["requests"]
+    deal = next(iter(portal.portal.deals))
+    requests = b24.preview([hub_event("conversation.assigned", 1)])
+    assert requests == [{"method": "POST", "path": "/rest/batch.json", "body": {"halt": 0, "cmd": {
+        "u5001": f"crm.deal.update?id={deal}&fields[ASSIGNED_BY_ID]=5"}}}]
+    assert portal.stats()["requests"] == sent
