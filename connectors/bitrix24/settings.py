@@ -96,13 +96,13 @@ class Bitrix24Settings(Schema):
     )
     utm_mapping = fields.String(
         load_default=rules.DEFAULT_UTM_MAPPING,
-        metadata={"label": "Lead source mapping",
+        metadata={"label": "Lead source mapping", "multiline": True,
                   "help": "One FIELD=source a line: UTM_SOURCE..UTM_TERM, SOURCE_DESCRIPTION or UF_CRM_* "
                           "= utm_source, gclid, campaign, referral.ctwa_clid, ..."},
     )
     operator_map = fields.String(
         load_default="",
-        metadata={"label": "Operators", "placeholder": "olga@example.com=5",
+        metadata={"label": "Operators", "multiline": True, "placeholder": "olga@example.com=5",
                   "help": "One hub e-mail=Bitrix24 user ID a line; sets ASSIGNED_BY_ID."},
     )
     default_assigned_by_id = fields.Integer(
@@ -116,7 +116,7 @@ class Bitrix24Settings(Schema):
     )
     stage_rules = fields.String(
         load_default="",
-        metadata={"label": "Stage rules", "placeholder": "C1:WON -> order_shipped:en | contact.NAME, deal.TITLE",
+        metadata={"label": "Stage rules", "multiline": True, "placeholder": "C1:WON -> order_shipped:en | contact.NAME, deal.TITLE",
                   "help": "When a deal/lead enters a stage, send a WhatsApp template. One rule a line."},
     )
     rate_per_second = fields.Float(
