@@ -1,0 +1,116 @@
+"""Bitrix24: WhatsApp conversations as contacts, deals (or leads) and timeline comments."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from connectors.base import CheckResult, Command, Connector, HubEvent, InboundRequest, Outcome
+from connectors.bitrix24 import preview as preview_module
+from connectors.bitrix24 import webhooks
+from connectors.bitrix24.client import Bitrix24Client
+from connectors.bitrix24.errors import Bitrix24Error
+from connectors.bitrix24.mapping import Options
+from connectors.bitrix24.settings import Bitrix24Settings
+from connectors.bitrix24.sync import HANDLED, WaveSync
+
+log = logging.getLogger(__name__)
+
+
+class Bitrix24Connector(Connector):
+    kind = "bitrix24"
+    title = "Bitrix24"
+    Settings = Bitrix24Settings
+    handles = HANDLED
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.options = Options.from_settings(self.settings)
+        self.client = Bitrix24Client(
+            self.settings, http=ctx.http, clock=ctx.clock, limiter=ctx.limiter,
+            update_settings=ctx.update_settings, timeout=ctx.http_timeout,
+        )
+        self._unhealthy = False
+
+    def _mark(self, ok: bool, message: str) -> None:
+        if self.ctx.mark_health is not None and (not ok or self._unhealthy):
+            self.ctx.mark_health(ok, message)
+        self._unhealthy = not ok
+
+    def deliver(self, batch: list[HubEvent]) -> list[Outcome]:
+        sync = WaveSync(self.client, self.ctx.links, self.options, self.ctx.clock)
+        outcomes = sync.run(batch, on_auth=lambda message: self._mark(False, message))
+        if self._unhealthy and not any(o.status == "wait" for o in outcomes):
+            self._mark(True, "Bitrix24 accepts the connector's credentials again")
+        return outcomes
+
+    # -- admin ------------------------------------------------------------------------
+    def _stage_entity(self) -> str:
+        if self.options.target == "lead":
+            return "STATUS"
+        return "DEAL_STAGE" if not self.options.category_id else f"DEAL_STAGE_{self.options.category_id}"
+
+    def check(self) -> CheckResult:
+        try:
+            answer = self.client.batch([
+                ("profile", "profile", {}),
+                ("categories", "crm.category.list", {"entityTypeId": 2}),
+                ("stages", "crm.status.list", {"filter": {"ENTITY_ID": self._stage_entity()}}),
+            ])
+        except Bitrix24Error as exc:
+            return CheckResult(False, f"Bitrix24 did not accept the request: {exc.summary()}")
+        if answer.errors:
+            key, err = next(iter(answer.errors.items()))
+            return CheckResult(False, f"{key}: {err.summary()}")
+        user = answer.results.get("profile") or {}
+        stages = {str(s.get("STATUS_ID")): s.get("NAME") for s in answer.results.get("stages") or []}
+        problems = []
+        if self.options.target == "deal":
+            categories = {int(c.get("id")): c.get("name") for c in
+                          (answer.results.get("categories") or {}).get("categories", [])}
+            categories.setdefault(0, "General")
+            if self.options.category_id not in categories:
+                problems.append(f"pipeline {self.options.category_id} does not exist")
+        wanted = [self.options.stage_id if self.options.target == "deal" else self.options.lead_status_id,
+                  self.options.close_stage_id]
+        problems += [f"stage {s} is not in {self._stage_entity()}" for s in wanted if s and s not in stages]
+        who = " ".join(str(user.get(k) or "") for k in ("NAME", "LAST_NAME")).strip() or f"user {user.get('ID')}"
+        if problems:
+            return CheckResult(False, "Connected as " + who + ", but " + "; ".join(problems),
+                               {"stages": sorted(stages)})
+        return CheckResult(True, f"Connected to {self.settings['portal_url']} as {who}",
+                           {"stages": sorted(stages), "user_id": user.get("ID")})
+
+    def choices(self) -> dict[str, list[tuple[str, str]]]:
+        answer = self.client.batch([
+            ("categories", "crm.category.list", {"entityTypeId": 2}),
+            ("stages", "crm.status.list", {"filter": {"ENTITY_ID": self._stage_entity() if self.options.target == "deal"
+                                                       else "DEAL_STAGE"}}),
+            ("statuses", "crm.status.list", {"filter": {"ENTITY_ID": "STATUS"}}),
+            ("sources", "crm.status.list", {"filter": {"ENTITY_ID": "SOURCE"}}),
+            ("users", "user.get", {"FILTER": {"ACTIVE": "Y"}}),
+        ])
+
+        def pairs(rows: Any, key: str = "STATUS_ID", label: str = "NAME") -> list[tuple[str, str]]:
+            return [(str(r.get(key)), str(r.get(label))) for r in rows or []]
+
+        categories = (answer.results.get("categories") or {}).get("categories", [])
+        stages = pairs(answer.results.get("stages"))
+        statuses = pairs(answer.results.get("statuses"))
+        users = [(str(u.get("ID")), " ".join(filter(None, [u.get("NAME"), u.get("LAST_NAME")])) or str(u.get("EMAIL")))
+                 for u in answer.results.get("users") or []]
+        return {
+            "deal_category_id": [(str(c.get("id")), str(c.get("name"))) for c in categories],
+            "deal_stage_id": stages,
+            "lead_status_id": statuses,
+            "close_stage_id": stages if self.options.target == "deal" else statuses,
+            "source_id": pairs(answer.results.get("sources")),
+            "default_assigned_by_id": users,
+        }
+
+    def preview(self, batch: list[HubEvent]) -> list[dict[str, Any]]:
+        return preview_module.requests_for(batch, links=self.ctx.links, options=self.options)
+
+    def handle_webhook(self, request: InboundRequest) -> list[Command]:
+        body = webhooks.parse_body(request)
+        webhooks.authenticate(body, str(self.settings.get("application_token") or ""))
+        return list(webhooks.commands_for(body, client=self.client, links=self.ctx.links, options=self.options))

@@ -1,0 +1,64 @@
+"""Hooks for bench/crm_sync.py: the emulator, settings against it, and the floor."""
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from connectors.bitrix24 import emulator
+
+KIND = "bitrix24"
+RATE = 2.0  # requests a second a portal drains (non-Enterprise plans)
+BURST = 50
+BATCH = 50  # commands per `batch` request
+
+
+class _Handle:
+    def __init__(self, inner: emulator.EmulatorHandle):
+        self._inner = inner
+        self.base_url = inner.base_url
+        self.portal = inner.portal
+
+    @property
+    def webhook_url(self) -> str:
+        return self._inner.webhook_url
+
+    def stats(self) -> dict[str, Any]:
+        return self._inner.stats()
+
+    def counts(self) -> dict[str, int]:
+        return self._inner.counts()
+
+
+_HOOKS: dict[str, str] = {}
+
+
+@contextmanager
+def start_emulator(**options: Any) -> Iterator[_Handle]:
+    options.setdefault("rate", RATE)
+    options.setdefault("burst", BURST)
+    with emulator.serve(**options) as inner:
+        handle = _Handle(inner)
+        _HOOKS[handle.base_url] = inner.webhook_url
+        try:
+            yield handle
+        finally:
+            _HOOKS.pop(handle.base_url, None)
+
+
+def connector_settings(base_url: str) -> dict[str, Any]:
+    base_url = base_url.rstrip("/")
+    hook = _HOOKS.get(base_url)
+    if hook is None:
+        raise LookupError(f"no emulator started by this benchkit runs at {base_url}")
+    return {"portal_url": base_url, "auth_mode": "webhook", "webhook_url": hook,
+            "target": "deal", "reuse": "open", "timeline": "all",
+            "rate_per_second": RATE, "burst": BURST}
+
+
+def floor(conversations: int, notes_per_conversation: int) -> tuple[int, float]:
+    """Each new conversation needs a contact, a deal and its notes: that many commands,
+    50 to a batch request, and the portal drains 2 requests a second."""
+    commands = conversations * (2 + notes_per_conversation)
+    requests = math.ceil(commands / BATCH)
+    return requests, requests / RATE

@@ -1,0 +1,402 @@
+"""One wave of hub events -> as few Bitrix24 batch requests as the work allows.
+
+A wave holds at most one event per conversation. It runs in two phases:
+  lookups  - contacts by phone (crm.duplicate.findbycomm, 20 phones a command), the
+             contact's open deal when reuse is on, and - only for events an earlier,
+             interrupted try may have reached the CRM with - what that try created;
+  writes   - contact.add, deal/lead.add (after its contact), timeline comments (inline
+             $result reference to a deal created in the same batch), updates.
+Links are stored the moment Bitrix24 answers. An event whose try marker already exists
+(a crash, a timeout, a lost answer) searches before it creates, so nothing is doubled.
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Callable
+
+from connectors.base import HubEvent, LinkStore, Outcome
+from connectors.bitrix24 import mapping
+from connectors.bitrix24.batching import Call, Ref, Run, execute
+from connectors.bitrix24.errors import CommandError, field_named
+from connectors.bitrix24.mapping import ORIGINATOR, Options
+
+HANDLED = frozenset({
+    "conversation.started", "message.received", "message.sent", "conversation.assigned",
+    "conversation.closed", "lead.attributed",
+})
+TRY_MARKER = "bitrix24.try"
+CONTACT_CLAIM = "bitrix24.contact_claim"
+CLAIM_SECONDS = 60
+PHONES_PER_LOOKUP = 20  # crm.duplicate.findbycomm takes up to 20 values
+WAIT_SECONDS = 60
+
+
+@dataclass
+class Item:
+    event: HubEvent
+    conversation: dict[str, Any]
+    contact: dict[str, Any]
+    message: dict[str, Any] | None
+    suspect: bool = False
+    errors: list[tuple[str, CommandError]] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def conv_id(self) -> str:
+        return str(self.conversation["id"])
+
+    @property
+    def contact_id(self) -> str:
+        return str(self.contact["id"])
+
+    def fail(self, method: str, error: CommandError) -> None:
+        self.errors.append((method, error))
+
+
+def parse(event: HubEvent) -> Item | str:
+    data = event.data or {}
+    conversation, contact = data.get("conversation"), data.get("contact")
+    if not isinstance(conversation, dict) or "id" not in conversation:
+        return "event data has no conversation.id"
+    if not isinstance(contact, dict) or "id" not in contact:
+        return "event data has no contact.id"
+    message = data.get("message") if event.type.startswith("message.") else None
+    if event.type == "conversation.assigned":
+        conversation = {**conversation, "assignee": data.get("assignee")}
+    if event.type == "lead.attributed" and data.get("lead_source"):
+        conversation = {**conversation, "lead_source": data["lead_source"]}
+    return Item(event, conversation, contact, message)
+
+
+def update_fields(item: Item, o: Options) -> dict[str, Any]:
+    """Changes an event makes to a deal (lead) that already exists."""
+    kind = item.event.type
+    if kind == "conversation.assigned":
+        user = mapping.assigned_user(item.conversation.get("assignee"), o)
+        return {"ASSIGNED_BY_ID": user} if user else {}
+    if kind == "conversation.closed":
+        return mapping.close_fields(o)
+    if kind == "lead.attributed":
+        fields = mapping.lead_source_fields(item.conversation.get("lead_source"), o)
+        source = item.conversation.get("lead_source") or {}
+        if source.get("kind") and "SOURCE_DESCRIPTION" not in dict(o.utm_mapping):
+            fields["SOURCE_DESCRIPTION"] = mapping.source_description(source)
+        return fields
+    return {}
+
+
+def outcome_for(item: Item, *, now: datetime, on_auth: Callable[[str], None]) -> Outcome:
+    if not item.errors:
+        return Outcome.done(item.info or None)
+    auth = [(m, e) for m, e in item.errors if e.kind == "auth"]
+    if auth:
+        method, err = auth[0]
+        message = f"Bitrix24 refused the connector's credentials ({err.text()}); update the webhook URL or reconnect the app"
+        on_auth(message)
+        return Outcome.wait(message, retry_at=now + timedelta(seconds=WAIT_SECONDS))
+    invalid = [(m, e) for m, e in item.errors if e.kind == "invalid"]
+    if invalid:
+        method, err = invalid[0]
+        named = field_named(err.description)
+        where = f" (field {named})" if named else ""
+        return Outcome.dead(f"Bitrix24 refused {method}{where}: {err.text()}")
+    method, err = item.errors[0]
+    retry_at = max((e.retry_at for _, e in item.errors if e.retry_at), default=None)
+    return Outcome.retry(f"{method}: {err.text()}", retry_at=retry_at)
+
+
+class WaveSync:
+    def __init__(self, client: Any, links: LinkStore, options: Options, clock: Callable[[], datetime]):
+        self.client = client
+        self.links = links
+        self.options = options
+        self.clock = clock
+        self.nonce = uuid.uuid4().hex
+        self.requests = 0
+
+    # -- helpers -------------------------------------------------------------------------
+    def _run(self, calls: list[Call], owners: dict[str, list[Item]]) -> Run:
+        if not calls:
+            return Run()
+        run = execute(self.client, calls)
+        self.requests += run.requests
+        methods = {c.key: c.method for c in calls}
+        for key, error in run.errors.items():
+            for item in owners.get(key, []):
+                item.fail(methods[key], error)
+        return run
+
+    def _mark_tries(self, items: list[Item]) -> None:
+        """Write a marker per event before anything is sent; one already there means an
+        earlier try may have created things whose links were never stored."""
+        for item in items:
+            stored = self.links.put(TRY_MARKER, item.event.id, "try", self.nonce)
+            item.suspect = stored != self.nonce or item.event.attempt > 1
+
+    def _claim_contact(self, key: str, items: list[Item]) -> bool:
+        """Only one worker creates the contact for a phone. A claim left by an earlier try
+        of one of these same events is ours (the ledger never hands one event to two
+        workers at once); a stranger's claim is honoured for CLAIM_SECONDS, after which
+        its holder is presumed dead - the phone search having found nothing."""
+        now = self.clock()
+        events = {i.event.id for i in items}
+        mine = f"{items[0].event.id}@{int(now.timestamp())}"
+        stored = self.links.put(CONTACT_CLAIM, key, "claim", mine)
+        holder, _, stamp = stored.rpartition("@")
+        if stored == mine or holder in events:
+            return True
+        try:
+            return now.timestamp() - int(stamp) > CLAIM_SECONDS
+        except ValueError:
+            return True
+
+    # -- the wave ------------------------------------------------------------------------
+    def run(self, events: list[HubEvent], on_auth: Callable[[str], None]) -> list[Outcome]:
+        outcomes: dict[int, Outcome] = {}
+        items: list[tuple[int, Item]] = []
+        for index, event in enumerate(events):
+            if event.type not in HANDLED:
+                outcomes[index] = Outcome.done({"skipped": f"{event.type} is not synced to Bitrix24"})
+                continue
+            parsed = parse(event)
+            if isinstance(parsed, str):
+                outcomes[index] = Outcome.dead(parsed)
+            else:
+                items.append((index, parsed))
+        if items:
+            self._sync([item for _, item in items])
+            now = self.clock()
+            for index, item in items:
+                outcomes[index] = outcome_for(item, now=now, on_auth=on_auth)
+        return [outcomes[i] for i in range(len(events))]
+
+    def _sync(self, items: list[Item]) -> None:
+        o = self.options
+        link_type = o.conversation_link
+        contacts = self.links.get_many("contact", sorted({i.contact_id for i in items}))
+        entities = self.links.get_many(link_type, sorted({i.conv_id for i in items}))
+        messages = self.links.get_many("message", sorted({str(i.message["id"]) for i in items
+                                                           if i.message and "id" in i.message}))
+
+        def wants_comment(item: Item) -> bool:
+            return mapping.wants_on_timeline(item.message, o) and str(item.message.get("id")) not in messages
+
+        creating = [i for i in items if i.contact_id not in contacts or i.conv_id not in entities or wants_comment(i)]
+        self._mark_tries(creating)
+
+        # ---- lookups -------------------------------------------------------------------
+        unresolved: dict[str, list[Item]] = {}  # contact key -> items
+        for item in items:
+            if item.contact_id not in contacts:
+                unresolved.setdefault(mapping.contact_key(item.contact), []).append(item)
+        found: dict[str, int] = {}  # contact key -> CRM contact id
+        self._find_contacts(unresolved, found)
+        for key, group in unresolved.items():
+            if key in found:
+                for item in group:
+                    contacts[item.contact_id] = self.links.put("contact", item.contact_id, "contact", str(found[key]))
+
+        need_entity = [i for i in items if i.conv_id not in entities and not i.errors]
+        self._find_entities(need_entity, contacts, entities)
+
+        comments_found: dict[str, str] = {}
+        suspects = [i for i in items if i.suspect and wants_comment(i) and i.conv_id in entities and not i.errors]
+        self._find_comments(suspects, entities, comments_found)
+        for item in suspects:
+            mid = str(item.message["id"])
+            if mid in comments_found:
+                messages[mid] = self.links.put("message", mid, "timeline_comment", comments_found[mid])
+
+        # ---- writes ----------------------------------------------------------------------
+        calls: list[Call] = []
+        owners: dict[str, list[Item]] = {}
+        created_now: set[str] = set()
+
+        def add(call: Call, who: list[Item]) -> None:
+            calls.append(call)
+            owners[call.key] = who
+
+        contact_ref: dict[str, Any] = {}
+        for key, group in unresolved.items():
+            live = [i for i in group if not i.errors]
+            if key in found or not live:
+                continue
+            if not self._claim_contact(key, live):
+                for item in live:
+                    item.fail("crm.contact.add", CommandError(
+                        "busy", "another worker is creating this contact right now", "transient",
+                        self.clock() + timedelta(seconds=10)))
+                continue
+            hub_ids = sorted({i.contact_id for i in live})
+
+            def store_contact(result: Any, hub_ids: list[str] = hub_ids) -> None:
+                for hid in hub_ids:
+                    contacts[hid] = self.links.put("contact", hid, "contact", str(result))
+
+            call_key = f"c{live[0].contact_id}"
+            add(Call(call_key, "crm.contact.add",
+                     {"fields": mapping.contact_fields(live[0].contact, o), "params": {"REGISTER_SONET_EVENT": "N"}},
+                     on_done=store_contact), live)
+            for item in live:
+                contact_ref[item.contact_id] = Ref(call_key)
+
+        entity_ref: dict[str, Any] = {}
+        for item in items:
+            if item.errors or item.conv_id in entities or item.conv_id in entity_ref:
+                continue
+            cid = contacts.get(item.contact_id)
+            contact_value: Any = int(cid) if cid else contact_ref.get(item.contact_id)
+            if contact_value is None:
+                continue
+            call_key = f"d{item.conv_id}"
+
+            def store_entity(result: Any, conv: str = item.conv_id) -> None:
+                entities[conv] = self.links.put(link_type, conv, o.target, str(result))
+
+            add(Call(call_key, f"crm.{o.target}.add",
+                     {"fields": mapping.entity_fields(item.conversation, item.contact, contact_value, o),
+                      "params": {"REGISTER_SONET_EVENT": "N"}},
+                     on_done=store_entity), [item])
+            entity_ref[item.conv_id] = Ref(call_key, inline=True)
+            created_now.add(item.conv_id)
+
+        for item in items:
+            if item.errors:
+                continue
+            target: Any = int(entities[item.conv_id]) if item.conv_id in entities else entity_ref.get(item.conv_id)
+            if target is None:
+                continue
+            if wants_comment(item) and str(item.message["id"]) not in messages:
+                mid = str(item.message["id"])
+
+                def store_comment(result: Any, mid: str = mid) -> None:
+                    messages[mid] = self.links.put("message", mid, "timeline_comment", str(result))
+
+                add(Call(f"m{mid}", "crm.timeline.comment.add",
+                         {"fields": {"ENTITY_ID": target, "ENTITY_TYPE": mapping.TIMELINE_ENTITY[o.target],
+                                     "COMMENT": mapping.comment_text(item.message, item.contact)}},
+                         on_done=store_comment), [item])
+            if item.conv_id in created_now:
+                continue  # the new deal already carries the snapshot's assignee, source, stage
+            update = update_fields(item, o)
+            if update:
+                add(Call(f"u{item.conv_id}", f"crm.{o.target}.update", {"id": target, "fields": update}), [item])
+
+        self._run(calls, owners)
+        for item in items:
+            if not item.errors:
+                item.info = {k: v for k, v in {
+                    "contact_id": contacts.get(item.contact_id),
+                    f"{o.target}_id": entities.get(item.conv_id),
+                    "comment_id": messages.get(str((item.message or {}).get("id"))),
+                }.items() if v}
+
+    # -- lookups -------------------------------------------------------------------------
+    def _find_contacts(self, unresolved: dict[str, list[Item]], found: dict[str, int]) -> None:
+        phones = sorted(k for k in unresolved if not k.startswith("hub:"))
+        hub_only = sorted(k for k in unresolved if k.startswith("hub:"))
+        calls: list[Call] = []
+        owners: dict[str, list[Item]] = {}
+        groups: dict[str, list[str]] = {}
+        for n in range(0, len(phones), PHONES_PER_LOOKUP):
+            group = phones[n:n + PHONES_PER_LOOKUP]
+            key = f"p{n // PHONES_PER_LOOKUP}"
+            groups[key] = group
+            calls.append(Call(key, "crm.duplicate.findbycomm",
+                              {"entity_type": "CONTACT", "type": "PHONE", "values": group}))
+            owners[key] = [i for p in group for i in unresolved[p]]
+        if hub_only:
+            calls.append(Call("origin", "crm.contact.list", {
+                "filter": {"ORIGINATOR_ID": ORIGINATOR, "ORIGIN_ID": [k[4:] for k in hub_only]},
+                "select": ["ID", "ORIGIN_ID"], "order": {"ID": "ASC"}}))
+            owners["origin"] = [i for k in hub_only for i in unresolved[k]]
+        run = self._run(calls, owners)
+        for row in run.results.get("origin") or []:
+            key = f"hub:{row.get('ORIGIN_ID')}"
+            if key in unresolved and key not in found:
+                found[key] = int(row["ID"])
+        ambiguous: dict[str, list[int]] = {}
+        for key, group in groups.items():
+            ids = mapping.found_contact_ids(run.results.get(key))
+            if not ids:
+                continue
+            if len(group) == 1:
+                found[group[0]] = min(ids)
+            else:
+                ambiguous[key] = ids
+        if not ambiguous:
+            return
+        # Several phones in one lookup matched: read the matches' phones to tell them apart.
+        calls, owners = [], {}
+        for key, ids in ambiguous.items():
+            calls.append(Call(f"{key}x", "crm.contact.list",
+                              {"filter": {"ID": ids[:50]}, "select": ["ID", "PHONE"], "order": {"ID": "ASC"}}))
+            owners[f"{key}x"] = [i for p in groups[key] for i in unresolved[p]]
+        run = self._run(calls, owners)
+        for key in ambiguous:
+            for row in run.results.get(f"{key}x") or []:
+                for phone in mapping.phones_of(row):
+                    if phone in groups[key] and phone not in found:
+                        found[phone] = int(row["ID"])
+
+    def _find_entities(self, items: list[Item], contacts: dict[str, str], entities: dict[str, str]) -> None:
+        o = self.options
+        if not items:
+            return
+        link_type = o.conversation_link
+        method = f"crm.{o.target}.list"
+        calls: list[Call] = []
+        owners: dict[str, list[Item]] = {}
+        suspects = [i for i in items if i.suspect]
+        if suspects:
+            calls.append(Call("mine", method, {
+                "filter": {"ORIGINATOR_ID": ORIGINATOR, "ORIGIN_ID": sorted({i.conv_id for i in suspects})},
+                "select": ["ID", "ORIGIN_ID"], "order": {"ID": "ASC"}}))
+            owners["mine"] = suspects
+        if o.reuse == "open":
+            by_contact: dict[str, list[Item]] = {}
+            for item in items:
+                cid = contacts.get(item.contact_id)
+                if cid:
+                    by_contact.setdefault(cid, []).append(item)
+            for cid, group in by_contact.items():
+                calls.append(Call(f"open{cid}", method, {
+                    "filter": mapping.open_filter(int(cid), o), "select": ["ID"], "order": {"ID": "DESC"}}))
+                owners[f"open{cid}"] = group
+        run = self._run(calls, owners)
+        for row in run.results.get("mine") or []:
+            conv = str(row.get("ORIGIN_ID"))
+            if conv not in entities and any(i.conv_id == conv for i in suspects):
+                entities[conv] = self.links.put(link_type, conv, o.target, str(row["ID"]))
+        for item in items:
+            if item.conv_id in entities or item.errors:
+                continue
+            cid = contacts.get(item.contact_id)
+            rows = run.results.get(f"open{cid}") or []
+            if rows:
+                entities[item.conv_id] = self.links.put(link_type, item.conv_id, o.target, str(rows[0]["ID"]))
+
+    def _find_comments(self, items: list[Item], entities: dict[str, str], found: dict[str, str]) -> None:
+        if not items:
+            return
+        o = self.options
+        calls: list[Call] = []
+        owners: dict[str, list[Item]] = {}
+        for item in items:
+            eid = entities[item.conv_id]
+            key = f"t{eid}"
+            if key not in owners:
+                calls.append(Call(key, "crm.timeline.comment.list", {
+                    "filter": {"ENTITY_ID": int(eid), "ENTITY_TYPE": mapping.TIMELINE_ENTITY[o.target]},
+                    "select": ["ID", "COMMENT"], "order": {"ID": "DESC"}}))
+                owners[key] = []
+            owners[key].append(item)
+        run = self._run(calls, owners)
+        for item in items:
+            rows = run.results.get(f"t{entities[item.conv_id]}") or []
+            text = mapping.comment_text(item.message, item.contact)
+            match = next((r for r in rows if r.get("COMMENT") == text), None)
+            if match:
+                found[str(item.message["id"])] = str(match["ID"])

@@ -1,0 +1,64 @@
+"""Through the hub: connector store, emit(), the delivery worker, the emulator."""
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from connectors.bitrix24 import mapping
+from hub.connector_store import create_connector
+from hub.db import utcnow
+from hub.delivery.worker import Worker
+from hub.models import Delivery
+from tests.connectors.bitrix24.conftest import webhook_settings
+from tests.connectors.bitrix24.factory import NOTES_PER_CONVERSATION, emit_conversations
+
+
+def make_connector(runtime, settings, name="bitrix24"):
+    with runtime.db.scope() as session:
+        return create_connector(session, runtime.vault, kind="bitrix24", name=name, settings=settings,
+                                now=utcnow()).id
+
+
+def statuses(runtime):
+    with runtime.db.scope() as session:
+        return dict(session.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).all())
+
+
+def test_200_conversations_become_200_contacts_deals_and_every_message(runtime, portal):
+    make_connector(runtime, webhook_settings(portal, operator_map="olga@example.com=5"))
+    events = emit_conversations(runtime, 200)
+    Worker(runtime.db, runtime.vault, runtime.config).drain()
+
+    assert statuses(runtime) == {"done": events}
+    assert portal.counts() == {"contacts": 200, "deals": 200, "notes": 200 * NOTES_PER_CONVERSATION}
+    p = portal.portal
+    phones = sorted(c["PHONE"][0]["VALUE"] for c in p.contacts.values())
+    assert len(set(phones)) == 200
+    by_origin = {d["ORIGIN_ID"]: d for d in p.deals.values()}
+    assert len(by_origin) == 200
+    for i in range(200):
+        deal = by_origin[str(5000 + i)]
+        assert deal["ORIGINATOR_ID"] == mapping.ORIGINATOR
+        assert p.contacts[int(deal["CONTACT_ID"])]["PHONE"][0]["VALUE"] == f"+1555{7000000 + i:07d}"
+        if i % 2 == 0:
+            assert (deal["UTM_SOURCE"], deal["UTM_MEDIUM"], deal["UTM_CAMPAIGN"]) == ("google", "cpc", f"spring-{i % 5}")
+            assert deal["SOURCE_DESCRIPTION"] == "WhatsApp link: Spring sale"
+        else:
+            assert deal["UTM_SOURCE"] is None
+        texts = [c["COMMENT"] for c in p.comments.values() if c["ENTITY_ID"] == deal["ID"]]
+        assert len(texts) == NOTES_PER_CONVERSATION
+        assert any(f"Message 2 of conversation {i}" in t and "(by Olga)" in t for t in texts)
+    stats = portal.stats()
+    assert stats["rate_limited"] == 0
+    # 200 contacts + 200 deals + 600 comments = 1000 writes, plus 10 phone lookups: ~21 batches
+    assert stats["requests"] <= 30
+
+
+def test_leads_instead_of_deals(runtime, portal):
+    make_connector(runtime, webhook_settings(portal, target="lead", lead_status_id="IN_PROCESS"))
+    emit_conversations(runtime, 20)
+    Worker(runtime.db, runtime.vault, runtime.config).drain()
+    p = portal.portal
+    assert len(p.leads) == 20 and not p.deals
+    assert {lead["STATUS_ID"] for lead in p.leads.values()} == {"IN_PROCESS"}
+    assert {c["ENTITY_TYPE"] for c in p.comments.values()} == {"lead"}
+    assert len(p.comments) == 20 * NOTES_PER_CONVERSATION
