@@ -199,6 +199,10 @@ class Connector:
     Settings: ClassVar[type[Schema]]
     # Event types this kind acts on; None = all of them.
     handles: ClassVar[frozenset[str] | None] = None
+    # Deliveries to claim per round when the kind batches across conversations (a CRM
+    # batch API): a wave holds one event per conversation, so claiming more fills the
+    # CRM's batches. None = the worker's batch_size.
+    claim_size: ClassVar[int | None] = None
 
     def __init__(self, ctx: ConnectorContext):
         self.ctx = ctx

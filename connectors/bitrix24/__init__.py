@@ -21,6 +21,9 @@ class Bitrix24Connector(Connector):
     title = "Bitrix24"
     Settings = Bitrix24Settings
     handles = HANDLED
+    # A `batch` request carries 50 commands; claiming 250 lets each wave fill one even
+    # when every conversation has several events waiting.
+    claim_size = 250
 
     def __init__(self, ctx):
         super().__init__(ctx)

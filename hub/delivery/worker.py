@@ -18,7 +18,7 @@ from typing import Callable
 
 from sqlalchemy import select
 
-from connectors.base import Connector, HubEvent, Outcome, UnknownConnectorKind
+from connectors.base import Connector, HubEvent, Outcome, UnknownConnectorKind, registry
 from hub.config import Config
 from hub.connector_store import build_connector
 from hub.db import Database, utcnow
@@ -121,10 +121,12 @@ class Worker:
             return 0
         for offset in range(len(records)):
             record = records[(self._turn + offset) % len(records)]
+            kind = registry.find(record.kind)
+            limit = (kind.claim_size if kind is not None else None) or self.config.worker.batch_size
             with self.db.scope() as session:
                 claimed = ledger.claim(
                     session, record.id, self.owner, now=self.clock(),
-                    limit=self.config.worker.batch_size,
+                    limit=limit,
                     lease_seconds=self.policy.lease_seconds,
                 )
             if claimed:

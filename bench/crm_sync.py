@@ -1,0 +1,123 @@
+"""CRM sync: time and requests to sync N new conversations (contact + deal + notes each)
+into a CRM emulator at the CRM's own rate limit, beside the floor: the fewest requests
+the CRM's batch sizes allow, divided by its rate limit.
+
+    .venv/bin/python bench/crm_sync.py <kind> [--conversations 2000] [--notes 3] [--workers 1]
+
+Kinds are connector packages with a benchkit module (connectors/<kind>/benchkit.py).
+Events are emitted as the hub emits them (docs/events.md) into a scratch PostgreSQL
+database and delivered by real `hub worker` processes. The last line is
+ratio=<elapsed/floor>; a ratio near 1 means the CRM's limit, not the hub, set the pace.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+
+from _support import hub_env, scratch_postgres, start, stop, wait_until
+
+from hub.connector_store import create_connector  # noqa: E402
+from hub.db import Database, utcnow  # noqa: E402
+from hub.events import emit  # noqa: E402
+from hub.models import Delivery  # noqa: E402
+from hub.security import Vault  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
+
+T0 = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)
+
+
+def iso(when: datetime) -> str:
+    return when.isoformat().replace("+00:00", "Z")
+
+
+def conversation_events(i: int, notes: int) -> list[tuple[str, dict]]:
+    """conversation.started then `notes` message.received, as ingest emits them."""
+    number = f"4915{10000000 + i:08d}"
+    contact = {"id": 10 + i, "wa_id": number, "phone": f"+{number}", "name": f"Customer {i}",
+               "username": None, "user_id": f"DE.{700000 + i}"}
+    source = {"kind": "tracked_link", "utm_source": "google", "utm_medium": "cpc", "utm_campaign": f"winter-{i % 7}",
+              "utm_content": "ad-1", "utm_term": "sofa", "gclid": f"g{i}", "yclid": None, "fbclid": None,
+              "campaign": "Winter sale", "link": "winter", "code": f"C{i:05d}",
+              "landing_page": "https://shop.example/", "referrer": None, "referral": None} if i % 2 == 0 else \
+        {"kind": "direct", **{k: None for k in ("utm_source", "utm_medium", "utm_campaign", "utm_content",
+                                                "utm_term", "gclid", "yclid", "fbclid", "campaign", "link",
+                                                "code", "landing_page", "referrer", "referral")}}
+    conversation = {"id": 100 + i, "status": "open", "opened_at": iso(T0), "closed_at": None,
+                    "channel": {"id": 1, "name": "Sales", "display_number": "+15550001111",
+                                "phone_number_id": "2200000000000002"},
+                    "assignee": None, "lead_source": source}
+    events = [("conversation.started", {"conversation": conversation, "contact": contact})]
+    for n in range(notes):
+        message = {"id": 1000 * i + n, "wa_message_id": f"wamid.bench.{i}.{n}", "direction": "in", "type": "text",
+                   "text": f"Hello, question {n} about order {i}", "timestamp": iso(T0 + timedelta(seconds=n)),
+                   "status": "received", "media": None, "reply_to": None, "template": None, "author": None}
+        events.append(("message.received", {"conversation": conversation, "contact": contact, "message": message}))
+    return events
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("kind")
+    parser.add_argument("--conversations", type=int, default=2000)
+    parser.add_argument("--notes", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+    kit = importlib.import_module(f"connectors.{args.kind}.benchkit")
+    key = Fernet.generate_key().decode()
+    expected = {"contacts": args.conversations, "deals": args.conversations,
+                "notes": args.conversations * args.notes}
+    with kit.start_emulator() as emulator, scratch_postgres() as url, tempfile.TemporaryDirectory() as tmp:
+        db = Database(url)
+        with db.scope() as session:
+            create_connector(session, Vault([key]), kind=kit.KIND, name="bench",
+                             settings=kit.connector_settings(emulator.base_url), now=utcnow())
+        with db.scope() as session:
+            for i in range(args.conversations):
+                for type_, data in conversation_events(i, args.notes):
+                    emit(session, type_, data, now=utcnow(), ordering_key=f"conversation:{100 + i}")
+        total = args.conversations * (1 + args.notes)
+        before = emulator.stats()
+        env = hub_env(url, Path(tmp), key, worker__poll_seconds="0.05", log__level="WARNING")
+        started = time.perf_counter()
+        procs = [start([sys.executable, "-m", "hub", "worker"], env) for _ in range(args.workers)]
+
+        def finished() -> bool:
+            with db.scope() as session:
+                left = session.scalar(select(func.count()).select_from(Delivery)
+                                      .where(Delivery.status.in_(("pending", "leased"))))
+            return left == 0
+
+        try:
+            wait_until(finished, timeout=3600, interval=0.2)
+        finally:
+            stop(procs)
+        elapsed = time.perf_counter() - started
+        after = emulator.stats()
+        counts = emulator.counts()
+        with db.scope() as session:
+            dead = session.scalar(select(func.count()).select_from(Delivery).where(Delivery.status == "dead"))
+        db.dispose()
+    requests = after["requests"] - before["requests"]
+    limited = after["rate_limited"] - before["rate_limited"]
+    floor_requests, floor_seconds = kit.floor(args.conversations, args.notes)
+    print(f"{args.kind}: {args.conversations} conversations x (contact + deal + {args.notes} notes) = "
+          f"{total} events, {args.workers} worker process(es), PostgreSQL")
+    print(f"elapsed:        {elapsed:8.1f} s   (floor {floor_seconds:.1f} s)")
+    print(f"requests:       {requests:8d}     (floor {floor_requests})")
+    print(f"rate-limited:   {limited:8d}     (429 / QUERY_LIMIT_EXCEEDED answers)")
+    print(f"in the CRM:     {counts}  expected {expected}")
+    print(f"dead letters:   {dead}")
+    if counts != expected or dead:
+        print("WARNING: the CRM does not hold exactly what was sent")
+    print(f"ratio={elapsed / floor_seconds:.2f}")
+
+
+if __name__ == "__main__":
+    main()
