@@ -93,6 +93,22 @@ def scheduler(ctx: click.Context) -> None:
 
 
 @cli.command()
+@click.option("--crm", default="bitrix24", show_default=True,
+              help="CRM emulator to connect (a connector kind with a benchkit), or 'none'.")
+@click.option("--every", default=5.0, show_default=True, help="Seconds between customer messages.")
+@click.pass_context
+def demo(ctx: click.Context, crm: str, every: float) -> None:
+    """Everything on this machine: emulated WhatsApp, an emulated CRM, chatty customers."""
+    from hub.config import load_config
+    from hub.demo import run
+    from hub.runtime import setup_logging
+
+    config = load_config(ctx.obj.get("config_path"))
+    setup_logging(config)
+    run(config, crm=None if crm == "none" else crm, every=every)
+
+
+@cli.command()
 @click.pass_context
 def migrate(ctx: click.Context) -> None:
     """Bring the database schema up to date."""

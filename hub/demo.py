@@ -1,0 +1,121 @@
+"""`hub demo`: the whole hub on one machine, with emulated WhatsApp and an emulated CRM.
+
+Nothing leaves the machine: a fresh SQLite database in <data_dir>/demo, the WhatsApp
+Cloud API emulator with one number and two templates, a CRM emulator (any installed
+connector with a benchkit), and emulated customers who write every few seconds, some of
+them from a Click-to-WhatsApp ad. Operators log in, answer, and watch the CRM fill up.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import random
+import secrets
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+from hub.config import Config
+from hub.db import utcnow
+
+log = logging.getLogger(__name__)
+
+PNID, WABA, DISPLAY = "2200000000000002", "1100000000000001", "15550001111"
+TEMPLATES = [
+    ("order_update", "UTILITY", [{"type": "BODY", "text": "Hi {{1}}, your order {{2}} has shipped."}]),
+    ("spring_sale", "MARKETING", [{"type": "BODY", "text": "Hello {{1}}! Spring sale: 20% off until Sunday."},
+                                  {"type": "FOOTER", "text": "Reply STOP to opt out"}]),
+]
+QUESTIONS = ["Hi! Is the blue sofa still available?", "How long does delivery take to Berlin?",
+             "Can I pay in instalments?", "Where is my order?", "Do you have this in size M?",
+             "Thanks, that helps!", "What are your opening hours?"]
+NAMES = ["Ana Souza", "Jonas Weber", "Olga Ivanova", "Marco Rossi", "Aisha Khan", "Lena Fischer", "Ivan Petrov"]
+
+
+def demo_config(config: Config) -> Config:
+    data_dir = Path(config.data_dir) / "demo"
+    return config.replace(database_url=f"sqlite:///{data_dir / 'hub.db'}", data_dir=str(data_dir),
+                          worker__poll_seconds=0.2)
+
+
+@contextlib.contextmanager
+def crm_emulator(kind: str | None) -> Iterator[tuple[str, dict] | None]:
+    if not kind:
+        yield None
+        return
+    kit = importlib.import_module(f"connectors.{kind}.benchkit")
+    with kit.start_emulator() as emulator:
+        yield kit.KIND, kit.connector_settings(emulator.base_url)
+
+
+def customers(emu, number, stop: threading.Event, every: float, rng: random.Random) -> None:
+    """Emulated customers: new ones now and then, regulars writing again."""
+    people = []
+    while not stop.is_set():
+        if not people or (len(people) < len(NAMES) and rng.random() < 0.4):
+            i = len(people)
+            people.append(emu.customer(number, f"4915{rng.randrange(10**7, 10**8)}", name=NAMES[i]))
+            person = people[-1]
+            if rng.random() < 0.5:
+                person.send_from_ad("Hi, I saw your ad. Tell me more?", headline="Spring collection")
+            else:
+                person.send_text(QUESTIONS[0])
+        else:
+            rng.choice(people).send_text(rng.choice(QUESTIONS))
+        try:
+            emu.flush()
+        except Exception:  # the hub may be restarting; the driver keeps what failed
+            log.exception("the emulated customers could not reach the hub")
+        stop.wait(every)
+
+
+def run(config: Config, *, crm: str | None, every: float, announce: Callable[[str], None] = print) -> None:
+    from hub.channels.whatsapp.channels import create_channel
+    from hub.channels.whatsapp.emulator import WhatsAppEmulator
+    from hub.channels.whatsapp.template_sync import sync_channel
+    from hub.connector_store import create_connector
+    from hub.migrate import upgrade
+    from hub.processes import run_web
+    from hub.runtime import Runtime
+    from hub.users import create_user
+
+    config = demo_config(config)
+    db_file = Path(config.database_url.removeprefix("sqlite:///"))
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db_file}{suffix}").unlink(missing_ok=True)
+    upgrade(config.database_url)
+    runtime = Runtime.from_config(config)
+    hub_url = f"http://{config.web.host}:{config.web.port}"
+    app_secret, token, password = secrets.token_hex(16), "EAAG" + secrets.token_hex(12), secrets.token_urlsafe(9)
+    emu = WhatsAppEmulator()
+    with emu.serve() as server, crm_emulator(crm) as crm_setup:
+        now = utcnow()
+        with runtime.db.scope() as session:
+            create_user(session, email="demo@example.com", password=password, role="admin", now=now,
+                        name="Demo admin")
+            channel = create_channel(session, runtime.vault, {
+                "name": "Demo shop", "phone_number_id": PNID, "waba_id": WABA, "display_number": "+" + DISPLAY,
+                "access_token": token, "app_secret": app_secret, "api_base_url": server.base_url}, now=now)
+            channel_id, key = channel.id, channel.key
+            if crm_setup:
+                create_connector(session, runtime.vault, kind=crm_setup[0], name=f"Demo {crm_setup[0]}",
+                                 settings=crm_setup[1], now=now)
+        number = emu.add_number(phone_number_id=PNID, waba_id=WABA, display_phone_number=DISPLAY, token=token,
+                                app_secret=app_secret, webhook_url=f"{hub_url}/webhooks/whatsapp/{key}")
+        for name, category, components in TEMPLATES:
+            emu.add_template(WABA, name=name, language="en", category=category, components=components)
+        sync_channel(runtime, channel_id, now=utcnow())
+        stop = threading.Event()
+        chatter = threading.Thread(target=lambda: (time.sleep(3), customers(emu, number, stop, every,
+                                                                          random.Random())),
+                                   name="demo-customers", daemon=True)
+        chatter.start()
+        announce(f"demo: log in as demo@example.com / {password}")
+        announce(f"demo: WhatsApp emulator at {server.base_url}"
+                 + (f", {crm_setup[0]} emulator connected" if crm_setup else ""))
+        try:
+            run_web(runtime, with_background=True, announce=announce)
+        finally:
+            stop.set()
