@@ -90,6 +90,11 @@ class LinkStore(Protocol):
         """Store a link and return the CRM id now linked (an existing one wins)."""
         ...
 
+    def put_many(self, entity_type: str, items: list[tuple[str, str, str]]) -> dict[str, str]:
+        """Store (entity_id, crm_type, crm_id) links in one transaction; entity_id -> CRM id
+        now linked (existing links win)."""
+        ...
+
 
 class RateLimiter(Protocol):
     """A token bucket shared by every worker process of one connector."""
@@ -169,6 +174,8 @@ class SendTemplate:
     phone: str | None = None  # E.164, when the CRM only knows the phone
     channel_id: int | None = None
     reason: str = ""  # shown in the conversation, e.g. "deal entered stage Shipped"
+    # The same key is carried out once per connector (CRMs resend their webhooks).
+    idempotency_key: str | None = None
 
 
 @dataclass(frozen=True)

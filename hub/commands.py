@@ -18,7 +18,7 @@ from connectors.base import AssignConversation, CloseConversation, Command, Send
 from hub.channels.whatsapp.outbound import SendRefused, queue_message
 from hub.channels.whatsapp.templates import TemplateInput
 from hub.conversation_actions import assign, close
-from hub.models import Channel, Conversation, User
+from hub.models import Channel, Conversation, CrmLink, User
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,22 @@ def _default_channel(session: Session) -> int | None:
     return session.scalar(select(Channel.id).order_by(Channel.id))
 
 
-def _send_template(session: Session, c: SendTemplate, now: datetime) -> Result:
+def _first_time(session: Session, connector_id: int | None, key: str | None, now: datetime) -> bool:
+    """Record an idempotency key (as a link of the connector); False if it was seen."""
+    if not key or connector_id is None:
+        return True
+    exists = session.scalar(select(CrmLink.id).where(
+        CrmLink.connector_id == connector_id, CrmLink.entity_type == "command", CrmLink.entity_id == key[:64]))
+    if exists:
+        return False
+    session.add(CrmLink(connector_id=connector_id, entity_type="command", entity_id=key[:64], crm_type="command",
+                        crm_id="done", created_at=now))
+    return True
+
+
+def _send_template(session: Session, c: SendTemplate, now: datetime, connector_id: int | None) -> Result:
+    if not _first_time(session, connector_id, c.idempotency_key, now):
+        return Result("send_template", True, f"already carried out ({c.idempotency_key})")
     variables = c.variables
     body: list[Any] | dict[str, Any] | None = list(variables) if isinstance(variables, (list, tuple)) else \
         dict(variables) if variables else None
@@ -53,9 +68,9 @@ def _send_template(session: Session, c: SendTemplate, now: datetime) -> Result:
     return Result("send_template", True, f"queued template {c.template}", message.id)
 
 
-def _one(session: Session, command: Command, now: datetime) -> Result:
+def _one(session: Session, command: Command, now: datetime, connector_id: int | None) -> Result:
     if isinstance(command, SendTemplate):
-        return _send_template(session, command, now)
+        return _send_template(session, command, now, connector_id)
     if isinstance(command, SendText):
         message = queue_message(session, kind="text", content={"body": command.text},
                                 conversation_id=command.conversation_id, now=now)
@@ -79,12 +94,13 @@ def _one(session: Session, command: Command, now: datetime) -> Result:
     return Result(type(command).__name__, False, "unknown command")
 
 
-def execute(session: Session, commands: list[Command], *, now: datetime) -> list[Result]:
+def execute(session: Session, commands: list[Command], *, now: datetime,
+            connector_id: int | None = None) -> list[Result]:
     results = []
     for command in commands:
         try:
             with session.begin_nested():
-                results.append(_one(session, command, now))
+                results.append(_one(session, command, now, connector_id))
         except SendRefused as exc:
             results.append(Result(type(command).__name__, False, f"{exc.code}: {exc}"))
         except LookupError as exc:

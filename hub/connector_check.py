@@ -6,6 +6,7 @@ from datetime import datetime
 
 from connectors.base import CheckResult
 from hub.connector_store import build_connector, set_health
+from hub.db import utcnow
 from hub.models import ConnectorRecord
 from hub.runtime import Runtime
 
@@ -19,7 +20,7 @@ def run_check(runtime: Runtime, connector_id: int, *, now: datetime) -> CheckRes
             raise LookupError(f"no connector with id {connector_id}")
         session.expunge(record)
     try:
-        connector = build_connector(runtime.db, runtime.vault, record, clock=lambda: now,
+        connector = build_connector(runtime.db, runtime.vault, record, clock=utcnow,
                                     http_timeout=runtime.config.delivery.http_timeout_seconds,
                                     base_url=runtime.config.base_url)
         result = connector.check()

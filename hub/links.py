@@ -33,6 +33,26 @@ class DbLinkStore:
             ).all()
         return {entity_id: crm_id for entity_id, crm_id in rows}
 
+    def put_many(self, entity_type: str, items: list[tuple[str, str, str]]) -> dict[str, str]:
+        """Store (entity_id, crm_type, crm_id) links in one transaction; returns the CRM id
+        now linked for each entity (an existing link wins over the one given)."""
+        if not items:
+            return {}
+        wanted = {str(entity_id): (crm_type, str(crm_id)) for entity_id, crm_type, crm_id in items}
+        existing = self.get_many(entity_type, list(wanted))
+        missing = [k for k in wanted if k not in existing]
+        if missing:
+            now = utcnow()
+            try:
+                with self.db.scope() as session:
+                    session.add_all(CrmLink(connector_id=self.connector_id, entity_type=entity_type, entity_id=k,
+                                            crm_type=wanted[k][0], crm_id=wanted[k][1], created_at=now)
+                                    for k in missing)
+            except IntegrityError:
+                # Another worker linked some of them meanwhile: fall back to one at a time.
+                return {k: self.put(entity_type, k, *wanted[k]) for k in wanted}
+        return {**{k: v[1] for k, v in wanted.items()}, **existing}
+
     def put(self, entity_type: str, entity_id: str, crm_type: str, crm_id: str) -> str:
         try:
             with self.db.scope() as session:

@@ -31,7 +31,8 @@ class FakeCrm(Connector):
             raise WebhookRejected(401, "bad token")
         conv = int(request.form["conversation"])
         return [
-            SendTemplate("order_update", "en", ["Ana", "42"], conversation_id=conv, reason="deal stage Shipped"),
+            SendTemplate("order_update", "en", ["Ana", "42"], conversation_id=conv, reason="deal stage Shipped",
+                         idempotency_key=request.headers.get("X-Event-Id")),
             SendText("typed in the CRM", conversation_id=conv, author="Olga"),
             SendTemplate("missing_template", "en", [], conversation_id=conv),
             AssignConversation(conv, "admin@example.com"),
@@ -96,3 +97,26 @@ def test_connectors_without_webhooks_say_so(client, runtime, admin_headers):
         key = session.scalars(select(ConnectorRecord)).one().webhook_key
     r = client.post(f"/webhooks/connectors/{key}", data={})
     assert r.status_code == 404 and "take no webhooks" in r.json["error"]
+
+
+def test_a_resent_crm_event_sends_its_template_once(client, runtime, setup):
+    hook_key, conv_id = setup
+    for _ in range(2):
+        r = client.post(f"/webhooks/connectors/{hook_key}", data={"conversation": str(conv_id)},
+                        headers={"X-Token": "ok", "X-Event-Id": "evt-1"})
+        assert r.status_code == 200
+    assert "already carried out" in r.json["results"][0]["detail"]
+    with runtime.db.scope() as session:
+        templates = session.scalars(select(Message).where(Message.type == "template")).all()
+    assert len(templates) == 1
+
+
+def test_links_put_many_keeps_existing_links(runtime):
+    from hub.links import DbLinkStore
+    from tests.support.factories import webhook_connector
+
+    store = DbLinkStore(runtime.db, webhook_connector(runtime, "http://127.0.0.1:1/"))
+    assert store.put("contact", "1", "contact", "c-1") == "c-1"
+    got = store.put_many("contact", [("1", "contact", "c-other"), ("2", "contact", "c-2"), ("3", "contact", "c-3")])
+    assert got == {"1": "c-1", "2": "c-2", "3": "c-3"}
+    assert store.get_many("contact", ["1", "2", "3", "4"]) == {"1": "c-1", "2": "c-2", "3": "c-3"}

@@ -54,5 +54,5 @@ def receive(key: str):
         log.warning("connector %s refused a webhook: %s", record.name, exc.message)
         return jsonify(error=exc.message), exc.status
     with runtime.db.scope() as session:
-        results = execute(session, commands, now=utcnow())
+        results = execute(session, commands, now=utcnow(), connector_id=record.id)
     return jsonify(results=[r.as_dict() for r in results]), 200
