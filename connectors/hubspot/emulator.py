@@ -173,6 +173,7 @@ class Options:
     retry_after: int = 1
     timeout_rate: float = 0.0     # slow answers, after the request is applied
     timeout_seconds: float = 2.0
+    delay_seconds: float = 0.0    # every answer on a chaos path comes this late (after applying)
     chaos_paths: tuple[str, ...] = ("/crm/",)
     seed: int = 7
 
@@ -368,6 +369,7 @@ def create_app(state: State) -> Flask:
                 state.counters["injected_5xx"] += 1
                 return error(ApiError(502, "Bad Gateway: the upstream service did not answer", "INTERNAL_ERROR"))
             request.environ["hubspot.slow"] = chaos and opts.timeout_rate and state.rng.random() < opts.timeout_rate
+            request.environ["hubspot.chaos"] = chaos
             now = time.monotonic()
             if opts.enforce_limits:
                 while state.window and now - state.window[0] >= 10.0:
@@ -403,6 +405,8 @@ def create_app(state: State) -> Flask:
             with state.lock:
                 state.counters["slow_answers"] += 1
             time.sleep(opts.timeout_seconds)
+        elif opts.delay_seconds and request.environ.get("hubspot.chaos"):
+            time.sleep(opts.delay_seconds)
         return response
 
     @app.errorhandler(ApiError)
@@ -838,6 +842,10 @@ class EmulatorHandle:
                     "search_rate_limited": c["search_rate_limited"], "injected_429": c["injected_429"],
                     "injected_5xx": c["injected_5xx"], "slow_answers": c["slow_answers"],
                     "by_endpoint": {k[5:]: v for k, v in c.items() if k.startswith("path:")}}
+
+    def created(self, type_: str) -> int:
+        with self.state.lock:
+            return self.state.counters[f"created:{ALIASES[type_]}"]
 
     def counts(self) -> dict[str, int]:
         with self.state.lock:
