@@ -46,12 +46,7 @@ class HubSpotConnector(Connector):
     def closed_stages(self) -> set[str]:
         """Stages HubSpot marks closed (metadata.isClosed), loaded once per instance."""
         if self._closed_stages is None:
-            closed = set()
-            for pipeline in self.client.pipelines("deals"):
-                for stage in pipeline.get("stages") or []:
-                    if str((stage.get("metadata") or {}).get("isClosed", "")).lower() == "true":
-                        closed.add(str(stage["id"]))
-            self._closed_stages = closed
+            self._closed_stages = mapping.closed_stages(self.client.pipelines("deals"))
         return self._closed_stages
 
     def _health(self, ok: bool, message: str) -> None:

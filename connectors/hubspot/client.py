@@ -164,7 +164,7 @@ class HubSpotClient:
             self._honour_headers(response)
             if response.status_code != 429:
                 return self._result(method, path, response)
-            wait, policy, daily = self._rate_limit_wait(response, attempt)
+            wait, policy, daily = rate_limit_wait(response.headers, _json(response), attempt)
             described = describe_response(response, [self.config.token])
             if daily or wait > self.config.max_wait_in_process or attempt == self.config.max_429_retries:
                 raise RateLimited(
@@ -184,22 +184,6 @@ class HubSpotClient:
             interval = _number(response.headers.get("X-HubSpot-RateLimit-Interval-Milliseconds"), 10000)
             maximum = _number(response.headers.get("X-HubSpot-RateLimit-Max"), self.config.per_10_seconds)
             self.general.penalise(interval / 1000.0 / max(maximum, 1))
-
-    def _rate_limit_wait(self, response: requests.Response, attempt: int) -> tuple[float, str, bool]:
-        body = _json(response) or {}
-        policy = str(body.get("policyName") or "")
-        daily = policy.upper() == "DAILY"
-        retry_after = response.headers.get("Retry-After")
-        if retry_after and retry_after.strip().isdigit():
-            wait = float(retry_after)
-        elif daily:
-            wait = 3600.0
-        elif policy == "SECONDLY":
-            wait = 1.0 * (2 ** attempt)
-        else:
-            interval = _number(response.headers.get("X-HubSpot-RateLimit-Interval-Milliseconds"), 10000)
-            wait = min(interval / 1000.0, 1.0 * (2 ** attempt))
-        return wait, policy, daily
 
     def _result(self, method: str, path: str, response: requests.Response) -> Any:
         status = response.status_code
@@ -304,6 +288,22 @@ class HubSpotClient:
 
     def create_property(self, object_type: str, definition: dict[str, Any]) -> dict[str, Any]:
         return self.request("POST", f"/crm/v3/properties/{object_type}", json=definition) or {}
+
+
+def rate_limit_wait(headers: Any, body: Any, attempt: int) -> tuple[float, str, bool]:
+    """(seconds to wait, policyName, daily?) for a 429: Retry-After when given; the day's
+    budget waits an hour; the search limit (SECONDLY) and the 10-second window back off
+    from one second, doubling on each further refusal."""
+    body = body if isinstance(body, dict) else {}
+    policy = str(body.get("policyName") or "")
+    daily = policy.upper() == "DAILY"
+    retry_after = headers.get("Retry-After")
+    if retry_after and str(retry_after).strip().isdigit():
+        return float(retry_after), policy, daily
+    if daily:
+        return 3600.0, policy, daily
+    interval = _number(headers.get("X-HubSpot-RateLimit-Interval-Milliseconds"), 10000) / 1000.0
+    return min(interval, 1.0 * (2 ** attempt)), policy, daily
 
 
 def _json(response: requests.Response) -> Any:

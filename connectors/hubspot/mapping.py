@@ -213,6 +213,12 @@ def deal_create_input(conversation: dict[str, Any], contact: dict[str, Any], con
     }
 
 
+def closed_stages(pipelines: list[dict[str, Any]]) -> set[str]:
+    """Stage ids HubSpot marks closed (metadata.isClosed == "true") in any pipeline."""
+    return {str(stage["id"]) for pipeline in pipelines for stage in pipeline.get("stages") or []
+            if str((stage.get("metadata") or {}).get("isClosed", "")).lower() == "true"}
+
+
 def is_open_deal(deal: dict[str, Any], pipeline_id: str, closed_stages: set[str]) -> bool:
     props = deal.get("properties") or {}
     return props.get("pipeline") == pipeline_id and props.get("dealstage") not in closed_stages
