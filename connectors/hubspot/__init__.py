@@ -29,15 +29,17 @@ class HubSpotConnector(Connector):
 
     def __init__(self, ctx):
         super().__init__(ctx)
-        self.client = HubSpotClient(
-            ClientConfig(
-                base_url=self.settings.get("base_url") or "https://api.hubapi.com",
-                token=self.settings["access_token"],
-                per_10_seconds=int(self.settings.get("rate_limit_per_10s", 100)),
-                search_per_second=int(self.settings.get("search_rate_per_second", 5)),
-            ),
-            ctx.http, limiter=ctx.limiter, clock=ctx.clock, timeout=ctx.http_timeout,
+        config = ClientConfig(
+            base_url=self.settings.get("base_url") or "https://api.hubapi.com",
+            token=self.settings["access_token"],
+            per_10_seconds=int(self.settings.get("rate_limit_per_10s", 100)),
+            search_per_second=int(self.settings.get("search_rate_per_second", 5)),
         )
+        self.client = HubSpotClient(config, ctx.http, limiter=ctx.limiter, clock=ctx.clock, timeout=ctx.http_timeout)
+        # The admin's few requests (Test connection, choices, creating properties) pace
+        # themselves in-process: the hub runs check() with a frozen clock, under which the
+        # shared database bucket would never refill.
+        self.admin_client = HubSpotClient(config, ctx.http, limiter=None, clock=ctx.clock, timeout=ctx.http_timeout)
         self.owners = OwnerDirectory(self.client, self.settings)
         self._closed_stages: set[str] | None = None
         self._flagged_unhealthy = False
@@ -83,15 +85,15 @@ class HubSpotConnector(Connector):
     # -- admin ----------------------------------------------------------------------------
     def create_missing_properties(self) -> list[str]:
         """The explicit action behind "Create missing properties" in the form."""
-        return properties.create_missing(self.client, self.settings)
+        return properties.create_missing(self.admin_client, self.settings)
 
     def check(self) -> CheckResult:
         try:
-            details = self.client.account_details()
-            pipelines = self.client.pipelines("deals")
+            details = self.admin_client.account_details()
+            pipelines = self.admin_client.pipelines("deals")
             created = self.create_missing_properties() if self.settings.get("create_missing_properties") else []
-            absent = properties.missing(self.client, self.settings)
-            owners = self.client.owners()
+            absent = properties.missing(self.admin_client, self.settings)
+            owners = self.admin_client.owners()
         except AuthFailed as exc:
             return CheckResult(False, f"HubSpot refused the access token: {exc.message}")
         except (Unavailable, HubSpotError) as exc:
@@ -118,8 +120,8 @@ class HubSpotConnector(Connector):
                                  + (f", created {', '.join(created)}" if created else ""), details_out)
 
     def choices(self) -> dict[str, list[tuple[str, str]]]:
-        pipelines = self.client.pipelines("deals")
-        owners = self.client.owners()
+        pipelines = self.admin_client.pipelines("deals")
+        owners = self.admin_client.owners()
         stage_choices = [(s["id"], f"{p['label']} / {s['label']}") for p in pipelines for s in p.get("stages") or []]
         owner_choices = [(str(o["id"]), f"{o.get('firstName', '')} {o.get('lastName', '')} <{o.get('email', '')}>".strip())
                          for o in owners]
