@@ -928,7 +928,7 @@ def serve(**options: Any) -> Iterator[EmulatorHandle]:
     """Run the emulator on 127.0.0.1 with an ephemeral port, in a thread."""
     state = State(Options(**options))
     server = make_server("127.0.0.1", 0, create_app(state), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="hubspot-emulator", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="hubspot-emulator", daemon=True)
     thread.start()
     try:
         yield EmulatorHandle(state, f"http://127.0.0.1:{server.server_port}")

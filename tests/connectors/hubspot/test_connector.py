@@ -46,7 +46,7 @@ def test_settings_refuse_bad_input(runtime, emu, field, value, message):
 
 def test_check_creates_missing_properties_only_when_asked(runtime):
     from connectors.hubspot import emulator
-    with emulator.serve() as bare:
+    with emulator.serve(per_10_seconds=250) as bare:
         connector_id = make_connector(runtime, bare)
         result = run_check(runtime, connector_id, now=utcnow())
         assert not result.ok and "hub_whatsapp_id" in result.message and "Create missing properties" in result.message

@@ -124,7 +124,7 @@ def test_emulator_sends_signed_webhooks_that_the_connector_accepts(synced, emu):
         return jsonify(commands=[dataclasses.asdict(c) for c in commands])
 
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         url = f"http://127.0.0.1:{server.server_port}/webhooks/connectors/k3y"
