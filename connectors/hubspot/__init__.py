@@ -36,9 +36,9 @@ class HubSpotConnector(Connector):
             search_per_second=int(self.settings.get("search_rate_per_second", 5)),
         )
         self.client = HubSpotClient(config, ctx.http, limiter=ctx.limiter, clock=ctx.clock, timeout=ctx.http_timeout)
-        # The admin's few requests (Test connection, choices, creating properties) pace
-        # themselves in-process: the hub runs check() with a frozen clock, under which the
-        # shared database bucket would never refill.
+        # The admin's and the webhook's few requests (Test connection, choices, creating
+        # properties, reading a deal back) pace themselves in-process: the hub runs check()
+        # with a frozen clock, under which the shared database bucket would never refill.
         self.admin_client = HubSpotClient(config, ctx.http, limiter=None, clock=ctx.clock, timeout=ctx.http_timeout)
         self.owners = OwnerDirectory(self.client, self.settings)
         self._closed_stages: set[str] | None = None
@@ -147,7 +147,7 @@ class HubSpotConnector(Connector):
             raise WebhookRejected(400, str(exc)) from None
         stage_rules = rules.parse_rules(self.settings.get("stage_rules") or [])
         try:
-            return list(webhooks.commands_for(changes, stage_rules, self.client, self.settings))
+            return list(webhooks.commands_for(changes, stage_rules, self.admin_client, self.settings))
         except (Unavailable, HubSpotError) as exc:
             # 5xx makes HubSpot retry the delivery later.
             raise WebhookRejected(503, f"could not read the deal from HubSpot: {exc}") from None

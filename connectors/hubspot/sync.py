@@ -87,7 +87,7 @@ class OwnerDirectory:
         self._by_email: dict[str, str] | None = None
         self._loaded_at = 0.0
 
-    def _directory(self) -> dict[str, str]:
+    def load(self) -> dict[str, str]:
         if self._by_email is None or self.monotonic() - self._loaded_at > OWNERS_TTL_SECONDS:
             owners = self.client.owners()
             self._by_email = {str(o.get("email") or "").lower(): str(o["id"]) for o in owners if o.get("email")}
@@ -110,7 +110,7 @@ class OwnerDirectory:
             if key.lower() == email:
                 return str(value)
         if self.settings.get("match_owners_by_email", True) and email:
-            found = self._directory().get(email)
+            found = self.load().get(email)
             if found:
                 return found
         return default
@@ -199,7 +199,7 @@ class WaveSync:
         users = [i.conversation.get("assignee") for i in items] + [i.data.get("assignee") for i in items]
         if any(self.owners.needs_lookup(u) for u in users if u):
             try:
-                self.owners._directory()
+                self.owners.load()
             except (Unavailable, HubSpotError) as exc:
                 self._fail(items, exc)
 

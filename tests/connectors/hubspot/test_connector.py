@@ -192,3 +192,29 @@ def test_refused_property_is_a_dead_letter_naming_it(runtime, emu):
 
 def test_registered_kind():
     assert registry.get("hubspot").title == "HubSpot"
+
+
+def test_conflicts_resolve_to_the_existing_records(runtime, emu, monkeypatch):
+    """Search lags behind creates (or another worker just created the contact), and a deal
+    was created by an attempt whose answer was lost: both 409s resolve, nothing doubles."""
+    from connectors.base import HubEvent
+    connector = instance(runtime, make_connector(runtime, emu))
+    contact_id = emu.add_contact(hub_whatsapp_id=contact(30)["wa_id"], phone="+15550000030")
+    with emu.state.lock:
+        deal_id = emu.state.new_id()
+        emu.state.objects["deals"][deal_id] = {"id": deal_id, "createdAt": "2026-11-25T12:00:00.000Z",
+                                               "updatedAt": "2026-11-25T12:00:00.000Z",
+                                               "properties": {"dealname": "x", "dealstage": "appointmentscheduled",
+                                                              "hub_conversation_id": "30"}}
+    monkeypatch.setattr(connector.client, "search", lambda *a, **k: iter(()))
+    others = [HubEvent(f"e{n}", "conversation.started", 1, utcnow(),
+                       {"conversation": conversation(n), "contact": contact(n)}, f"conversation:{n}") for n in (31, 32)]
+    batch = [HubEvent("e30", "conversation.started", 1, utcnow(),
+                      {"conversation": conversation(30), "contact": contact(30)}, "conversation:30")] + others
+    outcomes = connector.deliver(batch)
+    assert [o.status for o in outcomes] == ["done", "done", "done"]
+    assert outcomes[0].response["hubspot"] == {"contact": contact_id, "deal": deal_id}
+    assert emu.counts()["contacts"] == 3 and emu.counts()["deals"] == 3
+    by_endpoint = emu.stats()["by_endpoint"]
+    assert by_endpoint["POST /crm/v3/objects/contacts/batch/read"] == 1  # the 409 was resolved by id property
+    assert by_endpoint["POST /crm/v3/objects/deals/batch/read"] == 1
