@@ -1,0 +1,51 @@
+"""Hooks for the shared benchmark driver bench/crm_sync.py."""
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Any, Iterator
+
+from connectors.hubspot import emulator, mapping
+
+KIND = "hubspot"
+PER_10_SECONDS = 100  # the emulated account's burst limit (Free/Starter)
+
+
+@contextlib.contextmanager
+def start_emulator(**options: Any) -> Iterator[emulator.EmulatorHandle]:
+    """`with start_emulator() as emu: emu.base_url, emu.stats(), emu.counts()`; the account
+    already has the custom properties the connector uses (as after "Create missing
+    properties" in the admin)."""
+    options.setdefault("per_10_seconds", PER_10_SECONDS)
+    with emulator.serve(**options) as handle:
+        prepare(handle)
+        yield handle
+
+
+def connector_settings(base_url: str) -> dict[str, Any]:
+    return {
+        "base_url": base_url,
+        "access_token": emulator.Options().token,
+        "client_secret": emulator.Options().client_secret,
+        "rate_limit_per_10s": PER_10_SECONDS,
+        "pipeline_id": "default",
+        "stage_id": "appointmentscheduled",
+    }
+
+
+def prepare(handle: emulator.EmulatorHandle, settings: dict[str, Any] | None = None) -> None:
+    """Create the custom properties the settings use (what Test connection does in the admin)."""
+    from connectors.hubspot import properties
+    from connectors.hubspot.settings import HubSpotSettings
+    loaded = HubSpotSettings().load(settings or connector_settings(handle.base_url))
+    for object_type, d in properties.required(loaded):
+        handle.add_property(object_type, d["name"], unique=d["hasUniqueValue"])
+
+
+def floor(conversations: int, notes_per_conversation: int) -> tuple[int, float]:
+    """Fewest requests HubSpot's batch sizes allow (contacts, deals and communications
+    created 100 per request, associations inline), and that at the rate limit."""
+    per = mapping.BATCH_LIMIT
+    requests = (math.ceil(conversations / per) * 2
+                + math.ceil(conversations * notes_per_conversation / per))
+    return requests, requests / (PER_10_SECONDS / 10.0)

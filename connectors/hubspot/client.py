@@ -1,0 +1,320 @@
+"""HTTP client for HubSpot's CRM API: auth, the shared rate limits, errors as exceptions.
+
+Every request first takes a token from the connector's shared bucket (all workers of one
+connector draw from it), searches also from the lower search bucket. A 429 is answered by
+emptying the right bucket for the time HubSpot asks and trying again; the rate-limit
+headers of ordinary answers are read too, because other apps of the same account spend
+from the same budget.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Callable, Iterator
+
+import requests
+
+from hub.http import describe_response
+
+REQUESTS_PER_WINDOW_BURST = 1  # tokens kept for bursts; the rest is spread over the window
+
+
+class HubSpotError(Exception):
+    """An answer HubSpot will give again if asked again (4xx other than 429)."""
+
+    def __init__(self, status: int, message: str, body: dict[str, Any] | None = None,
+                 response: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.body = body or {}
+        self.response = response
+        self.category = str(self.body.get("category") or "")
+
+
+class AuthFailed(HubSpotError):
+    """401, or 403 for missing scopes: only the admin can fix it."""
+
+
+class NotFound(HubSpotError):
+    pass
+
+
+class Conflict(HubSpotError):
+    """409: an object with the same unique value exists; `existing_id` names it."""
+
+    def __init__(self, *args: Any, existing_id: str | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.existing_id = existing_id
+
+
+class ValidationFailed(HubSpotError):
+    """400: HubSpot refused the body; `problems` = [(property, code, message)]."""
+
+    def __init__(self, *args: Any, problems: list[tuple[str, str, str]] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.problems = problems or []
+
+
+class Unavailable(Exception):
+    """5xx, timeouts, connection errors: try again later."""
+
+    def __init__(self, message: str, *, retry_at: datetime | None = None,
+                 response: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.retry_at = retry_at
+        self.response = response
+
+
+class RateLimited(Unavailable):
+    """Still limited after waiting in-process; `daily` when the day's budget is spent."""
+
+    def __init__(self, message: str, *, retry_at: datetime | None = None, policy: str = "",
+                 daily: bool = False, response: dict[str, Any] | None = None):
+        super().__init__(message, retry_at=retry_at, response=response)
+        self.policy = policy
+        self.daily = daily
+
+
+class LocalBucket:
+    """An in-process token bucket, for contexts without the hub's shared limiter."""
+
+    def __init__(self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.rate, self.burst = rate, burst
+        self.tokens, self.stamp = burst, clock()
+        self.clock, self.sleep = clock, sleep
+        self.lock = threading.Lock()
+
+    def try_take(self, tokens: float = 1.0) -> float:
+        with self.lock:
+            now = self.clock()
+            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+            self.stamp = now
+            if self.tokens >= tokens:
+                self.tokens -= tokens
+                return 0.0
+            return (tokens - self.tokens) / self.rate
+
+    def take(self, tokens: float = 1.0) -> None:
+        while (wait := self.try_take(tokens)) > 0:
+            self.sleep(wait)
+
+    def penalise(self, seconds: float) -> None:
+        with self.lock:
+            self.tokens = min(self.tokens, -seconds * self.rate)
+            self.stamp = self.clock()
+
+
+def bucket_shape(per_window: int, window_seconds: float) -> tuple[float, float]:
+    """(rate, burst) of a token bucket that never lets more than `per_window` requests
+    into any rolling window: burst + rate * window <= per_window, with a 2% margin for
+    requests that arrive a little later than they were let go."""
+    burst = float(REQUESTS_PER_WINDOW_BURST)
+    usable = per_window * 0.98 - burst
+    return max(usable / window_seconds, 0.1), burst
+
+
+@dataclass
+class ClientConfig:
+    base_url: str
+    token: str
+    per_10_seconds: int = 100
+    search_per_second: int = 5
+    max_429_retries: int = 4
+    max_wait_in_process: float = 30.0
+
+
+class HubSpotClient:
+    def __init__(self, config: ClientConfig, http: requests.Session, *,
+                 limiter: Callable[[str, float, float], Any] | None = None,
+                 clock: Callable[[], datetime], timeout: float = 10.0):
+        self.config = config
+        self.http = http
+        self.clock = clock
+        self.timeout = timeout
+        self.base_url = config.base_url.rstrip("/")
+        rate, burst = bucket_shape(config.per_10_seconds, 10.0)
+        search_rate, search_burst = bucket_shape(config.search_per_second, 1.0)
+        make = limiter or (lambda _name, r, b: LocalBucket(r, b))
+        self.general = make("api", rate, burst)
+        self.search_bucket = make("search", search_rate, search_burst)
+        self.requests_made = 0
+
+    # -- the one way out ---------------------------------------------------------------
+    def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None,
+                search: bool = False) -> Any:
+        url = f"{self.base_url}{path}"
+        headers = {"Authorization": f"Bearer {self.config.token}", "Accept": "application/json"}
+        for attempt in range(self.config.max_429_retries + 1):
+            if search:
+                self.search_bucket.take()
+            self.general.take()
+            self.requests_made += 1
+            try:
+                response = self.http.request(method, url, json=json, params=params, headers=headers,
+                                             timeout=self.timeout)
+            except requests.Timeout:
+                raise Unavailable(f"{method} {path}: HubSpot did not answer within {self.timeout:g} s") from None
+            except requests.RequestException as exc:
+                raise Unavailable(f"{method} {path}: connection failed ({type(exc).__name__})") from None
+            self._honour_headers(response)
+            if response.status_code != 429:
+                return self._result(method, path, response)
+            wait, policy, daily = rate_limit_wait(response.headers, _json(response), attempt)
+            described = describe_response(response, [self.config.token])
+            if daily or wait > self.config.max_wait_in_process or attempt == self.config.max_429_retries:
+                raise RateLimited(
+                    f"{method} {path}: HubSpot rate limit {policy or '(unnamed)'} reached",
+                    retry_at=self.clock() + timedelta(seconds=wait), policy=policy, daily=daily,
+                    response=described,
+                )
+            (self.search_bucket if policy == "SECONDLY" or (search and policy != "TEN_SECONDLY_ROLLING")
+             else self.general).penalise(wait)
+        raise AssertionError("unreachable")
+
+    def _honour_headers(self, response: requests.Response) -> None:
+        remaining = response.headers.get("X-HubSpot-RateLimit-Remaining")
+        if remaining is not None and remaining.strip().isdigit() and int(remaining) <= 0 \
+                and response.status_code != 429:
+            # Another app of this account has spent the window: let it free up a little.
+            interval = _number(response.headers.get("X-HubSpot-RateLimit-Interval-Milliseconds"), 10000)
+            maximum = _number(response.headers.get("X-HubSpot-RateLimit-Max"), self.config.per_10_seconds)
+            self.general.penalise(interval / 1000.0 / max(maximum, 1))
+
+    def _result(self, method: str, path: str, response: requests.Response) -> Any:
+        status = response.status_code
+        if 200 <= status < 300:
+            return _json(response) if response.content else None
+        body = _json(response)
+        described = describe_response(response, [self.config.token])
+        message = str((body or {}).get("message") or response.reason or "")
+        text = f"{method} {path}: HTTP {status}: {message}"
+        if status >= 500 or status in (408, 425):
+            raise Unavailable(text, response=described)
+        if status == 401 or (status == 403 and (body or {}).get("category") in ("MISSING_SCOPES", "INVALID_AUTHENTICATION", None)):
+            raise AuthFailed(status, text, body, described)
+        if status == 404:
+            raise NotFound(status, text, body, described)
+        if status == 409:
+            from connectors.hubspot.mapping import conflict_existing_id
+            raise Conflict(status, text, body, described, existing_id=conflict_existing_id(body))
+        if status == 400:
+            from connectors.hubspot.mapping import validation_problems
+            raise ValidationFailed(status, text, body, described, problems=validation_problems(body))
+        raise HubSpotError(status, text, body, described)
+
+    # -- objects -------------------------------------------------------------------------
+    def batch_create(self, object_type: str, inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        answer = self.request("POST", f"/crm/v3/objects/{object_type}/batch/create", json={"inputs": inputs})
+        return list((answer or {}).get("results") or [])
+
+    def batch_update(self, object_type: str, inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        answer = self.request("POST", f"/crm/v3/objects/{object_type}/batch/update", json={"inputs": inputs})
+        return list((answer or {}).get("results") or [])
+
+    def batch_read(self, object_type: str, ids: list[str], properties: list[str],
+                   id_property: str | None = None) -> list[dict[str, Any]]:
+        body: dict[str, Any] = {"inputs": [{"id": str(i)} for i in ids], "properties": properties}
+        if id_property:
+            body["idProperty"] = id_property
+        answer = self.request("POST", f"/crm/v3/objects/{object_type}/batch/read", json=body)
+        return list((answer or {}).get("results") or [])
+
+    def search(self, object_type: str, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Every result of a search, following `paging.next.after`."""
+        after: str | None = None
+        while True:
+            page_body = dict(body)
+            if after is not None:
+                page_body["after"] = after
+            answer = self.request("POST", f"/crm/v3/objects/{object_type}/search", json=page_body, search=True) or {}
+            yield from answer.get("results") or []
+            after = (((answer.get("paging") or {}).get("next")) or {}).get("after")
+            if not after:
+                return
+
+    # -- associations v4 --------------------------------------------------------------------
+    def associated_ids(self, from_type: str, to_type: str, ids: list[str]) -> dict[str, list[str]]:
+        """from id -> ids of associated `to_type` records (all pages)."""
+        answer = self.request("POST", f"/crm/v4/associations/{from_type}/{to_type}/batch/read",
+                              json={"inputs": [{"id": str(i)} for i in ids]}) or {}
+        out: dict[str, list[str]] = {str(i): [] for i in ids}
+        for result in answer.get("results") or []:
+            source = str(result["from"]["id"])
+            out.setdefault(source, []).extend(str(t["toObjectId"]) for t in result.get("to") or [])
+            after = (((result.get("paging") or {}).get("next")) or {}).get("after")
+            while after:
+                page = self.request("GET", f"/crm/v4/objects/{from_type}/{source}/associations/{to_type}",
+                                    params={"limit": 500, "after": after}) or {}
+                out[source].extend(str(t["toObjectId"]) for t in page.get("results") or [])
+                after = (((page.get("paging") or {}).get("next")) or {}).get("after")
+        return out
+
+    def associate(self, from_type: str, to_type: str, pairs: list[tuple[str, str]], type_id: int) -> None:
+        inputs = [{"from": {"id": str(a)}, "to": {"id": str(b)},
+                   "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}]}
+                  for a, b in pairs]
+        self.request("POST", f"/crm/v4/associations/{from_type}/{to_type}/batch/create", json={"inputs": inputs})
+
+    # -- account ------------------------------------------------------------------------------
+    def account_details(self) -> dict[str, Any]:
+        return self.request("GET", "/account-info/v3/details") or {}
+
+    def pipelines(self, object_type: str = "deals") -> list[dict[str, Any]]:
+        return list((self.request("GET", f"/crm/v3/pipelines/{object_type}") or {}).get("results") or [])
+
+    def owners(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        after: str | None = None
+        while True:
+            params: dict[str, Any] = {"limit": 100, "archived": "false"}
+            if after:
+                params["after"] = after
+            answer = self.request("GET", "/crm/v3/owners", params=params) or {}
+            out.extend(answer.get("results") or [])
+            after = (((answer.get("paging") or {}).get("next")) or {}).get("after")
+            if not after:
+                return out
+
+    def property(self, object_type: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self.request("GET", f"/crm/v3/properties/{object_type}/{name}")
+        except NotFound:
+            return None
+
+    def create_property(self, object_type: str, definition: dict[str, Any]) -> dict[str, Any]:
+        return self.request("POST", f"/crm/v3/properties/{object_type}", json=definition) or {}
+
+
+def rate_limit_wait(headers: Any, body: Any, attempt: int) -> tuple[float, str, bool]:
+    """(seconds to wait, policyName, daily?) for a 429: Retry-After when given; the day's
+    budget waits an hour; the search limit (SECONDLY) and the 10-second window back off
+    from one second, doubling on each further refusal."""
+    body = body if isinstance(body, dict) else {}
+    policy = str(body.get("policyName") or "")
+    daily = policy.upper() == "DAILY"
+    retry_after = headers.get("Retry-After")
+    if retry_after and str(retry_after).strip().isdigit():
+        return float(retry_after), policy, daily
+    if daily:
+        return 3600.0, policy, daily
+    interval = _number(headers.get("X-HubSpot-RateLimit-Interval-Milliseconds"), 10000) / 1000.0
+    return min(interval, 1.0 * (2 ** attempt)), policy, daily
+
+
+def _json(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _number(value: str | None, default: float) -> float:
+    try:
+        return float(value) if value is not None else default
+    except ValueError:
+        return default

@@ -1,0 +1,234 @@
+"""The HubSpot connector's Settings form (marshmallow; field metadata drives the admin form)."""
+from __future__ import annotations
+
+import re
+import string
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
+
+from connectors.hubspot import rules
+
+DEFAULT_BASE_URL = "https://api.hubapi.com"
+
+# Placeholders the deal name template may use (see mapping.render_deal_name).
+DEAL_NAME_FIELDS = ("contact_name", "phone", "wa_id", "conversation_id", "channel", "date")
+
+# Keys of a lead source (docs/events.md) that can be mapped to HubSpot properties.
+SOURCE_KEYS = (
+    "kind", "utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term",
+    "gclid", "yclid", "fbclid", "campaign", "link", "code", "landing_page", "referrer",
+    "referral.source_url", "referral.source_id", "referral.source_type", "referral.headline",
+    "referral.body", "referral.media_type", "referral.ctwa_clid",
+)
+
+DEFAULT_SOURCE_PROPERTIES = {
+    "kind": "hub_lead_source",
+    "utm_source": "utm_source",
+    "utm_medium": "utm_medium",
+    "utm_campaign": "utm_campaign",
+    "utm_content": "utm_content",
+    "utm_term": "utm_term",
+    "gclid": "gclid",
+    "fbclid": "fbclid",
+    "referral.ctwa_clid": "hub_ctwa_clid",
+    "referral.source_url": "hub_ad_source_url",
+}
+
+LOG_MODES = ("all", "inbound", "outbound", "none")
+REUSE_MODES = ("per_conversation", "open_deal")
+RATE_LIMITS = (100, 150, 190, 200, 250)
+
+# HubSpot internal property names: lowercase letters, digits and underscores, starting
+# with a letter (the properties API refuses others).
+PROPERTY_NAME = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
+
+
+def _check_property_name(value: str) -> None:
+    if not PROPERTY_NAME.match(value or ""):
+        raise ValidationError(
+            f"{value!r} is not a HubSpot internal property name (lowercase letters, digits, underscores)"
+        )
+
+
+class HubSpotSettings(Schema):
+    access_token = fields.String(
+        required=True,
+        validate=validate.Length(min=8),
+        metadata={
+            "label": "Private app access token",
+            "help": "Settings > Integrations > Private apps in HubSpot. Scopes: crm.objects.contacts "
+                    "read/write, crm.objects.deals read/write, crm.schemas.contacts/deals write "
+                    "(only to create missing properties), crm.objects.owners.read.",
+            "secret": True,
+            "placeholder": "pat-na1-...",
+        },
+    )
+    client_secret = fields.String(
+        load_default="",
+        metadata={
+            "label": "App client secret (webhooks)",
+            "help": "Verifies HubSpot's X-HubSpot-Signature-v3 on webhooks sent to this connector's "
+                    "URL. Leave empty to refuse every webhook.",
+            "secret": True,
+        },
+    )
+    webhook_url = fields.String(
+        load_default="",
+        metadata={
+            "label": "Webhook target URL as configured in HubSpot",
+            "help": "Only needed when a proxy changes the URL the hub sees: the v3 signature covers "
+                    "the exact URL HubSpot called.",
+            "placeholder": "https://hub.example.com/webhooks/connectors/...",
+        },
+    )
+    base_url = fields.Url(
+        load_default=DEFAULT_BASE_URL,
+        require_tld=False,
+        schemes={"http", "https"},
+        metadata={"label": "API base URL", "help": "https://api.hubapi.com unless you test against an emulator."},
+    )
+    rate_limit_per_10s = fields.Integer(
+        load_default=100,
+        validate=validate.OneOf(RATE_LIMITS),
+        metadata={
+            "label": "Requests per 10 seconds",
+            "help": "Your account's burst limit: 100 (Free/Starter), 190 (Professional/Enterprise), "
+                    "250 with the API limit increase. Shared by every worker of this connector.",
+            "choices": list(RATE_LIMITS),
+        },
+    )
+    search_rate_per_second = fields.Integer(
+        load_default=5,
+        validate=validate.Range(min=1, max=5),
+        metadata={"label": "Search requests per second",
+                  "help": "The CRM search API has its own, lower limit (5 per second per account)."},
+    )
+    pipeline_id = fields.String(
+        load_default="default",
+        metadata={"label": "Deal pipeline", "help": "New deals go to this pipeline.", "choices_from": "pipelines"},
+    )
+    stage_id = fields.String(
+        load_default="appointmentscheduled",
+        metadata={"label": "Stage of new deals", "choices_from": "stages"},
+    )
+    closed_stage_id = fields.String(
+        load_default="",
+        metadata={"label": "Stage when the conversation is closed",
+                  "help": "Empty: closing a conversation leaves the deal where it is.",
+                  "choices_from": "stages"},
+    )
+    deal_name_template = fields.String(
+        load_default="WhatsApp: {contact_name}",
+        validate=validate.Length(min=1, max=200),
+        metadata={"label": "Deal name",
+                  "help": "Placeholders: " + ", ".join("{" + f + "}" for f in DEAL_NAME_FIELDS)},
+    )
+    deal_reuse = fields.String(
+        load_default="per_conversation",
+        validate=validate.OneOf(REUSE_MODES),
+        metadata={"label": "Deals",
+                  "help": "per_conversation: a new deal for every conversation; open_deal: reuse the "
+                          "contact's open deal in the pipeline when there is one.",
+                  "choices": list(REUSE_MODES)},
+    )
+    log_messages = fields.String(
+        load_default="all",
+        validate=validate.OneOf(LOG_MODES),
+        metadata={"label": "Messages on the timeline", "choices": list(LOG_MODES),
+                  "help": "Which messages become WhatsApp communications on the contact and deal."},
+    )
+    owner_map = fields.Dict(
+        keys=fields.Email(), values=fields.String(validate=validate.Regexp(r"^\d+$")),
+        load_default=dict,
+        metadata={"label": "Operators to HubSpot owners",
+                  "help": "Operator e-mail -> HubSpot owner id (from /crm/v3/owners).",
+                  "choices_from": "owners"},
+    )
+    match_owners_by_email = fields.Boolean(
+        load_default=True,
+        metadata={"label": "Match operators to owners by e-mail",
+                  "help": "When an operator is not in the map, use the HubSpot owner with the same e-mail."},
+    )
+    default_owner_id = fields.String(
+        load_default="",
+        validate=validate.Regexp(r"^(\d+)?$"),
+        metadata={"label": "Owner of unassigned deals", "choices_from": "owners"},
+    )
+    source_properties = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(SOURCE_KEYS)),
+        values=fields.String(),
+        load_default=lambda: dict(DEFAULT_SOURCE_PROPERTIES),
+        metadata={"label": "Lead source -> deal properties",
+                  "help": "Lead source field -> HubSpot deal property. Keys: " + ", ".join(SOURCE_KEYS)},
+    )
+    contact_id_property = fields.String(
+        load_default="hub_whatsapp_id",
+        metadata={"label": "Contact id property",
+                  "help": "A unique-value contact property holding the WhatsApp id; it makes contact "
+                          "creation idempotent."},
+    )
+    deal_id_property = fields.String(
+        load_default="hub_conversation_id",
+        metadata={"label": "Deal id property",
+                  "help": "A unique-value deal property holding the hub conversation id."},
+    )
+    create_missing_properties = fields.Boolean(
+        load_default=False,
+        metadata={"label": "Create missing properties",
+                  "help": "Test connection creates the id and lead source properties that the "
+                          "account lacks (needs the crm.schemas.*.write scopes)."},
+    )
+    stage_rules = fields.List(
+        fields.String(),
+        load_default=list,
+        metadata={"label": "Stage rules",
+                  "help": "One per line: " + rules.SYNTAX_HELP,
+                  "placeholder": "when stage = closedwon send order_shipped (en_US) with deal.dealname, contact.firstname"},
+    )
+
+    @validates("deal_name_template")
+    def _deal_name(self, value: str, **_: Any) -> None:
+        try:
+            names = [name for _, name, _, _ in string.Formatter().parse(value) if name is not None]
+        except ValueError as exc:
+            raise ValidationError(f"not a valid template: {exc}") from None
+        unknown = [n for n in names if n not in DEAL_NAME_FIELDS]
+        if unknown:
+            raise ValidationError(
+                f"unknown placeholder(s) {', '.join('{' + n + '}' for n in unknown)}; "
+                f"use {', '.join('{' + f + '}' for f in DEAL_NAME_FIELDS)}"
+            )
+
+    @validates("source_properties")
+    def _source(self, value: dict[str, str], **_: Any) -> None:
+        for key, prop in value.items():
+            try:
+                _check_property_name(prop)
+            except ValidationError as exc:
+                raise ValidationError(f"{key}: {exc.messages[0]}") from None
+
+    @validates("contact_id_property")
+    def _contact_id(self, value: str, **_: Any) -> None:
+        _check_property_name(value)
+
+    @validates("deal_id_property")
+    def _deal_id(self, value: str, **_: Any) -> None:
+        _check_property_name(value)
+
+    @validates("stage_rules")
+    def _rules(self, value: list[str], **_: Any) -> None:
+        problems = []
+        for number, line in enumerate(value, start=1):
+            try:
+                rules.parse_rule(line)
+            except rules.RuleError as exc:
+                problems.append(f"rule {number}: {exc}")
+        if problems:
+            raise ValidationError(problems)
+
+    @validates_schema
+    def _stages(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("closed_stage_id") and data.get("closed_stage_id") == data.get("stage_id"):
+            raise ValidationError("the closing stage must differ from the stage of new deals",
+                                  field_name="closed_stage_id")

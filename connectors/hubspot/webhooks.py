@@ -1,0 +1,124 @@
+"""HubSpot -> hub: webhook subscription events (deal stage changes) -> SendTemplate commands.
+
+HubSpot POSTs a JSON array of up to 100 events to the app's target URL, signed with the
+v3 signature, and retries on 5xx or timeouts. Events name only the object id and the
+new value, so the deal (its pipeline, the conversation id we stored on it, the rule
+variables) and its contact (the phone) are read back from HubSpot.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from connectors.base import SendTemplate
+from connectors.hubspot import mapping, rules
+from connectors.hubspot.client import HubSpotClient, HubSpotError, Unavailable
+
+log = logging.getLogger(__name__)
+
+DEAL_OBJECT_TYPE_ID = "0-3"
+
+
+class PayloadError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class StageChange:
+    deal_id: str
+    stage: str
+    event_id: str
+    occurred_at: int
+
+
+def stage_changes(body: bytes) -> list[StageChange]:
+    """Deal stage changes in a webhook body; the latest per deal (HubSpot may batch several)."""
+    try:
+        events = json.loads(body or b"null")
+    except ValueError:
+        raise PayloadError("body is not JSON") from None
+    if isinstance(events, dict):
+        events = [events]
+    if not isinstance(events, list):
+        raise PayloadError("body is not a list of webhook events")
+    latest: dict[str, StageChange] = {}
+    for event in events:
+        if not isinstance(event, dict):
+            raise PayloadError("webhook events must be objects")
+        kind = event.get("subscriptionType")
+        is_deal = kind == "deal.propertyChange" or (
+            kind == "object.propertyChange" and str(event.get("objectTypeId")) == DEAL_OBJECT_TYPE_ID)
+        if not is_deal or event.get("propertyName") != "dealstage":
+            continue
+        if event.get("objectId") in (None, "") or not event.get("propertyValue"):
+            raise PayloadError("a dealstage change lacks objectId or propertyValue")
+        change = StageChange(str(event["objectId"]), str(event["propertyValue"]),
+                             str(event.get("eventId", "")), int(event.get("occurredAt") or 0))
+        known = latest.get(change.deal_id)
+        if known is None or change.occurred_at >= known.occurred_at:
+            latest[change.deal_id] = change
+    return list(latest.values())
+
+
+def _props(record: dict[str, Any] | None) -> dict[str, Any]:
+    return (record or {}).get("properties") or {}
+
+
+def commands_for(changes: list[StageChange], stage_rules: list[rules.StageRule], client: HubSpotClient,
+                 settings: dict[str, Any]) -> list[SendTemplate]:
+    wanted = [c for c in changes if any(r.stage == c.stage for r in stage_rules)]
+    if not wanted:
+        return []
+    deal_vars, contact_vars = rules.properties_needed(stage_rules)
+    id_property = settings["deal_id_property"]
+    contact_id_property = settings["contact_id_property"]
+    deal_ids = sorted({c.deal_id for c in wanted})
+    deals: dict[str, dict[str, Any]] = {}
+    contact_of: dict[str, str] = {}
+    for chunk in mapping.chunks(deal_ids):
+        for record in client.batch_read("deals", chunk, sorted({"dealname", "dealstage", "pipeline", id_property} | deal_vars)):
+            deals[str(record["id"])] = record
+        for deal_id, contact_ids in client.associated_ids("deals", "contacts", chunk).items():
+            if contact_ids:
+                contact_of[deal_id] = sorted(contact_ids, key=int)[0]
+    contacts: dict[str, dict[str, Any]] = {}
+    contact_ids = sorted(set(contact_of.values()))
+    for chunk in mapping.chunks(contact_ids):
+        wanted_props = sorted({"phone", "mobilephone", "firstname", "lastname", contact_id_property} | contact_vars)
+        for record in client.batch_read("contacts", chunk, wanted_props):
+            contacts[str(record["id"])] = record
+    commands = []
+    for change in wanted:
+        deal = _props(deals.get(change.deal_id))
+        if not deal:
+            log.warning("HubSpot deal %s from a webhook no longer exists", change.deal_id)
+            continue
+        if deal.get("dealstage") != change.stage:
+            continue  # a stale or retried event: the deal has moved on since
+        contact = _props(contacts.get(contact_of.get(change.deal_id, "")))
+        phone = mapping.e164(contact.get("phone")) or mapping.e164(contact.get("mobilephone"))
+        wa_id = str(contact.get(contact_id_property) or "")
+        if not phone and wa_id.isdigit():
+            phone = mapping.e164(wa_id)
+        conversation = str(deal.get(id_property) or "")
+        conversation_id = int(conversation) if conversation.isdigit() else None
+        if conversation_id is None and not phone:
+            log.warning("HubSpot deal %s has no hub conversation and no contact phone; rule skipped", change.deal_id)
+            continue
+        for rule in stage_rules:
+            if not rule.matches(change.stage, deal.get("pipeline")):
+                continue
+            commands.append(SendTemplate(
+                template=rule.template,
+                language=rule.language,
+                variables=rules.variable_values(rule, deal, contact),
+                conversation_id=conversation_id,
+                phone=phone,
+                reason=f"HubSpot deal {deal.get('dealname') or change.deal_id!r} entered stage {change.stage}",
+            ))
+    return commands
+
+
+__all__ = ["PayloadError", "StageChange", "stage_changes", "commands_for", "HubSpotError", "Unavailable"]
