@@ -55,7 +55,7 @@ def conversation_events(i: int, notes: int) -> list[tuple[str, dict]]:
                     "assignee": None, "lead_source": source}
     events = [("conversation.started", {"conversation": conversation, "contact": contact})]
     for n in range(notes):
-        message = {"id": 1000 * i + n, "wa_message_id": f"wamid.bench.{i}.{n}", "direction": "in", "type": "text",
+        message = {"id": 1000 * i + n + 1, "wa_message_id": f"wamid.bench.{i}.{n}", "direction": "in", "type": "text",
                    "text": f"Hello, question {n} about order {i}", "timestamp": iso(T0 + timedelta(seconds=n)),
                    "status": "received", "media": None, "reply_to": None, "template": None, "author": None}
         events.append(("message.received", {"conversation": conversation, "contact": contact, "message": message}))
@@ -102,7 +102,8 @@ def main() -> None:
         after = emulator.stats()
         counts = emulator.counts()
         with db.scope() as session:
-            dead = session.scalar(select(func.count()).select_from(Delivery).where(Delivery.status == "dead"))
+            dead_errors = list(session.scalars(select(Delivery.last_error).where(Delivery.status == "dead")))
+        dead = len(dead_errors)
         db.dispose()
     requests = after["requests"] - before["requests"]
     limited = after["rate_limited"] - before["rate_limited"]
@@ -114,6 +115,8 @@ def main() -> None:
     print(f"rate-limited:   {limited:8d}     (429 / QUERY_LIMIT_EXCEEDED answers)")
     print(f"in the CRM:     {counts}  expected {expected}")
     print(f"dead letters:   {dead}")
+    for error in sorted(set(dead_errors))[:5]:
+        print(f"  dead: {error}")
     if counts != expected or dead:
         print("WARNING: the CRM does not hold exactly what was sent")
     print(f"ratio={elapsed / floor_seconds:.2f}")

@@ -26,6 +26,8 @@ class HubSpotConnector(Connector):
     title = "HubSpot"
     Settings = HubSpotSettings
     handles = HANDLED
+    # Batch endpoints take 100 inputs; claim enough that each wave can fill them.
+    claim_size = 400
 
     def __init__(self, ctx):
         super().__init__(ctx)

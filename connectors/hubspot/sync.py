@@ -479,9 +479,9 @@ class WaveSync:
             self._fail([by_message[m] for m in rest], exc)
             return
         for chunk in mapping.chunks(entries):
-            for e in chunk:  # written before the request: a lost answer leaves a trace
-                mid = e.trace.removeprefix("message-")
-                self.links.put(INTENT, mid, "intent", str(by_message[mid].deal_crm_id))
+            # Written before the request, so a lost answer leaves a trace to recover from.
+            mids = [e.trace.removeprefix("message-") for e in chunk]
+            self.links.put_many(INTENT, [(mid, "intent", str(by_message[mid].deal_crm_id)) for mid in mids])
             self._create_chunk("communications", chunk, None)
 
     def _message_owner(self, item: Item) -> str | None:
