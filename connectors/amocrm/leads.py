@@ -44,6 +44,10 @@ class Wanted:
     def key(self) -> tuple[str, str]:
         return mapping.contact_key(self.contact)
 
+    def validate(self) -> None:
+        """PayloadError now, rather than half-way through the wave."""
+        self.conv_id, self.key  # noqa: B018
+
 
 @dataclass
 class Ensured:

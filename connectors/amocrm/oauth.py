@@ -55,7 +55,10 @@ class TokenKeeper:
         on_renewed: Callable[[str], None] = lambda _message: None,
     ):
         self.base_url = settings["base_url"].rstrip("/")
-        self.long_lived = settings.get("long_lived_token") or None
+        oauth = bool(settings.get("client_id") and (settings.get("authorization_code") or settings.get("refresh_token")))
+        # OAuth wins when configured: the hub cannot blank a stored secret, so an admin
+        # moving from a long-lived token to OAuth leaves the old token behind.
+        self.long_lived = None if oauth else (settings.get("long_lived_token") or None)
         self.client_id = settings.get("client_id") or ""
         self.client_secret = settings.get("client_secret") or ""
         self.redirect_uri = settings.get("redirect_uri") or ""

@@ -3,8 +3,8 @@
 Used only when an intent (intents.py) shows an earlier attempt got as far as sending the
 POST. Deals: amoCRM hands out ids in creation order, and our deals carry updated_at =
 the time of the attempt, so the newest deals (order[id]=desc) are read back until they
-are older than the first intent; a deal matches a conversation by name, pipeline and
-created_at (the conversation's start). Notes: the notes changed around the intent's time
+are older than the first intent; a deal matches a conversation by pipeline, created_at
+(the conversation's start) and its contact's phone. Notes: the notes changed around the intent's time
 are read and matched by deal and exact text (the text names the hub message id).
 """
 from __future__ import annotations
@@ -31,46 +31,76 @@ class _Wanted(Protocol):
 
 
 def _expected(w: _Wanted, settings: Mapping[str, Any]) -> dict[str, Any]:
+    etype, eid = mapping.contact_key(w.contact)
     return {
         "name": mapping.deal_name(settings.get("deal_name_template") or "WhatsApp: {contact_name}",
                                   w.conversation, w.contact),
         "pipeline_id": settings.get("pipeline_id"),
         "created_at": mapping.unix(w.conversation.get("opened_at")),
+        "phone": eid if etype == "phone" else None,
+        "contact_name": mapping.contact_name(w.contact),
     }
 
 
-def _matches(lead: Mapping[str, Any], want: Mapping[str, Any]) -> bool:
-    if lead.get("is_deleted") or lead.get("name") != want["name"]:
+def _placed(lead: Mapping[str, Any], want: Mapping[str, Any]) -> bool:
+    """Same pipeline and start time: a candidate for the conversation's deal."""
+    if lead.get("is_deleted"):
         return False
     if want["pipeline_id"] and int(lead.get("pipeline_id") or 0) != int(want["pipeline_id"]):
         return False
-    return not want["created_at"] or int(lead.get("created_at") or 0) == want["created_at"]
+    if want["created_at"]:
+        return int(lead.get("created_at") or 0) == want["created_at"]
+    return lead.get("name") == want["name"]  # no start time known: the name must do
+
+
+def _same_customer(contact: Mapping[str, Any] | None, want: Mapping[str, Any]) -> bool:
+    if contact is None:
+        return False
+    if want["phone"]:
+        return want["phone"] in mapping.phones(contact, mapping.region_of(want["phone"]))
+    return (contact.get("name") or "") == want["contact_name"]
 
 
 def find_created_leads(client: AmoClient, wanted: Iterable[_Wanted], found_intents: Mapping[str, Intent],
                        settings: Mapping[str, Any]) -> dict[str, tuple[int, int | None]]:
-    """conversation id -> (lead id, main contact id) for deals already in amoCRM."""
+    """conversation id -> (lead id, main contact id) for deals already in amoCRM.
+
+    Conversations starting in the same second are told apart by the deal's contact:
+    its phone (or, for hidden numbers, its name) must be the customer's.
+    """
     wanted = list(wanted)
     if not wanted:
         return {}
     expected = {w.conv_id: _expected(w, settings) for w in wanted}
     oldest = min(found_intents[w.conv_id].at for w in wanted) - CLOCK_SLACK
-    hits: dict[str, tuple[int, int | None]] = {}
+    candidates: dict[str, list[dict[str, Any]]] = {}
     pages = 0
     for page in client.pages("/api/v4/leads", {"order[id]": "desc", "with": "contacts"}):
         pages += 1
         leads = mapping.embedded(page, "leads")
         for lead in leads:
             for conv_id, want in expected.items():
-                if conv_id not in hits and _matches(lead, want):
-                    hits[conv_id] = (int(lead["id"]), mapping.main_contact_id(lead))
-        if len(hits) == len(expected):
-            break
+                if _placed(lead, want):
+                    candidates.setdefault(conv_id, []).append(lead)
         if any(int(lead.get("updated_at") or 0) < oldest for lead in leads):
             break  # ids grow with creation: everything further is older than the attempt
         if pages >= MAX_PAGES:
             log.warning("stopped looking for interrupted deals after %d pages", pages)
             break
+    contact_ids = sorted({cid for leads in candidates.values() for lead in leads
+                          if (cid := mapping.main_contact_id(lead)) is not None})
+    contacts: dict[int, dict[str, Any]] = {}
+    for i in range(0, len(contact_ids), 50):
+        for contact in client.collect("/api/v4/contacts", "contacts", {"filter[id][]": contact_ids[i:i + 50]}):
+            contacts[int(contact["id"])] = contact
+    hits: dict[str, tuple[int, int | None]] = {}
+    for conv_id, leads in candidates.items():
+        want = expected[conv_id]
+        mine = [lead for lead in leads
+                if _same_customer(contacts.get(mapping.main_contact_id(lead) or 0), want)]
+        if mine:
+            lead = max(mine, key=lambda x: int(x["id"]))
+            hits[conv_id] = (int(lead["id"]), mapping.main_contact_id(lead))
     return hits
 
 

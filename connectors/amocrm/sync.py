@@ -50,7 +50,7 @@ class WaveSync:
             try:
                 if event.type in CONVERSATION_TYPES:
                     w = Wanted(mapping.require(event.data, "conversation"), mapping.require(event.data, "contact"))
-                    w.conv_id, w.key  # noqa: B018 - validates id and phone/id now
+                    w.validate()
                     wanted.append((i, w))
                 elif event.type == "contact.opted_out":
                     contact = mapping.require(event.data, "contact")

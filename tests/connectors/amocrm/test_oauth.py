@@ -146,3 +146,18 @@ def test_bad_client_secret_is_an_auth_problem_not_a_retry_loop(runtime, amo):
     assert not result.ok and "HTTP 401: Client authentication failed" in result.message
     with pytest.raises(errors.AuthProblem):
         connector.client.get("/api/v4/account")
+
+
+def test_moving_from_long_lived_token_to_oauth(runtime, amo):
+    from tests.connectors.amocrm.conftest import long_lived_settings
+
+    cid = add_connector(runtime, long_lived_settings(amo))
+    assert instance(runtime, cid).check().ok
+    with runtime.db.scope() as session:
+        record = session.get(ConnectorRecord, cid)
+        update_connector(session, runtime.vault, record, now=utcnow(), settings={
+            "client_id": oauth_settings(amo)["client_id"], "client_secret": "emulator-client-secret",
+            "redirect_uri": "https://hub.example/oauth/amocrm", "authorization_code": amo.oauth.issue_code()})
+    connector = instance(runtime, cid)
+    assert connector.check().ok and connector.tokens.uses_oauth
+    assert amo.stats()["oauth_code_exchanges"] == 1
