@@ -1,0 +1,247 @@
+"""amoCRM / Kommo: WhatsApp chats become contacts, deals and timelines in amoCRM.
+
+The connector class wires the pieces: settings.py (the form), oauth.py (token rotation
+under the hub's lock), client.py (rate limit, retries, errors), leads.py and sync.py
+(what each wave of events becomes), webhooks.py and rules.py (amoCRM -> hub commands).
+"""
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from connectors.amocrm import errors, mapping, preview, rules, webhooks
+from connectors.amocrm.client import AmoClient
+from connectors.amocrm.leads import LEAD_REVERSE
+from connectors.amocrm.oauth import TokenKeeper
+from connectors.amocrm.settings import AmoCrmSettings, subdomain_of
+from connectors.amocrm.sync import HANDLED, WaveSync
+from connectors.base import (
+    CheckResult, Command, Connector, ConnectorContext, HubEvent, InboundRequest, Outcome,
+    SendTemplate, SendText, WebhookRejected,
+)
+
+log = logging.getLogger(__name__)
+
+AUTH_WAIT_SECONDS = 300  # deliveries wait this long between checks while credentials are bad
+BLOCKED_WAIT_SECONDS = 300
+WEBHOOK_SEEN = "amo_webhook"
+# The health this process last reported per connector. The hub rebuilds connector
+# instances whenever the connector row changes (and reporting health changes it), so this
+# cannot live on the instance.
+_REPORTED: dict[int, str | None] = {}
+
+
+class AmoCrmConnector(Connector):
+    kind = "amocrm"
+    title = "amoCRM / Kommo"
+    Settings = AmoCrmSettings
+    handles = HANDLED
+
+    def __init__(self, ctx: ConnectorContext):
+        super().__init__(ctx)
+        self.base_url = self.settings["base_url"].rstrip("/")
+        rate = float(self.settings.get("requests_per_second") or 7.0)
+        self.limiter = ctx.limiter("api", rate, 1.0) if ctx.limiter else None
+        self.tokens = TokenKeeper(
+            self.settings, http=ctx.http, clock=ctx.clock,
+            timeout=float(self.settings.get("timeout_seconds") or ctx.http_timeout),
+            update_settings=ctx.update_settings,
+            before_request=self.limiter.take if self.limiter else (lambda: None),
+            on_renewed=lambda message: self._health(True, message),
+        )
+        self.client = AmoClient(
+            base_url=self.base_url, http=ctx.http, tokens=self.tokens, limiter=self.limiter,
+            clock=ctx.clock, timeout=float(self.settings.get("timeout_seconds") or ctx.http_timeout),
+        )
+        self._parsed_rules: list[rules.Rule] | None = None
+
+    # -- health and failures ---------------------------------------------------------------
+    @property
+    def _unhealthy(self) -> str | None:
+        return _REPORTED.get(self.ctx.connector_id)
+
+    def _health(self, ok: bool, message: str) -> None:
+        """Report health changes only: every report rewrites the connector row."""
+        if self.ctx.mark_health is None:
+            return
+        if not ok and self._unhealthy == message:
+            return  # already said
+        self.ctx.mark_health(ok, message)
+        _REPORTED[self.ctx.connector_id] = None if ok else message
+
+    def _failure(self, exc: errors.AmoError) -> Outcome:
+        now = self.ctx.clock()
+        if isinstance(exc, (errors.AuthProblem, errors.ConfigurationError)):
+            self._health(False, exc.message)
+            return Outcome.wait(exc.message, retry_at=now + timedelta(seconds=AUTH_WAIT_SECONDS))
+        if isinstance(exc, errors.AccountBlocked):
+            self._health(False, exc.message)
+            return Outcome.wait(exc.message, retry_at=now + timedelta(seconds=BLOCKED_WAIT_SECONDS))
+        if isinstance(exc, errors.Transient):
+            return Outcome.retry(exc.message, retry_at=exc.retry_at, response=exc.response)
+        return Outcome.dead(exc.message, response=exc.response)
+
+    # -- the contract -------------------------------------------------------------------------
+    def deliver(self, batch: list[HubEvent]) -> list[Outcome]:
+        sync = WaveSync(self.client, self.ctx.links, self.settings,
+                        now=lambda: self.ctx.clock().timestamp(), failure=self._failure)
+        outcomes = sync.run(batch)
+        if self._unhealthy and any(o.status == "done" for o in outcomes) and self.client.requests_made:
+            self._health(True, "connected to amoCRM (syncing again)")
+        return outcomes
+
+    def check(self) -> CheckResult:
+        try:
+            account = self.client.get("/api/v4/account") or {}
+            pipelines = self._pipelines()
+            lead_fields = self.client.collect("/api/v4/leads/custom_fields", "custom_fields")
+            users = self.client.collect("/api/v4/users", "users")
+        except errors.AmoError as exc:
+            return CheckResult(False, exc.message, {"response": exc.response})
+        problems = self._setting_problems(pipelines, lead_fields, users)
+        details = {"account": {k: account.get(k) for k in ("id", "name", "subdomain")},
+                   "pipelines": len(pipelines), "users": len(users)}
+        if problems:
+            return CheckResult(False, "; ".join(problems), details)
+        expected = subdomain_of(self.base_url)
+        if expected and account.get("subdomain") and account["subdomain"] != expected:
+            return CheckResult(False, f"the token belongs to account {account['subdomain']!r}, "
+                                      f"not {expected!r}", details)
+        return CheckResult(True, f"connected to amoCRM account {account.get('name') or account.get('subdomain')!r}",
+                           details)
+
+    def _pipelines(self) -> list[dict[str, Any]]:
+        body = self.client.get("/api/v4/leads/pipelines") or {}
+        return mapping.embedded(body, "pipelines")
+
+    def _setting_problems(self, pipelines: list[dict[str, Any]], lead_fields: list[dict[str, Any]],
+                          users: list[dict[str, Any]]) -> list[str]:
+        problems = []
+        by_id = {int(p["id"]): p for p in pipelines}
+        pipeline_id = self.settings.get("pipeline_id")
+        statuses: set[int] = set()
+        if pipeline_id:
+            pipeline = by_id.get(int(pipeline_id))
+            if pipeline is None:
+                problems.append(f"pipeline {pipeline_id} does not exist in amoCRM")
+            else:
+                statuses = {int(s["id"]) for s in mapping.embedded(pipeline, "statuses")}
+        for name in ("status_id", "close_status_id"):
+            value = self.settings.get(name)
+            if value and statuses and int(value) not in statuses:
+                problems.append(f"{name}: stage {value} is not in pipeline {pipeline_id}")
+        codes = {str(f.get("code") or "").upper() for f in lead_fields} | {str(f["id"]) for f in lead_fields}
+        for key, ref in (self.settings.get("source_fields") or {}).items():
+            if str(ref).upper() not in codes:
+                problems.append(f"source_fields: {key} -> {ref}: no such deal field in amoCRM")
+        user_ids = {int(u["id"]) for u in users}
+        wanted = dict((self.settings.get("operator_users") or {}))
+        if self.settings.get("responsible_user_id"):
+            wanted["responsible_user_id"] = self.settings["responsible_user_id"]
+        for who, uid in wanted.items():
+            if int(uid) not in user_ids:
+                problems.append(f"{who}: amoCRM has no user {uid}")
+        return problems
+
+    def choices(self) -> dict[str, list[tuple[str, str]]]:
+        pipelines = self._pipelines()
+        users = self.client.collect("/api/v4/users", "users")
+        lead_fields = self.client.collect("/api/v4/leads/custom_fields", "custom_fields")
+        stages = [(str(s["id"]), f"{p['name']} / {s['name']}")
+                  for p in pipelines for s in mapping.embedded(p, "statuses")]
+        user_choices = [(str(u["id"]), f"{u.get('name')} <{u.get('email')}>") for u in users]
+        return {
+            "pipeline_id": [(str(p["id"]), p["name"]) for p in pipelines],
+            "status_id": stages,
+            "close_status_id": stages,
+            "responsible_user_id": user_choices,
+            "operator_users": user_choices,
+            "source_fields": [(str(f.get("code") or f["id"]), f.get("name") or "") for f in lead_fields],
+        }
+
+    def preview(self, batch: list[HubEvent]) -> list[dict[str, Any]]:
+        return preview.plan(batch, self.ctx.links, self.settings)
+
+    # -- from amoCRM ---------------------------------------------------------------------------
+    def _rules(self) -> list[rules.Rule]:
+        if self._parsed_rules is None:
+            self._parsed_rules = rules.parse_rules(
+                [r for r in self.settings.get("stage_rules") or [] if r.strip()])
+        return self._parsed_rules
+
+    def handle_webhook(self, request: InboundRequest) -> list[Command]:
+        payload = webhooks.parse(request)
+        expected = subdomain_of(self.base_url)
+        if expected and payload.subdomain.lower() != expected:
+            raise WebhookRejected(403, f"webhook from amoCRM account {payload.subdomain!r}; "
+                                       f"this connector is for {expected!r}")
+        commands: list[Command] = []
+        try:
+            for change in payload.status_changes:
+                commands.extend(self._status_commands(change))
+            for note in payload.notes:
+                command = self._reply_command(note)
+                if command is not None:
+                    commands.append(command)
+        except errors.AmoError as exc:
+            # amoCRM repeats a webhook answered with an error; what was done is remembered.
+            raise WebhookRejected(503, f"could not read from amoCRM ({exc.message}); "
+                                       f"amoCRM will send the webhook again") from None
+        return commands
+
+    def _first_time(self, key: str) -> bool:
+        marker = f"{self.ctx.clock().timestamp():.6f}"
+        return self.ctx.links.put(WEBHOOK_SEEN, key[:64], "seen", marker) == marker
+
+    def _status_commands(self, change: webhooks.StatusChange) -> list[Command]:
+        matched = webhooks.matching_rules(change, self._rules())
+        if not matched:
+            return []
+        conv = self.ctx.links.get(LEAD_REVERSE, str(change.lead_id))
+        wants_contact = conv is None or any(r.needs_contact() for r in matched)
+        missing_field = any(a.expr.source == "lead" and a.expr.attr == "field"
+                            and not rules.field_value(change.lead.get("fields") or {}, a.expr.key or "")
+                            for r in matched for a in r.args)
+        api_lead = None
+        if wants_contact or missing_field:  # the webhook's copy of the deal is not enough
+            api_lead = self.client.get(f"/api/v4/leads/{change.lead_id}", {"with": "contacts"})
+        lead = webhooks.merge_lead(change.lead, api_lead)
+        contact_view = None
+        contact_id = mapping.main_contact_id(api_lead or {})
+        if contact_id and wants_contact:
+            contact_view = mapping.contact_view(self.client.get(f"/api/v4/contacts/{contact_id}") or {})
+        phone = (contact_view or {}).get("phone") or None
+        if conv is None and not phone:
+            log.warning("deal %s entered stage %s but has no WhatsApp conversation or contact phone",
+                        change.lead_id, change.status_id)
+            return []
+        out: list[Command] = []
+        for rule in matched:
+            try:
+                variables = rules.variables(rule, lead, contact_view)
+            except rules.MissingValue as exc:
+                log.warning("rule %r not applied: %s", rule.text, exc)
+                continue
+            out.append(SendTemplate(
+                template=rule.template, language=rule.language, variables=variables,
+                conversation_id=int(conv) if conv else None, phone=None if conv else phone,
+                reason=f"amoCRM deal {change.lead_id} entered stage {change.status_id}"))
+        # Remembered only once everything was read: a webhook amoCRM repeats after an error
+        # is handled then, one it repeats after success is not handled twice.
+        if out and not self._first_time(f"status:{change.lead_id}:{change.status_id}:{change.modified_at}"):
+            log.info("webhook for deal %s stage %s seen before; ignored", change.lead_id, change.status_id)
+            return []
+        return out
+
+    def _reply_command(self, note: webhooks.NoteAdded) -> Command | None:
+        text = webhooks.reply_text(note.text, self.settings.get("reply_prefix") or "")
+        if text is None:
+            return None
+        conv = self.ctx.links.get(LEAD_REVERSE, str(note.lead_id))
+        if conv is None:
+            log.warning("reply note on deal %s: the deal has no WhatsApp conversation", note.lead_id)
+            return None
+        if note.note_id and not self._first_time(f"note:{note.note_id}"):
+            return None
+        return SendText(text=text, conversation_id=int(conv), author=note.author)

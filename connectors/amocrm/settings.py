@@ -1,0 +1,300 @@
+"""The amoCRM connector's settings form: what an admin fills in, validated up front.
+
+Field metadata drives the admin form (label, help, secret, choices, placeholder).
+Fields marked "managed" hold the OAuth token pair the connector rotates itself; they are
+secrets too, so they are stored encrypted and never shown back.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+import string
+from typing import Any
+from urllib.parse import urlsplit
+
+from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
+
+from connectors.amocrm import rules
+
+ACCOUNT_DOMAINS = ("amocrm.ru", "amocrm.com", "kommo.com")
+DEAL_NAME_PLACEHOLDERS = (
+    "contact_name", "phone", "channel_name", "conversation_id", "source", "campaign",
+    "utm_source", "utm_medium", "utm_campaign",
+)
+SOURCE_KEYS = (
+    "kind", "utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term", "gclid",
+    "yclid", "fbclid", "campaign", "link", "code", "landing_page", "referrer",
+    "referral.source_url", "referral.source_id", "referral.source_type", "referral.headline",
+    "referral.body", "referral.ctwa_clid",
+)
+DEFAULT_SOURCE_FIELDS = {
+    "utm_source": "UTM_SOURCE",
+    "utm_medium": "UTM_MEDIUM",
+    "utm_campaign": "UTM_CAMPAIGN",
+    "utm_content": "UTM_CONTENT",
+    "utm_term": "UTM_TERM",
+    "gclid": "GCLID",
+    "yclid": "YCLID",
+    "fbclid": "FBCLID",
+    "referrer": "REFERRER",
+}
+_FIELD_REF = re.compile(r"^(?:\d+|[A-Z][A-Z0-9_]*)$")
+TEMPLATES_CONTEXT_KEY = "whatsapp_templates"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def account_url_problem(url: str) -> str | None:
+    """Why `url` is not an amoCRM/Kommo account address, or None."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        return "give only the account address, e.g. https://yourcompany.amocrm.ru (no path)"
+    if _is_loopback(host):
+        return None  # the local emulator (tests, `hub demo`)
+    if parts.scheme != "https":
+        return "amoCRM accounts are reached over https"
+    if not any(host.endswith("." + d) and host.count(".") == d.count(".") + 1 for d in ACCOUNT_DOMAINS):
+        return ("not an amoCRM or Kommo account address; it looks like "
+                "https://<subdomain>.amocrm.ru, .amocrm.com or .kommo.com")
+    return None
+
+
+def subdomain_of(url: str) -> str:
+    host = (urlsplit(url).hostname or "").lower()
+    return "" if _is_loopback(host) else host.split(".")[0]
+
+
+class AmoCrmSettings(Schema):
+    base_url = fields.Url(
+        required=True, schemes={"http", "https"}, require_tld=False,
+        metadata={"label": "Account address",
+                  "help": "Your amoCRM or Kommo account, as in the browser's address bar.",
+                  "placeholder": "https://yourcompany.amocrm.ru"},
+    )
+    # -- credentials -------------------------------------------------------------
+    long_lived_token = fields.String(
+        load_default=None, allow_none=True,
+        metadata={"label": "Long-lived token",
+                  "help": "From amoCRM: Settings > Integrations > your private integration > "
+                          "Keys and scopes > Long-lived token. Use this OR the OAuth fields below.",
+                  "secret": True},
+    )
+    client_id = fields.String(
+        load_default=None, allow_none=True,
+        metadata={"label": "OAuth integration ID",
+                  "help": "The integration ID (client_id) of your amoCRM integration.",
+                  "placeholder": "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"},
+    )
+    client_secret = fields.String(
+        load_default=None, allow_none=True,
+        metadata={"label": "OAuth secret key", "help": "The integration's secret key (client_secret).",
+                  "secret": True},
+    )
+    redirect_uri = fields.Url(
+        load_default=None, allow_none=True, require_tld=False,
+        metadata={"label": "OAuth redirect URI",
+                  "help": "Exactly as entered in the integration's settings in amoCRM."},
+    )
+    authorization_code = fields.String(
+        load_default=None, allow_none=True,
+        metadata={"label": "Authorization code",
+                  "help": "Paste a fresh code (valid 20 minutes) to connect or to re-connect after "
+                          "the access was revoked; the hub exchanges it once and forgets it.",
+                  "secret": True},
+    )
+    access_token = fields.String(
+        load_default=None, allow_none=True,
+        metadata={"label": "Access token (managed)", "secret": True, "managed": True,
+                  "help": "Kept up to date by the hub; leave blank."},
+    )
+    refresh_token = fields.String(
+        load_default=None, allow_none=True,
+        metadata={"label": "Refresh token (managed)", "secret": True, "managed": True,
+                  "help": "Rotated by the hub at every refresh; leave blank."},
+    )
+    access_token_expires_at = fields.Integer(
+        load_default=None, allow_none=True,
+        metadata={"label": "Access token expiry (managed)", "managed": True,
+                  "help": "Unix time; kept up to date by the hub."},
+    )
+    # -- deals --------------------------------------------------------------------
+    pipeline_id = fields.Integer(
+        load_default=None, allow_none=True, validate=validate.Range(min=1),
+        metadata={"label": "Pipeline for new deals",
+                  "help": "Empty: amoCRM's main pipeline."},
+    )
+    status_id = fields.Integer(
+        load_default=None, allow_none=True, validate=validate.Range(min=1),
+        metadata={"label": "Stage for new deals", "help": "Empty: the pipeline's first stage."},
+    )
+    deal_name_template = fields.String(
+        load_default="WhatsApp: {contact_name}",
+        validate=validate.Length(min=1, max=250),
+        metadata={"label": "Deal name",
+                  "help": "Placeholders: " + ", ".join("{" + p + "}" for p in DEAL_NAME_PLACEHOLDERS)},
+    )
+    deal_mode = fields.String(
+        load_default="reuse_open",
+        validate=validate.OneOf(["reuse_open", "always_new"]),
+        metadata={"label": "New conversation of a known customer",
+                  "choices": [["reuse_open", "Reuse the customer's open deal in this pipeline"],
+                              ["always_new", "Always create a new deal"]]},
+    )
+    existing_contacts = fields.String(
+        load_default="search",
+        validate=validate.OneOf(["search", "create"]),
+        metadata={"label": "Customers already in amoCRM",
+                  "choices": [["search", "Look each new phone number up in amoCRM first "
+                                         "(one extra request per new customer)"],
+                              ["create", "Create contacts for new numbers without looking up "
+                                         "(fastest; use when amoCRM has no earlier contacts or its "
+                                         "duplicate control is on)"]]},
+    )
+    responsible_user_id = fields.Integer(
+        load_default=None, allow_none=True, validate=validate.Range(min=1),
+        metadata={"label": "Responsible user for new deals",
+                  "help": "Used when the conversation has no operator mapped below. "
+                          "Empty: the user who authorized the integration."},
+    )
+    operator_users = fields.Dict(
+        keys=fields.Email(), values=fields.Integer(validate=validate.Range(min=1)),
+        load_default=dict,
+        metadata={"label": "Operators -> amoCRM users",
+                  "help": "Hub operator e-mail -> amoCRM user id; assignments in the hub set the "
+                          "deal's responsible user."},
+    )
+    close_status_id = fields.Integer(
+        load_default=None, allow_none=True, validate=validate.Range(min=1),
+        metadata={"label": "Stage when a conversation is closed",
+                  "help": "Empty: closing a conversation leaves the deal where it is. "
+                          "142 = won, 143 = lost."},
+    )
+    tags = fields.List(
+        fields.String(validate=validate.Length(min=1, max=100)), load_default=lambda: ["WhatsApp"],
+        metadata={"label": "Tags on new deals"},
+    )
+    source_fields = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(SOURCE_KEYS)), values=fields.String(),
+        load_default=lambda: dict(DEFAULT_SOURCE_FIELDS),
+        metadata={"label": "Lead source -> deal fields",
+                  "help": "Lead source key (" + ", ".join(SOURCE_KEYS) + ") -> deal field code "
+                          "(e.g. UTM_SOURCE) or field id."},
+    )
+    # -- timeline -----------------------------------------------------------------
+    timeline_messages = fields.String(
+        load_default="all", validate=validate.OneOf(["all", "inbound", "outbound", "none"]),
+        metadata={"label": "Messages on the deal's timeline",
+                  "choices": [["all", "All messages"], ["inbound", "Only the customer's"],
+                              ["outbound", "Only ours"], ["none", "None"]]},
+    )
+    note_type = fields.String(
+        load_default="common", validate=validate.OneOf(["common", "service_message"]),
+        metadata={"label": "Note type",
+                  "choices": [["common", "Text note"],
+                              ["service_message", "Service message (shown as from the integration)"]]},
+    )
+    phone_enum = fields.String(
+        load_default="MOB", validate=validate.OneOf(["MOB", "WORK"]),
+        metadata={"label": "Phone type on new contacts",
+                  "choices": [["MOB", "Mobile"], ["WORK", "Work"]]},
+    )
+    # -- from amoCRM -------------------------------------------------------------------
+    stage_rules = fields.List(
+        fields.String(), load_default=list,
+        metadata={"label": "Stage -> WhatsApp template rules",
+                  "help": "One per line: STAGE_ID -> template:language(variables), e.g. "
+                          '7000001/142 -> order_delivered:en(contact.first_name, '
+                          'lead.field[ORDER_NO] | "your order"). Needs a webhook in amoCRM '
+                          "(Settings > Integrations > Webhooks, event: lead status changed) "
+                          "pointing to this connector's webhook URL."},
+    )
+    reply_prefix = fields.String(
+        load_default="/wa", validate=validate.Length(max=20),
+        metadata={"label": "Reply prefix for notes",
+                  "help": "A deal note starting with this is sent to the customer as a WhatsApp "
+                          "message (needs the 'note added to deal' webhook). Empty: off."},
+    )
+    timeout_seconds = fields.Float(
+        load_default=15.0, validate=validate.Range(min=0.2, max=120),
+        metadata={"label": "Request timeout (seconds)"},
+    )
+    requests_per_second = fields.Float(
+        load_default=7.0, validate=validate.Range(min=0.5, max=7.0),
+        metadata={"label": "Requests per second",
+                  "help": "amoCRM allows 7 per second per account, shared by every worker."},
+    )
+
+    @validates("base_url")
+    def _account(self, value: str, **_: Any) -> None:
+        problem = account_url_problem(value)
+        if problem:
+            raise ValidationError(problem)
+
+    @validates("deal_name_template")
+    def _deal_name(self, value: str, **_: Any) -> None:
+        try:
+            names = [f for _, f, _, _ in string.Formatter().parse(value) if f is not None]
+        except ValueError as exc:
+            raise ValidationError(f"bad placeholder syntax: {exc}") from None
+        unknown = [n for n in names if n not in DEAL_NAME_PLACEHOLDERS]
+        if unknown:
+            raise ValidationError(
+                f"unknown placeholder {{{unknown[0]}}}; use "
+                + ", ".join("{" + p + "}" for p in DEAL_NAME_PLACEHOLDERS))
+
+    @validates("source_fields")
+    def _source_fields(self, value: dict[str, str], **_: Any) -> None:
+        for key, ref in value.items():
+            if not _FIELD_REF.match(str(ref)):
+                raise ValidationError(
+                    f"{key}: {ref!r} is neither a field id (digits) nor a field code (e.g. UTM_SOURCE)")
+
+    @validates("stage_rules")
+    def _stage_rules(self, value: list[str], **_: Any) -> None:
+        lines = [line for line in value if line.strip()]
+        try:
+            parsed = rules.parse_rules(lines)
+        except rules.RuleError as exc:
+            raise ValidationError(str(exc)) from None
+        templates = _templates_in_context()
+        if templates is not None:
+            problems = rules.check_templates(parsed, templates)
+            if problems:
+                raise ValidationError(problems)
+
+    @validates_schema
+    def _credentials(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("status_id") and not data.get("pipeline_id"):
+            raise ValidationError("choose the pipeline the stage belongs to", "pipeline_id")
+        if data.get("long_lived_token"):
+            return
+        missing = [name for name in ("client_id", "client_secret", "redirect_uri") if not data.get(name)]
+        if missing:
+            raise ValidationError(
+                "give a long-lived token, or the OAuth integration ID, secret key and redirect URI "
+                f"(missing: {', '.join(missing)})", "long_lived_token")
+        if not data.get("authorization_code") and not data.get("refresh_token"):
+            raise ValidationError(
+                "paste an authorization code from the integration's 'Keys and scopes' tab "
+                "(valid 20 minutes)", "authorization_code")
+
+
+def _templates_in_context() -> list[dict[str, Any]] | None:
+    """The hub's stored WhatsApp templates when the caller provides them through
+    marshmallow's context (key "whatsapp_templates"); None when it does not."""
+    try:
+        from marshmallow.experimental.context import Context
+    except ImportError:  # pragma: no cover - marshmallow < 4
+        return None
+    ctx = Context.get(default=None)
+    if not isinstance(ctx, dict) or TEMPLATES_CONTEXT_KEY not in ctx:
+        return None
+    return list(ctx[TEMPLATES_CONTEXT_KEY])

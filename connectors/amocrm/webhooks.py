@@ -1,0 +1,154 @@
+"""amoCRM -> hub: its form-encoded webhooks turned into hub commands.
+
+amoCRM signs nothing; the hub gives each connector an unguessable URL, and the body's
+account[subdomain] must be this connector's account. Two webhooks are used:
+
+- "lead status changed" (leads[status][N][...]): stage rules -> SendTemplate;
+- "note added to lead" (leads[note][N][note][...]): a note starting with the reply
+  prefix -> SendText to the deal's conversation.
+
+amoCRM repeats a webhook it thinks failed, so each event is remembered in the link store
+(lead+stage+time, note id) and a repeat yields no second command.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from connectors.amocrm import mapping, phpform, rules
+from connectors.base import InboundRequest, WebhookRejected
+
+log = logging.getLogger(__name__)
+
+COMMON_NOTE = "4"  # note_type of a text note in webhooks
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    lead_id: int
+    status_id: int
+    pipeline_id: int | None
+    old_status_id: int | None
+    modified_at: str
+    lead: dict[str, Any]  # lead_view() of the webhook's own copy of the deal
+
+
+@dataclass(frozen=True)
+class NoteAdded:
+    note_id: str
+    lead_id: int
+    text: str
+    author: str
+
+
+@dataclass(frozen=True)
+class Payload:
+    subdomain: str
+    account_id: str
+    status_changes: list[StatusChange]
+    notes: list[NoteAdded]
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(str(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def _webhook_lead_view(item: Mapping[str, Any]) -> dict[str, Any]:
+    """The webhook's deal copy: custom_fields[N][id|code|values][0][value]."""
+    fields_: dict[str, str] = {}
+    for cf in item.get("custom_fields") or []:
+        if not isinstance(cf, Mapping):
+            continue
+        values = cf.get("values") or []
+        first = values[0] if values and isinstance(values[0], Mapping) else {}
+        value = "" if first.get("value") is None else str(first.get("value"))
+        if cf.get("id") is not None:
+            fields_[str(cf["id"])] = value
+        if cf.get("code"):
+            fields_[str(cf["code"]).upper()] = value
+    return {"id": _int(item.get("id")), "name": item.get("name") or "", "price": item.get("price"),
+            "fields": fields_}
+
+
+def _listish(node: Any) -> list[Any]:
+    if isinstance(node, list):
+        return node
+    if isinstance(node, Mapping):
+        return list(node.values())
+    return []
+
+
+def parse(request: InboundRequest) -> Payload:
+    if request.method.upper() != "POST":
+        raise WebhookRejected(405, "amoCRM webhooks are POSTed")
+    try:
+        data = phpform.decode(request.form) if request.form else phpform.decode(request.body)
+    except phpform.FormError as exc:
+        raise WebhookRejected(400, f"not an amoCRM webhook body: {exc}") from None
+    account = data.get("account") if isinstance(data.get("account"), Mapping) else {}
+    leads = data.get("leads") if isinstance(data.get("leads"), Mapping) else {}
+    if not account or not account.get("subdomain"):
+        raise WebhookRejected(400, "not an amoCRM webhook: account[subdomain] is missing")
+    changes = []
+    for item in _listish(leads.get("status")):
+        if not isinstance(item, Mapping):
+            continue
+        lead_id, status_id = _int(item.get("id")), _int(item.get("status_id"))
+        if lead_id is None or status_id is None:
+            raise WebhookRejected(400, "leads[status] entry without id or status_id")
+        changes.append(StatusChange(
+            lead_id=lead_id, status_id=status_id, pipeline_id=_int(item.get("pipeline_id")),
+            old_status_id=_int(item.get("old_status_id")),
+            modified_at=str(item.get("last_modified") or item.get("updated_at") or ""),
+            lead=_webhook_lead_view(item)))
+    notes = []
+    for item in _listish(leads.get("note")):
+        note = item.get("note") if isinstance(item, Mapping) else None
+        if not isinstance(note, Mapping):
+            continue
+        note_type = note.get("note_type")
+        if isinstance(note_type, Mapping):
+            note_type = note_type.get("")
+        lead_id = _int(note.get("element_id"))
+        if str(note_type) != COMMON_NOTE or lead_id is None:
+            continue
+        author = ""
+        try:
+            meta = json.loads(note.get("metadata") or "{}")
+            author = ((meta.get("event_source") or {}).get("author_name")) or ""
+        except (ValueError, AttributeError):
+            pass
+        notes.append(NoteAdded(str(note.get("id") or ""), lead_id, str(note.get("text") or ""), author))
+    return Payload(str(account.get("subdomain")), str(account.get("id") or ""), changes, notes)
+
+
+def reply_text(text: str, prefix: str) -> str | None:
+    """The message to send for a note, or None when the note is not a reply."""
+    if not prefix:
+        return None
+    stripped = text.lstrip()
+    if not stripped.startswith(prefix):
+        return None
+    rest = stripped[len(prefix):]
+    if rest and not rest[0].isspace():
+        return None  # "/wallet" is not "/wa"
+    return rest.strip() or None
+
+
+def matching_rules(change: StatusChange, parsed: list[rules.Rule]) -> list[rules.Rule]:
+    if change.old_status_id is not None and change.old_status_id == change.status_id:
+        return []
+    return [r for r in parsed if r.matches(change.pipeline_id, change.status_id)]
+
+
+def merge_lead(webhook_view: Mapping[str, Any], api_lead: Mapping[str, Any] | None) -> dict[str, Any]:
+    if not api_lead:
+        return dict(webhook_view)
+    view = mapping.lead_view(api_lead)
+    view["fields"] = {**webhook_view.get("fields", {}), **view["fields"]}
+    return view
