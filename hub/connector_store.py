@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any, Mapping
 
 from marshmallow import ValidationError
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -19,7 +19,7 @@ from hub.db import Database
 from hub.events import EVENT_TYPES
 from hub.http import TimeoutSession
 from hub.links import DbLinkStore
-from hub.models import ConnectorRecord
+from hub.models import ConnectorRecord, Delivery
 from hub.ratelimit import TokenBucket
 from hub.security import Vault, random_key
 
@@ -117,6 +117,12 @@ def update_connector(
         plain, hidden = validate_settings(kind_cls, merged, vault.decrypt(record.secrets_enc))
         record.settings = plain
         record.secrets_enc = vault.encrypt(hidden)
+        # New settings may cure what deliveries were waiting on (a revoked token): try now.
+        session.execute(
+            update(Delivery).where(Delivery.connector_id == record.id, Delivery.status == "pending",
+                                   Delivery.next_attempt_at > now)
+            .values(next_attempt_at=now).execution_options(synchronize_session=False)
+        )
     if name is not None:
         if not name.strip():
             raise InvalidConnector({"name": ["must not be empty"]})
@@ -152,19 +158,25 @@ def update_settings_locked(
             return current
         kind_cls = registry.get(record.kind)
         plain, hidden = validate_settings(kind_cls, {**current, **changes})
-        record.settings = plain
-        record.secrets_enc = vault.encrypt(hidden)
-        # updated_at is left alone: a token rotation is not a configuration change.
+        # updated_at is left alone (set to itself, so `onupdate` does not fire): a token
+        # rotation is not a configuration change and must not rebuild every worker's instance.
+        session.execute(
+            update(ConnectorRecord).where(ConnectorRecord.id == connector_id)
+            .values(settings=plain, secrets_enc=vault.encrypt(hidden), updated_at=ConnectorRecord.updated_at)
+            .execution_options(synchronize_session=False)
+        )
         return {**plain, **hidden}
 
 
 def set_health(db: Database, connector_id: int, ok: bool, message: str, *, now: datetime) -> None:
+    """Health is a report, not a configuration change: updated_at stays as it was."""
     with db.scope() as session:
-        record = session.get(ConnectorRecord, connector_id)
-        if record is not None:
-            record.health = "ok" if ok else "unhealthy"
-            record.health_message = message
-            record.health_checked_at = now
+        session.execute(
+            update(ConnectorRecord).where(ConnectorRecord.id == connector_id)
+            .values(health="ok" if ok else "unhealthy", health_message=message, health_checked_at=now,
+                    updated_at=ConnectorRecord.updated_at)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def build_connector(

@@ -155,3 +155,30 @@ def test_delete_connector_removes_its_queue(client, admin_headers, runtime):
     assert client.delete(f"/api/v1/connectors/{cid}", headers=admin_headers).status_code == 204
     assert count(runtime, Delivery) == 0
     assert client.get(f"/api/v1/connectors/{cid}", headers=admin_headers).status_code == 404
+
+
+def test_saving_settings_makes_waiting_deliveries_due(client, admin_headers, runtime):
+    from datetime import timedelta
+
+    body = {"kind": "webhook", "name": "app", "settings": {"url": "https://e.com", "secret": SECRET}}
+    cid = client.post("/api/v1/connectors", json=body, headers=admin_headers).json["id"]
+    with runtime.db.scope() as session:
+        emit(session, "message.received", {}, now=utcnow())
+        session.flush()
+        session.scalars(select(Delivery)).one().next_attempt_at = utcnow() + timedelta(hours=1)
+    client.patch(f"/api/v1/connectors/{cid}", json={"settings": {"url": "https://e.com/fixed"}}, headers=admin_headers)
+    with runtime.db.scope() as session:
+        assert session.scalars(select(Delivery)).one().next_attempt_at <= utcnow()
+
+
+def test_health_reports_do_not_count_as_configuration_changes(runtime):
+    from hub.connector_store import set_health
+    from tests.support.factories import webhook_connector
+
+    cid = webhook_connector(runtime, "http://127.0.0.1:1/")
+    with runtime.db.scope() as session:
+        before = session.get(ConnectorRecord, cid).updated_at
+    set_health(runtime.db, cid, False, "token revoked", now=utcnow())
+    with runtime.db.scope() as session:
+        record = session.get(ConnectorRecord, cid)
+        assert record.health == "unhealthy" and record.updated_at == before

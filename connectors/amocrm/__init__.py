@@ -37,6 +37,8 @@ class AmoCrmConnector(Connector):
     title = "amoCRM / Kommo"
     Settings = AmoCrmSettings
     handles = HANDLED
+    # leads/complex and notes take 50 items; claim enough that each wave can fill them.
+    claim_size = 200
 
     def __init__(self, ctx: ConnectorContext):
         super().__init__(ctx)

@@ -101,14 +101,14 @@ def test_processes_refreshing_at_once_spend_the_refresh_token_once(runtime, amo,
 def test_access_token_expiring_mid_run_is_renewed_transparently(runtime, amo):
     cid = add_connector(runtime, oauth_settings(amo))
     with runtime.db.scope() as session:
-        for n in range(30):
+        for n in range(100):  # more than one claim (the connector claims 200 a round)
             ev.emit_conversation(session, n, messages=2)
     worker = Worker(runtime.db, runtime.vault, runtime.config)
     worker.run_once()
     amo.expire_access_tokens()
-    assert drain(runtime, worker=worker) == {"done": 90}
+    assert drain(runtime, worker=worker) == {"done": 300}
     assert amo.stats()["oauth_refreshes"] == 1
-    assert amo.counts() == {"contacts": 30, "deals": 30, "notes": 60, "contact_notes": 0}
+    assert amo.counts() == {"contacts": 100, "deals": 100, "notes": 200, "contact_notes": 0}
 
 
 def test_revoked_refresh_token_marks_unhealthy_and_waits_until_reconnected(runtime, amo):
