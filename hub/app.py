@@ -38,6 +38,8 @@ def create_app(config: Config | Mapping[str, Any] | None = None, *, runtime: Run
     app.register_blueprint(home.bp)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(connector_hooks.bp)
+    from hub.web import tracking as tracking_pages
+    app.register_blueprint(tracking_pages.bp)
     init_api(app)
     return app
 

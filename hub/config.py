@@ -63,6 +63,14 @@ class LogSchema(_Section):
     )
 
 
+class AdminSchema(_Section):
+    session_minutes = fields.Integer(load_default=480, validate=validate.Range(5, 60 * 24 * 30))
+    login_attempts = fields.Integer(load_default=5, validate=validate.Range(1, 1000))
+    login_window_seconds = fields.Integer(load_default=300, validate=validate.Range(1, 24 * 3600))
+    default_language = fields.String(load_default="en", validate=validate.OneOf(["en", "ru"]))
+    closing_soon_minutes = fields.Integer(load_default=120, validate=validate.Range(1, 24 * 60))
+
+
 def _valid_rate_card(path: str) -> None:
     # Imported here: the card module needs ConfigError from this one.
     from hub.channels.whatsapp.rate_card import load_rate_card
@@ -85,6 +93,11 @@ class WhatsAppSchema(_Section):
     send_batch_size = fields.Integer(load_default=20, validate=validate.Range(1, 500))
 
 
+class TrackingSchema(_Section):
+    attribution_window_days = fields.Integer(load_default=7, validate=validate.Range(1, 365))
+    ip_salt = fields.String(load_default="")
+
+
 class ConfigSchema(_Section):
     mode = fields.String(
         load_default="development", validate=validate.OneOf(["development", "production"])
@@ -100,6 +113,8 @@ class ConfigSchema(_Section):
     scheduler = fields.Nested(SchedulerSchema, load_default=lambda: SchedulerSchema().load({}))
     log = fields.Nested(LogSchema, load_default=lambda: LogSchema().load({}))
     whatsapp = fields.Nested(WhatsAppSchema, load_default=lambda: WhatsAppSchema().load({}))
+    admin = fields.Nested(AdminSchema, load_default=lambda: AdminSchema().load({}))
+    tracking = fields.Nested(TrackingSchema, load_default=lambda: TrackingSchema().load({}))
 
 
 class Config(Mapping[str, Any]):

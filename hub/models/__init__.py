@@ -7,6 +7,7 @@ from hub.models.events import Delivery, Event
 from hub.models.leases import Lease
 from hub.models.ratelimits import RateBucket
 from hub.models.templates import Template
+from hub.models.tracking import LeadAttribution, TrackedLink, Visit
 from hub.models.users import ApiToken, User
 from hub.models.webhooks import RawWebhook
 
@@ -20,10 +21,13 @@ __all__ = [
     "Delivery",
     "Event",
     "Lease",
+    "LeadAttribution",
     "Message",
     "MessageStatus",
     "RateBucket",
     "RawWebhook",
     "Template",
+    "TrackedLink",
     "User",
+    "Visit",
 ]

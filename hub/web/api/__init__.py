@@ -27,9 +27,10 @@ def init_api(app: Flask) -> Api:
 
     from hub.channels.whatsapp.outbound import SendRefused
     from hub.web.api import channels, connectors, conversations, deliveries, messages, templates_api
+    from hub.web.api import tracking
 
     for blueprint in (channels.blp, conversations.blp, messages.blp, templates_api.blp,
-                      connectors.blp, deliveries.blp):
+                      connectors.blp, deliveries.blp, tracking.blp):
         api.register_blueprint(blueprint, url_prefix=f"/api/v1{blueprint.url_prefix or ''}")
     app.register_error_handler(SendRefused, _send_refused)
     app.extensions["hub.api"] = api
