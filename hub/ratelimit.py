@@ -6,6 +6,7 @@ a token if there is one. Callers that find it empty sleep exactly until the next
 """
 from __future__ import annotations
 
+import threading
 import time
 from datetime import datetime
 from typing import Callable
@@ -72,3 +73,35 @@ class TokenBucket:
             if bucket is not None:
                 bucket.tokens = min(bucket.tokens, -seconds * self.rate)
                 bucket.updated_at = now
+
+
+class MemoryBucket:
+    """The same token bucket held in one process's memory: for a client used outside the
+    hub (scripts, tests) or for calls that must not draw on the shared budget."""
+
+    def __init__(self, rate: float, burst: float, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep):
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate must be > 0 and burst >= 1")
+        self.rate, self.burst, self.clock, self.sleep = rate, burst, clock, sleep
+        self.tokens, self.updated = burst, clock()
+        self._lock = threading.Lock()
+
+    def try_take(self, tokens: float = 1.0) -> float:
+        with self._lock:
+            now = self.clock()
+            self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+            self.updated = now
+            if self.tokens >= tokens:
+                self.tokens -= tokens
+                return 0.0
+            return (tokens - self.tokens) / self.rate
+
+    def take(self, tokens: float = 1.0) -> None:
+        while (wait := self.try_take(tokens)) > 0:
+            self.sleep(wait)
+
+    def penalise(self, seconds: float) -> None:
+        with self._lock:
+            self.tokens = min(self.tokens, -seconds * self.rate)
+            self.updated = self.clock()

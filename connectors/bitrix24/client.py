@@ -7,8 +7,6 @@ on Enterprise), so a backlog runs at the portal's pace without ever overflowing 
 """
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
@@ -21,40 +19,12 @@ from connectors.bitrix24.errors import (
 )
 from hub.http import parse_retry_after
 from hub.security import redact_text
+from hub.ratelimit import MemoryBucket
 
 MAX_BATCH = 50
 PAGE_SIZE = 50
 DEFAULT_BLOCK_SECONDS = 600.0  # "the method is blocked for 10 minutes"
 RATE_LIMIT_RETRIES = 3
-
-
-class LocalBucket:
-    """An in-process token bucket, for a client used outside the hub (scripts, tests)."""
-
-    def __init__(self, rate: float, burst: float, *, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep):
-        self.rate, self.burst, self.clock, self.sleep = rate, burst, clock, sleep
-        self.tokens, self.updated = burst, clock()
-        self._lock = threading.Lock()
-
-    def try_take(self, tokens: float = 1.0) -> float:
-        with self._lock:
-            now = self.clock()
-            self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
-            self.updated = now
-            if self.tokens >= tokens:
-                self.tokens -= tokens
-                return 0.0
-            return (tokens - self.tokens) / self.rate
-
-    def take(self, tokens: float = 1.0) -> None:
-        while (wait := self.try_take(tokens)) > 0:
-            self.sleep(wait)
-
-    def penalise(self, seconds: float) -> None:
-        with self._lock:
-            self.tokens = min(self.tokens, -seconds * self.rate)
-            self.updated = self.clock()
 
 
 @dataclass
@@ -100,7 +70,7 @@ class Bitrix24Client:
         # One token under the portal's burst: absorbs the jitter between taking a token
         # here and the request reaching the portal.
         safe_burst = max(1.0, burst - 1)
-        self.bucket = limiter("requests", rate, safe_burst) if limiter else LocalBucket(rate, safe_burst)
+        self.bucket = limiter("requests", rate, safe_burst) if limiter else MemoryBucket(rate, safe_burst)
         self.blocked_until: dict[str, datetime] = {}
         self.reset_at: dict[str, datetime] = {}
         self.requests_sent = 0
@@ -301,6 +271,6 @@ class Bitrix24Client:
 
 
 __all__ = [
-    "Bitrix24Client", "BatchResult", "LocalBucket", "MAX_BATCH", "PAGE_SIZE", "command_string",
+    "Bitrix24Client", "BatchResult", "MAX_BATCH", "PAGE_SIZE", "command_string",
     "AuthFailed", "MethodError", "Transient",
 ]

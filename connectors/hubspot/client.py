@@ -8,8 +8,6 @@ from the same budget.
 """
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterator
@@ -17,6 +15,7 @@ from typing import Any, Callable, Iterator
 import requests
 
 from hub.http import describe_response
+from hub.ratelimit import MemoryBucket
 
 REQUESTS_PER_WINDOW_BURST = 1  # tokens kept for bursts; the rest is spread over the window
 
@@ -79,36 +78,6 @@ class RateLimited(Unavailable):
         self.daily = daily
 
 
-class LocalBucket:
-    """An in-process token bucket, for contexts without the hub's shared limiter."""
-
-    def __init__(self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep):
-        self.rate, self.burst = rate, burst
-        self.tokens, self.stamp = burst, clock()
-        self.clock, self.sleep = clock, sleep
-        self.lock = threading.Lock()
-
-    def try_take(self, tokens: float = 1.0) -> float:
-        with self.lock:
-            now = self.clock()
-            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-            self.stamp = now
-            if self.tokens >= tokens:
-                self.tokens -= tokens
-                return 0.0
-            return (tokens - self.tokens) / self.rate
-
-    def take(self, tokens: float = 1.0) -> None:
-        while (wait := self.try_take(tokens)) > 0:
-            self.sleep(wait)
-
-    def penalise(self, seconds: float) -> None:
-        with self.lock:
-            self.tokens = min(self.tokens, -seconds * self.rate)
-            self.stamp = self.clock()
-
-
 def bucket_shape(per_window: int, window_seconds: float) -> tuple[float, float]:
     """(rate, burst) of a token bucket that never lets more than `per_window` requests
     into any rolling window: burst + rate * window <= per_window, with a 2% margin for
@@ -139,7 +108,7 @@ class HubSpotClient:
         self.base_url = config.base_url.rstrip("/")
         rate, burst = bucket_shape(config.per_10_seconds, 10.0)
         search_rate, search_burst = bucket_shape(config.search_per_second, 1.0)
-        make = limiter or (lambda _name, r, b: LocalBucket(r, b))
+        make = limiter or (lambda _name, r, b: MemoryBucket(r, b))
         self.general = make("api", rate, burst)
         self.search_bucket = make("search", search_rate, search_burst)
         self.requests_made = 0

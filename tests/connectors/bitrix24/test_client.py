@@ -7,7 +7,8 @@ import pytest
 import requests
 
 from connectors.bitrix24.batching import Call, Ref, execute, plan
-from connectors.bitrix24.client import Bitrix24Client, LocalBucket
+from connectors.bitrix24.client import Bitrix24Client
+from hub.ratelimit import MemoryBucket
 from connectors.bitrix24.errors import AuthFailed, MethodBlocked, MethodError, RateLimited, Transient
 from tests.connectors.bitrix24.conftest import oauth_settings, webhook_settings
 
@@ -74,7 +75,7 @@ def test_query_limit_exceeded_is_retried_after_holding_the_bucket_back(portal):
         naps.append(seconds)
         now[0] += seconds
 
-    bucket = LocalBucket(2.0, 49, clock=lambda: now[0], sleep=nap)
+    bucket = MemoryBucket(2.0, 49, clock=lambda: now[0], sleep=nap)
     client = client_for(webhook_settings(portal), limiter=lambda *_: bucket)
     portal.portal.chaos.limit_next = 2
     assert client.call("profile")["ID"] == "1"
@@ -90,7 +91,7 @@ def test_the_bucket_keeps_a_backlog_under_the_portal_limit():
 
     now = [0.0]
     portal = Portal(rate=2.0, burst=50, clock=lambda: now[0])
-    bucket = LocalBucket(2.0, 49, clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s))
+    bucket = MemoryBucket(2.0, 49, clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s))
     refused = 0
     for _ in range(500):
         bucket.take()
