@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 
 import phonenumbers
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from hub.models import Contact, Conversation
+from hub.models import Contact, Conversation, Message
 
 
 def e164(digits: str | None) -> str | None:
@@ -61,6 +61,13 @@ def upsert_contact(
             contact = find_contact(session, wa_id=wa_id, user_id=user_id)
             if contact is None:
                 raise
+    refresh_contact(contact, wa_id=wa_id, user_id=user_id, name=name, username=username)
+    return contact
+
+
+def refresh_contact(contact: Contact, *, wa_id: str | None, user_id: str | None, name: str = "",
+                    username: str | None = None) -> None:
+    """What WhatsApp now says about the user (a new name, a revealed phone) wins."""
     if wa_id and not contact.wa_id:
         contact.wa_id, contact.phone = wa_id, e164(wa_id)
     if user_id and not contact.user_id:
@@ -69,7 +76,24 @@ def upsert_contact(
         contact.name = name
     if username and contact.username != username:
         contact.username = username
-    return contact
+
+
+def find_for_message(session: Session, *, channel_id: int, wa_id: str | None, user_id: str | None,
+                     wa_message_id: str) -> tuple[Contact | None, Conversation | None, bool]:
+    """The sender's contact, their open conversation on this number and whether the
+    message is already stored, in one round trip for the usual case (a known user)."""
+    stored = select(Message.id).where(Message.wa_message_id == wa_message_id).scalar_subquery()
+    who = Contact.wa_id == wa_id if wa_id else Contact.user_id == user_id
+    row = session.execute(
+        select(Contact, Conversation, stored)
+        .outerjoin(Conversation, and_(Conversation.contact_id == Contact.id, Conversation.channel_id == channel_id,
+                                      Conversation.status == "open"))
+        .where(who)
+    ).first()
+    if row is not None:
+        return row[0], row[1], row[2] is not None
+    duplicate = session.scalar(select(Message.id).where(Message.wa_message_id == wa_message_id)) is not None
+    return None, None, duplicate
 
 
 def open_conversation(

@@ -28,7 +28,7 @@ from hub.channels.whatsapp.types import (
     UserPreference,
     ValueErrors,
 )
-from hub.conversations import open_conversation, upsert_contact
+from hub.conversations import find_for_message, open_conversation, refresh_contact, upsert_contact
 from hub.events import emit
 from hub.inbound import Processor, register_processor
 from hub.models import Channel, Contact, Conversation, Message, RawWebhook
@@ -117,17 +117,21 @@ def store_inbound(session: Session, channels: Channels, m: InboundMessage, now: 
     if channel is None:
         log.warning("message %s is for number %s, which is not a channel here", m.id, m.route.phone_number_id)
         return None
-    if session.scalar(select(Message.id).where(Message.wa_message_id == m.id)) is not None:
+    contact, conversation, duplicate = find_for_message(
+        session, channel_id=channel.id, wa_id=m.from_wa_id, user_id=m.from_user_id, wa_message_id=m.id)
+    if duplicate:
         return None  # Meta's retry or duplicate: nothing changes
-    profile = m.contact
-    contact = upsert_contact(
-        session, wa_id=m.from_wa_id, user_id=m.from_user_id,
-        name=profile.name if profile else "", username=profile.username if profile else None, now=now,
-    )
+    profile = {"name": m.contact.name if m.contact else "", "username": m.contact.username if m.contact else None}
+    if contact is None:
+        contact = upsert_contact(session, wa_id=m.from_wa_id, user_id=m.from_user_id, now=now, **profile)
+    else:
+        refresh_contact(contact, wa_id=m.from_wa_id, user_id=m.from_user_id, **profile)
     if m.type == "system":
         _number_change(session, contact, m, now)
-    conversation, started = open_conversation(session, channel_id=channel.id, contact_id=contact.id,
-                                              now=m.timestamp)
+    started = False
+    if conversation is None:
+        conversation, started = open_conversation(session, channel_id=channel.id, contact_id=contact.id,
+                                                  now=m.timestamp)
     message = Message(
         conversation_id=conversation.id, wa_message_id=m.id, direction="in",
         type=m.type if m.type in KNOWN_TYPES else "unsupported", text=m.text, payload=_payload(m),
