@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: run test install migrate bench clean
+.PHONY: run test install chromium translations migrate bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +13,26 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
+# Debian's chromium, driven by Playwright in the browser tests (`playwright install`
+# downloads browsers from elsewhere and is never used). Idempotent.
+CHROMIUM = /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+chromium:
+	@if [ ! -x $(CHROMIUM) ]; then \
+		echo "== installing Debian's chromium for the browser tests"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; \
+	fi
+
+# After changing the admin's texts: refresh the catalogue template and the Russian
+# catalogue, then translate the new (empty or fuzzy) entries in hub/translations/ru.
+# The hub compiles the .po files itself at start-up.
+translations: $(BIN)/.installed
+	$(BIN)/pybabel extract -F hub/translations/babel.cfg -k _l --no-location --omit-header \
+		--sort-output -o hub/translations/messages.pot hub/web/admin hub/web/templates/admin
+	$(BIN)/pybabel update -i hub/translations/messages.pot -d hub/translations -l ru \
+		--ignore-obsolete
+
 migrate: install
 	$(BIN)/hub migrate
 
@@ -21,7 +41,7 @@ run: migrate
 	$(BIN)/hub serve
 
 # The whole suite on SQLite, then again on PostgreSQL when HUB_TEST_POSTGRES_URL is set.
-test: install
+test: install chromium
 	$(BIN)/pytest
 	@if [ -n "$$HUB_TEST_POSTGRES_URL" ]; then \
 		echo "== again on PostgreSQL ($$HUB_TEST_POSTGRES_URL)"; \

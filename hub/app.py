@@ -41,6 +41,8 @@ def create_app(config: Config | Mapping[str, Any] | None = None, *, runtime: Run
     from hub.web import tracking as tracking_pages
     app.register_blueprint(tracking_pages.bp)
     init_api(app)
+    from hub.web.admin import init_admin
+    init_admin(app)
     return app
 
 

@@ -9,14 +9,11 @@ from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from hub.channels.whatsapp.channels import endpoint
-from hub.channels.whatsapp.client import WhatsAppClient
-from hub.channels.whatsapp.errors import WhatsAppError
+from hub.channels.whatsapp.media import MediaUnavailable, fetch_media
 from hub.channels.whatsapp.outbound import queue_message
 from hub.channels.whatsapp.templates import TemplateInput
 from hub.db import utcnow
-from hub.http import TimeoutSession
-from hub.models import Channel, Conversation, Message
+from hub.models import Message
 from hub.web.api.schemas import MessageOut
 from hub.web.api.auth import authenticate, require_role
 from hub.web.api.views import message_out
@@ -196,25 +193,10 @@ class MessageMedia(MethodView):
     @blp.response(200)
     def get(self, message_id: int):
         """The message's media file, fetched fresh from WhatsApp (size-limited)."""
-        runtime = current_app.extensions["hub"]
-        with runtime.db.scope() as session:
-            message = session.get(Message, message_id)
-            media = ((message.payload or {}).get("media") if message else None) or {}
-            if message is None or not media.get("id"):
-                abort(404, message=f"message {message_id} has no media")
-            channel = session.get(Channel, session.get(Conversation, message.conversation_id).channel_id)
-            session.expunge(channel)
-        client = WhatsAppClient(endpoint(channel, runtime.vault, runtime.config),
-                                TimeoutSession(runtime.config.delivery.http_timeout_seconds))
         try:
-            info = client.media_info(media["id"])
-            data, content_type = client.download(info["url"], max_bytes=runtime.config.whatsapp.media_max_bytes)
-        except WhatsAppError as exc:
-            status = 413 if exc.http_status == 413 else 502
-            abort(status, message=f"could not fetch the media from WhatsApp: {exc}")
-        except KeyError:
-            abort(502, message="WhatsApp returned no media URL")
-        filename = media.get("filename") or f"{message_id}"
-        return Response(data, mimetype=content_type or media.get("mime_type") or "application/octet-stream",
-                        headers={"Content-Disposition": f'inline; filename="{filename}"',
+            media = fetch_media(current_app.extensions["hub"], message_id)
+        except MediaUnavailable as exc:
+            abort(exc.status, message=exc.message)
+        return Response(media.data, mimetype=media.content_type,
+                        headers={"Content-Disposition": f'inline; filename="{media.filename}"',
                                  "Cache-Control": "private, max-age=300"})

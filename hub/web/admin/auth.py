@@ -1,0 +1,289 @@
+"""Who may use the admin: first-run setup, sign-in and out, sessions that expire, roles.
+
+Roles form a ladder: a viewer reads everything but users and tokens; an operator also
+works the inbox; an admin does everything. A POST a role may not make answers 403.
+Sign-in attempts are limited per address and e-mail with the shared token bucket, so
+the limit holds across every web process without a table of its own.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+from flask import Flask, abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _, lazy_gettext as _l
+from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from sqlalchemy import func, select
+
+from hub.db import utcnow
+from hub.models import User
+from hub.ratelimit import TokenBucket
+from hub.security import check_password, hash_password
+from hub.users import MIN_PASSWORD, InvalidUser, create_user
+from hub.web.admin import bp
+from hub.web.admin.forms import fields_for, flatten_errors, read_form, submitted_values
+
+csrf = CSRFProtect()
+login_manager = LoginManager()
+
+# Views reachable without signing in (the login page itself, first-run setup).
+PUBLIC = {"admin.login", "admin.setup", "admin.set_language"}
+# A hash to compare against when the e-mail is unknown, so both cases take as long.
+_DUMMY_HASH = hash_password("not a real password")
+
+
+@dataclass
+class AdminUser(UserMixin):
+    id: int
+    email: str
+    name: str
+    role: str
+
+    def can(self, *roles: str) -> bool:
+        return self.role in roles
+
+    @property
+    def display(self) -> str:
+        return self.name or self.email
+
+
+def _runtime() -> Any:
+    return current_app.extensions["hub"]
+
+
+@login_manager.user_loader
+def _load_user(user_id: str) -> AdminUser | None:
+    if not user_id.isdigit():
+        return None
+    with _runtime().db.scope() as s:
+        user = s.get(User, int(user_id))
+        if user is None or not user.active:
+            return None  # deactivated users are signed out at their next request
+        return AdminUser(user.id, user.email, user.name, user.role)
+
+
+def init(app: Flask) -> None:
+    admin_config = app.extensions["hub"].config.admin
+    lifetime = timedelta(minutes=admin_config.session_minutes)
+    app.config.update(
+        PERMANENT_SESSION_LIFETIME=lifetime,
+        # Checked in the admin's before_request only: the REST API (bearer tokens) and
+        # inbound webhooks (signatures) carry no session and need no CSRF token.
+        WTF_CSRF_CHECK_DEFAULT=False,
+        WTF_CSRF_TIME_LIMIT=int(lifetime.total_seconds()),
+    )
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "admin.login"
+    login_manager.login_message = None
+
+
+def has_users() -> bool:
+    app = current_app
+    if app.extensions.get("hub.admin.has_users"):
+        return True
+    with _runtime().db.scope() as s:
+        found = s.scalar(select(User.id).limit(1)) is not None
+    if found:
+        app.extensions["hub.admin.has_users"] = True  # users are never all deleted
+    return found
+
+
+def _session_expired() -> bool:
+    """Idle sessions end on the server too, not only when the browser drops the cookie."""
+    now = int(utcnow().timestamp())
+    seen = session.get("seen")
+    limit = current_app.permanent_session_lifetime.total_seconds()
+    session["seen"] = now
+    return seen is not None and now - int(seen) > limit
+
+
+@bp.before_request
+def _guard() -> Any:
+    if request.endpoint == "admin.static":
+        return None
+    if request.method == "POST":
+        csrf.protect()
+    if request.endpoint in PUBLIC:
+        return None
+    if not has_users():
+        return redirect(url_for("admin.setup"))
+    if current_user.is_authenticated and _session_expired():
+        logout_user()
+        session.clear()
+        flash(_("Your session expired. Please sign in again."), "info")
+        return redirect(url_for("admin.login", next=request.full_path if request.method == "GET" else None))
+    if not current_user.is_authenticated:
+        return redirect(url_for("admin.login", next=request.full_path if request.method == "GET" else None))
+    return None
+
+
+def roles(*allowed: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Only these roles may use the view; others get 403."""
+
+    def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            if not current_user.is_authenticated or current_user.role not in allowed:
+                abort(403)
+            return view(*args, **kwargs)
+        return wrapped
+    return decorator
+
+
+ADMIN = ("admin",)
+OPERATORS = ("admin", "operator")
+
+
+@bp.errorhandler(CSRFError)
+def _csrf_error(exc: CSRFError) -> Any:
+    return render_template("admin/error.html", code=400, title=_("The form expired"),
+                           message=_("The page was open too long or came from elsewhere. "
+                                     "Go back, reload it and try again.")), 400
+
+
+@bp.errorhandler(403)
+def _forbidden(exc: Any) -> Any:
+    role = current_user.role if current_user.is_authenticated else "-"
+    return render_template("admin/error.html", code=403, title=_("Not allowed"),
+                           message=_("Your role (%(role)s) cannot do this. Ask an admin.", role=role)), 403
+
+
+@bp.errorhandler(404)
+def _not_found(exc: Any) -> Any:
+    return render_template("admin/error.html", code=404, title=_("Not found"),
+                           message=_("There is nothing here. It may have been removed.")), 404
+
+
+def safe_next(target: str | None) -> str:
+    """Only a path on this site: `next` must not send people elsewhere after sign-in."""
+    if target:
+        parts = urlsplit(target)
+        if not parts.scheme and not parts.netloc and target.startswith("/") and not target.startswith("//"):
+            return target
+    return url_for("admin.dashboard")
+
+
+# -- sign in / out --------------------------------------------------------------------------
+
+class LoginForm(Schema):
+    email = fields.String(required=True, metadata={"label": _l("E-mail"), "placeholder": "you@example.com"})
+    password = fields.String(required=True, metadata={"label": _l("Password"), "secret": True})
+
+
+def _login_bucket(email: str) -> TokenBucket:
+    cfg = _runtime().config.admin
+    key = hashlib.sha256(f"{request.remote_addr}|{email}".encode()).hexdigest()[:48]
+    return TokenBucket(_runtime().db, f"login:{key}", rate=cfg.login_attempts / cfg.login_window_seconds,
+                       burst=cfg.login_attempts)
+
+
+def _authenticate(email: str, password: str) -> AdminUser | None:
+    now = utcnow()
+    with _runtime().db.scope() as s:
+        user = s.scalar(select(User).where(func.lower(User.email) == email))
+        if user is None:
+            check_password(_DUMMY_HASH, password)
+            return None
+        if not check_password(user.password_hash, password) or not user.active:
+            return None
+        user.last_login_at = now
+        return AdminUser(user.id, user.email, user.name, user.role)
+
+
+def _sign_in(user: AdminUser) -> None:
+    session.clear()  # a fresh session: nothing from before sign-in carries over
+    session.permanent = True
+    login_user(user)
+    session["seen"] = int(utcnow().timestamp())
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    if not has_users():
+        return redirect(url_for("admin.setup"))
+    errors: dict[str, list[str]] = {}
+    values: dict[str, str] = {}
+    status = 200
+    if request.method == "POST":
+        values = submitted_values(request.form)
+        data, errors = read_form(LoginForm, request.form, creating=True)
+        email = (data.get("email") or "").strip().lower()
+        if not errors:
+            wait = _login_bucket(email).try_take()
+            if wait > 0:
+                errors = {"_schema": [_("Too many sign-in attempts. Try again in %(s)s seconds.",
+                                        s=int(wait) + 1)]}
+                status = 429
+            else:
+                user = _authenticate(email, data["password"])
+                if user is not None:
+                    _sign_in(user)
+                    return redirect(safe_next(request.args.get("next")))
+                errors = {"_schema": [_("Wrong e-mail or password.")]}
+                status = 401
+    return render_template("admin/login.html", fields=fields_for(LoginForm, values=values, errors=errors,
+                                                                 submitted=bool(values)),
+                           form_errors=errors.get("_schema", [])), status
+
+
+@bp.post("/logout")
+def logout() -> Any:
+    logout_user()
+    session.clear()
+    flash(_("You are signed out."), "info")
+    return redirect(url_for("admin.login"))
+
+
+# -- first run ----------------------------------------------------------------------------------
+
+class SetupForm(Schema):
+    name = fields.String(load_default="", validate=validate.Length(max=200), metadata={"label": _l("Your name")})
+    email = fields.Email(required=True, metadata={"label": _l("E-mail"), "placeholder": "you@example.com"})
+    password = fields.String(required=True, validate=validate.Length(min=MIN_PASSWORD), metadata={
+        "label": _l("Password"), "secret": True, "help": _l("At least %(n)s characters.", n=MIN_PASSWORD)})
+    password_again = fields.String(required=True, metadata={"label": _l("Password again"), "secret": True})
+
+    @validates_schema(skip_on_field_errors=False)
+    def _same(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("password") != data.get("password_again"):
+            raise ValidationError(str(_l("The two passwords differ.")), "password_again")
+
+
+@bp.route("/setup", methods=["GET", "POST"])
+def setup() -> Any:
+    """Creates the first admin; gone once any user exists."""
+    if has_users():
+        return redirect(url_for("admin.login"))
+    errors: dict[str, list[str]] = {}
+    values: dict[str, str] = {}
+    if request.method == "POST":
+        values = submitted_values(request.form)
+        data, errors = read_form(SetupForm, request.form, creating=True)
+        if not errors:
+            try:
+                loaded = SetupForm().load(data)
+                with _runtime().db.scope() as s:
+                    if s.scalar(select(User.id).limit(1)) is not None:
+                        return redirect(url_for("admin.login"))  # someone else finished setup first
+                    user = create_user(s, email=loaded["email"], password=loaded["password"], role="admin",
+                                       name=loaded["name"], now=utcnow())
+                    admin = AdminUser(user.id, user.email, user.name, user.role)
+            except ValidationError as exc:
+                errors = flatten_errors(exc.messages)
+            except InvalidUser as exc:
+                errors = {"_schema": [str(exc)]}
+            else:
+                current_app.extensions["hub.admin.has_users"] = True
+                _sign_in(admin)
+                flash(_("Welcome! Add a WhatsApp number and a connector to start."), "success")
+                return redirect(url_for("admin.dashboard"))
+    return render_template("admin/setup.html", fields=fields_for(SetupForm, values=values, errors=errors,
+                                                                 submitted=bool(values)),
+                           form_errors=errors.get("_schema", [])), (422 if errors else 200)

@@ -1,0 +1,271 @@
+"""The operators' inbox: conversations (mine, unassigned, open, window closing soon,
+closed), a thread with media, lead source and CRM links, replies inside the 24-hour
+window, templates (with a variables form and a preview) when it is closed, assign and
+close. Sending only queues the message: workers send it under the number's limits."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _, lazy_gettext as _l
+from flask_login import current_user
+from sqlalchemy import func, or_, select
+
+from connectors.base import registry
+from hub.channels.whatsapp import templates as tpl, window
+from hub.channels.whatsapp.media import MediaUnavailable, fetch_media
+from hub.channels.whatsapp.outbound import SendRefused, WindowClosed, queue_message
+from hub.conversation_actions import assign, close
+from hub.db import utcnow
+from hub.models import Channel, ConnectorRecord, Contact, Conversation, CrmLink, Message, Template, User
+from hub.web.admin import bp, template_form
+from hub.web.admin.auth import OPERATORS, roles
+
+PAGE = 50
+VIEWS = {
+    "open": _l("Open"),
+    "mine": _l("Mine"),
+    "unassigned": _l("Unassigned"),
+    "closing": _l("Window closing soon"),
+    "closed": _l("Closed"),
+}
+
+
+def _runtime() -> Any:
+    return current_app.extensions["hub"]
+
+
+def _closing_within() -> timedelta:
+    return timedelta(minutes=_runtime().config.admin.closing_soon_minutes)
+
+
+def _list_query(view: str, channel_id: int | None, now: datetime) -> Any:
+    q = select(Conversation)
+    if view == "closed":
+        q = q.where(Conversation.status == "closed")
+    else:
+        q = q.where(Conversation.status == "open")
+    if view == "mine":
+        q = q.where(Conversation.assignee_id == current_user.id)
+    elif view == "unassigned":
+        q = q.where(Conversation.assignee_id.is_(None))
+    elif view == "closing":
+        # Open window (last customer message under 24 h ago) that closes within the warning time.
+        q = q.where(Conversation.last_inbound_at > now - window.WINDOW,
+                    Conversation.last_inbound_at <= now - window.WINDOW + _closing_within())
+    if channel_id:
+        q = q.where(Conversation.channel_id == channel_id)
+    latest = func.coalesce(Conversation.last_message_at, Conversation.opened_at)
+    return q.order_by(latest.desc(), Conversation.id.desc())
+
+
+@bp.get("/inbox")
+def inbox() -> Any:
+    view = request.args.get("view", "open")
+    if view not in VIEWS:
+        view = "open"
+    channel_arg = request.args.get("channel_id", "")
+    channel_id = int(channel_arg) if channel_arg.isdigit() else None
+    page = max(int(request.args["page"]), 1) if request.args.get("page", "").isdigit() else 1
+    now = utcnow()
+    within = _closing_within()
+    with _runtime().db.scope() as s:
+        conversations = list(s.scalars(_list_query(view, channel_id, now).offset((page - 1) * PAGE).limit(PAGE + 1)))
+        more = len(conversations) > PAGE
+        conversations = conversations[:PAGE]
+        ids = [c.id for c in conversations]
+        last_ids = select(func.max(Message.id)).where(Message.conversation_id.in_(ids), Message.type != "read") \
+            .group_by(Message.conversation_id)
+        last = {m.conversation_id: m for m in s.scalars(select(Message).where(Message.id.in_(last_ids)))} if ids else {}
+        contacts = {c.id: c for c in s.scalars(select(Contact).where(
+            Contact.id.in_({c.contact_id for c in conversations})))} if ids else {}
+        users = {u.id: u for u in s.scalars(select(User))}
+        channels = list(s.scalars(select(Channel).order_by(Channel.id)))
+    rows = [{
+        "c": c, "contact": contacts.get(c.contact_id), "last": last.get(c.id),
+        "assignee": users.get(c.assignee_id) if c.assignee_id else None,
+        "window_open": window.is_open(c, now), "closes_at": window.closes_at(c),
+        "closing_soon": window.closing_soon(c, now, within),
+    } for c in conversations]
+    return render_template("admin/inbox.html", rows=rows, view=view, views=VIEWS, channels=channels,
+                           channel_id=channel_id, page=page, more=more,
+                           channel_names={ch.id: ch.name for ch in channels})
+
+
+def _crm_links(s: Any, conversation: Conversation) -> list[dict[str, Any]]:
+    rows = s.execute(
+        select(CrmLink, ConnectorRecord).join(ConnectorRecord, ConnectorRecord.id == CrmLink.connector_id)
+        .where(or_(
+            (CrmLink.entity_type == "conversation") & (CrmLink.entity_id == str(conversation.id)),
+            (CrmLink.entity_type == "contact") & (CrmLink.entity_id == str(conversation.contact_id)),
+        )).order_by(ConnectorRecord.name, CrmLink.entity_type)
+    ).all()
+    out = []
+    for link, record in rows:
+        kind_cls = registry.find(record.kind)
+        url = None
+        link_url = getattr(kind_cls, "link_url", None)
+        if callable(link_url):
+            try:  # optional hook: (settings, crm_type, crm_id) -> URL in the CRM
+                url = link_url(record.settings, link.crm_type, link.crm_id)
+            except Exception:
+                url = None
+        out.append({"connector": record.name, "kind": record.kind, "crm_type": link.crm_type,
+                    "crm_id": link.crm_id, "url": url, "entity": link.entity_type})
+    return out
+
+
+def _thread(conversation_id: int, *, reply_error: str | None = None, reply_text: str = "",
+            template_id: int | None = None, template_values: dict[str, str] | None = None,
+            template_error: str | None = None, status: int = 200) -> Any:
+    now = utcnow()
+    with _runtime().db.scope() as s:
+        c = s.get(Conversation, conversation_id)
+        if c is None:
+            abort(404)
+        contact = s.get(Contact, c.contact_id)
+        channel = s.get(Channel, c.channel_id)
+        messages = list(s.scalars(select(Message).where(Message.conversation_id == c.id, Message.type != "read")
+                                  .order_by(Message.sent_at, Message.id)))
+        authors = {u.id: u for u in s.scalars(select(User))}
+        operators = [u for u in authors.values() if u.active and u.role in OPERATORS]
+        usable = tpl.usable(s, channel.waba_id)
+        links = _crm_links(s, c)
+        chosen = s.get(Template, template_id) if template_id else None
+        if chosen is not None and chosen.waba_id != channel.waba_id:
+            chosen = None
+    rendered, problem = (template_form.preview(chosen, template_values) if chosen is not None else (None, None))
+    is_open = window.is_open(c, now)
+    return render_template(
+        "admin/conversation.html", c=c, contact=contact, channel=channel, messages=messages, authors=authors,
+        operators=operators, templates=usable, links=links, window_open=is_open, closes_at=window.closes_at(c),
+        closing_soon=window.closing_soon(c, now, _closing_within()), reply_error=reply_error,
+        reply_text=reply_text, chosen=chosen, variables=template_form.variables(chosen) if chosen else [],
+        template_values=template_values or {}, rendered=rendered, template_problem=template_error or problem,
+        can_act=current_user.role in OPERATORS,
+    ), status
+
+
+@bp.get("/inbox/<int:conversation_id>")
+def conversation(conversation_id: int) -> Any:
+    template_arg = request.args.get("template_id", "")
+    return _thread(conversation_id, template_id=int(template_arg) if template_arg.isdigit() else None)
+
+
+@bp.post("/inbox/<int:conversation_id>/reply")
+@roles(*OPERATORS)
+def reply(conversation_id: int) -> Any:
+    text = request.form.get("text", "").strip()
+    if not text:
+        return _thread(conversation_id, reply_error=_("Write a message first."), status=422)
+    try:
+        with _runtime().db.scope() as s:
+            if s.get(Conversation, conversation_id) is None:
+                abort(404)
+            message = queue_message(s, kind="text", content={"body": text}, conversation_id=conversation_id,
+                                    author_id=current_user.id, now=utcnow())
+            target = message.conversation_id
+    except WindowClosed as exc:
+        return _thread(conversation_id, reply_text=text, status=exc.status, reply_error=_(
+            "Not sent: the 24-hour window is closed, so WhatsApp only accepts a template. Choose one below."))
+    except SendRefused as exc:
+        return _thread(conversation_id, reply_error=str(exc), reply_text=text, status=exc.status)
+    flash(_("Reply queued: it is sent in a moment."), "success")
+    return redirect(url_for("admin.conversation", conversation_id=target) + "#reply")
+
+
+def _chosen_template(conversation_id: int, template_id: str) -> Template:
+    with _runtime().db.scope() as s:
+        c = s.get(Conversation, conversation_id)
+        if c is None:
+            abort(404)
+        channel = s.get(Channel, c.channel_id)
+        chosen = s.get(Template, int(template_id)) if template_id.isdigit() else None
+        if chosen is None or chosen.waba_id != channel.waba_id:
+            abort(404)
+        s.expunge(chosen)
+    return chosen
+
+
+@bp.get("/inbox/<int:conversation_id>/template")
+def template_fields(conversation_id: int) -> Any:
+    """The variables form of the chosen template (htmx swaps it into the thread)."""
+    chosen = _chosen_template(conversation_id, request.args.get("template_id", ""))
+    rendered, _problem = template_form.preview(chosen, None)
+    return render_template("admin/_template_fields.html", c_id=conversation_id, chosen=chosen,
+                           variables=template_form.variables(chosen), values={}, rendered=rendered,
+                           problem=None, can_act=current_user.role in OPERATORS)
+
+
+@bp.post("/inbox/<int:conversation_id>/template/preview")
+def template_preview(conversation_id: int) -> Any:
+    """The template with the variables typed so far (read-only: any role)."""
+    chosen = _chosen_template(conversation_id, request.form.get("template_id", ""))
+    rendered, problem = template_form.preview(chosen, request.form)
+    return render_template("admin/_template_preview.html", rendered=rendered, problem=problem)
+
+
+@bp.post("/inbox/<int:conversation_id>/template/send")
+@roles(*OPERATORS)
+def template_send(conversation_id: int) -> Any:
+    chosen = _chosen_template(conversation_id, request.form.get("template_id", ""))
+    values = {k: v for k, v in request.form.items() if k != "csrf_token"}
+    try:
+        with _runtime().db.scope() as s:
+            message = queue_message(s, kind="template", template=template_form.template_input(chosen, request.form),
+                                    conversation_id=conversation_id, author_id=current_user.id, now=utcnow())
+            target = message.conversation_id
+    except SendRefused as exc:
+        return _thread(conversation_id, template_id=chosen.id, template_values=values, template_error=str(exc),
+                       status=exc.status)
+    flash(_("Template %(name)s queued: it is sent in a moment.", name=chosen.name), "success")
+    return redirect(url_for("admin.conversation", conversation_id=target) + "#reply")
+
+
+@bp.post("/inbox/<int:conversation_id>/assign")
+@roles(*OPERATORS)
+def conversation_assign(conversation_id: int) -> Any:
+    choice = request.form.get("assignee_id", "")
+    assignee = current_user.id if choice == "me" else (int(choice) if choice.isdigit() else None)
+    try:
+        with _runtime().db.scope() as s:
+            c = s.get(Conversation, conversation_id)
+            if c is None:
+                abort(404)
+            assign(s, c, assignee, now=utcnow())
+    except LookupError:
+        flash(_("That user cannot take conversations."), "error")
+    else:
+        flash(_("Conversation assigned.") if assignee else _("Conversation unassigned."), "success")
+    return redirect(url_for("admin.conversation", conversation_id=conversation_id))
+
+
+@bp.post("/inbox/<int:conversation_id>/close")
+@roles(*OPERATORS)
+def conversation_close(conversation_id: int) -> Any:
+    reason = request.form.get("reason", "").strip()[:500]
+    with _runtime().db.scope() as s:
+        c = s.get(Conversation, conversation_id)
+        if c is None:
+            abort(404)
+        close(s, c, reason=reason, now=utcnow())
+    flash(_("Conversation closed."), "success")
+    return redirect(url_for("admin.conversation", conversation_id=conversation_id))
+
+
+@bp.get("/media/<int:message_id>")
+def media(message_id: int) -> Any:
+    """A message's media for the signed-in admin (the API's /messages/<id>/media takes a token)."""
+    try:
+        found = fetch_media(_runtime(), message_id)
+    except MediaUnavailable as exc:
+        return Response(exc.message, status=exc.status, mimetype="text/plain")
+    # Customers send any file: only pictures, sound and video open in the page, the rest downloads,
+    # and nothing served from here may run script in the admin's origin.
+    inline = found.content_type.split("/")[0] in ("image", "audio", "video")
+    filename = "".join(ch for ch in found.filename if ch.isprintable() and ch not in '"\\') or str(message_id)
+    return Response(found.data, mimetype=found.content_type, headers={
+        "Content-Disposition": f'{"inline" if inline else "attachment"}; filename="{filename}"',
+        "Cache-Control": "private, max-age=300", "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "sandbox"})

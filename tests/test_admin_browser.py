@@ -1,0 +1,266 @@
+"""The admin in a real browser (Playwright + Debian's chromium): first-run setup, a
+channel, a webhook connector with Test connection, an inbound emulated message in the
+inbox and its delivery in the log, a dead letter replayed, a reply inside the window and
+one refused outside it, a template with a preview; a screenshot of every page."""
+from __future__ import annotations
+
+import json
+import time
+from datetime import timedelta
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from hub.db import utcnow
+from hub.delivery.worker import Worker
+from hub.models import Conversation, Message, Template
+from tests.support.browser import LiveHub, browser_page, needs_chromium, shots  # noqa: F401 (fixtures)
+from tests.support.factories import SECRET
+from tests.support.receiver import Receiver, Reply
+from tests.support.whatsapp import APP_SECRET, PHONE_NUMBER_ID, WABA_ID, fixture, post_signed
+
+pytestmark = [pytest.mark.slow, needs_chromium]
+PASSWORD = "a long admin password"
+
+
+def inbound_now(wamid: str, text: str) -> bytes:
+    """The fixture's text message, sent just now (so the 24-hour window is open)."""
+    body = json.loads(fixture("text"))
+    message = body["entry"][0]["changes"][0]["value"]["messages"][0]
+    message.update(id=wamid, timestamp=str(int(time.time())), text={"body": text})
+    return json.dumps(body).encode()
+
+
+class RequestsClient:
+    """post_signed() speaks to a test client; this sends the same over HTTP."""
+
+    def __init__(self, base: str):
+        self.base = base
+
+    def post(self, path, data, headers):
+        return requests.post(self.base + path, data=data, headers=headers, timeout=10)
+
+
+def test_admin_end_to_end_in_a_browser(app, runtime, browser_page, shots):
+    page = browser_page
+    events_accepted = {"yes": False}
+
+    def receiver_script(req, n):
+        if req.json().get("type") == "ping" or events_accepted["yes"]:
+            return Reply(200)
+        return Reply(400, body=b'{"error":"unknown customer"}')
+
+    with LiveHub(app) as hub, Receiver(receiver_script) as receiver:
+        # -- first run ----------------------------------------------------------------------------
+        page.goto(hub.url + "/")
+        assert page.url.endswith("/admin/setup")
+        shots(page, "setup")
+        page.fill("#in-name", "Ann Admin")
+        page.fill("#in-email", "ann@example.com")
+        page.fill("#in-password", PASSWORD)
+        page.fill("#in-password_again", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url("**/admin/")
+        assert "First steps" in page.content()
+        shots(page, "overview-first-steps")
+
+        # -- a channel ----------------------------------------------------------------------------
+        page.click("text=Add your WhatsApp number")
+        page.fill("#in-name", "Sales")
+        page.fill("#in-phone_number_id", PHONE_NUMBER_ID)
+        page.fill("#in-waba_id", WABA_ID)
+        page.fill("#in-display_number", "+1 555 000 1111")
+        page.fill("#in-access_token", "EAAG-browser-token")
+        page.click("button[type=submit]")  # app secret forgotten
+        assert page.locator("#field-app_secret .error").inner_text() == "required for this provider"
+        assert page.input_value("#in-display_number") == "+1 555 000 1111"
+        assert page.input_value("#in-access_token") == ""  # never put back
+        shots(page, "channel-form-error")
+        page.fill("#in-access_token", "EAAG-browser-token")
+        page.fill("#in-app_secret", APP_SECRET)
+        page.click("button[type=submit]")
+        page.wait_for_url("**/admin/channels/1")
+        webhook_url = page.inner_text("#webhook-url")
+        key = webhook_url.rsplit("/", 1)[1]
+        assert page.inner_text("#verify-token")
+        shots(page, "channel")
+
+        # -- a generic webhook connector, Test connection -----------------------------------------
+        page.click("nav >> text=Connectors")
+        page.click("text=Add connector")
+        shots(page, "connector-kinds")
+        page.click("text=Generic webhook (Standard Webhooks)")
+        page.fill("#in-name", "my-app")
+        page.fill("#in-url", receiver.url + "/hooks")
+        page.fill("#in-secret", SECRET)
+        shots(page, "connector-form")
+        page.click("button[type=submit]")
+        page.wait_for_url("**/admin/connectors/1")
+        page.click("#test-connection")
+        page.wait_for_selector("#check-outcome")
+        assert "Connection works" in page.inner_text("#check-outcome")
+        shots(page, "connector-tested")
+        page.click("text=Mapping preview")
+        assert "What would be sent" in page.content()
+        shots(page, "connector-preview")
+
+        # -- an inbound message: inbox, then the delivery in the log ------------------------------
+        r = post_signed(RequestsClient(hub.url), key, inbound_now("wamid.BROWSER1", "Hello! Is the sofa available?"))
+        assert r.status_code == 200
+        with runtime.db.scope() as s:
+            s.add(Template(waba_id=WABA_ID, name="order_update", language="en", status="APPROVED",
+                           category="UTILITY", parameter_format="POSITIONAL", synced_at=utcnow(),
+                           components=[{"type": "BODY", "text": "Hi {{1}}, order {{2}} has shipped."},
+                                       {"type": "FOOTER", "text": "Shop Example"}],
+                           created_at=utcnow(), updated_at=utcnow()))
+        page.click("nav >> text=Inbox")
+        page.wait_for_selector("text=Ana Souza")
+        shots(page, "inbox")
+
+        Worker(runtime.db, runtime.vault, runtime.config).drain()  # the receiver refuses: dead letters
+        page.click("nav >> text=Deliveries")
+        assert page.locator(".badge.bad", has_text="dead").count() >= 2
+        shots(page, "deliveries-dead")
+        page.click("table.list a >> nth=0")
+        assert "unknown customer" in page.content()
+        shots(page, "delivery")
+        page.click("text=Back to the log")
+        events_accepted["yes"] = True
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.click("text=/Replay all \\d+ dead letters/")
+        page.wait_for_selector("text=back in the queue")
+        Worker(runtime.db, runtime.vault, runtime.config).drain()
+        page.reload()
+        assert page.locator(".badge.bad", has_text="dead").count() == 0
+        assert page.locator(".badge.good", has_text="done").count() >= 2
+        shots(page, "deliveries-replayed")
+
+        # -- reply inside the window --------------------------------------------------------------
+        page.click("nav >> text=Inbox")
+        page.click("text=Ana Souza")
+        assert page.is_enabled("#reply-text")
+        shots(page, "conversation-open-window")
+        page.fill("#reply-text", "Yes! Shall we deliver it on Friday?")
+        page.click("#send-reply")
+        page.wait_for_selector("text=Reply queued")
+        assert page.locator(".msg.out", has_text="Shall we deliver it on Friday?").count() == 1
+        shots(page, "reply-queued")
+
+        # -- refused outside it -------------------------------------------------------------------
+        page.fill("#reply-text", "Are you still there?")
+        with runtime.db.scope() as s:  # a day passes while the page is open
+            s.scalars(select(Conversation)).one().last_inbound_at = utcnow() - timedelta(hours=25)
+        page.click("#send-reply")
+        page.wait_for_selector("#reply-error")
+        assert "the 24-hour window is closed" in page.inner_text("#reply-error")
+        assert page.is_disabled("#reply-text") and page.is_disabled("#send-reply")
+        assert "Replies are off" in page.inner_text("#window-closed")
+        shots(page, "reply-refused")
+        with runtime.db.scope() as s:
+            texts = list(s.scalars(select(Message.text).where(Message.direction == "out")))
+        assert texts == ["Yes! Shall we deliver it on Friday?"]
+
+        # -- a template instead, with variables and a live preview ------------------------------
+        page.select_option("#template-choice", label="order_update (en, utility)")
+        page.wait_for_selector("#var-body_1")
+        page.fill("#var-body_1", "Ana")
+        page.fill("#var-body_2", "A-1042")
+        page.wait_for_function("document.querySelector('#template-preview').innerText.includes('A-1042')")
+        shots(page, "template-preview")
+        page.click("#send-template")
+        page.wait_for_selector("text=Template order_update queued")
+        shots(page, "template-queued")
+
+        # -- the remaining pages ------------------------------------------------------------------
+        page.click("nav >> text=Templates")
+        shots(page, "templates")
+        page.click("text=order_update")
+        page.fill("#var-body_1", "Ana")
+        page.wait_for_function("document.querySelector('#template-preview').innerText.includes('Hi Ana')")
+        shots(page, "template")
+        page.click("nav >> text=Users & tokens")
+        page.fill("#in-token-name", "crm-sync")
+        shots(page, "users")
+        page.click("text=Create token")
+        assert page.inner_text("#new-token").startswith("hub_")
+        shots(page, "token-created")
+        page.click("nav >> text=Overview")
+        shots(page, "overview")
+        page.click("text=RU")
+        assert "Обзор" in page.content()
+        shots(page, "overview-ru")
+        page.goto(hub.url + "/admin/inbox/1")
+        shots(page, "conversation-ru")
+        page.click("text=Выйти")
+        page.wait_for_url("**/admin/login")
+        shots(page, "login-ru")
+    assert len(shots.taken) >= 20
+
+
+def _amocrm_emulator():
+    try:
+        from connectors.amocrm.emulator import serve
+    except ImportError:
+        pytest.skip("the amoCRM connector (connectors/amocrm) is not installed")
+    return serve
+
+
+def test_amocrm_connector_against_its_emulator_in_a_browser(app, runtime, browser_page, shots):
+    """Add an amoCRM connector in the form, test it, pick the pipeline from the lists the
+    CRM offers, preview the mapping, and see a conversation arrive in amoCRM."""
+    import connectors.amocrm as amocrm
+    from tests.support.admin import make_user
+    from tests.support.whatsapp import make_channel
+
+    serve = _amocrm_emulator()
+    amocrm._REPORTED.clear()  # health remembered per process; ids repeat across test databases
+    page = browser_page
+    make_user(runtime, "admin", "ann@example.com", name="Ann Admin")
+    _, key = make_channel(runtime)
+    with LiveHub(app) as hub, serve() as amo:
+        page.goto(hub.url + "/admin/login")
+        page.fill("#in-email", "ann@example.com")
+        page.fill("#in-password", "correct horse battery")
+        page.click("button[type=submit]")
+        page.goto(hub.url + "/admin/connectors/new")
+        page.click("text=amoCRM / Kommo")
+        page.fill("#in-name", "amo")
+        page.fill("#in-base_url", amo.base_url)
+        page.fill("#in-long_lived_token", amo.token)
+        shots(page, "amocrm-form")
+        page.click("button[type=submit]")
+        page.wait_for_url("**/admin/connectors/*")
+        page.click("#test-connection")
+        page.wait_for_selector("#check-outcome")
+        assert "Connection works" in page.inner_text("#check-outcome"), page.inner_text("#check-outcome")
+        shots(page, "amocrm-tested")
+
+        page.click("text=Edit")
+        options = page.locator("#in-pipeline_id option").all_inner_texts()
+        assert len(options) > 1, "pipelines are offered from amoCRM"
+        page.select_option("#in-pipeline_id", index=1)
+        page.select_option("#in-status_id", index=1)
+        shots(page, "amocrm-edit-with-choices")
+        page.click("button[type=submit]")
+        page.wait_for_selector("text=Connector saved.")
+
+        page.click("text=Mapping preview")
+        assert "What it would do in the CRM" in page.content() and "/api/v4/leads/complex" in page.content()
+        assert amo.token not in page.content()
+        shots(page, "amocrm-preview")
+
+        r = post_signed(RequestsClient(hub.url), key, inbound_now("wamid.AMO1", "Hello from the browser test"))
+        assert r.status_code == 200
+        Worker(runtime.db, runtime.vault, runtime.config).drain()
+        page.click("text=Back to the connector")
+        page.click("text=Delivery log")
+        assert page.locator(".badge.good", has_text="done").count() >= 2
+        assert page.locator(".badge.bad", has_text="dead").count() == 0
+        shots(page, "amocrm-deliveries")
+        assert amo.counts()["deals"] == 1 and amo.counts()["contacts"] == 1 and amo.counts()["notes"] == 1
+        page.click("nav >> text=Inbox")
+        page.click("text=Ana Souza")
+        crm = page.inner_text("text=In the CRM >> xpath=..")
+        assert "amo" in crm and "#" in crm
+        shots(page, "amocrm-conversation-with-crm-links")
