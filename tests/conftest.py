@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 
 from hub.config import load_config
 from hub.db import Base, utcnow
-from hub.migrate import upgrade
+from hub.migrate import head_revision, upgrade
 from hub.runtime import Runtime
 
 BACKEND = os.environ.get("HUB_TEST_DB", "sqlite")
@@ -53,6 +53,8 @@ class TestDatabase:
             tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
             with self._engine.begin() as conn:
                 conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+                # A test may have moved the schema version (readiness checks): put it back.
+                conn.execute(text("UPDATE alembic_version SET version_num = :head"), {"head": head_revision()})
             return self.url
         path = test_dir / "hub.db"
         shutil.copy(self.template, path)
