@@ -49,10 +49,11 @@ def _subscribers(session: Session) -> list[tuple[int, str, list[str] | None]]:
     """Enabled connectors, read once per transaction (a webhook often emits three events)."""
     cached = session.info.get("hub.subscribers")
     if cached is None:
-        cached = session.execute(
-            select(ConnectorRecord.id, ConnectorRecord.kind, ConnectorRecord.event_types)
-            .where(ConnectorRecord.enabled.is_(True))
-        ).all()
+        with session.no_autoflush:  # pending rows are not read here; flush once, at commit
+            cached = session.execute(
+                select(ConnectorRecord.id, ConnectorRecord.kind, ConnectorRecord.event_types)
+                .where(ConnectorRecord.enabled.is_(True))
+            ).all()
         session.info["hub.subscribers"] = cached
     return cached
 
