@@ -45,6 +45,7 @@ def describe_settings(schema: type[Schema]) -> list[dict[str, Any]]:
             "label": meta.get("label", name.replace("_", " ").capitalize()),
             "help": meta.get("help", ""),
             "secret": bool(meta.get("secret")),
+            "multiline": bool(meta.get("multiline")),  # several lines of text (rules, mappings)
             "placeholder": meta.get("placeholder", ""),
             "choices": _choices(field),
             "default": None if callable(default) or default is missing else default,

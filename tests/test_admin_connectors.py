@@ -320,3 +320,10 @@ def test_an_untouched_form_keeps_the_kinds_defaults(app, runtime, democrm):
     finally:
         DemoCrmSettings._declared_fields["tags"].load_default = list
         DemoCrmSettings._declared_fields["users"].load_default = dict
+
+
+def test_multiline_settings_are_text_areas():
+    from hub.web.admin.forms import FormField
+
+    assert FormField(name="rules", type="string", label="Rules", multiline=True).widget == "textarea"
+    assert FormField(name="name", type="string", label="Name").widget == "text"

@@ -37,6 +37,7 @@ class FormField:
     allow_blank_choice: bool = True
     value_choices: list[tuple[str, str]] | None = None  # for list/mapping fields: known values
     id_prefix: str = ""  # two forms on one page keep their element ids apart
+    multiline: bool = False  # a string field holding several lines (rules, mappings)
 
     @property
     def dom_id(self) -> str:
@@ -50,7 +51,7 @@ class FormField:
             return "checkbox"
         if self.choices is not None:
             return "select"
-        if self.type in ("list", "mapping"):
+        if self.type in ("list", "mapping") or self.multiline:
             return "textarea"
         if self.type in ("integer", "number"):
             return "number"
@@ -230,7 +231,7 @@ def fields_for(
             checked=bool(raw) if kind == "boolean" else False, is_set=name in stored,
             errors=list(errors.get(name, [])),
             allow_blank_choice=not spec["required"] and (declared.allow_none or _default(declared) in (None, "")),
-            value_choices=value_choices, id_prefix=id_prefix,
+            value_choices=value_choices, id_prefix=id_prefix, multiline=spec.get("multiline", False),
         ))
     return out
 
