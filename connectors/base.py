@@ -210,6 +210,9 @@ class Connector:
     # batch API): a wave holds one event per conversation, so claiming more fills the
     # CRM's batches. None = the worker's batch_size.
     claim_size: ClassVar[int | None] = None
+    # Entity types this kind keeps in the links store only for a while (intents, try
+    # markers, seen webhooks): the retention job deletes them once they are old.
+    scratch_links: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, ctx: ConnectorContext):
         self.ctx = ctx

@@ -6,8 +6,12 @@ from typing import Any
 
 from sqlalchemy import delete, exists, select
 
+from connectors.base import registry
 from hub.db import Database
-from hub.models import Delivery, Event, RawWebhook
+from hub.models import CrmLink, Delivery, Event, RawWebhook
+
+# Idempotency keys of CRM commands (hub.commands) are scratch too.
+HUB_SCRATCH_LINKS = frozenset({"command"})
 
 CHUNK = 5000
 
@@ -38,4 +42,14 @@ def purge(db: Database, *, now: datetime, days: int) -> dict[str, int]:
         "raw_webhooks": _delete_in_chunks(
             db, RawWebhook.id, RawWebhook.status == "processed", RawWebhook.received_at < cutoff
         ),
+        "scratch_links": _delete_in_chunks(
+            db, CrmLink.id, CrmLink.entity_type.in_(sorted(scratch_link_types())), CrmLink.created_at < cutoff
+        ),
     }
+
+
+def scratch_link_types() -> frozenset[str]:
+    types = set(HUB_SCRATCH_LINKS)
+    for cls in registry.kinds().values():
+        types |= cls.scratch_links
+    return frozenset(types)

@@ -69,8 +69,18 @@ def test_retention_job_purges_old_finished_work(runtime):
     with runtime.db.scope() as session:
         for d in session.scalars(select(Delivery)):
             d.status, d.finished_at = "done", d.created_at
+    from hub.links import DbLinkStore
+
+    links = DbLinkStore(runtime.db, 1)
+    links.put("contact", "1", "contact", "c-1")
+    links.put("command", "evt-1", "command", "done")
+    with runtime.db.scope() as session:
+        from hub.models import CrmLink
+        for link in session.scalars(select(CrmLink)):
+            link.created_at = clock() - timedelta(days=40)
     counts = purge(runtime.db, now=clock(), days=30)
-    assert counts == {"deliveries": 1, "events": 1, "raw_webhooks": 0}
+    assert counts == {"deliveries": 1, "events": 1, "raw_webhooks": 0, "scratch_links": 1}
+    assert links.get("contact", "1") == "c-1", "real links are kept"
     with runtime.db.scope() as session:
         assert session.scalar(select(func.count()).select_from(Event)) == 1
         assert session.get(Event, kept.id) is not None and session.get(Event, old.id) is None

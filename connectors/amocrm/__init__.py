@@ -39,6 +39,7 @@ class AmoCrmConnector(Connector):
     handles = HANDLED
     # leads/complex and notes take 50 items; claim enough that each wave can fill them.
     claim_size = 200
+    scratch_links = frozenset({"lead_intent", "note_intent", "amo_webhook"})
 
     def __init__(self, ctx: ConnectorContext):
         super().__init__(ctx)

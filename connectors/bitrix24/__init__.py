@@ -24,6 +24,7 @@ class Bitrix24Connector(Connector):
     # A `batch` request carries 50 commands; claiming 250 lets each wave fill one even
     # when every conversation has several events waiting.
     claim_size = 250
+    scratch_links = frozenset({"bitrix24.try", "bitrix24.contact_claim", "bitrix24.stage_rule"})
 
     def __init__(self, ctx):
         super().__init__(ctx)
