@@ -287,6 +287,13 @@ class Registry:
 registry = Registry()
 
 
+# While a connector's settings are validated, the hub puts its stored WhatsApp templates
+# in marshmallow's context under this key ([{"name", "language", "status", "parameters"}],
+# parameters: the number of positional body variables or the list of named ones), so a
+# Settings schema can check rules like "stage X -> template T" against real templates.
+TEMPLATES_CONTEXT_KEY = "whatsapp_templates"
+
+
 def secret_fields(schema: type[Schema]) -> set[str]:
     """Names of the Settings fields marked secret=True (stored encrypted, never shown)."""
     return {name for name, f in schema._declared_fields.items() if f.metadata.get("secret")}

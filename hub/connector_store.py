@@ -10,11 +10,14 @@ from datetime import datetime
 from typing import Any, Mapping
 
 from marshmallow import ValidationError
+from marshmallow.experimental.context import Context
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from connectors.base import Connector, ConnectorContext, SettingsUpdate, registry, secret_fields
+from connectors.base import (
+    TEMPLATES_CONTEXT_KEY, Connector, ConnectorContext, SettingsUpdate, registry, secret_fields,
+)
 from hub.db import Database
 from hub.events import EVENT_TYPES
 from hub.http import TimeoutSession
@@ -45,17 +48,32 @@ def _validate_event_types(event_types: list[str] | None, kind_cls: type[Connecto
         )
 
 
+def stored_templates(session: Session) -> list[dict[str, Any]]:
+    """The templates connectors may check their rules against (TEMPLATES_CONTEXT_KEY)."""
+    from hub.channels.whatsapp.templates import body_parameters
+    from hub.models import Template
+
+    return [{"name": t.name, "language": t.language, "status": t.status, "parameters": body_parameters(t)}
+            for t in session.scalars(select(Template).where(Template.status != "DELETED"))]
+
+
 def validate_settings(
-    kind_cls: type[Connector], data: Mapping[str, Any], stored_secrets: Mapping[str, Any] | None = None
+    kind_cls: type[Connector], data: Mapping[str, Any], stored_secrets: Mapping[str, Any] | None = None,
+    *, templates: list[dict[str, Any]] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Load `data` with the kind's schema; returns (plain settings, secrets)."""
+    """Load `data` with the kind's schema; returns (plain settings, secrets). With
+    `templates` (none synced yet: None), rules are checked against them too."""
     secrets_ = secret_fields(kind_cls.Settings)
     data = dict(data)
     for name in secrets_:
         if stored_secrets and name in stored_secrets and not data.get(name):
             data[name] = stored_secrets[name]
     try:
-        loaded = kind_cls.Settings().load(data)
+        if templates:
+            with Context({TEMPLATES_CONTEXT_KEY: templates}):
+                loaded = kind_cls.Settings().load(data)
+        else:
+            loaded = kind_cls.Settings().load(data)
     except ValidationError as exc:
         raise InvalidConnector(exc.messages) from None
     plain = {k: v for k, v in loaded.items() if k not in secrets_}
@@ -78,7 +96,7 @@ def create_connector(
     if not name or not name.strip():
         raise InvalidConnector({"name": ["must not be empty"]})
     _validate_event_types(event_types, kind_cls)
-    plain, hidden = validate_settings(kind_cls, settings)
+    plain, hidden = validate_settings(kind_cls, settings, templates=stored_templates(session))
     if session.scalar(select(ConnectorRecord.id).where(ConnectorRecord.name == name)):
         raise InvalidConnector({"name": [f"a connector named {name!r} already exists"]})
     record = ConnectorRecord(
@@ -114,7 +132,8 @@ def update_connector(
     kind_cls = registry.get(record.kind)
     if settings is not None:
         merged = {**record.settings, **settings}
-        plain, hidden = validate_settings(kind_cls, merged, vault.decrypt(record.secrets_enc))
+        plain, hidden = validate_settings(kind_cls, merged, vault.decrypt(record.secrets_enc),
+                                          templates=stored_templates(session))
         record.settings = plain
         record.secrets_enc = vault.encrypt(hidden)
         # New settings may cure what deliveries were waiting on (a revoked token): try now.

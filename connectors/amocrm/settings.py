@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
 from connectors.amocrm import rules
+from connectors.base import TEMPLATES_CONTEXT_KEY  # filled by the hub while validating
 
 ACCOUNT_DOMAINS = ("amocrm.ru", "amocrm.com", "kommo.com")
 DEAL_NAME_PLACEHOLDERS = (
@@ -39,7 +40,6 @@ DEFAULT_SOURCE_FIELDS = {
     "referrer": "REFERRER",
 }
 _FIELD_REF = re.compile(r"^(?:\d+|[A-Z][A-Z0-9_]*)$")
-TEMPLATES_CONTEXT_KEY = "whatsapp_templates"
 
 
 def _is_loopback(host: str) -> bool:

@@ -65,6 +65,14 @@ def _placeholders(text: str | None) -> list[str]:
     return seen
 
 
+def body_parameters(template: Template) -> int | list[str]:
+    """How many positional body variables the template takes, or the names of its named ones."""
+    names = _placeholders((_component(template, "BODY") or {}).get("text"))
+    if (template.parameter_format or "POSITIONAL").upper() == "NAMED":
+        return names
+    return len(names)
+
+
 def _as_body_parameter(value: Any, name: str | None, where: str) -> dict[str, Any]:
     if isinstance(value, dict):
         kind = value.get("type")

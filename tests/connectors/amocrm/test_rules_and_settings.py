@@ -192,3 +192,29 @@ def test_php_form_keeps_a_scalar_that_shares_a_path_with_nested_values():
     assert got == {"a": {"note": {"type": {"": "3", "uuid": "x"}}}}
     with pytest.raises(phpform.FormError):
         phpform.decode_pairs([("[broken", "1")])
+
+
+def test_rules_are_checked_against_the_hubs_stored_templates(runtime, amo):
+    """The hub hands the Settings schema its synced templates; rules naming a template that
+    does not exist, or with the wrong number of variables, are refused with the rule named."""
+    import pytest
+
+    from hub.connector_store import InvalidConnector, create_connector
+    from tests.connectors.amocrm.conftest import long_lived_settings
+    from hub.db import utcnow
+    from hub.models import Template
+
+    with runtime.db.scope() as session:
+        session.add(Template(waba_id="1", name="order_shipped", language="en", status="APPROVED",
+                             category="UTILITY", components=[{"type": "BODY", "text": "Hi {{1}}, {{2}} shipped"}],
+                             created_at=utcnow(), updated_at=utcnow()))
+    good = long_lived_settings(amo, stage_rules=["7000001/142 -> order_shipped:en(contact.name, lead.name)"])
+    with runtime.db.scope() as session:
+        create_connector(session, runtime.vault, kind="amocrm", name="ok", settings=good, now=utcnow())
+    for rule, problem in [("7000001/142 -> missing:en(contact.name)", "no template 'missing'"),
+                          ("7000001/142 -> order_shipped:en(contact.name)", "takes 2 variables")]:
+        with pytest.raises(InvalidConnector) as err:
+            with runtime.db.scope() as session:
+                create_connector(session, runtime.vault, kind="amocrm", name="bad",
+                                 settings=long_lived_settings(amo, stage_rules=[rule]), now=utcnow())
+        assert problem in str(err.value)
