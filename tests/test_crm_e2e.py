@@ -62,3 +62,31 @@ def test_200_whatsapp_conversations_land_in_amocrm(client, runtime):
         campaigns = sorted(lead_fields(lead).get("UTM_CAMPAIGN") for lead in store.leads.values()
                            if lead_fields(lead).get("UTM_SOURCE") == "facebook")
         assert campaigns == sorted(f"spring-{i}" for i in range(0, 200, 2))
+
+
+def test_a_tracked_visit_puts_its_utm_tags_on_the_amocrm_deal(client, runtime, admin_headers):
+    """A visit with UTM tags -> the emulated customer sends the prefilled text through the
+    WhatsApp emulator -> the deal in the amoCRM emulator carries those tags."""
+    from tests.support.tracking import prefilled
+
+    clock = FakeClock(utcnow())
+    tags = {"utm_source": "google", "utm_medium": "cpc", "utm_campaign": "spring", "utm_content": "banner-1",
+            "utm_term": "grey sofa", "gclid": "EAIaIQobChMI8f"}
+    with amo_kit.start_emulator() as amo, wired(runtime, client, clock) as w:
+        with runtime.db.scope() as session:
+            create_connector(session, runtime.vault, kind="amocrm", name="amo",
+                             settings={**amo_kit.connector_settings(amo.base_url), "timeout_seconds": 5},
+                             now=utcnow())
+        link = client.post("/api/v1/tracked-links", headers=admin_headers, json={
+            "slug": "spring-sale", "channel_id": w["channel_id"], "campaign": "Spring sale",
+            "text_template": "Hello! My request number: {code}"}).json
+        r = client.get(f"/l/{link['slug']}", query_string=tags, headers={"User-Agent": "Mozilla/5.0 (Android 14)"})
+        assert r.status_code == 302
+        customer = w["emu"].customer(w["number"], "4915112345678", name="Jonas Weber")
+        customer.send_text(prefilled(r))
+        w["emu"].flush()
+        Worker(runtime.db, runtime.vault, runtime.config).drain()
+        (lead,) = amo.store.leads.values()
+    fields = lead_fields(lead)
+    assert {k: fields[k.upper()] for k in ("utm_source", "utm_medium", "utm_campaign", "utm_content",
+                                           "utm_term", "gclid")} == tags
