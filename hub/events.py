@@ -9,7 +9,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from connectors.base import registry
@@ -66,29 +66,22 @@ def emit(
     now: datetime,
     ordering_key: str | None = None,
 ) -> Event:
+    """Write the event and its deliveries now, in the caller's transaction.
+
+    Plain INSERTs rather than ORM objects: emit() is on every webhook's hot path, and
+    the rows are never changed in the same transaction. Returns the event (not attached
+    to the session)."""
     if type_ not in EVENT_TYPES:
         raise UnknownEventType(f"unknown event type {type_!r}")
-    event = Event(
-        id=str(uuid.uuid4()),
-        type=type_,
-        version=EVENT_VERSION,
-        occurred_at=now,
-        ordering_key=ordering_key,
-        data=data,
-        created_at=now,
-    )
-    session.add(event)
-    for connector_id, kind, event_types in _subscribers(session):
-        if subscribes(kind, event_types, type_):
-            session.add(
-                Delivery(
-                    event=event,
-                    connector_id=connector_id,
-                    ordering_key=ordering_key,
-                    status="pending",
-                    attempts=0,
-                    next_attempt_at=now,
-                    created_at=now,
-                )
-            )
-    return event
+    row = {"id": str(uuid.uuid4()), "type": type_, "version": EVENT_VERSION, "occurred_at": now,
+           "ordering_key": ordering_key, "data": data, "created_at": now}
+    session.execute(insert(Event.__table__), row)
+    deliveries = [
+        {"event_id": row["id"], "connector_id": connector_id, "ordering_key": ordering_key, "status": "pending",
+         "attempts": 0, "next_attempt_at": now, "created_at": now}
+        for connector_id, kind, event_types in _subscribers(session)
+        if subscribes(kind, event_types, type_)
+    ]
+    if deliveries:
+        session.execute(insert(Delivery.__table__), deliveries)
+    return Event(**row)

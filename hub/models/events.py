@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.db import Base, JSONType, UTCDateTime
 from hub.models._types import BigId, created_at
@@ -58,5 +58,3 @@ class Delivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     # What the subscriber answered last time (status, headers, body excerpt; redacted).
     last_response: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
-    # Lets the unit of work insert the event before its deliveries in one flush.
-    event: Mapped[Event] = relationship(lazy="raise")
