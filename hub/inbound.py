@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from hub.models import RawWebhook
@@ -67,11 +67,15 @@ def process_raw(session: Session, raw: RawWebhook, now: datetime, runtime: "Runt
 
 def receive(session: Session, *, source: str, channel_id: int | None, headers: dict[str, str],
             body: bytes, now: datetime, runtime: "Runtime") -> RawWebhook:
-    """Store a freshly received body and process it, in the caller's transaction."""
+    """Store a freshly received body and process it, in the caller's transaction. The
+    row is a plain INSERT (this is every webhook's hot path); the returned object is
+    not attached to the session."""
     raw = RawWebhook(source=source, channel_id=channel_id, received_at=now, headers=headers, body=body,
                      status="failed", attempts=1)
     process_raw(session, raw, now, runtime)
-    session.add(raw)
+    session.execute(insert(RawWebhook.__table__), {
+        "source": source, "channel_id": channel_id, "received_at": now, "headers": headers, "body": body,
+        "status": raw.status, "error": raw.error, "attempts": 1, "processed_at": raw.processed_at})
     return raw
 
 

@@ -84,7 +84,7 @@ def apply(session: Session, parsed: ParsedWebhook, raw: RawWebhook, now: datetim
         elif isinstance(item, ValueErrors):
             account_events.value_errors(session, channels, item, now)
         elif isinstance(item, Unhandled):
-            log.info("webhook field %s is not acted on (kept in raw webhook %s)", item.field, raw.id)
+            log.info("webhook field %s is not acted on (kept in the raw webhook)", item.field)
 
 
 def _payload(m: InboundMessage) -> dict[str, Any]:
