@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import string
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -16,6 +15,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates, va
 
 from connectors.amocrm import rules
 from connectors.base import TEMPLATES_CONTEXT_KEY  # filled by the hub while validating
+from hub.text_templates import placeholder_problem
 
 ACCOUNT_DOMAINS = ("amocrm.ru", "amocrm.com", "kommo.com")
 DEAL_NAME_PLACEHOLDERS = (
@@ -240,15 +240,9 @@ class AmoCrmSettings(Schema):
 
     @validates("deal_name_template")
     def _deal_name(self, value: str, **_: Any) -> None:
-        try:
-            names = [f for _, f, _, _ in string.Formatter().parse(value) if f is not None]
-        except ValueError as exc:
-            raise ValidationError(f"bad placeholder syntax: {exc}") from None
-        unknown = [n for n in names if n not in DEAL_NAME_PLACEHOLDERS]
-        if unknown:
-            raise ValidationError(
-                f"unknown placeholder {{{unknown[0]}}}; use "
-                + ", ".join("{" + p + "}" for p in DEAL_NAME_PLACEHOLDERS))
+        problem = placeholder_problem(value, DEAL_NAME_PLACEHOLDERS)
+        if problem:
+            raise ValidationError(problem)
 
     @validates("source_fields")
     def _source_fields(self, value: dict[str, str], **_: Any) -> None:

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
 from connectors.bitrix24 import rules
+from hub.text_templates import placeholder_problem
 
 WEBHOOK_PATH = re.compile(r"^/rest/\d+/[A-Za-z0-9]+/?$")
 STAGE_ID = re.compile(r"^[A-Za-z0-9_]+(?::[A-Za-z0-9_]+)?$")
@@ -140,10 +141,9 @@ class Bitrix24Settings(Schema):
 
     @validates("title_template")
     def _title(self, value: str, **_: Any) -> None:
-        try:
-            value.format(**{f: "" for f in TITLE_FIELDS})
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ValidationError(f"unknown placeholder {exc}; use " + ", ".join("{%s}" % f for f in TITLE_FIELDS)) from None
+        problem = placeholder_problem(value, TITLE_FIELDS)
+        if problem:
+            raise ValidationError(problem)
 
     @validates("deal_stage_id", "close_stage_id", "lead_status_id")
     def _stage(self, value: str, **_: Any) -> None:

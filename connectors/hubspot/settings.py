@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import re
-import string
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
 from connectors.hubspot import rules
+from hub.text_templates import placeholder_problem
 
 DEFAULT_BASE_URL = "https://api.hubapi.com"
 
@@ -189,16 +189,9 @@ class HubSpotSettings(Schema):
 
     @validates("deal_name_template")
     def _deal_name(self, value: str, **_: Any) -> None:
-        try:
-            names = [name for _, name, _, _ in string.Formatter().parse(value) if name is not None]
-        except ValueError as exc:
-            raise ValidationError(f"not a valid template: {exc}") from None
-        unknown = [n for n in names if n not in DEAL_NAME_FIELDS]
-        if unknown:
-            raise ValidationError(
-                f"unknown placeholder(s) {', '.join('{' + n + '}' for n in unknown)}; "
-                f"use {', '.join('{' + f + '}' for f in DEAL_NAME_FIELDS)}"
-            )
+        problem = placeholder_problem(value, DEAL_NAME_FIELDS)
+        if problem:
+            raise ValidationError(problem)
 
     @validates("source_properties")
     def _source(self, value: dict[str, str], **_: Any) -> None:
