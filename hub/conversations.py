@@ -4,26 +4,20 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import phonenumbers
 from sqlalchemy import and_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hub.models import Contact, Conversation, Message
+from hub.phones import to_e164
 
 
 def e164(digits: str | None) -> str | None:
-    """WhatsApp ids are the phone without '+'; store the E.164 form when it parses."""
+    """WhatsApp ids are the phone without '+'; store the E.164 form when it parses, else
+    the digits with a '+' (still one contact per id)."""
     if not digits:
         return None
-    raw = digits if digits.startswith("+") else "+" + digits
-    try:
-        number = phonenumbers.parse(raw, None)
-    except phonenumbers.NumberParseException:
-        return raw
-    if not phonenumbers.is_possible_number(number):
-        return raw
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return to_e164(digits) or (digits if digits.startswith("+") else "+" + digits)
 
 
 def find_contact(session: Session, *, wa_id: str | None, user_id: str | None) -> Contact | None:

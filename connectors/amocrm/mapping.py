@@ -15,10 +15,10 @@ from typing import Any, Mapping
 import phonenumbers
 
 from connectors.amocrm.settings import DEAL_NAME_PLACEHOLDERS
+from hub.phones import to_e164
 
 MAX_TEXT = 255  # amoCRM text and tracking fields keep 255 characters
 MAX_NOTE = 20_000
-_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 WON, LOST = 142, 143
 
 
@@ -39,21 +39,7 @@ def require(data: Mapping[str, Any], *path: str) -> Any:
 def e164(phone: str | None, region: str | None = None) -> str | None:
     """The phone in E.164, or None when absent or unreadable. `region` (e.g. "RU") reads
     numbers written the national way ("8 912 000-11-22"), as salespeople type them."""
-    if not phone:
-        return None
-    phone = phone.strip()
-    if _E164.match(phone):
-        return phone
-    try:
-        if region and not phone.startswith("+"):
-            parsed = phonenumbers.parse(phone, region)
-        else:
-            parsed = phonenumbers.parse(phone if phone.startswith("+") else "+" + re.sub(r"\D", "", phone))
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_possible_number(parsed):
-        return None
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    return to_e164(phone, region)
 
 
 def contact_key(contact: Mapping[str, Any]) -> tuple[str, str]:

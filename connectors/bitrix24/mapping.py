@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import phonenumbers
 
 from connectors.bitrix24 import rules
+from hub.phones import to_e164
 
 ORIGINATOR = "whatsapp-hub"
 CONVERSATION_LINK = {"deal": "conversation", "lead": "conversation.lead"}
@@ -67,20 +67,12 @@ class Options:
 
 # -- contacts ---------------------------------------------------------------------------
 def normalize_phone(raw: str | None) -> str | None:
-    """E.164 ("+15557654321") or None; Bitrix24 stores phones as typed, so compare these."""
-    if not raw:
-        return None
-    text = str(raw).strip()
-    digits = "".join(ch for ch in text if ch.isdigit())
+    """E.164 ("+15557654321") or None; Bitrix24 stores phones as typed, so compare these.
+    A number that does not parse still compares by its digits."""
+    digits = "".join(ch for ch in str(raw or "") if ch.isdigit())
     if not digits:
         return None
-    try:
-        number = phonenumbers.parse("+" + digits if not text.startswith("+") else text, None)
-    except phonenumbers.NumberParseException:
-        return "+" + digits
-    if not phonenumbers.is_possible_number(number):
-        return "+" + digits
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return to_e164(str(raw)) or "+" + digits
 
 
 def contact_phone(contact: dict[str, Any]) -> str | None:

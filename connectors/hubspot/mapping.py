@@ -11,7 +11,7 @@ import re
 from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator, Sequence, TypeVar
 
-import phonenumbers
+from hub.phones import to_e164
 
 # Default (HUBSPOT_DEFINED) association type ids, associations v4.
 # https://developers.hubspot.com/docs/api/crm/associations#association-type-id-values
@@ -45,18 +45,7 @@ def chunks(items: Sequence[T], size: int = BATCH_LIMIT) -> Iterator[list[T]]:
 
 def e164(phone: str | None) -> str | None:
     """E.164 form of a phone number, or None when it is not a valid number."""
-    if not phone:
-        return None
-    text = phone.strip()
-    if not text.startswith("+"):
-        text = "+" + re.sub(r"\D", "", text)
-    try:
-        parsed = phonenumbers.parse(text, None)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_possible_number(parsed):
-        return None
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    return to_e164(phone)
 
 
 def contact_phone(contact: dict[str, Any]) -> str | None:
