@@ -50,14 +50,16 @@ def usable(session: Session, waba_id: str) -> list[Template]:
         Template.waba_id == waba_id, Template.status == "APPROVED").order_by(Template.name, Template.language)))
 
 
-def _component(template: Template, kind: str) -> dict[str, Any] | None:
+def component(template: Template, kind: str) -> dict[str, Any] | None:
+    """The template's HEADER / BODY / FOOTER / BUTTONS component, if it has one."""
     for c in template.components or []:
         if str(c.get("type", "")).upper() == kind:
             return c
     return None
 
 
-def _placeholders(text: str | None) -> list[str]:
+def placeholders(text: str | None) -> list[str]:
+    """The {{1}} / {{name}} placeholders of a text, each once, in order."""
     seen: list[str] = []
     for name in PLACEHOLDER.findall(text or ""):
         if name not in seen:
@@ -67,7 +69,7 @@ def _placeholders(text: str | None) -> list[str]:
 
 def body_parameters(template: Template) -> int | list[str]:
     """How many positional body variables the template takes, or the names of its named ones."""
-    names = _placeholders((_component(template, "BODY") or {}).get("text"))
+    names = placeholders((component(template, "BODY") or {}).get("text"))
     if (template.parameter_format or "POSITIONAL").upper() == "NAMED":
         return names
     return len(names)
@@ -98,8 +100,8 @@ def _as_body_parameter(value: Any, name: str | None, where: str) -> dict[str, An
 
 
 def _body(template: Template, given: Any) -> dict[str, Any] | None:
-    body = _component(template, "BODY")
-    names = _placeholders(body.get("text") if body else None)
+    body = component(template, "BODY")
+    names = placeholders(body.get("text") if body else None)
     named = (template.parameter_format or "POSITIONAL").upper() == "NAMED"
     if not names:
         if given:
@@ -127,9 +129,9 @@ def _body(template: Template, given: Any) -> dict[str, Any] | None:
 
 
 def _header(template: Template, given: Any) -> dict[str, Any] | None:
-    header = _component(template, "HEADER")
+    header = component(template, "HEADER")
     fmt = str((header or {}).get("format", "TEXT")).upper()
-    if header is None or (fmt == "TEXT" and not _placeholders(header.get("text"))):
+    if header is None or (fmt == "TEXT" and not placeholders(header.get("text"))):
         if given:
             raise TemplateProblem(f"template {template.name} has no header parameter")
         return None
@@ -153,7 +155,7 @@ def _header(template: Template, given: Any) -> dict[str, Any] | None:
 
 
 def _buttons(template: Template, given: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
-    declared = (_component(template, "BUTTONS") or {}).get("buttons") or []
+    declared = (component(template, "BUTTONS") or {}).get("buttons") or []
     given_by_index = {}
     for b in given or []:
         try:
@@ -167,7 +169,7 @@ def _buttons(template: Template, given: list[dict[str, Any]] | None) -> list[dic
     for index, button in enumerate(declared):
         kind = str(button.get("type", "")).upper()
         b = given_by_index.get(index)
-        if kind == "URL" and _placeholders(button.get("url")):
+        if kind == "URL" and placeholders(button.get("url")):
             if not b or not str(b.get("text") or "").strip():
                 raise TemplateProblem(f"template {template.name}: button {index} ({button.get('text')}) has a "
                                       f"dynamic URL; give its suffix as text")
@@ -219,10 +221,10 @@ def render(template: Template, built: dict[str, Any] | None = None) -> dict[str,
         if comp["type"] in values:
             for i, param in enumerate(comp["parameters"]):
                 values[comp["type"]][param.get("parameter_name") or str(i + 1)] = _value_text(param)
-    header = _component(template, "HEADER")
-    body = _component(template, "BODY")
-    footer = _component(template, "FOOTER")
-    buttons = (_component(template, "BUTTONS") or {}).get("buttons") or []
+    header = component(template, "HEADER")
+    body = component(template, "BODY")
+    footer = component(template, "FOOTER")
+    buttons = (component(template, "BUTTONS") or {}).get("buttons") or []
     header_text = None
     if header:
         fmt = str(header.get("format", "TEXT")).upper()

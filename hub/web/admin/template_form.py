@@ -21,43 +21,28 @@ class Variable:
     placeholder: str = ""
 
 
-def _component(template: Template, kind: str) -> dict[str, Any] | None:
-    for c in template.components or []:
-        if str(c.get("type", "")).upper() == kind:
-            return c
-    return None
-
-
-def _placeholders(text: str | None) -> list[str]:
-    seen: list[str] = []
-    for name in tpl.PLACEHOLDER.findall(text or ""):
-        if name not in seen:
-            seen.append(name)
-    return seen
-
-
 def _buttons(template: Template) -> list[dict[str, Any]]:
-    return (_component(template, "BUTTONS") or {}).get("buttons") or []
+    return (tpl.component(template, "BUTTONS") or {}).get("buttons") or []
 
 
 def variables(template: Template) -> list[Variable]:
     out: list[Variable] = []
-    header = _component(template, "HEADER")
+    header = tpl.component(template, "HEADER")
     if header is not None:
         fmt = str(header.get("format", "TEXT")).upper()
-        if fmt == "TEXT" and _placeholders(header.get("text")):
+        if fmt == "TEXT" and tpl.placeholders(header.get("text")):
             out.append(Variable("header", str(_l("Header")), header.get("text", "")))
         elif fmt in tpl.MEDIA_FORMATS:
             out.append(Variable("header_link", str(_l("Header %(kind)s URL", kind=fmt.lower())), "https://"))
         elif fmt == "LOCATION":
             out.append(Variable("header_latitude", str(_l("Header location: latitude")), "52.52"))
             out.append(Variable("header_longitude", str(_l("Header location: longitude")), "13.40"))
-    body = _component(template, "BODY") or {}
-    for name in _placeholders(body.get("text")):
+    body = tpl.component(template, "BODY") or {}
+    for name in tpl.placeholders(body.get("text")):
         out.append(Variable(f"body_{name}", "{{" + name + "}}"))
     for index, button in enumerate(_buttons(template)):
         kind = str(button.get("type", "")).upper()
-        if kind == "URL" and _placeholders(button.get("url")):
+        if kind == "URL" and tpl.placeholders(button.get("url")):
             out.append(Variable(f"button_{index}", str(_l("Button “%(text)s”: end of the URL",
                                                           text=button.get("text", ""))), button.get("url", "")))
         elif kind == "COPY_CODE":
@@ -67,12 +52,12 @@ def variables(template: Template) -> list[Variable]:
 
 def template_input(template: Template, form: Mapping[str, str]) -> tpl.TemplateInput:
     """What the operator typed, shaped as templates.build() expects."""
-    names = _placeholders((_component(template, "BODY") or {}).get("text"))
+    names = tpl.placeholders((tpl.component(template, "BODY") or {}).get("text"))
     named = (template.parameter_format or "POSITIONAL").upper() == "NAMED"
     values = {n: form.get(f"body_{n}", "").strip() for n in names}
     body: Any = (values if named else [values[n] for n in names]) if names else None
     header: Any = None
-    header_spec = _component(template, "HEADER")
+    header_spec = tpl.component(template, "HEADER")
     if header_spec is not None:
         fmt = str(header_spec.get("format", "TEXT")).upper()
         if fmt == "TEXT" and form.get("header", "").strip():
@@ -120,9 +105,9 @@ def _partial(template: Template, form: Mapping[str, str]) -> dict[str, Any]:
         return out
 
     components = []
-    header = _component(template, "HEADER")
+    header = tpl.component(template, "HEADER")
     if header is not None and str(header.get("format", "TEXT")).upper() == "TEXT":
-        components.append({"type": "header", "parameters": params(_placeholders(header.get("text")), "header")})
-    body = _component(template, "BODY") or {}
-    components.append({"type": "body", "parameters": params(_placeholders(body.get("text")), "body_")})
+        components.append({"type": "header", "parameters": params(tpl.placeholders(header.get("text")), "header")})
+    body = tpl.component(template, "BODY") or {}
+    components.append({"type": "body", "parameters": params(tpl.placeholders(body.get("text")), "body_")})
     return {"components": components}
