@@ -90,6 +90,7 @@ def run_web(runtime: Runtime, *, with_background: bool, announce: Callable[[str]
     stop_on_signals(stop, server.close)
     url = f"http://{cfg.web.host}:{cfg.web.port}/"
     announce(f"hub is running at {url}  (stop with Ctrl+C)")
+    announce(f"  open {url} in a browser: the first visit creates the admin account")
     announce(f"  API docs: {url}api/v1/docs   health: {url}readyz")
     try:
         server.run()
