@@ -26,12 +26,15 @@ def stop_on_signals(stop: threading.Event, on_stop: Callable[[], None] | None = 
 
 
 def make_worker(runtime: Runtime) -> Worker:
-    """A worker that delivers events to connectors and sends queued WhatsApp messages."""
+    """A worker that delivers events to connectors, sends queued WhatsApp messages and
+    syncs templates when the scheduler asks."""
     from hub.channels.whatsapp.sender import Sender
+    from hub.channels.whatsapp.template_sync import TemplateSyncer
 
     owner = worker_id()
     sender = Sender(runtime, owner)
-    return Worker(runtime.db, runtime.vault, runtime.config, owner=owner, sources=[sender.run_once])
+    return Worker(runtime.db, runtime.vault, runtime.config, owner=owner,
+                  sources=[sender.run_once, TemplateSyncer(runtime).run_once])
 
 
 def start_workers(runtime: Runtime, threads: int, stop: threading.Event) -> list[threading.Thread]:

@@ -169,3 +169,23 @@ def test_inbound_media_is_downloaded_on_demand(client, runtime, admin_headers, p
         limited = create_app(runtime=small).test_client()
         r = limited.get(f"/api/v1/messages/{message.id}/media", headers=admin_headers)
         assert r.status_code == 413 and "limit" in r.json["message"]
+
+
+def test_scheduled_template_sync_is_asked_by_the_job_and_done_by_a_worker(client, runtime):
+    from hub.channels.whatsapp.template_sync import request_sync
+    from hub.models import Template
+
+    clock = FakeClock(utcnow())
+    with wired(runtime, client, clock) as w:
+        w["emu"].add_template("1100000000000001", name="order_update", language="en", category="UTILITY",
+                              components=ORDER_UPDATE)
+        assert request_sync(runtime, utcnow()) == 1
+        assert request_sync(runtime, utcnow()) == 0, "already asked"
+        with runtime.db.scope() as session:
+            assert session.scalar(select(func.count()).select_from(Template)) == 0, "the job only asks"
+        worker(runtime).drain()
+        with runtime.db.scope() as session:
+            template = session.scalars(select(Template)).one()
+            channel = session.get(Channel, w["channel_id"])
+            assert (template.name, template.status) == ("order_update", "APPROVED")
+            assert channel.templates_synced_at is not None and channel.templates_sync_requested_at is None

@@ -38,5 +38,7 @@ class Channel(Base):
     health_message: Mapped[str] = mapped_column(Text, default="")
     last_webhook_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     templates_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set by the scheduler, cleared by the worker that syncs: jobs only ask, workers do.
+    templates_sync_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = created_at()
     updated_at: Mapped[datetime] = updated_at()

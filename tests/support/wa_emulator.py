@@ -9,6 +9,7 @@ from typing import Iterator
 from hub.channels.whatsapp.emulator import WhatsAppEmulator
 from hub.channels.whatsapp.emulator_driver import FlaskClientTransport, WebhookDriver
 from hub.channels.whatsapp.sender import Sender
+from hub.channels.whatsapp.template_sync import TemplateSyncer
 from hub.delivery.worker import Worker
 from tests.support.whatsapp import APP_SECRET, PHONE_NUMBER_ID, VERIFY_TOKEN, WABA_ID, make_channel
 
@@ -36,5 +37,6 @@ def wired(runtime, client, clock, *, provider: str = "cloud", **driver_options) 
 def worker(runtime, clock=None) -> Worker:
     kwargs = {"clock": clock} if clock else {}
     sender = Sender(runtime, "test-worker", rng=random.Random(1), **kwargs)
-    return Worker(runtime.db, runtime.vault, runtime.config, owner="test-worker", sources=[sender.run_once],
-                  **kwargs)
+    syncer = TemplateSyncer(runtime, **kwargs)
+    return Worker(runtime.db, runtime.vault, runtime.config, owner="test-worker",
+                  sources=[sender.run_once, syncer.run_once], **kwargs)

@@ -56,22 +56,53 @@ def sync_channel(runtime: Runtime, channel_id: int, *, now: datetime) -> dict[st
     return {"templates": len(seen), "marked_deleted": gone}
 
 
-def _sync_all(runtime: Runtime, now: datetime) -> None:
+def request_sync(runtime: Runtime, now: datetime) -> int:
+    """The scheduled job: ask for one sync per account (a worker does it)."""
     with runtime.db.scope() as session:
-        ids = list(session.scalars(select(Channel.id).order_by(Channel.id)))
-    done_accounts: set[str] = set()
-    for channel_id in ids:
-        with runtime.db.scope() as session:
-            channel = session.get(Channel, channel_id)
+        channels = list(session.scalars(select(Channel).order_by(Channel.id)))
+        accounts: set[str] = set()
+        asked = 0
+        for channel in channels:
             account = channel.waba_id or channel.phone_number_id
-        if account in done_accounts:
-            continue
-        done_accounts.add(account)
+            if account in accounts or channel.templates_sync_requested_at is not None:
+                continue
+            accounts.add(account)
+            channel.templates_sync_requested_at = now
+            asked += 1
+    return asked
+
+
+class TemplateSyncer:
+    """A worker source: takes one requested sync per round and runs it."""
+
+    def __init__(self, runtime: Runtime, *, clock=None):
+        from hub.db import utcnow
+
+        self.runtime = runtime
+        self.clock = clock or utcnow
+
+    def _claim(self) -> int | None:
+        with self.runtime.db.scope() as session:
+            query = (select(Channel).where(Channel.templates_sync_requested_at.is_not(None))
+                     .order_by(Channel.templates_sync_requested_at).limit(1))
+            if session.get_bind().dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            channel = session.scalar(query)
+            if channel is None:
+                return None
+            channel.templates_sync_requested_at = None  # taken: another worker moves on
+            return channel.id
+
+    def run_once(self) -> int:
+        channel_id = self._claim()
+        if channel_id is None:
+            return 0
         try:
-            sync_channel(runtime, channel_id, now=now)
+            sync_channel(self.runtime, channel_id, now=self.clock())
         except (WhatsAppError, LookupError) as exc:
             log.warning("template sync of channel %s failed: %s", channel_id, exc)
+        return 1
 
 
-register_job(JobSpec("whatsapp_template_sync", _sync_all, "interval",
+register_job(JobSpec("whatsapp_template_sync", request_sync, "interval",
                      lambda config: {"minutes": config.whatsapp.template_sync_minutes}))
