@@ -11,10 +11,12 @@ from typing import Any
 from connectors.base import CheckResult, Command, Connector, HubEvent, InboundRequest, Outcome, WebhookRejected
 from connectors.hubspot import mapping, properties, rules, signature, webhooks
 from connectors.hubspot.client import (
-    AuthFailed, ClientConfig, HubSpotClient, HubSpotError, RateLimited, Unavailable,
+    AuthFailed, ClientConfig, HubSpotClient, HubSpotError, OAuthFailed, RateLimited, Unavailable,
 )
-from connectors.hubspot.settings import HubSpotSettings
+from connectors.hubspot.oauth import OAuthTokens, PrivateAppToken
+from connectors.hubspot.settings import AUTH_OAUTH, HubSpotSettings
 from connectors.hubspot.sync import HANDLED, OwnerDirectory, WaveSync
+from hub.security import redact_text
 
 log = logging.getLogger(__name__)
 
@@ -32,20 +34,34 @@ class HubSpotConnector(Connector):
 
     def __init__(self, ctx):
         super().__init__(ctx)
+        base_url = self.settings.get("base_url") or "https://api.hubapi.com"
         config = ClientConfig(
-            base_url=self.settings.get("base_url") or "https://api.hubapi.com",
-            token=self.settings["access_token"],
+            base_url=base_url,
+            token=self.settings.get("access_token") or "",
             per_10_seconds=int(self.settings.get("rate_limit_per_10s", 100)),
             search_per_second=int(self.settings.get("search_rate_per_second", 5)),
         )
-        self.client = HubSpotClient(config, ctx.http, limiter=ctx.limiter, clock=ctx.clock, timeout=ctx.http_timeout)
+        self.uses_oauth = self.settings.get("auth_mode") == AUTH_OAUTH
+        self._flagged_unhealthy = False
+        self.tokens: OAuthTokens | PrivateAppToken
+        if self.uses_oauth:
+            # One token keeper for both clients: a renewal by either serves the other.
+            self.tokens = OAuthTokens(
+                self.settings, base_url=base_url, http=ctx.http, clock=ctx.clock, timeout=ctx.http_timeout,
+                update_settings=ctx.update_settings,
+                on_connected=lambda message: self._health(True, message),
+            )
+        else:
+            self.tokens = PrivateAppToken(config.token)
+        self.client = HubSpotClient(config, ctx.http, limiter=ctx.limiter, clock=ctx.clock,
+                                    timeout=ctx.http_timeout, auth=self.tokens)
         # The admin's and the webhook's few requests (Test connection, choices, creating
         # properties, reading a deal back) pace themselves in-process: the hub runs check()
         # with a frozen clock, under which the shared database bucket would never refill.
-        self.admin_client = HubSpotClient(config, ctx.http, limiter=None, clock=ctx.clock, timeout=ctx.http_timeout)
+        self.admin_client = HubSpotClient(config, ctx.http, limiter=None, clock=ctx.clock,
+                                          timeout=ctx.http_timeout, auth=self.tokens)
         self.owners = OwnerDirectory(self.client, self.settings)
         self._closed_stages: set[str] | None = None
-        self._flagged_unhealthy = False
 
     # -- helpers ----------------------------------------------------------------------
     def closed_stages(self) -> set[str]:
@@ -59,14 +75,30 @@ class HubSpotConnector(Connector):
             self.ctx.mark_health(ok, message)
         self._flagged_unhealthy = not ok
 
+    def auth_problem(self, exc: AuthFailed) -> str:
+        """What the admin must do about a refused credential, for the health line and the
+        waiting deliveries (never a token: messages are built from codes, not values)."""
+        if isinstance(exc, OAuthFailed):
+            return exc.message
+        what = f"{exc.status} {exc.category or ''}".strip()
+        if exc.status == 403:
+            return (f"HubSpot refused the request ({what}): the {'app' if self.uses_oauth else 'private app'} "
+                    f"lacks a scope listed in the settings; add it"
+                    + (", then install the app again and paste the new authorization code" if self.uses_oauth
+                       else " and save the token again"))
+        if self.uses_oauth:
+            return (f"HubSpot refused the OAuth access token even after renewing it ({what}): the app may have "
+                    f"been uninstalled; install it again and paste the new authorization code")
+        return (f"HubSpot refused the access token ({what}): create a new private app token with the "
+                f"scopes listed in the settings and save it")
+
     # -- delivery -------------------------------------------------------------------------
     def deliver(self, batch: list[HubEvent]) -> list[Outcome]:
         sync = WaveSync(self.client, self.ctx.links, self.settings, self.owners, self.closed_stages)
         try:
             outcomes = sync.run(batch)
         except AuthFailed as exc:
-            message = (f"HubSpot refused the access token ({exc.status} {exc.category or ''}): create a "
-                       f"new private app token with the scopes listed in the settings and save it")
+            message = self.auth_problem(exc)
             self._health(False, message)
             retry_at = self.ctx.clock() + timedelta(seconds=AUTH_WAIT_SECONDS)
             return [Outcome.wait(message, retry_at=retry_at) for _ in batch]
@@ -98,7 +130,8 @@ class HubSpotConnector(Connector):
             absent = properties.missing(self.admin_client, self.settings)
             owners = self.admin_client.owners()
         except AuthFailed as exc:
-            return CheckResult(False, f"HubSpot refused the access token: {exc.message}")
+            said = "" if isinstance(exc, OAuthFailed) else f" ({redact_text(exc.message, self.tokens.secrets())})"
+            return CheckResult(False, self.auth_problem(exc) + said, {"response": exc.response} if exc.response else {})
         except (Unavailable, HubSpotError) as exc:
             return CheckResult(False, f"HubSpot could not be reached: {exc}")
         problems = []

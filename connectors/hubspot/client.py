@@ -1,5 +1,7 @@
 """HTTP client for HubSpot's CRM API: auth, the shared rate limits, errors as exceptions.
 
+Authentication comes from oauth.py: a private app token, or OAuth tokens renewed before
+they expire and once more when HubSpot answers 401 (then the request is sent again).
 Every request first takes a token from the connector's shared bucket (all workers of one
 connector draw from it), searches also from the lower search bucket. A 429 is answered by
 emptying the right bucket for the time HubSpot asks and trying again; the rate-limit
@@ -35,6 +37,15 @@ class HubSpotError(Exception):
 
 class AuthFailed(HubSpotError):
     """401, or 403 for missing scopes: only the admin can fix it."""
+
+
+class OAuthFailed(AuthFailed):
+    """HubSpot's token endpoint refused the authorization code, the refresh token or the
+    app's credentials; `message` says what the admin must do, `field` names the setting."""
+
+    def __init__(self, *args: Any, field: str = "", **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.field = field
 
 
 class NotFound(HubSpotError):
@@ -100,8 +111,11 @@ class ClientConfig:
 class HubSpotClient:
     def __init__(self, config: ClientConfig, http: requests.Session, *,
                  limiter: Callable[[str, float, float], Any] | None = None,
-                 clock: Callable[[], datetime], timeout: float = 10.0):
+                 clock: Callable[[], datetime], timeout: float = 10.0, auth: Any = None):
+        from connectors.hubspot.oauth import PrivateAppToken
+
         self.config = config
+        self.auth = auth if auth is not None else PrivateAppToken(config.token)
         self.http = http
         self.clock = clock
         self.timeout = timeout
@@ -117,12 +131,15 @@ class HubSpotClient:
     def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None,
                 search: bool = False) -> Any:
         url = f"{self.base_url}{path}"
-        headers = {"Authorization": f"Bearer {self.config.token}", "Accept": "application/json"}
-        for attempt in range(self.config.max_429_retries + 1):
+        renewed = False
+        attempt = 0  # answers of 429 so far
+        while True:
+            token = self.auth.bearer(pace=self.general.take)
             if search:
                 self.search_bucket.take()
             self.general.take()
             self.requests_made += 1
+            headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
             try:
                 response = self.http.request(method, url, json=json, params=params, headers=headers,
                                              timeout=self.timeout)
@@ -131,10 +148,15 @@ class HubSpotClient:
             except requests.RequestException as exc:
                 raise Unavailable(f"{method} {path}: connection failed ({type(exc).__name__})") from None
             self._honour_headers(response)
+            if response.status_code == 401 and self.auth.renewable and not renewed:
+                # Expired (or revoked) OAuth access token: renew once and send again.
+                renewed = True
+                self.auth.renew(rejected=token, pace=self.general.take)
+                continue
             if response.status_code != 429:
                 return self._result(method, path, response)
             wait, policy, daily = rate_limit_wait(response.headers, _json(response), attempt)
-            described = describe_response(response, [self.config.token])
+            described = describe_response(response, self.auth.secrets())
             if daily or wait > self.config.max_wait_in_process or attempt == self.config.max_429_retries:
                 raise RateLimited(
                     f"{method} {path}: HubSpot rate limit {policy or '(unnamed)'} reached",
@@ -143,7 +165,7 @@ class HubSpotClient:
                 )
             (self.search_bucket if policy == "SECONDLY" or (search and policy != "TEN_SECONDLY_ROLLING")
              else self.general).penalise(wait)
-        raise AssertionError("unreachable")
+            attempt += 1
 
     def _honour_headers(self, response: requests.Response) -> None:
         remaining = response.headers.get("X-HubSpot-RateLimit-Remaining")
@@ -159,7 +181,7 @@ class HubSpotClient:
         if 200 <= status < 300:
             return _json(response) if response.content else None
         body = _json(response)
-        described = describe_response(response, [self.config.token])
+        described = describe_response(response, self.auth.secrets())
         message = str((body or {}).get("message") or response.reason or "")
         text = f"{method} {path}: HTTP {status}: {message}"
         if status >= 500 or status in (408, 425):

@@ -2,7 +2,9 @@
 and demos: objects (contacts, deals, communications) with batch create/read/update and
 search, associations v4, pipelines, owners, properties, account details, the 10-second
 rolling limit and the search limit with HubSpot's 429 bodies and X-HubSpot-RateLimit-*
-headers, and outbound webhooks signed with the v3 signature.
+headers, outbound webhooks signed with the v3 signature, and OAuth (POST /oauth/v1/token:
+single-use authorization codes, access tokens that expire, refresh tokens that do not
+rotate and can be revoked by uninstalling the app).
 
 It refuses what HubSpot refuses: unknown or read-only properties, invalid options,
 association type ids that do not fit the objects, batches over 100, duplicate unique
@@ -164,6 +166,9 @@ def _invalid(problems: list[dict[str, Any]]) -> ApiError:
 class Options:
     token: str = "pat-na1-emulator-token-0000"
     client_secret: str = "emulator-client-secret"
+    client_id: str = "7f3c2a1e-94d5-4b8e-a0c6-5e2d81f4b937"
+    redirect_uri: str = "https://hub.example.com/oauth/hubspot"
+    access_token_ttl: int = 1800  # HubSpot: 30 minutes
     per_10_seconds: int = 100
     search_per_second: int = 5
     enforce_limits: bool = True
@@ -197,6 +202,9 @@ class State:
     pending_webhooks: list[dict[str, Any]] = field(default_factory=list)
     webhook_log: list[dict[str, Any]] = field(default_factory=list)
     portal_id: int = 62515
+    oauth_codes: dict[str, dict[str, Any]] = field(default_factory=dict)      # code -> {redirect_uri, used}
+    refresh_tokens: dict[str, dict[str, Any]] = field(default_factory=dict)   # token -> {revoked}
+    access_tokens: dict[str, dict[str, Any]] = field(default_factory=dict)    # token -> {expires_at, revoked}
 
     def __post_init__(self) -> None:
         self.tokens.add(self.options.token)
@@ -205,6 +213,34 @@ class State:
     def new_id(self) -> str:
         self.next_id += 1
         return str(self.next_id)
+
+    # -- OAuth -------------------------------------------------------------------------------
+    def issue_access_token(self, refresh_token: str) -> str:
+        token = "C" + uuid.uuid4().hex.upper()[:8] + "-" + uuid.uuid4().hex + uuid.uuid4().hex[:24]
+        self.access_tokens[token] = {"expires_at": time.time() + self.options.access_token_ttl,
+                                     "refresh_token": refresh_token, "revoked": False}
+        return token
+
+    def bearer_problem(self, token: str) -> ApiError | None:
+        """None when `token` may call the API; else HubSpot's 401."""
+        if token in self.tokens:
+            return None
+        entry = self.access_tokens.get(token)
+        if entry is not None and not entry["revoked"]:
+            ago = time.time() - entry["expires_at"]
+            if ago < 0:
+                return None
+            self.counters["expired_token_rejections"] += 1
+            amount, unit = (int(ago), "second") if ago < 60 else (int(ago // 60), "minute") if ago < 3600 \
+                else (int(ago // 3600), "hour")
+            expired = datetime.fromtimestamp(entry["expires_at"], timezone.utc)
+            return ApiError(401, f"The OAuth token used to make this call expired {amount} {unit}(s) ago.",
+                            "EXPIRED_AUTHENTICATION",
+                            context={"expire time": [expired.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"]})
+        return ApiError(401, "Authentication credentials not found. This API supports OAuth 2.0 "
+                             "authentication and you can find more details at "
+                             "https://developers.hubspot.com/docs/methods/auth/oauth-overview",
+                        "INVALID_AUTHENTICATION")
 
     # -- properties ------------------------------------------------------------------------
     def check_properties(self, type_: str, props: Any, *, creating: bool, current: dict[str, Any] | None = None) -> dict[str, str]:
@@ -389,13 +425,12 @@ def create_app(state: State) -> Flask:
             state.counters["accepted"] += 1
             state.counters["path:" + request.method + " " + _route_name(request.path)] += 1
             request.environ["hubspot.remaining"] = opts.per_10_seconds - len(state.window)
+        if request.path.startswith("/oauth/"):
+            return None  # the token endpoint authenticates the app by its form fields
         auth = request.headers.get("Authorization", "")
-        if not auth.startswith("Bearer ") or auth[7:] not in state.tokens:
-            return error(ApiError(401, "Authentication credentials not found. This API supports OAuth 2.0 "
-                                       "authentication and you can find more details at "
-                                       "https://developers.hubspot.com/docs/methods/auth/oauth-overview",
-                                  "INVALID_AUTHENTICATION"))
-        return None
+        with state.lock:
+            problem = state.bearer_problem(auth[7:] if auth.startswith("Bearer ") else "")
+        return error(problem) if problem else None
 
     @app.after_request
     def finish(response: Response) -> Response:
@@ -435,6 +470,48 @@ def create_app(state: State) -> Flask:
 
     def ok(payload: Any, status: int = 200) -> Response:
         return Response(json.dumps(payload), status=status, mimetype="application/json")
+
+    # -- OAuth ----------------------------------------------------------------------------------
+    def oauth_refused(code: str, message: str) -> Response:
+        with state.lock:
+            state.counters["oauth_refused"] += 1
+        body = {"status": code, "message": message, "correlationId": str(uuid.uuid4())}
+        return Response(json.dumps(body), status=400, mimetype="application/json")
+
+    @app.post("/oauth/v1/token")
+    def oauth_token() -> Response:
+        # Form-encoded only: a JSON body carries none of the fields.
+        form = request.form if request.mimetype == "application/x-www-form-urlencoded" else {}
+        grant = form.get("grant_type")
+        if grant not in ("authorization_code", "refresh_token"):
+            return oauth_refused("BAD_GRANT_TYPE", "missing or unknown grant_type")
+        if form.get("client_id") != opts.client_id:
+            return oauth_refused("BAD_CLIENT_ID", "missing or unknown client_id")
+        if form.get("client_secret") != opts.client_secret:
+            return oauth_refused("BAD_CLIENT_SECRET", "missing or invalid client secret")
+        with state.lock:
+            if grant == "authorization_code":
+                entry = state.oauth_codes.get(form.get("code") or "")
+                if entry is None or entry["used"]:
+                    return oauth_refused("BAD_AUTH_CODE", "missing or unknown auth code")
+                if form.get("redirect_uri") != entry["redirect_uri"]:
+                    return oauth_refused("BAD_REDIRECT_URI", "redirect_uri does not match the one the code "
+                                                             "was issued for")
+                entry["used"] = True
+                refresh = str(uuid.uuid4())
+                state.refresh_tokens[refresh] = {"revoked": False}
+                state.counters["oauth_code_exchanges"] += 1
+            else:
+                refresh = form.get("refresh_token") or ""
+                entry = state.refresh_tokens.get(refresh)
+                if entry is None or entry["revoked"]:
+                    state.counters["oauth_dead_refresh_presented"] += 1
+                    return oauth_refused("BAD_REFRESH_TOKEN", "missing or invalid refresh token")
+                state.counters["oauth_refreshes"] += 1
+            access = state.issue_access_token(refresh)
+        # HubSpot's refresh tokens do not rotate: the same one comes back on every refresh.
+        return ok({"token_type": "bearer", "refresh_token": refresh, "access_token": access,
+                   "expires_in": opts.access_token_ttl})
 
     # -- objects ---------------------------------------------------------------------------------
     @app.post("/crm/v3/objects/<type_name>/batch/create")
@@ -869,6 +946,37 @@ class EmulatorHandle:
     def revoke(self, token: str | None = None) -> None:
         with self.state.lock:
             self.state.tokens.discard(token or self.token)
+
+    # -- OAuth ---------------------------------------------------------------------------------
+    def issue_code(self, redirect_uri: str | None = None) -> str:
+        """The code HubSpot appends to the redirect URI after a user installs the app."""
+        code = str(uuid.uuid4())
+        with self.state.lock:
+            self.state.oauth_codes[code] = {"redirect_uri": redirect_uri or self.state.options.redirect_uri,
+                                            "used": False}
+        return code
+
+    def expire_access_tokens(self) -> None:
+        """Every OAuth access token issued so far expires now (as 30 minutes later)."""
+        with self.state.lock:
+            for entry in self.state.access_tokens.values():
+                entry["expires_at"] = min(entry["expires_at"], time.time() - 1)
+
+    def uninstall(self) -> None:
+        """The app is uninstalled from the account: every refresh and access token dies."""
+        with self.state.lock:
+            for entry in list(self.state.refresh_tokens.values()) + list(self.state.access_tokens.values()):
+                entry["revoked"] = True
+
+    def live_refresh_tokens(self) -> list[str]:
+        with self.state.lock:
+            return sorted(t for t, e in self.state.refresh_tokens.items() if not e["revoked"])
+
+    def oauth_stats(self) -> dict[str, int]:
+        c = self.state.counters
+        with self.state.lock:
+            return {k: c[k] for k in ("oauth_code_exchanges", "oauth_refreshes", "oauth_refused",
+                                      "oauth_dead_refresh_presented", "expired_token_rejections")}
 
     def add_contact(self, **properties: str) -> str:
         """A contact typed in by a salesperson (no request counted)."""

@@ -35,6 +35,10 @@ DEFAULT_SOURCE_PROPERTIES = {
     "referral.source_url": "hub_ad_source_url",
 }
 
+AUTH_PRIVATE_APP = "private_app"
+AUTH_OAUTH = "oauth"
+AUTH_MODES = (AUTH_PRIVATE_APP, AUTH_OAUTH)
+
 LOG_MODES = ("all", "inbound", "outbound", "none")
 REUSE_MODES = ("per_conversation", "open_deal")
 RATE_LIMITS = (100, 150, 190, 200, 250)
@@ -42,6 +46,8 @@ RATE_LIMITS = (100, 150, 190, 200, 250)
 # HubSpot internal property names: lowercase letters, digits and underscores, starting
 # with a letter (the properties API refuses others).
 PROPERTY_NAME = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
+# HubSpot accepts https redirect URIs, and http only for localhost (development).
+REDIRECT_URI = re.compile(r"^(https://[^\s/?#]+|http://(localhost|127\.0\.0\.1)(:\d+)?)(/\S*)?$")
 
 
 def _check_property_name(value: str) -> None:
@@ -52,9 +58,17 @@ def _check_property_name(value: str) -> None:
 
 
 class HubSpotSettings(Schema):
+    # -- credentials: a private app token, or an OAuth app (see oauth.py) -------------------
+    auth_mode = fields.String(
+        load_default=AUTH_PRIVATE_APP,
+        validate=validate.OneOf(AUTH_MODES),
+        metadata={"label": "Authentication",
+                  "help": "private_app: paste a private app access token. oauth: a public app installed "
+                          "in the account; paste the authorization code HubSpot sends to the redirect URI.",
+                  "choices": list(AUTH_MODES)},
+    )
     access_token = fields.String(
-        required=True,
-        validate=validate.Length(min=8),
+        load_default="",
         metadata={
             "label": "Private app access token",
             "help": "Settings > Integrations > Private apps in HubSpot. Scopes: crm.objects.contacts "
@@ -64,14 +78,50 @@ class HubSpotSettings(Schema):
             "placeholder": "pat-na1-...",
         },
     )
+    client_id = fields.String(
+        load_default="",
+        metadata={"label": "App client ID (OAuth)",
+                  "help": "From the app's Auth settings in HubSpot.",
+                  "placeholder": "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"},
+    )
     client_secret = fields.String(
         load_default="",
         metadata={
-            "label": "App client secret (webhooks)",
-            "help": "Verifies HubSpot's X-HubSpot-Signature-v3 on webhooks sent to this connector's "
-                    "URL. Leave empty to refuse every webhook.",
+            "label": "App client secret (OAuth and webhooks)",
+            "help": "From the app's Auth settings. OAuth exchanges use it, and it verifies HubSpot's "
+                    "X-HubSpot-Signature-v3 on webhooks sent to this connector's URL (empty: every "
+                    "webhook is refused).",
             "secret": True,
         },
+    )
+    redirect_uri = fields.String(
+        load_default="",
+        metadata={"label": "Redirect URI (OAuth)",
+                  "help": "Exactly as in the app's Auth settings and in the install URL.",
+                  "placeholder": "https://hub.example.com/oauth/hubspot"},
+    )
+    authorization_code = fields.String(
+        load_default=None, allow_none=True,
+        metadata={"label": "Authorization code (OAuth)",
+                  "help": "After installing the app, HubSpot redirects to the redirect URI with "
+                          "?code=...: paste that code (it is short-lived). The hub exchanges it once "
+                          "and forgets it; paste a new one to re-connect.",
+                  "secret": True},
+    )
+    oauth_access_token = fields.String(
+        load_default=None, allow_none=True,
+        metadata={"label": "OAuth access token (managed)", "secret": True, "managed": True,
+                  "help": "Renewed by the hub every 30 minutes."},
+    )
+    oauth_refresh_token = fields.String(
+        load_default=None, allow_none=True,
+        metadata={"label": "OAuth refresh token (managed)", "secret": True, "managed": True,
+                  "help": "Stored by the hub when the authorization code is exchanged."},
+    )
+    oauth_expires_at = fields.Integer(
+        load_default=None, allow_none=True,
+        metadata={"label": "OAuth access token expiry (managed)", "managed": True,
+                  "help": "Unix time; kept up to date by the hub."},
     )
     webhook_url = fields.String(
         load_default="",
@@ -217,6 +267,32 @@ class HubSpotSettings(Schema):
                 rules.parse_rule(line)
             except rules.RuleError as exc:
                 problems.append(f"rule {number}: {exc}")
+        if problems:
+            raise ValidationError(problems)
+
+    @validates_schema
+    def _credentials(self, data: dict[str, Any], **_: Any) -> None:
+        """The fields the chosen auth mode needs, each error under the field to fill in."""
+        problems: dict[str, list[str]] = {}
+        if data.get("auth_mode", AUTH_PRIVATE_APP) == AUTH_PRIVATE_APP:
+            token = data.get("access_token") or ""
+            if not token:
+                problems["access_token"] = ["paste the private app access token (or choose oauth)"]
+            elif len(token) < 8:
+                problems["access_token"] = ["this is too short to be a private app access token"]
+        else:
+            if not data.get("client_id"):
+                problems["client_id"] = ["OAuth needs the app's client ID"]
+            if not data.get("client_secret"):
+                problems["client_secret"] = ["OAuth needs the app's client secret"]
+            uri = data.get("redirect_uri") or ""
+            if not uri:
+                problems["redirect_uri"] = ["OAuth needs the redirect URI registered in the app"]
+            elif not REDIRECT_URI.match(uri):
+                problems["redirect_uri"] = ["give the full redirect URI, starting with https:// (or http://localhost)"]
+            if not data.get("authorization_code") and not data.get("oauth_refresh_token"):
+                problems["authorization_code"] = [
+                    "install the app in HubSpot and paste the code from the redirect (?code=...)"]
         if problems:
             raise ValidationError(problems)
 

@@ -3,12 +3,13 @@ payloads through the pure mapping functions."""
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 from requests.structures import CaseInsensitiveDict
 
-from connectors.hubspot import mapping, webhooks
+from connectors.hubspot import mapping, oauth, webhooks
 from connectors.hubspot.client import rate_limit_wait
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "hubspot"
@@ -41,6 +42,13 @@ def run_case(fixture: dict):
     if case == "stage_changes":
         changes = webhooks.stage_changes(json.dumps(data).encode())
         return [{"deal_id": c.deal_id, "stage": c.stage} for c in changes]
+    if case == "oauth_token_answer":
+        when = datetime.fromtimestamp(data["now"], timezone.utc)
+        return oauth.tokens_from_answer(data["answer"], when, data["previous_refresh"])
+    if case == "oauth_refusal":
+        return oauth.refusal(data)
+    if case == "expired_token":
+        return oauth.expired_token(data)
     raise AssertionError(f"unknown fixture case {case}")
 
 
@@ -53,7 +61,7 @@ def test_fixture(name):
 def test_every_fixture_case_is_known():
     known = {"contact_create_input", "deal_create_input", "communication_create_input", "results_by_trace",
              "conflict_existing_id", "validation_problems", "match_contacts", "closed_stages", "rate_limit",
-             "stage_changes"}
+             "stage_changes", "oauth_token_answer", "oauth_refusal", "expired_token"}
     assert {json.loads((FIXTURES / f"{n}.json").read_text())["case"] for n in CASES} == known
 
 
