@@ -59,7 +59,7 @@ def body(n: int, users: int, run: str) -> bytes:
     return json.dumps(payload, ensure_ascii=True).encode()
 
 
-def _client(url: str, numbers: list[int], users: int, run: str, out: list[float]) -> None:
+def _client(url: str, numbers: list[int], users: int, run: str, out: list[float], errors: list[str]) -> None:
     session = requests.Session()
     for n in numbers:
         data = body(n, users, run)
@@ -68,18 +68,21 @@ def _client(url: str, numbers: list[int], users: int, run: str, out: list[float]
         response = session.post(url, data=data, headers=headers, timeout=30)
         out.append(time.perf_counter() - started)
         if response.status_code != 200:
-            raise SystemExit(f"{url} answered {response.status_code}: {response.text[:200]}")
+            # Reported by load(): an exception would end only this thread, silently.
+            errors.append(f"{url} answered {response.status_code}: {response.text[:200]}")
+            return
 
 
 def _load_process(url: str, numbers: list[int], users: int, run: str, clients: int, queue) -> None:
     latencies: list[float] = []
-    threads = [threading.Thread(target=_client, args=(url, numbers[i::clients], users, run, latencies))
+    errors: list[str] = []
+    threads = [threading.Thread(target=_client, args=(url, numbers[i::clients], users, run, latencies, errors))
                for i in range(clients)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    queue.put(latencies)
+    queue.put((latencies, errors))
 
 
 def load(url: str, messages: int, users: int, run: str, clients: int, procs: int) -> dict[str, float]:
@@ -91,9 +94,13 @@ def load(url: str, messages: int, users: int, run: str, clients: int, procs: int
                for i in range(procs)]
     for w in workers:
         w.start()
-    latencies = [x for _ in workers for x in queue.get()]
+    results = [queue.get() for _ in workers]
     for w in workers:
         w.join()
+    errors = [e for _, errs in results for e in errs]
+    if errors:
+        raise SystemExit(f"{len(errors)} client(s) stopped on an error, e.g. {errors[0]}")
+    latencies = [x for lats, _ in results for x in lats]
     elapsed = time.perf_counter() - started
     latencies.sort()
     return {"rate": messages / elapsed, "p50": statistics.median(latencies) * 1000,

@@ -2,7 +2,8 @@
 
 A processor for a source (e.g. "whatsapp") has two steps: `parse(body)`, pure, raising
 PayloadError for a body that is not what the source sends; and `apply(session, parsed,
-raw, now, runtime)`, which writes what it means. The raw row and everything apply()
+raw, now, runtime, channel)`, which writes what it means (`channel`: what the caller has
+already read of raw.channel_id, or None). The raw row and everything apply()
 writes share one transaction: a database failure loses nothing because the sender
 retries, and a body that cannot be parsed is still kept, marked failed with the reason,
 and replayed later (`hub webhooks replay`) once the parser is fixed.
@@ -32,7 +33,7 @@ class PayloadError(ValueError):
 @dataclass(frozen=True)
 class Processor:
     parse: Callable[[bytes], Any]
-    apply: Callable[[Session, Any, RawWebhook, datetime, "Runtime"], None]
+    apply: Callable[[Session, Any, RawWebhook, datetime, "Runtime", Any], None]
 
 
 _PROCESSORS: dict[str, Processor] = {}
@@ -49,7 +50,8 @@ def processor_for(source: str) -> Processor:
         raise LookupError(f"no processor for webhook source {source!r}") from None
 
 
-def process_raw(session: Session, raw: RawWebhook, now: datetime, runtime: "Runtime") -> None:
+def process_raw(session: Session, raw: RawWebhook, now: datetime, runtime: "Runtime",
+                channel: Any = None) -> None:
     """Parse and apply `raw` (new or replayed); a parse error marks it failed instead."""
     processor = processor_for(raw.source)
     try:
@@ -62,18 +64,22 @@ def process_raw(session: Session, raw: RawWebhook, now: datetime, runtime: "Runt
     raw.status = "processed"
     raw.error = None
     raw.processed_at = now
-    processor.apply(session, parsed, raw, now, runtime)
+    processor.apply(session, parsed, raw, now, runtime, channel)
+
+
+_INSERT_RAW = insert(RawWebhook.__table__)
 
 
 def receive(session: Session, *, source: str, channel_id: int | None, headers: dict[str, str],
-            body: bytes, now: datetime, runtime: "Runtime") -> RawWebhook:
+            body: bytes, now: datetime, runtime: "Runtime", channel: Any = None) -> RawWebhook:
     """Store a freshly received body and process it, in the caller's transaction. The
     row is a plain INSERT (this is every webhook's hot path); the returned object is
-    not attached to the session."""
+    not attached to the session. `channel`: what the caller has already read of
+    `channel_id`, handed to the processor so that it need not read it again."""
     raw = RawWebhook(source=source, channel_id=channel_id, received_at=now, headers=headers, body=body,
                      status="failed", attempts=1)
-    process_raw(session, raw, now, runtime)
-    session.execute(insert(RawWebhook.__table__), {
+    process_raw(session, raw, now, runtime, channel)
+    session.execute(_INSERT_RAW, {
         "source": source, "channel_id": channel_id, "received_at": now, "headers": headers, "body": body,
         "status": raw.status, "error": raw.error, "attempts": 1, "processed_at": raw.processed_at})
     return raw

@@ -30,14 +30,17 @@ def user(u: User | None) -> dict[str, Any] | None:
     return {"id": u.id, "email": u.email, "name": u.name}
 
 
-def conversation(session: Session, conv: Conversation) -> dict[str, Any]:
+def conversation(session: Session, conv: Conversation, *, known_channel: Any = None) -> dict[str, Any]:
+    """`conv` may be a Conversation or a row with its columns (hub.conversations);
+    `known_channel`, its channel when the caller has it at hand (any object with
+    the channel payload's attributes)."""
     assignee = session.get(User, conv.assignee_id) if conv.assignee_id else None
     return {
         "id": conv.id,
         "status": conv.status,
         "opened_at": iso(conv.opened_at),
         "closed_at": iso(conv.closed_at),
-        "channel": channel(session.get(Channel, conv.channel_id)),
+        "channel": channel(known_channel or session.get(Channel, conv.channel_id)),
         "assignee": user(assignee),
         "lead_source": conv.lead_source,
     }

@@ -7,13 +7,15 @@ committed. A body that does not parse is kept (failed, replayable) and still ans
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from flask import Blueprint, Response, abort, current_app, request
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 
 import hub.channels  # noqa: F401  (registers the processors)
 from hub.channels.whatsapp.channels import secrets_of
 from hub.channels.whatsapp.signature import verify_meta_signature
+from hub.channels.whatsapp.webhook_channels import WebhookChannel, WebhookChannels
 from hub.db import utcnow
 from hub.inbound import receive
 from hub.models import Channel
@@ -22,7 +24,14 @@ from hub.security import constant_time_equal
 log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 
-KEPT_HEADERS = ("content-type", "user-agent", "x-hub-signature-256", "x-forwarded-for")
+# Kept with the raw body; named as werkzeug spells them, so the stored keys stay the same.
+KEPT_HEADERS = ("Content-Type", "User-Agent", "X-Hub-Signature-256", "X-Forwarded-For")
+CHANNELS = "hub.webhook_channels"  # app.extensions key of the app's WebhookChannels
+
+
+@bp.record_once
+def _remember_channels(state) -> None:
+    state.app.extensions[CHANNELS] = WebhookChannels(state.app.extensions["hub"].vault)
 
 
 def _channel(session, key: str) -> Channel:
@@ -47,31 +56,46 @@ def whatsapp_verify(key: str):
     return Response(challenge, status=200, mimetype="text/plain")
 
 
-def _authentic(channel: Channel, secrets: dict, body: bytes) -> bool:
+def _authentic(channel: WebhookChannel, body: bytes) -> bool:
     if channel.provider == "360dialog":
         header = current_app.extensions["hub"].config.whatsapp.d360_webhook_header
-        expected = secrets.get("webhook_token", "")
+        expected = channel.webhook_token
         return bool(expected) and constant_time_equal(request.headers.get(header, ""), expected)
-    return verify_meta_signature(secrets.get("app_secret", ""), body,
-                                 request.headers.get("X-Hub-Signature-256"))
+    return verify_meta_signature(channel.app_secret, body, request.headers.get("X-Hub-Signature-256"))
+
+
+def _kept_headers() -> dict[str, str]:
+    return {name: value for name in KEPT_HEADERS if (value := request.headers.get(name)) is not None}
+
+
+# Coarse on purpose: writing the channel row on every webhook would serialise all of a
+# number's concurrent webhooks on that row's lock.
+LAST_WEBHOOK_EVERY = timedelta(seconds=30)
+_NOTE_LAST_WEBHOOK = update(Channel.__table__).where(Channel.__table__.c.id == bindparam("channel_id"))
 
 
 @bp.post("/whatsapp/<key>")
 def whatsapp_receive(key: str):
     runtime = current_app.extensions["hub"]
+    channels: WebhookChannels = current_app.extensions[CHANNELS]
     body = request.get_data(cache=False)
     now = utcnow()
     with runtime.db.scope() as session:
-        channel = _channel(session, key)
-        if not _authentic(channel, secrets_of(channel, runtime.vault), body):
-            log.warning("rejected a webhook for channel %s: bad signature or token", channel.id)
-            return Response("signature does not match", status=401, mimetype="text/plain")
-        receive(session, source="whatsapp", channel_id=channel.id, body=body, now=now, runtime=runtime,
-                headers={k: v for k, v in request.headers.items() if k.lower() in KEPT_HEADERS})
-        # Coarse on purpose: writing the channel row on every webhook would serialise
-        # all of a number's concurrent webhooks on that row's lock.
-        if channel.last_webhook_at is None or (now - channel.last_webhook_at).total_seconds() > 30:
-            channel.last_webhook_at = now
+        channel = channels.get(session, key)
+        if channel is not None and not _authentic(channel, body):
+            channel = channels.get(session, key, fresh=True)  # the secret may have just changed
+            if channel is not None and not _authentic(channel, body):
+                log.warning("rejected a webhook for channel %s: bad signature or token", channel.id)
+                return Response("signature does not match", status=401, mimetype="text/plain")
+        if channel is None:
+            abort(404)
+        receive(session, source="whatsapp", channel_id=channel.id, channel=channel, body=body, now=now,
+                runtime=runtime, headers=_kept_headers())
+        noted = channel.last_webhook_at is None or now - channel.last_webhook_at > LAST_WEBHOOK_EVERY
+        if noted:
+            session.execute(_NOTE_LAST_WEBHOOK, {"channel_id": channel.id, "last_webhook_at": now})
+    if noted:
+        channels.webhook_seen(key, now)
     return Response("ok", status=200, mimetype="text/plain")
 
 

@@ -1,17 +1,22 @@
 """Store what a WhatsApp webhook means, in the caller's transaction.
 
 Registered as the "whatsapp" raw-webhook processor: the web route stores the raw body
-and calls this inside a savepoint, so a body that does not parse is kept, marked and
+and calls this in the same transaction, so a body that does not parse is kept, marked and
 replayable, and everything else about it commits together with its events.
+
+Inbound messages are every webhook's hot path: contacts, conversations and messages are
+read and written with Core statements built once, on plain rows (hub.conversations), not
+through the ORM's unit of work.
 """
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import asdict
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import Insert, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from hub import payloads
@@ -28,7 +33,18 @@ from hub.channels.whatsapp.types import (
     UserPreference,
     ValueErrors,
 )
-from hub.conversations import find_for_message, open_conversation, refresh_contact, upsert_contact
+from hub.conversations import (
+    ContactRow,
+    ConversationRow,
+    e164,
+    ensure_contact,
+    find_for_message,
+    open_conversation_row,
+    refresh_contact,
+    update_contact,
+    update_conversation,
+)
+from hub.db import utcnow
 from hub.events import emit
 from hub.inbound import Processor, register_processor
 from hub.models import Channel, Contact, Conversation, Message, RawWebhook
@@ -46,16 +62,29 @@ KNOWN_TYPES = frozenset({
 })
 
 
+class ChannelRef(Protocol):
+    """What a message needs of its channel: the id, and what event payloads show."""
+
+    id: int
+    name: str
+    display_number: str
+    phone_number_id: str
+
+
 class Channels:
     """Channels of one webhook body, looked up once each."""
 
-    def __init__(self, session: Session, known: Channel | None = None):
+    def __init__(self, session: Session, known: ChannelRef | None = None):
         self.session = session
         self._by_number: dict[str, Channel | None] = {}
+        self._refs: dict[str, ChannelRef | None] = {}
         if known is not None:  # the channel whose URL received the webhook
-            self._by_number[known.phone_number_id] = known
+            self._refs[known.phone_number_id] = known
+            if isinstance(known, Channel):
+                self._by_number[known.phone_number_id] = known
 
     def by_number(self, phone_number_id: str | None) -> Channel | None:
+        """The channel as an ORM object, for the events that change it."""
         if not phone_number_id:
             return None
         if phone_number_id not in self._by_number:
@@ -63,12 +92,24 @@ class Channels:
                 select(Channel).where(Channel.phone_number_id == phone_number_id))
         return self._by_number[phone_number_id]
 
+    def for_messages(self, phone_number_id: str | None) -> ChannelRef | None:
+        """The channel a message came to: usually the one the route has already read."""
+        if not phone_number_id:
+            return None
+        if phone_number_id not in self._refs:
+            self._refs[phone_number_id] = self.by_number(phone_number_id)
+        return self._refs[phone_number_id]
+
     def of_account(self, waba_id: str) -> list[Channel]:
         return list(self.session.scalars(select(Channel).where(Channel.waba_id == waba_id).order_by(Channel.id)))
 
 
-def apply(session: Session, parsed: ParsedWebhook, raw: RawWebhook, now: datetime, runtime: "Runtime") -> None:
-    channels = Channels(session, session.get(Channel, raw.channel_id) if raw.channel_id else None)
+def apply(session: Session, parsed: ParsedWebhook, raw: RawWebhook, now: datetime, runtime: "Runtime",
+          channel: ChannelRef | None = None) -> None:
+    """`channel`: what the route has already read of raw.channel_id (None on replay)."""
+    if channel is None and raw.channel_id:
+        channel = session.get(Channel, raw.channel_id)
+    channels = Channels(session, channel)
     window = timedelta(days=runtime.config.tracking.attribution_window_days)
     for item in parsed.items:
         if isinstance(item, InboundMessage):
@@ -98,7 +139,7 @@ def _payload(m: InboundMessage) -> dict[str, Any]:
     }
 
 
-def _number_change(session: Session, contact: Contact, m: InboundMessage, now: datetime) -> None:
+def _number_change(session: Session, contact: ContactRow, m: InboundMessage, now: datetime) -> None:
     """system/user_changed_number: the contact keeps its history under the new number."""
     new_wa_id = m.content.get("wa_id") or m.content.get("new_wa_id")
     if m.content.get("type") != "user_changed_number" or not new_wa_id or new_wa_id == contact.wa_id:
@@ -106,70 +147,129 @@ def _number_change(session: Session, contact: Contact, m: InboundMessage, now: d
     if session.scalar(select(Contact.id).where(Contact.wa_id == new_wa_id)):
         log.warning("contact %s changed number to one another contact already has", contact.id)
         return
-    from hub.conversations import e164
+    update_contact(session, contact, {"wa_id": new_wa_id, "phone": e164(new_wa_id), "updated_at": now})
 
-    contact.wa_id, contact.phone, contact.updated_at = new_wa_id, e164(new_wa_id), now
+
+def _new_message(conversation: ConversationRow, m: InboundMessage, now: datetime) -> Message:
+    """The message to store, as a Message not attached to the session: it is written with
+    one INSERT (_insert_message), and event payloads read it like any other message."""
+    return Message(
+        conversation_id=conversation.id, wa_message_id=m.id, direction="in",
+        type=m.type if m.type in KNOWN_TYPES else "unsupported", text=m.text, payload=_payload(m),
+        status="received", sent_at=m.timestamp, reply_to=m.reply_to,
+        error_code=m.errors[0].code if m.errors else None,
+        error_title=m.errors[0].title if m.errors else None,
+        attempts=0, created_at=now, updated_at=now,
+    )
+
+
+INBOUND_COLUMNS = ("conversation_id", "wa_message_id", "direction", "type", "text", "payload", "status",
+                   "sent_at", "reply_to", "error_code", "error_title", "attempts", "created_at", "updated_at")
+_messages = Message.__table__
+_conversations = Conversation.__table__
+_INSERT_MESSAGE = insert(_messages).returning(_messages.c.id)
+
+
+def _insert_message(session: Session, message: Message, conversation: ConversationRow,
+                    changes: dict[str, Any]) -> None:
+    """INSERT the message and write its conversation's `changes`. PostgreSQL does both in
+    one statement (_insert_message_touching): nearly every message moves its conversation,
+    and a round trip costs about as much as the rest of the work on it.
+
+    A concurrent delivery of the same wamid makes this fail on the unique key: the
+    transaction rolls back, the webhook answers 500, Meta retries, and the retry finds
+    the message stored."""
+    if changes and session.get_bind().dialect.name == "postgresql":
+        params = {f"message_{column}": getattr(message, column) for column in INBOUND_COLUMNS}
+        params.update({f"touch_{column}": value for column, value in changes.items()})
+        params.update(touch_id=conversation.id, touch_updated_at=utcnow())
+        message.id = session.execute(_insert_message_touching(tuple(changes)), params).scalar_one()
+        for column, value in changes.items():
+            setattr(conversation, column, value)
+    else:
+        values = {column: getattr(message, column) for column in INBOUND_COLUMNS}
+        message.id = session.execute(_INSERT_MESSAGE, values).scalar_one()
+        update_conversation(session, conversation, changes)
+
+
+@functools.cache
+def _insert_message_touching(columns: tuple[str, ...]) -> Insert:
+    """The message's INSERT with its conversation's UPDATE of `columns` as a
+    data-modifying CTE (PostgreSQL), built once per set of columns. In such a statement
+    SQLAlchemy would match a parameter named like a column to that column of both
+    tables, and applies no column default or onupdate: so every value is an explicitly
+    named parameter (message_<column>, touch_<column>, touch_id), updated_at included."""
+    touch = update(_conversations).where(_conversations.c.id == bindparam("touch_id")).values(
+        {column: bindparam(f"touch_{column}", type_=_conversations.c[column].type)
+         for column in columns + ("updated_at",)})
+    values = {column: bindparam(f"message_{column}", type_=_messages.c[column].type) for column in INBOUND_COLUMNS}
+    return insert(_messages).values(values).returning(_messages.c.id).add_cte(touch.cte("touched_conversation"))
 
 
 def store_inbound(session: Session, channels: Channels, m: InboundMessage, now: datetime, *,
                   attribution_window: timedelta = DEFAULT_WINDOW) -> Message | None:
-    channel = channels.by_number(m.route.phone_number_id)
+    """Store one inbound message and emit its events. None when it is for a number that
+    is not a channel here, or already stored (Meta's retry or duplicate: nothing changes).
+    The Message returned is not attached to the session."""
+    channel = channels.for_messages(m.route.phone_number_id)
     if channel is None:
         log.warning("message %s is for number %s, which is not a channel here", m.id, m.route.phone_number_id)
         return None
     contact, conversation, duplicate = find_for_message(
         session, channel_id=channel.id, wa_id=m.from_wa_id, user_id=m.from_user_id, wa_message_id=m.id)
     if duplicate:
-        return None  # Meta's retry or duplicate: nothing changes
+        return None
     profile = {"name": m.contact.name if m.contact else "", "username": m.contact.username if m.contact else None}
     if contact is None:
-        contact = upsert_contact(session, wa_id=m.from_wa_id, user_id=m.from_user_id, now=now, **profile)
+        contact = ensure_contact(session, wa_id=m.from_wa_id, user_id=m.from_user_id, now=now, **profile)
     else:
-        refresh_contact(contact, wa_id=m.from_wa_id, user_id=m.from_user_id, **profile)
+        refresh_contact(session, contact, wa_id=m.from_wa_id, user_id=m.from_user_id, **profile)
     if m.type == "system":
         _number_change(session, contact, m, now)
     started = False
     if conversation is None:
-        conversation, started = open_conversation(session, channel_id=channel.id, contact_id=contact.id,
-                                                  now=m.timestamp)
-    message = Message(
-        conversation_id=conversation.id, wa_message_id=m.id, direction="in",
-        type=m.type if m.type in KNOWN_TYPES else "unsupported", text=m.text, payload=_payload(m),
-        status="received", sent_at=m.timestamp, reply_to=m.reply_to,
-        error_code=m.errors[0].code if m.errors else None,
-        error_title=m.errors[0].title if m.errors else None,
-        created_at=now, updated_at=now,
-    )
-    # A concurrent delivery of the same wamid makes this transaction fail on the unique
-    # key: the webhook answers 500, Meta retries, and the retry finds the message stored.
-    session.add(message)
-    session.flush()
-    _touch_conversation(conversation, m)
+        conversation, started = open_conversation_row(session, channel_id=channel.id, contact_id=contact.id,
+                                                      now=m.timestamp)
+    message = _new_message(conversation, m, now)
+    changes = _conversation_changes(conversation, m)
+    if started:
+        # Before the INSERT, so that a matched code's note on the payload is written with it.
+        changes["lead_source"] = attribute_first_message(session, conversation, message, referral=m.referral,
+                                                         window=attribution_window, now=now)
+    _insert_message(session, message, conversation, changes)
     if m.original_message_id:
         _annotate_original(session, m)
+    _emit_received(session, channel, contact, conversation, message, started=started, now=now)
+    return message
+
+
+def _conversation_changes(conversation: ConversationRow, m: InboundMessage) -> dict[str, Any]:
+    """The window and activity timestamps this message moves forward."""
+    changes: dict[str, Any] = {}
+    if m.opens_window and (conversation.last_inbound_at is None or m.timestamp > conversation.last_inbound_at):
+        changes["last_inbound_at"] = m.timestamp
+    if m.referral and (conversation.ctwa_entry_at is None or m.timestamp > conversation.ctwa_entry_at):
+        changes["ctwa_entry_at"] = m.timestamp
+    if conversation.last_message_at is None or m.timestamp > conversation.last_message_at:
+        changes["last_message_at"] = m.timestamp
+    return changes
+
+
+def _emit_received(session: Session, channel: ChannelRef, contact: ContactRow, conversation: ConversationRow,
+                   message: Message, *, started: bool, now: datetime) -> None:
     key = payloads.ordering_key(conversation)
+    conversation_data = payloads.conversation(session, conversation, known_channel=channel)
+    contact_data = payloads.contact(contact)
     if started:
-        conversation.lead_source = attribute_first_message(session, conversation, message, referral=m.referral,
-                                                           window=attribution_window, now=now)
-        data = {"conversation": payloads.conversation(session, conversation), "contact": payloads.contact(contact)}
+        data = {"conversation": conversation_data, "contact": contact_data}
         emit(session, "conversation.started", data, now=now, ordering_key=key)
         emit(session, "lead.attributed", {**data, "lead_source": conversation.lead_source}, now=now,
              ordering_key=key)
     emit(session, "message.received", {
-        "conversation": payloads.conversation(session, conversation),
-        "contact": payloads.contact(contact),
+        "conversation": conversation_data,
+        "contact": contact_data,
         "message": payloads.message(session, message),
     }, now=now, ordering_key=key)
-    return message
-
-
-def _touch_conversation(conversation: Conversation, m: InboundMessage) -> None:
-    if m.opens_window and (conversation.last_inbound_at is None or m.timestamp > conversation.last_inbound_at):
-        conversation.last_inbound_at = m.timestamp
-    if m.referral and (conversation.ctwa_entry_at is None or m.timestamp > conversation.ctwa_entry_at):
-        conversation.ctwa_entry_at = m.timestamp
-    if conversation.last_message_at is None or m.timestamp > conversation.last_message_at:
-        conversation.last_message_at = m.timestamp
 
 
 def _annotate_original(session: Session, m: InboundMessage) -> None:
