@@ -294,6 +294,14 @@ registry = Registry()
 TEMPLATES_CONTEXT_KEY = "whatsapp_templates"
 
 
+def media_link(media: dict[str, Any] | None) -> str | None:
+    """The link to a message's media that a CRM user can open: the signed download link
+    the hub puts in events (docs/events.md), else the API path (needs a token)."""
+    if not media:
+        return None
+    return media.get("download_url") or media.get("url")
+
+
 def secret_fields(schema: type[Schema]) -> set[str]:
     """Names of the Settings fields marked secret=True (stored encrypted, never shown)."""
     return {name for name, f in schema._declared_fields.items() if f.metadata.get("secret")}

@@ -44,13 +44,14 @@ def create_app(config: Config | Mapping[str, Any] | None = None, *, runtime: Run
     app.extensions["hub"] = runtime
     app.session_interface = NoSessionForWebhooks()
 
-    from hub.web import connector_hooks, health, home, webhooks
+    from hub.web import connector_hooks, health, home, media, webhooks
     from hub.web.api import init_api
 
     app.register_blueprint(health.bp)
     app.register_blueprint(home.bp)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(connector_hooks.bp)
+    app.register_blueprint(media.bp)
     from hub.web import tracking as tracking_pages
     app.register_blueprint(tracking_pages.bp)
     init_api(app)

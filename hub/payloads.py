@@ -3,7 +3,7 @@ connector never needs the hub's database."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
 from sqlalchemy.orm import Session
 
@@ -46,7 +46,7 @@ def conversation(session: Session, conv: Conversation, *, known_channel: Any = N
     }
 
 
-def _media(m: Message) -> dict[str, Any] | None:
+def _media(m: Message, download_url: str | None) -> dict[str, Any] | None:
     media = (m.payload or {}).get("media")
     if not media:
         return None
@@ -56,10 +56,13 @@ def _media(m: Message) -> dict[str, Any] | None:
         "filename": media.get("filename"),
         "caption": media.get("caption"),
         "url": f"/api/v1/messages/{m.id}/media",
+        "download_url": download_url,
     }
 
 
-def message(session: Session, m: Message) -> dict[str, Any]:
+def message(session: Session, m: Message, *, media_link: Callable[[int], str] | None = None) -> dict[str, Any]:
+    """`media_link(message id)`: a signed link to the media for people without an API
+    token (hub.media_links); events for connectors carry one."""
     template = None
     if m.template_name:
         template = {"name": m.template_name, "language": m.template_language,
@@ -72,7 +75,7 @@ def message(session: Session, m: Message) -> dict[str, Any]:
         "text": m.text,
         "timestamp": iso(m.sent_at),
         "status": m.status,
-        "media": _media(m),
+        "media": _media(m, media_link(m.id) if media_link and (m.payload or {}).get("media") else None),
         "reply_to": m.reply_to,
         "template": template,
         "author": user(session.get(User, m.author_id)) if m.author_id else None,

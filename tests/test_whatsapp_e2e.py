@@ -162,6 +162,17 @@ def test_inbound_media_is_downloaded_on_demand(client, runtime, admin_headers, p
             assert message.text == "broken part"
         r = client.get(f"/api/v1/messages/{message.id}/media", headers=admin_headers)
         assert r.status_code == 200 and r.data == picture and r.mimetype == "image/png"
+        # Connectors get a signed link a CRM user can open without an API token.
+        from hub.models import Event
+        with runtime.db.scope() as session:
+            event = session.scalars(select(Event).where(Event.type == "message.received")).one()
+        link = event.data["message"]["media"]["download_url"]
+        assert link.startswith("http://hub.test/media/")
+        path = link.removeprefix("http://hub.test")
+        r = client.get(path)
+        assert r.status_code == 200 and r.data == picture
+        assert client.get(path.replace("signature=", "signature=0")).status_code == 403
+        assert client.get(f"/media/{message.id}").status_code == 403
         # Over the size limit: refused, not truncated.
         from hub.runtime import Runtime
         small = Runtime(runtime.config.replace(whatsapp__media_max_bytes=1024), runtime.db, runtime.vault)

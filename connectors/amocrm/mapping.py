@@ -15,6 +15,7 @@ from typing import Any, Mapping
 import phonenumbers
 
 from connectors.amocrm.settings import DEAL_NAME_PLACEHOLDERS
+from connectors.base import media_link
 from hub.phones import to_e164
 
 MAX_TEXT = 255  # amoCRM text and tracking fields keep 255 characters
@@ -213,7 +214,7 @@ def note_text(message: Mapping[str, Any], contact: Mapping[str, Any]) -> str:
     media = message.get("media") or None
     if media:
         label = media.get("filename") or media.get("mime_type") or message.get("type") or "file"
-        lines.append(f"[{message.get('type') or 'media'}: {label}]" + (f" {media['url']}" if media.get("url") else ""))
+        lines.append(f"[{message.get('type') or 'media'}: {label}]" + (f" {media_link(media)}" if media_link(media) else ""))
     if message.get("status") == "failed":
         lines.append("[not delivered]")
     return "\n".join(lines)[:MAX_NOTE]

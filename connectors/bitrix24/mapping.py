@@ -12,6 +12,7 @@ from typing import Any
 
 
 from connectors.bitrix24 import rules
+from connectors.base import media_link
 from hub.phones import to_e164
 
 ORIGINATOR = "whatsapp-hub"
@@ -262,7 +263,7 @@ def comment_text(message: dict[str, Any], contact: dict[str, Any]) -> str:
     media = message.get("media") or {}
     if media and (media.get("filename") or media.get("mime_type")):
         label = media.get("filename") or media.get("mime_type")
-        lines.append(f"Attachment: {label}" + (f" {media['url']}" if media.get("url") else ""))
+        lines.append(f"Attachment: {label}" + (f" {media_link(media)}" if media_link(media) else ""))
     return "\n".join(lines)
 
 

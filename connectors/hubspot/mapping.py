@@ -11,6 +11,7 @@ import re
 from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator, Sequence, TypeVar
 
+from connectors.base import media_link
 from hub.phones import to_e164
 
 # Default (HUBSPOT_DEFINED) association type ids, associations v4.
@@ -285,9 +286,10 @@ def communication_body(message: dict[str, Any], contact: dict[str, Any]) -> str:
     elif not template:
         parts.append(html.escape(f"({message.get('type') or 'message'})"))
     media = message.get("media") or {}
-    if media.get("url"):
+    link = media_link(media)
+    if link:
         label = media.get("filename") or media.get("mime_type") or "attachment"
-        parts.append(f'<a href="{html.escape(media["url"], quote=True)}">{html.escape(label)}</a>')
+        parts.append(f'<a href="{html.escape(link, quote=True)}">{html.escape(label)}</a>')
     return "<br>".join(parts)
 
 

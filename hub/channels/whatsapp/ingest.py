@@ -14,7 +14,7 @@ import functools
 import logging
 from dataclasses import asdict
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from sqlalchemy import Insert, bindparam, insert, select, update
 from sqlalchemy.orm import Session
@@ -47,6 +47,7 @@ from hub.conversations import (
 from hub.db import utcnow
 from hub.events import emit
 from hub.inbound import Processor, register_processor
+from hub.media_links import MediaLinks
 from hub.models import Channel, Contact, Conversation, Message, RawWebhook
 from hub.tracking.matching import DEFAULT_WINDOW, attribute_first_message
 
@@ -111,9 +112,11 @@ def apply(session: Session, parsed: ParsedWebhook, raw: RawWebhook, now: datetim
         channel = session.get(Channel, raw.channel_id)
     channels = Channels(session, channel)
     window = timedelta(days=runtime.config.tracking.attribution_window_days)
+    links = MediaLinks.from_runtime(runtime)
     for item in parsed.items:
         if isinstance(item, InboundMessage):
-            store_inbound(session, channels, item, now, attribution_window=window)
+            store_inbound(session, channels, item, now, attribution_window=window,
+                          media_link=lambda message_id: links.url(message_id, now=now))
         elif isinstance(item, StatusUpdate):
             record_status(session, item, now=now, runtime=runtime)
         elif isinstance(item, TemplateEvent):
@@ -207,7 +210,8 @@ def _insert_message_touching(columns: tuple[str, ...]) -> Insert:
 
 
 def store_inbound(session: Session, channels: Channels, m: InboundMessage, now: datetime, *,
-                  attribution_window: timedelta = DEFAULT_WINDOW) -> Message | None:
+                  attribution_window: timedelta = DEFAULT_WINDOW,
+                  media_link: Callable[[int], str] | None = None) -> Message | None:
     """Store one inbound message and emit its events. None when it is for a number that
     is not a channel here, or already stored (Meta's retry or duplicate: nothing changes).
     The Message returned is not attached to the session."""
@@ -239,7 +243,8 @@ def store_inbound(session: Session, channels: Channels, m: InboundMessage, now: 
     _insert_message(session, message, conversation, changes)
     if m.original_message_id:
         _annotate_original(session, m)
-    _emit_received(session, channel, contact, conversation, message, started=started, now=now)
+    _emit_received(session, channel, contact, conversation, message, started=started, now=now,
+                   media_link=media_link)
     return message
 
 
@@ -256,7 +261,8 @@ def _conversation_changes(conversation: ConversationRow, m: InboundMessage) -> d
 
 
 def _emit_received(session: Session, channel: ChannelRef, contact: ContactRow, conversation: ConversationRow,
-                   message: Message, *, started: bool, now: datetime) -> None:
+                   message: Message, *, started: bool, now: datetime,
+                   media_link: Callable[[int], str] | None = None) -> None:
     key = payloads.ordering_key(conversation)
     conversation_data = payloads.conversation(session, conversation, known_channel=channel)
     contact_data = payloads.contact(contact)
@@ -268,7 +274,7 @@ def _emit_received(session: Session, channel: ChannelRef, contact: ContactRow, c
     emit(session, "message.received", {
         "conversation": conversation_data,
         "contact": contact_data,
-        "message": payloads.message(session, message),
+        "message": payloads.message(session, message, media_link=media_link),
     }, now=now, ordering_key=key)
 
 
