@@ -237,6 +237,10 @@ class Connector:
     #     Scheduled sync from the service.
     # def handle_webhook(self, request: InboundRequest) -> list[Command]
     #     The service calls the hub; raise WebhookRejected for unauthenticated calls.
+    # @staticmethod
+    # def link_url(settings: dict, crm_type: str, crm_id: str) -> str | None
+    #     Where a linked record opens in the service's own UI (the inbox links to it);
+    #     `settings` as stored, secrets still encrypted.
 
 
 class UnknownConnectorKind(LookupError):

@@ -5,6 +5,7 @@ from typing import Any, Mapping
 
 from flask import Flask, Request, current_app
 from flask.sessions import SecureCookieSessionInterface
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from hub.config import Config, load_config
 from hub.runtime import Runtime, setup_logging
@@ -42,6 +43,9 @@ def create_app(config: Config | Mapping[str, Any] | None = None, *, runtime: Run
         SESSION_COOKIE_SECURE=config.base_url.startswith("https://"),
     )
     app.extensions["hub"] = runtime
+    if config.web.trusted_proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.web.trusted_proxies,  # type: ignore[method-assign]
+                                x_proto=config.web.trusted_proxies, x_host=config.web.trusted_proxies)
     app.session_interface = NoSessionForWebhooks()
 
     from hub.web import connector_hooks, health, home, media, webhooks

@@ -34,6 +34,7 @@ class WebSchema(_Section):
     host = fields.String(load_default="127.0.0.1")
     port = fields.Integer(load_default=8000, validate=validate.Range(1, 65535))
     threads = fields.Integer(load_default=8, validate=validate.Range(1, 256))
+    trusted_proxies = fields.Integer(load_default=0, validate=validate.Range(0, 10))
 
 
 class WorkerSchema(_Section):
@@ -96,6 +97,7 @@ class WhatsAppSchema(_Section):
 class TrackingSchema(_Section):
     attribution_window_days = fields.Integer(load_default=7, validate=validate.Range(1, 365))
     ip_salt = fields.String(load_default="")
+    visits_retention_days = fields.Integer(load_default=0, validate=validate.Range(min=0))
 
 
 class ConfigSchema(_Section):

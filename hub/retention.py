@@ -1,4 +1,5 @@
-"""Retention: finished deliveries, their events and processed raw webhooks age out."""
+"""Retention: finished deliveries, their events, processed raw webhooks and (when
+configured) tracked-link visits that never started a conversation age out."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -8,7 +9,7 @@ from sqlalchemy import delete, exists, select
 
 from connectors.base import registry
 from hub.db import Database
-from hub.models import CrmLink, Delivery, Event, RawWebhook
+from hub.models import CrmLink, Delivery, Event, RawWebhook, Visit
 
 # Idempotency keys of CRM commands (hub.commands) are scratch too.
 HUB_SCRATCH_LINKS = frozenset({"command"})
@@ -29,10 +30,12 @@ def _delete_in_chunks(db: Database, id_column: Any, *conditions: Any) -> int:
             return total
 
 
-def purge(db: Database, *, now: datetime, days: int) -> dict[str, int]:
-    """Dead letters and failed raw webhooks are kept: they wait for a human."""
+def purge(db: Database, *, now: datetime, days: int, visit_days: int = 0) -> dict[str, int]:
+    """Dead letters and failed raw webhooks are kept: they wait for a human.
+    `visit_days`: unmatched visits older than this go (0 keeps them); a matched visit
+    stays, since it is a conversation's lead source."""
     cutoff = now - timedelta(days=days)
-    return {
+    counts = {
         "deliveries": _delete_in_chunks(
             db, Delivery.id, Delivery.status == "done", Delivery.finished_at < cutoff
         ),
@@ -46,6 +49,10 @@ def purge(db: Database, *, now: datetime, days: int) -> dict[str, int]:
             db, CrmLink.id, CrmLink.entity_type.in_(sorted(scratch_link_types())), CrmLink.created_at < cutoff
         ),
     }
+    if visit_days:
+        counts["visits"] = _delete_in_chunks(
+            db, Visit.id, Visit.matched_at.is_(None), Visit.visited_at < now - timedelta(days=visit_days))
+    return counts
 
 
 def scratch_link_types() -> frozenset[str]:

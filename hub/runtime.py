@@ -1,12 +1,17 @@
 """What every hub process shares: validated config, the database and the vault."""
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from hub.config import Config, load_config
 from hub.db import Database
 from hub.security import Vault, load_vault
+
+if TYPE_CHECKING:
+    from hub.media_links import MediaLinks
 
 
 @dataclass
@@ -20,6 +25,13 @@ class Runtime:
         config = config or load_config()
         vault = load_vault(config)  # fails early and clearly when the key is missing
         return cls(config=config, db=Database(config.database_url), vault=vault)
+
+    @functools.cached_property
+    def media_links(self) -> "MediaLinks":
+        """Signs media links in every inbound message's event: read the key once."""
+        from hub.media_links import MediaLinks
+
+        return MediaLinks.from_runtime(self)
 
 
 def setup_logging(config: Config) -> None:

@@ -49,7 +49,8 @@ def registered_jobs() -> list[JobSpec]:
 
 
 def _retention(runtime: Runtime, now: datetime) -> None:
-    counts = purge(runtime.db, now=now, days=runtime.config.scheduler.retention_days)
+    counts = purge(runtime.db, now=now, days=runtime.config.scheduler.retention_days,
+                   visit_days=runtime.config.tracking.visits_retention_days)
     if any(counts.values()):
         log.info("retention purged %s", counts)
 

@@ -86,6 +86,28 @@ def test_retention_job_purges_old_finished_work(runtime):
         assert session.get(Event, kept.id) is not None and session.get(Event, old.id) is None
 
 
+def test_retention_deletes_old_unmatched_visits_only_when_configured(runtime):
+    from datetime import timedelta
+
+    from hub.models import Visit
+    from hub.retention import purge
+    from sqlalchemy import select
+    from tests.support.tracking import make_link
+    from tests.support.whatsapp import make_channel
+
+    now = FakeClock()()
+    link_id = make_link(runtime, make_channel(runtime)[0])
+    with runtime.db.scope() as session:
+        for code, age, matched in (("OLD1", 100, False), ("OLD2", 100, True), ("NEW1", 10, False)):
+            session.add(Visit(link_id=link_id, code=code, live_code=None if matched else code,
+                              visited_at=now - timedelta(days=age),
+                              matched_at=now - timedelta(days=age) if matched else None))
+    assert "visits" not in purge(runtime.db, now=now, days=30)
+    assert purge(runtime.db, now=now, days=30, visit_days=90)["visits"] == 1
+    with runtime.db.scope() as session:
+        assert sorted(session.scalars(select(Visit.code))) == ["NEW1", "OLD2"]
+
+
 @pytest.mark.slow
 def test_scheduler_processes_fail_over_after_sigkill(runtime, database_url, tmp_path):
     env = hub_env(database_url, tmp_path, scheduler__lease_seconds="1.5")

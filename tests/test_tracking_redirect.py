@@ -325,3 +325,27 @@ def test_t_js_keeps_the_tracked_url_under_the_servers_limit(tmp_path):
     query = parse_qs(urlsplit(tracked).query)
     assert query["utm_source"] == ["yandex"] and len(query["utm_campaign"][0]) == 200
     assert "lp" not in query
+
+
+def _visit_from_behind_a_proxy(runtime, tmp_path, database_url, trusted_proxies):
+    from hub.app import create_app
+    from hub.runtime import Runtime
+
+    config = make_config(database_url, tmp_path, web__trusted_proxies=trusted_proxies)
+    app = create_app(runtime=Runtime(config=config, db=runtime.db, vault=runtime.vault))
+    r = app.test_client().get("/l/spring-sale", headers={"X-Forwarded-For": "198.51.100.23"},
+                              environ_base={"REMOTE_ADDR": "10.0.0.5"})
+    assert r.status_code == 302
+    salt = app.extensions["hub.tracking.ip_salt"]
+    return visits(runtime)[-1].ip_hash, salt
+
+
+def test_behind_a_trusted_proxy_the_visitor_address_comes_from_x_forwarded_for(runtime, tmp_path, database_url,
+                                                                                 link):
+    ip_hash, salt = _visit_from_behind_a_proxy(runtime, tmp_path, database_url, 1)
+    assert ip_hash == hmac_sha256_hex(salt.encode(), b"198.51.100.23")
+
+
+def test_without_trusted_proxies_x_forwarded_for_is_ignored(runtime, tmp_path, database_url, link):
+    ip_hash, salt = _visit_from_behind_a_proxy(runtime, tmp_path, database_url, 0)
+    assert ip_hash == hmac_sha256_hex(salt.encode(), b"10.0.0.5")

@@ -94,6 +94,13 @@ class AmoCrmConnector(Connector):
             self._health(True, "connected to amoCRM (syncing again)")
         return outcomes
 
+    @staticmethod
+    def link_url(settings: dict[str, Any], crm_type: str, crm_id: str) -> str | None:
+        """amoCRM opens a record at <account>/leads/detail/<id> (contacts likewise)."""
+        section = {"lead": "leads", "contact": "contacts"}.get(crm_type)
+        base = str(settings.get("base_url") or "").rstrip("/")
+        return f"{base}/{section}/detail/{crm_id}" if section and base and crm_id.isdigit() else None
+
     def check(self) -> CheckResult:
         try:
             account = self.client.get("/api/v4/account") or {}

@@ -53,6 +53,14 @@ class Bitrix24Connector(Connector):
             return "STATUS"
         return "DEAL_STAGE" if not self.options.category_id else f"DEAL_STAGE_{self.options.category_id}"
 
+    @staticmethod
+    def link_url(settings: dict[str, Any], crm_type: str, crm_id: str) -> str | None:
+        """Bitrix24 opens a record at <portal>/crm/<deal|lead|contact>/details/<id>/."""
+        base = str(settings.get("portal_url") or "").rstrip("/")
+        if crm_type not in ("deal", "lead", "contact") or not base or not crm_id.isdigit():
+            return None
+        return f"{base}/crm/{crm_type}/details/{crm_id}/"
+
     def check(self) -> CheckResult:
         try:
             answer = self.client.batch([

@@ -21,6 +21,7 @@ from hub.security import redact_text
 log = logging.getLogger(__name__)
 
 AUTH_WAIT_SECONDS = 300
+APP_URL = "https://app.hubspot.com"
 
 
 class HubSpotConnector(Connector):
@@ -121,6 +122,16 @@ class HubSpotConnector(Connector):
     def create_missing_properties(self) -> list[str]:
         """The explicit action behind "Create missing properties" in the form."""
         return properties.create_missing(self.admin_client, self.settings)
+
+    @staticmethod
+    def link_url(settings: dict[str, Any], crm_type: str, crm_id: str) -> str | None:
+        """HubSpot opens a record at app.hubspot.com/contacts/<account id>/record/<object
+        type id>/<id>; without the account id in the settings there is no link."""
+        object_type = {"contacts": "0-1", "deals": "0-3"}.get(crm_type)
+        portal = str(settings.get("portal_id") or "")
+        if not object_type or not portal.isdigit() or not crm_id.isdigit():
+            return None
+        return f"{APP_URL}/contacts/{portal}/record/{object_type}/{crm_id}"
 
     def check(self) -> CheckResult:
         try:

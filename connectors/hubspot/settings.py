@@ -138,6 +138,13 @@ class HubSpotSettings(Schema):
         schemes={"http", "https"},
         metadata={"label": "API base URL", "help": "https://api.hubapi.com unless you test against an emulator."},
     )
+    portal_id = fields.String(
+        load_default="",
+        validate=validate.Regexp(r"^\d*$", error="The account ID is a number (Settings > Account details)."),
+        metadata={"label": "HubSpot account ID",
+                  "help": "Optional: with it the hub's inbox links each conversation to its HubSpot records. "
+                          "Shown in HubSpot under Settings > Account details, and in your HubSpot URLs."},
+    )
     rate_limit_per_10s = fields.Integer(
         load_default=100,
         validate=validate.OneOf(RATE_LIMITS),

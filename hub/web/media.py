@@ -6,7 +6,6 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from hub.channels.whatsapp.media import MediaUnavailable, fetch_media
 from hub.db import utcnow
-from hub.media_links import MediaLinks
 
 bp = Blueprint("media", __name__)
 
@@ -14,7 +13,7 @@ bp = Blueprint("media", __name__)
 @bp.get("/media/<int:message_id>")
 def signed_media(message_id: int):
     runtime = current_app.extensions["hub"]
-    problem = MediaLinks.from_runtime(runtime).check(
+    problem = runtime.media_links.check(
         message_id, request.args.get("expires", ""), request.args.get("signature", ""), now=utcnow())
     if problem:
         return jsonify(error=problem), 403

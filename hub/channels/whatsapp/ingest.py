@@ -47,7 +47,6 @@ from hub.conversations import (
 from hub.db import utcnow
 from hub.events import emit
 from hub.inbound import Processor, register_processor
-from hub.media_links import MediaLinks
 from hub.models import Channel, Contact, Conversation, Message, RawWebhook
 from hub.tracking.matching import DEFAULT_WINDOW, attribute_first_message
 
@@ -112,7 +111,7 @@ def apply(session: Session, parsed: ParsedWebhook, raw: RawWebhook, now: datetim
         channel = session.get(Channel, raw.channel_id)
     channels = Channels(session, channel)
     window = timedelta(days=runtime.config.tracking.attribution_window_days)
-    links = MediaLinks.from_runtime(runtime)
+    links = runtime.media_links
     for item in parsed.items:
         if isinstance(item, InboundMessage):
             store_inbound(session, channels, item, now, attribution_window=window,

@@ -38,12 +38,26 @@ PUBLIC = {"admin.login", "admin.setup", "admin.set_language"}
 _DUMMY_HASH = hash_password("not a real password")
 
 
+def password_stamp(password_hash: str) -> str:
+    """A fingerprint of the password hash kept in the session: changing the password
+    signs out every other session of that user."""
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+
+
 @dataclass
 class AdminUser(UserMixin):
     id: int
     email: str
     name: str
     role: str
+    stamp: str
+
+    @classmethod
+    def of(cls, user: User) -> "AdminUser":
+        return cls(user.id, user.email, user.name, user.role, password_stamp(user.password_hash))
+
+    def get_id(self) -> str:
+        return f"{self.id}.{self.stamp}"
 
     def can(self, *roles: str) -> bool:
         return self.role in roles
@@ -58,14 +72,17 @@ def _runtime() -> Any:
 
 
 @login_manager.user_loader
-def _load_user(user_id: str) -> AdminUser | None:
+def _load_user(session_id: str) -> AdminUser | None:
+    user_id, _, stamp = session_id.partition(".")
     if not user_id.isdigit():
         return None
     with _runtime().db.scope() as s:
         user = s.get(User, int(user_id))
         if user is None or not user.active:
             return None  # deactivated users are signed out at their next request
-        return AdminUser(user.id, user.email, user.name, user.role)
+        if stamp != password_stamp(user.password_hash):
+            return None  # the password changed since this session signed in
+        return AdminUser.of(user)
 
 
 def init(app: Flask) -> None:
@@ -194,10 +211,10 @@ def _authenticate(email: str, password: str) -> AdminUser | None:
         if not check_password(user.password_hash, password) or not user.active:
             return None
         user.last_login_at = now
-        return AdminUser(user.id, user.email, user.name, user.role)
+        return AdminUser.of(user)
 
 
-def _sign_in(user: AdminUser) -> None:
+def sign_in(user: AdminUser) -> None:
     session.clear()  # a fresh session: nothing from before sign-in carries over
     session.permanent = True
     login_user(user)
@@ -224,7 +241,7 @@ def login() -> Any:
             else:
                 user = _authenticate(email, data["password"])
                 if user is not None:
-                    _sign_in(user)
+                    sign_in(user)
                     return redirect(safe_next(request.args.get("next")))
                 errors = {"_schema": [_("Wrong e-mail or password.")]}
                 status = 401
@@ -274,14 +291,14 @@ def setup() -> Any:
                         return redirect(url_for("admin.login"))  # someone else finished setup first
                     user = create_user(s, email=loaded["email"], password=loaded["password"], role="admin",
                                        name=loaded["name"], now=utcnow())
-                    admin = AdminUser(user.id, user.email, user.name, user.role)
+                    admin = AdminUser.of(user)
             except ValidationError as exc:
                 errors = flatten_errors(exc.messages)
             except InvalidUser as exc:
                 errors = {"_schema": [str(exc)]}
             else:
                 current_app.extensions["hub.admin.has_users"] = True
-                _sign_in(admin)
+                sign_in(admin)
                 flash(_("Welcome! Add a WhatsApp number and a connector to start."), "success")
                 return redirect(url_for("admin.dashboard"))
     return render_template("admin/setup.html", fields=fields_for(SetupForm, values=values, errors=errors,
