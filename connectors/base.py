@@ -237,6 +237,12 @@ class Connector:
     #     Scheduled sync from the service.
     # def handle_webhook(self, request: InboundRequest) -> list[Command]
     #     The service calls the hub; raise WebhookRejected for unauthenticated calls.
+    # def authorize_url(self, redirect_uri: str, state: str) -> str | None
+    #     The service's authorization page for a "Connect" button in the admin (OAuth
+    #     authorization code flow); None when the settings do not call for it.
+    # def accept_authorization(self, params: dict[str, str], redirect_uri: str) -> dict
+    #     The settings to store from the service's redirect back to the hub (the code);
+    #     ValueError when the redirect refuses. The hub then runs check().
     # @staticmethod
     # def link_url(settings: dict, crm_type: str, crm_id: str) -> str | None
     #     Where a linked record opens in the service's own UI (the inbox links to it);

@@ -51,8 +51,9 @@ def processor_for(source: str) -> Processor:
 
 
 def process_raw(session: Session, raw: RawWebhook, now: datetime, runtime: "Runtime",
-                channel: Any = None) -> None:
-    """Parse and apply `raw` (new or replayed); a parse error marks it failed instead."""
+                channel: Any = None, *, before_apply: Callable[[RawWebhook], None] | None = None) -> None:
+    """Parse and apply `raw` (new or replayed); a parse error marks it failed instead.
+    `before_apply(raw)` runs once the raw row's state is final (parsed)."""
     processor = processor_for(raw.source)
     try:
         parsed = processor.parse(raw.body)
@@ -64,24 +65,43 @@ def process_raw(session: Session, raw: RawWebhook, now: datetime, runtime: "Runt
     raw.status = "processed"
     raw.error = None
     raw.processed_at = now
+    if before_apply is not None:
+        before_apply(raw)
     processor.apply(session, parsed, raw, now, runtime, channel)
 
 
 _INSERT_RAW = insert(RawWebhook.__table__)
+RAW_COLUMNS = ("source", "channel_id", "received_at", "headers", "body", "status", "error", "attempts",
+               "processed_at")
+_PENDING_RAW = "hub.pending_raw"  # session.info key
+
+
+def take_pending_raw(session: Session) -> dict[str, Any] | None:
+    """The raw webhook row receive() has yet to INSERT, for a processor that writes it in
+    a statement of its own (on PostgreSQL, a CTE of the message INSERT: one round trip
+    fewer per webhook). Whoever takes it must write it; receive() then does not."""
+    return session.info.pop(_PENDING_RAW, None)
 
 
 def receive(session: Session, *, source: str, channel_id: int | None, headers: dict[str, str],
             body: bytes, now: datetime, runtime: "Runtime", channel: Any = None) -> RawWebhook:
     """Store a freshly received body and process it, in the caller's transaction. The
-    row is a plain INSERT (this is every webhook's hot path); the returned object is
-    not attached to the session. `channel`: what the caller has already read of
-    `channel_id`, handed to the processor so that it need not read it again."""
+    row is a plain INSERT (this is every webhook's hot path), or part of one the
+    processor makes (take_pending_raw); the returned object is not attached to the
+    session. `channel`: what the caller has already read of `channel_id`, handed to the
+    processor so that it need not read it again."""
     raw = RawWebhook(source=source, channel_id=channel_id, received_at=now, headers=headers, body=body,
                      status="failed", attempts=1)
-    process_raw(session, raw, now, runtime, channel)
-    session.execute(_INSERT_RAW, {
-        "source": source, "channel_id": channel_id, "received_at": now, "headers": headers, "body": body,
-        "status": raw.status, "error": raw.error, "attempts": 1, "processed_at": raw.processed_at})
+
+    def offer(parsed: RawWebhook) -> None:
+        session.info[_PENDING_RAW] = {column: getattr(parsed, column) for column in RAW_COLUMNS}
+
+    session.info.pop(_PENDING_RAW, None)
+    process_raw(session, raw, now, runtime, channel, before_apply=offer)
+    row = session.info.pop(_PENDING_RAW, None) if raw.status == "processed" else \
+        {column: getattr(raw, column) for column in RAW_COLUMNS}
+    if row is not None:
+        session.execute(_INSERT_RAW, row)
     return raw
 
 

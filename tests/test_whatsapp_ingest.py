@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from hub.models import Channel, Contact, Conversation, Event, Message, MessageStatus, RawWebhook, Template
 from tests.support.whatsapp import (
-    APP_SECRET, FIXTURES, VERIFY_TOKEN, envelope, fixture, make_channel, post_signed,
+    APP_SECRET, FIXTURES, VERIFY_TOKEN, fixture, make_channel, post_signed,
 )
 
 ALL_FIXTURES = sorted(p.stem for p in FIXTURES.glob("*.json"))
@@ -42,6 +42,9 @@ def test_every_fixture_is_stored_and_a_resend_changes_nothing(client, runtime, c
         raw = session.scalars(select(RawWebhook)).one()
         assert raw.status == "processed", raw.error
         assert raw.body == body
+        # Every column, whichever statement wrote the row (on PostgreSQL, the message's).
+        assert raw.source == "whatsapp" and raw.channel_id and raw.attempts == 1 and raw.error is None
+        assert raw.received_at and raw.processed_at and raw.headers.get("Content-Type") == "application/json"
     first = snapshot(runtime)
     assert post_signed(client, key, body).status_code == 200
     assert snapshot(runtime) == first, "a duplicate delivery must change nothing"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from connectors.amocrm import errors, mapping, preview, rules, webhooks
 from connectors.amocrm.client import AmoClient
@@ -100,6 +101,32 @@ class AmoCrmConnector(Connector):
         section = {"lead": "leads", "contact": "contacts"}.get(crm_type)
         base = str(settings.get("base_url") or "").rstrip("/")
         return f"{base}/{section}/detail/{crm_id}" if section and base and crm_id.isdigit() else None
+
+    # -- OAuth: the Connect with amoCRM button ----------------------------------------------
+    def authorize_url(self, redirect_uri: str, state: str) -> str | None:
+        """amoCRM's authorization page for this integration; None without OAuth settings.
+        amoCRM sends the browser to the redirect URI registered with the integration (not
+        one given here): it must be the hub's callback."""
+        if not (self.settings.get("client_id") and self.settings.get("client_secret")):
+            return None
+        page = self.settings.get("authorize_url") or (
+            "https://www.kommo.com/oauth" if self.base_url.endswith(".kommo.com") else "https://www.amocrm.ru/oauth")
+        return f"{page}?{urlencode({'client_id': self.settings['client_id'], 'state': state, 'mode': 'popup'})}"
+
+    def accept_authorization(self, params: dict[str, str], redirect_uri: str) -> dict[str, Any]:
+        """The code from amoCRM's redirect, for the next check() to exchange; the redirect
+        URI it came to (the exchange must name it). `referer` names the account the user
+        granted access to: it must be this connector's account."""
+        if params.get("error"):
+            raise ValueError(f"amoCRM did not grant access ({params['error']})")
+        if not params.get("code"):
+            raise ValueError("amoCRM's redirect carried no authorization code")
+        expected = subdomain_of(self.base_url)
+        granted = (params.get("referer") or "").split(".")[0].lower()
+        if expected and granted and granted != expected:
+            raise ValueError(f"access was granted for account {granted!r}, but this connector works with "
+                             f"{expected!r}: choose that account on amoCRM's page")
+        return {"authorization_code": params["code"], "redirect_uri": redirect_uri}
 
     def check(self) -> CheckResult:
         try:

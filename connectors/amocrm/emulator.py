@@ -110,12 +110,31 @@ class OAuth:
         self.long_lived = {LONG_LIVED_TOKEN}
         self.lock = threading.Lock()
         self.stats = collections.Counter()
+        self.approve = True  # the emulated user grants access on the authorization page
 
     def issue_code(self, client_id: str = CLIENT_ID) -> str:
         code = "def502" + secrets.token_hex(24)
         with self.lock:
             self.codes[code] = {"client": client_id, "expires": self.clock() + 20 * 60, "used": False}
         return code
+
+    def authorize(self, args: dict[str, str], referer: str) -> Response:
+        """The authorization page (www.amocrm.ru/oauth?client_id=&state=&mode=): once the
+        user picks the account and allows access, the browser goes to the integration's
+        registered redirect URI with code, state, referer (the account's host) and
+        client_id; error=access_denied when they decline. An unknown integration gets an
+        error page."""
+        client = self.clients.get(args.get("client_id") or "")
+        if client is None:
+            return Response("Integration not found", status=404, mimetype="text/plain")
+        answer: dict[str, str] = {"state": args["state"]} if args.get("state") else {}
+        if self.approve:
+            answer = {"code": self.issue_code(args["client_id"]), **answer, "referer": referer,
+                      "client_id": args["client_id"], "from_widget": "1"}
+        else:
+            answer = {"error": "access_denied", **answer}
+        separator = "&" if "?" in client[1] else "?"
+        return Response(status=302, headers={"Location": client[1] + separator + urlencode(answer)})
 
     def _pair(self, client_id: str) -> dict[str, Any]:
         access, refresh = "eyJ0" + secrets.token_urlsafe(32), "def50200" + secrets.token_hex(32)
@@ -322,6 +341,8 @@ class Emulator:
 
         @app.before_request
         def gate() -> Response | None:
+            if request.path == "/oauth":
+                return None  # the authorization page is www.amocrm.ru's, not the account's API
             emu.count("requests")
             emu.count(f"{request.method} {_ID.sub('{id}', request.path)}")
             verdict = emu.gate.admit()
@@ -376,6 +397,10 @@ class Emulator:
         @app.errorhandler(405)
         def not_allowed(_exc: Exception) -> Response:
             return problem(405, "Method Not Allowed", "Method Not Allowed")
+
+        @app.get("/oauth")
+        def authorize() -> Response:
+            return emu.oauth.authorize(request.args.to_dict(), f"{store.subdomain}.amocrm.ru")
 
         @app.post("/oauth2/access_token")
         def token() -> Response:

@@ -127,8 +127,9 @@ class TokenKeeper:
                 fresh.get("access_token_expires_at")):
             return None  # another worker rotated a moment ago: use its pair
         if not stored_refresh:
-            raise AuthProblem("no OAuth token is stored; paste an authorization code from the "
-                              "integration's 'Keys and scopes' tab in amoCRM")
+            raise AuthProblem("not connected to amoCRM yet: press Connect with amoCRM on the connector's "
+                              "page, or paste an authorization code from the integration's 'Keys and "
+                              "scopes' tab in amoCRM")
         return self._grant({"grant_type": "refresh_token", "refresh_token": stored_refresh})
 
     def _grant(self, grant: dict[str, str]) -> dict[str, Any]:

@@ -101,13 +101,23 @@ class AmoCrmSettings(Schema):
     redirect_uri = fields.Url(
         load_default=None, allow_none=True, require_tld=False,
         metadata={"label": "OAuth redirect URI",
-                  "help": "Exactly as entered in the integration's settings in amoCRM."},
+                  "help": "Exactly as entered in the integration's settings in amoCRM. To connect with the "
+                          "Connect with amoCRM button, enter there the hub's callback shown on the "
+                          "connector's page; the button sets this field to it."},
+    )
+    authorize_url = fields.String(
+        load_default="",
+        metadata={"label": "Authorization page (OAuth)",
+                  "help": "Where Connect with amoCRM sends your browser. Leave blank: "
+                          "https://www.amocrm.ru/oauth, or https://www.kommo.com/oauth for a Kommo account.",
+                  "placeholder": "https://www.amocrm.ru/oauth"},
     )
     authorization_code = fields.String(
         load_default=None, allow_none=True,
         metadata={"label": "Authorization code",
-                  "help": "Paste a fresh code (valid 20 minutes) to connect or to re-connect after "
-                          "the access was revoked; the hub exchanges it once and forgets it.",
+                  "help": "Connect with amoCRM fills it in; or paste a fresh code (valid 20 minutes) from "
+                          "the integration's 'Keys and scopes' tab to connect or to re-connect after the "
+                          "access was revoked. The hub exchanges it once and forgets it.",
                   "secret": True},
     )
     access_token = fields.String(
@@ -275,10 +285,12 @@ class AmoCrmSettings(Schema):
             raise ValidationError(
                 "give a long-lived token, or the OAuth integration ID, secret key and redirect URI "
                 f"(missing: {', '.join(missing)})", "long_lived_token")
-        if not data.get("authorization_code") and not data.get("refresh_token"):
-            raise ValidationError(
-                "paste an authorization code from the integration's 'Keys and scopes' tab "
-                "(valid 20 minutes)", "authorization_code")
+        # Without a code or tokens the connector is saved "not connected yet": the Connect
+        # with amoCRM button on its page (or a pasted code) connects it.
+        url = data.get("authorize_url") or ""
+        if url and not re.match(r"^https?://[^\s/?#]+(/\S*)?$", url):
+            raise ValidationError("give the full address of the authorization page, starting with https://",
+                                  "authorize_url")
 
 
 def _templates_in_context() -> list[dict[str, Any]] | None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 from connectors.base import CheckResult, Command, Connector, HubEvent, InboundRequest, Outcome
 from connectors.bitrix24 import preview as preview_module
@@ -60,6 +61,27 @@ class Bitrix24Connector(Connector):
         if crm_type not in ("deal", "lead", "contact") or not base or not crm_id.isdigit():
             return None
         return f"{base}/crm/{crm_type}/details/{crm_id}/"
+
+    # -- OAuth: the Connect with Bitrix24 button ------------------------------------------
+    def authorize_url(self, redirect_uri: str, state: str) -> str | None:
+        """The portal's authorization page for the app (OAuth mode only). The portal sends
+        the browser to the redirect URL set in the app's settings: the hub's callback."""
+        if self.settings.get("auth_mode") != "oauth" or not self.settings.get("client_id"):
+            return None
+        portal = str(self.settings["portal_url"]).rstrip("/")
+        return f"{portal}/oauth/authorize/?{urlencode({'client_id': self.settings['client_id'], 'state': state})}"
+
+    def accept_authorization(self, params: dict[str, str], redirect_uri: str) -> dict[str, Any]:
+        """The code from the portal's redirect; `domain` names the portal that granted it."""
+        if params.get("error"):
+            raise ValueError(f"Bitrix24 did not grant access ({params['error']})")
+        if not params.get("code"):
+            raise ValueError("Bitrix24's redirect carried no authorization code")
+        ours = urlsplit(str(self.settings["portal_url"])).netloc.lower()
+        granted = (params.get("domain") or "").lower()
+        if granted and ours and granted != ours:
+            raise ValueError(f"access was granted by portal {granted!r}, but this connector works with {ours!r}")
+        return {"authorization_code": params["code"]}
 
     def check(self) -> CheckResult:
         try:

@@ -81,7 +81,8 @@ class Bitrix24Client:
         return self.settings.get("auth_mode") == "oauth"
 
     def secrets(self) -> list[str]:
-        keys = ("webhook_url", "client_secret", "access_token", "refresh_token", "application_token")
+        keys = ("webhook_url", "client_secret", "access_token", "refresh_token", "application_token",
+                "authorization_code")
         values = [str(self.settings.get(k) or "") for k in keys]
         hook = str(self.settings.get("webhook_url") or "").rstrip("/")
         if hook:
@@ -112,17 +113,40 @@ class Bitrix24Client:
             if stored.get(key):
                 self.settings[key] = stored[key]
 
+    def _connect(self) -> None:
+        """Exchange the authorization code Connect with Bitrix24 stored (valid 30 seconds)
+        for the app's tokens, once, under the connector's row lock."""
+
+        def exchange(fresh: dict[str, Any]) -> dict[str, Any] | None:
+            code = fresh.get("authorization_code")
+            if not code:
+                return None  # another worker exchanged it a moment ago
+            tokens = self._exchange_token(fresh, {"grant_type": "authorization_code", "code": code},
+                                          refused="Bitrix24 refused the authorization code ({}); press Connect "
+                                                  "with Bitrix24 again (codes are valid 30 seconds)")
+            return {**tokens, "authorization_code": ""}
+
+        if self.update_settings is not None:
+            stored = self.update_settings(exchange)
+        else:
+            stored = {**self.settings, **(exchange(self.settings) or {})}
+        for key in ("access_token", "refresh_token", "authorization_code"):
+            self.settings[key] = stored.get(key) or ""
+
     def _exchange_refresh_token(self, fresh: dict[str, Any]) -> dict[str, Any]:
+        return self._exchange_token(fresh, {"grant_type": "refresh_token",
+                                            "refresh_token": fresh.get("refresh_token", "")},
+                                    refused="Bitrix24 refused to renew the app's tokens ({}); reconnect the app "
+                                            "with Connect with Bitrix24 on the connector's page")
+
+    def _exchange_token(self, fresh: dict[str, Any], grant: dict[str, Any], *, refused: str) -> dict[str, Any]:
         server = str(fresh.get("oauth_server_url") or "https://oauth.bitrix.info").rstrip("/")
         try:
             response = self.http.get(
                 f"{server}/oauth/token/",
-                params={
-                    "grant_type": "refresh_token",
-                    "client_id": fresh.get("client_id", ""),
-                    "client_secret": fresh.get("client_secret", ""),
-                    "refresh_token": fresh.get("refresh_token", ""),
-                },
+                params={"grant_type": grant["grant_type"], "client_id": fresh.get("client_id", ""),
+                        "client_secret": fresh.get("client_secret", ""),
+                        **{k: v for k, v in grant.items() if k != "grant_type"}},
                 timeout=self.timeout,
             )
         except requests.RequestException as exc:
@@ -136,10 +160,8 @@ class Bitrix24Client:
                             status=response.status_code)
         if "error" in body or not body.get("access_token"):
             code = str(body.get("error") or "invalid_grant")
-            raise AuthFailed(code, "Bitrix24 refused to renew the app's tokens "
-                                   f"({self._redact(str(body.get('error_description') or ''))}); "
-                                   "reconnect the app in the connector settings",
-                             status=response.status_code)
+            said = redact_text(str(body.get("error_description") or code), self.secrets() + [str(v) for v in grant.values()])
+            raise AuthFailed(code, refused.format(said), status=response.status_code)
         return {"access_token": body["access_token"], "refresh_token": body.get("refresh_token") or fresh.get("refresh_token")}
 
     def _redact(self, text: str) -> str:
@@ -177,6 +199,11 @@ class Bitrix24Client:
             raise MethodBlocked(method, "blocked until the portal resets its operating time", retry_at=blocked)
         limited = 0
         refreshed = False
+        if self.oauth and self.settings.get("authorization_code"):
+            self._connect()
+        if self.oauth and not self.settings.get("access_token") and not self.settings.get("refresh_token"):
+            raise AuthFailed("not_connected", "not connected to Bitrix24 yet: press Connect with Bitrix24 on the "
+                                              "connector's page")
         while True:
             self.bucket.take()
             body = dict(params or {})

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import requests
 from flask import Flask, Response, request
@@ -143,6 +143,11 @@ class Portal:
         self.access_token = secrets.token_hex(16)
         self.refresh_token = secrets.token_hex(16)
         self.expired_tokens: set[str] = set()
+        # The app's redirect URL (its settings in the portal) and the codes /oauth/authorize/
+        # hands out: single use, valid 30 seconds.
+        self.redirect_uri = "https://hub.example/oauth/bitrix24"
+        self.approve = True
+        self.codes: dict[str, dict[str, Any]] = {}
         self.operating_window = operating_window
         self.base_url = ""
         self.ids = {"contact": 0, "deal": 0, "lead": 0, "comment": 0, "handler": 0}
@@ -611,17 +616,42 @@ class Portal:
             key = "STAGE_ID" if kind == "deal" else "STATUS_ID"
             self._entity_update(kind, {"id": eid, "fields": {key: stage}})
 
+    def authorize(self, args: dict[str, str]) -> tuple[int, dict[str, str] | str]:
+        """The portal's /oauth/authorize/ page: once the user allows the app, the browser
+        goes to the app's redirect URL with code, state, domain, member_id, scope and
+        server_domain; (status, query) or (status, error page text)."""
+        with self.lock:
+            if args.get("client_id") != self.client_id:
+                return 400, "Application not found"
+            answer = {"state": args["state"]} if args.get("state") else {}
+            if not self.approve:
+                return 302, {"error": "access_denied", **answer}
+            code = secrets.token_hex(20)
+            self.codes[code] = {"at": self.clock(), "used": False}
+            host = self.base_url.split("://", 1)[-1]
+            return 302, {"code": code, **answer, "domain": host, "member_id": self.member_id, "scope": "crm,user",
+                         "server_domain": "oauth.bitrix.info"}
+
     def oauth_token(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         with self.lock:
-            if params.get("grant_type") != "refresh_token":
-                return 400, {"error": "invalid_request", "error_description": "grant_type must be refresh_token"}
+            grant = params.get("grant_type")
+            if grant not in ("refresh_token", "authorization_code"):
+                return 400, {"error": "invalid_request",
+                             "error_description": "grant_type must be authorization_code or refresh_token"}
             if params.get("client_id") != self.client_id or params.get("client_secret") != self.client_secret:
                 return 401, {"error": "invalid_client", "error_description": "Invalid client"}
-            if params.get("refresh_token") != self.refresh_token:
+            if grant == "authorization_code":
+                code = self.codes.get(str(params.get("code") or ""))
+                if code is None or code["used"] or self.clock() - code["at"] > 30:
+                    return 400, {"error": "invalid_grant", "error_description": "Invalid authorization code"}
+                code["used"] = True
+                self.stats["code_exchanges"] = self.stats.get("code_exchanges", 0) + 1
+            elif params.get("refresh_token") != self.refresh_token:
                 return 400, {"error": "invalid_grant", "error_description": "Invalid refresh token"}
+            else:
+                self.stats["refreshes"] = self.stats.get("refreshes", 0) + 1
             self.expired_tokens.add(self.access_token)
             self.access_token, self.refresh_token = secrets.token_hex(16), secrets.token_hex(16)
-            self.stats["refreshes"] = self.stats.get("refreshes", 0) + 1
             return 200, {"access_token": self.access_token, "refresh_token": self.refresh_token,
                          "expires_in": 3600, "scope": "crm,user", "domain": "oauth.bitrix.info",
                          "server_endpoint": f"{self.base_url}/oauth/rest/",
@@ -727,6 +757,14 @@ def create_app(portal: Portal) -> Flask:
         if delay:
             time.sleep(delay)
         return Response(json.dumps(body, ensure_ascii=False), status, mimetype="application/json")
+
+    @app.get("/oauth/authorize/")
+    def authorize() -> Response:
+        status, answer = portal.authorize(request.args.to_dict())
+        if status != 302:
+            return Response(str(answer), status, mimetype="text/plain")
+        target = portal.redirect_uri + ("&" if "?" in portal.redirect_uri else "?") + urlencode(answer)
+        return Response(status=302, headers={"Location": target})
 
     @app.route("/oauth/token/", methods=["GET", "POST"])
     def token() -> Response:

@@ -41,11 +41,18 @@ class Bitrix24Settings(Schema):
     )
     client_id = fields.String(load_default="", metadata={"label": "OAuth client_id", "placeholder": "local.5f1e..."})
     client_secret = fields.String(load_default="", metadata={"label": "OAuth client_secret", "secret": True})
+    authorization_code = fields.String(
+        load_default="",
+        metadata={"label": "OAuth authorization code", "secret": True,
+                  "help": "Connect with Bitrix24 (on the connector's page) fills it in and the hub exchanges "
+                          "it at once for the tokens below: Bitrix24's codes are valid 30 seconds."},
+    )
     access_token = fields.String(load_default="", metadata={"label": "OAuth access token", "secret": True})
     refresh_token = fields.String(
         load_default="",
         metadata={"label": "OAuth refresh token", "secret": True,
-                  "help": "Renewed automatically when the access token expires (valid 180 days)."},
+                  "help": "Stored by Connect with Bitrix24 (or pasted from the app's install event); renewed "
+                          "automatically when the access token expires (valid 180 days)."},
     )
     oauth_server_url = fields.String(
         load_default="https://oauth.bitrix.info",
@@ -184,7 +191,9 @@ class Bitrix24Settings(Schema):
             if portal.netloc and parts.netloc != portal.netloc:
                 raise ValidationError("the webhook belongs to another portal than the portal URL", "webhook_url")
         else:
-            missing = [k for k in ("client_id", "client_secret", "refresh_token") if not data.get(k)]
+            # Without tokens the connector is saved "not connected yet": Connect with Bitrix24
+            # on its page gets them.
+            missing = [k for k in ("client_id", "client_secret") if not data.get(k)]
             if missing:
                 raise ValidationError({k: ["required for OAuth authorisation"] for k in missing})
         stage = data.get("deal_stage_id") or ""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from connectors.base import CheckResult, Command, Connector, HubEvent, InboundRequest, Outcome, WebhookRejected
 from connectors.hubspot import mapping, properties, rules, signature, webhooks
@@ -14,13 +15,18 @@ from connectors.hubspot.client import (
     AuthFailed, ClientConfig, HubSpotClient, HubSpotError, OAuthFailed, RateLimited, Unavailable,
 )
 from connectors.hubspot.oauth import OAuthTokens, PrivateAppToken
-from connectors.hubspot.settings import AUTH_OAUTH, HubSpotSettings
+from connectors.hubspot.settings import AUTH_OAUTH, DEFAULT_AUTHORIZE_URL, HubSpotSettings
 from connectors.hubspot.sync import HANDLED, OwnerDirectory, WaveSync
 from hub.security import redact_text
 
 log = logging.getLogger(__name__)
 
 AUTH_WAIT_SECONDS = 300
+# What the hub needs of the account (README.md); the schema scopes only to create the
+# hub's properties, which an account may refuse without breaking the rest.
+OAUTH_SCOPES = ("crm.objects.contacts.read", "crm.objects.contacts.write", "crm.objects.deals.read",
+                "crm.objects.deals.write", "crm.objects.owners.read")
+OAUTH_OPTIONAL_SCOPES = ("crm.schemas.contacts.write", "crm.schemas.deals.write")
 APP_URL = "https://app.hubspot.com"
 
 
@@ -133,6 +139,25 @@ class HubSpotConnector(Connector):
             return None
         return f"{APP_URL}/contacts/{portal}/record/{object_type}/{crm_id}"
 
+    # -- OAuth: the Connect with HubSpot button --------------------------------------------
+    def authorize_url(self, redirect_uri: str, state: str) -> str | None:
+        """HubSpot's install page for this app; None unless the settings use OAuth."""
+        if not self.uses_oauth or not self.settings.get("client_id"):
+            return None
+        query = urlencode({"client_id": self.settings["client_id"], "redirect_uri": redirect_uri,
+                           "scope": " ".join(OAUTH_SCOPES), "optional_scope": " ".join(OAUTH_OPTIONAL_SCOPES),
+                           "state": state})
+        return f"{self.settings.get('authorize_url') or DEFAULT_AUTHORIZE_URL}?{query}"
+
+    def accept_authorization(self, params: dict[str, str], redirect_uri: str) -> dict[str, Any]:
+        """The settings to store from HubSpot's redirect: the code, exchanged by the next
+        check(), and the redirect URI it was issued for (the exchange must name it)."""
+        if params.get("error"):
+            raise ValueError(f"HubSpot did not grant access: {params.get('error_description') or params['error']}")
+        if not params.get("code"):
+            raise ValueError("HubSpot's redirect carried no authorization code")
+        return {"authorization_code": params["code"], "redirect_uri": redirect_uri}
+
     def check(self) -> CheckResult:
         try:
             details = self.admin_client.account_details()
@@ -159,12 +184,20 @@ class HubSpotConnector(Connector):
             names = ", ".join(f"{t}.{d['name']}" for t, d in absent)
             problems.append(f"missing properties {names}: tick 'Create missing properties' and test again")
         details_out = {"portal_id": details.get("portalId"), "owners": len(owners), "created_properties": created}
+        self._remember_portal(details.get("portalId"))
         if problems:
             return CheckResult(False, "; ".join(problems), details_out)
         self._flagged_unhealthy = False
         return CheckResult(True, f"Connected to HubSpot account {details.get('portalId')}: pipeline "
                                  f"{pipeline!r}, {len(owners)} owners"
                                  + (f", created {', '.join(created)}" if created else ""), details_out)
+
+    def _remember_portal(self, portal_id: Any) -> None:
+        """The account ID, for the inbox's links to records (link_url), kept from the check."""
+        portal = str(portal_id or "")
+        if portal.isdigit() and portal != str(self.settings.get("portal_id") or "") and self.ctx.update_settings:
+            self.ctx.update_settings(lambda fresh: {"portal_id": portal} if fresh.get("portal_id") != portal else None)
+            self.settings["portal_id"] = portal
 
     def choices(self) -> dict[str, list[tuple[str, str]]]:
         pipelines = self.admin_client.pipelines("deals")

@@ -23,6 +23,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterator
+from urllib.parse import urlencode
 
 import requests
 from flask import Flask, Response, request
@@ -168,6 +169,9 @@ class Options:
     client_secret: str = "emulator-client-secret"
     client_id: str = "7f3c2a1e-94d5-4b8e-a0c6-5e2d81f4b937"
     redirect_uri: str = "https://hub.example.com/oauth/hubspot"
+    redirect_uris: tuple[str, ...] = ()  # more redirect URLs registered in the app's Auth settings
+    # The account that installs the app at /oauth/authorize (the emulated user approves at once).
+    approve_installs: bool = True
     access_token_ttl: int = 1800  # HubSpot: 30 minutes
     per_10_seconds: int = 100
     search_per_second: int = 5
@@ -477,6 +481,33 @@ def create_app(state: State) -> Flask:
             state.counters["oauth_refused"] += 1
         body = {"status": code, "message": message, "correlationId": str(uuid.uuid4())}
         return Response(json.dumps(body), status=400, mimetype="application/json")
+
+    @app.get("/oauth/authorize")
+    def oauth_authorize() -> Response:
+        """The install page (app.hubspot.com/oauth/authorize). HubSpot shows an error page,
+        not a redirect, for an unknown app, an unregistered redirect URL or no scopes; once
+        the user approves it sends the browser to redirect_uri?code=...&state=..., and to
+        redirect_uri?error=access_denied&state=... when they decline."""
+        args = request.args
+        if args.get("client_id") != opts.client_id:
+            return Response("This app does not exist (unknown client_id).", status=400, mimetype="text/plain")
+        redirect_uri = args.get("redirect_uri") or ""
+        if redirect_uri not in (opts.redirect_uri, *opts.redirect_uris):
+            return Response("The redirect URL does not match any of the app's redirect URLs.", status=400,
+                            mimetype="text/plain")
+        if not (args.get("scope") or "").split():
+            return Response("The install URL names no scopes.", status=400, mimetype="text/plain")
+        answer = {"state": args["state"]} if args.get("state") else {}
+        if not opts.approve_installs:
+            answer = {"error": "access_denied", "error_description": "The user declined to install the app",
+                      **answer}
+        else:
+            code = str(uuid.uuid4())
+            with state.lock:
+                state.oauth_codes[code] = {"redirect_uri": redirect_uri, "used": False}
+            answer = {"code": code, **answer}
+        separator = "&" if "?" in redirect_uri else "?"
+        return Response(status=302, headers={"Location": redirect_uri + separator + urlencode(answer)})
 
     @app.post("/oauth/v1/token")
     def oauth_token() -> Response:

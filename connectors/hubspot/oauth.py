@@ -185,8 +185,9 @@ class OAuthTokens:
             return None  # another worker renewed a moment ago: use its token
         refresh = fresh.get("oauth_refresh_token")
         if not refresh:
-            raise OAuthFailed(0, "no OAuth refresh token is stored: install the app in HubSpot and paste "
-                                 "the authorization code from the redirect into the connector settings",
+            raise OAuthFailed(0, "not connected to HubSpot yet: press Connect with HubSpot on the connector's "
+                                 "page (or install the app and paste the authorization code from the redirect "
+                                 "into the connector settings)",
                               field="authorization_code")
         self._spent.add(refresh)
         return self._grant({"grant_type": "refresh_token", "refresh_token": refresh}, previous_refresh=refresh)

@@ -10,6 +10,7 @@ from connectors.hubspot import rules
 from hub.text_templates import placeholder_problem
 
 DEFAULT_BASE_URL = "https://api.hubapi.com"
+DEFAULT_AUTHORIZE_URL = "https://app.hubspot.com/oauth/authorize"
 
 # Placeholders the deal name template may use (see mapping.render_deal_name).
 DEAL_NAME_FIELDS = ("contact_name", "phone", "wa_id", "conversation_id", "channel", "date")
@@ -64,7 +65,8 @@ class HubSpotSettings(Schema):
         validate=validate.OneOf(AUTH_MODES),
         metadata={"label": "Authentication",
                   "help": "private_app: paste a private app access token. oauth: a public app installed "
-                          "in the account; paste the authorization code HubSpot sends to the redirect URI.",
+                          "in the account: save, then press Connect with HubSpot on the connector's page "
+                          "(or paste the authorization code HubSpot sends to the redirect URI).",
                   "choices": list(AUTH_MODES)},
     )
     access_token = fields.String(
@@ -97,15 +99,24 @@ class HubSpotSettings(Schema):
     redirect_uri = fields.String(
         load_default="",
         metadata={"label": "Redirect URI (OAuth)",
-                  "help": "Exactly as in the app's Auth settings and in the install URL.",
-                  "placeholder": "https://hub.example.com/oauth/hubspot"},
+                  "help": "Exactly as in the app's Auth settings. The Connect with HubSpot button sets it to "
+                          "the hub's own callback, shown on the connector's page: register that one in the app.",
+                  "placeholder": "https://hub.example.com/admin/connectors/oauth/callback"},
+    )
+    authorize_url = fields.Url(
+        load_default=DEFAULT_AUTHORIZE_URL,
+        require_tld=False,
+        schemes={"http", "https"},
+        metadata={"label": "Install page (OAuth)",
+                  "help": "Where Connect with HubSpot sends your browser; https://app.hubspot.com/oauth/authorize "
+                          "unless you test against an emulator."},
     )
     authorization_code = fields.String(
         load_default=None, allow_none=True,
         metadata={"label": "Authorization code (OAuth)",
-                  "help": "After installing the app, HubSpot redirects to the redirect URI with "
-                          "?code=...: paste that code (it is short-lived). The hub exchanges it once "
-                          "and forgets it; paste a new one to re-connect.",
+                  "help": "Connect with HubSpot fills it in. Without the button: after installing the "
+                          "app, HubSpot redirects to the redirect URI with ?code=...: paste that code (it "
+                          "is short-lived). The hub exchanges it once and forgets it.",
                   "secret": True},
     )
     oauth_access_token = fields.String(
@@ -142,8 +153,8 @@ class HubSpotSettings(Schema):
         load_default="",
         validate=validate.Regexp(r"^\d*$", error="The account ID is a number (Settings > Account details)."),
         metadata={"label": "HubSpot account ID",
-                  "help": "Optional: with it the hub's inbox links each conversation to its HubSpot records. "
-                          "Shown in HubSpot under Settings > Account details, and in your HubSpot URLs."},
+                  "help": "With it the hub's inbox links each conversation to its HubSpot records. Test "
+                          "connection fills it in; HubSpot shows it under Settings > Account details."},
     )
     rate_limit_per_10s = fields.Integer(
         load_default=100,
@@ -297,9 +308,8 @@ class HubSpotSettings(Schema):
                 problems["redirect_uri"] = ["OAuth needs the redirect URI registered in the app"]
             elif not REDIRECT_URI.match(uri):
                 problems["redirect_uri"] = ["give the full redirect URI, starting with https:// (or http://localhost)"]
-            if not data.get("authorization_code") and not data.get("oauth_refresh_token"):
-                problems["authorization_code"] = [
-                    "install the app in HubSpot and paste the code from the redirect (?code=...)"]
+            # Without a code or tokens the connector is saved "not connected yet": the
+            # Connect with HubSpot button on its page (or a pasted code) connects it.
         if problems:
             raise ValidationError(problems)
 

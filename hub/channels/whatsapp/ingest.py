@@ -46,7 +46,7 @@ from hub.conversations import (
 )
 from hub.db import utcnow
 from hub.events import emit
-from hub.inbound import Processor, register_processor
+from hub.inbound import RAW_COLUMNS, Processor, register_processor, take_pending_raw
 from hub.models import Channel, Contact, Conversation, Message, RawWebhook
 from hub.tracking.matching import DEFAULT_WINDOW, attribute_first_message
 
@@ -169,6 +169,7 @@ INBOUND_COLUMNS = ("conversation_id", "wa_message_id", "direction", "type", "tex
                    "sent_at", "reply_to", "error_code", "error_title", "attempts", "created_at", "updated_at")
 _messages = Message.__table__
 _conversations = Conversation.__table__
+_raw_webhooks = RawWebhook.__table__
 _INSERT_MESSAGE = insert(_messages).returning(_messages.c.id)
 
 
@@ -178,6 +179,9 @@ def _insert_message(session: Session, message: Message, conversation: Conversati
     one statement (_insert_message_touching): nearly every message moves its conversation,
     and a round trip costs about as much as the rest of the work on it.
 
+    The same statement writes the webhook's raw row when receive() still holds it
+    (hub.inbound.take_pending_raw): one round trip fewer again.
+
     A concurrent delivery of the same wamid makes this fail on the unique key: the
     transaction rolls back, the webhook answers 500, Meta retries, and the retry finds
     the message stored."""
@@ -185,7 +189,11 @@ def _insert_message(session: Session, message: Message, conversation: Conversati
         params = {f"message_{column}": getattr(message, column) for column in INBOUND_COLUMNS}
         params.update({f"touch_{column}": value for column, value in changes.items()})
         params.update(touch_id=conversation.id, touch_updated_at=utcnow())
-        message.id = session.execute(_insert_message_touching(tuple(changes)), params).scalar_one()
+        raw_row = take_pending_raw(session)
+        if raw_row is not None:
+            params.update({f"raw_{column}": value for column, value in raw_row.items()})
+        statement = _insert_message_touching(tuple(changes), with_raw=raw_row is not None)
+        message.id = session.execute(statement, params).scalar_one()
         for column, value in changes.items():
             setattr(conversation, column, value)
     else:
@@ -195,17 +203,23 @@ def _insert_message(session: Session, message: Message, conversation: Conversati
 
 
 @functools.cache
-def _insert_message_touching(columns: tuple[str, ...]) -> Insert:
-    """The message's INSERT with its conversation's UPDATE of `columns` as a
-    data-modifying CTE (PostgreSQL), built once per set of columns. In such a statement
-    SQLAlchemy would match a parameter named like a column to that column of both
-    tables, and applies no column default or onupdate: so every value is an explicitly
-    named parameter (message_<column>, touch_<column>, touch_id), updated_at included."""
+def _insert_message_touching(columns: tuple[str, ...], *, with_raw: bool = False) -> Insert:
+    """The message's INSERT with its conversation's UPDATE of `columns` (and the raw
+    webhook's INSERT) as data-modifying CTEs (PostgreSQL), built once per shape. In such
+    a statement SQLAlchemy would match a parameter named like a column to that column of
+    every table, and applies no column default or onupdate: so every value is an
+    explicitly named parameter (message_<column>, touch_<column>, touch_id,
+    raw_<column>), updated_at included."""
     touch = update(_conversations).where(_conversations.c.id == bindparam("touch_id")).values(
         {column: bindparam(f"touch_{column}", type_=_conversations.c[column].type)
          for column in columns + ("updated_at",)})
     values = {column: bindparam(f"message_{column}", type_=_messages.c[column].type) for column in INBOUND_COLUMNS}
-    return insert(_messages).values(values).returning(_messages.c.id).add_cte(touch.cte("touched_conversation"))
+    statement = insert(_messages).values(values).returning(_messages.c.id).add_cte(touch.cte("touched_conversation"))
+    if with_raw:
+        raw = insert(_raw_webhooks).values(
+            {column: bindparam(f"raw_{column}", type_=_raw_webhooks.c[column].type) for column in RAW_COLUMNS})
+        statement = statement.add_cte(raw.cte("raw_webhook"))
+    return statement
 
 
 def store_inbound(session: Session, channels: Channels, m: InboundMessage, now: datetime, *,

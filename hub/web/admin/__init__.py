@@ -21,7 +21,7 @@ def init_admin(app: Flask) -> None:
     views.init(app)
     # Route modules register on `bp` when imported.
     from hub.web.admin import (  # noqa: F401
-        accounts, channels, connectors, dashboard, deliveries, inbox, password, templates,
+        accounts, channels, connector_oauth, connectors, dashboard, deliveries, inbox, password, templates,
     )
 
     app.register_blueprint(bp)

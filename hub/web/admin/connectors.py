@@ -29,6 +29,7 @@ from hub.models import ConnectorRecord
 from hub.security import redact_text
 from hub.web.admin import bp, sample
 from hub.web.admin.auth import ADMIN, roles
+from hub.web.admin.connector_oauth import connect_offer
 from hub.web.admin.forms import (
     FormField, fields_for, flatten_errors, hidden_fields, read_form, submitted_values, with_other_errors,
 )
@@ -217,12 +218,14 @@ def connector(connector_id: int) -> Any:
                 secret_names.append((f.label, f.is_set))
             elif f.name not in hidden:
                 shown.append((f.label, f.value if f.type != "boolean" else f.checked))
-    inbound_url = None
+    inbound_url = oauth_callback = None
     if current_user.role == "admin":
         inbound_url = f"{runtime.config.base_url.rstrip('/')}/webhooks/connectors/{record.webhook_key}"
+        oauth_callback = connect_offer(record)
     return render_template(
         "admin/connector.html", record=record, kind_cls=kind_cls, shown=shown, secret_names=secret_names,
         counts=counts, queue_age=(utcnow() - oldest) if oldest else None, inbound_url=inbound_url,
+        oauth_callback=oauth_callback,
         has_preview=kind_cls is not None and hasattr(kind_cls, "preview"),
     )
 

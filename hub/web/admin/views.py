@@ -76,7 +76,7 @@ def _nav() -> list[tuple[str, Any]]:
 
 
 AREAS = {"dashboard": "admin.dashboard", "inbox": "admin.inbox", "channels": "admin.channels",
-         "connectors": "admin.connectors", "deliveries": "admin.deliveries", "templates": "admin.templates",
+         "connectors": "admin.connectors", "connector_oauth": "admin.connectors", "deliveries": "admin.deliveries", "templates": "admin.templates",
          "accounts": "admin.users"}
 
 

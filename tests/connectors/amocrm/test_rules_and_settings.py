@@ -104,8 +104,8 @@ def test_account_address(url, ok):
 
 @pytest.mark.parametrize("changes, field, message", [
     ({"long_lived_token": None}, "long_lived_token", "missing: client_id, client_secret, redirect_uri"),
-    ({"long_lived_token": None, "client_id": "c", "client_secret": "s", "redirect_uri": "https://h.example/cb"},
-     "authorization_code", "paste an authorization code"),
+    ({"long_lived_token": None, "client_id": "c", "client_secret": "s", "redirect_uri": "https://h.example/cb",
+      "authorize_url": "www.amocrm.ru/oauth"}, "authorize_url", "starting with https://"),
     ({"status_id": 7000011}, "pipeline_id", "choose the pipeline"),
     ({"deal_name_template": "Deal {customer}"}, "deal_name_template", "unknown placeholder {customer}"),
     ({"deal_name_template": "Deal {contact_name"}, "deal_name_template", "bad placeholder syntax"),

@@ -49,7 +49,7 @@ def test_secrets_are_marked_secret():
     from connectors.base import secret_fields
     from connectors.bitrix24.settings import Bitrix24Settings
     assert secret_fields(Bitrix24Settings) == {"webhook_url", "client_secret", "access_token", "refresh_token",
-                                               "application_token"}
+                                               "application_token", "authorization_code"}
 
 
 # -- deliver --------------------------------------------------------------------------------

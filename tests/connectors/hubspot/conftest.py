@@ -16,10 +16,10 @@ def emu() -> Iterator[EmulatorHandle]:
         yield handle
 
 
-def make_connector(runtime, emu: EmulatorHandle, **overrides) -> int:
+def make_connector(runtime, emu: EmulatorHandle, *, name: str = "hubspot", **overrides) -> int:
     settings = {**benchkit.connector_settings(emu.base_url), "rate_limit_per_10s": emu.state.options.per_10_seconds,
                 **overrides}
     with runtime.db.scope() as session:
-        record = create_connector(session, runtime.vault, kind="hubspot", name="hubspot", settings=settings,
+        record = create_connector(session, runtime.vault, kind="hubspot", name=name, settings=settings,
                                   now=utcnow())
         return record.id

@@ -127,12 +127,17 @@ def test_emulator_expired_token_gets_hubspots_401(emu):
     ("client_id", "client_id"),
     ("client_secret", "client_secret"),
     ("redirect_uri", "redirect_uri"),
-    ("authorization_code", "authorization_code"),
 ])
 def test_oauth_settings_name_the_missing_field(runtime, emu, blank, field):
     with pytest.raises(InvalidConnector) as exc:
-        oauth_connector(runtime, emu, **{blank: "" if blank != "authorization_code" else None})
+        oauth_connector(runtime, emu, **{blank: ""})
     assert list(exc.value.errors) == [field]
+
+
+def test_an_oauth_connector_without_a_code_is_saved_not_connected_yet(runtime, emu):
+    cid = oauth_connector(runtime, emu, authorization_code=None)
+    result = instance(runtime, cid).check()
+    assert not result.ok and "not connected to HubSpot yet: press Connect with HubSpot" in result.message
 
 
 def test_settings_refuse_a_bad_redirect_uri_and_a_missing_private_token(runtime, emu):
