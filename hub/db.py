@@ -85,7 +85,14 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = create_engine(url, **kwargs)
         _sqlite_setup(engine)
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
+    # No ping before each checkout: on the webhook hot path that is one round trip in
+    # five. A connection the server dropped (restart, failover) fails its first statement
+    # instead; SQLAlchemy then discards every pooled connection older than the failure,
+    # so one request per process fails (webhook senders retry, workers loop again) and
+    # the next ones get fresh connections. Recycling keeps connections younger than the
+    # idle timeouts of servers and firewalls.
+    kwargs.setdefault("pool_pre_ping", False)
+    kwargs.setdefault("pool_recycle", 1800)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     return create_engine(url, **kwargs)
