@@ -7,12 +7,13 @@ import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, update
 
 from hub.db import utcnow
 from hub.models import Conversation, Event, LeadAttribution, Message, TrackedLink, Visit
 from hub.tracking.matching import claim_code
 from tests.conftest import BACKEND, make_config
+from tests.support.locks import wait_for_lock_waiter
 from tests.support.tracking import make_link, prefilled, text_message, visit
 from tests.support.whatsapp import make_channel, post_signed
 
@@ -196,20 +197,6 @@ def test_every_lead_source_kind_has_the_same_keys(client, runtime, channel, link
     assert all(v is None for k, v in direct.items() if k != "kind")
 
 
-def _wait_for_lock_waiter(runtime) -> None:
-    """PostgreSQL: block until some transaction waits on a row lock (the second claim)."""
-    deadline = time.monotonic() + 30
-    with runtime.db.engine.connect() as conn:
-        while time.monotonic() < deadline:
-            waiting = conn.execute(text(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND wait_event_type = 'Lock'")).scalar()
-            if waiting:
-                return
-            time.sleep(0.01)
-    raise AssertionError("the second claim never waited for the first one's lock")
-
-
 def test_two_transactions_quoting_one_code_first_wins(client, runtime, channel, link):
     r, code = visit(client)
     message = prefilled(r)
@@ -230,7 +217,7 @@ def test_two_transactions_quoting_one_code_first_wins(client, runtime, channel, 
         thread = threading.Thread(target=second)
         thread.start()
         if BACKEND == "postgres":
-            _wait_for_lock_waiter(runtime)  # the second UPDATE really is waiting on the row
+            wait_for_lock_waiter(runtime, "the second claim")  # the second UPDATE really waits on the row
         first_session.commit()
         thread.join(60)
         assert not thread.is_alive()

@@ -5,10 +5,9 @@ one simply finds what the first one stored."""
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from hub.app import create_app
 from hub.conversations import ensure_contact, open_conversation_row
@@ -16,24 +15,13 @@ from hub.db import utcnow
 from hub.inbound import receive
 from hub.models import Contact, Conversation, Event, Message, RawWebhook
 from tests.conftest import BACKEND
+from tests.support.locks import wait_for_lock_waiter
 from tests.support.whatsapp import fixture, make_channel, post_signed
 
 
 @pytest.fixture
 def channel(runtime):
     return make_channel(runtime)
-
-
-def wait_for_lock_waiter(runtime) -> None:
-    """PostgreSQL: block until some transaction waits on a lock (the second webhook's)."""
-    deadline = time.monotonic() + 30
-    with runtime.db.engine.connect() as conn:
-        while time.monotonic() < deadline:
-            if conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                                 "AND wait_event_type = 'Lock'")).scalar():
-                return
-            time.sleep(0.01)
-    raise AssertionError("the second transaction never waited for the first one's lock")
 
 
 def run_while_held(runtime, first_session, second) -> dict:
