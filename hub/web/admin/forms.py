@@ -12,7 +12,7 @@ from dataclasses import dataclass, field as dc_field
 from typing import Any, Iterable, Mapping
 
 from flask_babel import lazy_gettext as _l
-from marshmallow import Schema, fields, missing
+from marshmallow import Schema, ValidationError, fields, missing
 from werkzeug.datastructures import MultiDict
 
 from hub.settings_form import describe_settings
@@ -172,6 +172,18 @@ def read_form(
             continue
         data[name] = value
     return data, errors
+
+
+def load_form(schema: type[Schema], form: MultiDict) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """A form that creates something, read and validated by its schema: the loaded
+    values, or the errors to show beside their fields."""
+    data, errors = read_form(schema, form, creating=True)
+    if errors:
+        return {}, errors
+    try:
+        return schema().load(data), {}
+    except ValidationError as exc:
+        return {}, flatten_errors(exc.messages)
 
 
 def _default(field: fields.Field) -> Any:

@@ -14,7 +14,7 @@ from hub.security import check_password, hash_password
 from hub.users import MIN_PASSWORD
 from hub.web.admin import bp
 from hub.web.admin.auth import ADMIN, AdminUser, roles, sign_in
-from hub.web.admin.forms import fields_for, flatten_errors, read_form, submitted_values
+from hub.web.admin.forms import fields_for, load_form, submitted_values
 
 
 def _new_password(label: Any) -> Any:
@@ -51,12 +51,7 @@ def password() -> Any:
     """Any signed-in user, for their own account: the current password proves it is them."""
     if request.method == "GET":
         return _form(ChangePassword)
-    data, errors = read_form(ChangePassword, request.form, creating=True)
-    if not errors:
-        try:
-            loaded = ChangePassword().load(data)
-        except ValidationError as exc:
-            errors = flatten_errors(exc.messages)
+    loaded, errors = load_form(ChangePassword, request.form)
     if not errors:
         with current_app.extensions["hub"].db.scope() as s:
             user = s.get(User, current_user.id)
@@ -85,12 +80,7 @@ def user_password(user_id: int) -> Any:
         return redirect(url_for("admin.password"))
     if request.method == "GET":
         return _form(NewPassword, target=target)
-    data, errors = read_form(NewPassword, request.form, creating=True)
-    if not errors:
-        try:
-            loaded = NewPassword().load(data)
-        except ValidationError as exc:
-            errors = flatten_errors(exc.messages)
+    loaded, errors = load_form(NewPassword, request.form)
     if errors:
         return _form(NewPassword, target=target, values=submitted_values(request.form), errors=errors, status=422)
     with current_app.extensions["hub"].db.scope() as s:
