@@ -7,7 +7,10 @@ import sys
 import threading
 from typing import Callable
 
+from sqlalchemy import select
+
 from hub.delivery.worker import Worker, worker_id
+from hub.models import User
 from hub.runtime import Runtime
 from hub.scheduler import LeaderScheduler
 
@@ -75,6 +78,16 @@ def run_scheduler(runtime: Runtime) -> None:
         t.join(0.5)
 
 
+def welcome(runtime: Runtime) -> list[str]:
+    """What `hub serve` prints at start: where to go first (setup, or sign-in)."""
+    url = f"http://{runtime.config.web.host}:{runtime.config.web.port}/"
+    with runtime.db.scope() as session:
+        has_users = session.scalar(select(User.id).limit(1)) is not None
+    first = "sign in" if has_users else "the first visit creates the admin account"
+    return [f"hub is running at {url}  (stop with Ctrl+C)", f"  open {url} in a browser: {first}",
+            f"  API docs: {url}api/v1/docs   health: {url}readyz"]
+
+
 def run_web(runtime: Runtime, *, with_background: bool, announce: Callable[[str], None] = print) -> None:
     from waitress import create_server
 
@@ -91,10 +104,8 @@ def run_web(runtime: Runtime, *, with_background: bool, announce: Callable[[str]
         if cfg.scheduler.enabled:
             threads.append(start_scheduler(runtime, stop))
     stop_on_signals(stop, server.close)
-    url = f"http://{cfg.web.host}:{cfg.web.port}/"
-    announce(f"hub is running at {url}  (stop with Ctrl+C)")
-    announce(f"  open {url} in a browser: the first visit creates the admin account")
-    announce(f"  API docs: {url}api/v1/docs   health: {url}readyz")
+    for line in welcome(runtime):
+        announce(line)
     try:
         server.run()
     except OSError:

@@ -118,3 +118,12 @@ def test_webhooks_replay_reprocesses_failed_bodies(run, runtime):
     with runtime.db.scope() as session:
         raw = session.scalars(select(RawWebhook)).one()
         assert raw.status == "processed" and raw.attempts == 3 and raw.error is None
+
+
+def test_serve_says_where_to_go_first(runtime):
+    from hub.processes import welcome
+    from tests.support.admin import make_user
+
+    assert "the first visit creates the admin account" in welcome(runtime)[1]
+    make_user(runtime, "admin")
+    assert welcome(runtime)[1].endswith("in a browser: sign in")
