@@ -29,7 +29,7 @@ chromium:
 # The hub compiles the .po files itself at start-up.
 translations: $(BIN)/.installed
 	$(BIN)/pybabel extract -F hub/translations/babel.cfg -k _l --no-location --omit-header \
-		--sort-output -o hub/translations/messages.pot hub/web/admin hub/web/templates/admin
+		--sort-output -o hub/translations/messages.pot hub/web/admin hub/web/templates/admin connectors
 	$(BIN)/pybabel update -i hub/translations/messages.pot -d hub/translations -l ru \
 		--ignore-obsolete
 

@@ -37,12 +37,14 @@ def test_every_text_has_a_russian_translation_with_the_same_placeholders():
 
 
 def test_catalogue_template_is_up_to_date(tmp_path):
-    """Every text marked in the admin's code and templates is in the catalogue."""
+    """Every text marked in the admin's code and templates, and every label and help of
+    the connectors' settings forms, is in the catalogue."""
     root = Path(__file__).resolve().parent.parent
     out = tmp_path / "messages.pot"
     subprocess.run([sys.executable, "-m", "babel.messages.frontend", "extract", "-F",
                     str(SOURCE_DIR / "babel.cfg"), "-k", "_l", "--no-location", "--omit-header", "-o", str(out),
-                    "hub/web/admin", "hub/web/templates/admin"], cwd=root, check=True, capture_output=True)
+                    "hub/web/admin", "hub/web/templates/admin", "connectors"], cwd=root, check=True,
+                   capture_output=True)
     with out.open("rb") as fh:
         extracted = {m.id if isinstance(m.id, str) else m.id[0] for m in read_po(fh) if m.id}
     translated = {m.id if isinstance(m.id, str) else m.id[0] for m in catalogue() if m.id}
@@ -58,3 +60,16 @@ def test_catalogues_compile_and_are_recompiled_when_stale(tmp_path):
     before = mo.stat().st_mtime_ns
     compile_catalogues(SOURCE_DIR, tmp_path)
     assert mo.stat().st_mtime_ns == before  # up to date: left alone
+
+
+def test_connector_forms_speak_russian(app, runtime):
+    from tests.support.admin import signed_in
+
+    admin = signed_in(app, runtime, "admin")
+    admin.get("/admin/language/ru?next=/admin/")
+    for kind, label, help_text in (
+            ("amocrm", "Адрес аккаунта", "Ваш аккаунт amoCRM или Kommo"),
+            ("bitrix24", "Адрес портала", "Адрес вашего Битрикс24."),
+            ("hubspot", "Access-токен приватного приложения", "Права: crm.objects.contacts read/write")):
+        page = admin.get(f"/admin/connectors/new/{kind}").get_data(as_text=True)
+        assert label in page and help_text in page, kind
