@@ -1,7 +1,9 @@
 """The admin in a real browser (Playwright + Debian's chromium): first-run setup, a
 channel, a webhook connector with Test connection, an inbound emulated message in the
 inbox and its delivery in the log, a dead letter replayed, a reply inside the window and
-one refused outside it, a template with a preview; a screenshot of every page."""
+one refused outside it, a template with a preview; an amoCRM connector against its
+emulator; Connect with HubSpot through its (emulated) install page; a screenshot of
+every page."""
 from __future__ import annotations
 
 import json
@@ -15,13 +17,24 @@ from sqlalchemy import select
 from hub.db import utcnow
 from hub.delivery.worker import Worker
 from hub.models import Conversation, Message, Template
-from tests.support.browser import LiveHub, browser_page, needs_chromium, shots  # noqa: F401 (fixtures)
+from tests.support.browser import LiveHub, browser_page, free_port, needs_chromium, shots  # noqa: F401 (fixtures)
 from tests.support.factories import SECRET
 from tests.support.receiver import Receiver, Reply
 from tests.support.whatsapp import APP_SECRET, PHONE_NUMBER_ID, WABA_ID, fixture, post_signed
 
 pytestmark = [pytest.mark.slow, needs_chromium]
 PASSWORD = "a long admin password"
+
+
+HUB_PORT = free_port()
+
+
+@pytest.fixture
+def config(database_url, tmp_path):
+    """The hub knows the address it is served at (OAuth callbacks are under it)."""
+    from tests.conftest import make_config
+
+    return make_config(database_url, tmp_path, base_url=f"http://127.0.0.1:{HUB_PORT}")
 
 
 def inbound_now(wamid: str, text: str) -> bytes:
@@ -263,4 +276,42 @@ def test_amocrm_connector_against_its_emulator_in_a_browser(app, runtime, browse
         page.click("text=Ana Souza")
         crm = page.inner_text("text=In the CRM >> xpath=..")
         assert "amo" in crm and "#" in crm
+        hrefs = page.locator("text=In the CRM >> xpath=.. >> a").evaluate_all("links => links.map(a => a.href)")
+        assert any(h.startswith(amo.base_url + "/leads/detail/") for h in hrefs), hrefs
         shots(page, "amocrm-conversation-with-crm-links")
+
+
+
+def test_connect_with_hubspot_in_a_browser(app, runtime, browser_page, shots):
+    """The admin presses Connect with HubSpot, approves the app on HubSpot's (emulated)
+    install page and comes back connected: the session cookie survives the round trip."""
+    from connectors.hubspot import benchkit, emulator
+    from hub.connector_store import create_connector, full_settings
+    from hub.models import ConnectorRecord
+    from tests.support.admin import make_user
+
+    callback = f"http://127.0.0.1:{HUB_PORT}/admin/connectors/oauth/callback"
+    page = browser_page
+    make_user(runtime, "admin", "ann@example.com", name="Ann Admin")
+    options = emulator.Options()
+    with benchkit.start_emulator(redirect_uris=(callback,)) as hubspot, LiveHub(app, port=HUB_PORT) as hub:
+        with runtime.db.scope() as s:
+            connector_id = create_connector(s, runtime.vault, kind="hubspot", name="HubSpot", now=utcnow(), settings={
+                **benchkit.connector_settings(hubspot.base_url), "auth_mode": "oauth", "access_token": "",
+                "client_id": options.client_id, "client_secret": options.client_secret,
+                "redirect_uri": options.redirect_uri, "authorize_url": hubspot.base_url + "/oauth/authorize"}).id
+        page.goto(hub.url + "/admin/login")
+        page.fill("#in-email", "ann@example.com")
+        page.fill("#in-password", "correct horse battery")
+        page.click("button[type=submit]")
+        page.goto(f"{hub.url}/admin/connectors/{connector_id}")
+        assert callback in page.content()
+        shots(page, "hubspot-not-connected")
+        page.click("#connect")
+        page.wait_for_url(f"**/admin/connectors/{connector_id}")
+        assert "Connected: Connected to HubSpot account" in page.content(), page.content()[:2000]
+        shots(page, "hubspot-connected")
+        with runtime.db.scope() as s:
+            settings = full_settings(s.get(ConnectorRecord, connector_id), runtime.vault)
+        assert settings["oauth_refresh_token"] and settings["redirect_uri"] == callback
+        assert settings["oauth_refresh_token"] not in page.content()

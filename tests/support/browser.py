@@ -21,10 +21,11 @@ needs_chromium = pytest.mark.skipif(
 
 
 class LiveHub:
-    """The Flask app on 127.0.0.1 with an ephemeral port, in a thread."""
+    """The Flask app on 127.0.0.1, in a thread: on an ephemeral port, or on `port` when
+    the hub must know its own address beforehand (its base_url, for OAuth callbacks)."""
 
-    def __init__(self, app: Any):
-        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+    def __init__(self, app: Any, port: int = 0):
+        self.server = make_server("127.0.0.1", port, app, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -73,3 +74,11 @@ def browser_page(request) -> Iterator[Any]:
 @pytest.fixture
 def shots(request) -> Shots:
     return Shots(ARTIFACTS / "screenshots" / request.node.name)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
