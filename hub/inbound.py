@@ -93,15 +93,18 @@ def receive(session: Session, *, source: str, channel_id: int | None, headers: d
     raw = RawWebhook(source=source, channel_id=channel_id, received_at=now, headers=headers, body=body,
                      status="failed", attempts=1)
 
-    def offer(parsed: RawWebhook) -> None:
-        session.info[_PENDING_RAW] = {column: getattr(parsed, column) for column in RAW_COLUMNS}
+    def row() -> dict[str, Any]:
+        return {column: getattr(raw, column) for column in RAW_COLUMNS}
+
+    def offer(_parsed: RawWebhook) -> None:
+        session.info[_PENDING_RAW] = row()
 
     session.info.pop(_PENDING_RAW, None)
     process_raw(session, raw, now, runtime, channel, before_apply=offer)
-    row = session.info.pop(_PENDING_RAW, None) if raw.status == "processed" else \
-        {column: getattr(raw, column) for column in RAW_COLUMNS}
-    if row is not None:
-        session.execute(_INSERT_RAW, row)
+    # Parsed: the row is still pending unless a processor took it; not parsed: never offered.
+    pending = session.info.pop(_PENDING_RAW, None) if raw.status == "processed" else row()
+    if pending is not None:
+        session.execute(_INSERT_RAW, pending)
     return raw
 
 

@@ -39,30 +39,29 @@ def offers_connect(kind_cls: type[Connector] | None) -> bool:
 def connect_offer(record: ConnectorRecord) -> str | None:
     """The redirect URL to show beside a Connect button, when this connector's settings
     use an authorization page; None otherwise."""
-    runtime = current_app.extensions["hub"]
     kind_cls = registry.find(record.kind)
     if not offers_connect(kind_cls):
         return None
     try:
-        connector = build_connector(runtime.db, runtime.vault, record, clock=utcnow,
-                                    http_timeout=runtime.config.delivery.http_timeout_seconds,
-                                    base_url=runtime.config.base_url)
-        return callback_url() if connector.authorize_url(callback_url(), "-") else None
+        return callback_url() if _build(record).authorize_url(callback_url(), "-") else None
     except Exception:  # settings a connector cannot start with: the page shows the rest
         return None
 
 
-def _connector(connector_id: int) -> tuple[ConnectorRecord, Connector]:
+def _build(record: ConnectorRecord) -> Connector:
     runtime = current_app.extensions["hub"]
-    with runtime.db.scope() as s:
+    return build_connector(runtime.db, runtime.vault, record, clock=utcnow,
+                           http_timeout=runtime.config.delivery.http_timeout_seconds,
+                           base_url=runtime.config.base_url)
+
+
+def _connector(connector_id: int) -> tuple[ConnectorRecord, Connector]:
+    with current_app.extensions["hub"].db.scope() as s:
         record = s.get(ConnectorRecord, connector_id)
         if record is None:
             abort(404)
         s.expunge(record)
-    connector = build_connector(runtime.db, runtime.vault, record, clock=utcnow,
-                                http_timeout=runtime.config.delivery.http_timeout_seconds,
-                                base_url=runtime.config.base_url)
-    return record, connector
+    return record, _build(record)
 
 
 @bp.get("/connectors/<int:connector_id>/connect")
