@@ -145,8 +145,34 @@ class AmoCrmConnector(Connector):
         if expected and account.get("subdomain") and account["subdomain"] != expected:
             return CheckResult(False, f"the token belongs to account {account['subdomain']!r}, "
                                       f"not {expected!r}", details)
-        return CheckResult(True, f"connected to amoCRM account {account.get('name') or account.get('subdomain')!r}",
-                           details)
+        try:
+            subscribed = self._ensure_webhook()
+        except errors.AmoError as exc:
+            return CheckResult(False, f"connected, but the amoCRM webhook could not be set up: {exc.message}",
+                               details)
+        return CheckResult(True, f"connected to amoCRM account {account.get('name') or account.get('subdomain')!r}"
+                           + (f"; {subscribed}" if subscribed else ""), details)
+
+    def _ensure_webhook(self) -> str | None:
+        """Stage rules need amoCRM to call this connector's URL on lead status changes:
+        subscribe it, and enable it again after amoCRM switched it off (it does so to an
+        address that keeps failing). Note replies stay opt-in: every note the hub itself
+        writes would come back, so `note_lead` is kept where the admin subscribed it but
+        never added here. Returns what was done, if anything."""
+        url = self.ctx.webhook_url
+        if not url:
+            return None
+        wanted = {"status_lead"} if self._rules() else set()
+        hooks = self.client.collect("/api/v4/webhooks", "webhooks")
+        ours = next((h for h in hooks if h.get("destination") == url), None)
+        if ours is None and not wanted:
+            return None
+        if ours is not None and not ours.get("disabled") and wanted <= set(ours.get("settings") or []):
+            return None
+        events = sorted(wanted | set((ours or {}).get("settings") or []))
+        self.client.post("/api/v4/webhooks", {"destination": url, "settings": events})
+        done = "enabled again" if ours is not None and ours.get("disabled") else "subscribed"
+        return f"amoCRM webhook {done} for {', '.join(events)}"
 
     def _pipelines(self) -> list[dict[str, Any]]:
         body = self.client.get("/api/v4/leads/pipelines") or {}

@@ -256,8 +256,19 @@ class Emulator:
             self.stats[name] += n
 
     def register_webhook(self, destination: str, settings: list[str] | None = None) -> None:
-        self.webhooks.append({"destination": destination,
-                              "settings": settings or ["status_lead", "note_lead"]})
+        """Subscribe `destination`; subscribing an address again replaces its events and
+        enables it again."""
+        hook = {"destination": destination, "settings": settings or ["status_lead", "note_lead"], "disabled": False}
+        for i, existing in enumerate(self.webhooks):
+            if existing["destination"] == destination:
+                self.webhooks[i] = hook
+                return
+        self.webhooks.append(hook)
+
+    def disable_webhooks(self) -> None:
+        """What amoCRM does to a webhook whose address keeps failing."""
+        for hook in self.webhooks:
+            hook["disabled"] = True
 
     def move_lead(self, lead_id: int, status_id: int, pipeline_id: int | None = None) -> None:
         """A salesperson drags the deal to another stage (fires the status webhook)."""
@@ -297,7 +308,7 @@ class Emulator:
     def _send(self, event: str, payload: dict[str, Any]) -> None:
         body = phpform.encode(payload)
         for hook in self.webhooks:
-            if event in hook["settings"]:
+            if event in hook["settings"] and not hook.get("disabled"):
                 self._outbox.put((hook["destination"], body))
 
     def _status_webhook(self, lead: dict[str, Any], old_status: int, old_pipeline: int) -> None:
@@ -542,7 +553,8 @@ class Emulator:
 
         @app.get("/api/v4/webhooks")
         def webhooks_list() -> Response:
-            items = [{"id": i + 1, "destination": h["destination"], "settings": h["settings"], "disabled": False,
+            items = [{"id": i + 1, "destination": h["destination"], "settings": h["settings"],
+                      "disabled": bool(h.get("disabled")),
                       "sort": 1, "created_at": 1_600_000_000} for i, h in enumerate(emu.webhooks)]
             if not items:
                 return Response(status=204)
@@ -555,8 +567,9 @@ class Emulator:
                 return _invalid(Invalid([{"request_id": "0", "errors": [
                     {"code": "InvalidUrl", "path": "destination", "detail": "This value is not a valid URL."}]}]))
             emu.register_webhook(body["destination"], list(body.get("settings") or []))
-            return hal({"id": len(emu.webhooks), "destination": body["destination"],
-                        "settings": emu.webhooks[-1]["settings"], "disabled": False}, 201)
+            number = next(i for i, h in enumerate(emu.webhooks) if h["destination"] == body["destination"]) + 1
+            return hal({"id": number, "destination": body["destination"],
+                        "settings": emu.webhooks[number - 1]["settings"], "disabled": False}, 201)
 
         return app
 

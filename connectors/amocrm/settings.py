@@ -222,9 +222,8 @@ class AmoCrmSettings(Schema):
         metadata={"label": "Stage -> WhatsApp template rules",
                   "help": "One per line: STAGE_ID -> template:language(variables), e.g. "
                           '7000001/142 -> order_delivered:en(contact.first_name, '
-                          'lead.field[ORDER_NO] | "your order"). Needs a webhook in amoCRM '
-                          "(Settings > Integrations > Webhooks, event: lead status changed) "
-                          "pointing to this connector's webhook URL."},
+                          'lead.field[ORDER_NO] | "your order"). amoCRM must call this connector\'s '
+                          "webhook URL on lead status changes: Test connection subscribes it."},
     )
     reply_prefix = fields.String(
         load_default="/wa", validate=validate.Length(max=20),

@@ -179,3 +179,48 @@ def test_amocrm_unavailable_while_reading_asks_for_a_repeat(runtime, amo):
     with pytest.raises(WebhookRejected) as info:
         connector.handle_webhook(dataclasses.replace(request, form=form))
     assert info.value.status == 503 and "will send the webhook again" in info.value.message
+
+
+# -- Test connection subscribes the connector's URL ----------------------------------------------
+def _with_url(runtime, cid):
+    from hub.connector_store import build_connector
+    from hub.models import ConnectorRecord
+
+    with runtime.db.scope() as session:
+        record = session.get(ConnectorRecord, cid)
+        session.expunge(record)
+    connector = build_connector(runtime.db, runtime.vault, record, clock=utcnow, http_timeout=5,
+                                base_url="https://hub.example.com")
+    return connector, f"https://hub.example.com/webhooks/connectors/{record.webhook_key}"
+
+
+def test_test_connection_subscribes_the_webhook_that_stage_rules_need(runtime, amo):
+    cid = add_connector(runtime, long_lived_settings(amo, stage_rules=["7000014 -> shipped:en(contact.name)"]))
+    connector, url = _with_url(runtime, cid)
+    result = connector.check()
+    assert result.ok and "amoCRM webhook subscribed for status_lead" in result.message
+    assert amo.emulator.webhooks == [{"destination": url, "settings": ["status_lead"], "disabled": False}]
+    again = connector.check()
+    assert again.ok and "webhook" not in again.message  # already there: nothing to do
+    assert len(amo.emulator.webhooks) == 1
+
+
+def test_test_connection_enables_a_webhook_amocrm_switched_off_keeping_its_events(runtime, amo):
+    cid = add_connector(runtime, long_lived_settings(amo, stage_rules=["7000014 -> shipped:en(contact.name)"]))
+    connector, url = _with_url(runtime, cid)
+    amo.register_webhook(url, ["note_lead"])  # the admin subscribed replies by hand
+    assert "subscribed for note_lead, status_lead" in connector.check().message
+    amo.emulator.disable_webhooks()  # after the hub failed to answer many times
+    result = connector.check()
+    assert result.ok and "amoCRM webhook enabled again for note_lead, status_lead" in result.message
+    assert amo.emulator.webhooks == [{"destination": url, "settings": ["note_lead", "status_lead"],
+                                      "disabled": False}]
+
+
+def test_without_stage_rules_nothing_is_subscribed_but_a_switched_off_webhook_comes_back(runtime, amo):
+    connector, url = _with_url(runtime, add_connector(runtime, long_lived_settings(amo)))
+    assert connector.check().ok and amo.emulator.webhooks == []
+    amo.register_webhook(url, ["note_lead"])
+    amo.emulator.disable_webhooks()
+    assert "amoCRM webhook enabled again for note_lead" in connector.check().message
+    assert amo.emulator.webhooks == [{"destination": url, "settings": ["note_lead"], "disabled": False}]
