@@ -55,6 +55,7 @@ class SchedulerSchema(_Section):
     enabled = fields.Boolean(load_default=True)
     lease_seconds = fields.Float(load_default=30.0, validate=_positive())
     retention_days = fields.Integer(load_default=30, validate=validate.Range(min=1))
+    pull_minutes = fields.Integer(load_default=10, validate=validate.Range(min=1, max=1440))
 
 
 class LogSchema(_Section):

@@ -29,15 +29,16 @@ def stop_on_signals(stop: threading.Event, on_stop: Callable[[], None] | None = 
 
 
 def make_worker(runtime: Runtime) -> Worker:
-    """A worker that delivers events to connectors, sends queued WhatsApp messages and
-    syncs templates when the scheduler asks."""
+    """A worker that delivers events to connectors, sends queued WhatsApp messages, and
+    syncs templates and pulls from CRMs when the scheduler asks."""
     from hub.channels.whatsapp.sender import Sender
     from hub.channels.whatsapp.template_sync import TemplateSyncer
+    from hub.connector_pull import ConnectorPuller
 
     owner = worker_id()
     sender = Sender(runtime, owner)
     return Worker(runtime.db, runtime.vault, runtime.config, owner=owner,
-                  sources=[sender.run_once, TemplateSyncer(runtime).run_once])
+                  sources=[sender.run_once, TemplateSyncer(runtime).run_once, ConnectorPuller(runtime).run_once])
 
 
 def start_workers(runtime: Runtime, threads: int, stop: threading.Event) -> list[threading.Thread]:
@@ -52,6 +53,7 @@ def start_workers(runtime: Runtime, threads: int, stop: threading.Event) -> list
 
 def start_scheduler(runtime: Runtime, stop: threading.Event) -> threading.Thread:
     import hub.channels  # noqa: F401  (registers the channels' jobs)
+    import hub.connector_pull  # noqa: F401  (registers the connector pulls)
 
     scheduler = LeaderScheduler(runtime)
     t = threading.Thread(target=scheduler.run, args=(stop,), name="scheduler", daemon=True)

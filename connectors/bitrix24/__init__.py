@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -143,6 +144,14 @@ class Bitrix24Connector(Connector):
 
     def preview(self, batch: list[HubEvent]) -> list[dict[str, Any]]:
         return preview_module.requests_for(batch, links=self.ctx.links, options=self.options)
+
+    def pull(self, since: datetime) -> list[Command]:
+        """Stage rules for deals (leads) that moved since then: what a missed event would
+        have done (Bitrix24 does not repeat an event the hub did not take)."""
+        if not self.options.stage_rules:
+            return []
+        stamp = since.astimezone(timezone.utc).isoformat(timespec="seconds")
+        return list(webhooks.pulled_commands(stamp, client=self.client, links=self.ctx.links, options=self.options))
 
     def handle_webhook(self, request: InboundRequest) -> list[Command]:
         body = webhooks.parse_body(request)

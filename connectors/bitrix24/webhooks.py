@@ -58,6 +58,13 @@ def commands_for(body: dict[str, Any], *, client: Any, links: LinkStore, options
     entity_id = str(fields.get("ID") or "")
     if not entity_id.isdigit():
         raise WebhookRejected(400, f"{event} without data[FIELDS][ID]")
+    return commands_for_entity(kind, entity_id, rules, client=client, links=links)
+
+
+def commands_for_entity(kind: str, entity_id: str, rules: list[Any], *, client: Any,
+                        links: LinkStore) -> list[SendTemplate]:
+    """Read the deal (lead) and its contact; the rules matching its stage, each once per
+    entry into the stage. WebhookRejected(503) when Bitrix24 cannot be read."""
     try:
         answer = client.batch([
             ("entity", f"crm.{kind}.get", {"id": int(entity_id)}),
@@ -96,3 +103,36 @@ def commands_for(body: dict[str, Any], *, client: Any, links: LinkStore, options
             reason=f"Bitrix24 {kind} {entity_id} entered stage {stage}",
         ))
     return commands
+
+
+def moved_since(kind: str, since: str, stages: list[str], *, client: Any) -> list[str]:
+    """IDs of the deals (leads) that entered one of `stages` at or after `since` (ISO
+    time): crm.<kind>.list filtered on MOVED_TIME, 50 a page, `next` as the next start."""
+    stage_field = "STAGE_ID" if kind == "deal" else "STATUS_ID"
+    ids: list[str] = []
+    start: Any = 0
+    while True:
+        try:
+            envelope = client.request(f"crm.{kind}.list", {
+                "filter": {">=MOVED_TIME": since, stage_field: stages}, "select": ["ID"],
+                "order": {"ID": "ASC"}, "start": start})
+        except Bitrix24Error as exc:
+            raise WebhookRejected(503, f"could not list moved {kind}s: {exc.summary()}") from None
+        ids += [str(row.get("ID")) for row in envelope.get("result") or [] if str(row.get("ID") or "").isdigit()]
+        start = envelope.get("next")
+        if not start:
+            return ids
+
+
+def pulled_commands(since: str, *, client: Any, links: LinkStore, options: Options) -> list[SendTemplate]:
+    """What the stage rules ask for deals (leads) that moved since then: the same commands,
+    under the same once-per-entry keys, as their ONCRM*UPDATE events give."""
+    commands: list[SendTemplate] = []
+    for kind in ("deal", "lead"):
+        rules = [r for r in options.stage_rules if r.applies_to(kind, options.target)]
+        if not rules:
+            continue
+        for entity_id in moved_since(kind, since, sorted({r.stage for r in rules}), client=client):
+            commands += commands_for_entity(kind, entity_id, rules, client=client, links=links)
+    return commands
+

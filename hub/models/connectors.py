@@ -28,6 +28,10 @@ class ConnectorRecord(Base):
     health: Mapped[str] = mapped_column(String(16), default="unknown")
     health_message: Mapped[str] = mapped_column(Text, default="")
     health_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Scheduled pulls from the CRM (hub.connector_pull): asked for by the scheduler, done
+    # by a worker; `pulled_until` is where the next pull starts reading.
+    pull_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    pulled_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = created_at()
     updated_at: Mapped[datetime] = updated_at()
 
