@@ -13,11 +13,12 @@ import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from connectors.base import registry
 from hub.commands import execute
 from hub.connector_store import build_connector
+from hub.db import claim_request
 from hub.models import ConnectorRecord
 from hub.scheduler import JobSpec, register_job
 
@@ -67,17 +68,10 @@ class ConnectorPuller:
 
     def _claim(self) -> ConnectorRecord | None:
         with self.runtime.db.scope() as session:
-            query = (select(ConnectorRecord).where(ConnectorRecord.pull_requested_at.is_not(None))
-                     .order_by(ConnectorRecord.pull_requested_at).limit(1))
-            if session.get_bind().dialect.name == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            record = session.scalar(query)
-            if record is None:
-                return None
-            session.execute(update(ConnectorRecord).where(ConnectorRecord.id == record.id)
-                            .values(pull_requested_at=None, updated_at=_keep_updated_at())
-                            .execution_options(synchronize_session=False))
-            session.expunge(record)
+            record = claim_request(session, ConnectorRecord, ConnectorRecord.pull_requested_at,
+                                   updated_at=_keep_updated_at())
+            if record is not None:
+                session.expunge(record)
             return record
 
     def run_once(self) -> int:

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
+from sqlalchemy import JSON, DateTime, MetaData, create_engine, event, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -129,3 +129,19 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def claim_request(session: Session, model: Any, column: Any, **also: Any) -> Any | None:
+    """Take the row that has waited longest with `column` set (a scheduled job's request
+    for a worker): the request is cleared in the caller's transaction, and on PostgreSQL
+    rows another worker is taking are skipped. `also`: more values for that UPDATE. The
+    row returned is as read, before the UPDATE."""
+    query = select(model).where(column.is_not(None)).order_by(column).limit(1)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    row = session.scalar(query)
+    if row is not None:
+        session.execute(update(model).where(model.id == row.id).values({column.key: None, **also})
+                        .execution_options(synchronize_session=False))
+    return row
+

@@ -10,6 +10,7 @@ from hub.channels.whatsapp import templates as tpl
 from hub.channels.whatsapp.channels import endpoint
 from hub.channels.whatsapp.client import WhatsAppClient
 from hub.channels.whatsapp.errors import WhatsAppError, classify
+from hub.db import claim_request
 from hub.http import TimeoutSession
 from hub.models import Channel
 from hub.runtime import Runtime
@@ -83,15 +84,8 @@ class TemplateSyncer:
 
     def _claim(self) -> int | None:
         with self.runtime.db.scope() as session:
-            query = (select(Channel).where(Channel.templates_sync_requested_at.is_not(None))
-                     .order_by(Channel.templates_sync_requested_at).limit(1))
-            if session.get_bind().dialect.name == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            channel = session.scalar(query)
-            if channel is None:
-                return None
-            channel.templates_sync_requested_at = None  # taken: another worker moves on
-            return channel.id
+            channel = claim_request(session, Channel, Channel.templates_sync_requested_at)
+            return channel.id if channel is not None else None
 
     def run_once(self) -> int:
         channel_id = self._claim()
