@@ -93,9 +93,9 @@ class ConnectorPuller:
         except Exception as exc:  # the next request tries again from the same point
             log.warning("pull of connector %s failed: %s", record.name, exc)
             return 1
-        refused = [r for r in results if not r.ok]
-        if commands:
-            log.info("pull of connector %s: %d command(s), %d refused", record.name, len(results), len(refused))
+        if results:
+            log.info("pull of connector %s: %d command(s), %d refused", record.name, len(results),
+                     sum(not r.ok for r in results))
         return 1
 
 

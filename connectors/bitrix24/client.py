@@ -96,6 +96,13 @@ class Bitrix24Client:
             base = str(self.settings["webhook_url"]).rstrip("/") + "/"
         return f"{base}{method}.json"
 
+    def _under_lock(self, fn: Callable[[dict[str, Any]], dict[str, Any] | None]) -> dict[str, Any]:
+        """fn(freshest settings) under the connector's row lock, its changes stored; the
+        settings now stored. Without the hub (tests, scripts) on this client's copy."""
+        if self.update_settings is not None:
+            return self.update_settings(fn)
+        return {**self.settings, **(fn(self.settings) or {})}
+
     def _refresh(self, used_token: str) -> None:
         """Rotate the OAuth tokens under the connector's row lock: if another worker already
         rotated them, take its tokens instead of spending the refresh token twice."""
@@ -105,10 +112,7 @@ class Bitrix24Client:
                 return None
             return self._exchange_refresh_token(fresh)
 
-        if self.update_settings is not None:
-            stored = self.update_settings(rotate)
-        else:
-            stored = {**self.settings, **(rotate(self.settings) or {})}
+        stored = self._under_lock(rotate)
         for key in ("access_token", "refresh_token"):
             if stored.get(key):
                 self.settings[key] = stored[key]
@@ -126,10 +130,7 @@ class Bitrix24Client:
                                                   "with Bitrix24 again (codes are valid 30 seconds)")
             return {**tokens, "authorization_code": ""}
 
-        if self.update_settings is not None:
-            stored = self.update_settings(exchange)
-        else:
-            stored = {**self.settings, **(exchange(self.settings) or {})}
+        stored = self._under_lock(exchange)
         for key in ("access_token", "refresh_token", "authorization_code"):
             self.settings[key] = stored.get(key) or ""
 

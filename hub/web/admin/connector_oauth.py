@@ -23,6 +23,7 @@ from hub.models import ConnectorRecord
 from hub.security import constant_time_equal, redact_text
 from hub.web.admin import bp
 from hub.web.admin.auth import ADMIN, roles
+from hub.web.admin.views import detached_or_404
 
 _STATE = "connector_oauth"  # session key: {"state": ..., "connector_id": ...}
 
@@ -56,11 +57,7 @@ def _build(record: ConnectorRecord) -> Connector:
 
 
 def _connector(connector_id: int) -> tuple[ConnectorRecord, Connector]:
-    with current_app.extensions["hub"].db.scope() as s:
-        record = s.get(ConnectorRecord, connector_id)
-        if record is None:
-            abort(404)
-        s.expunge(record)
+    record = detached_or_404(ConnectorRecord, connector_id)
     return record, _build(record)
 
 

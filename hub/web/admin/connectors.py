@@ -33,7 +33,7 @@ from hub.web.admin.connector_oauth import connect_offer
 from hub.web.admin.forms import (
     FormField, fields_for, flatten_errors, hidden_fields, read_form, submitted_values, with_other_errors,
 )
-from hub.web.admin.views import pretty_json
+from hub.web.admin.views import detached_or_404, pretty_json
 
 log = logging.getLogger(__name__)
 OWN_FIELDS = ("name", "event_types")  # errors that belong to the connector, not its settings
@@ -58,10 +58,7 @@ def _get(s: Any, connector_id: int) -> ConnectorRecord:
 
 
 def _detached(connector_id: int) -> ConnectorRecord:
-    with _runtime().db.scope() as s:
-        record = _get(s, connector_id)
-        s.expunge(record)
-    return record
+    return detached_or_404(ConnectorRecord, connector_id)
 
 
 def _secrets(record: ConnectorRecord) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _, lazy_gettext as _l
 from flask_login import current_user
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
@@ -15,6 +15,7 @@ from hub.users import MIN_PASSWORD
 from hub.web.admin import bp
 from hub.web.admin.auth import ADMIN, AdminUser, roles, sign_in
 from hub.web.admin.forms import fields_for, load_form, submitted_values
+from hub.web.admin.views import detached_or_404
 
 
 def _new_password(label: Any) -> Any:
@@ -71,11 +72,7 @@ def password() -> Any:
 @roles(*ADMIN)
 def user_password(user_id: int) -> Any:
     """An admin sets a new password for someone else (who then gets it from the admin)."""
-    with current_app.extensions["hub"].db.scope() as s:
-        target = s.get(User, user_id)
-        if target is None:
-            abort(404)
-        s.expunge(target)
+    target = detached_or_404(User, user_id)
     if target.id == current_user.id:
         return redirect(url_for("admin.password"))
     if request.method == "GET":

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from hub.models import Channel, Template
 from hub.web.admin import bp, template_form
+from hub.web.admin.views import detached_or_404
 
 STATUSES = ("APPROVED", "PENDING", "REJECTED", "PAUSED", "DISABLED", "DELETED")
 CATEGORIES = ("MARKETING", "UTILITY", "AUTHENTICATION")
@@ -43,11 +44,7 @@ def templates() -> Any:
 @bp.route("/templates/<int:template_id>", methods=["GET", "POST"])
 def template(template_id: int) -> Any:
     """POST only previews (nothing is saved or sent), so every role may use it."""
-    with current_app.extensions["hub"].db.scope() as s:
-        t = s.get(Template, template_id)
-        if t is None:
-            abort(404)
-        s.expunge(t)
+    t = detached_or_404(Template, template_id)
     values = {k: v for k, v in request.form.items() if k != "csrf_token"} if request.method == "POST" else None
     rendered, problem = template_form.preview(t, values)
     if request.headers.get("HX-Request") and request.method == "POST":
