@@ -1,4 +1,4 @@
-"""People who use the admin and the API, and their API tokens."""
+"""People who use the admin and the API, their signed-in admin sessions and their API tokens."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -38,3 +38,18 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = created_at()
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class AdminSession(Base):
+    """One signed-in browser. The session cookie carries a random id and only its hash is
+    kept here, so signing out (deleting the row) makes a copied cookie worthless, and a
+    password change ends every row of that user."""
+
+    __tablename__ = "admin_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256 of the cookie's id
+    created_at: Mapped[datetime] = created_at()
+    # Refreshed at most once a minute; idle rows are refused and pruned at the next sign-in.
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

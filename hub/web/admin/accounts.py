@@ -14,7 +14,7 @@ from hub.db import utcnow
 from hub.models import ApiToken, User
 from hub.models.users import ROLES
 from hub.users import MIN_PASSWORD, InvalidUser, create_api_token, create_user
-from hub.web.admin import bp
+from hub.web.admin import bp, sessions
 from hub.web.admin.auth import ADMIN, roles
 from hub.web.admin.forms import fields_for, flatten_errors, read_form, submitted_values
 
@@ -111,6 +111,8 @@ def user_update(user_id: int) -> Any:
         if user.id == current_user.id and not active:
             flash(_("You cannot switch yourself off."), "error")
             return redirect(url_for("admin.users"))
+        if user.active and not active:
+            sessions.end_all(s, user.id)  # switched off: signed out everywhere, even if switched on again
         user.role, user.active = role, active
         email = user.email
     flash(_("%(email)s updated.", email=email), "success")

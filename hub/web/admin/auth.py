@@ -1,5 +1,8 @@
 """Who may use the admin: first-run setup, sign-in and out, sessions that expire, roles.
 
+Sessions are kept on the server too (sessions.py): the cookie names a row, signing out
+deletes it, and a cookie whose row is gone opens nothing.
+
 Roles form a ladder: a viewer reads everything but users and tokens; an operator also
 works the inbox; an admin does everything. A POST a role may not make answers 403.
 Sign-in attempts are limited per address and e-mail with the shared token bucket, so
@@ -9,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any, Callable
 from urllib.parse import urlsplit
@@ -26,7 +29,7 @@ from hub.models import User
 from hub.ratelimit import TokenBucket
 from hub.security import check_password, hash_password
 from hub.users import MIN_PASSWORD, InvalidUser, create_user
-from hub.web.admin import bp
+from hub.web.admin import bp, sessions
 from hub.web.admin.forms import fields_for, flatten_errors, read_form, submitted_values
 
 csrf = CSRFProtect()
@@ -39,8 +42,9 @@ _DUMMY_HASH = hash_password("not a real password")
 
 
 def password_stamp(password_hash: str) -> str:
-    """A fingerprint of the password hash kept in the session: changing the password
-    signs out every other session of that user."""
+    """A fingerprint of the password hash kept in the session cookie beside the session's
+    id: the views that change a password end the user's sessions (sessions.end_all), and
+    this ends them too however else the hash may change."""
     return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
 
 
@@ -51,13 +55,14 @@ class AdminUser(UserMixin):
     name: str
     role: str
     stamp: str
+    session_id: str = field(default="", repr=False)  # a credential: never in a log line
 
     @classmethod
-    def of(cls, user: User) -> "AdminUser":
-        return cls(user.id, user.email, user.name, user.role, password_stamp(user.password_hash))
+    def of(cls, user: User, session_id: str = "") -> "AdminUser":
+        return cls(user.id, user.email, user.name, user.role, password_stamp(user.password_hash), session_id)
 
     def get_id(self) -> str:
-        return f"{self.id}.{self.stamp}"
+        return f"{self.stamp}.{self.session_id}"
 
     def can(self, *roles: str) -> bool:
         return self.role in roles
@@ -71,18 +76,24 @@ def _runtime() -> Any:
     return current_app.extensions["hub"]
 
 
+def _lifetime() -> timedelta:
+    return current_app.permanent_session_lifetime
+
+
 @login_manager.user_loader
-def _load_user(session_id: str) -> AdminUser | None:
-    user_id, _, stamp = session_id.partition(".")
-    if not user_id.isdigit():
-        return None
+def _load_user(cookie_id: str) -> AdminUser | None:
+    stamp, _, session_id = cookie_id.partition(".")
+    if not session_id:
+        return None  # a cookie from before sessions were kept on the server
     with _runtime().db.scope() as s:
-        user = s.get(User, int(user_id))
-        if user is None or not user.active:
+        user = sessions.find(s, session_id, now=utcnow(), idle=_lifetime())
+        if user is None:
+            return None  # signed out, ended by a password change, or idle too long
+        if not user.active:
             return None  # deactivated users are signed out at their next request
         if stamp != password_stamp(user.password_hash):
             return None  # the password changed since this session signed in
-        return AdminUser.of(user)
+        return AdminUser.of(user, session_id)
 
 
 def init(app: Flask) -> None:
@@ -132,8 +143,7 @@ def _guard() -> Any:
     if not has_users():
         return redirect(url_for("admin.setup"))
     if current_user.is_authenticated and _session_expired():
-        logout_user()
-        session.clear()
+        sign_out()
         flash(_("Your session expired. Please sign in again."), "info")
         return redirect(url_for("admin.login", next=request.full_path if request.method == "GET" else None))
     if not current_user.is_authenticated:
@@ -214,11 +224,28 @@ def _authenticate(email: str, password: str) -> AdminUser | None:
         return AdminUser.of(user)
 
 
-def sign_in(user: AdminUser) -> None:
+def sign_in(user: AdminUser, *, end_others: bool = False) -> None:
+    """A new server-side session for this browser; `end_others` also ends every other
+    session of the user (after a password change)."""
+    now = utcnow()
+    with _runtime().db.scope() as s:
+        if end_others:
+            sessions.end_all(s, user.id)
+        sessions.prune(s, now=now, idle=_lifetime())
+        session_id = sessions.start(s, user.id, now=now)
     session.clear()  # a fresh session: nothing from before sign-in carries over
     session.permanent = True
-    login_user(user)
-    session["seen"] = int(utcnow().timestamp())
+    login_user(replace(user, session_id=session_id))
+    session["seen"] = int(now.timestamp())
+
+
+def sign_out() -> None:
+    """Ends this browser's session on the server, so a saved copy of the cookie is useless."""
+    if current_user.is_authenticated and current_user.session_id:
+        with _runtime().db.scope() as s:
+            sessions.end(s, current_user.session_id)
+    logout_user()
+    session.clear()
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -252,8 +279,7 @@ def login() -> Any:
 
 @bp.post("/logout")
 def logout() -> Any:
-    logout_user()
-    session.clear()
+    sign_out()
     flash(_("You are signed out."), "info")
     return redirect(url_for("admin.login"))
 

@@ -1,5 +1,5 @@
 """Each user changes their own password; an admin sets a new one for someone who lost
-theirs. A changed password signs out the user's other sessions (auth.password_stamp)."""
+theirs. A changed password ends the user's other sessions on the server (sessions.py)."""
 from __future__ import annotations
 
 from typing import Any
@@ -12,7 +12,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from hub.models import User
 from hub.security import check_password, hash_password
 from hub.users import MIN_PASSWORD
-from hub.web.admin import bp
+from hub.web.admin import bp, sessions
 from hub.web.admin.auth import ADMIN, AdminUser, roles, sign_in
 from hub.web.admin.forms import fields_for, load_form, submitted_values
 from hub.web.admin.views import detached_or_404
@@ -63,7 +63,7 @@ def password() -> Any:
                 me = AdminUser.of(user)
     if errors:
         return _form(ChangePassword, values=submitted_values(request.form), errors=errors, status=422)
-    sign_in(me)  # this session stays signed in under the new password; the others end
+    sign_in(me, end_others=True)  # this browser stays signed in under the new password; the others end
     flash(_("Password changed. Your other sessions are signed out."), "success")
     return redirect(url_for("admin.dashboard"))
 
@@ -83,6 +83,7 @@ def user_password(user_id: int) -> Any:
     with current_app.extensions["hub"].db.scope() as s:
         user = s.get(User, user_id)
         user.password_hash = hash_password(loaded["new_password"])
+        sessions.end_all(s, user_id)
     flash(_("New password set for %(email)s; their sessions are signed out.", email=target.email), "success")
     return redirect(url_for("admin.users"))
 
