@@ -183,7 +183,7 @@ def ensure_contact(session: Session, *, wa_id: str | None, user_id: str | None, 
             return ContactRow(*created)
         contact = find_contact_row(session, wa_id=wa_id, user_id=user_id)  # a concurrent webhook's
         if contact is None:
-            raise LookupError(f"contact {wa_id or user_id} conflicts on a unique key but cannot be read")
+            raise LookupError("a new contact conflicts on a unique key but cannot be read")
     refresh_contact(session, contact, wa_id=wa_id, user_id=user_id, name=name, username=username)
     return contact
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from hub.config import Config, load_config
 from hub.db import Database
+from hub.logs import redact_handlers
 from hub.security import Vault, load_vault
 
 if TYPE_CHECKING:
@@ -24,7 +25,9 @@ class Runtime:
     def from_config(cls, config: Config | None = None) -> "Runtime":
         config = config or load_config()
         vault = load_vault(config)  # fails early and clearly when the key is missing
-        return cls(config=config, db=Database(config.database_url), vault=vault)
+        # Statement parameters are customer data: shown in errors only at debug level.
+        db = Database(config.database_url, hide_parameters=config.log.level != "DEBUG")
+        return cls(config=config, db=db, vault=vault)
 
     @functools.cached_property
     def media_links(self) -> "MediaLinks":
@@ -39,6 +42,8 @@ def setup_logging(config: Config) -> None:
         level=getattr(logging, config.log.level),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if config.log.level != "DEBUG":
+        redact_handlers()
     # requests/urllib3 log full URLs at DEBUG, which can carry tokens in query strings.
     logging.getLogger("urllib3").setLevel(logging.WARNING)
     # Library chatter (job added, plugin set up) is not news at INFO.

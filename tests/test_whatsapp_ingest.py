@@ -236,3 +236,21 @@ def test_message_for_another_number_is_kept_raw_only(client, runtime, channel):
     assert post_signed(client, key, body).status_code == 200
     assert count(runtime, RawWebhook, RawWebhook.status == "processed") == 1
     assert count(runtime, Message) == 0
+
+
+@pytest.mark.parametrize("name", ["system_user_changed_number", "system_customer_changed_number"])
+def test_a_number_change_moves_the_contact_with_its_history(client, runtime, channel, name):
+    """user_changed_number, and customer_changed_number as older webhook versions send it."""
+    _, key = channel
+    assert post_signed(client, key, fixture("text")).status_code == 200
+    assert post_signed(client, key, fixture(name)).status_code == 200
+    with runtime.db.scope() as session:
+        contact = session.scalars(select(Contact)).one()
+        assert (contact.wa_id, contact.phone) == ("15559990000", "+15559990000")
+    later = json.loads(fixture("text"))
+    message = later["entry"][0]["changes"][0]["value"]["messages"][0]
+    message["from"], message["id"] = "15559990000", "wamid.after.the.change"
+    later["entry"][0]["changes"][0]["value"]["contacts"][0]["wa_id"] = "15559990000"
+    assert post_signed(client, key, json.dumps(later).encode()).status_code == 200
+    assert count(runtime, Contact) == 1 and count(runtime, Conversation) == 1
+    assert count(runtime, Message) == 3

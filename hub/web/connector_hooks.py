@@ -17,6 +17,7 @@ from hub.commands import execute
 from hub.connector_store import build_connector
 from hub.db import utcnow
 from hub.models import ConnectorRecord
+from hub.web.webhooks import possible_key
 
 log = logging.getLogger(__name__)
 bp = Blueprint("connector_hooks", __name__, url_prefix="/webhooks/connectors")
@@ -37,6 +38,8 @@ def _inbound() -> InboundRequest:
 @bp.route("/<key>", methods=["GET", "POST"])
 def receive(key: str):
     runtime = current_app.extensions["hub"]
+    if not possible_key(key):
+        return jsonify(error="unknown webhook"), 404
     with runtime.db.scope() as session:
         record = session.scalar(select(ConnectorRecord).where(ConnectorRecord.webhook_key == key))
         if record is None or not record.enabled:

@@ -17,7 +17,7 @@ from hub.channels.whatsapp.channels import secrets_of
 from hub.channels.whatsapp.signature import verify_meta_signature
 from hub.channels.whatsapp.webhook_channels import WebhookChannel, WebhookChannels
 from hub.db import utcnow
-from hub.inbound import receive
+from hub.inbound import describe, is_bad_data, receive
 from hub.models import Channel
 from hub.security import constant_time_equal
 
@@ -34,7 +34,15 @@ def _remember_channels(state) -> None:
     state.app.extensions[CHANNELS] = WebhookChannels(state.app.extensions["hub"].vault)
 
 
+def possible_key(key: str) -> bool:
+    """Could this be a URL key the hub made (64 characters at most, no NUL)? Anything
+    else is a 404 before the database sees it: PostgreSQL refuses NUL in text."""
+    return len(key) <= 64 and "\x00" not in key
+
+
 def _channel(session, key: str) -> Channel:
+    if not possible_key(key):
+        abort(404)
     channel = session.scalar(select(Channel).where(Channel.key == key))
     if channel is None:
         abort(404)
@@ -78,25 +86,45 @@ _NOTE_LAST_WEBHOOK = update(Channel.__table__).where(Channel.__table__.c.id == b
 def whatsapp_receive(key: str):
     runtime = current_app.extensions["hub"]
     channels: WebhookChannels = current_app.extensions[CHANNELS]
+    if not possible_key(key):
+        abort(404)
     body = request.get_data(cache=False)
     now = utcnow()
-    with runtime.db.scope() as session:
-        channel = channels.get(session, key)
-        if channel is not None and not _authentic(channel, body):
-            channel = channels.get(session, key, fresh=True)  # the secret may have just changed
+    channel = None
+    try:
+        with runtime.db.scope() as session:
+            channel = channels.get(session, key)
             if channel is not None and not _authentic(channel, body):
-                log.warning("rejected a webhook for channel %s: bad signature or token", channel.id)
-                return Response("signature does not match", status=401, mimetype="text/plain")
-        if channel is None:
-            abort(404)
-        receive(session, source="whatsapp", channel_id=channel.id, channel=channel, body=body, now=now,
-                runtime=runtime, headers=_kept_headers())
-        noted = channel.last_webhook_at is None or now - channel.last_webhook_at > LAST_WEBHOOK_EVERY
-        if noted:
-            session.execute(_NOTE_LAST_WEBHOOK, {"channel_id": channel.id, "last_webhook_at": now})
+                channel = channels.get(session, key, fresh=True)  # the secret may have just changed
+                if channel is not None and not _authentic(channel, body):
+                    log.warning("rejected a webhook for channel %s: bad signature or token", channel.id)
+                    return Response("signature does not match", status=401, mimetype="text/plain")
+            if channel is None:
+                abort(404)
+            noted = _store(session, runtime, channel, body, now)
+    except Exception as exc:
+        if channel is None or not is_bad_data(exc):
+            raise
+        # The body as a whole did not store because of what it holds: store it again part
+        # by part, so that only the parts at fault are refused (and named), and answer
+        # 200 so that Meta does not resend the batch for days.
+        log.warning("webhook for channel %s did not store whole (%s); storing it part by part",
+                    channel.id, describe(exc))
+        with runtime.db.scope() as session:
+            noted = _store(session, runtime, channel, body, now, isolate=True)
     if noted:
         channels.webhook_seen(key, now)
     return Response("ok", status=200, mimetype="text/plain")
+
+
+def _store(session, runtime, channel: WebhookChannel, body: bytes, now, *, isolate: bool = False) -> bool:
+    """Keep and apply the body; True when the channel's last-webhook time was written."""
+    receive(session, source="whatsapp", channel_id=channel.id, channel=channel, body=body, now=now,
+            runtime=runtime, headers=_kept_headers(), isolate=isolate)
+    noted = channel.last_webhook_at is None or now - channel.last_webhook_at > LAST_WEBHOOK_EVERY
+    if noted:
+        session.execute(_NOTE_LAST_WEBHOOK, {"channel_id": channel.id, "last_webhook_at": now})
+    return noted
 
 
 @bp.errorhandler(500)

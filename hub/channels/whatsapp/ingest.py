@@ -138,13 +138,19 @@ def _payload(m: InboundMessage) -> dict[str, Any]:
         "errors": [asdict(e) for e in m.errors],
         "forwarded": m.forwarded,
         "original_type": m.type if m.type not in KNOWN_TYPES else None,
+        **({"parse_errors": list(m.parse_errors)} if m.parse_errors else {}),
     }
+
+
+# customer_changed_number is how older webhook versions name the same change.
+NUMBER_CHANGES = frozenset({"user_changed_number", "customer_changed_number"})
 
 
 def _number_change(session: Session, contact: ContactRow, m: InboundMessage, now: datetime) -> None:
     """system/user_changed_number: the contact keeps its history under the new number."""
     new_wa_id = m.content.get("wa_id") or m.content.get("new_wa_id")
-    if m.content.get("type") != "user_changed_number" or not new_wa_id or new_wa_id == contact.wa_id:
+    if m.content.get("type") not in NUMBER_CHANGES or not isinstance(new_wa_id, str) or \
+            not new_wa_id or new_wa_id == contact.wa_id or len(new_wa_id) > 32:
         return
     if session.scalar(select(Contact.id).where(Contact.wa_id == new_wa_id)):
         log.warning("contact %s changed number to one another contact already has", contact.id)
@@ -301,4 +307,10 @@ def _annotate_original(session: Session, m: InboundMessage) -> None:
     original.payload = {**(original.payload or {}), **note}
 
 
-register_processor("whatsapp", Processor(parse=parse, apply=apply))
+def split(parsed: ParsedWebhook) -> list[tuple[str, ParsedWebhook]]:
+    """One part per item, named by its place in the body (or its kind and position)."""
+    return [(getattr(item, "where", "") or f"item {i} ({type(item).__name__})", ParsedWebhook(items=(item,)))
+            for i, item in enumerate(parsed.items)]
+
+
+register_processor("whatsapp", Processor(parse=parse, apply=apply, split=split))

@@ -11,13 +11,14 @@ InboundMessage(type=<as sent>), unknown fields Unhandled.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable
 
 from hub.inbound import PayloadError
 
+from hub import storable
 from .types import (
     InboundMessage,
     Item,
@@ -38,25 +39,58 @@ from .types import (
 
 WABA_OBJECT = "whatsapp_business_account"
 
+# Column widths of what identifies a message or a user (hub.models): a longer value is
+# not one Meta sends, and it could not be stored or matched, so its item is refused.
+MAX_MESSAGE_ID = 255
+MAX_WA_ID = 32
+MAX_USER_ID = 160
+MAX_STATUS = 16  # sent, delivered, read, played, failed, deleted, warning, ...
+# Display values are cut to their column instead: the message itself is still good.
+MAX_NAME = 256
+MAX_USERNAME = 128
+
+
+@dataclass
+class _Sink:
+    """What one parse collects besides its items: refused parts and repaired values."""
+
+    notes: storable.Notes
+    problems: list[str] = field(default_factory=list)
+
+    def refuse(self, exc: PayloadError) -> None:
+        self.problems.append(str(exc))
+
+    def notes_under(self, where: str) -> tuple[str, ...]:
+        prefix = where + "."
+        return tuple(f"{place[len(prefix):]}: {what}" for place, what in self.notes.items()
+                     if place.startswith(prefix))
+
 
 def parse(body: bytes) -> ParsedWebhook:
-    doc = _load(body)
+    """Only the envelope (not JSON, not a WABA body, no entry list) fails the whole body;
+    a bad entry, change, message or status is refused alone (ParsedWebhook.problems)."""
+    doc, notes = _load(body)
     if "object" not in doc:
         raise PayloadError("body: `object` is missing (expected 'whatsapp_business_account')")
     if doc["object"] != WABA_OBJECT:
         raise PayloadError(
             f"body: `object` is {doc['object']!r}, not 'whatsapp_business_account'"
         )
+    sink = _Sink(notes)
     items: list[Item] = []
     for i, entry in enumerate(_required_list(doc, "entry", "body")):
-        items.extend(_entry(entry, f"entry[{i}]"))
-    return ParsedWebhook(items=tuple(items))
+        try:
+            items.extend(_entry(entry, f"entry[{i}]", sink))
+        except PayloadError as exc:
+            sink.refuse(exc)
+    return ParsedWebhook(items=tuple(items), problems=tuple(sink.problems),
+                         notes=tuple(f"{place}: {what}" for place, what in notes.items()))
 
 
 # --- the envelope ---------------------------------------------------------------------
 
 
-def _load(body: bytes) -> dict[str, Any]:
+def _load(body: bytes) -> tuple[dict[str, Any], storable.Notes]:
     if not isinstance(body, (bytes, bytearray)):
         raise TypeError("parse() takes the raw request bytes")
     if not body.strip():
@@ -66,12 +100,12 @@ def _load(body: bytes) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise PayloadError(f"body is not UTF-8: invalid byte at offset {exc.start}") from None
     try:
-        doc = json.loads(text)
+        doc, notes = storable.load(text)
     except json.JSONDecodeError as exc:
         raise PayloadError(f"body is not JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise PayloadError(f"body is a JSON {_kind(doc)}, not an object")
-    return doc
+    return doc, notes
 
 
 @dataclass(frozen=True)
@@ -81,21 +115,25 @@ class _Change:
     field: str
     value: dict[str, Any]
     where: str  # "entry[0].changes[1].value"
+    sink: _Sink
 
 
-def _entry(entry: Any, where: str) -> list[Item]:
+def _entry(entry: Any, where: str, sink: _Sink) -> list[Item]:
     entry = _object(entry, where)
     waba_id = _required_id(entry, "id", where)
     time = _optional_time(entry, "time", where)
     items: list[Item] = []
     for j, change in enumerate(_required_list(entry, "changes", where)):
         cwhere = f"{where}.changes[{j}]"
-        change = _object(change, cwhere)
-        field_name = _required_str(change, "field", cwhere)
-        value = _object(_required(change, "value", cwhere), f"{cwhere}.value")
-        c = _Change(waba_id, time, field_name, value, f"{cwhere}.value")
-        handler = _FIELDS.get(field_name, _unhandled)
-        items.extend(handler(c))
+        try:
+            change = _object(change, cwhere)
+            field_name = _required_str(change, "field", cwhere)
+            value = _object(_required(change, "value", cwhere), f"{cwhere}.value")
+            c = _Change(waba_id, time, field_name, value, f"{cwhere}.value", sink)
+            handler = _FIELDS.get(field_name, _unhandled)
+            items.extend(handler(c))
+        except PayloadError as exc:
+            sink.refuse(exc)
     return items
 
 
@@ -127,10 +165,17 @@ def _messages_field(c: _Change) -> list[Item]:
     for key in c.value:  # body order: messages/statuses/errors as Meta wrote them
         if key == "messages":
             for i, m in enumerate(_required_list(c.value, "messages", c.where)):
-                items.append(_message(m, route, contacts, f"{c.where}.messages[{i}]"))
+                where = f"{c.where}.messages[{i}]"
+                try:
+                    items.append(_message(m, route, contacts, where, c.sink.notes_under(where)))
+                except PayloadError as exc:
+                    c.sink.refuse(exc)
         elif key == "statuses":
             for i, s in enumerate(_required_list(c.value, "statuses", c.where)):
-                items.append(_status(s, route, contacts, f"{c.where}.statuses[{i}]"))
+                try:
+                    items.append(_status(s, route, contacts, f"{c.where}.statuses[{i}]"))
+                except PayloadError as exc:
+                    c.sink.refuse(exc)
         elif key == "errors":
             errors = _errors(c.value, c.where)
             if errors:
@@ -144,13 +189,14 @@ def _contacts(value: dict[str, Any], where: str) -> list[WaContact]:
         cwhere = f"{where}.contacts[{i}]"
         raw = _object(raw, cwhere)
         profile = _object(raw.get("profile") or {}, f"{cwhere}.profile")
+        username = _optional_str(profile, "username")
         out.append(
             WaContact(
                 wa_id=_optional_str(raw, "wa_id"),
                 user_id=_optional_str(raw, "user_id"),
                 parent_user_id=_optional_str(raw, "parent_user_id"),
-                name=_optional_str(profile, "name") or "",
-                username=_optional_str(profile, "username"),
+                name=(_optional_str(profile, "name") or "")[:MAX_NAME],
+                username=username[:MAX_USERNAME] if username else None,
             )
         )
     return out
@@ -167,9 +213,10 @@ def _match_contact(
     return None
 
 
-def _message(m: Any, route: Route, contacts: list[WaContact], where: str) -> InboundMessage:
+def _message(m: Any, route: Route, contacts: list[WaContact], where: str,
+             parse_errors: tuple[str, ...] = ()) -> InboundMessage:
     m = _object(m, where)
-    msg_id = _required_str(m, "id", where)
+    msg_id = _fitting(_required_str(m, "id", where), MAX_MESSAGE_ID, f"{where}.id")
     timestamp = _timestamp(_required(m, "timestamp", where), f"{where}.timestamp")
     mtype = _required_str(m, "type", where)
     content = _content(m, mtype, where)
@@ -185,6 +232,8 @@ def _message(m: Any, route: Route, contacts: list[WaContact], where: str) -> Inb
         from_user_id = _optional_str(content, "previous_user_id")
     if not (from_wa_id or from_user_id):
         raise PayloadError(f"{where}: no sender (neither `from` nor `from_user_id`)")
+    _fitting(from_wa_id, MAX_WA_ID, f"{where}.from")
+    _fitting(from_user_id, MAX_USER_ID, f"{where}.from_user_id")
 
     errors = _errors(m, where)
     renderer = _RENDERERS.get(mtype, _render_unknown)
@@ -192,6 +241,10 @@ def _message(m: Any, route: Route, contacts: list[WaContact], where: str) -> Inb
     context = _object(m.get("context") or {}, f"{where}.context")
     frequently = context.get("frequently_forwarded") is True
     referral = m.get("referral")
+    reply_to = _optional_str(context, "id")
+    if reply_to is not None and len(reply_to) > MAX_MESSAGE_ID:  # the message itself is fine
+        parse_errors += (f"context.id: longer than {MAX_MESSAGE_ID} characters, not kept as the reply target",)
+        reply_to = None
     return InboundMessage(
         route=route,
         id=msg_id,
@@ -201,13 +254,15 @@ def _message(m: Any, route: Route, contacts: list[WaContact], where: str) -> Inb
         from_user_id=from_user_id,
         contact=contact,
         content=content,
-        reply_to=_optional_str(context, "id"),
+        reply_to=reply_to,
         forwarded=context.get("forwarded") is True or frequently,  # >5 times is still forwarded
         frequently_forwarded=frequently,
         referred_product=_optional_object(context, "referred_product", f"{where}.context"),
         referral=_object(referral, f"{where}.referral") if referral is not None else None,
         errors=errors,
         raw=m,
+        where=where,
+        parse_errors=parse_errors,
         **rendered,
     )
 
@@ -420,8 +475,8 @@ def _status(s: Any, route: Route, contacts: list[WaContact], where: str) -> Stat
     pricing = s.get("pricing")
     return StatusUpdate(
         route=route,
-        message_id=_required_str(s, "id", where),
-        status=_required_str(s, "status", where).lower(),
+        message_id=_fitting(_required_str(s, "id", where), MAX_MESSAGE_ID, f"{where}.id"),
+        status=_fitting(_required_str(s, "status", where), MAX_STATUS, f"{where}.status").lower(),
         timestamp=_timestamp(_required(s, "timestamp", where), f"{where}.timestamp"),
         recipient_id=recipient_id,
         recipient_user_id=recipient_user_id,
@@ -430,6 +485,7 @@ def _status(s: Any, route: Route, contacts: list[WaContact], where: str) -> Stat
         conversation=_optional_object(s, "conversation", where),
         biz_opaque_callback_data=_optional_str(s, "biz_opaque_callback_data"),
         raw=s,
+        where=where,
     )
 
 
@@ -756,6 +812,13 @@ def _optional_str(holder: dict[str, Any], key: str) -> str | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     return value if isinstance(value, str) else None
+
+
+def _fitting(value: str | None, limit: int, where: str) -> str | None:
+    """An identifier no longer than its column: a longer one is no id Meta sends."""
+    if value is not None and len(value) > limit:
+        raise PayloadError(f"{where}: longer than {limit} characters ({len(value)})")
+    return value
 
 
 def _upper(value: str | None) -> str | None:

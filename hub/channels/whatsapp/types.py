@@ -73,6 +73,9 @@ class InboundMessage:
     errors: tuple[WaError, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict)
     original_message_id: str | None = None  # revoke/edit: the wamid deleted or edited
+    where: str = ""  # its place in the body: "entry[0].changes[0].value.messages[1]"
+    # What had to change for it to be storable (storable.py), place by place.
+    parse_errors: tuple[str, ...] = ()
 
     @property
     def opens_window(self) -> bool:
@@ -108,6 +111,7 @@ class StatusUpdate:
     conversation: dict[str, Any] | None = None  # id, expiration, origin.type
     biz_opaque_callback_data: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    where: str = ""
 
 
 @dataclass(frozen=True)
@@ -197,6 +201,11 @@ Item = Union[InboundMessage, StatusUpdate, TemplateEvent, NumberEvent, UserPrefe
 @dataclass(frozen=True)
 class ParsedWebhook:
     items: tuple[Item, ...]  # in the order they appear in the body
+    # Parts of the body that were refused, each "<place>: <fault>"; the rest is stored
+    # and the raw webhook is marked failed (replayable) with these as its error.
+    problems: tuple[str, ...] = ()
+    # Values repaired to be storable (storable.py), each "<place>: <what changed>".
+    notes: tuple[str, ...] = ()
 
     def of(self, cls: type) -> list[Any]:
         return [i for i in self.items if isinstance(i, cls)]
