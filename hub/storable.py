@@ -13,11 +13,15 @@ stays only in the raw body.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 MAX_DEPTH = 64  # Meta's own payloads go about 12 levels deep
 TOO_DEEP = "[nested too deeply: kept only in the raw webhook]"
 REPLACEMENT = "\ufffd"
+
+# \u0000, or a surrogate escape (paired ones included: they are rare, and cheap to check)
+_RISKY_ESCAPE = re.compile(r"\\u(?:0000|[dD][89abcdefABCDEF])")
 
 Notes = dict[str, str]  # place in the body -> what was changed there
 
@@ -28,9 +32,10 @@ def load(text: str) -> tuple[Any, Notes]:
         doc = json.loads(text)
     except RecursionError:
         doc = json.loads(flatten_deep(text))
-    if "\\u" not in text and text.count("{") + text.count("[") <= MAX_DEPTH:
-        # No escape: no NUL (raw control characters are not JSON) and no surrogate
-        # (the UTF-8 decoder refuses them); few brackets: not deep. Every real webhook.
+    if _RISKY_ESCAPE.search(text) is None and text.count("{") + text.count("[") <= MAX_DEPTH:
+        # NUL can only come from a \u0000 escape (raw control characters are not JSON),
+        # a surrogate only from a \ud800-\udfff one (the UTF-8 decoder refuses them);
+        # few brackets: not deep. Every real webhook takes this way.
         return doc, {}
     notes: Notes = {}
     return _repair(doc, "", 0, notes), notes
