@@ -68,6 +68,8 @@ class LogSchema(_Section):
 class AdminSchema(_Section):
     session_minutes = fields.Integer(load_default=480, validate=validate.Range(5, 60 * 24 * 30))
     login_attempts = fields.Integer(load_default=5, validate=validate.Range(1, 1000))
+    login_attempts_per_address = fields.Integer(load_default=10, validate=validate.Range(1, 10000))
+    login_attempts_per_account = fields.Integer(load_default=10, validate=validate.Range(1, 10000))
     login_window_seconds = fields.Integer(load_default=300, validate=validate.Range(1, 24 * 3600))
     default_language = fields.String(load_default="en", validate=validate.OneOf(["en", "ru"]))
     closing_soon_minutes = fields.Integer(load_default=120, validate=validate.Range(1, 24 * 60))

@@ -55,6 +55,19 @@ class TokenBucket:
             bucket.tokens = available
             return (tokens - available) / self.rate
 
+    def give_back(self, tokens: float = 1.0) -> None:
+        """Return tokens taken for an attempt that turned out not to count (a sign-in that
+        succeeded), never filling the bucket past its burst."""
+        now = self.clock()
+        with self.db.scope() as session:
+            bucket = session.scalar(
+                select(RateBucket).where(RateBucket.name == self.name).with_for_update()
+            )
+            if bucket is not None:
+                elapsed = max(0.0, (now - bucket.updated_at).total_seconds())
+                bucket.tokens = min(self.burst, bucket.tokens + elapsed * self.rate + tokens)
+                bucket.updated_at = now
+
     def take(self, tokens: float = 1.0) -> None:
         """Block until `tokens` are taken."""
         while True:
@@ -96,6 +109,12 @@ class MemoryBucket:
                 self.tokens -= tokens
                 return 0.0
             return (tokens - self.tokens) / self.rate
+
+    def give_back(self, tokens: float = 1.0) -> None:
+        with self._lock:
+            now = self.clock()
+            self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate + tokens)
+            self.updated = now
 
     def take(self, tokens: float = 1.0) -> None:
         while (wait := self.try_take(tokens)) > 0:

@@ -1,5 +1,6 @@
-"""Admin access: first-run setup, sign-in with a rate limit, expiring sessions, CSRF on
-every form (and none on the API or webhooks), roles with 403."""
+"""Admin access: first-run setup, sign-in with rate limits (per address and e-mail, per
+address, per account, known browsers), expiring sessions, CSRF on every form (and none on
+the API or webhooks), roles with 403."""
 from __future__ import annotations
 
 from sqlalchemy import func, select
@@ -109,6 +110,103 @@ def test_login_attempts_are_limited_per_address_and_email(app, runtime):
     # Another e-mail from the same address has its own allowance.
     make_user(runtime, "viewer")
     assert login(client, "viewer@example.com").status_code == 302
+
+
+KNOWN = "hub_known_browser"
+
+
+def from_address(app, address: str, known: str | None = None):
+    """A browser at this client address, with a known-browser cookie if given."""
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = address
+    if known is not None:
+        client.set_cookie(KNOWN, known, path="/admin/")
+    return client
+
+
+def known_cookie(client) -> str:
+    return client.get_cookie(KNOWN, path="/admin/").value
+
+
+def test_many_emails_from_one_address_are_limited(app, runtime):
+    make_user(runtime, "admin")
+    per_address = runtime.config.admin.login_attempts_per_address
+    assert per_address > runtime.config.admin.login_attempts  # else the per-e-mail limit would stop it first
+    for n in range(per_address):
+        assert login(from_address(app, "203.0.113.9"), f"guess{n}@example.com", "wrong password!").status_code == 401
+    blocked = login(from_address(app, "203.0.113.9"), "admin@example.com")
+    assert blocked.status_code == 429 and int(blocked.headers["Retry-After"]) >= 1
+    assert "Too many sign-in attempts" in blocked.get_data(as_text=True)
+    assert login(from_address(app, "198.51.100.1"), "admin@example.com").status_code == 302  # other addresses: open
+
+
+def test_one_email_from_many_addresses_is_limited(app, runtime):
+    make_user(runtime, "admin")
+    per_account = runtime.config.admin.login_attempts_per_account
+    for n in range(per_account):
+        assert login(from_address(app, f"203.0.113.{n + 1}"), "admin@example.com", "wrong password!").status_code == 401
+    assert login(from_address(app, "198.51.100.1"), "admin@example.com").status_code == 429
+    make_user(runtime, "viewer")  # other accounts from those addresses: open
+    assert login(from_address(app, "203.0.113.1"), "viewer@example.com").status_code == 302
+
+
+def test_a_limit_on_one_address_leaves_the_account_open_from_other_addresses(app, runtime):
+    """One address alone cannot spend the account's allowance (login_attempts is the
+    smaller one), so its owner elsewhere still signs in."""
+    make_user(runtime, "admin")
+    attacker = from_address(app, "203.0.113.9")
+    for _ in range(runtime.config.admin.login_attempts):
+        assert login(attacker, "admin@example.com", "wrong password!").status_code == 401
+    assert login(attacker, "admin@example.com").status_code == 429
+    assert login(from_address(app, "198.51.100.1"), "admin@example.com").status_code == 302
+
+
+def test_while_strangers_have_spent_the_accounts_allowance_its_owners_browser_still_gets_in(app, runtime):
+    make_user(runtime, "admin")
+    make_user(runtime, "viewer")
+    owner = from_address(app, "198.51.100.1")
+    assert login(owner, "admin@example.com").status_code == 302  # a known browser from now on
+    assert post(owner, "/admin/logout", page="/admin/").status_code == 302
+    viewers = from_address(app, "198.51.100.2")
+    assert login(viewers, "viewer@example.com").status_code == 302  # known for another account
+    for n in range(runtime.config.admin.login_attempts_per_account):
+        login(from_address(app, f"203.0.113.{n + 1}"), "admin@example.com", "wrong password!")
+    assert login(from_address(app, "198.51.100.1"), "admin@example.com").status_code == 429  # a stranger
+    assert login(from_address(app, "198.51.100.2", known_cookie(viewers)), "admin@example.com").status_code == 429
+    forged = from_address(app, "198.51.100.1", known_cookie(owner) + "x")
+    assert login(forged, "admin@example.com").status_code == 429
+    assert login(owner, "admin@example.com").status_code == 302
+
+
+def test_a_known_browser_has_an_allowance_of_its_own(app, runtime):
+    make_user(runtime, "admin")
+    owner = from_address(app, "198.51.100.1")
+    assert login(owner, "admin@example.com").status_code == 302
+    post(owner, "/admin/logout", page="/admin/")
+    for _ in range(runtime.config.admin.login_attempts):
+        assert login(owner, "admin@example.com", "wrong password!").status_code == 401
+    assert login(owner, "admin@example.com").status_code == 429
+    assert login(from_address(app, "198.51.100.1"), "admin@example.com").status_code == 302  # others: their own
+
+
+def test_sign_ins_that_succeed_use_up_no_allowance(app, runtime):
+    """Colleagues behind one office address sign in all morning."""
+    make_user(runtime, "operator")
+    cfg = runtime.config.admin
+    for _ in range(max(cfg.login_attempts, cfg.login_attempts_per_address, cfg.login_attempts_per_account) + 2):
+        assert login(from_address(app, "203.0.113.50"), "operator@example.com").status_code == 302
+
+
+def test_a_bucket_takes_back_no_more_than_its_burst(runtime):
+    from hub.ratelimit import TokenBucket
+
+    bucket = TokenBucket(runtime.db, "test:give-back", rate=1 / 3600, burst=2)
+    assert bucket.try_take() == 0 and bucket.try_take() == 0 and bucket.try_take() > 0
+    bucket.give_back()
+    assert bucket.try_take() == 0 and bucket.try_take() > 0
+    for _ in range(5):
+        bucket.give_back()
+    assert bucket.try_take() == 0 and bucket.try_take() == 0 and bucket.try_take() > 0
 
 
 def test_disabled_users_cannot_sign_in_and_are_signed_out(app, runtime):

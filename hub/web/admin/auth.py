@@ -5,8 +5,8 @@ deletes it, and a cookie whose row is gone opens nothing.
 
 Roles form a ladder: a viewer reads everything but users and tokens; an operator also
 works the inbox; an admin does everything. A POST a role may not make answers 403.
-Sign-in attempts are limited per address and e-mail with the shared token bucket, so
-the limit holds across every web process without a table of its own.
+Sign-in attempts are limited per address and e-mail, per address and per account
+(signin_limits.py).
 """
 from __future__ import annotations
 
@@ -26,10 +26,9 @@ from sqlalchemy import func, select
 
 from hub.db import utcnow
 from hub.models import User
-from hub.ratelimit import TokenBucket
 from hub.security import check_password, hash_password
 from hub.users import MIN_PASSWORD, InvalidUser, create_user
-from hub.web.admin import bp, sessions
+from hub.web.admin import bp, sessions, signin_limits
 from hub.web.admin.forms import fields_for, flatten_errors, read_form, submitted_values
 
 csrf = CSRFProtect()
@@ -204,13 +203,6 @@ class LoginForm(Schema):
     password = fields.String(required=True, metadata={"label": _l("Password"), "secret": True})
 
 
-def _login_bucket(email: str) -> TokenBucket:
-    cfg = _runtime().config.admin
-    key = hashlib.sha256(f"{request.remote_addr}|{email}".encode()).hexdigest()[:48]
-    return TokenBucket(_runtime().db, f"login:{key}", rate=cfg.login_attempts / cfg.login_window_seconds,
-                       burst=cfg.login_attempts)
-
-
 def _authenticate(email: str, password: str) -> AdminUser | None:
     now = utcnow()
     with _runtime().db.scope() as s:
@@ -255,26 +247,30 @@ def login() -> Any:
     errors: dict[str, list[str]] = {}
     values: dict[str, str] = {}
     status = 200
+    headers: dict[str, str] = {}
     if request.method == "POST":
         values = submitted_values(request.form)
         data, errors = read_form(LoginForm, request.form, creating=True)
         email = (data.get("email") or "").strip().lower()
         if not errors:
-            wait = _login_bucket(email).try_take()
-            if wait > 0:
-                errors = {"_schema": [_("Too many sign-in attempts. Try again in %(s)s seconds.",
-                                        s=int(wait) + 1)]}
-                status = 429
+            attempt = signin_limits.begin(email)
+            if attempt.wait > 0:
+                seconds = int(attempt.wait) + 1
+                errors = {"_schema": [_("Too many sign-in attempts. Try again in %(s)s seconds.", s=seconds)]}
+                status, headers = 429, {"Retry-After": str(seconds)}
             else:
                 user = _authenticate(email, data["password"])
                 if user is not None:
+                    attempt.succeeded()
                     sign_in(user)
-                    return redirect(safe_next(request.args.get("next")))
+                    response = redirect(safe_next(request.args.get("next")))
+                    signin_limits.remember_browser(response, email)
+                    return response
                 errors = {"_schema": [_("Wrong e-mail or password.")]}
                 status = 401
     return render_template("admin/login.html", fields=fields_for(LoginForm, values=values, errors=errors,
                                                                  submitted=bool(values)),
-                           form_errors=errors.get("_schema", [])), status
+                           form_errors=errors.get("_schema", [])), status, headers
 
 
 @bp.post("/logout")
