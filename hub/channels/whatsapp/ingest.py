@@ -191,11 +191,13 @@ def _insert_message(session: Session, message: Message, conversation: Conversati
     A concurrent delivery of the same wamid makes this fail on the unique key: the
     transaction rolls back, the webhook answers 500, Meta retries, and the retry finds
     the message stored."""
-    if changes and session.get_bind().dialect.name == "postgresql":
+    postgres = session.get_bind().dialect.name == "postgresql"
+    raw_row = take_pending_raw(session) if postgres else None
+    if postgres and (changes or raw_row is not None):
         params = {f"message_{column}": getattr(message, column) for column in INBOUND_COLUMNS}
-        params.update({f"touch_{column}": value for column, value in changes.items()})
-        params.update(touch_id=conversation.id, touch_updated_at=utcnow())
-        raw_row = take_pending_raw(session)
+        if changes:
+            params.update({f"touch_{column}": value for column, value in changes.items()})
+            params.update(touch_id=conversation.id, touch_updated_at=utcnow())
         if raw_row is not None:
             params.update({f"raw_{column}": value for column, value in raw_row.items()})
         statement = _insert_message_touching(tuple(changes), with_raw=raw_row is not None)
@@ -216,11 +218,13 @@ def _insert_message_touching(columns: tuple[str, ...], *, with_raw: bool = False
     every table, and applies no column default or onupdate: so every value is an
     explicitly named parameter (message_<column>, touch_<column>, touch_id,
     raw_<column>), updated_at included."""
-    touch = update(_conversations).where(_conversations.c.id == bindparam("touch_id")).values(
-        {column: bindparam(f"touch_{column}", type_=_conversations.c[column].type)
-         for column in columns + ("updated_at",)})
     values = {column: bindparam(f"message_{column}", type_=_messages.c[column].type) for column in INBOUND_COLUMNS}
-    statement = insert(_messages).values(values).returning(_messages.c.id).add_cte(touch.cte("touched_conversation"))
+    statement = insert(_messages).values(values).returning(_messages.c.id)
+    if columns:  # nothing to touch when the message moves no timestamp of its conversation
+        touch = update(_conversations).where(_conversations.c.id == bindparam("touch_id")).values(
+            {column: bindparam(f"touch_{column}", type_=_conversations.c[column].type)
+             for column in columns + ("updated_at",)})
+        statement = statement.add_cte(touch.cte("touched_conversation"))
     if with_raw:
         raw = insert(_raw_webhooks).values(
             {column: bindparam(f"raw_{column}", type_=_raw_webhooks.c[column].type) for column in RAW_COLUMNS})
