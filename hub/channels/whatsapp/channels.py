@@ -15,10 +15,18 @@ from hub.models import Channel
 from hub.security import Vault, random_key
 
 SECRET_FIELDS = ("access_token", "d360_api_key", "app_secret", "verify_token", "webhook_token")
+SECRET_MAX = 4096  # Meta's tokens run to a few hundred characters
+
+
+def _secret(**metadata: Any) -> fields.String:
+    return fields.String(load_default="", allow_none=True, validate=validate.Length(max=SECRET_MAX),
+                         metadata={"secret": True, **metadata})
 
 
 class ChannelSettings(Schema):
-    """The channel form (API and admin). Secrets left blank on update keep their value."""
+    """The channel form (API and admin). On update, a secret left blank keeps its stored
+    value and a null one removes it; a partial load (API PATCH) checks no credentials,
+    update_channel checks the merged whole."""
 
     name = fields.String(required=True, validate=validate.Length(1, 200),
                          metadata={"label": "Name", "help": "How operators will see this number."})
@@ -36,20 +44,17 @@ class ChannelSettings(Schema):
     api_base_url = fields.String(load_default="", validate=validate.Length(max=255),
                                  metadata={"label": "API base URL",
                                            "help": "Leave empty for Meta / 360dialog; set for a relay."})
-    access_token = fields.String(load_default="", metadata={"label": "Access token", "secret": True,
-                                                            "help": "System-user token (Cloud API)."})
-    d360_api_key = fields.String(load_default="", metadata={"label": "360dialog API key", "secret": True})
-    app_secret = fields.String(load_default="", metadata={"label": "App secret", "secret": True,
-                                                          "help": "Verifies Meta's webhook signatures."})
-    verify_token = fields.String(load_default="", metadata={
-        "label": "Verify token", "secret": True,
-        "help": "Paste into Meta's webhook settings; generated when left empty."})
-    webhook_token = fields.String(load_default="", metadata={
-        "label": "Webhook header token (360dialog)", "secret": True,
-        "help": "360dialog sends it in a header with every webhook; generated when left empty."})
+    access_token = _secret(label="Access token", help="System-user token (Cloud API).")
+    d360_api_key = _secret(label="360dialog API key")
+    app_secret = _secret(label="App secret", help="Verifies Meta's webhook signatures.")
+    verify_token = _secret(label="Verify token", help="Paste into Meta's webhook settings; generated when left empty.")
+    webhook_token = _secret(label="Webhook header token (360dialog)",
+                            help="360dialog sends it in a header with every webhook; generated when left empty.")
 
     @validates_schema
-    def _credentials(self, data: dict[str, Any], **_: Any) -> None:
+    def _credentials(self, data: dict[str, Any], *, partial: Any = None, **_: Any) -> None:
+        if partial:  # only some fields: the stored ones fill the rest before the real check
+            return
         if data.get("provider", "cloud") == "cloud":
             missing = [k for k in ("access_token", "app_secret", "waba_id") if not data.get(k)]
         else:
@@ -108,7 +113,9 @@ def update_channel(session: Session, vault: Vault, channel: Channel, data: Mappi
                    *, now: datetime) -> Channel:
     current = {name: getattr(channel, name) for name in
                ("name", "provider", "phone_number_id", "waba_id", "display_number", "mps", "api_base_url")}
-    loaded = _load({**current, **data}, secrets_of(channel, vault))
+    stored = {name: value for name, value in secrets_of(channel, vault).items()
+              if not (name in data and data[name] is None)}
+    loaded = _load({**current, **data}, stored)
     _apply(channel, loaded, vault)
     channel.updated_at = now
     return channel
