@@ -5,6 +5,7 @@ from flask import Flask
 from flask_smorest import Api
 
 from hub import __version__
+from hub.web.api import parsing
 
 
 def init_api(app: Flask) -> Api:
@@ -24,6 +25,10 @@ def init_api(app: Flask) -> Api:
     )
     api = Api(app)
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
+    # Before any route is added: routes use <id:...> and <bigid:...> for row ids.
+    app.url_map.converters.update(id=parsing.IdConverter, bigid=parsing.BigIdConverter)
+    for converter in (parsing.IdConverter, parsing.BigIdConverter):
+        api.register_converter(converter, parsing.converter_schema)
 
     from hub.channels.whatsapp.outbound import SendRefused
     from hub.web.api import channels, connectors, conversations, deliveries, messages, templates_api
@@ -31,6 +36,7 @@ def init_api(app: Flask) -> Api:
 
     for blueprint in (channels.blp, conversations.blp, messages.blp, templates_api.blp,
                       connectors.blp, deliveries.blp, tracking.blp):
+        assert isinstance(blueprint, parsing.Blueprint), "API blueprints read input with parsing.ApiParser"
         api.register_blueprint(blueprint, url_prefix=f"/api/v1{blueprint.url_prefix or ''}")
     app.register_error_handler(SendRefused, _send_refused)
     app.extensions["hub.api"] = api

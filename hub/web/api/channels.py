@@ -5,8 +5,7 @@ from typing import Any
 
 from flask import current_app, g
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
-from marshmallow import fields
+from flask_smorest import abort
 from sqlalchemy import select
 
 from hub.channels.whatsapp.channels import (
@@ -15,6 +14,7 @@ from hub.channels.whatsapp.channels import (
 from hub.db import utcnow
 from hub.models import Channel
 from hub.web.api.schemas import ChannelOut
+from hub.web.api.parsing import Blueprint
 from hub.web.api.auth import authenticate, require_role
 
 blp = Blueprint("channels", __name__, url_prefix="/channels", description="WhatsApp numbers.")
@@ -63,7 +63,7 @@ class Channels(MethodView):
             _invalid(exc)
 
 
-@blp.route("/<int:channel_id>")
+@blp.route("/<id:channel_id>")
 class ChannelItem(MethodView):
     @blp.response(200, ChannelOut)
     def get(self, channel_id: int):

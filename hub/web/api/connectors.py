@@ -5,9 +5,10 @@ from typing import Any
 
 from flask import current_app, g
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
-from marshmallow import Schema, fields
+from flask_smorest import abort
+from marshmallow import Schema, fields, validate
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from connectors.base import UnknownConnectorKind, registry, secret_fields
 from hub.connector_store import InvalidConnector, create_connector, update_connector
@@ -15,6 +16,8 @@ from hub.connector_check import run_check
 from hub.db import utcnow
 from hub.models import ConnectorRecord
 from hub.settings_form import describe_settings
+from hub.web.api.fields import Text
+from hub.web.api.parsing import Blueprint
 from hub.web.api.auth import authenticate, require_role
 
 blp = Blueprint("connectors", __name__, url_prefix="/connectors",
@@ -58,19 +61,27 @@ class ConnectorOut(Schema):
     updated_at = fields.DateTime()
 
 
+def _name(**kwargs) -> Text:
+    return Text(200, min_length=1, **kwargs)  # connectors.name
+
+
+def _event_types(**kwargs) -> fields.List:
+    return fields.List(Text(64), allow_none=True, validate=validate.Length(max=100), **kwargs)
+
+
 class ConnectorCreate(Schema):
-    kind = fields.String(required=True)
-    name = fields.String(required=True)
+    kind = Text(64, min_length=1, required=True)
+    name = _name(required=True)
     enabled = fields.Boolean(load_default=True)
     settings = fields.Dict(required=True)
-    event_types = fields.List(fields.String(), load_default=None, allow_none=True)
+    event_types = _event_types(load_default=None)
 
 
 class ConnectorPatch(Schema):
-    name = fields.String()
+    name = _name()
     enabled = fields.Boolean()
     settings = fields.Dict(metadata={"description": "changed fields; a blank secret keeps the stored one"})
-    event_types = fields.List(fields.String(), allow_none=True)
+    event_types = _event_types()
 
 
 class CheckOut(Schema):
@@ -152,7 +163,7 @@ def _get(session: Any, connector_id: int) -> ConnectorRecord:
     return record
 
 
-@blp.route("/<int:connector_id>")
+@blp.route("/<id:connector_id>")
 class ConnectorItem(MethodView):
     @blp.response(200, ConnectorOut)
     def get(self, connector_id: int):
@@ -177,6 +188,9 @@ class ConnectorItem(MethodView):
                 return _out(record)
         except InvalidConnector as exc:
             _invalid(exc)
+        except IntegrityError:  # the only unique column a change can touch
+            name = str(body.get("name", "")).strip()
+            _invalid(InvalidConnector({"name": [f"a connector named {name!r} already exists"]}))
 
     @require_role("admin")
     @blp.response(204)
@@ -186,7 +200,7 @@ class ConnectorItem(MethodView):
             session.delete(_get(session, connector_id))
 
 
-@blp.route("/<int:connector_id>/check")
+@blp.route("/<id:connector_id>/check")
 class ConnectorCheck(MethodView):
     @require_role("admin")
     @blp.response(200, CheckOut)

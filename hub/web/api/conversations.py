@@ -5,14 +5,16 @@ from typing import Any
 
 from flask import current_app, g
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
-from marshmallow import Schema, fields, validate
+from flask_smorest import abort
+from marshmallow import Schema, ValidationError, validate, validates
 from sqlalchemy import select
 
 from hub.conversation_actions import assign, close
 from hub.db import utcnow
-from hub.models import Conversation, Message
+from hub.models import Channel, Conversation, Message, User
+from hub.web.api.fields import Id, Int, Text, id_max
 from hub.web.api.schemas import ConversationOut
+from hub.web.api.parsing import Blueprint
 from hub.web.api.auth import authenticate, require_role
 from hub.web.api.views import conversation_out, message_out
 
@@ -22,19 +24,26 @@ blp.before_request(authenticate)
 
 
 class ConversationQuery(Schema):
-    status = fields.String(validate=validate.OneOf(["open", "closed"]))
-    channel_id = fields.Integer()
-    assignee = fields.String(metadata={"description": "'me', 'none' or a user id"})
-    before_id = fields.Integer()
-    limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
+    status = Text(16, validate=validate.OneOf(["open", "closed"]))
+    channel_id = Id(Channel)
+    assignee = Text(32, metadata={"description": "'me', 'none' or a user id"})
+    before_id = Id(Conversation)
+    limit = Int(1, 200, load_default=50)
+
+    @validates("assignee")
+    def _assignee(self, value: str, **_: object) -> None:
+        if value in ("me", "none"):
+            return
+        if not value.isascii() or not value.isdigit() or not 1 <= int(value) <= id_max(User):
+            raise ValidationError("must be 'me', 'none' or a user id")
 
 
 class AssignIn(Schema):
-    assignee_id = fields.Integer(allow_none=True, required=True)
+    assignee_id = Id(User, allow_none=True, required=True)
 
 
 class CloseIn(Schema):
-    reason = fields.String(load_default="", validate=validate.Length(max=500))
+    reason = Text(500, load_default="")
 
 
 def _get(session, conversation_id: int) -> Conversation:
@@ -63,14 +72,12 @@ class Conversations(MethodView):
         elif assignee == "none":
             query = query.where(Conversation.assignee_id.is_(None))
         elif assignee:
-            if not assignee.isdigit():
-                abort(422, message="assignee must be 'me', 'none' or a user id")
             query = query.where(Conversation.assignee_id == int(assignee))
         with current_app.extensions["hub"].db.scope() as session:
             return [conversation_out(session, c) for c in session.scalars(query)]
 
 
-@blp.route("/<int:conversation_id>")
+@blp.route("/<id:conversation_id>")
 class ConversationItem(MethodView):
     @blp.response(200, ConversationOut)
     def get(self, conversation_id: int):
@@ -85,7 +92,7 @@ class ConversationItem(MethodView):
             return out
 
 
-@blp.route("/<int:conversation_id>/assign")
+@blp.route("/<id:conversation_id>/assign")
 class Assign(MethodView):
     @require_role("admin", "operator")
     @blp.arguments(AssignIn)
@@ -100,7 +107,7 @@ class Assign(MethodView):
             return conversation_out(session, conversation)
 
 
-@blp.route("/<int:conversation_id>/close")
+@blp.route("/<id:conversation_id>/close")
 class Close(MethodView):
     @require_role("admin", "operator")
     @blp.arguments(CloseIn)

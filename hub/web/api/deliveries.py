@@ -3,12 +3,15 @@ from __future__ import annotations
 
 from flask import current_app
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 from marshmallow import Schema, fields, validate, validates_schema, ValidationError
 
 from hub.db import utcnow
 from hub.delivery import ledger, queries
+from hub.models import ConnectorRecord, Delivery
 from hub.models.events import DELIVERY_STATUSES
+from hub.web.api.fields import Id, Int
+from hub.web.api.parsing import Blueprint
 from hub.web.api.auth import authenticate, require_role
 
 blp = Blueprint("deliveries", __name__, url_prefix="/deliveries",
@@ -41,14 +44,15 @@ class DeliveryDetail(DeliveryOut):
 
 class DeliveryQuery(Schema):
     status = fields.String(validate=validate.OneOf(DELIVERY_STATUSES))
-    connector_id = fields.Integer()
-    before_id = fields.Integer(metadata={"description": "page: ids below this one"})
-    limit = fields.Integer(load_default=50, validate=validate.Range(1, 500))
+    connector_id = Id(ConnectorRecord)
+    before_id = Id(Delivery, metadata={"description": "page: ids below this one"})
+    limit = Int(1, 500, load_default=50)
 
 
 class ReplayIn(Schema):
-    ids = fields.List(fields.Integer(), metadata={"description": "dead deliveries to replay"})
-    connector_id = fields.Integer(metadata={"description": "replay every dead letter of this connector"})
+    ids = fields.List(Id(Delivery), validate=validate.Length(max=10_000),
+                      metadata={"description": "dead deliveries to replay"})
+    connector_id = Id(ConnectorRecord, metadata={"description": "replay every dead letter of this connector"})
     all = fields.Boolean(load_default=False, metadata={"description": "replay every dead letter"})
 
     @validates_schema
@@ -85,7 +89,7 @@ class Deliveries(MethodView):
 
 @blp.route("/counts")
 class Counts(MethodView):
-    @blp.arguments(Schema.from_dict({"connector_id": fields.Integer()})(), location="query")
+    @blp.arguments(Schema.from_dict({"connector_id": Id(ConnectorRecord)}, name="CountsQuery")(), location="query")
     @blp.response(200, CountsOut)
     def get(self, args):
         """Deliveries by status and the age of the oldest still waiting."""
@@ -94,7 +98,7 @@ class Counts(MethodView):
                     "oldest_waiting_at": queries.oldest_waiting(session, **args)}
 
 
-@blp.route("/<int:delivery_id>")
+@blp.route("/<bigid:delivery_id>")
 class DeliveryItem(MethodView):
     @blp.response(200, DeliveryDetail)
     def get(self, delivery_id: int):

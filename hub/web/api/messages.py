@@ -6,15 +6,17 @@ from typing import Any
 
 from flask import Response, current_app, g
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from hub.channels.whatsapp.media import MediaUnavailable, fetch_media
 from hub.channels.whatsapp.outbound import queue_message
 from hub.channels.whatsapp.templates import TemplateInput
 from hub.db import utcnow
-from hub.models import Message
+from hub.models import Channel, Conversation, Message
+from hub.web.api.fields import Id, Text
 from hub.web.api.schemas import MessageOut
+from hub.web.api.parsing import Blueprint
 from hub.web.api.auth import authenticate, require_role
 from hub.web.api.views import message_out
 
@@ -27,15 +29,15 @@ KINDS = ("text", "image", "audio", "video", "document", "sticker", "template", "
 
 
 class TextIn(Schema):
-    body = fields.String(required=True, validate=validate.Length(1, 4096))
+    body = Text(4096, min_length=1, required=True)
     preview_url = fields.Boolean()
 
 
 class MediaIn(Schema):
-    link = fields.Url(schemes={"https", "http"})
-    id = fields.String(validate=validate.Length(1, 64))
-    caption = fields.String(validate=validate.Length(max=1024))
-    filename = fields.String(validate=validate.Length(max=240))
+    link = fields.Url(schemes={"https", "http"}, validate=validate.Length(max=2048))
+    id = Text(64, min_length=1)
+    caption = Text(1024)
+    filename = Text(240)
 
     @validates_schema
     def _one_source(self, data: dict[str, Any], **_: Any) -> None:
@@ -43,30 +45,50 @@ class MediaIn(Schema):
             raise ValidationError("give exactly one of link (a URL) or id (an uploaded media id)")
 
 
-class TemplateIn(Schema):
-    name = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9_]{1,512}$",
-                                                                 error="lowercase letters, digits and _"))
-    language = fields.String(required=True, validate=validate.Length(2, 16))
-    body = fields.Raw(metadata={"description": "positional: [\"Ana\", \"42\"]; named: {\"first_name\": \"Ana\"}"})
-    header = fields.Raw(metadata={"description": "text, or {\"type\": \"image\", \"image\": {\"link\": ...}}"})
-    buttons = fields.List(fields.Dict(), metadata={
+def _list_or_object(value: Any) -> None:
+    if value is not None and not isinstance(value, (list, dict)):
+        raise ValidationError("give a list (positional parameters) or an object (named parameters)")
+
+
+def _header_value(value: Any) -> None:
+    if isinstance(value, str):
+        if len(value) > 60:
+            raise ValidationError("a text header parameter holds at most 60 characters")
+    elif value is not None and not isinstance(value, dict):
+        raise ValidationError("give the header text, or an object such as {\"type\": \"image\", ...}")
+
+
+class TemplateValues(Schema):
+    """The variables of a template: what a send fills in and a preview renders."""
+
+    body = fields.Raw(allow_none=True, validate=_list_or_object, metadata={
+        "description": "positional: [\"Ana\", \"42\"]; named: {\"first_name\": \"Ana\"}"})
+    header = fields.Raw(allow_none=True, validate=_header_value, metadata={
+        "description": "text, or {\"type\": \"image\", \"image\": {\"link\": ...}}"})
+    buttons = fields.List(fields.Dict(), validate=validate.Length(max=10), metadata={
         "description": "[{\"index\": 0, \"sub_type\": \"url\", \"text\": \"order/42\"}, "
                        "{\"index\": 1, \"sub_type\": \"quick_reply\", \"payload\": \"yes\"}]"})
 
 
+class TemplateIn(TemplateValues):
+    name = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9_]{1,512}\Z",
+                                                                 error="lowercase letters, digits and _"))
+    language = Text(16, min_length=2, required=True)
+
+
 class ReplyButton(Schema):
-    id = fields.String(required=True, validate=validate.Length(1, 256))
-    title = fields.String(required=True, validate=validate.Length(1, 20))
+    id = Text(256, min_length=1, required=True)
+    title = Text(20, min_length=1, required=True)
 
 
 class ListRow(Schema):
-    id = fields.String(required=True, validate=validate.Length(1, 200))
-    title = fields.String(required=True, validate=validate.Length(1, 24))
-    description = fields.String(validate=validate.Length(max=72))
+    id = Text(200, min_length=1, required=True)
+    title = Text(24, min_length=1, required=True)
+    description = Text(72)
 
 
 class ListSection(Schema):
-    title = fields.String(validate=validate.Length(max=24))
+    title = Text(24)
     rows = fields.List(fields.Nested(ListRow), required=True, validate=validate.Length(1, 10))
 
 
@@ -74,11 +96,11 @@ class InteractiveIn(Schema):
     """Reply buttons (up to 3) or a list (up to 10 rows), with Meta's length limits."""
 
     type = fields.String(required=True, validate=validate.OneOf(["button", "list"]))
-    header = fields.String(validate=validate.Length(max=60), metadata={"description": "header text"})
-    body = fields.String(required=True, validate=validate.Length(1, 1024))
-    footer = fields.String(validate=validate.Length(max=60))
+    header = Text(60, metadata={"description": "header text"})
+    body = Text(1024, min_length=1, required=True)
+    footer = Text(60)
     buttons = fields.List(fields.Nested(ReplyButton), validate=validate.Length(1, 3))
-    button = fields.String(validate=validate.Length(1, 20), metadata={"description": "list: the menu button"})
+    button = Text(20, min_length=1, metadata={"description": "list: the menu button"})
     sections = fields.List(fields.Nested(ListSection), validate=validate.Length(1, 10))
 
     @validates_schema
@@ -96,22 +118,26 @@ class InteractiveIn(Schema):
                 raise ValidationError("a list holds at most 10 rows in all", "sections")
 
 
+WAMID_MAX = 255  # messages.wa_message_id
+
+
 class ReactionIn(Schema):
-    message_id = fields.String(required=True, metadata={"description": "wamid of the message reacted to"})
-    emoji = fields.String(load_default="", metadata={"description": "empty removes the reaction"})
+    message_id = Text(WAMID_MAX, min_length=1, required=True,
+                      metadata={"description": "wamid of the message reacted to"})
+    emoji = Text(32, load_default="", metadata={"description": "one emoji (a sequence at most); empty removes it"})
 
 
 class ReadIn(Schema):
-    message_id = fields.String(required=True)
+    message_id = Text(WAMID_MAX, min_length=1, required=True)
     typing_indicator = fields.Boolean(load_default=False)
 
 
 class MessageIn(Schema):
-    conversation_id = fields.Integer(metadata={"description": "reply in this conversation"})
-    channel_id = fields.Integer(metadata={"description": "with `to`: write to a phone number"})
-    to = fields.String(validate=validate.Length(6, 32), metadata={"description": "E.164, e.g. +15557654321"})
+    conversation_id = Id(Conversation, metadata={"description": "reply in this conversation"})
+    channel_id = Id(Channel, metadata={"description": "with `to`: write to a phone number"})
+    to = Text(32, min_length=6, metadata={"description": "E.164, e.g. +15557654321"})
     type = fields.String(required=True, validate=validate.OneOf(KINDS))
-    reply_to = fields.String(metadata={"description": "wamid quoted (WhatsApp context)"})
+    reply_to = Text(WAMID_MAX, metadata={"description": "wamid quoted (WhatsApp context)"})
     text = fields.Nested(TextIn)
     image = fields.Nested(MediaIn)
     audio = fields.Nested(MediaIn)
@@ -176,7 +202,7 @@ class Messages(MethodView):
             return message_out(session, message)
 
 
-@blp.route("/<int:message_id>")
+@blp.route("/<bigid:message_id>")
 class MessageItem(MethodView):
     @blp.response(200, MessageOut)
     def get(self, message_id: int):
@@ -188,7 +214,7 @@ class MessageItem(MethodView):
             return message_out(session, message)
 
 
-@blp.route("/<int:message_id>/media")
+@blp.route("/<bigid:message_id>/media")
 class MessageMedia(MethodView):
     @blp.response(200)
     def get(self, message_id: int):

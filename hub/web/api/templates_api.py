@@ -5,8 +5,8 @@ from typing import Any
 
 from flask import current_app
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
-from marshmallow import Schema, fields, validate
+from flask_smorest import abort
+from marshmallow import Schema, validate
 from sqlalchemy import select
 
 from hub.channels.whatsapp import templates as tpl
@@ -14,7 +14,10 @@ from hub.channels.whatsapp.errors import WhatsAppError
 from hub.channels.whatsapp.template_sync import sync_channel
 from hub.db import utcnow
 from hub.models import Channel, Template
+from hub.web.api.fields import Id, Text
+from hub.web.api.messages import TemplateValues
 from hub.web.api.schemas import PreviewOut, SyncOut, TemplateOut
+from hub.web.api.parsing import Blueprint
 from hub.web.api.auth import authenticate, require_role
 
 blp = Blueprint("templates", __name__, url_prefix="/templates", description="WhatsApp message templates.")
@@ -22,21 +25,19 @@ blp.before_request(authenticate)
 
 
 class TemplateQuery(Schema):
-    channel_id = fields.Integer()
-    status = fields.String()
-    category = fields.String(validate=validate.OneOf(["MARKETING", "UTILITY", "AUTHENTICATION"]))
-    name = fields.String(metadata={"description": "substring"})
-    language = fields.String()
+    channel_id = Id(Channel)
+    status = Text(32)
+    category = Text(32, validate=validate.OneOf(["MARKETING", "UTILITY", "AUTHENTICATION"]))
+    name = Text(512, metadata={"description": "substring"})
+    language = Text(16)
 
 
-class PreviewIn(Schema):
-    body = fields.Raw()
-    header = fields.Raw()
-    buttons = fields.List(fields.Dict())
+class PreviewIn(TemplateValues):
+    """The variables to render the template with."""
 
 
 class SyncIn(Schema):
-    channel_id = fields.Integer(required=True)
+    channel_id = Id(Channel, required=True)
 
 
 def template_out(t: Template) -> dict[str, Any]:
@@ -70,7 +71,7 @@ class Templates(MethodView):
             return [template_out(t) for t in session.scalars(query)]
 
 
-@blp.route("/<int:template_id>/preview")
+@blp.route("/<id:template_id>/preview")
 class Preview(MethodView):
     @blp.arguments(PreviewIn)
     @blp.response(200, PreviewOut)

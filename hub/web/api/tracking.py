@@ -5,15 +5,17 @@ from typing import Any
 
 from flask import current_app
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from flask_smorest import abort
+from marshmallow import Schema, ValidationError, fields, validates_schema
 from sqlalchemy import select
 
 from hub import payloads
 from hub.db import utcnow
-from hub.models import TrackedLink, Visit
+from hub.models import Channel, TrackedLink, Visit
 from hub.tracking.links import InvalidLink, LinkSettings, create_link, link_out, update_link
 from hub.tracking.report import tracking_report
+from hub.web.api.fields import Id, Int, Moment, Text
+from hub.web.api.parsing import Blueprint
 from hub.web.api.auth import authenticate, require_role
 
 blp = Blueprint("tracked_links", __name__, url_prefix="/tracked-links",
@@ -42,12 +44,24 @@ class LinkOut(Schema):
     updated_at = fields.String()
 
 
-class LinkPatch(LinkSettings):
+class LinkIn(LinkSettings):
+    """The link form, with the channel id and the raw static code bounded before the
+    form's own checks run (folding a megabyte of look-alikes takes seconds)."""
+
+    channel_id = Id(Channel, required=True, metadata={"label": "WhatsApp number"})
+    static_code = Text(64, load_default=None, allow_none=True,
+                       metadata=LinkSettings._declared_fields["static_code"].metadata)
+
+
+class LinkPatch(LinkIn):
     """Only the fields to change."""
 
 
+CAMPAIGN_MAX = 200  # tracked_links.campaign
+
+
 class LinkQuery(Schema):
-    campaign = fields.String(metadata={"description": "only links of this campaign"})
+    campaign = Text(CAMPAIGN_MAX, metadata={"description": "only links of this campaign"})
 
 
 class VisitOut(Schema):
@@ -72,14 +86,14 @@ class VisitOut(Schema):
 
 
 class VisitQuery(Schema):
-    limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
-    before_id = fields.Integer(metadata={"description": "page back: visits older than this id"})
+    limit = Int(1, 1000, load_default=100)
+    before_id = Id(Visit, metadata={"description": "page back: visits older than this id"})
 
 
 class ReportQuery(Schema):
-    since = fields.AwareDateTime(metadata={"description": "ISO 8601 with a zone; inclusive"})
-    until = fields.AwareDateTime(metadata={"description": "ISO 8601 with a zone; exclusive"})
-    campaign = fields.String()
+    since = Moment(metadata={"description": "ISO 8601 with a zone; inclusive"})
+    until = Moment(metadata={"description": "ISO 8601 with a zone; exclusive"})
+    campaign = Text(CAMPAIGN_MAX)
 
     @validates_schema
     def _order(self, data: dict[str, Any], **_: Any) -> None:
@@ -145,7 +159,7 @@ class Links(MethodView):
             return [link_out(session, link, _base_url()) for link in session.scalars(select_links)]
 
     @require_role("admin")
-    @blp.arguments(LinkSettings)
+    @blp.arguments(LinkIn)
     @blp.response(201, LinkOut)
     def post(self, body: dict[str, Any]):
         """Add a link; its URL is <base_url>/l/<slug>."""
@@ -156,7 +170,7 @@ class Links(MethodView):
             _invalid(exc)
 
 
-@blp.route("/<int:link_id>")
+@blp.route("/<id:link_id>")
 class LinkItem(MethodView):
     @blp.response(200, LinkOut)
     def get(self, link_id: int):
@@ -183,7 +197,7 @@ class LinkItem(MethodView):
             session.delete(_get(session, link_id))
 
 
-@blp.route("/<int:link_id>/visits")
+@blp.route("/<id:link_id>/visits")
 class LinkVisits(MethodView):
     @blp.arguments(VisitQuery, location="query")
     @blp.response(200, VisitOut(many=True))
@@ -210,7 +224,7 @@ class Report(MethodView):
                                    campaign=query.get("campaign"))
 
 
-@blp.route("/<int:link_id>/report")
+@blp.route("/<id:link_id>/report")
 class LinkReport(MethodView):
     @blp.arguments(ReportQuery, location="query")
     @blp.response(200, ReportOut)
