@@ -15,8 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connectors.base import AssignConversation, CloseConversation, Command, SendTemplate, SendText
-from hub.channels.whatsapp.outbound import SendRefused, queue_message
-from hub.channels.whatsapp.templates import TemplateInput
+from hub.channels.base import Outgoing, SendRefused, TemplateInput
+from hub.channels.sending import queue
 from hub.conversation_actions import assign, close
 from hub.models import Channel, Conversation, CrmLink, User
 
@@ -57,12 +57,11 @@ def _send_template(session: Session, c: SendTemplate, now: datetime, connector_i
     variables = c.variables
     body: list[Any] | dict[str, Any] | None = list(variables) if isinstance(variables, (list, tuple)) else \
         dict(variables) if variables else None
-    message = queue_message(
-        session, kind="template", template=TemplateInput(c.template, c.language, body or None),
+    message = queue(session, Outgoing(
+        kind="template", template=TemplateInput(c.template, c.language, body or None),
         conversation_id=c.conversation_id,
         channel_id=None if c.conversation_id else (c.channel_id or _default_channel(session)),
-        to=None if c.conversation_id else c.phone, now=now,
-    )
+        to=None if c.conversation_id else c.phone), now=now)
     if c.reason:
         message.payload = {**(message.payload or {}), "reason": c.reason}
     return Result("send_template", True, f"queued template {c.template}", message.id)
@@ -72,8 +71,8 @@ def _one(session: Session, command: Command, now: datetime, connector_id: int | 
     if isinstance(command, SendTemplate):
         return _send_template(session, command, now, connector_id)
     if isinstance(command, SendText):
-        message = queue_message(session, kind="text", content={"body": command.text},
-                                conversation_id=command.conversation_id, now=now)
+        message = queue(session, Outgoing(kind="text", content={"body": command.text},
+                                          conversation_id=command.conversation_id), now=now)
         if command.author:
             message.payload = {**(message.payload or {}), "crm_author": command.author}
         return Result("send_text", True, "queued", message.id)

@@ -29,16 +29,16 @@ def stop_on_signals(stop: threading.Event, on_stop: Callable[[], None] | None = 
 
 
 def make_worker(runtime: Runtime) -> Worker:
-    """A worker that delivers events to connectors, sends queued WhatsApp messages, and
-    syncs templates and pulls from CRMs when the scheduler asks."""
-    from hub.channels.whatsapp.sender import Sender
-    from hub.channels.whatsapp.template_sync import TemplateSyncer
+    """A worker that delivers events to connectors, does each channel's background work
+    (WhatsApp: send queued messages, sync templates when the scheduler asks) and pulls
+    from CRMs when the scheduler asks."""
+    from hub.channels import registry
     from hub.connector_pull import ConnectorPuller
 
     owner = worker_id()
-    sender = Sender(runtime, owner)
+    sources = [source for kind in registry.every(runtime.config) for source in kind.background(runtime, owner).sources]
     return Worker(runtime.db, runtime.vault, runtime.config, owner=owner,
-                  sources=[sender.run_once, TemplateSyncer(runtime).run_once, ConnectorPuller(runtime).run_once])
+                  sources=[*sources, ConnectorPuller(runtime).run_once])
 
 
 def start_workers(runtime: Runtime, threads: int, stop: threading.Event) -> list[threading.Thread]:

@@ -1,2 +1,3 @@
-"""Messaging channels. Importing this registers their webhook processors and jobs."""
-from hub.channels.whatsapp import ingest, template_sync  # noqa: F401
+"""Messaging channels, each on the contract in base.py. Importing this registers their
+kinds (registry.py), webhook processors and scheduled jobs."""
+from hub.channels.whatsapp import ingest, kind, template_sync  # noqa: F401

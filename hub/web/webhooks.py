@@ -14,7 +14,8 @@ from sqlalchemy import bindparam, select, update
 
 import hub.channels  # noqa: F401  (registers the processors)
 from hub.channels.whatsapp.channels import secrets_of
-from hub.channels.whatsapp.signature import verify_meta_signature
+from hub.channels import registry
+from hub.channels.base import Inbound
 from hub.channels.whatsapp.webhook_channels import WebhookChannel, WebhookChannels
 from hub.db import utcnow
 from hub.inbound import describe, is_bad_data, receive
@@ -65,11 +66,8 @@ def whatsapp_verify(key: str):
 
 
 def _authentic(channel: WebhookChannel, body: bytes) -> bool:
-    if channel.provider == "360dialog":
-        header = current_app.extensions["hub"].config.whatsapp.d360_webhook_header
-        expected = channel.webhook_token
-        return bool(expected) and constant_time_equal(request.headers.get(header, ""), expected)
-    return verify_meta_signature(channel.app_secret, body, request.headers.get("X-Hub-Signature-256"))
+    kind = registry.of(channel, current_app.extensions["hub"].config)
+    return kind.authentic(channel, Inbound(headers=request.headers, body=body))
 
 
 def _kept_headers() -> dict[str, str]:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.orm import Session
 
 from hub import payloads
+from hub.channels.base import NotFound, OptedOut, SendRefused, TemplateRefused, WindowClosed
 from hub.channels.whatsapp import templates as tpl, window
 from hub.channels.whatsapp.compose import compose, request_body
 from hub.conversations import open_conversation, upsert_contact
@@ -24,36 +25,7 @@ from hub.models import Channel, Contact, Conversation, Message, Template
 if TYPE_CHECKING:
     from hub.runtime import Runtime
 
-
-class SendRefused(Exception):
-    """The message cannot be sent; `code` is machine-readable, the text is for people."""
-
-    status = 422
-    code = "invalid"
-
-    def __init__(self, message: str, **details: Any):
-        super().__init__(message)
-        self.details = details
-
-
-class WindowClosed(SendRefused):
-    status = 409
-    code = "window_closed"
-
-
-class OptedOut(SendRefused):
-    status = 409
-    code = "opted_out"
-
-
-class NotFound(SendRefused):
-    status = 404
-    code = "not_found"
-
-
-class TemplateRefused(SendRefused):
-    status = 422
-    code = "template_invalid"
+__all__ = ["NotFound", "OptedOut", "SendRefused", "TemplateRefused", "WindowClosed", "queue_message"]
 
 
 def template_choices(templates: list[Template]) -> list[dict[str, Any]]:

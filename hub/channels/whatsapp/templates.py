@@ -4,13 +4,13 @@ preview for people and timelines, and the sync from the WhatsApp Business Accoun
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hub.channels.base import TemplateInput  # noqa: F401  (defined with the channel contract)
 from hub.models import Template
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
@@ -20,24 +20,6 @@ BODY_TYPES = {"text", "currency", "date_time"}
 
 class TemplateProblem(ValueError):
     """Parameters do not fit the template; the message says how."""
-
-
-@dataclass(frozen=True)
-class TemplateInput:
-    """What a caller gives: body/header parameters and button parameters.
-
-    body: list of values (positional) or {name: value} (named); a value is a string or a
-    Meta parameter object ({"type": "currency", ...}). header: a string (text header) or
-    {"type": "image", "image": {"link"|"id": ...}} etc. buttons: [{"index": 0,
-    "sub_type": "url", "text": "order/42"} | {"index": 1, "sub_type": "quick_reply",
-    "payload": "..."} | {"index": 2, "sub_type": "copy_code", "coupon_code": "..."}].
-    """
-
-    name: str
-    language: str
-    body: list[Any] | dict[str, Any] | None = None
-    header: Any = None
-    buttons: list[dict[str, Any]] | None = None
 
 
 def find(session: Session, waba_id: str, name: str, language: str) -> Template | None:

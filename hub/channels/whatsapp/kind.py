@@ -1,0 +1,75 @@
+"""WhatsApp on the channel contract (hub.channels.base): the Cloud API, or a 360dialog
+relay of it. Thin on purpose: each method hands over to the module that owns the rule."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.orm import Session
+
+from hub.channels.base import Background, Capabilities, ChannelKind, Inbound, Outgoing, WindowState
+from hub.channels.registry import register
+from hub.channels.whatsapp import window
+from hub.channels.whatsapp.compose import FREE_FORM_TYPES, MEDIA_TYPES
+from hub.channels.whatsapp.parse import parse
+from hub.channels.whatsapp.signature import verify_meta_signature
+from hub.security import constant_time_equal
+
+if TYPE_CHECKING:
+    from hub.models import Message
+    from hub.runtime import Runtime
+
+# Unless [whatsapp] d360_webhook_header / [admin] closing_soon_minutes say otherwise.
+D360_HEADER = "X-Hub-Token"
+CLOSING_SOON = timedelta(hours=2)
+
+
+@register
+class WhatsApp(ChannelKind):
+    kind = "whatsapp"
+    title = "WhatsApp Business Platform"
+    capabilities = Capabilities(
+        kinds=frozenset(FREE_FORM_TYPES | {"template", "read"}),
+        media=frozenset(MEDIA_TYPES),
+        buttons=3, list_rows=10, templates=True, reactions=True, read_receipts=True, max_text=4096,
+    )
+    source = "whatsapp"
+    emulator = "hub.channels.whatsapp.emulator"
+
+    def __init__(self, config: Any = None):
+        super().__init__(config)
+        self.d360_header = config.whatsapp.d360_webhook_header if config else D360_HEADER
+        self.closing_soon = timedelta(minutes=config.admin.closing_soon_minutes) if config else CLOSING_SOON
+
+    def authentic(self, channel: Any, request: Inbound) -> bool:
+        """360dialog: the per-number header token; Meta: X-Hub-Signature-256 over the body."""
+        if channel.provider == "360dialog":
+            expected = channel.webhook_token
+            return bool(expected) and constant_time_equal(request.headers.get(self.d360_header, ""), expected)
+        return verify_meta_signature(channel.app_secret, request.body, request.headers.get("X-Hub-Signature-256"))
+
+    def parse(self, body: bytes) -> Any:
+        return parse(body)
+
+    def window(self, conversation: Any, now: datetime) -> WindowState:
+        return WindowState(applies=True, open=window.is_open(conversation, now),
+                           closes_at=window.closes_at(conversation),
+                           closing_soon=window.closing_soon(conversation, now, self.closing_soon),
+                           after_close="template")
+
+    def queue(self, session: Session, outgoing: Outgoing, *, now: datetime) -> "Message":
+        from hub.channels.whatsapp.outbound import queue_message
+
+        return queue_message(session, kind=outgoing.kind, content=outgoing.content, template=outgoing.template,
+                             conversation_id=outgoing.conversation_id, channel_id=outgoing.channel_id,
+                             to=outgoing.to, reply_to=outgoing.reply_to, author_id=outgoing.author_id, now=now)
+
+    def messages_per_second(self, channel: Any) -> float:
+        return float(channel.mps)
+
+    def background(self, runtime: "Runtime", owner: str) -> Background:
+        """Send queued messages under each number's limit; sync templates when asked."""
+        from hub.channels.whatsapp.sender import Sender
+        from hub.channels.whatsapp.template_sync import TemplateSyncer
+
+        return Background([Sender(runtime, owner).run_once, TemplateSyncer(runtime).run_once])
