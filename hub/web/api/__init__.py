@@ -30,7 +30,7 @@ def init_api(app: Flask) -> Api:
     for converter in (parsing.IdConverter, parsing.BigIdConverter):
         api.register_converter(converter, parsing.converter_schema)
 
-    from hub.channels.whatsapp.outbound import SendRefused
+    from hub.channels.base import SendRefused
     from hub.web.api import channels, connectors, conversations, deliveries, messages, templates_api
     from hub.web.api import tracking
 

@@ -10,8 +10,8 @@ from flask_smorest import abort
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from hub.channels.whatsapp.media import MediaUnavailable, fetch_media
-from hub.channels.whatsapp.outbound import queue_message
-from hub.channels.whatsapp.templates import TemplateInput
+from hub.channels.base import Outgoing, TemplateInput
+from hub.channels.sending import queue
 from hub.db import utcnow
 from hub.models import Channel, Conversation, Message
 from hub.web.api.fields import Id, Text
@@ -194,11 +194,11 @@ class Messages(MethodView):
             content = body[kind]
         runtime = current_app.extensions["hub"]
         with runtime.db.scope() as session:
-            message = queue_message(
-                session, kind=kind, content=content, template=template,
+            message = queue(session, Outgoing(
+                kind=kind, content=content, template=template,
                 conversation_id=body.get("conversation_id"), channel_id=body.get("channel_id"),
-                to=body.get("to"), reply_to=body.get("reply_to"), author_id=g.api_user["id"], now=utcnow(),
-            )
+                to=body.get("to"), reply_to=body.get("reply_to"), author_id=g.api_user["id"]),
+                now=utcnow(), config=runtime.config)
             return message_out(session, message)
 
 

@@ -6,9 +6,9 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from hub import payloads
-from hub.channels.whatsapp import window
+from hub.channels import registry
 from hub.db import utcnow
-from hub.models import Conversation, Message
+from hub.models import Channel, Conversation, Message
 
 
 def message_out(session: Session, m: Message) -> dict[str, Any]:
@@ -28,13 +28,13 @@ def message_out(session: Session, m: Message) -> dict[str, Any]:
 
 def conversation_out(session: Session, c: Conversation) -> dict[str, Any]:
     out = payloads.conversation(session, c)
-    now = utcnow()
+    window = registry.of(session.get(Channel, c.channel_id)).window(c, utcnow())
     out.update({
         "contact_id": c.contact_id,
         "last_inbound_at": payloads.iso(c.last_inbound_at),
         "last_message_at": payloads.iso(c.last_message_at),
-        "window_open": window.is_open(c, now),
-        "window_closes_at": payloads.iso(window.closes_at(c)),
+        "window_open": window.open,
+        "window_closes_at": payloads.iso(window.closes_at),
         "free_entry_point_until": payloads.iso(c.fep_expires_at),
     })
     return out
