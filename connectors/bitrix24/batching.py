@@ -115,8 +115,11 @@ def plan(calls: list[Call], limit: int = MAX_BATCH) -> list[list[Call]]:
     return batches
 
 
-def execute(client: Any, calls: Iterable[Call], *, limit: int = MAX_BATCH) -> Run:
-    """Send the calls in batches; a request-level failure marks every unsent call."""
+def execute(client: Any, calls: Iterable[Call], *, limit: int = MAX_BATCH,
+            on_answer: Callable[[], None] | None = None) -> Run:
+    """Send the calls in batches; a request-level failure marks every unsent call.
+    `on_answer` runs after the `on_done` callbacks of each answer, before the next
+    request: where a caller stores what one answer created in one transaction."""
     run = Run()
     pending = list(calls)
     while pending:
@@ -154,6 +157,8 @@ def execute(client: Any, calls: Iterable[Call], *, limit: int = MAX_BATCH) -> Ru
                     call.on_done(answer.results[call.key])
             else:
                 run.errors[call.key] = CommandError("ERROR_UNEXPECTED_ANSWER", "no result for this command", "transient")
+        if on_answer is not None:
+            on_answer()
         finished = {c.key for c in chosen} | set(run.errors)
         pending = [c for c in pending if c.key not in finished]
     return run

@@ -6,6 +6,7 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 from connectors.bitrix24 import emulator
+from connectors.bitrix24.sync import PHONES_PER_LOOKUP
 
 KIND = "bitrix24"
 RATE = 2.0  # requests a second a portal drains (non-Enterprise plans)
@@ -57,8 +58,14 @@ def connector_settings(base_url: str) -> dict[str, Any]:
 
 
 def floor(conversations: int, notes_per_conversation: int) -> tuple[int, float]:
-    """Each new conversation needs a contact, a deal and its notes: that many commands,
-    50 to a batch request, and the portal drains 2 requests a second."""
-    commands = conversations * (2 + notes_per_conversation)
+    """The fewest requests and seconds the portal allows for N new conversations.
+
+    Unavoidable commands: a contact, a deal and its notes per conversation, and the
+    phone lookups that keep one contact per phone (crm.duplicate.findbycomm, 20 phones a
+    command); 50 commands to a `batch` request. The portal's leaky bucket takes 50
+    requests at once and then drains 2 a second, so R requests need (R - 50) / 2 s
+    (counted as one drain at least, so a tiny run still has a floor to divide by).
+    """
+    commands = conversations * (2 + notes_per_conversation) + math.ceil(conversations / PHONES_PER_LOOKUP)
     requests = math.ceil(commands / BATCH)
-    return requests, requests / RATE
+    return requests, max(requests - BURST, 1) / RATE

@@ -115,12 +115,14 @@ class WaveSync:
         self.clock = clock
         self.nonce = uuid.uuid4().hex
         self.requests = 0
+        # Links of one answer, stored together right after it (see _store_links).
+        self._answered: list[tuple[str, str, str, str, dict[str, str]]] = []
 
     # -- helpers -------------------------------------------------------------------------
     def _run(self, calls: list[Call], owners: dict[str, list[Item]]) -> Run:
         if not calls:
             return Run()
-        run = execute(self.client, calls)
+        run = execute(self.client, calls, on_answer=self._store_links)
         self.requests += run.requests
         methods = {c.key: c.method for c in calls}
         for key, error in run.errors.items():
@@ -128,29 +130,58 @@ class WaveSync:
                 item.fail(methods[key], error)
         return run
 
+    def _link_later(self, entity_type: str, hub_id: str, crm_type: str, crm_id: Any, into: dict[str, str]) -> None:
+        """Queue a link for the answer being read; `into[hub_id]` gets the id linked."""
+        self._answered.append((entity_type, hub_id, crm_type, str(crm_id), into))
+
+    def _store_links(self) -> None:
+        """Store the links one answer created, one transaction per entity type (one per
+        link cost more time than the portal's rate leaves between requests); an existing
+        link wins."""
+        answered, self._answered = self._answered, []
+        by_type: dict[str, list[tuple[str, str, str, str, dict[str, str]]]] = {}
+        for row in answered:
+            by_type.setdefault(row[0], []).append(row)
+        for entity_type, rows in by_type.items():
+            stored = self.links.put_many(entity_type, [(hub_id, crm_type, crm_id) for _, hub_id, crm_type, crm_id, _ in rows])
+            for _, hub_id, _, crm_id, into in rows:
+                into[hub_id] = stored.get(hub_id, crm_id)
+
     def _mark_tries(self, items: list[Item]) -> None:
         """Write a marker per event before anything is sent; one already there means an
         earlier try may have created things whose links were never stored."""
+        if not items:
+            return
+        # One transaction for the wave: a marker per event, each in its own, cost more
+        # time than the portal's rate leaves between two requests.
+        stored = self.links.put_many(TRY_MARKER, [(str(i.event.id), "try", self.nonce) for i in items])
         for item in items:
-            stored = self.links.put(TRY_MARKER, item.event.id, "try", self.nonce)
-            item.suspect = stored != self.nonce or item.event.attempt > 1
+            item.suspect = stored.get(str(item.event.id)) != self.nonce or item.event.attempt > 1
 
-    def _claim_contact(self, key: str, items: list[Item]) -> bool:
-        """Only one worker creates the contact for a phone. A claim left by an earlier try
-        of one of these same events is ours (the ledger never hands one event to two
-        workers at once); a stranger's claim is honoured for CLAIM_SECONDS, after which
-        its holder is presumed dead - the phone search having found nothing."""
+    def _claim_contacts(self, groups: dict[str, list[Item]]) -> set[str]:
+        """Only one worker creates the contact for a phone: the keys (of `groups`, contact
+        key -> its items) this worker may create, claimed in one transaction. A claim left
+        by an earlier try of one of these same events is ours (the ledger never hands one
+        event to two workers at once); a stranger's claim is honoured for CLAIM_SECONDS,
+        after which its holder is presumed dead - the phone search having found nothing."""
+        if not groups:
+            return set()
         now = self.clock()
-        events = {i.event.id for i in items}
-        mine = f"{items[0].event.id}@{int(now.timestamp())}"
-        stored = self.links.put(CONTACT_CLAIM, key, "claim", mine)
-        holder, _, stamp = stored.rpartition("@")
-        if stored == mine or holder in events:
-            return True
-        try:
-            return now.timestamp() - int(stamp) > CLAIM_SECONDS
-        except ValueError:
-            return True
+        mine = {key: f"{items[0].event.id}@{int(now.timestamp())}" for key, items in groups.items()}
+        stored = self.links.put_many(CONTACT_CLAIM, [(key, "claim", value) for key, value in mine.items()])
+        granted = set()
+        for key, items in groups.items():
+            value = stored.get(key, mine[key])
+            holder, _, stamp = value.rpartition("@")
+            if value == mine[key] or holder in {str(i.event.id) for i in items}:
+                granted.add(key)
+                continue
+            try:
+                if now.timestamp() - int(stamp) > CLAIM_SECONDS:
+                    granted.add(key)
+            except ValueError:
+                granted.add(key)
+        return granted
 
     # -- the wave ------------------------------------------------------------------------
     def run(self, events: list[HubEvent], on_auth: Callable[[str], None]) -> list[Outcome]:
@@ -219,11 +250,11 @@ class WaveSync:
             owners[call.key] = who
 
         contact_ref: dict[str, Any] = {}
-        for key, group in unresolved.items():
-            live = [i for i in group if not i.errors]
-            if key in found or not live:
-                continue
-            if not self._claim_contact(key, live):
+        to_create = {key: live for key, group in unresolved.items()
+                     if key not in found and (live := [i for i in group if not i.errors])}
+        granted = self._claim_contacts(to_create)
+        for key, live in to_create.items():
+            if key not in granted:
                 for item in live:
                     item.fail("crm.contact.add", CommandError(
                         "busy", "another worker is creating this contact right now", "transient",
@@ -233,7 +264,7 @@ class WaveSync:
 
             def store_contact(result: Any, hub_ids: list[str] = hub_ids) -> None:
                 for hid in hub_ids:
-                    contacts[hid] = self.links.put("contact", hid, "contact", str(result))
+                    self._link_later("contact", hid, "contact", result, contacts)
 
             call_key = f"c{live[0].contact_id}"
             add(Call(call_key, "crm.contact.add",
@@ -253,7 +284,7 @@ class WaveSync:
             call_key = f"d{item.conv_id}"
 
             def store_entity(result: Any, conv: str = item.conv_id) -> None:
-                entities[conv] = self.links.put(link_type, conv, o.target, str(result))
+                self._link_later(link_type, conv, o.target, result, entities)
 
             add(Call(call_key, f"crm.{o.target}.add",
                      {"fields": mapping.entity_fields(item.conversation, item.contact, contact_value, o),
@@ -272,7 +303,7 @@ class WaveSync:
                 mid = str(item.message["id"])
 
                 def store_comment(result: Any, mid: str = mid) -> None:
-                    messages[mid] = self.links.put("message", mid, "timeline_comment", str(result))
+                    self._link_later("message", mid, "timeline_comment", result, messages)
 
                 add(Call(f"m{mid}", "crm.timeline.comment.add",
                          {"fields": {"ENTITY_ID": target, "ENTITY_TYPE": mapping.TIMELINE_ENTITY[o.target],

@@ -62,3 +62,49 @@ def test_leads_instead_of_deals(runtime, portal):
     assert {lead["STATUS_ID"] for lead in p.leads.values()} == {"IN_PROCESS"}
     assert {c["ENTITY_TYPE"] for c in p.comments.values()} == {"lead"}
     assert len(p.comments) == 20 * NOTES_PER_CONVERSATION
+
+
+def emit_one_by_one(runtime, count: int) -> int:
+    """Each conversation's events together, as a backlog piles up (bench/crm_sync.py)."""
+    from tests.connectors.bitrix24.factory import SCRIPT, data
+    from hub.events import emit
+
+    with runtime.db.scope() as session:
+        for i in range(count):
+            for kind, kw in SCRIPT:
+                emit(session, kind, data(kind, i, **kw), now=utcnow(), ordering_key=f"conversation:{5000 + i}")
+    return count * len(SCRIPT)
+
+
+def test_a_backlog_fills_every_batch_and_stores_links_per_answer(runtime, portal, monkeypatch):
+    """250 conversations of 4 events each, queued one conversation after another: one
+    claim holds them all, so the phone lookups share one request and every write batch
+    is full - the floor's 26 requests (a claim of 250 events made 44). Links and try
+    markers go in one transaction per answer, never one per object."""
+    from connectors.bitrix24 import benchkit
+    from hub.links import DbLinkStore
+
+    calls = {"put": 0, "put_many": 0}
+    put, put_many = DbLinkStore.put, DbLinkStore.put_many
+
+    def counting_put(self, *a, **kw):
+        calls["put"] += 1
+        return put(self, *a, **kw)
+
+    def counting_put_many(self, *a, **kw):
+        calls["put_many"] += 1
+        return put_many(self, *a, **kw)
+
+    monkeypatch.setattr(DbLinkStore, "put", counting_put)
+    monkeypatch.setattr(DbLinkStore, "put_many", counting_put_many)
+    make_connector(runtime, webhook_settings(portal))
+    events = emit_one_by_one(runtime, 250)
+    Worker(runtime.db, runtime.vault, runtime.config).drain()
+
+    assert statuses(runtime) == {"done": events}
+    assert portal.counts() == {"contacts": 250, "deals": 250, "notes": 750}
+    requests = portal.stats()["requests"]
+    assert requests == benchkit.floor(250, NOTES_PER_CONVERSATION)[0] == 26
+    assert calls["put"] == 0
+    # per wave: try markers (+ contact claims in the first); per answer: its links
+    assert calls["put_many"] <= 4 + 1 + requests
