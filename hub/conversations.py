@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, bindparam, select, update
+from sqlalchemy import and_, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -66,6 +66,9 @@ class Sender(NamedTuple):
     contact: ContactRow | None
     conversation: ConversationRow | None  # open, on the channel asked about
     duplicate: bool  # the message is already stored
+    # PostgreSQL, known sender: an id drawn for the message from its sequence in the same
+    # round trip, so that the message and its event can be written in one statement.
+    next_message_id: int | None = None
 
 
 def _columns(table, row_type) -> list:
@@ -86,18 +89,19 @@ _OPEN_CONVERSATION = select(*CONVERSATION_COLUMNS).where(
     _conversations.c.status == "open")
 
 
-def _sender_query(key: str):
+def _sender_query(key: str, *, draw_id: bool = False):
     """Contact by `key`, its open conversation on the channel, and whether the message
-    is stored, in one round trip."""
+    is stored, in one round trip; `draw_id` (PostgreSQL): and the next message id."""
     stored = select(_messages.c.id).where(_messages.c.wa_message_id == bindparam("wa_message_id")).scalar_subquery()
     open_here = and_(_conversations.c.contact_id == _contacts.c.id,
                      _conversations.c.channel_id == bindparam("channel_id"), _conversations.c.status == "open")
-    return (select(*CONTACT_COLUMNS, *CONVERSATION_COLUMNS, stored)
+    extra = [func.nextval(func.pg_get_serial_sequence("messages", "id"))] if draw_id else []
+    return (select(*CONTACT_COLUMNS, *CONVERSATION_COLUMNS, *extra, stored)
             .select_from(_contacts.outerjoin(_conversations, open_here))
             .where(_contacts.c[key] == bindparam("key")))
 
 
-_SENDER_BY = {key: _sender_query(key) for key in ("wa_id", "user_id")}
+_SENDER_BY = {(key, draw): _sender_query(key, draw_id=draw) for key in ("wa_id", "user_id") for draw in (False, True)}
 _MESSAGE_STORED = select(_messages.c.id).where(_messages.c.wa_message_id == bindparam("wa_message_id"))
 
 
@@ -200,15 +204,17 @@ def find_for_message(session: Session, *, channel_id: int, wa_id: str | None, us
     """The sender's contact, their open conversation on this number and whether the
     message is already stored, in one round trip for the usual case (a known user)."""
     key, value = ("wa_id", wa_id) if wa_id else ("user_id", user_id)
-    row = session.execute(_SENDER_BY[key], {"key": value, "channel_id": channel_id,
-                                            "wa_message_id": wa_message_id}).first()
+    draw = _dialect(session) == "postgresql"
+    row = session.execute(_SENDER_BY[key, draw], {"key": value, "channel_id": channel_id,
+                                                  "wa_message_id": wa_message_id}).first()
     if row is None:
         duplicate = session.execute(_MESSAGE_STORED, {"wa_message_id": wa_message_id}).first() is not None
         return Sender(None, None, duplicate)
     split = len(CONTACT_COLUMNS)
+    end = split + len(CONVERSATION_COLUMNS)
     contact = ContactRow(*row[:split])
-    conversation = ConversationRow(*row[split:-1]) if row[split] is not None else None
-    return Sender(contact, conversation, row[-1] is not None)
+    conversation = ConversationRow(*row[split:end]) if row[split] is not None else None
+    return Sender(contact, conversation, row[-1] is not None, row[end] if draw else None)
 
 
 def update_conversation(session: Session, conversation: ConversationRow, changes: dict[str, Any]) -> None:

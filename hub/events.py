@@ -5,6 +5,7 @@ transaction, so an event exists if and only if the change that caused it committ
 """
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import datetime
 from typing import Any
@@ -76,6 +77,62 @@ def _insert_event(session: Session, row: dict[str, Any]) -> list[tuple[int, str,
     return subscribers
 
 
+def is_first_event(session: Session) -> bool:
+    """Has this transaction emitted no event yet (so the next one reads the subscribers)?"""
+    return _SUBSCRIBERS not in session.info
+
+
+def emit_riding(session: Session, type_: str, data: dict[str, Any], *, now: datetime,
+                ordering_key: str | None = None, with_ctes: tuple[Any, ...] = (),
+                params: dict[str, Any] | None = None) -> Event:
+    """emit() of a transaction's first event on PostgreSQL, with the caller's own
+    data-modifying statements (`with_ctes`, their parameters in `params`, none named like
+    an events column) as CTEs of the same round trip. Ingest writes a message and its
+    message.received event this way: one round trip instead of two."""
+    if not is_first_event(session):
+        raise RuntimeError("emit_riding() writes only the first event of a transaction")
+    row = _row(type_, data, now=now, ordering_key=ordering_key)
+    statement = _riding_statement(tuple(with_ctes))
+    subscribers = session.execute(statement, {**(params or {}), **{f"event_{k}": v for k, v in row.items()}}).all()
+    session.info[_SUBSCRIBERS] = subscribers
+    _insert_deliveries(session, row, subscribers, now=now)
+    return Event(**row)
+
+
+_EVENT_COLUMNS = ("id", "type", "version", "occurred_at", "ordering_key", "data", "created_at")
+
+
+@functools.lru_cache(maxsize=64)
+def _riding_statement(writes: tuple[Any, ...]) -> Any:
+    """The subscribers' SELECT with the event's INSERT and `writes` as CTEs. Every
+    parameter has a prefixed name (event_<column>): in a statement of several tables,
+    SQLAlchemy would give a parameter named like a column to that column of each table."""
+    event = insert(_events).values({name: bindparam(f"event_{name}", type_=_events.c[name].type)
+                                    for name in _EVENT_COLUMNS})
+    statement = _ENABLED_CONNECTORS.add_cte(event.cte("new_event"))
+    for i, write in enumerate(writes):
+        statement = statement.add_cte(write.cte(f"riding_{i}"))
+    return statement
+
+
+def _row(type_: str, data: dict[str, Any], *, now: datetime, ordering_key: str | None) -> dict[str, Any]:
+    if type_ not in EVENT_TYPES:
+        raise UnknownEventType(f"unknown event type {type_!r}")
+    return {"id": str(uuid.uuid4()), "type": type_, "version": EVENT_VERSION, "occurred_at": now,
+            "ordering_key": ordering_key, "data": data, "created_at": now}
+
+
+def _insert_deliveries(session: Session, row: dict[str, Any], subscribers, *, now: datetime) -> None:
+    deliveries = [
+        {"event_id": row["id"], "connector_id": connector_id, "ordering_key": row["ordering_key"],
+         "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now}
+        for connector_id, kind, event_types in subscribers
+        if subscribes(kind, event_types, row["type"])
+    ]
+    if deliveries:
+        session.execute(_INSERT_DELIVERIES, deliveries)
+
+
 def emit(
     session: Session,
     type_: str,
@@ -89,16 +146,6 @@ def emit(
     Plain INSERTs rather than ORM objects: emit() is on every webhook's hot path, and
     the rows are never changed in the same transaction. Returns the event (not attached
     to the session)."""
-    if type_ not in EVENT_TYPES:
-        raise UnknownEventType(f"unknown event type {type_!r}")
-    row = {"id": str(uuid.uuid4()), "type": type_, "version": EVENT_VERSION, "occurred_at": now,
-           "ordering_key": ordering_key, "data": data, "created_at": now}
-    deliveries = [
-        {"event_id": row["id"], "connector_id": connector_id, "ordering_key": ordering_key, "status": "pending",
-         "attempts": 0, "next_attempt_at": now, "created_at": now}
-        for connector_id, kind, event_types in _insert_event(session, row)
-        if subscribes(kind, event_types, type_)
-    ]
-    if deliveries:
-        session.execute(_INSERT_DELIVERIES, deliveries)
+    row = _row(type_, data, now=now, ordering_key=ordering_key)
+    _insert_deliveries(session, row, _insert_event(session, row), now=now)
     return Event(**row)

@@ -46,7 +46,7 @@ def test_a_failing_insert_logs_no_text_name_or_phone(app, client, runtime, captu
     # As if a concurrent delivery of the same message had not been seen: the INSERT
     # fails on the unique key, the webhook answers 500 and the failure is logged.
     real = ingest.find_for_message
-    monkeypatch.setattr(ingest, "find_for_message", lambda session, **kw: real(session, **kw)[:2] + (False,))
+    monkeypatch.setattr(ingest, "find_for_message", lambda session, **kw: real(session, **kw)._replace(duplicate=False))
     assert post_signed(client, key, body("wamid.logs.1")).status_code == 500
     out = captured.getvalue()
     assert "IntegrityError" in out, out  # the failure itself is in the log ...

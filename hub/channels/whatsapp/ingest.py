@@ -45,7 +45,7 @@ from hub.conversations import (
     update_conversation,
 )
 from hub.db import utcnow
-from hub.events import emit
+from hub.events import emit, emit_riding, is_first_event
 from hub.inbound import RAW_COLUMNS, Processor, register_processor, take_pending_raw
 from hub.models import Channel, Contact, Conversation, Message, RawWebhook
 from hub.tracking.matching import DEFAULT_WINDOW, attribute_first_message
@@ -242,9 +242,10 @@ def store_inbound(session: Session, channels: Channels, m: InboundMessage, now: 
     if channel is None:
         log.warning("message %s is for number %s, which is not a channel here", m.id, m.route.phone_number_id)
         return None
-    contact, conversation, duplicate = find_for_message(
-        session, channel_id=channel.id, wa_id=m.from_wa_id, user_id=m.from_user_id, wa_message_id=m.id)
-    if duplicate:
+    sender = find_for_message(session, channel_id=channel.id, wa_id=m.from_wa_id, user_id=m.from_user_id,
+                              wa_message_id=m.id)
+    contact, conversation = sender.contact, sender.conversation
+    if sender.duplicate:
         return None
     profile = {"name": m.contact.name if m.contact else "", "username": m.contact.username if m.contact else None}
     if contact is None:
@@ -263,12 +264,57 @@ def store_inbound(session: Session, channels: Channels, m: InboundMessage, now: 
         # Before the INSERT, so that a matched code's note on the payload is written with it.
         changes["lead_source"] = attribute_first_message(session, conversation, message, referral=m.referral,
                                                          window=attribution_window, now=now)
-    _insert_message(session, message, conversation, changes)
+    if sender.next_message_id is not None and not started and is_first_event(session):
+        message.id = sender.next_message_id
+        _insert_message_with_event(session, channel, contact, conversation, message, changes, now=now,
+                                   media_link=media_link)
+    else:
+        _insert_message(session, message, conversation, changes)
+        _emit_received(session, channel, contact, conversation, message, started=started, now=now,
+                       media_link=media_link)
     if m.original_message_id:
         _annotate_original(session, m)
-    _emit_received(session, channel, contact, conversation, message, started=started, now=now,
-                   media_link=media_link)
     return message
+
+
+def _insert_message_with_event(session: Session, channel: ChannelRef, contact: ContactRow,
+                               conversation: ConversationRow, message: Message, changes: dict[str, Any], *,
+                               now: datetime, media_link: Callable[[int], str] | None) -> None:
+    """PostgreSQL, a known sender's message (its id drawn already, see find_for_message)
+    as the transaction's first event: the message, its conversation's changes, the raw
+    webhook row and message.received in ONE statement, the round trip that reads the
+    event's subscribers. A returning customer's webhook is then three round trips
+    (read, write, commit), as few as keeping the raw body alone."""
+    params = {f"message_{column}": getattr(message, column) for column in ("id", *INBOUND_COLUMNS)}
+    if changes:
+        params.update({f"touch_{column}": value for column, value in changes.items()})
+        params.update(touch_id=conversation.id, touch_updated_at=utcnow())
+    raw_row = take_pending_raw(session)
+    if raw_row is not None:
+        params.update({f"raw_{column}": value for column, value in raw_row.items()})
+    for column, value in changes.items():
+        setattr(conversation, column, value)
+    emit_riding(session, "message.received", _received_data(session, channel, contact, conversation, message,
+                                                             media_link=media_link),
+                now=now, ordering_key=payloads.ordering_key(conversation),
+                with_ctes=_riding_writes(tuple(changes), with_raw=raw_row is not None), params=params)
+
+
+@functools.cache
+def _riding_writes(columns: tuple[str, ...], *, with_raw: bool) -> tuple[Any, ...]:
+    """The writes of _insert_message_with_event, built once per shape (explicitly named
+    parameters, as in _insert_message_touching)."""
+    values = {column: bindparam(f"message_{column}", type_=_messages.c[column].type)
+              for column in ("id", *INBOUND_COLUMNS)}
+    writes: list[Any] = [insert(_messages).values(values)]
+    if columns:
+        writes.append(update(_conversations).where(_conversations.c.id == bindparam("touch_id")).values(
+            {column: bindparam(f"touch_{column}", type_=_conversations.c[column].type)
+             for column in columns + ("updated_at",)}))
+    if with_raw:
+        writes.append(insert(_raw_webhooks).values(
+            {column: bindparam(f"raw_{column}", type_=_raw_webhooks.c[column].type) for column in RAW_COLUMNS}))
+    return tuple(writes)
 
 
 def _conversation_changes(conversation: ConversationRow, m: InboundMessage) -> dict[str, Any]:
@@ -287,18 +333,23 @@ def _emit_received(session: Session, channel: ChannelRef, contact: ContactRow, c
                    message: Message, *, started: bool, now: datetime,
                    media_link: Callable[[int], str] | None = None) -> None:
     key = payloads.ordering_key(conversation)
-    conversation_data = payloads.conversation(session, conversation, known_channel=channel)
-    contact_data = payloads.contact(contact)
     if started:
-        data = {"conversation": conversation_data, "contact": contact_data}
+        data = {"conversation": payloads.conversation(session, conversation, known_channel=channel),
+                "contact": payloads.contact(contact)}
         emit(session, "conversation.started", data, now=now, ordering_key=key)
         emit(session, "lead.attributed", {**data, "lead_source": conversation.lead_source}, now=now,
              ordering_key=key)
-    emit(session, "message.received", {
-        "conversation": conversation_data,
-        "contact": contact_data,
+    emit(session, "message.received", _received_data(session, channel, contact, conversation, message,
+                                                     media_link=media_link), now=now, ordering_key=key)
+
+
+def _received_data(session: Session, channel: ChannelRef, contact: ContactRow, conversation: ConversationRow,
+                   message: Message, *, media_link: Callable[[int], str] | None) -> dict[str, Any]:
+    return {
+        "conversation": payloads.conversation(session, conversation, known_channel=channel),
+        "contact": payloads.contact(contact),
         "message": payloads.message(session, message, media_link=media_link),
-    }, now=now, ordering_key=key)
+    }
 
 
 def _annotate_original(session: Session, m: InboundMessage) -> None:
