@@ -254,3 +254,37 @@ def test_a_number_change_moves_the_contact_with_its_history(client, runtime, cha
     assert post_signed(client, key, json.dumps(later).encode()).status_code == 200
     assert count(runtime, Contact) == 1 and count(runtime, Conversation) == 1
     assert count(runtime, Message) == 3
+
+
+def test_a_returning_customers_message_is_one_write_on_postgresql(client, runtime, channel):
+    """Read the sender, write message + conversation + raw row + event together: the
+    event names the stored message's id (drawn before the write)."""
+    from sqlalchemy import event as sa_event
+
+    _, key = channel
+    assert post_signed(client, key, fixture("text")).status_code == 200
+    later = json.loads(fixture("text"))
+    message = later["entry"][0]["changes"][0]["value"]["messages"][0]
+    message["id"], message["timestamp"] = "wamid.returning.1", str(int(message["timestamp"]) + 60)
+    statements = []
+
+    def seen(conn, cursor, statement, *args):
+        statements.append(statement.split()[0])
+
+    sa_event.listen(runtime.db.engine, "before_cursor_execute", seen)
+    try:
+        assert post_signed(client, key, json.dumps(later).encode()).status_code == 200
+    finally:
+        sa_event.remove(runtime.db.engine, "before_cursor_execute", seen)
+    if runtime.db.dialect == "postgresql":
+        assert statements == ["SELECT", "WITH"], statements
+    with runtime.db.scope() as session:
+        stored = session.scalars(select(Message).where(Message.wa_message_id == "wamid.returning.1")).one()
+        received = [e for e in session.scalars(select(Event).where(Event.type == "message.received"))
+                    if e.data["message"]["wa_message_id"] == "wamid.returning.1"]
+        raw = session.scalars(select(RawWebhook).order_by(RawWebhook.id.desc())).first()
+        conversation = session.get(Conversation, stored.conversation_id)
+    assert len(received) == 1 and received[0].data["message"]["id"] == stored.id
+    assert raw.body == json.dumps(later).encode() and raw.status == "processed"
+    assert conversation.last_inbound_at == stored.sent_at
+    assert received[0].data["conversation"]["id"] == conversation.id
