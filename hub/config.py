@@ -35,6 +35,7 @@ class WebSchema(_Section):
     port = fields.Integer(load_default=8000, validate=validate.Range(1, 65535))
     threads = fields.Integer(load_default=8, validate=validate.Range(1, 256))
     trusted_proxies = fields.Integer(load_default=0, validate=validate.Range(0, 10))
+    allow_insecure = fields.Boolean(load_default=False)
 
 
 class WorkerSchema(_Section):

@@ -4,7 +4,8 @@ inbox and templates.
 
 One blueprint; each module adds the routes of one area. Every view is behind a login
 (auth.py) and a role; every POST carries a CSRF token (checked here, for the admin only,
-so the REST API and inbound webhooks keep their own authentication).
+so the REST API and inbound webhooks keep their own authentication); every response
+carries a strict Content-Security-Policy (headers.py), so pages keep no inline script.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def init_admin(app: Flask) -> None:
     views.init(app)
     # Route modules register on `bp` when imported.
     from hub.web.admin import (  # noqa: F401
-        accounts, channels, connector_oauth, connectors, dashboard, deliveries, inbox, password, templates,
+        accounts, channels, connector_oauth, connectors, dashboard, deliveries, headers, inbox, password, templates,
     )
 
     app.register_blueprint(bp)
