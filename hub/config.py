@@ -104,6 +104,12 @@ class TrackingSchema(_Section):
     visits_retention_days = fields.Integer(load_default=0, validate=validate.Range(min=0))
 
 
+class RoutingSchema(_Section):
+    # An operator online without a request for this long goes offline.
+    presence_timeout_minutes = fields.Integer(load_default=15, validate=validate.Range(min=1, max=24 * 60))
+    sweep_seconds = fields.Integer(load_default=30, validate=validate.Range(min=5, max=3600))
+
+
 class ConfigSchema(_Section):
     mode = fields.String(
         load_default="development", validate=validate.OneOf(["development", "production"])
@@ -121,6 +127,7 @@ class ConfigSchema(_Section):
     whatsapp = fields.Nested(WhatsAppSchema, load_default=lambda: WhatsAppSchema().load({}))
     admin = fields.Nested(AdminSchema, load_default=lambda: AdminSchema().load({}))
     tracking = fields.Nested(TrackingSchema, load_default=lambda: TrackingSchema().load({}))
+    routing = fields.Nested(RoutingSchema, load_default=lambda: RoutingSchema().load({}))
 
 
 class Config(Mapping[str, Any]):

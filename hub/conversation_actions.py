@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from hub import payloads
 from hub.events import emit
-from hub.models import Contact, Conversation, User
+from hub.models import Contact, Conversation, QueueEntry, User
 
 
 def assign(session: Session, conversation: Conversation, assignee_id: int | None, *, now: datetime) -> None:
@@ -19,6 +19,10 @@ def assign(session: Session, conversation: Conversation, assignee_id: int | None
         return
     previous = session.get(User, conversation.assignee_id) if conversation.assignee_id else None
     conversation.assignee_id = assignee_id
+    if assignee_id is not None:  # taken by a person: no longer waiting in a routing queue
+        waiting = session.get(QueueEntry, conversation.id)
+        if waiting is not None:
+            session.delete(waiting)
     conversation.updated_at = now
     contact = session.get(Contact, conversation.contact_id)
     emit(session, "conversation.assigned", {
@@ -39,3 +43,6 @@ def close(session: Session, conversation: Conversation, *, reason: str, now: dat
         "conversation": payloads.conversation(session, conversation), "contact": payloads.contact(contact),
         "reason": reason,
     }, now=now, ordering_key=payloads.ordering_key(conversation))
+    from hub.routing.hooks import conversation_closed  # routing builds on these actions
+
+    conversation_closed(session, conversation, now=now)

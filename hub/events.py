@@ -28,6 +28,8 @@ EVENT_TYPES = (
     "template.status_changed",
     "channel.quality_changed",
     "report.ready",
+    "conversation.queued",
+    "conversation.transferred",
 )
 
 EVENT_VERSION = 1

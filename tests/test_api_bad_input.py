@@ -12,7 +12,10 @@ import pytest
 from flask import got_request_exception
 from sqlalchemy import event, select
 
-from hub.models import Channel, ConnectorRecord, Conversation, Delivery, Message, Template, TrackedLink, User
+from hub.db import utcnow
+from hub.models import (Channel, ConnectorRecord, Conversation, Delivery, Message, RoutingRule, Team, Template,
+                        TrackedLink, User)
+from hub.routing.store import save_rule, save_team
 from hub.web.api.fields import id_max
 from tests.support.factories import emit_many, webhook_connector
 from tests.support.tracking import make_link
@@ -65,12 +68,26 @@ BODIES: dict[tuple[str, str], list[dict[str, Any]]] = {
                                   "active": True}],
     ("patch", "/tracked-links/{link_id}"): [{"campaign": "Spring", "text_template": "Hello {code}",
                                              "static_code": None}],
+    ("post", "/teams"): [{"name": "Night shift", "strategy": "least_busy", "time_zone": "Europe/Moscow",
+                          "hours": {"mon": [["22:00", "06:00"]]}, "holidays": ["2027-01-01"],
+                          "channel_ids": ["{channel_id}"], "member_ids": ["{user_id}"], "sticky_wait_seconds": 30,
+                          "off_hours_reply": "We open at 22:00"}],
+    ("patch", "/teams/{team_id}"): [{"name": "Sales team", "hours": {"tue": [["09:00", "18:00"]]},
+                                     "holidays": [], "member_ids": ["{user_id}"], "off_hours_reply": None}],
+    ("post", "/routing-rules"): [{"name": "price", "position": 2, "enabled": True,
+                                  "conditions": {"keywords": ["price"], "hours": ["09:00", "18:00"]},
+                                  "team_id": "{team_id}"},
+                                 {"name": "vip", "user_id": "{user_id}", "conditions": {"contact": {"name": "VIP"}}}],
+    ("patch", "/routing-rules/{rule_id}"): [{"name": "all", "position": 1, "conditions": {}, "enabled": False}],
+    ("put", "/operators/{user_id}/presence"): [{"presence": "online", "capacity": 3}],
+    ("post", "/conversations/{conversation_id}/transfer"): [{"team_id": "{team_id}"}, {"user_id": "{user_id}"}],
 }
 # Operations whose valid call leaves the hub (Graph API, connector URLs) or removes the seed:
 # only their bad-input cases run.
 NOT_CALLED_VALID = {("post", "/templates/sync"), ("post", "/connectors/{connector_id}/check"),
                     ("delete", "/connectors/{connector_id}"), ("delete", "/tracked-links/{link_id}"),
-                    ("get", "/messages/{message_id}/media")}
+                    ("get", "/messages/{message_id}/media"), ("delete", "/teams/{team_id}"),
+                    ("delete", "/routing-rules/{rule_id}")}
 
 
 @pytest.fixture
@@ -90,7 +107,10 @@ def seeded(client, runtime, admin_headers) -> dict[str, Any]:
         session.add(template)
         session.flush()
         message = session.scalars(select(Message)).one()
-        return {"channel_id": channel_id, "connector_id": connector_id, "link_id": link_id,
+        user_id = session.scalars(select(User.id)).one()
+        team = save_team(session, {"name": "Sales", "member_ids": [user_id]}, now=utcnow())
+        rule = save_rule(session, {"team_id": team.id, "conditions": {"keywords": ["order"]}}, now=utcnow())
+        return {"team_id": team.id, "rule_id": rule.id, "channel_id": channel_id, "connector_id": connector_id, "link_id": link_id,
                 "template_id": template.id, "message_id": message.id, "wamid": message.wa_message_id,
                 "conversation_id": session.scalars(select(Conversation.id)).one(),
                 "delivery_id": session.scalars(select(Delivery.id)).one(),
@@ -301,7 +321,8 @@ def test_the_reviews_cases_are_refused_naming_the_field(client, admin_headers, s
 
 def test_the_openapi_document_states_each_path_ids_range(client):
     width = {"channel_id": Channel, "conversation_id": Conversation, "message_id": Message, "template_id": Template,
-             "connector_id": ConnectorRecord, "delivery_id": Delivery, "link_id": TrackedLink}
+             "connector_id": ConnectorRecord, "delivery_id": Delivery, "link_id": TrackedLink, "team_id": Team,
+             "rule_id": RoutingRule, "user_id": User}
     spec = client.get("/api/v1/openapi.json").json
     params = [p for item in spec["paths"].values() for p in item.get("parameters", []) if p["in"] == "path"]
     assert params

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from hub.channels import registry
 from hub.channels.base import ChannelKind, Outgoing
 from hub.models import Channel, Conversation, Message
+from hub.routing import hooks as routing_hooks
 
 
 def kind_for(session: Session, outgoing: Outgoing, config: Any = None) -> ChannelKind:
@@ -25,5 +26,9 @@ def kind_for(session: Session, outgoing: Outgoing, config: Any = None) -> Channe
 
 
 def queue(session: Session, outgoing: Outgoing, *, now: datetime, config: Any = None) -> Message:
-    """Queue `outgoing` in the caller's transaction (raises hub.channels.base.SendRefused)."""
-    return kind_for(session, outgoing, config).queue(session, outgoing, now=now)
+    """Queue `outgoing` in the caller's transaction (raises hub.channels.base.SendRefused).
+    A person's message to a chat offered to their team (first responder) takes it."""
+    message = kind_for(session, outgoing, config).queue(session, outgoing, now=now)
+    if outgoing.author_id is not None:
+        routing_hooks.human_reply(session, message.conversation_id, outgoing.author_id, now=now)
+    return message

@@ -36,6 +36,8 @@ class Conversation(Base):
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
     status: Mapped[str] = mapped_column(String(16), default="open")
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # The team routing gave it to (hub.routing); kept when an operator of it is assigned.
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime())
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Timestamp (WhatsApp's, not receipt time) of the last user message: the 24 h window.

@@ -49,6 +49,7 @@ from hub.events import emit, emit_riding, is_first_event
 from hub.inbound import RAW_COLUMNS, Processor, register_processor, take_pending_raw
 from hub.models import Channel, Contact, Conversation, Message, RawWebhook
 from hub.tracking.matching import DEFAULT_WINDOW, attribute_first_message
+from hub.routing import hooks as routing_hooks
 
 if TYPE_CHECKING:
     from hub.runtime import Runtime
@@ -272,6 +273,8 @@ def store_inbound(session: Session, channels: Channels, m: InboundMessage, now: 
         _insert_message(session, message, conversation, changes)
         _emit_received(session, channel, contact, conversation, message, started=started, now=now,
                        media_link=media_link)
+    if started:
+        routing_hooks.conversation_started(session, conversation.id, first_text=m.text or "", now=now)
     if m.original_message_id:
         _annotate_original(session, m)
     return message

@@ -15,7 +15,8 @@ from sqlalchemy import func, or_, select
 from connectors.base import registry
 from hub.channels.whatsapp import templates as tpl, window
 from hub.channels.whatsapp.media import MediaUnavailable, fetch_media
-from hub.channels.whatsapp.outbound import SendRefused, WindowClosed, queue_message
+from hub.channels.base import Outgoing, SendRefused, WindowClosed
+from hub.channels.sending import queue
 from hub.conversation_actions import assign, close
 from hub.db import utcnow
 from hub.models import Channel, ConnectorRecord, Contact, Conversation, CrmLink, Message, Template, User
@@ -163,8 +164,8 @@ def reply(conversation_id: int) -> Any:
         with _runtime().db.scope() as s:
             if s.get(Conversation, conversation_id) is None:
                 abort(404)
-            message = queue_message(s, kind="text", content={"body": text}, conversation_id=conversation_id,
-                                    author_id=current_user.id, now=utcnow())
+            message = queue(s, Outgoing(kind="text", content={"body": text}, conversation_id=conversation_id,
+                                        author_id=current_user.id), now=utcnow(), config=_runtime().config)
             target = message.conversation_id
     except WindowClosed as exc:
         return _thread(conversation_id, reply_text=text, status=exc.status, reply_error=_(
@@ -213,8 +214,9 @@ def template_send(conversation_id: int) -> Any:
     values = {k: v for k, v in request.form.items() if k != "csrf_token"}
     try:
         with _runtime().db.scope() as s:
-            message = queue_message(s, kind="template", template=template_form.template_input(chosen, request.form),
-                                    conversation_id=conversation_id, author_id=current_user.id, now=utcnow())
+            outgoing = Outgoing(kind="template", template=template_form.template_input(chosen, request.form),
+                                conversation_id=conversation_id, author_id=current_user.id)
+            message = queue(s, outgoing, now=utcnow(), config=_runtime().config)
             target = message.conversation_id
     except SendRefused as exc:
         return _thread(conversation_id, template_id=chosen.id, template_values=values, template_error=str(exc),

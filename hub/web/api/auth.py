@@ -10,7 +10,7 @@ from flask_smorest import abort
 from sqlalchemy import select
 
 from hub.db import utcnow
-from hub.models import ApiToken, User
+from hub.models import ApiToken, OperatorState, User
 from hub.security import hash_api_token
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)  # don't write on every call
@@ -26,16 +26,20 @@ def authenticate() -> None:
     now = utcnow()
     with runtime.db.scope() as session:
         row = session.execute(
-            select(ApiToken, User)
+            select(ApiToken, User, OperatorState)
             .join(User, User.id == ApiToken.user_id)
+            .outerjoin(OperatorState, OperatorState.user_id == User.id)
             .where(ApiToken.token_hash == hash_api_token(token.strip()))
         ).first()
         if row is None or row[0].revoked_at is not None or not row[1].active:
             abort(401, message="invalid or revoked API token",
                   headers={"WWW-Authenticate": 'Bearer realm="hub", error="invalid_token"'})
-        api_token, user = row
+        api_token, user, presence = row
         if api_token.last_used_at is None or now - api_token.last_used_at > LAST_USED_RESOLUTION:
             api_token.last_used_at = now
+        if presence is not None and presence.presence != "offline" and (
+                presence.seen_at is None or now - presence.seen_at > LAST_USED_RESOLUTION):
+            presence.seen_at = now  # a request keeps an operator's presence from timing out
         g.api_user = {"id": user.id, "email": user.email, "role": user.role}
 
 

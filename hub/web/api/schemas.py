@@ -42,6 +42,7 @@ class ConversationOut(Schema):
     assignee = fields.Nested(UserRef, allow_none=True)
     lead_source = fields.Dict(allow_none=True)
     contact_id = fields.Integer()
+    team_id = fields.Integer(allow_none=True, metadata={"description": "the team routing gave it to"})
     last_inbound_at = fields.String(allow_none=True)
     last_message_at = fields.String(allow_none=True)
     window_open = fields.Boolean()

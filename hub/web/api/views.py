@@ -31,6 +31,7 @@ def conversation_out(session: Session, c: Conversation) -> dict[str, Any]:
     window = registry.of(session.get(Channel, c.channel_id)).window(c, utcnow())
     out.update({
         "contact_id": c.contact_id,
+        "team_id": c.team_id,
         "last_inbound_at": payloads.iso(c.last_inbound_at),
         "last_message_at": payloads.iso(c.last_message_at),
         "window_open": window.open,

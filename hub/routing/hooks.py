@@ -1,0 +1,96 @@
+"""Where routing joins the rest of the hub: a conversation started by a customer's
+message, a human reply (first responder), a chat closed, the periodic sweep.
+
+Ingest calls conversation_started() for every new conversation; with no routing rule
+configured that must cost nothing, so whether any enabled rule exists is remembered
+for RULES_TTL seconds (saving a rule here forgets it at once; other processes see it
+within the TTL).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hub.models import Conversation, QueueEntry, RoutingRule
+
+log = logging.getLogger(__name__)
+
+RULES_TTL = 5.0
+_lock = threading.Lock()
+_known: dict[str, tuple[float, bool]] = {}  # database URL -> (checked at, any enabled rule)
+
+
+def _key(session: Session) -> str:
+    return str(session.get_bind().url)
+
+
+def forget(session: Session | None = None) -> None:
+    """Rules changed: look again on the next conversation."""
+    with _lock:
+        if session is None:
+            _known.clear()
+        else:
+            _known.pop(_key(session), None)
+
+
+def rules_exist(session: Session, *, clock=time.monotonic) -> bool:
+    key = _key(session)
+    now = clock()
+    with _lock:
+        cached = _known.get(key)
+    if cached is not None and now - cached[0] < RULES_TTL:
+        return cached[1]
+    found = session.scalar(select(RoutingRule.id).where(RoutingRule.enabled.is_(True)).limit(1)) is not None
+    with _lock:
+        _known[key] = (now, found)
+    return found
+
+
+def conversation_started(session: Session, conversation_id: int, *, first_text: str, now: datetime) -> None:
+    """Route a conversation a customer's message has just opened (in ingest's
+    transaction: the assignment or the queue entry is stored with the message)."""
+    if not rules_exist(session):
+        return
+    from hub.routing.engine import route
+
+    conversation = session.get(Conversation, conversation_id, populate_existing=True)
+    if conversation is None:
+        return
+    try:
+        with session.begin_nested():
+            route(session, conversation, now=now, first_text=first_text or "")
+    except Exception:  # the message is stored all the same; the chat waits for a person
+        log.exception("routing conversation %s failed; it stays unassigned", conversation_id)
+
+
+def human_reply(session: Session, conversation_id: int | None, author_id: int | None, *, now: datetime) -> None:
+    """An operator answered: a conversation offered to their team becomes theirs."""
+    if conversation_id is None or author_id is None:
+        return
+    if session.get(QueueEntry, conversation_id) is None:
+        return
+    from hub.routing.engine import claim_on_reply
+
+    claim_on_reply(session, conversation_id, author_id, now=now)
+
+
+def conversation_closed(session: Session, conversation: Conversation, *, now: datetime) -> None:
+    from hub.routing.engine import on_closed
+
+    on_closed(session, conversation, now=now)
+
+
+def sweep(session: Session, *, now: datetime, presence_timeout: timedelta) -> dict[str, int]:
+    """The periodic pass: stale presence goes offline, then waiting chats are handed to
+    whoever can take them now (a team opened, a sticky wait ended)."""
+    from hub.routing.engine import drain, expire_presence
+
+    offline = expire_presence(session, now=now, timeout=presence_timeout)
+    session.flush()
+    assigned = drain(session, now=now)
+    return {"offline": offline, "assigned": assigned}
