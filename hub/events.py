@@ -30,6 +30,8 @@ EVENT_TYPES = (
     "report.ready",
     "conversation.queued",
     "conversation.transferred",
+    "sla.warning",
+    "sla.breached",
 )
 
 EVENT_VERSION = 1

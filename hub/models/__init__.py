@@ -6,7 +6,7 @@ from hub.models.conversations import Conversation, Message, MessageStatus
 from hub.models.events import Delivery, Event
 from hub.models.leases import Lease
 from hub.models.ratelimits import RateBucket
-from hub.models.routing import OperatorState, QueueEntry, RoutingRule, Team, TeamMember
+from hub.models.routing import OperatorState, QueueEntry, RoutingRule, SlaMark, Team, TeamMember
 from hub.models.templates import Template
 from hub.models.tracking import LeadAttribution, TrackedLink, Visit
 from hub.models.users import ApiToken, User
@@ -30,6 +30,7 @@ __all__ = [
     "RateBucket",
     "RawWebhook",
     "RoutingRule",
+    "SlaMark",
     "Team",
     "TeamMember",
     "Template",

@@ -34,6 +34,10 @@ class Team(Base):
     # Sticky: how long the contact's previous operator is waited for before anyone else.
     sticky_wait_seconds: Mapped[int] = mapped_column(Integer, default=0)
     off_hours_reply: Mapped[str | None] = mapped_column(Text)
+    # SLA policy (hub.routing.sla): {"first_response_seconds": 300, "next_response_seconds": 600,
+    # "resolution_seconds": 86400, "warn_before_seconds": 60, "reassign_on_breach": true,
+    # "supervisor_id": 3}; {} has no clocks.
+    sla: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     last_assigned_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = created_at()
     updated_at: Mapped[datetime] = updated_at()
@@ -103,3 +107,20 @@ class QueueEntry(Base):
     queued_at: Mapped[datetime] = mapped_column(UTCDateTime())
     wait_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     off_hours_replied_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class SlaMark(Base):
+    """An SLA warning or breach already announced: one per conversation, target, clock
+    start (each customer message after a reply starts a next-response clock) and level."""
+
+    __tablename__ = "sla_marks"
+    __table_args__ = (
+        CheckConstraint("level IN ('warning', 'breached')", name="level"),
+    )
+
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"),
+                                                 primary_key=True)
+    target: Mapped[str] = mapped_column(String(16), primary_key=True)  # first_response, next_response, resolution
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    level: Mapped[str] = mapped_column(String(8), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -158,9 +158,10 @@ def route_to_team(session: Session, conversation: Conversation, team: Team, *, n
 
 
 def try_assign(session: Session, conversation: Conversation, user_id: int, *, now: datetime,
-               team: Team | None = None, force: bool = False) -> bool:
+               team: Team | None = None, force: bool = False, replace: bool = False) -> bool:
     """Assign when the operator is online and under capacity (checked under their state
-    row's lock); `force`: a person's explicit choice, capacity aside."""
+    row's lock); `force`: a person's explicit choice, capacity aside; `replace`: take it
+    from its current operator (an SLA breach)."""
     state = _locked(session, OperatorState, user_id)
     if state is None:
         state_of(session, user_id)
@@ -171,7 +172,7 @@ def try_assign(session: Session, conversation: Conversation, user_id: int, *, no
     if not force and (state.presence != "online" or open_count(session, user_id) >= state.capacity):
         return False
     conversation = _locked(session, Conversation, conversation.id)
-    if conversation.status != "open" or (conversation.assignee_id is not None and not force):
+    if conversation.status != "open" or (conversation.assignee_id is not None and not (force or replace)):
         return False
     assign(session, conversation, user_id, now=now)
     state.last_assigned_at = now
@@ -182,6 +183,18 @@ def try_assign(session: Session, conversation: Conversation, user_id: int, *, no
         session.delete(entry)
     session.flush()
     return True
+
+
+def reassign_away(session: Session, conversation: Conversation, team: Team, *, now: datetime) -> int | None:
+    """Give the chat to another available member of the team (an SLA breach); None when
+    nobody else can take it now (it stays where it is)."""
+    current = conversation.assignee_id
+    others = [c for c in _candidates(session, team) if c.user_id != current]
+    strategy = team.strategy if team.strategy in ("round_robin", "least_busy") else "least_busy"
+    chosen = strategies.choose(strategy, others, last_user_id=team.last_assigned_user_id)
+    if chosen is None or not try_assign(session, conversation, chosen.user_id, now=now, team=team, replace=True):
+        return None
+    return chosen.user_id
 
 
 def position(session: Session, entry: QueueEntry) -> int:

@@ -86,11 +86,15 @@ def conversation_closed(session: Session, conversation: Conversation, *, now: da
 
 
 def sweep(session: Session, *, now: datetime, presence_timeout: timedelta) -> dict[str, int]:
-    """The periodic pass: stale presence goes offline, then waiting chats are handed to
-    whoever can take them now (a team opened, a sticky wait ended)."""
+    """The periodic pass: stale presence goes offline, waiting chats are handed to
+    whoever can take them now (a team opened, a sticky wait ended), then the SLA clocks
+    due are announced."""
+    from hub.routing import sla
     from hub.routing.engine import drain, expire_presence
 
     offline = expire_presence(session, now=now, timeout=presence_timeout)
     session.flush()
     assigned = drain(session, now=now)
-    return {"offline": offline, "assigned": assigned}
+    announced = sla.check(session, now=now)
+    return {"offline": offline, "assigned": assigned, "sla_warnings": announced["warning"],
+            "sla_breaches": announced["breached"]}

@@ -17,8 +17,8 @@ def routing_sweep(runtime: Runtime, now: datetime) -> dict[str, int]:
         counts = sweep(session, now=now,
                        presence_timeout=timedelta(minutes=runtime.config.routing.presence_timeout_minutes))
     if any(counts.values()):
-        log.info("routing sweep: %(offline)d operator(s) went offline, %(assigned)d queued chat(s) assigned",
-                 counts)
+        log.info("routing sweep: %(offline)d operator(s) went offline, %(assigned)d queued chat(s) assigned, "
+                 "%(sla_warnings)d SLA warning(s), %(sla_breaches)d breach(es)", counts)
     return counts
 
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from hub.models import Channel, RoutingRule, Team, TeamMember, User
 from hub.models.routing import STRATEGIES
-from hub.routing import hours, rules
+from hub.routing import hours, rules, sla
 
 
 class InvalidRouting(ValueError):
@@ -44,6 +44,14 @@ def check_team(session: Session, data: dict[str, Any], *, current: Team | None =
             check()
         except hours.HoursError as exc:
             errors.setdefault(key, []).append(str(exc))
+    if "sla" in data:
+        try:
+            sla.validate(data["sla"])
+        except sla.SlaError as exc:
+            errors["sla"] = [str(exc)]
+        else:
+            if data["sla"].get("supervisor_id"):
+                _operators(session, [data["sla"]["supervisor_id"]], "sla", errors)
     if data.get("member_ids"):
         _operators(session, data["member_ids"], "member_ids", errors)
     if data.get("channel_ids"):
@@ -63,10 +71,10 @@ def save_team(session: Session, data: dict[str, Any], *, now: datetime, team: Te
     if errors:
         raise InvalidRouting(errors)
     if team is None:
-        team = Team(name=data["name"], created_at=now, hours={}, holidays=[], channel_ids=[])
+        team = Team(name=data["name"], created_at=now, hours={}, holidays=[], channel_ids=[], sla={})
         session.add(team)
     for key in ("name", "strategy", "time_zone", "hours", "holidays", "channel_ids", "sticky_wait_seconds",
-                "off_hours_reply"):
+                "off_hours_reply", "sla"):
         if key in data:
             setattr(team, key, data[key])
     team.updated_at = now

@@ -43,6 +43,9 @@ class TeamIn(Schema):
                               metadata={"description": "sticky: how long the previous operator is waited for"})
     off_hours_reply = Text(4096, allow_none=True, load_default=None,
                            metadata={"description": "sent outside the hours when the window allows free text"})
+    sla = fields.Dict(keys=Text(32), load_default=dict, metadata={"description": (
+        "first_response_seconds, next_response_seconds, resolution_seconds (business seconds), "
+        "warn_before_seconds, reassign_on_breach, supervisor_id; {} has no clocks")})
 
 
 class TeamPatch(TeamIn):
@@ -60,6 +63,7 @@ class TeamOut(Schema):
     member_ids = fields.List(fields.Integer())
     sticky_wait_seconds = fields.Integer()
     off_hours_reply = fields.String(allow_none=True)
+    sla = fields.Dict()
     open_now = fields.Boolean()
     queued = fields.Integer()
 
@@ -135,7 +139,7 @@ def _team_out(session, team: Team) -> dict[str, Any]:
     return {"id": team.id, "name": team.name, "strategy": team.strategy, "time_zone": team.time_zone,
             "hours": team.hours or {}, "holidays": team.holidays or [], "channel_ids": team.channel_ids or [],
             "member_ids": member_ids(session, team.id), "sticky_wait_seconds": team.sticky_wait_seconds,
-            "off_hours_reply": team.off_hours_reply, "queued": queued or 0,
+            "off_hours_reply": team.off_hours_reply, "sla": team.sla or {}, "queued": queued or 0,
             "open_now": hours.is_open(team.hours or {}, team.holidays or [], team.time_zone, utcnow())}
 
 
