@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
+from hub.events import EVENT_TYPES
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy import select
 
@@ -19,9 +21,7 @@ from tests.support.whatsapp import fixture, make_channel, post_signed
 
 WEBHOOK = {"name": "crm-hook", "enabled": "on", "url": "http://127.0.0.1:9/hook", "secret": SECRET,
            "concurrency": "4", "timeout_seconds": "2"}
-ALL_EVENTS = ["message.received", "message.sent", "message.status", "conversation.started", "conversation.assigned",
-              "conversation.closed", "lead.attributed", "contact.opted_out", "template.status_changed",
-              "channel.quality_changed", "report.ready"]
+ALL_EVENTS = list(EVENT_TYPES)
 PIPELINES = [("7001", "Sales"), ("7002", "Support")]
 
 

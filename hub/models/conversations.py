@@ -29,6 +29,11 @@ class Conversation(Base):
             sqlite_where=text("status = 'open'"),
             postgresql_where=text("status = 'open'"),
         ),
+        # Routing counts each operator's open chats and the SLA sweep walks a team's.
+        Index("ix_conversations_open_assignee", "assignee_id", sqlite_where=text("status = 'open'"),
+              postgresql_where=text("status = 'open'")),
+        Index("ix_conversations_open_team", "team_id", sqlite_where=text("status = 'open'"),
+              postgresql_where=text("status = 'open'")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

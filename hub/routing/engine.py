@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from hub import payloads
@@ -37,6 +37,8 @@ class Routed:
 
 
 NONE = Routed("none")
+# Spelled out, not a parameter, so that the partial index of open chats applies.
+OPEN = text("conversations.status = 'open'")
 
 
 def _postgres(session: Session) -> bool:
@@ -52,7 +54,7 @@ def _locked(session: Session, model: Any, key: Any) -> Any:
 
 def open_count(session: Session, user_id: int) -> int:
     return session.scalar(select(func.count()).select_from(Conversation).where(
-        Conversation.assignee_id == user_id, Conversation.status == "open")) or 0
+        Conversation.assignee_id == user_id, OPEN)) or 0
 
 
 def state_of(session: Session, user_id: int) -> OperatorState:
@@ -65,18 +67,19 @@ def state_of(session: Session, user_id: int) -> OperatorState:
 
 
 def _candidates(session: Session, team: Team) -> list[strategies.Candidate]:
+    """The team's members who can take chats, with their open chats counted (one query:
+    the count is an index probe of ix_conversations_open_assignee per member)."""
+    open_chats = (select(func.count()).select_from(Conversation)
+                  .where(Conversation.assignee_id == User.id, OPEN)
+                  .correlate(User).scalar_subquery())
     members = session.execute(
-        select(User.id, OperatorState.presence, OperatorState.capacity, OperatorState.last_assigned_at)
+        select(User.id, OperatorState.presence, OperatorState.capacity, OperatorState.last_assigned_at, open_chats)
         .join(TeamMember, TeamMember.user_id == User.id)
         .outerjoin(OperatorState, OperatorState.user_id == User.id)
         .where(TeamMember.team_id == team.id, User.active.is_(True), User.role != "viewer")).all()
-    counts = dict(session.execute(
-        select(Conversation.assignee_id, func.count()).where(
-            Conversation.status == "open", Conversation.assignee_id.in_([m[0] for m in members]))
-        .group_by(Conversation.assignee_id)).all()) if members else {}
-    return [strategies.Candidate(user_id=uid, online=presence == "online", open_count=counts.get(uid, 0),
+    return [strategies.Candidate(user_id=uid, online=presence == "online", open_count=count or 0,
                                  capacity=capacity if capacity is not None else 5, last_assigned_at=last)
-            for uid, presence, capacity, last in members]
+            for uid, presence, capacity, last, count in members]
 
 
 def _facts(session: Session, conversation: Conversation, first_text: str, now: datetime) -> rules.Facts:
@@ -131,8 +134,8 @@ def previous_operator(session: Session, conversation: Conversation) -> int | Non
 
 def route_to_team(session: Session, conversation: Conversation, team: Team, *, now: datetime,
                   send_reply: Any = None) -> Routed:
-    conversation.team_id = team.id
     if not hours.is_open(team.hours or {}, team.holidays or [], team.time_zone, now):
+        conversation.team_id = team.id
         entry = enqueue(session, conversation, team_id=team.id, reason="off_hours", now=now)
         if team.off_hours_reply and entry.off_hours_replied_at is None:
             from hub.routing.replies import off_hours_reply
@@ -141,14 +144,16 @@ def route_to_team(session: Session, conversation: Conversation, team: Team, *, n
                 entry.off_hours_replied_at = now
         return Routed("queued", team_id=team.id, reason="off_hours")
     if team.strategy == "first_responder":
+        conversation.team_id = team.id
         enqueue(session, conversation, team_id=team.id, reason="offered", now=now)
         return Routed("queued", team_id=team.id, reason="offered")
     previous = previous_operator(session, conversation) if team.strategy == "sticky" else None
     waiting = team.strategy == "sticky" and previous is not None and team.sticky_wait_seconds > 0
     chosen = strategies.choose(team.strategy, _candidates(session, team), last_user_id=team.last_assigned_user_id,
                                previous_user_id=previous, sticky_expired=not waiting)
-    if chosen is not None and try_assign(session, conversation, chosen.user_id, now=now, team=team):
+    if chosen is not None and try_assign(session, conversation, chosen.user_id, now=now, team=team, vetted=True):
         return Routed("assigned", user_id=chosen.user_id, team_id=team.id)
+    conversation.team_id = team.id
     if waiting and chosen is None:
         enqueue(session, conversation, team_id=team.id, user_id=previous, reason="waiting_for_operator", now=now,
                 wait_until=now + timedelta(seconds=team.sticky_wait_seconds))
@@ -158,29 +163,31 @@ def route_to_team(session: Session, conversation: Conversation, team: Team, *, n
 
 
 def try_assign(session: Session, conversation: Conversation, user_id: int, *, now: datetime,
-               team: Team | None = None, force: bool = False, replace: bool = False) -> bool:
+               team: Team | None = None, force: bool = False, replace: bool = False,
+               vetted: bool = False) -> bool:
     """Assign when the operator is online and under capacity (checked under their state
-    row's lock); `force`: a person's explicit choice, capacity aside; `replace`: take it
-    from its current operator (an SLA breach)."""
+    row's lock), into `team` when given; `force`: a person's explicit choice, capacity
+    aside; `replace`: take it from its current operator (an SLA breach); `vetted`: the
+    user is known to be an active operator (a team's candidate)."""
     state = _locked(session, OperatorState, user_id)
     if state is None:
         state_of(session, user_id)
         state = _locked(session, OperatorState, user_id)
-    user = session.get(User, user_id)
-    if user is None or not user.active or user.role == "viewer":
-        return False
+    if not vetted:
+        user = session.get(User, user_id)
+        if user is None or not user.active or user.role == "viewer":
+            return False
     if not force and (state.presence != "online" or open_count(session, user_id) >= state.capacity):
         return False
     conversation = _locked(session, Conversation, conversation.id)
     if conversation.status != "open" or (conversation.assignee_id is not None and not (force or replace)):
         return False
-    assign(session, conversation, user_id, now=now)
-    state.last_assigned_at = now
     if team is not None:
-        team.last_assigned_user_id = user_id
-    entry = session.get(QueueEntry, conversation.id)
-    if entry is not None:
-        session.delete(entry)
+        conversation.team_id = team.id
+        if team.strategy == "round_robin":  # the only strategy that reads it
+            team.last_assigned_user_id = user_id
+    assign(session, conversation, user_id, now=now)  # also takes it out of any queue
+    state.last_assigned_at = now
     session.flush()
     return True
 
@@ -192,7 +199,8 @@ def reassign_away(session: Session, conversation: Conversation, team: Team, *, n
     others = [c for c in _candidates(session, team) if c.user_id != current]
     strategy = team.strategy if team.strategy in ("round_robin", "least_busy") else "least_busy"
     chosen = strategies.choose(strategy, others, last_user_id=team.last_assigned_user_id)
-    if chosen is None or not try_assign(session, conversation, chosen.user_id, now=now, team=team, replace=True):
+    if chosen is None or not try_assign(session, conversation, chosen.user_id, now=now, team=team, replace=True,
+                                        vetted=True):
         return None
     return chosen.user_id
 
@@ -249,7 +257,7 @@ def drain(session: Session, *, now: datetime, limit: int = 500) -> int:
             continue
         strategy = "least_busy" if team.strategy in ("sticky", "first_responder") else team.strategy
         chosen = strategies.choose(strategy, _candidates(session, team), last_user_id=team.last_assigned_user_id)
-        if chosen is not None and try_assign(session, conversation, chosen.user_id, now=now, team=team):
+        if chosen is not None and try_assign(session, conversation, chosen.user_id, now=now, team=team, vetted=True):
             assigned += 1
     return assigned
 

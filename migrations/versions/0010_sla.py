@@ -1,4 +1,4 @@
-"""SLA policies per team and the marks of announced warnings and breaches
+"""SLA policies per team, the marks of announced warnings and breaches, open-chat indexes
 
 Revision ID: 0010
 Revises: 0009
@@ -17,6 +17,11 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table('teams', schema=None) as batch_op:
         batch_op.add_column(sa.Column('sla', hub.db.JSONType, nullable=False, server_default='{}'))
+    with op.batch_alter_table('conversations', schema=None) as batch_op:
+        batch_op.create_index('ix_conversations_open_assignee', ['assignee_id'], unique=False,
+                              sqlite_where=sa.text("status = 'open'"), postgresql_where=sa.text("status = 'open'"))
+        batch_op.create_index('ix_conversations_open_team', ['team_id'], unique=False,
+                              sqlite_where=sa.text("status = 'open'"), postgresql_where=sa.text("status = 'open'"))
     op.create_table('sla_marks',
     sa.Column('conversation_id', sa.Integer(), nullable=False),
     sa.Column('target', sa.String(length=16), nullable=False),
@@ -32,5 +37,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('sla_marks')
+    with op.batch_alter_table('conversations', schema=None) as batch_op:
+        batch_op.drop_index('ix_conversations_open_team')
+        batch_op.drop_index('ix_conversations_open_assignee')
     with op.batch_alter_table('teams', schema=None) as batch_op:
         batch_op.drop_column('sla')
