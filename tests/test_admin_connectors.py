@@ -6,13 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from hub.events import EVENT_TYPES
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy import select
 
 from connectors.base import CheckResult, Connector, HubEvent, Outcome, registry
 from hub.connector_store import full_settings
+from hub.events import EVENT_TYPES
 from hub.models import ConnectorRecord
 from tests.support.admin import field_errors, post, signed_in
 from tests.support.factories import SECRET
