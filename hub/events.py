@@ -153,3 +153,44 @@ def emit(
     row = _row(type_, data, now=now, ordering_key=ordering_key)
     _insert_deliveries(session, row, _insert_event(session, row), now=now)
     return Event(**row)
+
+
+def emit_guarded(session: Session, type_: str, data: dict[str, Any], *, now: datetime, guard: Any,
+                 also: tuple[Any, ...] = (), params: dict[str, Any] | None = None,
+                 ordering_key: str | None = None) -> bool:
+    """PostgreSQL: run `guard` (an UPDATE … RETURNING) and, only if it wrote a row, the
+    `also` writes and the event, in one round trip (the transaction's subscribers read in
+    it when this is its first event). `also` are callables given the guard's CTE that
+    return statements conditioned on it. Returns whether the guard wrote (nothing was
+    written, event included, when it did not)."""
+    row = _row(type_, data, now=now, ordering_key=ordering_key)
+    first = is_first_event(session)
+    statement = _guarded_statement(guard, tuple(also), first)
+    result = session.execute(statement, {**(params or {}), **{f"event_{k}": v for k, v in row.items()}}).one()
+    written, subscribers = result[0] > 0, None
+    if first:
+        subscribers = [(s["id"], s["kind"], s["event_types"]) for s in (result[1] or [])]
+        session.info[_SUBSCRIBERS] = subscribers
+    if written:
+        _insert_deliveries(session, row, session.info[_SUBSCRIBERS], now=now)
+    return written
+
+
+@functools.lru_cache(maxsize=32)
+def _guarded_statement(guard: Any, also: tuple[Any, ...], first: bool) -> Any:
+    from sqlalchemy import exists, func, literal_column
+
+    guarded = guard.cte("guarded")
+    wrote = exists(select(literal_column("1")).select_from(guarded))
+    event = insert(_events).from_select(
+        list(_EVENT_COLUMNS),
+        select(*[bindparam(f"event_{name}", type_=_events.c[name].type) for name in _EVENT_COLUMNS]).where(wrote))
+    columns = [select(func.count()).select_from(guarded).scalar_subquery()]
+    if first:
+        subscriber = func.json_build_object("id", _connectors.c.id, "kind", _connectors.c.kind,
+                                            "event_types", _connectors.c.event_types)
+        columns.append(select(func.json_agg(subscriber)).where(_connectors.c.enabled.is_(True)).scalar_subquery())
+    statement = select(*columns).add_cte(event.cte("guarded_event"))
+    for i, write in enumerate(also):
+        statement = statement.add_cte(write(guarded).cte(f"guarded_{i}"))
+    return statement.add_cte(guarded)

@@ -84,3 +84,25 @@ def test_two_workers_routing_the_same_conversations_assign_each_once(runtime):
                               .where(Conversation.assignee_id == user_id)) == 10
         assert session.scalar(select(func.count()).select_from(Event)
                               .where(Event.type == "conversation.assigned")) == 10, "one assignment each"
+
+
+def test_the_fast_path_writes_nothing_when_the_chat_was_taken_meanwhile(runtime):
+    if runtime.db.is_sqlite:
+        pytest.skip("the fast path is PostgreSQL's")
+    from hub.routing import fast
+    from hub.routing.hooks import snapshot
+
+    ids, user_id = _setup(runtime, 2, capacity=5)
+    with runtime.db.scope() as session:
+        team_id = next(iter(snapshot(session).teams))
+        taken = session.get(Conversation, ids[0])
+        session.execute(Conversation.__table__.update().where(Conversation.id == ids[0]).values(status="closed"))
+        assert fast.assign_in_team(session, taken, team_id, "least_busy", now=utcnow()) is None
+        fresh = session.get(Conversation, ids[1])
+        assert fast.assign_in_team(session, fresh, team_id, "least_busy", now=utcnow()) == user_id
+        assert fresh.assignee_id == user_id and fresh.team_id == team_id
+    with runtime.db.scope() as session:
+        events = session.scalars(select(Event).where(Event.type == "conversation.assigned")).all()
+        assert [e.data["conversation"]["id"] for e in events] == [ids[1]], "no event for the chat not assigned"
+        assert events[0].data["assignee"]["id"] == user_id
+        assert session.get(Conversation, ids[0]).assignee_id is None

@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session
 from hub import payloads
 from hub.conversation_actions import assign
 from hub.events import emit
-from hub.models import Contact, Conversation, OperatorState, QueueEntry, RoutingRule, Team, TeamMember, User
-from hub.routing import hours, rules, strategies
+from hub.models import Channel, Contact, Conversation, OperatorState, QueueEntry, Team, TeamMember, User
+from hub.routing import fast, hooks, hours, rules, strategies
 
 log = logging.getLogger(__name__)
 
@@ -94,15 +94,35 @@ def _serves(team: Team, channel_id: int) -> bool:
     return not team.channel_ids or channel_id in team.channel_ids
 
 
-def matching_rule(session: Session, conversation: Conversation, first_text: str, now: datetime) -> RoutingRule | None:
+def load_for_routing(session: Session, conversation_id: int) -> Conversation | None:
+    """The conversation with its contact and channel, in one round trip (routing reads all
+    three: rules see the contact, events show the channel)."""
+    row = session.execute(select(Conversation, Contact, Channel)
+                          .join(Contact, Contact.id == Conversation.contact_id)
+                          .join(Channel, Channel.id == Conversation.channel_id)
+                          .where(Conversation.id == conversation_id)
+                          .execution_options(populate_existing=True)).first()
+    if row is None:
+        return None
+    # The identity map holds objects weakly: keep the contact and channel for session.get().
+    session.info.setdefault("hub.routing.held", []).extend(row[1:])
+    return row[0]
+
+
+def matching_rule(session: Session, conversation: Conversation, first_text: str,
+                  now: datetime) -> hooks.RuleView | None:
+    """The first enabled rule, in order, whose conditions hold (rules to a team that does
+    not serve the conversation's channel are skipped)."""
+    known = hooks.snapshot(session)
+    if not known.rules:
+        return None
     facts = _facts(session, conversation, first_text, now)
-    for rule in session.scalars(select(RoutingRule).where(RoutingRule.enabled.is_(True))
-                                .order_by(RoutingRule.position, RoutingRule.id)):
+    for rule in known.rules:
         if rule.team_id is not None:
-            team = session.get(Team, rule.team_id)
-            if team is None or not _serves(team, conversation.channel_id):
+            team = known.teams.get(rule.team_id)
+            if team is None or not team.serves(conversation.channel_id):
                 continue
-        if rules.matches(rule.conditions or {}, facts):
+        if rules.matches(rule.conditions, facts):
             return rule
     return None
 
@@ -121,7 +141,15 @@ def route(session: Session, conversation: Conversation, *, now: datetime, first_
             return Routed("assigned", user_id=rule.user_id)
         enqueue(session, conversation, user_id=rule.user_id, reason="waiting_for_operator", now=now)
         return Routed("queued", user_id=rule.user_id, reason="waiting_for_operator")
-    return route_to_team(session, conversation, session.get(Team, rule.team_id), now=now, send_reply=send_reply)
+    view = hooks.snapshot(session).teams[rule.team_id]
+    if fast.usable(session, view.strategy) and hours.is_open(view.hours, list(view.holidays), view.time_zone, now):
+        user_id = fast.assign_in_team(session, conversation, view.id, view.strategy, now=now)
+        if user_id is not None:
+            return Routed("assigned", user_id=user_id, team_id=view.id)
+    team = session.get(Team, rule.team_id)
+    if team is None:  # deleted since the snapshot
+        return NONE
+    return route_to_team(session, conversation, team, now=now, send_reply=send_reply)
 
 
 def previous_operator(session: Session, conversation: Conversation) -> int | None:

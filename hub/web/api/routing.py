@@ -171,7 +171,9 @@ class Teams(MethodView):
                 team = save_team(session, body, now=utcnow())
             except InvalidRouting as exc:
                 _invalid(exc)
-            return _team_out(session, team)
+            out = _team_out(session, team)
+        hooks.forget()  # once committed: other requests of this process read it from now on
+        return out
 
 
 @blp.route("/teams/<id:team_id>")
@@ -191,7 +193,9 @@ class TeamItem(MethodView):
                 save_team(session, body, now=utcnow(), team=team)
             except InvalidRouting as exc:
                 _invalid(exc)
-            return _team_out(session, team)
+            out = _team_out(session, team)
+        hooks.forget()
+        return out
 
     @require_role("admin")
     @blp.response(204)
