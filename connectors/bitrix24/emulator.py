@@ -150,11 +150,12 @@ class Portal:
         self.codes: dict[str, dict[str, Any]] = {}
         self.operating_window = operating_window
         self.base_url = ""
-        self.ids = {"contact": 0, "deal": 0, "lead": 0, "comment": 0, "handler": 0}
+        self.ids = {"contact": 0, "deal": 0, "lead": 0, "comment": 0, "handler": 0, "activity": 0}
         self.contacts: dict[int, dict[str, Any]] = {}
         self.deals: dict[int, dict[str, Any]] = {}
         self.leads: dict[int, dict[str, Any]] = {}
         self.comments: dict[int, dict[str, Any]] = {}
+        self.activities: dict[int, dict[str, Any]] = {}  # crm.activity.todo.add's "universal" activities
         self.users = [
             {"ID": "1", "ACTIVE": True, "NAME": "Anna", "LAST_NAME": "Admin", "EMAIL": "admin@example.com"},
             {"ID": "5", "ACTIVE": True, "NAME": "Olga", "LAST_NAME": "Sales", "EMAIL": "olga@example.com"},
@@ -536,6 +537,33 @@ class Portal:
                               "COMMENT": text, "FILES": []}
         return Answer(mid)
 
+    def todo_add(self, params: dict[str, Any]) -> Answer:
+        """crm.activity.todo.add: a to-do ("дело") on a lead (1), deal (2) or contact (3)."""
+        owner_type = _int(params.get("ownerTypeId", ""), "ownerTypeId")
+        owner_id = _int(params.get("ownerId", ""), "ownerId")
+        table = {1: self.leads, 2: self.deals, 3: self.contacts}.get(owner_type)
+        if table is None or owner_id not in table:
+            raise ApiError("NOT_FOUND", "Owner not found")
+        deadline = params.get("deadline")
+        if not isinstance(deadline, str) or not deadline.strip():
+            raise ApiError("INVALID_ARG_VALUE", "Deadline is required")
+        try:
+            datetime.fromisoformat(deadline)
+        except ValueError:
+            raise ApiError("INVALID_ARG_VALUE", "Deadline is not a date") from None
+        responsible = params.get("responsibleId")
+        if responsible not in (None, ""):
+            responsible = _int(responsible, "responsibleId")
+            if not any(u["ID"] == str(responsible) for u in self.users):
+                raise ApiError("NOT_FOUND", f"User {responsible} not found")
+        aid = self._next_id("activity")
+        self.activities[aid] = {
+            "ID": str(aid), "OWNER_TYPE_ID": str(owner_type), "OWNER_ID": str(owner_id), "TYPE_ID": "6",
+            "PROVIDER_ID": "CRM_TODO", "PROVIDER_TYPE_ID": "TODO", "SUBJECT": "",
+            "DESCRIPTION": str(params.get("description") or ""), "DEADLINE": deadline, "COMPLETED": "N",
+            "RESPONSIBLE_ID": str(responsible or self.webhook_user), "CREATED": self._stamp()}
+        return Answer({"id": aid})
+
     def _stages(self, entity_id: str) -> list[tuple[str, str, str]]:
         if entity_id in DEAL_STAGES:
             return DEAL_STAGES[entity_id]
@@ -722,6 +750,8 @@ METHODS: dict[str, Callable[[Portal, dict[str, Any]], Answer]] = {
     "crm.lead.update": lambda p, a: p._entity_update("lead", a),
     "crm.timeline.comment.add": lambda p, a: p.comment_add(a),
     "crm.timeline.comment.list": lambda p, a: p._list(list(p.comments.values()), a),
+    "crm.activity.todo.add": lambda p, a: p.todo_add(a),
+    "crm.activity.list": lambda p, a: p._list(list(p.activities.values()), a),
     "event.bind": lambda p, a: p.event_bind(a),
     "event.get": _event_get,
 }

@@ -7,7 +7,7 @@ earlier try created, and a deal's event can be traced back to its conversation.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 
@@ -289,3 +289,35 @@ def template_variables(rule: rules.StageRule, entity: dict[str, Any], contact: d
             value = value[0].get("VALUE") if value and isinstance(value[0], dict) else ""
         values.append("" if value is None else str(value))
     return values
+
+
+# SLA breaches become a to-do (crm.activity.todo.add) on the deal or lead.
+TODO_OWNER_TYPE = {"deal": 2, "lead": 1}
+TASK_DUE = timedelta(minutes=30)
+SLA_TARGETS = {"first_response": "first response", "next_response": "next response", "resolution": "resolution"}
+
+
+def task_marker(event_id: str) -> str:
+    """Ends every SLA to-do's text: a retry recognises the one an earlier try wrote."""
+    return f"[hub:sla:{event_id}]"
+
+
+def task_description(data: dict[str, Any], event_id: str) -> str:
+    """The to-do for a breached SLA clock: who waits, for what, since when."""
+    contact = data.get("contact") or {}
+    team = (data.get("team") or {}).get("name") or "the team"
+    target = SLA_TARGETS.get(str(data.get("target")), str(data.get("target") or "response"))
+    minutes = round((data.get("target_seconds") or 0) / 60)
+    elapsed = round((data.get("elapsed_seconds") or 0) / 60)
+    lines = [f"WhatsApp: {display_name(contact)} is waiting. The {target} target of {team} "
+             f"({minutes} min) was missed: {elapsed} min in working hours since {_stamp(data.get('clock_started_at'))}."]
+    moved = data.get("reassigned_to") or {}
+    if moved.get("name") or moved.get("email"):
+        lines.append(f"Handed to {moved.get('name') or moved.get('email')}.")
+    lines.append(task_marker(event_id))
+    return "\n".join(lines)
+
+
+def task_responsible(data: dict[str, Any], options: Options) -> int | None:
+    """The operator now holding the chat (after a reassignment, the new one)."""
+    return assigned_user(data.get("reassigned_to") or data.get("assignee"), options)

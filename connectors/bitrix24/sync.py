@@ -24,8 +24,9 @@ from connectors.bitrix24.mapping import ORIGINATOR, Options
 
 HANDLED = frozenset({
     "conversation.started", "message.received", "message.sent", "conversation.assigned",
-    "conversation.closed", "lead.attributed",
+    "conversation.closed", "lead.attributed", "sla.breached",
 })
+SLA_TASK = "sla_task"  # link: hub event id -> the to-do written for it
 TRY_MARKER = "bitrix24.try"
 CONTACT_CLAIM = "bitrix24.contact_claim"
 CLAIM_SECONDS = 60
@@ -211,10 +212,16 @@ class WaveSync:
         messages = self.links.get_many("message", sorted({str(i.message["id"]) for i in items
                                                            if i.message and "id" in i.message}))
 
+        tasks = self.links.get_many(SLA_TASK, sorted({str(i.event.id) for i in items if i.event.type == "sla.breached"}))
+
         def wants_comment(item: Item) -> bool:
             return mapping.wants_on_timeline(item.message, o) and str(item.message.get("id")) not in messages
 
-        creating = [i for i in items if i.contact_id not in contacts or i.conv_id not in entities or wants_comment(i)]
+        def wants_task(item: Item) -> bool:
+            return item.event.type == "sla.breached" and str(item.event.id) not in tasks
+
+        creating = [i for i in items if i.contact_id not in contacts or i.conv_id not in entities or wants_comment(i)
+                    or wants_task(i)]
         self._mark_tries(creating)
 
         # ---- lookups -------------------------------------------------------------------
@@ -239,6 +246,9 @@ class WaveSync:
             mid = str(item.message["id"])
             if mid in comments_found:
                 messages[mid] = self.links.put("message", mid, "timeline_comment", comments_found[mid])
+        task_suspects = [i for i in items if i.suspect and wants_task(i) and i.conv_id in entities and not i.errors]
+        for event_id, activity_id in self._find_tasks(task_suspects, entities).items():
+            tasks[event_id] = self.links.put(SLA_TASK, event_id, "activity", activity_id)
 
         # ---- writes ----------------------------------------------------------------------
         calls: list[Call] = []
@@ -309,6 +319,19 @@ class WaveSync:
                          {"fields": {"ENTITY_ID": target, "ENTITY_TYPE": mapping.TIMELINE_ENTITY[o.target],
                                      "COMMENT": mapping.comment_text(item.message, item.contact)}},
                          on_done=store_comment), [item])
+            if wants_task(item):
+                event_id = str(item.event.id)
+
+                def store_task(result: Any, event_id: str = event_id) -> None:
+                    self._link_later(SLA_TASK, event_id, "activity", (result or {}).get("id"), tasks)
+
+                task = {"ownerTypeId": mapping.TODO_OWNER_TYPE[o.target], "ownerId": target,
+                        "deadline": (item.event.occurred_at + mapping.TASK_DUE).isoformat(),
+                        "description": mapping.task_description(item.event.data or {}, event_id)}
+                responsible = mapping.task_responsible(item.event.data or {}, o)
+                if responsible:
+                    task["responsibleId"] = responsible
+                add(Call(f"s{event_id}", "crm.activity.todo.add", task, on_done=store_task), [item])
             if item.conv_id in created_now:
                 continue  # the new deal already carries the snapshot's assignee, source, stage
             update = update_fields(item, o)
@@ -322,6 +345,7 @@ class WaveSync:
                     "contact_id": contacts.get(item.contact_id),
                     f"{o.target}_id": entities.get(item.conv_id),
                     "comment_id": messages.get(str((item.message or {}).get("id"))),
+                    "task_id": tasks.get(str(item.event.id)) if item.event.type == "sla.breached" else None,
                 }.items() if v}
 
     # -- lookups -------------------------------------------------------------------------
@@ -408,6 +432,33 @@ class WaveSync:
             rows = run.results.get(f"open{cid}") or []
             if rows:
                 entities[item.conv_id] = self.links.put(link_type, item.conv_id, o.target, str(rows[0]["ID"]))
+
+    def _find_tasks(self, items: list[Item], entities: dict[str, str]) -> dict[str, str]:
+        """The to-dos an interrupted earlier try wrote (their text ends with the event's
+        marker): event id -> activity id."""
+        if not items:
+            return {}
+        o = self.options
+        calls: list[Call] = []
+        owners: dict[str, list[Item]] = {}
+        for item in items:
+            key = f"a{entities[item.conv_id]}"
+            if key not in owners:
+                calls.append(Call(key, "crm.activity.list", {
+                    "filter": {"OWNER_TYPE_ID": mapping.TODO_OWNER_TYPE[o.target],
+                               "OWNER_ID": int(entities[item.conv_id]), "PROVIDER_ID": "CRM_TODO"},
+                    "select": ["ID", "DESCRIPTION"], "order": {"ID": "DESC"}}))
+                owners[key] = []
+            owners[key].append(item)
+        run = self._run(calls, owners)
+        found = {}
+        for item in items:
+            marker = mapping.task_marker(str(item.event.id))
+            rows = run.results.get(f"a{entities[item.conv_id]}") or []
+            match = next((r for r in rows if str(r.get("DESCRIPTION") or "").endswith(marker)), None)
+            if match:
+                found[str(item.event.id)] = str(match["ID"])
+        return found
 
     def _find_comments(self, items: list[Item], entities: dict[str, str], found: dict[str, str]) -> None:
         if not items:

@@ -60,6 +60,9 @@ def data(kind: str, i: int, *, n: int = 0, phone: bool = True, **conv: Any) -> d
         body["conversation"]["status"] = "closed"
     elif kind == "lead.attributed":
         body["lead_source"] = body["conversation"]["lead_source"]
+    elif kind == "sla.breached":
+        body.update(team={"id": 1, "name": "Sales"}, target="first_response", clock_started_at=iso(T0),
+                    elapsed_seconds=420, target_seconds=300, assignee=OLGA, supervisor=None, reassigned_to=None)
     return body
 
 

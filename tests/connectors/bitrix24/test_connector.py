@@ -219,3 +219,35 @@ def test_preview_of_updates_to_a_linked_deal(runtime, portal):
     assert requests == [{"method": "POST", "path": "/rest/batch.json", "body": {"halt": 0, "cmd": {
         "u5001": f"crm.deal.update?id={deal}&fields[ASSIGNED_BY_ID]=5"}}}]
     assert portal.stats()["requests"] == sent
+
+
+def test_an_sla_breach_becomes_one_to_do_on_the_deal_for_the_operator(runtime, portal):
+    p = portal.portal
+    b24 = make(runtime, webhook_settings(portal, operator_map="olga@example.com=5"))
+    breach = hub_event("sla.breached", 4)
+    assert b24.deliver([hub_event("conversation.started", 4)])[0].status == "done"
+    (outcome,) = b24.deliver([breach])
+    assert outcome.status == "done" and outcome.response["task_id"]
+    (todo,) = p.activities.values()
+    deal = next(iter(p.deals.values()))
+    assert (todo["OWNER_TYPE_ID"], todo["OWNER_ID"], todo["RESPONSIBLE_ID"]) == ("2", deal["ID"], "5")
+    assert "first response target of Sales (5 min) was missed: 7 min" in todo["DESCRIPTION"]
+    assert todo["DEADLINE"].startswith("2026-11-25T12:30:00")
+    # Delivered again (a retry after a lost answer, its link gone): found by its marker, not doubled.
+    from sqlalchemy import delete
+    from hub.models import CrmLink
+    with runtime.db.scope() as session:
+        session.execute(delete(CrmLink).where(CrmLink.entity_type == "sla_task"))
+    again = b24.deliver([hub_event("sla.breached", 4, attempt=2)])[0]
+    assert again.status == "done" and again.response["task_id"] == todo["ID"]
+    assert b24.deliver([breach])[0].status == "done"
+    assert len(p.activities) == 1
+
+
+def test_an_sla_breach_of_a_conversation_the_crm_has_not_seen_creates_the_deal_with_its_to_do(runtime, portal):
+    p = portal.portal
+    b24 = make(runtime, webhook_settings(portal))
+    (outcome,) = b24.deliver([hub_event("sla.breached", 6)])
+    assert outcome.status == "done"
+    (todo,) = p.activities.values()
+    assert todo["OWNER_ID"] == next(iter(p.deals.values()))["ID"]
