@@ -314,3 +314,16 @@ def test_a_team_patch_with_one_bad_field_changes_nothing(runtime, client, admin_
     assert r.status_code == 422
     after = client.get(f"/api/v1/teams/{team['id']}", headers=admin_headers).json
     assert (after["name"], after["time_zone"], after["hours"]) == ("Sales", "UTC", {"mon": [["09:00", "18:00"]]})
+
+
+def test_a_released_chat_is_routed_again_to_someone_with_room(runtime, client, channel, admin_headers):
+    (ana, ana_headers), (ben, _b) = operator(runtime, "ana"), operator(runtime, "ben")
+    online(client, admin_headers, ana)
+    make_team(client, admin_headers, [ana, ben], strategy="least_busy")
+    customer_writes(client, channel[1])
+    conversation_id = max(conversations(runtime))
+    assert conversations(runtime)[conversation_id][0] == ana
+    online(client, admin_headers, ben)
+    online(client, ana_headers, ana, presence="away")
+    r = client.post(f"/api/v1/conversations/{conversation_id}/assign", json={"assignee_id": None}, headers=ana_headers)
+    assert r.status_code == 200 and r.json["assignee"]["id"] == ben, "released: routed again by the rules"

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub.models import Conversation, QueueEntry, RoutingRule, Team
+from hub.models import Conversation, Message, QueueEntry, RoutingRule, Team
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +111,19 @@ def conversation_started(session: Session, conversation_id: int, *, first_text: 
             route(session, conversation, now=now, first_text=first_text or "")
     except Exception:  # the message is stored all the same; the chat waits for a person
         log.exception("routing conversation %s failed; it stays unassigned", conversation_id)
+
+
+def conversation_released(session: Session, conversation: Conversation, *, now: datetime) -> None:
+    """An operator let go of a chat (unassigned it): route it again, by the rules, as if
+    it had just started (its first customer message is what keyword rules read)."""
+    if conversation.status != "open" or conversation.assignee_id is not None or not rules_exist(session):
+        return
+    from hub.routing.engine import route
+
+    first_text = session.scalar(select(Message.text).where(
+        Message.conversation_id == conversation.id, Message.direction == "in")
+        .order_by(Message.sent_at, Message.id).limit(1)) or ""
+    route(session, conversation, now=now, first_text=first_text)
 
 
 def human_reply(session: Session, conversation_id: int | None, author_id: int | None, *, now: datetime) -> None:

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from hub.conversation_actions import assign, close
 from hub.db import utcnow
 from hub.models import Channel, Conversation, Message, User
+from hub.routing import hooks as routing_hooks
 from hub.web.api.fields import Id, Int, Text, id_max
 from hub.web.api.schemas import ConversationOut
 from hub.web.api.parsing import Blueprint
@@ -100,10 +101,13 @@ class Assign(MethodView):
     def post(self, body: dict[str, Any], conversation_id: int):
         with current_app.extensions["hub"].db.scope() as session:
             conversation = _get(session, conversation_id)
+            was = conversation.assignee_id
             try:
                 assign(session, conversation, body["assignee_id"], now=utcnow())
             except LookupError as exc:
                 abort(422, message=str(exc))
+            if was is not None and body["assignee_id"] is None:
+                routing_hooks.conversation_released(session, conversation, now=utcnow())
             return conversation_out(session, conversation)
 
 
