@@ -142,3 +142,32 @@ def test_the_export_streams_one_row_per_conversation(client, admin_headers, seed
 def test_bad_periods_are_refused_by_name(client, admin_headers, query, field):
     r = client.get("/api/v1/reports/summary", query_string=query, headers=admin_headers)
     assert r.status_code == 422 and field in r.json["errors"]["query"], r.json
+
+
+def test_the_xlsx_export_holds_the_same_rows(client, admin_headers, seeded):
+    from openpyxl import load_workbook
+
+    r = client.get("/api/v1/reports/conversations.xlsx", query_string={
+        "from": "2026-11-30T00:00:00Z", "to": "2026-12-01T00:00:00Z"}, headers=admin_headers)
+    assert r.status_code == 200 and r.mimetype.endswith("spreadsheetml.sheet")
+    sheet = load_workbook(io.BytesIO(r.data), read_only=True)["Conversations"]
+    table = list(sheet.iter_rows(values_only=True))
+    assert table[0][:3] == ("conversation_id", "channel", "contact_name")
+    assert [row[0] for row in table[1:]] == seeded["ids"][:3]
+    assert table[1][9] == 120 and table[1][3] == "+15550000001"
+
+
+def test_exports_never_hand_a_spreadsheet_a_formula(runtime, client, admin_headers, seeded):
+    from openpyxl import load_workbook
+
+    with runtime.db.scope() as session:
+        conversation = session.get(Conversation, seeded["ids"][0])
+        session.get(Contact, conversation.contact_id).name = '=HYPERLINK("http://evil.test","x")'
+    query = {"from": "2026-11-30T00:00:00Z", "to": "2026-12-01T00:00:00Z"}
+    table = list(csv.DictReader(io.StringIO(client.get("/api/v1/reports/conversations.csv", query_string=query,
+                                                       headers=admin_headers).get_data(as_text=True))))
+    assert table[0]["contact_name"].startswith("'=HYPERLINK") and table[0]["contact_phone"] == "+15550000001"
+    book = load_workbook(io.BytesIO(client.get("/api/v1/reports/conversations.xlsx", query_string=query,
+                                               headers=admin_headers).data))
+    cell = book["Conversations"]["C2"]
+    assert cell.value.startswith("=HYPERLINK") and cell.data_type == "s", "kept as text, not a formula"
