@@ -86,6 +86,25 @@ class LeadEnsurer:
         self.links.put(LEAD_REVERSE, str(stored), "conversation", conv_id)
         result.leads[conv_id] = stored
 
+    def link_created(self, created: list[tuple[tuple[str, str], int | None, str, int]], result: Ensured) -> None:
+        """Store what one leads/complex answer created - (contact key, contact id,
+        conversation id, lead id) each - in one transaction per link type, so a batch of
+        50 costs a few round trips, not 150; existing links win as in link_contact/link_lead."""
+        by_type: dict[str, dict[str, tuple[str, str, str]]] = {}
+        for key, contact_id, _, _ in created:
+            if contact_id:  # the first answer for a key wins, as with one put after another
+                by_type.setdefault(key[0], {}).setdefault(key[1], (key[1], "contact", str(contact_id)))
+        for etype, rows in by_type.items():
+            for eid, crm_id in self.links.put_many(etype, list(rows.values())).items():
+                self.contact_ids[(etype, eid)] = int(crm_id)
+        leads = self.links.put_many(CONVERSATION, [(conv_id, "lead", str(lead_id)) for _, _, conv_id, lead_id in created])
+        reverse: dict[str, tuple[str, str, str]] = {}
+        for _, _, conv_id, _ in created:
+            reverse.setdefault(str(leads[conv_id]), (str(leads[conv_id]), "conversation", conv_id))
+        self.links.put_many(LEAD_REVERSE, list(reverse.values()))
+        for _, _, conv_id, _ in created:
+            result.leads[conv_id] = int(leads[conv_id])
+
     # -- the steps ------------------------------------------------------------------------
     def ensure(self, wanted: list[Wanted]) -> Ensured:
         result = Ensured()
@@ -242,6 +261,7 @@ class LeadEnsurer:
                     if w.conv_id in bodies:
                         result.failed[w.conv_id] = error
                 return
+            answered = []
             for w in chunk:
                 item = created.get(w.conv_id)
                 if w.conv_id not in bodies:
@@ -250,10 +270,9 @@ class LeadEnsurer:
                     result.failed[w.conv_id] = Transient(
                         f"leads/complex answered without conversation {w.conv_id}", ambiguous=True)
                     continue
-                if item.contact_id:
-                    self.link_contact(w.key, int(item.contact_id))
-                self.link_lead(w.conv_id, item.lead_id, result)
+                answered.append((w.key, int(item.contact_id) if item.contact_id else None, w.conv_id, item.lead_id))
                 result.created.add(w.conv_id)
+            self.link_created(answered, result)
             return
 
 

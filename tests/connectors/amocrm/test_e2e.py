@@ -262,3 +262,35 @@ def test_two_workers_share_amocrms_limit(runtime, amo):
     assert drain(runtime) == {"done": 300}
     assert amo.stats()["rate_limited"] == 0
     assert amo.counts() == {"contacts": 150, "deals": 150, "notes": 150, "contact_notes": 0}
+
+
+def test_a_backlog_stores_intents_and_links_per_request_not_per_object(runtime, amo, monkeypatch):
+    """Each leads/complex or notes request writes its intents in one transaction before
+    it and its links in one per link type after it: between two requests at 7 a second
+    there is no time for a transaction per deal, contact and note."""
+    from hub.links import DbLinkStore
+
+    calls = {"put": 0, "put_many": 0}
+    put, put_many = DbLinkStore.put, DbLinkStore.put_many
+
+    def counting_put(self, *a, **kw):
+        calls["put"] += 1
+        return put(self, *a, **kw)
+
+    def counting_put_many(self, *a, **kw):
+        calls["put_many"] += 1
+        return put_many(self, *a, **kw)
+
+    monkeypatch.setattr(DbLinkStore, "put", counting_put)
+    monkeypatch.setattr(DbLinkStore, "put_many", counting_put_many)
+    add_connector(runtime, {**long_lived_settings(amo), "existing_contacts": "create"})
+    with runtime.db.scope() as session:
+        for n in range(100):
+            ev.emit_conversation(session, n, messages=3)
+    result = drain(runtime)
+    assert set(result) == {"done"}, (result, dead_errors(runtime)[:3])
+    assert amo.counts() == {"contacts": 100, "deals": 100, "notes": 300, "contact_notes": 0}
+    requests = amo.stats()["requests"]
+    assert calls["put"] == 0
+    # leads/complex: intents + contacts + conversations + reverse; notes: intents
+    assert calls["put_many"] <= 4 * requests

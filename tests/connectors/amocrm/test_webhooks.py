@@ -40,6 +40,9 @@ class MemoryLinks:
     def put(self, entity_type, entity_id, crm_type, crm_id):
         return self.links.setdefault((entity_type, str(entity_id)), str(crm_id))
 
+    def put_many(self, entity_type, items):
+        return {str(e): self.put(entity_type, e, t, c) for e, t, c in items}
+
 
 class NoNetwork(requests.Session):
     def request(self, *args, **kwargs):
