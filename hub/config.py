@@ -110,6 +110,18 @@ class RoutingSchema(_Section):
     sweep_seconds = fields.Integer(load_default=30, validate=validate.Range(min=5, max=3600))
 
 
+class ReportsSchema(_Section):
+    # SMTP for scheduled reports by e-mail: "starttls" (port 587), "ssl" (465) or "none".
+    smtp_host = fields.String(load_default="")
+    smtp_port = fields.Integer(load_default=587, validate=validate.Range(1, 65535))
+    smtp_security = fields.String(load_default="starttls", validate=validate.OneOf(["starttls", "ssl", "none"]))
+    smtp_username = fields.String(load_default="")
+    smtp_password = fields.String(load_default="")
+    smtp_timeout_seconds = fields.Integer(load_default=30, validate=validate.Range(1, 600))
+    from_address = fields.String(load_default="")
+    check_seconds = fields.Integer(load_default=60, validate=validate.Range(10, 3600))
+
+
 class ConfigSchema(_Section):
     mode = fields.String(
         load_default="development", validate=validate.OneOf(["development", "production"])
@@ -128,6 +140,7 @@ class ConfigSchema(_Section):
     admin = fields.Nested(AdminSchema, load_default=lambda: AdminSchema().load({}))
     tracking = fields.Nested(TrackingSchema, load_default=lambda: TrackingSchema().load({}))
     routing = fields.Nested(RoutingSchema, load_default=lambda: RoutingSchema().load({}))
+    reports = fields.Nested(ReportsSchema, load_default=lambda: ReportsSchema().load({}))
 
 
 class Config(Mapping[str, Any]):

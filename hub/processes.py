@@ -54,6 +54,7 @@ def start_workers(runtime: Runtime, threads: int, stop: threading.Event) -> list
 def start_scheduler(runtime: Runtime, stop: threading.Event) -> threading.Thread:
     import hub.channels  # noqa: F401  (registers the channels' jobs)
     import hub.connector_pull  # noqa: F401  (registers the connector pulls)
+    import hub.reports.jobs  # noqa: F401  (registers the scheduled reports)
     import hub.routing.jobs  # noqa: F401  (registers the routing sweep)
 
     scheduler = LeaderScheduler(runtime)

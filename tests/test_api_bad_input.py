@@ -13,8 +13,8 @@ from flask import got_request_exception
 from sqlalchemy import event, select
 
 from hub.db import utcnow
-from hub.models import (Channel, ConnectorRecord, Conversation, Delivery, Message, RoutingRule, Team, Template,
-                        TrackedLink, User)
+from hub.models import (Channel, ConnectorRecord, Conversation, Delivery, Message, ReportSchedule, RoutingRule, Team,
+                        Template, TrackedLink, User)
 from hub.routing.store import save_rule, save_team
 from hub.web.api.fields import id_max
 from tests.support.factories import emit_many, webhook_connector
@@ -81,13 +81,20 @@ BODIES: dict[tuple[str, str], list[dict[str, Any]]] = {
     ("patch", "/routing-rules/{rule_id}"): [{"name": "all", "position": 1, "conditions": {}, "enabled": False}],
     ("put", "/operators/{user_id}/presence"): [{"presence": "online", "capacity": 3}],
     ("post", "/conversations/{conversation_id}/transfer"): [{"team_id": "{team_id}"}, {"user_id": "{user_id}"}],
+    ("post", "/report-schedules"): [{"name": "Weekly", "enabled": True, "frequency": "weekly", "at_time": "09:00",
+                                     "weekday": 0, "day_of_month": 1, "time_zone": "Europe/Moscow",
+                                     "channel_id": "{channel_id}", "team_id": "{team_id}", "missed_minutes": 15,
+                                     "recipients": ["head@example.com"], "webhook": True}],
+    ("patch", "/report-schedules/{schedule_id}"): [{"name": "Daily", "frequency": "daily", "at_time": "08:00",
+                                                    "recipients": [], "webhook": True, "team_id": None}],
 }
 # Operations whose valid call leaves the hub (Graph API, connector URLs) or removes the seed:
 # only their bad-input cases run.
 NOT_CALLED_VALID = {("post", "/templates/sync"), ("post", "/connectors/{connector_id}/check"),
                     ("delete", "/connectors/{connector_id}"), ("delete", "/tracked-links/{link_id}"),
                     ("get", "/messages/{message_id}/media"), ("delete", "/teams/{team_id}"),
-                    ("delete", "/routing-rules/{rule_id}")}
+                    ("delete", "/routing-rules/{rule_id}"), ("delete", "/report-schedules/{schedule_id}"),
+                    ("post", "/report-schedules/{schedule_id}/send")}
 
 
 @pytest.fixture
@@ -110,7 +117,11 @@ def seeded(client, runtime, admin_headers) -> dict[str, Any]:
         user_id = session.scalars(select(User.id)).one()
         team = save_team(session, {"name": "Sales", "member_ids": [user_id]}, now=utcnow())
         rule = save_rule(session, {"team_id": team.id, "conditions": {"keywords": ["order"]}}, now=utcnow())
-        return {"team_id": team.id, "rule_id": rule.id, "channel_id": channel_id, "connector_id": connector_id, "link_id": link_id,
+        schedule = ReportSchedule(name="Monday", frequency="weekly", at_time="09:00", time_zone="UTC", filters={},
+                                  recipients=[], webhook=True, created_at=utcnow())
+        session.add(schedule)
+        session.flush()
+        return {"team_id": team.id, "rule_id": rule.id, "schedule_id": schedule.id, "channel_id": channel_id, "connector_id": connector_id, "link_id": link_id,
                 "template_id": template.id, "message_id": message.id, "wamid": message.wa_message_id,
                 "conversation_id": session.scalars(select(Conversation.id)).one(),
                 "delivery_id": session.scalars(select(Delivery.id)).one(),
@@ -322,7 +333,7 @@ def test_the_reviews_cases_are_refused_naming_the_field(client, admin_headers, s
 def test_the_openapi_document_states_each_path_ids_range(client):
     width = {"channel_id": Channel, "conversation_id": Conversation, "message_id": Message, "template_id": Template,
              "connector_id": ConnectorRecord, "delivery_id": Delivery, "link_id": TrackedLink, "team_id": Team,
-             "rule_id": RoutingRule, "user_id": User}
+             "rule_id": RoutingRule, "user_id": User, "schedule_id": ReportSchedule}
     spec = client.get("/api/v1/openapi.json").json
     params = [p for item in spec["paths"].values() for p in item.get("parameters", []) if p["in"] == "path"]
     assert params

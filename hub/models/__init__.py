@@ -6,6 +6,7 @@ from hub.models.conversations import Conversation, Message, MessageStatus
 from hub.models.events import Delivery, Event
 from hub.models.leases import Lease
 from hub.models.ratelimits import RateBucket
+from hub.models.reports import ReportRun, ReportSchedule
 from hub.models.routing import OperatorState, QueueEntry, RoutingRule, SlaMark, Team, TeamMember
 from hub.models.templates import Template
 from hub.models.tracking import LeadAttribution, TrackedLink, Visit
@@ -29,6 +30,8 @@ __all__ = [
     "MessageStatus",
     "RateBucket",
     "RawWebhook",
+    "ReportRun",
+    "ReportSchedule",
     "RoutingRule",
     "SlaMark",
     "Team",

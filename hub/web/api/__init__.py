@@ -35,7 +35,7 @@ def init_api(app: Flask) -> Api:
     from hub.web.api import reports, routing, tracking
 
     for blueprint in (channels.blp, conversations.blp, messages.blp, templates_api.blp,
-                      connectors.blp, deliveries.blp, tracking.blp, routing.blp, reports.blp):
+                      connectors.blp, deliveries.blp, tracking.blp, routing.blp, reports.blp, reports.schedules):
         assert isinstance(blueprint, parsing.Blueprint), "API blueprints read input with parsing.ApiParser"
         api.register_blueprint(blueprint, url_prefix=f"/api/v1{blueprint.url_prefix or ''}")
     app.register_error_handler(SendRefused, _send_refused)

@@ -2,22 +2,23 @@
 row per conversation as CSV, streamed."""
 from __future__ import annotations
 
-import csv
-import io
-import tempfile
 from datetime import timedelta
 from typing import Any, Iterator
 
 from flask import Response, current_app, send_file, stream_with_context
 from flask.views import MethodView
 from flask_smorest import abort
-from marshmallow import Schema, ValidationError, fields, validates_schema
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from sqlalchemy import select
 
 from hub.db import utcnow
-from hub.models import Channel, Team, User
-from hub.reports.rows import COLUMNS, Filters, rows, summary
-from hub.web.api.auth import authenticate
-from hub.web.api.fields import Id, Int, Moment
+from hub.models import Channel, ReportRun, ReportSchedule, Team, User
+from hub.reports.export import csv_chunks, xlsx_file
+from hub.reports.rows import Filters, summary
+from hub.reports.runs import produce, when_of
+from hub.reports.schedule import FREQUENCIES, ScheduleError, When, check, due
+from hub.web.api.auth import authenticate, require_role
+from hub.web.api.fields import Id, Int, Moment, Text
 from hub.web.api.parsing import Blueprint
 
 blp = Blueprint("reports", __name__, url_prefix="/reports",
@@ -84,17 +85,8 @@ class Export(MethodView):
         now = utcnow()
 
         def generate() -> Iterator[str]:
-            out = io.StringIO()
-            writer = csv.writer(out)
-            writer.writerow(COLUMNS)
             with db.scope() as session:
-                for row in rows(session, filters, now=now):
-                    writer.writerow([_csv_cell(c, row[c]) for c in COLUMNS])
-                    if out.tell() > 64 * 1024:
-                        yield out.getvalue()
-                        out.seek(0)
-                        out.truncate()
-            yield out.getvalue()
+                yield from csv_chunks(session, filters, now=now)
 
         return Response(stream_with_context(generate()), mimetype="text/csv",
                         headers={"Content-Disposition": f'attachment; filename="{_name(args, "csv")}"'})
@@ -114,37 +106,180 @@ class ExportXlsx(MethodView):
     def get(self, args: dict[str, Any]):
         """The same rows as the CSV, as a spreadsheet (written row by row to a temporary
         file, then sent from it)."""
-        from openpyxl import Workbook
-        from openpyxl.cell import WriteOnlyCell
-
-        book = Workbook(write_only=True)
-        sheet = book.create_sheet("Conversations")
-        sheet.append(list(COLUMNS))
-
-        def cell(value: Any) -> Any:
-            if not isinstance(value, str):
-                return value
-            text = WriteOnlyCell(sheet, value=value)
-            text.data_type = "s"  # never a formula, whatever the customer typed
-            return text
-
         with current_app.extensions["hub"].db.scope() as session:
-            for row in rows(session, _filters(args), now=utcnow()):
-                sheet.append([cell(row[c]) for c in COLUMNS])
-        spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
-        book.save(spool)
-        spool.seek(0)
+            spool = xlsx_file(session, _filters(args), now=utcnow())
         return send_file(spool, mimetype=XLSX, as_attachment=True, download_name=_name(args, "xlsx"))
 
 
-# Texts that come from customers, campaigns and settings: a spreadsheet opening the CSV
-# would run one starting with = + - @ as a formula, so it gets a leading apostrophe.
-FREE_TEXT = frozenset({"channel", "contact_name", "operator", "team", "utm_source", "utm_medium", "utm_campaign"})
+class ScheduleIn(Schema):
+    name = Text(200, min_length=1, required=True)
+    enabled = fields.Boolean(load_default=True)
+    frequency = Text(8, required=True, validate=validate.OneOf(FREQUENCIES))
+    at_time = Text(5, required=True, metadata={"description": "HH:MM in time_zone"})
+    weekday = Int(0, 6, load_default=0, metadata={"description": "weekly: 0 = Monday"})
+    day_of_month = Int(1, 28, load_default=1, metadata={"description": "monthly: 1-28"})
+    time_zone = Text(64, load_default="UTC")
+    channel_id = Id(Channel, allow_none=True, load_default=None)
+    team_id = Id(Team, allow_none=True, load_default=None)
+    missed_minutes = Int(1, 7 * 24 * 60, load_default=15)
+    recipients = fields.List(fields.Email(validate=validate.Length(max=254)), load_default=list,
+                             validate=validate.Length(max=100))
+    webhook = fields.Boolean(load_default=False, metadata={"description": "emit report.ready to the connectors"})
 
 
-def _csv_cell(column: str, value: Any) -> Any:
-    if value is None:
-        return ""
-    if column in FREE_TEXT and isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
+class SchedulePatch(ScheduleIn):
+    """ScheduleIn, every field optional."""
+
+
+class ScheduleOut(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    enabled = fields.Boolean()
+    frequency = fields.String()
+    at_time = fields.String()
+    weekday = fields.Integer()
+    day_of_month = fields.Integer()
+    time_zone = fields.String()
+    channel_id = fields.Integer(allow_none=True)
+    team_id = fields.Integer(allow_none=True)
+    missed_minutes = fields.Integer()
+    recipients = fields.List(fields.String())
+    webhook = fields.Boolean()
+    next_period = fields.Dict(metadata={"description": "the period the next firing covers"})
+
+
+class RunOut(Schema):
+    id = fields.Integer()
+    period_start = fields.String()
+    period_end = fields.String()
+    status = fields.String(metadata={"description": "sending | sent | failed"})
+    error = fields.String()
+    manual = fields.Boolean()
+    sent_at = fields.String(allow_none=True)
+    figures = fields.Dict(allow_none=True)
+
+
+_FILTER_KEYS = ("channel_id", "team_id", "missed_minutes")
+
+
+def _schedule_out(s: ReportSchedule) -> dict[str, Any]:
+    f = s.filters or {}
+    now = utcnow()
+    start, end = due(when_of(s), now)
+    following = due(when_of(s), end + (end - start) + timedelta(minutes=1))
+    return {"id": s.id, "name": s.name, "enabled": s.enabled, "frequency": s.frequency, "at_time": s.at_time,
+            "weekday": s.weekday, "day_of_month": s.day_of_month, "time_zone": s.time_zone,
+            "channel_id": f.get("channel_id"), "team_id": f.get("team_id"),
+            "missed_minutes": f.get("missed_minutes", 15), "recipients": s.recipients or [], "webhook": s.webhook,
+            "next_period": {"from": following[0].isoformat(), "to": following[1].isoformat()}}
+
+
+def _save(session, body: dict[str, Any], schedule: ReportSchedule | None = None) -> ReportSchedule:
+    """Checked whole, then written: a bad field is refused by name, nothing half-saved."""
+    merged = {**(_schedule_out(schedule) if schedule else {}), **body}
+    errors: dict[str, list[str]] = {}
+    try:
+        check(When(merged["frequency"], merged["at_time"], merged.get("time_zone", "UTC"), merged.get("weekday", 0),
+                   merged.get("day_of_month", 1)))
+    except ScheduleError as exc:
+        field, _, message = str(exc).partition(": ")
+        errors[field] = [message]
+    if not merged.get("recipients") and not merged.get("webhook"):
+        errors["recipients"] = ["give at least one recipient, or webhook: true"]
+    clash = session.scalar(select(ReportSchedule.id).where(ReportSchedule.name == merged["name"]))
+    if clash is not None and (schedule is None or clash != schedule.id):
+        errors["name"] = [f"a report named {merged['name']!r} already exists"]
+    if errors:
+        abort(422, message="invalid report schedule", errors={"json": errors})
+    now = utcnow()
+    if schedule is None:
+        schedule = ReportSchedule(created_at=now)
+        session.add(schedule)
+    for key in ("name", "enabled", "frequency", "at_time", "weekday", "day_of_month", "time_zone", "recipients",
+                "webhook"):
+        if key in merged:
+            setattr(schedule, key, merged[key])
+    schedule.filters = {k: merged[k] for k in _FILTER_KEYS if merged.get(k) is not None}
+    schedule.updated_at = now
+    session.flush()
+    return schedule
+
+
+def _schedule(session, schedule_id: int) -> ReportSchedule:
+    schedule = session.get(ReportSchedule, schedule_id)
+    if schedule is None:
+        abort(404, message=f"no report schedule with id {schedule_id}")
+    return schedule
+
+
+schedules = Blueprint("report_schedules", __name__, url_prefix="/report-schedules",
+                      description="Reports sent by e-mail and webhook every day, week or month.")
+schedules.before_request(authenticate)
+
+
+@schedules.route("")
+class Schedules(MethodView):
+    @schedules.response(200, ScheduleOut(many=True))
+    def get(self):
+        with current_app.extensions["hub"].db.scope() as session:
+            return [_schedule_out(s) for s in session.scalars(select(ReportSchedule).order_by(ReportSchedule.name))]
+
+    @require_role("admin")
+    @schedules.arguments(ScheduleIn)
+    @schedules.response(201, ScheduleOut)
+    def post(self, body: dict[str, Any]):
+        with current_app.extensions["hub"].db.scope() as session:
+            return _schedule_out(_save(session, body))
+
+
+@schedules.route("/<id:schedule_id>")
+class ScheduleItem(MethodView):
+    @schedules.response(200, ScheduleOut)
+    def get(self, schedule_id: int):
+        with current_app.extensions["hub"].db.scope() as session:
+            return _schedule_out(_schedule(session, schedule_id))
+
+    @require_role("admin")
+    @schedules.arguments(SchedulePatch(partial=True))
+    @schedules.response(200, ScheduleOut)
+    def patch(self, body: dict[str, Any], schedule_id: int):
+        with current_app.extensions["hub"].db.scope() as session:
+            return _schedule_out(_save(session, body, _schedule(session, schedule_id)))
+
+    @require_role("admin")
+    @schedules.response(204)
+    def delete(self, schedule_id: int):
+        with current_app.extensions["hub"].db.scope() as session:
+            session.delete(_schedule(session, schedule_id))
+
+
+@schedules.route("/<id:schedule_id>/runs")
+class Runs(MethodView):
+    @schedules.response(200, RunOut(many=True))
+    def get(self, schedule_id: int):
+        """What was sent, newest first: its period, status and why it failed."""
+        with current_app.extensions["hub"].db.scope() as session:
+            _schedule(session, schedule_id)
+            found = session.scalars(select(ReportRun).where(ReportRun.schedule_id == schedule_id)
+                                    .order_by(ReportRun.id.desc()).limit(100))
+            return [{"id": r.id, "period_start": r.period_start.isoformat(), "period_end": r.period_end.isoformat(),
+                     "status": r.status, "error": r.error, "manual": r.manual,
+                     "sent_at": r.sent_at.isoformat() if r.sent_at else None, "figures": r.figures} for r in found]
+
+
+@schedules.route("/<id:schedule_id>/send")
+class SendNow(MethodView):
+    @require_role("admin")
+    @schedules.response(201, RunOut)
+    def post(self, schedule_id: int):
+        """Send now: the period from the last firing up to this moment."""
+        runtime = current_app.extensions["hub"]
+        now = utcnow()
+        with runtime.db.scope() as session:
+            _before, last_firing = due(when_of(_schedule(session, schedule_id)), now)
+        run_id = produce(runtime, schedule_id, last_firing, now, now=now, manual=True)
+        with runtime.db.scope() as session:
+            r = session.get(ReportRun, run_id)
+            return {"id": r.id, "period_start": r.period_start.isoformat(), "period_end": r.period_end.isoformat(),
+                    "status": r.status, "error": r.error, "manual": r.manual,
+                    "sent_at": r.sent_at.isoformat() if r.sent_at else None, "figures": r.figures}

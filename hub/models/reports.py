@@ -1,0 +1,60 @@
+"""Scheduled reports and the history of what they sent."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from hub.db import Base, JSONType, UTCDateTime
+from hub.models._types import created_at, updated_at
+
+FREQUENCIES = ("daily", "weekly", "monthly")
+
+
+class ReportSchedule(Base):
+    """Every day, week (on `weekday`, 0 = Monday) or month (on `day_of_month`) at
+    `at_time` in `time_zone`: the figures of the period that just ended, by e-mail to
+    `recipients` and/or as a report.ready event."""
+
+    __tablename__ = "report_schedules"
+    __table_args__ = (
+        CheckConstraint("frequency IN ('daily', 'weekly', 'monthly')", name="frequency"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    frequency: Mapped[str] = mapped_column(String(8))
+    at_time: Mapped[str] = mapped_column(String(5))  # HH:MM
+    weekday: Mapped[int] = mapped_column(Integer, default=0)
+    day_of_month: Mapped[int] = mapped_column(Integer, default=1)
+    time_zone: Mapped[str] = mapped_column(String(64), default="UTC")
+    filters: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)  # channel_id, team_id, missed_minutes
+    recipients: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    webhook: Mapped[bool] = mapped_column(Boolean, default=False)  # emit report.ready
+    created_at: Mapped[datetime] = created_at()
+    updated_at: Mapped[datetime] = updated_at()
+
+
+class ReportRun(Base):
+    """One period of one schedule: written before anything is sent, so a period is
+    never sent twice (however often the scheduler looks)."""
+
+    __tablename__ = "report_runs"
+    __table_args__ = (
+        UniqueConstraint("schedule_id", "period_end", name="one_run_per_period"),
+        CheckConstraint("status IN ('sending', 'sent', 'failed')", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    schedule_id: Mapped[int] = mapped_column(ForeignKey("report_schedules.id", ondelete="CASCADE"), index=True)
+    period_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    period_end: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(8))
+    error: Mapped[str] = mapped_column(Text, default="")
+    manual: Mapped[bool] = mapped_column(Boolean, default=False)  # "send now"
+    figures: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = created_at()

@@ -1,0 +1,19 @@
+"""Scheduled reports as a scheduler job (also run once when the scheduler starts, so a
+report whose time passed while the hub was down goes out then, once)."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from hub.db import utcnow
+from hub.reports.runs import run_due
+from hub.runtime import Runtime
+from hub.scheduler import JobSpec, register_job
+
+
+def scheduled_reports(runtime: Runtime, now: datetime) -> list[int]:
+    return run_due(runtime, now)
+
+
+# next_run_time: at once when this scheduler takes the lead, then every check_seconds.
+register_job(JobSpec("scheduled_reports", scheduled_reports, "interval",
+                     lambda config: {"seconds": config.reports.check_seconds, "next_run_time": utcnow()}))

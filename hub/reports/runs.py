@@ -1,0 +1,101 @@
+"""Sending scheduled reports: each period of each schedule once.
+
+A run row (unique per schedule and period end) is written before anything leaves, so
+however often the scheduler looks, and whichever process looks, a period is sent at
+most once; a hub that was down over a firing sends the latest missed period when it
+is back (hub.reports.schedule.due). What was sent, to whom and why it failed stays in
+the run's history; "send now" makes a run of the period up to the moment.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any, Callable
+from urllib.parse import urlencode
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from hub.events import emit
+from hub.models import ReportRun, ReportSchedule
+from hub.reports import mail
+from hub.reports.export import csv_chunks
+from hub.reports.rows import Filters, summary
+from hub.reports.schedule import When, due
+
+log = logging.getLogger(__name__)
+
+
+def when_of(schedule: ReportSchedule) -> When:
+    return When(schedule.frequency, schedule.at_time, schedule.time_zone, schedule.weekday, schedule.day_of_month)
+
+
+def filters_of(schedule: ReportSchedule, start: datetime, end: datetime) -> Filters:
+    f = schedule.filters or {}
+    return Filters(start=start, end=end, channel_id=f.get("channel_id"), team_id=f.get("team_id"),
+                   missed_seconds=int(f.get("missed_minutes") or 15) * 60)
+
+
+def run_due(runtime: Any, now: datetime, *, send_mail: Callable = mail.send) -> list[int]:
+    """Send every schedule's latest period that has not been sent; the runs made."""
+    with runtime.db.scope() as session:
+        schedules = [(s.id, due(when_of(s), now)) for s in
+                     session.scalars(select(ReportSchedule).where(ReportSchedule.enabled.is_(True)))]
+        sent = {(r.schedule_id, r.period_end) for r in session.scalars(select(ReportRun).where(
+            ReportRun.schedule_id.in_([sid for sid, _ in schedules]), ReportRun.manual.is_(False)))}
+    made = []
+    for schedule_id, (start, end) in schedules:
+        if (schedule_id, end) in sent:
+            continue
+        run_id = produce(runtime, schedule_id, start, end, now=now, send_mail=send_mail)
+        if run_id is not None:
+            made.append(run_id)
+    return made
+
+
+def produce(runtime: Any, schedule_id: int, start: datetime, end: datetime, *, now: datetime, manual: bool = False,
+            send_mail: Callable = mail.send) -> int | None:
+    """Make and send the run of one period; None when another process made it first."""
+    try:
+        with runtime.db.scope() as session:
+            run = ReportRun(schedule_id=schedule_id, period_start=start, period_end=end, status="sending",
+                            error="", manual=manual, created_at=now)
+            session.add(run)
+            session.flush()
+            run_id = run.id
+    except IntegrityError:
+        return None
+    problems: list[str] = []
+    with runtime.db.scope() as session:
+        schedule = session.get(ReportSchedule, schedule_id)
+        filters = filters_of(schedule, start, end)
+        figures = summary(session, filters, now=now)
+        previous = summary(session, filters_of(schedule, start - (end - start), start), now=now)
+        export = "".join(csv_chunks(session, filters, now=now)).encode("utf-8")
+        name, recipients, webhook = schedule.name, list(schedule.recipients or []), schedule.webhook
+        period = f"{start:%Y-%m-%d %H:%M} - {end:%Y-%m-%d %H:%M} UTC"
+    if recipients:
+        settings = runtime.config.reports
+        message = mail.build(name=name, period=period, figures=figures, previous=previous,
+                             sender=settings.from_address or "hub@localhost", recipients=recipients,
+                             attachment=export, attachment_name=f"conversations-{start:%Y%m%d}-{end:%Y%m%d}.csv")
+        try:
+            send_mail(message, settings)
+        except mail.ReportMailError as exc:
+            problems.append(f"e-mail: {exc}")
+            log.warning("report %r (run %s) was not e-mailed: %s", name, run_id, exc)
+    with runtime.db.scope() as session:
+        run = session.get(ReportRun, run_id)
+        run.figures = {"figures": figures, "previous": previous}
+        if webhook:
+            query = urlencode({"from": start.isoformat(), "to": end.isoformat(),
+                               **{k: v for k, v in (("channel_id", filters.channel_id),
+                                                    ("team_id", filters.team_id)) if v}})
+            emit(session, "report.ready", {"report": {
+                "id": run_id, "name": name, "period_start": start.isoformat(), "period_end": end.isoformat(),
+                "url": f"{runtime.config.base_url.rstrip('/')}/api/v1/reports/conversations.csv?{query}",
+                "figures": figures}}, now=now)
+        run.status = "failed" if problems else "sent"
+        run.error = "; ".join(problems)
+        run.sent_at = now
+    return run_id
