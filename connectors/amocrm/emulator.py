@@ -551,6 +551,28 @@ class Emulator:
         def notes_of(entity: str, entity_id: int) -> Response:
             return emu._notes(entity, entity_id)
 
+        @app.post("/api/v4/tasks")
+        def tasks_add() -> Response:
+            try:
+                created = store.add_tasks(request.get_json(silent=True))
+            except Invalid as exc:
+                return _invalid(exc)
+            return hal({"_links": {"self": {"href": emu.base_url + "/api/v4/tasks"}},
+                        "_embedded": {"tasks": [{**t, "_links": {"self": {
+                            "href": f"{emu.base_url}/api/v4/tasks/{t['id']}"}}} for t in created]}})
+
+        @app.get("/api/v4/tasks")
+        def tasks_list() -> Response:
+            def number(name: str) -> int | None:
+                value = request.args.get(name)
+                return int(value) if value and value.lstrip("-").isdigit() else None
+
+            ids = {int(v) for v in request.args.getlist("filter[entity_id][]") + request.args.getlist("filter[entity_id]")
+                   if v.isdigit()}
+            found = store.find_tasks(request.args.get("filter[entity_type]"), ids,
+                                     number("filter[updated_at][from]"), number("filter[updated_at][to]"))
+            return emu._page("/api/v4/tasks", "tasks", found)
+
         @app.get("/api/v4/webhooks")
         def webhooks_list() -> Response:
             items = [{"id": i + 1, "destination": h["destination"], "settings": h["settings"],

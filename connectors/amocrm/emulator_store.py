@@ -99,8 +99,10 @@ class Store:
         self.leads: dict[int, dict[str, Any]] = {}
         self.contacts: dict[int, dict[str, Any]] = {}
         self.notes: dict[int, dict[str, Any]] = {}
+        self.tasks: dict[int, dict[str, Any]] = {}
         self.tags: dict[str, int] = {}
-        self._ids = {"lead": 30_000_000, "contact": 40_000_000, "note": 50_000_000, "tag": 60_000}
+        self._ids = {"lead": 30_000_000, "contact": 40_000_000, "note": 50_000_000, "tag": 60_000,
+                     "task": 70_000_000}
         self.on_status_change: Callable[[dict[str, Any], int, int], None] = lambda lead, old_s, old_p: None
         self.on_note: Callable[[dict[str, Any]], None] = lambda note: None
 
@@ -413,6 +415,69 @@ class Store:
         for item in out:
             self.on_note(self.notes[item["id"]])
         return out
+
+    def add_tasks(self, items: Any) -> list[dict[str, Any]]:
+        """POST /api/v4/tasks: a task needs text and a deadline (complete_till); linked to
+        a lead or contact; task_type_id 1 (follow-up) or 2 (meeting); the responsible user
+        defaults to the one calling."""
+        if not isinstance(items, list) or not items:
+            raise Invalid([_err("0", "", "This value should be a non-empty array.", "InvalidType")])
+        now = int(self.clock())
+        with self.lock:
+            problems, planned = [], []
+            users = {u["id"] for u in self.users}
+            for i, body in enumerate(items):
+                rid = str(body.get("request_id", i)) if isinstance(body, dict) else str(i)
+                if not isinstance(body, dict):
+                    problems.append(_err(rid, "", "This value should be of type object.", "InvalidType"))
+                    continue
+                entity_type = body.get("entity_type")
+                table = {"leads": self.leads, "contacts": self.contacts}.get(entity_type)
+                if table is None:
+                    problems.append(_err(rid, "entity_type", "The value you selected is not a valid choice."))
+                    continue
+                target = body.get("entity_id")
+                if target not in table or table[target].get("is_deleted"):
+                    problems.append(_err(rid, "entity_id", "The value you selected is not a valid choice."))
+                    continue
+                if not str(body.get("text") or "").strip():
+                    problems.append(_err(rid, "text", "This value should not be blank.", "NotBlank"))
+                    continue
+                till = body.get("complete_till")
+                if not isinstance(till, int) or isinstance(till, bool) or till <= 0:
+                    problems.append(_err(rid, "complete_till", "This value should be of type int.", "InvalidType"))
+                    continue
+                task_type = body.get("task_type_id", 1)
+                if task_type not in (1, 2):
+                    problems.append(_err(rid, "task_type_id", "The value you selected is not a valid choice."))
+                    continue
+                responsible = body.get("responsible_user_id", self.users[0]["id"])
+                if responsible not in users:
+                    problems.append(_err(rid, "responsible_user_id", "The value you selected is not a valid choice."))
+                    continue
+                planned.append((rid, entity_type, target, task_type, responsible, till, body))
+            if problems:
+                raise Invalid(problems)
+            out = []
+            for rid, entity_type, target, task_type, responsible, till, body in planned:
+                task_id = self.next_id("task")
+                self.tasks[task_id] = {
+                    "id": task_id, "created_by": self.users[0]["id"], "updated_by": self.users[0]["id"],
+                    "created_at": now, "updated_at": now, "responsible_user_id": responsible, "group_id": 0,
+                    "entity_id": target, "entity_type": entity_type, "duration": 0, "is_completed": False,
+                    "task_type_id": task_type, "text": str(body["text"]), "result": [], "complete_till": till,
+                    "account_id": self.account_id}
+                out.append({"id": task_id, "request_id": rid})
+        return out
+
+    def find_tasks(self, entity_type: str | None, entity_ids: set[int], updated_from: int | None,
+                   updated_to: int | None) -> list[dict[str, Any]]:
+        with self.lock:
+            return [dict(t) for t in sorted(self.tasks.values(), key=lambda t: t["id"])
+                    if (entity_type is None or t["entity_type"] == entity_type)
+                    and (not entity_ids or t["entity_id"] in entity_ids)
+                    and (updated_from is None or t["updated_at"] >= updated_from)
+                    and (updated_to is None or t["updated_at"] <= updated_to)]
 
     # -- reads --------------------------------------------------------------------------------
     def contact_matches(self, contact: dict[str, Any], query: str) -> bool:

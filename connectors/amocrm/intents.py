@@ -16,6 +16,7 @@ from connectors.base import LinkStore
 
 LEAD = "lead_intent"
 NOTE = "note_intent"
+TASK = "task_intent"
 
 
 @dataclass(frozen=True)

@@ -346,3 +346,37 @@ def main_contact_id(lead: Mapping[str, Any]) -> int | None:
         if c.get("is_main"):
             return int(c["id"])
     return int(contacts[0]["id"]) if contacts else None
+
+
+# -- SLA breaches as tasks ----------------------------------------------------------------------
+TASK_FOLLOW_UP = 1  # amoCRM's standard task types: 1 follow-up, 2 meeting
+TASK_DUE_SECONDS = 30 * 60
+SLA_TARGETS = {"first_response": "first response", "next_response": "next response", "resolution": "resolution"}
+
+
+def task_text(data: Mapping[str, Any]) -> str:
+    """The task for a breached SLA clock: who waits, for what, since when."""
+    contact = data.get("contact") or {}
+    team = (data.get("team") or {}).get("name") or "the team"
+    target = SLA_TARGETS.get(str(data.get("target")), str(data.get("target") or "response"))
+    minutes = round((data.get("target_seconds") or 0) / 60)
+    elapsed = round((data.get("elapsed_seconds") or 0) / 60)
+    text = (f"WhatsApp: {contact_name(contact)} is waiting. The {target} target of {team} ({minutes} min) "
+            f"was missed: {elapsed} min in working hours.")
+    moved = data.get("reassigned_to") or {}
+    if moved.get("name") or moved.get("email"):
+        text += f" Handed to {moved.get('name') or moved.get('email')}."
+    return text
+
+
+def task_body(lead_id: int, data: Mapping[str, Any], event_id: str, occurred_at: datetime,
+              settings: Mapping[str, Any]) -> dict[str, Any]:
+    """POST /api/v4/tasks item: a follow-up on the deal, due TASK_DUE_SECONDS after the
+    breach, for the operator now holding the chat (unmapped: the account's default)."""
+    body: dict[str, Any] = {"task_type_id": TASK_FOLLOW_UP, "text": task_text(data),
+                            "complete_till": int(occurred_at.timestamp()) + TASK_DUE_SECONDS,
+                            "entity_id": int(lead_id), "entity_type": "leads", "request_id": str(event_id)}
+    user = responsible_user({"assignee": data.get("reassigned_to") or data.get("assignee")}, settings)
+    if user:
+        body["responsible_user_id"] = user
+    return body

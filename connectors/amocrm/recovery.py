@@ -119,3 +119,17 @@ def find_created_notes(client: AmoClient, notes: Iterable[Mapping[str, Any]],
     have = {(int(n.get("entity_id") or 0), (n.get("params") or {}).get("text"))
             for n in client.collect(path, "notes", params)}
     return {n["request_id"] for n in notes if (n["entity_id"], n["params"]["text"]) in have}
+
+
+def find_created_tasks(client: AmoClient, tasks: Iterable[Mapping[str, Any]],
+                       found_intents: Mapping[str, Intent]) -> set[str]:
+    """request ids (hub event ids) of the given task bodies amoCRM already has: the same
+    text on the same deal, written since the earliest intent."""
+    tasks = list(tasks)
+    if not tasks:
+        return set()
+    times = [found_intents[t["request_id"]].at for t in tasks]
+    params = {"filter[entity_type]": "leads", "filter[entity_id][]": sorted({t["entity_id"] for t in tasks}),
+              "filter[updated_at][from]": int(min(times) - CLOCK_SLACK)}
+    have = {(int(t.get("entity_id") or 0), t.get("text")) for t in client.collect("/api/v4/tasks", "tasks", params)}
+    return {t["request_id"] for t in tasks if (t["entity_id"], t["text"]) in have}

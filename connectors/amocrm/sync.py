@@ -22,7 +22,7 @@ NOTES_BATCH = 50
 PATCH_BATCH = 50
 CONVERSATION_TYPES = frozenset({
     "conversation.started", "message.received", "message.sent", "conversation.assigned",
-    "conversation.closed", "lead.attributed",
+    "conversation.closed", "lead.attributed", "sla.breached",
 })
 HANDLED = CONVERSATION_TYPES | {"contact.opted_out"}
 
@@ -65,6 +65,7 @@ class WaveSync:
         ensured = ensurer.ensure(list(unique.values()))
 
         notes: list[_Note] = []
+        tasks: list[_Note] = []
         patches: dict[int, tuple[dict[str, Any], list[int]]] = {}
         for i, w in wanted:
             event = batch[i]
@@ -78,6 +79,8 @@ class WaveSync:
                 out[i] = Outcome.done(info)
             elif action[0] == "note":
                 notes.append(_Note(i, action[1]))
+            elif action[0] == "task":
+                tasks.append(_Note(i, action[1]))
             elif action[0] == "patch":
                 body, indices = patches.setdefault(lead_id, ({"id": lead_id}, []))
                 body.update(action[1])
@@ -85,6 +88,7 @@ class WaveSync:
             else:
                 out[i] = Outcome.done({**info, "skipped": action[1]})
         self._send_notes("/api/v4/leads/notes", notes, out)
+        self._send_tasks(tasks, out)
         self._send_patches(patches, out)
         self._opt_outs(batch, opted_out, out)
         return [o if o is not None else Outcome.retry("not handled (connector bug)") for o in out]
@@ -120,6 +124,9 @@ class WaveSync:
                 return ("skip", "no mapped lead source fields")
             body.pop("id")
             return ("patch", body)
+        if event.type == "sla.breached":
+            return ("task", mapping.task_body(lead_id, data, event.id, event.occurred_at,
+                                              {**self.settings, "responsible_user_id": None}))
         return None  # conversation.started: the deal exists now
 
     # -- requests ------------------------------------------------------------------------
@@ -167,6 +174,48 @@ class WaveSync:
                 else:
                     out[n.index] = Outcome.done({"lead_id": n.body["entity_id"], "note_id": item.get("id")})
             return
+
+    def _send_tasks(self, tasks: list[_Note], out: list[Outcome | None]) -> None:
+        """One task per breach: an intent first, so a retry after a lost answer looks
+        for the task (same text, same deal) before writing another."""
+        for start in range(0, len(tasks), NOTES_BATCH):
+            chunk = {t.body["request_id"]: t for t in tasks[start:start + NOTES_BATCH]}
+            declared = intents.declare(self.links, intents.TASK, list(chunk), self.now())
+            suspects = [chunk[k].body for k, it in declared.items() if it.earlier]
+            if suspects:
+                try:
+                    already = recovery.find_created_tasks(self.client, suspects, declared)
+                except AmoError as exc:
+                    for body in suspects:
+                        out[chunk.pop(body["request_id"]).index] = self.failure(exc)
+                    already = set()
+                for rid in already:
+                    t = chunk.pop(rid)
+                    out[t.index] = Outcome.done({"lead_id": t.body["entity_id"], "task": "already in amoCRM"})
+            while chunk:
+                try:
+                    answer = self.client.post("/api/v4/tasks", [t.body for t in chunk.values()])
+                except ValidationFailed as exc:
+                    bad = [rid for rid in exc.errors if rid in chunk]
+                    if not bad:
+                        for t in chunk.values():
+                            out[t.index] = self.failure(exc)
+                        break
+                    for rid in bad:
+                        out[chunk.pop(rid).index] = Outcome.dead(
+                            f"amoCRM rejected the task of {rid}: " + "; ".join(exc.errors[rid]), response=exc.response)
+                    continue
+                except AmoError as exc:
+                    for t in chunk.values():
+                        out[t.index] = self.failure(exc)
+                    break
+                created = mapping.by_request_id(answer, "tasks")
+                for rid, t in chunk.items():
+                    item = created.get(rid)
+                    out[t.index] = (Outcome.done({"lead_id": t.body["entity_id"], "task_id": item.get("id")})
+                                    if item is not None else
+                                    self.failure(Transient(f"/api/v4/tasks answered without task {rid}", ambiguous=True)))
+                break
 
     def _send_patches(self, patches: dict[int, tuple[dict[str, Any], list[int]]],
                       out: list[Outcome | None]) -> None:

@@ -294,3 +294,59 @@ def test_a_backlog_stores_intents_and_links_per_request_not_per_object(runtime, 
     assert calls["put"] == 0
     # leads/complex: intents + contacts + conversations + reverse; notes: intents
     assert calls["put_many"] <= 4 * requests
+
+
+def _breach(n: int, *, assignee=None) -> dict:
+    return {"conversation": ev.conversation(n), "contact": ev.contact(n), "team": {"id": 1, "name": "Sales"},
+            "target": "first_response", "clock_started_at": ev.iso(ev.T0), "elapsed_seconds": 420,
+            "target_seconds": 300, "assignee": assignee or ev.OLGA, "supervisor": None, "reassigned_to": None}
+
+
+def test_each_sla_breach_becomes_one_follow_up_task_on_the_deal(runtime, amo):
+    add_connector(runtime, long_lived_settings(amo, operator_users={"olga@example.com": 9000001}))
+    with runtime.db.scope() as session:
+        for n in range(3):
+            ev.emit_conversation(session, n, messages=1)
+        for n in range(3):
+            ev.emit_event(session, "sla.breached", _breach(n))
+    result = drain(runtime)
+    assert set(result) == {"done"}, (result, dead_errors(runtime)[:3])
+    tasks = list(amo.store.tasks.values())
+    assert len(tasks) == 3
+    lead_of = {int(lead["name"].removeprefix("WhatsApp: Customer ")): lead["id"] for lead in amo.store.leads.values()}
+    assert sorted(t["entity_id"] for t in tasks) == sorted(lead_of.values())
+    task = next(t for t in tasks if t["entity_id"] == lead_of[0])
+    assert (task["entity_type"], task["task_type_id"], task["responsible_user_id"]) == ("leads", 1, 9000001)
+    assert "first response target of Sales (5 min) was missed: 7 min" in task["text"]
+    assert task["complete_till"] > int(ev.T0.timestamp())
+
+
+def test_a_retried_breach_finds_its_task_instead_of_writing_another(runtime, amo):
+    from connectors.amocrm import intents
+    from connectors.base import HubEvent
+    from hub.db import utcnow
+
+    connector_id = add_connector(runtime, long_lived_settings(amo))
+    with runtime.db.scope() as session:
+        ev.emit_conversation(session, 7, messages=0)
+    assert set(drain(runtime)) == {"done"}
+    amo_connector = instance(runtime, connector_id)
+    breach = HubEvent(id="evt-breach-7", type="sla.breached", version=1, occurred_at=utcnow(), data=_breach(7),
+                      ordering_key="conversation:507")
+    (first,) = amo_connector.deliver([breach])
+    assert first.status == "done" and first.response["task_id"]
+    # The answer was lost after amoCRM wrote the task: the intent is there, the outcome was not recorded.
+    (again,) = amo_connector.deliver([breach])
+    assert again.status == "done" and again.response == {"lead_id": first.response["lead_id"],
+                                                         "task": "already in amoCRM"}
+    assert len(amo.store.tasks) == 1
+    assert set(runtime_links(runtime, intents.TASK)) == {"evt-breach-7"}
+
+
+def runtime_links(runtime, entity_type: str) -> list[str]:
+    from sqlalchemy import select
+
+    from hub.models import CrmLink
+
+    with runtime.db.scope() as session:
+        return list(session.scalars(select(CrmLink.entity_id).where(CrmLink.entity_type == entity_type)))
