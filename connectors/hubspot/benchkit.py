@@ -43,9 +43,18 @@ def prepare(handle: emulator.EmulatorHandle, settings: dict[str, Any] | None = N
 
 
 def floor(conversations: int, notes_per_conversation: int) -> tuple[int, float]:
-    """Fewest requests HubSpot's batch sizes allow (contacts, deals and communications
-    created 100 per request, associations inline), and that at the rate limit."""
+    """The fewest requests HubSpot's documented API allows for N new conversations, and
+    that at the general limit (100 per rolling 10 s; searches count there too).
+
+    Unavoidable: the contacts, deals and communications themselves, 100 inputs per batch
+    create, associations given inline with each input (no association requests); and
+    one search per 100 new contacts, because a contact must not be created for a phone
+    HubSpot already has (an IN filter takes 100 values; the phone and mobilephone groups
+    of one search cover the same 100 numbers). The search API's own 5 a second is not
+    what binds: one search goes with every 5 other requests.
+    """
     per = mapping.BATCH_LIMIT
-    requests = (math.ceil(conversations / per) * 2
+    searches = math.ceil(conversations / mapping.SEARCH_VALUES_LIMIT)
+    requests = (searches + math.ceil(conversations / per) * 2
                 + math.ceil(conversations * notes_per_conversation / per))
     return requests, requests / (PER_10_SECONDS / 10.0)

@@ -64,13 +64,21 @@ class Item:
 
 @dataclass
 class Entry:
-    """One input of a batch create and what to do with its answer."""
+    """One input of a batch create and what to do with its answer.
+
+    `link` names the hub entity to link to the created object, (entity type, hub ids,
+    CRM type): the links of a whole answer are stored in one transaction (one per
+    object would cost more time than HubSpot's rate limit leaves between requests),
+    then `done` gets the CRM id now linked."""
 
     key: str              # value of the unique id property ("" when there is none)
     trace: str            # objectWriteTraceId
     input: dict[str, Any]
     done: Callable[[str], None]
     fail: Callable[[Outcome], None]
+    link: tuple[str, list[str], str] | None = None
+    linked: dict[str, str] = field(default_factory=dict)  # hub id -> CRM id linked, set before done
+    created: str = ""     # the id HubSpot answered with, set before done
 
 
 class ConfigProblem(Exception):
@@ -231,16 +239,35 @@ class WaveSync:
             return
         by_trace = mapping.results_by_trace(results)
         by_key = mapping.results_by_property(results, id_property) if id_property else {}
+        created = []
         for e in entries:
             record = by_trace.get(e.trace) or (by_key.get(e.key) if e.key else None)
             if record is None:
                 e.fail(Outcome.retry(f"HubSpot's answer to the batch create does not name {e.trace}"))
             else:
-                e.done(str(record["id"]))
+                created.append((e, str(record["id"])))
+        self.settle(created)
+
+    def settle(self, resolved: list[tuple[Entry, str]]) -> None:
+        """Store the links of resolved entries, one transaction per entity type, then
+        call each entry's `done` with the CRM id now linked (an existing link wins)."""
+        by_type: dict[str, list[tuple[str, str, str]]] = {}
+        for e, crm_id in resolved:
+            if e.link:
+                entity_type, hub_ids, crm_type = e.link
+                by_type.setdefault(entity_type, []).extend((h, crm_type, crm_id) for h in hub_ids)
+        stored = {t: self.links.put_many(t, rows) for t, rows in by_type.items()}
+        for e, crm_id in resolved:
+            e.created = crm_id
+            if e.link:
+                entity_type, hub_ids, _ = e.link
+                e.linked = {str(h): stored[entity_type].get(str(h), crm_id) for h in hub_ids}
+                crm_id = e.linked[str(hub_ids[0])]
+            e.done(crm_id)
 
     def _resolve_conflict(self, object_type: str, entries: list[Entry], id_property: str | None, exc: Any) -> None:
         if len(entries) == 1 and exc.existing_id:
-            entries[0].done(str(exc.existing_id))
+            self.settle([(entries[0], str(exc.existing_id))])
             return
         found: dict[str, dict[str, Any]] = {}
         if id_property:
@@ -254,9 +281,7 @@ class WaveSync:
                 return
             found = mapping.results_by_property(records, id_property)
         rest = [e for e in entries if e.key not in found]
-        for e in entries:
-            if e.key in found:
-                e.done(str(found[e.key]["id"]))
+        self.settle([(e, str(found[e.key]["id"])) for e in entries if e.key in found])
         if len(rest) < len(entries):
             self._create_chunk(object_type, rest, id_property)
         elif len(rest) == 1:
@@ -281,9 +306,8 @@ class WaveSync:
         id_property = self.settings["contact_id_property"]
 
         def link(cid: str, crm_id: str) -> None:
-            stored = self.links.put("contact", cid, "contacts", crm_id)
             for item in by_contact[cid]:
-                item.contact_crm_id = stored
+                item.contact_crm_id = crm_id
 
         to_create = []
         for chunk in mapping.chunks(missing, mapping.SEARCH_VALUES_LIMIT):
@@ -293,7 +317,8 @@ class WaveSync:
                 self._fail([i for c in chunk for i in by_contact[str(c["id"])]], exc)
                 continue
             found = mapping.match_contacts(results, chunk, id_property)
-            for cid, crm_id in found.items():
+            stored = self.links.put_many("contact", [(cid, "contacts", crm_id) for cid, crm_id in found.items()])
+            for cid, crm_id in stored.items():
                 link(cid, crm_id)
             to_create.extend(c for c in chunk if str(c["id"]) not in found)
 
@@ -305,7 +330,7 @@ class WaveSync:
                 for item in by_contact[cid]:
                     item.decide(outcome)
             return Entry(mapping.contact_key(contact), body["objectWriteTraceId"], body,
-                         lambda crm_id: link(cid, crm_id), fail)
+                         lambda crm_id: link(cid, crm_id), fail, link=("contact", [cid], "contacts"))
 
         self.create("contacts", [entry(c) for c in to_create], id_property)
 
@@ -337,23 +362,28 @@ class WaveSync:
             group = item.contact_crm_id if self.settings.get("deal_reuse") == "open_deal" else conv_id
             groups.setdefault(str(group), []).append(conv_id)
         id_property = self.settings["deal_id_property"]
-        entries = []
+        entries: list[Entry] = []
         for conv_ids in groups.values():
             first = by_conv[conv_ids[0]][0]
             owner = self.owners.owner_for(first.conversation.get("assignee"))
             body = mapping.deal_create_input(first.conversation, first.contact, first.contact_crm_id,
                                              self.settings, owner)
 
-            def done(crm_id: str, conv_ids: list[str] = conv_ids) -> None:
+            def done(_crm_id: str, conv_ids: list[str] = conv_ids, index: int = len(entries)) -> None:
+                e = entries[index]
                 for conv_id in conv_ids:
-                    link(conv_id, crm_id, True)
+                    stored = e.linked.get(conv_id, e.created)
+                    for item in by_conv[conv_id]:
+                        item.deal_crm_id = stored
+                        item.deal_is_new = stored == e.created
 
             def fail(outcome: Outcome, conv_ids: list[str] = conv_ids) -> None:
                 for conv_id in conv_ids:
                     for item in by_conv[conv_id]:
                         item.decide(outcome)
 
-            entries.append(Entry(str(first.conversation["id"]), body["objectWriteTraceId"], body, done, fail))
+            entries.append(Entry(str(first.conversation["id"]), body["objectWriteTraceId"], body, done, fail,
+                                 link=("conversation", list(conv_ids), "deals")))
         self.create("deals", entries, id_property)
 
     def _reuse_open_deals(self, missing: list[str], by_conv: dict[str, list[Item]],
@@ -470,8 +500,9 @@ class WaveSync:
             mid = str(message["id"])
 
             def done(crm_id: str) -> None:
-                item.response["communication"] = self.links.put("message", mid, "communications", crm_id)
-            return Entry("", body["objectWriteTraceId"], body, done, item.decide)
+                item.response["communication"] = crm_id
+            return Entry("", body["objectWriteTraceId"], body, done, item.decide,
+                         link=("message", [mid], "communications"))
 
         try:
             entries = [entry(by_message[m]) for m in rest]

@@ -7,9 +7,10 @@ from connectors.hubspot import benchkit
 from connectors.hubspot.settings import HubSpotSettings
 
 
-def test_floor_counts_batches_of_100_at_the_rate_limit():
-    assert benchkit.floor(2000, 3) == (100, 10.0)
-    assert benchkit.floor(150, 1) == (6, 0.6)
+def test_floor_counts_batches_of_100_and_the_phone_searches_at_the_rate_limit():
+    # 20 searches + 20 contact + 20 deal + 60 communication batches
+    assert benchkit.floor(2000, 3) == (120, 12.0)
+    assert benchkit.floor(150, 1) == (8, 0.8)
     assert benchkit.KIND == "hubspot"
 
 
