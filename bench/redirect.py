@@ -6,7 +6,12 @@ on the same server in the same run: a bare WSGI app answering a fixed 302
 Load comes from --procs separate processes, --clients threads in all, each with a
 keep-alive requests session; every request carries UTM tags and a click id.
 
-    .venv/bin/python bench/redirect.py [--requests 6000] [--clients 16] [--workers 3]
+Both servers run side by side and the load alternates between them in --rounds rounds
+(baseline, hub, hub, baseline, ...): on a shared machine other people's work comes and
+goes, and measuring one server after the other would charge it all to whichever ran
+second. Each server's rate is its requests over its own measured time.
+
+    .venv/bin/python bench/redirect.py [--requests 6000] [--rounds 6] [--clients 16] [--workers 3]
 
 The last line is ratio=<hub redirects/s / baseline redirects/s>.
 """
@@ -66,7 +71,15 @@ def _load_process(url: str, numbers: list[int], clients: int, queue) -> None:
     queue.put(latencies)
 
 
-def load(url: str, count: int, clients: int, procs: int) -> dict[str, float]:
+def combined(rounds: list[dict]) -> dict[str, float]:
+    """One server's figures over all its rounds: requests over the time they took."""
+    latencies = sorted(x for r in rounds for x in r["latencies"])
+    return {"rate": sum(r["count"] for r in rounds) / sum(r["elapsed"] for r in rounds),
+            "p50": statistics.median(latencies) * 1000,
+            "p99": latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000}
+
+
+def load(url: str, count: int, clients: int, procs: int) -> dict:
     queue = multiprocessing.Queue()
     started = time.perf_counter()
     workers = [multiprocessing.Process(target=_load_process,
@@ -80,8 +93,7 @@ def load(url: str, count: int, clients: int, procs: int) -> dict[str, float]:
         if w.exitcode:
             raise SystemExit(f"a load process failed (exit {w.exitcode})")
     elapsed = time.perf_counter() - started
-    return {"rate": count / elapsed, "p50": statistics.median(latencies) * 1000,
-            "p99": latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000}
+    return {"rate": count / elapsed, "count": count, "elapsed": elapsed, "latencies": latencies}
 
 
 def gunicorn(app: str, port: int, env: dict, workers: int, threads: int) -> list:
@@ -101,6 +113,7 @@ def _up(url: str) -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=6000)
+    parser.add_argument("--rounds", type=int, default=6, help="alternating rounds the requests are split into")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--procs", type=int, default=2)
     parser.add_argument("--workers", type=int, default=3, help="gunicorn workers for both servers")
@@ -117,30 +130,39 @@ def main() -> None:
                                   "text_template": "Hello! My request number: {code}"}, now=utcnow())
         env = hub_env(url, Path(tmp), key, tracking__ip_salt="bench-salt")
         env["PYTHONPATH"] = f"{ROOT}:{ROOT / 'bench'}"
-        results = {}
-        for name, app in (("baseline", "redirect_baseline:app"), ("hub", "wsgi:app")):
-            port = free_port()
-            procs = gunicorn(app, port, env, args.workers, args.threads)
-            target = f"http://127.0.0.1:{port}/l/{SLUG}"
-            try:
-                wait_until(lambda: _up(f"http://127.0.0.1:{port}/healthz"), 30)
-                load(target, WARM_UP, 4, 1)  # warm up connections, pools and caches
-                results[name] = load(target, args.requests, args.clients, args.procs)
-            finally:
-                stop(procs)
+        servers, procs = {}, []
+        try:
+            for name, app in (("baseline", "redirect_baseline:app"), ("hub", "wsgi:app")):
+                port = free_port()
+                procs += gunicorn(app, port, env, args.workers, args.threads)
+                servers[name] = f"http://127.0.0.1:{port}"
+            for base_url in servers.values():
+                wait_until(lambda: _up(f"{base_url}/healthz"), 30)
+                load(f"{base_url}/l/{SLUG}", WARM_UP, 4, 1)  # warm up connections, pools and caches
+            results = {name: [] for name in servers}
+            per_round = args.requests // args.rounds
+            for r in range(args.rounds):
+                order = ("baseline", "hub") if r % 2 == 0 else ("hub", "baseline")
+                for name in order:
+                    results[name].append(load(f"{servers[name]}/l/{SLUG}", per_round, args.clients, args.procs))
+        finally:
+            stop(procs)
         with db.scope() as session:
             visits = session.scalar(select(func.count()).select_from(Visit))
             codes = session.scalar(select(func.count(func.distinct(Visit.live_code))))
         db.dispose()
-    base, hub = results["baseline"], results["hub"]
-    print(f"{args.requests} redirects, {args.clients} clients in {args.procs} load processes, "
-          f"gunicorn {args.workers} workers x {args.threads} threads, PostgreSQL")
+    base, hub = combined(results["baseline"]), combined(results["hub"])
+    per_round = args.requests // args.rounds
+    ratios = [h["rate"] / b["rate"] for b, h in zip(results["baseline"], results["hub"])]
+    print(f"{per_round * args.rounds} redirects per server in {args.rounds} alternating rounds, {args.clients} clients "
+          f"in {args.procs} load processes, gunicorn {args.workers} workers x {args.threads} threads, PostgreSQL")
     print(f"baseline (bare WSGI 302):           {base['rate']:7.0f} redirects/s  p50 {base['p50']:6.1f} ms  "
           f"p99 {base['p99']:6.1f} ms")
     print(f"hub (/l/<slug>: visit + code + 302): {hub['rate']:7.0f} redirects/s  p50 {hub['p50']:6.1f} ms  "
           f"p99 {hub['p99']:6.1f} ms")
-    print(f"visits recorded by the hub: {visits} with {codes} distinct live codes "
-          f"(expected {args.requests + WARM_UP}, warm-up included)")
+    print(f"per-round ratios: {min(ratios):.3f} to {max(ratios):.3f}")
+    expected = per_round * args.rounds + WARM_UP
+    print(f"visits recorded by the hub: {visits} with {codes} distinct live codes (expected {expected}, warm-up included)")
     print(f"ratio={hub['rate'] / base['rate']:.3f}")
 
 

@@ -349,3 +349,19 @@ def test_behind_a_trusted_proxy_the_visitor_address_comes_from_x_forwarded_for(r
 def test_without_trusted_proxies_x_forwarded_for_is_ignored(runtime, tmp_path, database_url, link):
     ip_hash, salt = _visit_from_behind_a_proxy(runtime, tmp_path, database_url, 0)
     assert ip_hash == hmac_sha256_hex(salt.encode(), b"10.0.0.5")
+
+
+def test_a_visit_answered_in_front_of_flask_keeps_the_apps_headers_and_sets_no_cookie(client, runtime, link):
+    """The busiest route is answered before Flask (VisitLane): the same nosniff and
+    no-store headers as the Flask answers, no session cookie, the escaped fallback link."""
+    client.set_cookie("session", "not-a-valid-signed-cookie")
+    r = client.get("/l/spring-sale", query_string={"utm_source": "x"})
+    assert r.status_code == 302 and r.headers["X-Content-Type-Options"] == "nosniff"
+    assert (r.headers["Cache-Control"], r.headers["X-Robots-Tag"], r.headers["Referrer-Policy"]) == \
+        ("no-store", "noindex", "no-referrer")
+    assert "Set-Cookie" not in r.headers
+    assert int(r.headers["Content-Length"]) == len(r.data)
+    assert r.headers["Location"].replace("&", "&amp;") in r.get_data(as_text=True)
+    missing = client.get("/l/no-such-link")
+    assert missing.status_code == 404 and missing.headers["X-Content-Type-Options"] == "nosniff"
+    assert "Set-Cookie" not in missing.headers and len(visits(runtime)) == 1

@@ -34,11 +34,18 @@ _JOINERS = frozenset(" \t\u00a0\u2009\u200a\u202f\u2007-\u2010\u2011\u2012\u2013
 _MAX_JOIN = 3  # at most this many joiner characters between two parts
 
 
+_UNBIASED = 256 - 256 % len(ALPHABET)  # bytes at or above this would favour some letters
+
+
 def mint_code() -> str:
-    """A fresh random code: 6 characters of ALPHABET with a letter and two digits."""
+    """A fresh random code: 6 characters of ALPHABET with a letter and two digits.
+
+    Drawn from one call to the OS's random source per try (every click mints one):
+    bytes that would bias the alphabet are skipped, so each character stays uniform."""
     while True:
-        code = "".join(secrets.choice(ALPHABET) for _ in range(CODE_LENGTH))
-        if is_visit_code(code):
+        picked = [ALPHABET[b % len(ALPHABET)] for b in secrets.token_bytes(2 * CODE_LENGTH) if b < _UNBIASED]
+        code = "".join(picked[:CODE_LENGTH])
+        if len(code) == CODE_LENGTH and is_visit_code(code):
             return code
 
 

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, Mapping
 from urllib.parse import parse_qs, quote, urlsplit
 
+import psycopg
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -23,6 +24,7 @@ from hub.db import Database
 from hub.models import Channel, TrackedLink, Visit
 from hub.security import _dev_generated, hmac_sha256_hex
 from hub.tracking.codes import mint_code
+from hub.tracking.fast_visit import insert_visit
 
 TAG_MAX = 255  # utm_* and click ids
 URL_MAX = 2048  # referrer, landing page
@@ -157,29 +159,43 @@ def record_visit(db: Database, slug: str, fields: Mapping[str, Any], *, now: dat
     """Store a visit with a code unique among live visits; answer where to send it.
 
     The unique key on live_code decides collisions: on one, the code's holder is freed
-    if it has expired, and a new code is drawn."""
+    if it has expired, and a new code is drawn. The link is read in the transaction
+    that writes the visit, so an edit or a disabled link counts from the next click."""
+    store = _store_postgres if db.dialect == "postgresql" else _store_core
     for _ in range(MINT_ATTEMPTS):
-        code = None
+        code = mint()
         try:
-            # Core, one connection, two statements: this is the hot path of every ad click.
-            with db.engine.begin() as conn:
-                if conn.dialect.name == "postgresql":
-                    # A click is not a payment: on a database crash, losing the visits of
-                    # the last fraction of a second is a fair price for not waiting on
-                    # the disk at every redirect (the database itself stays consistent).
-                    conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
-                row = conn.execute(_LINK_BY_SLUG, {"slug": slug}).first()
-                if row is None or not number_digits(row[3]):
-                    raise LinkNotFound(slug)
-                link_id, template, static_code, number = row
-                code = static_code or mint()
-                conn.execute(insert(Visit), [{**fields, "link_id": link_id, "code": code,
-                                              "live_code": None if static_code else code, "visited_at": now}])
-            return Redirect(code, wa_me_url(number_digits(number), prefilled_text(template, code)))
+            found = store(db, slug, code, fields, now)
         except IntegrityError:
-            if code:
-                retire_expired(db, code, cutoff=now - window)
+            retire_expired(db, code, cutoff=now - window)
+            continue
+        if found is None or not number_digits(found[1]) or found[2] is None:
+            raise LinkNotFound(slug)
+        template, number, stored = found
+        return Redirect(stored, wa_me_url(number_digits(number), prefilled_text(template, stored)))
     raise CodesExhausted(f"no free code after {MINT_ATTEMPTS} attempts")
+
+
+def _store_postgres(db: Database, slug: str, code: str, fields: Mapping[str, Any],
+                    now: datetime) -> tuple[str, str, str | None] | None:
+    try:
+        return insert_visit(db, slug, code, fields, now)
+    except psycopg.IntegrityError as exc:  # the same exception as the Core path's
+        raise IntegrityError("INSERT INTO tracking_visits", {}, exc) from exc
+
+
+def _store_core(db: Database, slug: str, code: str, fields: Mapping[str, Any],
+                now: datetime) -> tuple[str, str, str | None] | None:
+    """SQLite (one writer, in-process): the lookup and the INSERT in one transaction."""
+    with db.engine.begin() as conn:
+        row = conn.execute(_LINK_BY_SLUG, {"slug": slug}).first()
+        if row is None or not number_digits(row[3]):
+            return None
+        link_id, template, static_code, number = row
+        stored = static_code or code
+        conn.execute(insert(Visit), [{**fields, "link_id": link_id, "code": stored,
+                                      "live_code": None if static_code else code, "visited_at": now}])
+    return template, number, stored
 
 
 def retire_expired(db: Database, code: str, *, cutoff: datetime) -> int:
