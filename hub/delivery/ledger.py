@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Iterable
 
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from connectors.base import Outcome
@@ -82,20 +82,21 @@ def claim(
     d = Delivery
     e = aliased(Delivery)
     unfinished = ("pending", "leased")  # spelled out so the partial indexes apply
-    # The first still-blocking delivery of each conversation; everything after it waits.
-    # Set-based, so the cost follows the few rows in flight, not the backlog.
-    blocked = (
-        select(e.ordering_key, func.min(e.id).label("first_id"))
-        .where(e.connector_id == connector_id, e.status.in_(unfinished),
-               e.ordering_key.is_not(None), _blocking(e, now))
-        .group_by(e.ordering_key)
-        .cte("blocked")
+    # A head: no earlier delivery of its conversation still blocks it. Correlated, so
+    # each candidate costs one probe of ix_deliveries_unfinished_key (its conversation's
+    # unfinished rows), whatever plan the statistics of the moment suggest; a grouped
+    # "first blocker per conversation" join was re-aggregated for every candidate row
+    # when the planner guessed a fresh queue was tiny (hundreds of ms per claim).
+    earlier_blocker = (
+        select(e.id)
+        .where(e.connector_id == connector_id, e.ordering_key == d.ordering_key, e.id < d.id,
+               e.status.in_(unfinished), _blocking(e, now))
+        .exists()
     )
     query = (
         select(d.id)
-        .outerjoin(blocked, blocked.c.ordering_key == d.ordering_key)
         .where(d.connector_id == connector_id, d.status.in_(unfinished), _claimable(d, now),
-               or_(blocked.c.first_id.is_(None), d.id < blocked.c.first_id))
+               or_(d.ordering_key.is_(None), ~earlier_blocker))
         .order_by(d.id)
         .limit(limit)
     )
