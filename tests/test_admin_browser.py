@@ -384,3 +384,49 @@ def test_connect_with_hubspot_in_a_browser(app, runtime, browser_page, shots, cs
         assert settings["oauth_refresh_token"] and settings["redirect_uri"] == callback
         assert settings["oauth_refresh_token"] not in page.content()
     assert csp.violations() == []
+
+
+def test_routing_pages_in_a_browser(app, runtime, browser_page, shots, csp):
+    """A team added in its form (a bad hours value first), a rule, the presence toggle in
+    the header, the operators page and the inbox's queue views: no CSP violation."""
+    from tests.support.admin import make_user
+    from tests.support.whatsapp import make_channel
+
+    page = browser_page
+    make_user(runtime, "admin", "ann@example.com", name="Ann Admin")
+    make_channel(runtime)
+    with LiveHub(app) as hub:
+        page.goto(hub.url + "/admin/login")
+        page.fill("#in-email", "ann@example.com")
+        page.fill("#in-password", "correct horse battery")
+        page.click("button[type=submit]")
+        page.click("nav >> text=Routing")
+        page.click("text=Add a team")
+        page.fill("#in-name", "Support")
+        page.fill("#in-time_zone", "Europe/Moscow")
+        page.fill("#in-hours_mon", "09:00-25:00")
+        page.check("input[name=member_ids]")
+        page.click("button[type=submit]")
+        assert "is not a time of day" in page.inner_text("#field-hours_mon")
+        shots(page, "team-form-error")
+        page.fill("#in-hours_mon", "09:00-18:00")
+        page.fill("#in-first_response_minutes", "5")
+        page.click("button[type=submit]")
+        page.wait_for_selector("text=Team saved.")
+        shots(page, "team")
+        page.click("text=← Routing")
+        page.click("text=Add a rule")
+        page.select_option("#in-target", label="Team: Support")
+        page.fill("#in-keywords", "price, цена")
+        page.click("button[type=submit]")
+        page.wait_for_selector("text=Routing rule saved.")
+        shots(page, "routing")
+        page.select_option("#presence-toggle select", "online")  # submits itself (admin.js)
+        page.wait_for_selector("text=You are online.")
+        page.click("nav >> text=Operators")
+        assert page.locator("#presence-toggle select").input_value() == "online"
+        shots(page, "operators")
+        page.goto(hub.url + "/admin/inbox?view=queued")
+        page.goto(hub.url + "/admin/inbox?view=breaching")
+        shots(page, "inbox-breaching")
+    assert csp.violations() == []

@@ -22,7 +22,8 @@ def init_admin(app: Flask) -> None:
     views.init(app)
     # Route modules register on `bp` when imported.
     from hub.web.admin import (  # noqa: F401
-        accounts, channels, connector_oauth, connectors, dashboard, deliveries, headers, inbox, password, templates,
+        accounts, channels, connector_oauth, connectors, dashboard, deliveries, headers, inbox, password, presence,
+        routing, templates,
     )
 
     app.register_blueprint(bp)

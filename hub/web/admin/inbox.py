@@ -1,7 +1,9 @@
 """The operators' inbox: conversations (mine, unassigned, open, window closing soon,
 closed), a thread with media, lead source and CRM links, replies inside the 24-hour
 window, templates (with a variables form and a preview) when it is closed, assign and
-close. Sending only queues the message: workers send it under the number's limits."""
+close; routing's queue views (queued for my teams, breaching the SLA soon) and transfers
+to an operator or a team. Sending only queues the message: workers send it under the
+number's limits."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -19,9 +21,11 @@ from hub.channels.base import Outgoing, SendRefused, WindowClosed
 from hub.channels.sending import queue
 from hub.conversation_actions import assign, close
 from hub.db import utcnow
-from hub.models import Channel, ConnectorRecord, Contact, Conversation, CrmLink, Message, Template, User
-from hub.web.admin import bp, template_form
+from hub.models import Channel, ConnectorRecord, Contact, Conversation, CrmLink, Message, Team, Template, User
+from hub.routing import engine
+from hub.web.admin import bp, inbox_queues, template_form
 from hub.web.admin.auth import OPERATORS, roles
+from hub.web.admin.routing_forms import REASONS
 
 PAGE = 50
 VIEWS = {
@@ -29,6 +33,8 @@ VIEWS = {
     "mine": _l("Mine"),
     "unassigned": _l("Unassigned"),
     "closing": _l("Window closing soon"),
+    "queued": _l("Queued for my teams"),
+    "breaching": _l("Breaching soon"),
     "closed": _l("Closed"),
 }
 
@@ -71,11 +77,26 @@ def inbox() -> Any:
     page = max(int(request.args["page"]), 1) if request.args.get("page", "").isdigit() else 1
     now = utcnow()
     within = _closing_within()
+    due: dict[int, inbox_queues.Due] = {}
     with _runtime().db.scope() as s:
-        conversations = list(s.scalars(_list_query(view, channel_id, now).offset((page - 1) * PAGE).limit(PAGE + 1)))
+        if view == "breaching":
+            found = inbox_queues.breaching(s, now=now, channel_id=channel_id)[(page - 1) * PAGE:page * PAGE + 1]
+            due = {d.conversation_id: d for d in found}
+            by_id = {c.id: c for c in s.scalars(select(Conversation).where(Conversation.id.in_(list(due))))}
+            conversations = [by_id[d.conversation_id] for d in found if d.conversation_id in by_id]
+        else:
+            if view == "queued":
+                query = inbox_queues.queued_query(inbox_queues.my_team_ids(s, current_user.id))
+                if channel_id:
+                    query = query.where(Conversation.channel_id == channel_id)
+            else:
+                query = _list_query(view, channel_id, now)
+            conversations = list(s.scalars(query.offset((page - 1) * PAGE).limit(PAGE + 1)))
         more = len(conversations) > PAGE
         conversations = conversations[:PAGE]
         ids = [c.id for c in conversations]
+        queued = inbox_queues.queue_info(s, ids) if view == "queued" else {}
+        team_names = {t.id: t.name for t in s.scalars(select(Team))}
         last_ids = select(func.max(Message.id)).where(Message.conversation_id.in_(ids), Message.type != "read") \
             .group_by(Message.conversation_id)
         last = {m.conversation_id: m for m in s.scalars(select(Message).where(Message.id.in_(last_ids)))} if ids else {}
@@ -88,9 +109,10 @@ def inbox() -> Any:
         "assignee": users.get(c.assignee_id) if c.assignee_id else None,
         "window_open": window.is_open(c, now), "closes_at": window.closes_at(c),
         "closing_soon": window.closing_soon(c, now, within),
+        "team": team_names.get(c.team_id) if c.team_id else None, "queue": queued.get(c.id), "due": due.get(c.id),
     } for c in conversations]
     return render_template("admin/inbox.html", rows=rows, view=view, views=VIEWS, channels=channels,
-                           channel_id=channel_id, page=page, more=more,
+                           channel_id=channel_id, page=page, more=more, reasons=REASONS, users=users,
                            channel_names={ch.id: ch.name for ch in channels})
 
 
@@ -131,6 +153,9 @@ def _thread(conversation_id: int, *, reply_error: str | None = None, reply_text:
                                   .order_by(Message.sent_at, Message.id)))
         authors = {u.id: u for u in s.scalars(select(User))}
         operators = [u for u in authors.values() if u.active and u.role in OPERATORS]
+        teams = list(s.scalars(select(Team).order_by(Team.name)))
+        team = s.get(Team, c.team_id) if c.team_id else None
+        queued = inbox_queues.queue_info(s, [c.id]).get(c.id)
         usable = tpl.usable(s, channel.waba_id)
         links = _crm_links(s, c)
         chosen = s.get(Template, template_id) if template_id else None
@@ -144,7 +169,7 @@ def _thread(conversation_id: int, *, reply_error: str | None = None, reply_text:
         closing_soon=window.closing_soon(c, now, _closing_within()), reply_error=reply_error,
         reply_text=reply_text, chosen=chosen, variables=template_form.variables(chosen) if chosen else [],
         template_values=template_values or {}, rendered=rendered, template_problem=template_error or problem,
-        can_act=current_user.role in OPERATORS,
+        can_act=current_user.role in OPERATORS, teams=teams, team=team, queued=queued, reasons=REASONS,
     ), status
 
 
@@ -240,6 +265,47 @@ def conversation_assign(conversation_id: int) -> Any:
         flash(_("That user cannot take conversations."), "error")
     else:
         flash(_("Conversation assigned.") if assignee else _("Conversation unassigned."), "success")
+    return redirect(url_for("admin.conversation", conversation_id=conversation_id))
+
+
+@bp.post("/inbox/<int:conversation_id>/transfer")
+@roles(*OPERATORS)
+def conversation_transfer(conversation_id: int) -> Any:
+    """To an operator (assigned now when online with room, else waiting for them) or to a
+    team (routed by its strategy); the history stays with the conversation."""
+    kind, _sep, ident = request.form.get("to", "").partition(":")
+    if kind not in ("user", "team") or not ident.isdigit():
+        flash(_("Choose an operator or a team to transfer to."), "error")
+        return redirect(url_for("admin.conversation", conversation_id=conversation_id))
+    with _runtime().db.scope() as s:
+        c = s.get(Conversation, conversation_id)
+        if c is None:
+            abort(404)
+        if c.status != "open":
+            flash(_("The conversation is closed."), "error")
+            return redirect(url_for("admin.conversation", conversation_id=conversation_id))
+        if kind == "user":
+            target = s.get(User, int(ident))
+            if target is None or not target.active or target.role not in OPERATORS:
+                flash(_("That user cannot take conversations."), "error")
+                return redirect(url_for("admin.conversation", conversation_id=conversation_id))
+            name = target.name or target.email
+            result = engine.transfer(s, c, now=utcnow(), to_user_id=target.id, by_user_id=current_user.id)
+        else:
+            team = s.get(Team, int(ident))
+            if team is None:
+                abort(404)
+            name = team.name
+            result = engine.transfer(s, c, now=utcnow(), to_team_id=team.id, by_user_id=current_user.id)
+        assignee = s.get(User, result.user_id) if result.outcome == "assigned" and result.user_id else None
+        assignee_name = (assignee.name or assignee.email) if assignee else ""
+    if result.outcome == "assigned":
+        flash(_("Transferred to %(name)s: assigned to %(who)s.", name=name, who=assignee_name), "success")
+    elif result.outcome == "queued":
+        flash(_("Transferred to %(name)s: it waits (%(reason)s).", name=name,
+                reason=str(REASONS.get(result.reason or "", result.reason))), "success")
+    else:
+        flash(_("Transferred to %(name)s.", name=name), "success")
     return redirect(url_for("admin.conversation", conversation_id=conversation_id))
 
 

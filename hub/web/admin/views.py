@@ -21,6 +21,8 @@ NAV = [
     ("admin.connectors", _l("Connectors"), ("admin", "operator", "viewer")),
     ("admin.deliveries", _l("Deliveries"), ("admin", "operator", "viewer")),
     ("admin.templates", _l("Templates"), ("admin", "operator", "viewer")),
+    ("admin.routing", _l("Routing"), ("admin", "operator", "viewer")),
+    ("admin.operators", _l("Operators"), ("admin", "operator", "viewer")),
     ("admin.users", _l("Users & tokens"), ("admin",)),
 ]
 
@@ -87,7 +89,7 @@ def _nav() -> list[tuple[str, Any]]:
 
 AREAS = {"dashboard": "admin.dashboard", "inbox": "admin.inbox", "channels": "admin.channels",
          "connectors": "admin.connectors", "connector_oauth": "admin.connectors", "deliveries": "admin.deliveries", "templates": "admin.templates",
-         "accounts": "admin.users"}
+         "accounts": "admin.users", "routing": "admin.routing", "presence": "admin.operators"}
 
 
 def _area() -> str:
