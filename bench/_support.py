@@ -53,6 +53,31 @@ def hub_env(database_url: str, data_dir: Path, encryption_key: str, **settings: 
     return env
 
 
+WORKER_APP = "hub-bench-worker"
+
+
+def worker_env(env: dict[str, str]) -> dict[str, str]:
+    """The env for `hub worker` processes whose connections wait_for_workers can see."""
+    return {**env, "PGAPPNAME": WORKER_APP}
+
+
+def wait_for_workers(database_url: str, count: int, timeout: float = 120) -> float:
+    """Until `count` worker processes (started with worker_env) are connected to the
+    database, i.e. imported, configured and polling: their start-up is not sync time."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database_url)
+    query = text("SELECT count(DISTINCT pid) FROM pg_stat_activity "
+                 "WHERE datname = current_database() AND application_name = :app")
+    try:
+        def ready() -> bool:
+            with engine.connect() as conn:
+                return conn.execute(query, {"app": WORKER_APP}).scalar() >= count
+        return wait_until(ready, timeout, interval=0.1)
+    finally:
+        engine.dispose()
+
+
 def start(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
     return subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
 

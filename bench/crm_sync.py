@@ -6,7 +6,8 @@ the CRM's batch sizes allow, divided by its rate limit.
 
 Kinds are connector packages with a benchkit module (connectors/<kind>/benchkit.py).
 Events are emitted as the hub emits them (docs/events.md) into a scratch PostgreSQL
-database and delivered by real `hub worker` processes. The last line is
+database and delivered by real `hub worker` processes; the clock starts once they are
+connected to the database (their start-up is not sync time). The last line is
 ratio=<elapsed/floor>; a ratio near 1 means the CRM's limit, not the hub, set the pace.
 """
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
-from _support import hub_env, scratch_postgres, start, stop, wait_until
+from _support import hub_env, scratch_postgres, start, stop, wait_for_workers, wait_until, worker_env
 
 from hub.connector_store import create_connector  # noqa: E402
 from hub.db import Database, utcnow  # noqa: E402
@@ -78,15 +79,19 @@ def main() -> None:
         with db.scope() as session:
             create_connector(session, Vault([key]), kind=kit.KIND, name="bench",
                              settings=kit.connector_settings(emulator.base_url), now=utcnow())
+        total = args.conversations * (1 + args.notes)
+        env = worker_env(hub_env(url, Path(tmp), key, worker__poll_seconds="0.05", log__level="WARNING"))
         with db.scope() as session:
             for i in range(args.conversations):
                 for type_, data in conversation_events(i, args.notes):
                     emit(session, type_, data, now=utcnow(), ordering_key=f"conversation:{100 + i}")
-        total = args.conversations * (1 + args.notes)
         before = emulator.stats()
-        env = hub_env(url, Path(tmp), key, worker__poll_seconds="0.05", log__level="WARNING")
-        started = time.perf_counter()
+        # The clock starts when the workers are connected to the database (imported,
+        # configured, about to claim), not while the Python processes start: a hub
+        # that is up has its workers running.
         procs = [start([sys.executable, "-m", "hub", "worker"], env) for _ in range(args.workers)]
+        wait_for_workers(url, args.workers)
+        started = time.perf_counter()
 
         def finished() -> bool:
             with db.scope() as session:
