@@ -183,6 +183,12 @@ class SendText:
     text: str
     conversation_id: int
     author: str = ""  # CRM user name, for the timeline
+    # The same key is carried out once per connector (CRMs resend their webhooks).
+    idempotency_key: str | None = None
+    # The CRM's own id of the message typed there: stored as the connector's link
+    # ("crm_message", hub message id) in the transaction that queues the message, so the
+    # connector can report the message's WhatsApp statuses back to it.
+    crm_message_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -240,6 +246,12 @@ class Connector:
     #     own keys, as for webhooks).
     # def handle_webhook(self, request: InboundRequest) -> list[Command]
     #     The service calls the hub; raise WebhookRejected for unauthenticated calls.
+    #     The URL may carry a path after the key (/webhooks/connectors/<key>/<more>),
+    #     e.g. for services that append their own ids; `request.path` has it all.
+    # def commands_done(self, commands: list[Command], results: list[dict]) -> None
+    #     Called after the webhook's commands were carried out (no transaction open),
+    #     one result per command ({"command", "ok", "detail", "message_id", "templates"}):
+    #     to tell the service about refusals (e.g. the 24-hour window is closed).
     # def authorize_url(self, redirect_uri: str, state: str) -> str | None
     #     The service's authorization page for a "Connect" button in the admin (OAuth
     #     authorization code flow); None when the settings do not call for it.

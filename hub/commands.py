@@ -29,9 +29,14 @@ class Result:
     ok: bool
     detail: str
     message_id: int | None = None
+    templates: list[dict[str, Any]] | None = None  # what could be sent instead (window closed)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"command": self.command, "ok": self.ok, "detail": self.detail, "message_id": self.message_id}
+        out: dict[str, Any] = {"command": self.command, "ok": self.ok, "detail": self.detail,
+                               "message_id": self.message_id}
+        if self.templates is not None:
+            out["templates"] = self.templates
+        return out
 
 
 def _default_channel(session: Session) -> int | None:
@@ -71,10 +76,16 @@ def _one(session: Session, command: Command, now: datetime, connector_id: int | 
     if isinstance(command, SendTemplate):
         return _send_template(session, command, now, connector_id)
     if isinstance(command, SendText):
+        if not _first_time(session, connector_id, command.idempotency_key, now):
+            return Result("send_text", True, f"already carried out ({command.idempotency_key})")
         message = queue(session, Outgoing(kind="text", content={"body": command.text},
                                           conversation_id=command.conversation_id), now=now)
         if command.author:
             message.payload = {**(message.payload or {}), "crm_author": command.author}
+        if command.crm_message_id and connector_id is not None:
+            session.flush()
+            session.add(CrmLink(connector_id=connector_id, entity_type="crm_message", entity_id=str(message.id),
+                                crm_type="message", crm_id=command.crm_message_id[:64], created_at=now))
         return Result("send_text", True, "queued", message.id)
     conversation = session.get(Conversation, command.conversation_id)
     if conversation is None:
@@ -101,7 +112,9 @@ def execute(session: Session, commands: list[Command], *, now: datetime,
             with session.begin_nested():
                 results.append(_one(session, command, now, connector_id))
         except SendRefused as exc:
-            results.append(Result(type(command).__name__, False, f"{exc.code}: {exc}"))
+            templates = exc.details.get("templates")
+            results.append(Result(type(command).__name__, False, f"{exc.code}: {exc}",
+                                  templates=list(templates) if templates is not None else None))
         except LookupError as exc:
             results.append(Result(type(command).__name__, False, str(exc)))
     for r in results:

@@ -120,3 +120,57 @@ def test_links_put_many_keeps_existing_links(runtime):
     got = store.put_many("contact", [("1", "contact", "c-other"), ("2", "contact", "c-2"), ("3", "contact", "c-3")])
     assert got == {"1": "c-1", "2": "c-2", "3": "c-3"}
     assert store.get_many("contact", ["1", "2", "3", "4"]) == {"1": "c-1", "2": "c-2", "3": "c-3"}
+
+
+class ChatCrm(Connector):
+    """A CRM whose chat sends one text per CRM message id and hears of refusals."""
+
+    kind = "chatcrm-test"
+    title = "Chat CRM"
+    Settings = Schema
+    done: list = []
+
+    def deliver(self, batch):
+        return []
+
+    def handle_webhook(self, request):
+        conv = int(request.form["conversation"])
+        msg = request.form["msg"]
+        return [SendText(request.form.get("text", "hi"), conversation_id=conv, idempotency_key=f"chat:{msg}",
+                         crm_message_id=msg)]
+
+    def commands_done(self, commands, results):
+        ChatCrm.done.append((request_path_of(commands), results))
+
+
+def request_path_of(commands):
+    return [c.crm_message_id for c in commands]
+
+
+def test_chat_text_once_per_crm_message_linked_and_refusals_reported(client, runtime, setup):
+    from hub.models import CrmLink
+
+    _, conv_id = setup
+    registry.register(ChatCrm)
+    try:
+        with runtime.db.scope() as session:
+            key = create_connector(session, runtime.vault, kind="chatcrm-test", name="chat", settings={},
+                                   now=utcnow()).webhook_key
+        for _ in range(2):  # the same CRM message twice, once with a suffix after the key
+            r = client.post(f"/webhooks/connectors/{key}/scope-1", data={"conversation": str(conv_id), "msg": "m-1"})
+            assert r.status_code == 200 and r.json["results"][0]["ok"]
+        assert "already carried out" in r.json["results"][0]["detail"]
+        with runtime.db.scope() as session:
+            texts = session.scalars(select(Message).where(Message.type == "text", Message.direction == "out")).all()
+            assert len(texts) == 1
+            link = session.scalars(select(CrmLink).where(CrmLink.entity_type == "crm_message")).one()
+            assert (link.entity_id, link.crm_id) == (str(texts[0].id), "m-1")
+            session.get(Conversation, conv_id).last_inbound_at = utcnow() - timedelta(days=2)
+        r = client.post(f"/webhooks/connectors/{key}", data={"conversation": str(conv_id), "msg": "m-2"})
+        result = r.json["results"][0]
+        assert not result["ok"] and result["detail"].startswith("window_closed")
+        assert result["templates"] == [{"name": "order_update", "language": "en", "category": "UTILITY"}]
+        assert ChatCrm.done[-1] == (["m-2"], [result])
+        assert ChatCrm.done[0][1][0]["ok"] and len(ChatCrm.done) == 3
+    finally:
+        registry.unregister("chatcrm-test")

@@ -36,7 +36,8 @@ def _inbound() -> InboundRequest:
 
 
 @bp.route("/<key>", methods=["GET", "POST"])
-def receive(key: str):
+@bp.route("/<key>/<path:rest>", methods=["GET", "POST"])
+def receive(key: str, rest: str = ""):
     runtime = current_app.extensions["hub"]
     if not possible_key(key):
         return jsonify(error="unknown webhook"), 404
@@ -58,4 +59,11 @@ def receive(key: str):
         return jsonify(error=exc.message), exc.status
     with runtime.db.scope() as session:
         results = execute(session, commands, now=utcnow(), connector_id=record.id)
-    return jsonify(results=[r.as_dict() for r in results]), 200
+    answered = [r.as_dict() for r in results]
+    done = getattr(connector, "commands_done", None)
+    if done is not None and commands:
+        try:  # after the commit: the service hears of refusals; a failure here loses nothing sent
+            done(commands, answered)
+        except Exception:  # noqa: BLE001 - the commands were carried out either way
+            log.exception("connector %s could not report its commands' results", record.name)
+    return jsonify(results=answered), 200
