@@ -430,3 +430,42 @@ def test_routing_pages_in_a_browser(app, runtime, browser_page, shots, csp):
         page.goto(hub.url + "/admin/inbox?view=breaching")
         shots(page, "inbox-breaching")
     assert csp.violations() == []
+
+
+def test_reports_page_in_a_browser(app, runtime, browser_page, shots, csp):
+    """The reports page with its figures, server-drawn SVG charts and definitions, a
+    custom period picked in the form, and the drill-down behind a bar: no CSP violation."""
+    from tests.support.admin import make_user
+    from tests.test_admin_reports import seed
+
+    seeded = seed(runtime)
+    make_user(runtime, "viewer", "vera@example.com", name="Vera Viewer")
+    page = browser_page
+    with LiveHub(app) as hub:
+        page.goto(hub.url + "/admin/login")
+        page.fill("#in-email", "vera@example.com")
+        page.fill("#in-password", "correct horse battery")
+        page.click("button[type=submit]")
+        page.click("nav >> text=Reports")
+        page.wait_for_selector("#chart-series svg")
+        shots(page, "reports-last-7-days")
+        page.fill("#in-from", "2026-11-24")
+        page.fill("#in-to", "2026-11-30")
+        page.click(".report-filters button[type=submit]")
+        page.wait_for_url("**/admin/reports?*from=2026-11-24*")
+        assert page.get_attribute("#tile-conversations", "data-value") == "7"
+        assert page.locator("#chart-series rect.bar").count() == 7
+        assert page.locator("#chart-histogram rect.bar").count() == 7
+        page.click("#tile-missed details summary")
+        assert page.locator("#tile-missed details p").is_visible()
+        shots(page, "reports-week")
+        page.click('#chart-operators rect.bar[data-label="ana@example.com"]')
+        page.wait_for_selector("#drill-rows")
+        ids = [int(i) for i in page.locator("#drill-rows tr[data-conversation-id]").evaluate_all(
+            "rows => rows.map(r => r.dataset.conversationId)")]
+        assert ids == [seeded["ids"][k] for k in ("c1", "c2", "c3", "p1", "p2")]
+        shots(page, "reports-drill-down")
+        page.goto(hub.url + "/admin/reports?from=2026-12-02&to=2026-12-01")
+        assert "must not be after" in page.inner_text("#report-error")
+        shots(page, "reports-bad-period")
+    assert csp.violations() == []

@@ -113,6 +113,11 @@ def rows(session: Session, f: Filters, *, now: datetime) -> Iterator[dict[str, A
             }
 
 
+def source_of(row: dict[str, Any]) -> str:
+    """The source a row is counted under in `by_source` (docs/metrics.md)."""
+    return row["utm_source"] or row["lead_kind"] or "(direct)"
+
+
 @dataclass
 class Summary:
     conversations: int = 0
@@ -142,7 +147,7 @@ class Summary:
         self.by_operator[row["operator"] or "(unassigned)"] += 1
         self.replies_by_operator[row["operator"] or "(unassigned)"] += row["human_replies"]
         self.by_team[row["team"] or "(no team)"] += 1
-        self.by_source[row["utm_source"] or row["lead_kind"] or "(direct)"] += 1
+        self.by_source[source_of(row)] += 1
         if row["utm_campaign"]:
             self.by_campaign[row["utm_campaign"]] += 1
         if row["cost"]:

@@ -23,6 +23,7 @@ NAV = [
     ("admin.templates", _l("Templates"), ("admin", "operator", "viewer")),
     ("admin.routing", _l("Routing"), ("admin", "operator", "viewer")),
     ("admin.operators", _l("Operators"), ("admin", "operator", "viewer")),
+    ("admin.reports", _l("Reports"), ("admin", "operator", "viewer")),
     ("admin.users", _l("Users & tokens"), ("admin",)),
 ]
 
@@ -89,7 +90,8 @@ def _nav() -> list[tuple[str, Any]]:
 
 AREAS = {"dashboard": "admin.dashboard", "inbox": "admin.inbox", "channels": "admin.channels",
          "connectors": "admin.connectors", "connector_oauth": "admin.connectors", "deliveries": "admin.deliveries", "templates": "admin.templates",
-         "accounts": "admin.users", "routing": "admin.routing", "presence": "admin.operators"}
+         "accounts": "admin.users", "routing": "admin.routing", "presence": "admin.operators",
+         "reports": "admin.reports"}
 
 
 def _area() -> str:

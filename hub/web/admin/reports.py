@@ -1,0 +1,263 @@
+"""Reports in the admin: the documented metrics (docs/metrics.md) of a period beside the
+period of the same length before it, charts drawn on the server, the conversations
+behind every figure and bar, and the exports for a signed-in user. Every role reads.
+
+The figures come from hub.reports (rows and Summary), the same code as the API and the
+scheduled reports; this module only groups rows for the charts and the drill-down.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Any, Callable, Iterator
+
+from flask import Response, current_app, render_template, request, send_file, stream_with_context, url_for
+from flask_babel import gettext as _, lazy_gettext as _l
+from sqlalchemy import select
+
+from hub.db import utcnow
+from hub.models import Channel, Team, User
+from hub.reports import metrics
+from hub.reports.export import csv_chunks, xlsx_file
+from hub.reports.rows import Summary, rows, source_of
+from hub.web.admin import bp, charts
+from hub.web.admin.report_period import NONE, PRESETS, ReportInputError, ReportQuery, read_query
+
+# The definitions shown beside the figures, in one place (docs/metrics.md says the same).
+DEFINITIONS = {
+    "conversations": _l("Conversations opened in the period. A request runs from a customer's first message to "
+                        "its close; a message after the close opens a new conversation."),
+    "closed": _l("Of the conversations opened in the period, those closed by now."),
+    "answered": _l("Conversations a person has answered (automated replies answer nothing)."),
+    "missed": _l("No human reply within the missed limit (business minutes of the team) of the customer's first "
+                 "message; one still waiting counts once that time has passed."),
+    "first_response": _l("From the customer's first message to the first human reply, in the team's business "
+                         "hours; conversations nobody answered have none."),
+    "first_response_p90": _l("Nine in ten first responses were at most this fast (nearest-rank 90th "
+                             "percentile)."),
+    "response": _l("Every human reply that answers something, measured from the customer's last message before "
+                   "it (a burst is answered once)."),
+    "resolution": _l("From the conversation's start to its close, closed conversations only."),
+    "histogram": _l("First response times of the answered conversations, in buckets."),
+    "by_operator": _l("Conversations assigned to each operator now."),
+    "by_team": _l("Conversations per team routing gave them to."),
+    "by_source": _l("Conversations per UTM source, else lead kind (tracked link, ad), else direct."),
+}
+
+# (key, label, value from the figures, kind, better when, drill-down metric)
+TILES: list[tuple[str, Any, Callable[[dict[str, Any]], Any], str, str, str]] = [
+    ("conversations", _l("Conversations"), lambda f: f["conversations"], "count", "", "conversations"),
+    ("closed", _l("Closed"), lambda f: f["closed"], "count", "up", "closed"),
+    ("answered", _l("Answered"), lambda f: f["answered"], "count", "up", "answered"),
+    ("missed", _l("Missed"), lambda f: f["missed"], "count", "down", "missed"),
+    ("first_response", _l("First response, median"), lambda f: f["first_response_seconds"]["median"], "seconds",
+     "down", "answered"),
+    ("first_response_p90", _l("First response, p90"), lambda f: f["first_response_seconds"]["p90"], "seconds",
+     "down", "answered"),
+    ("response", _l("Response time, median"), lambda f: f["response_seconds"]["median"], "seconds", "down",
+     "answered"),
+    ("resolution", _l("Resolution, median"), lambda f: f["resolution_seconds"]["median"], "seconds", "down",
+     "closed"),
+]
+
+# The conversations behind a count: the same tests Summary.add counts by.
+DRILL: dict[str, Callable[[dict[str, Any]], bool]] = {
+    "conversations": lambda r: True,
+    "closed": lambda r: r["status"] == "closed",
+    "answered": lambda r: r["first_response_seconds"] is not None,
+    "missed": lambda r: bool(r["missed"]),
+}
+DRILL_LABELS = {"conversations": _l("Conversations"), "closed": _l("Closed"), "answered": _l("Answered"),
+                "missed": _l("Missed")}
+BUCKET_LABELS = tuple(label for _bound, label in metrics.BUCKETS)
+LIST_LIMIT = 1000
+
+
+def change(current: float | None, previous: float | None, better: str = "") -> dict[str, str]:
+    """The move from the previous period: arrow and percent, "—" when there is nothing to
+    compare with (no previous figure, or zero); the tone says whether it is good news."""
+    if current is None or previous is None or previous == 0:
+        return {"arrow": "", "text": "—", "tone": "neutral"}
+    percent = (current - previous) / previous * 100
+    arrow = "↑" if percent > 0 else "↓" if percent < 0 else "→"
+    tone = "neutral"
+    if percent and better:
+        tone = "good" if (percent > 0) == (better == "up") else "bad"
+    return {"arrow": arrow, "text": f"{arrow} {abs(percent):.0f}%", "tone": tone}
+
+
+def slots(start: datetime, end: datetime) -> tuple[list[datetime], timedelta]:
+    """The chart's slots of a period: hours for a day or less, else days."""
+    step = timedelta(hours=1) if end - start <= timedelta(days=1) else timedelta(days=1)
+    out, at = [], start
+    while at < end:
+        out.append(at)
+        at += step
+    return out, step
+
+
+def _db() -> Any:
+    return current_app.extensions["hub"].db
+
+
+def _matching(session: Any, q: ReportQuery, *, previous: bool = False) -> Iterator[dict[str, Any]]:
+    """The period's rows; the drill-down's "no operator" and "no team" are tested here
+    because hub.reports' filters only select by id."""
+    for row in rows(session, q.filters(previous=previous), now=utcnow()):
+        if q.no_assignee and row["_assignee_id"] is not None:
+            continue
+        if q.no_team and row["_team_id"] is not None:
+            continue
+        yield row
+
+
+def _choices(session: Any) -> dict[str, Any]:
+    return {"channels": list(session.scalars(select(Channel).order_by(Channel.name))),
+            "teams": list(session.scalars(select(Team).order_by(Team.name))),
+            "users": list(session.scalars(select(User).order_by(User.email)))}
+
+
+def _kept() -> dict[str, str]:
+    """The filters of this request, for the period links (which change only the period)."""
+    return {k: request.args[k] for k in ("channel_id", "team_id", "assignee_id", "missed_minutes")
+            if request.args.get(k)}
+
+
+def _error_page(exc: ReportInputError, template: str = "admin/reports.html", **context: Any) -> Any:
+    with _db().scope() as s:
+        choices = _choices(s)
+    return render_template(template, error=exc.message, q=None, presets=PRESETS, raw=request.args, kept=_kept(),
+                           **choices, **context), exc.status
+
+
+def _tiles(q: ReportQuery, now_f: dict[str, Any], before_f: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for key, label, value, kind, better, drill in TILES:
+        current, previous = value(now_f), value(before_f)
+        out.append({"key": key, "label": label, "value": current, "previous": previous, "kind": kind,
+                    "change": change(current, previous, better), "definition": DEFINITIONS[key],
+                    "href": url_for("admin.report_conversations", metric=drill, **q.args())})
+    return out
+
+
+def _charts(q: ReportQuery, total: Summary, per_slot: Counter, users: dict[str, int],
+            teams: dict[str, int]) -> dict[str, Any]:
+    figures = total.figures()
+    moments, step = slots(q.start, q.end)
+    hourly = step < timedelta(days=1)
+    series = [charts.Bar(at.strftime("%H:00") if hourly else at.strftime("%m-%d"), per_slot[at],
+                         url_for("admin.report_conversations", metric="conversations",
+                                 **q.slot(at, at + step).args()))
+              for at in moments]
+
+    def drill(**over: Any) -> str:
+        return url_for("admin.report_conversations", metric="conversations", **q.args(**over))
+
+    operators = [charts.Bar(o["operator"], o["conversations"],
+                            drill(assignee_id=users.get(o["operator"], NONE))) for o in figures["by_operator"]]
+    team_bars = [charts.Bar(t["team"], t["conversations"], drill(team_id=teams.get(t["team"], NONE)))
+                 for t in figures["by_team"]]
+    sources = [charts.Bar(s["source"], s["conversations"], drill(source=s["source"])) for s in figures["by_source"]]
+    histogram = metrics.histogram(total.first_response)
+    buckets = [charts.Bar(label, n, url_for("admin.report_conversations", metric="answered", bucket=label,
+                                            **q.args())) for label, n in histogram.items()]
+    return {
+        "series": charts.columns(series, title=str(_l("Conversations per hour") if hourly
+                                                   else _l("Conversations per day"))),
+        "hourly": hourly,
+        "operators": charts.horizontal_bars(operators, title=str(_l("Conversations per operator"))),
+        "teams": charts.horizontal_bars(team_bars, title=str(_l("Conversations per team"))),
+        "sources": charts.horizontal_bars(sources, title=str(_l("Conversations per source"))),
+        "histogram": charts.columns(buckets, title=str(_l("First response times")), width=520, every=1),
+    }
+
+
+@bp.get("/reports")
+def reports() -> Any:
+    with _db().scope() as s:
+        try:
+            q = read_query(request.args, s, today=utcnow().date())
+        except ReportInputError as exc:
+            s.rollback()
+            return _error_page(exc)
+        choices = _choices(s)
+        total, per_slot = Summary(), Counter()
+        moments, step = slots(q.start, q.end)
+        for row in _matching(s, q):
+            total.add(row)
+            opened = datetime.fromisoformat(row["opened_at"])
+            per_slot[q.start + step * int((opened - q.start) / step)] += 1
+        before = Summary()
+        for row in _matching(s, q, previous=True):
+            before.add(row)
+        users = {u.email: u.id for u in choices["users"]}
+        teams = {t.name: t.id for t in choices["teams"]}
+        figures, previous = total.figures(), before.figures()
+        chart_markup = _charts(q, total, per_slot, users, teams)
+    return render_template(
+        "admin/reports.html", q=q, error=None, presets=PRESETS, raw=request.args, kept=_kept(), **choices,
+        tiles=_tiles(q, figures, previous), figures=figures, previous=previous, charts=chart_markup,
+        definitions=DEFINITIONS, previous_start=q.start - q.span, previous_end=q.end - q.span,
+        exports={kind: url_for("admin.report_export", kind=kind, **q.args()) for kind in ("csv", "xlsx")})
+
+
+@bp.get("/reports/conversations")
+def report_conversations() -> Any:
+    """The conversations behind a figure or a bar: exactly those it counts."""
+    metric = request.args.get("metric", "conversations")
+    bucket = request.args.get("bucket") or None
+    source = request.args.get("source") or None
+    with _db().scope() as s:
+        try:
+            if metric not in DRILL:
+                raise ReportInputError(400, _("Unknown figure '%(value)s'.", value=metric[:40]))
+            if bucket is not None and bucket not in BUCKET_LABELS:
+                raise ReportInputError(400, _("Unknown bucket '%(value)s'.", value=bucket[:40]))
+            q = read_query(request.args, s, today=utcnow().date(), allow_none=True)
+        except ReportInputError as exc:
+            s.rollback()
+            return _error_page(exc, "admin/report_conversations.html", metric=metric)
+        keep = DRILL[metric]
+        found, count = [], 0
+        for row in _matching(s, q):
+            if not keep(row) or (source is not None and source_of(row) != source):
+                continue
+            if bucket is not None and (row["first_response_seconds"] is None
+                                       or metrics.bucket(row["first_response_seconds"]) != bucket):
+                continue
+            count += 1
+            if len(found) < LIST_LIMIT:
+                found.append(row)
+        names = {"channel": s.get(Channel, q.channel_id).name if q.channel_id else None,
+                 "team": s.get(Team, q.team_id).name if q.team_id else None,
+                 "operator": s.get(User, q.assignee_id).email if q.assignee_id else None}
+    back = {k: v for k, v in q.args().items() if not q.exact or k not in ("start", "end")}
+    if q.exact:
+        back.update({"from": q.first_day.isoformat(), "to": q.last_day.isoformat()})
+    return render_template("admin/report_conversations.html", q=q, error=None, metric=metric,
+                           metric_label=DRILL_LABELS[metric], bucket=bucket, source=source, rows=found,
+                           count=count, limit=LIST_LIMIT, names=names, back=url_for("admin.reports", **back))
+
+
+@bp.get("/reports/conversations.<any(csv, xlsx):kind>")
+def report_export(kind: str) -> Any:
+    """The API's export (hub.reports.export) for a signed-in user, same period and filters."""
+    with _db().scope() as s:
+        try:
+            q = read_query(request.args, s, today=utcnow().date())
+        except ReportInputError as exc:
+            return Response(exc.message + "\n", status=exc.status, mimetype="text/plain")
+    name = f"conversations-{q.start:%Y%m%d}-{q.end:%Y%m%d}.{kind}"
+    filters, now, db = q.filters(), utcnow(), _db()
+    if kind == "xlsx":
+        with db.scope() as s:
+            spool = xlsx_file(s, filters, now=now)
+        return send_file(spool, mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                         as_attachment=True, download_name=name)
+
+    def generate() -> Iterator[str]:
+        with db.scope() as session:
+            yield from csv_chunks(session, filters, now=now)
+
+    return Response(stream_with_context(generate()), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
