@@ -37,7 +37,7 @@ class HubSpotConnector(Connector):
     handles = HANDLED
     # Batch endpoints take 100 inputs; claim enough that each wave can fill them.
     claim_size = 400
-    scratch_links = frozenset({"hubspot_communication_intent"})
+    scratch_links = frozenset({"hubspot_communication_intent", "hubspot_task_intent"})
 
     def __init__(self, ctx):
         super().__init__(ctx)

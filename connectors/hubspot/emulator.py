@@ -1,8 +1,8 @@
 """A faithful local HubSpot CRM API (the parts the connector uses), for tests, benchmarks
-and demos: objects (contacts, deals, communications) with batch create/read/update and
-search, associations v4, pipelines, owners, properties, account details, the 10-second
-rolling limit and the search limit with HubSpot's 429 bodies and X-HubSpot-RateLimit-*
-headers, outbound webhooks signed with the v3 signature, and OAuth (POST /oauth/v1/token:
+and demos: objects (contacts, deals, communications, tasks) with single and batch
+create, read, update and search, associations v4, pipelines, owners, properties, account
+details, the 10-second rolling limit and the search limit (the same for every object) with
+HubSpot's 429 bodies and X-HubSpot-RateLimit-* headers, outbound webhooks signed with the v3 signature, and OAuth (POST /oauth/v1/token:
 single-use authorization codes, access tokens that expire, refresh tokens that do not
 rotate and can be revoked by uninstalling the app).
 
@@ -39,20 +39,25 @@ SEARCH_MAX_FILTERS = 25
 SEARCH_MAX_VALUES = 100
 ASSOCIATION_PAGE = 500
 
-TYPES = {"contacts": "0-1", "deals": "0-3", "communications": "0-18"}
+TYPES = {"contacts": "0-1", "deals": "0-3", "communications": "0-18", "tasks": "0-27"}
 ALIASES = {"contact": "contacts", "0-1": "contacts", "contacts": "contacts",
            "deal": "deals", "0-3": "deals", "deals": "deals",
-           "communication": "communications", "0-18": "communications", "communications": "communications"}
-SINGULAR = {"contacts": "Contact", "deals": "Deal", "communications": "Communication"}
+           "communication": "communications", "0-18": "communications", "communications": "communications",
+           "task": "tasks", "0-27": "tasks", "tasks": "tasks"}
+SINGULAR = {"contacts": "Contact", "deals": "Deal", "communications": "Communication", "tasks": "Task"}
+ACTIVITIES = ("communications", "tasks")  # hs_createdate instead of createdate
 
 # HUBSPOT_DEFINED association type id -> (from type, to type); inverse ids pair up.
 ASSOCIATION_TYPES = {3: ("deals", "contacts"), 4: ("contacts", "deals"),
                      81: ("communications", "contacts"), 82: ("contacts", "communications"),
-                     85: ("communications", "deals"), 86: ("deals", "communications")}
-INVERSE = {3: 4, 4: 3, 81: 82, 82: 81, 85: 86, 86: 85}
+                     85: ("communications", "deals"), 86: ("deals", "communications"),
+                     203: ("contacts", "tasks"), 204: ("tasks", "contacts"),
+                     215: ("deals", "tasks"), 216: ("tasks", "deals")}
+INVERSE = {3: 4, 4: 3, 81: 82, 82: 81, 85: 86, 86: 85, 203: 204, 204: 203, 215: 216, 216: 215}
 DEFAULT_TYPE = {("deals", "contacts"): 3, ("contacts", "deals"): 4, ("communications", "contacts"): 81,
                 ("contacts", "communications"): 82, ("communications", "deals"): 85,
-                ("deals", "communications"): 86}
+                ("deals", "communications"): 86, ("contacts", "tasks"): 203, ("tasks", "contacts"): 204,
+                ("deals", "tasks"): 215, ("tasks", "deals"): 216}
 
 READ_ONLY = {"hs_object_id", "createdate", "lastmodifieddate", "hs_lastmodifieddate", "hs_createdate",
              "hs_is_closed"}
@@ -61,6 +66,7 @@ DEFAULT_RETURNED = {
     "deals": ["amount", "closedate", "createdate", "dealname", "dealstage", "hs_lastmodifieddate",
               "hs_object_id", "pipeline"],
     "communications": ["hs_createdate", "hs_lastmodifieddate", "hs_object_id"],
+    "tasks": ["hs_createdate", "hs_lastmodifieddate", "hs_object_id"],
 }
 
 
@@ -107,8 +113,19 @@ def default_properties() -> dict[str, dict[str, dict[str, Any]]]:
         _prop("hs_timestamp", "Activity date", "datetime", "date", "communication"),
         _prop("hubspot_owner_id", "Activity assigned to", "enumeration", "select", "communication"),
     ]
+    tasks = [
+        _prop("hs_timestamp", "Due date", "datetime", "date", "task"),
+        _prop("hs_task_subject", "Task Title", "string", "text", "task"),
+        _prop("hs_task_body", "Notes", "string", "html", "task"),
+        _prop("hs_task_status", "Task Status", "enumeration", "select", "task",
+              ["NOT_STARTED", "IN_PROGRESS", "WAITING", "COMPLETED", "DEFERRED"]),
+        _prop("hs_task_priority", "Priority", "enumeration", "select", "task", ["NONE", "LOW", "MEDIUM", "HIGH"]),
+        _prop("hs_task_type", "Task Type", "enumeration", "select", "task", ["EMAIL", "CALL", "TODO"]),
+        _prop("hs_task_reminders", "Reminder", "string", "text", "task"),
+        _prop("hubspot_owner_id", "Assigned to", "enumeration", "select", "task"),
+    ]
     out = {"contacts": {p["name"]: p for p in contacts}, "deals": {p["name"]: p for p in deals},
-           "communications": {p["name"]: p for p in comms}}
+           "communications": {p["name"]: p for p in comms}, "tasks": {p["name"]: p for p in tasks}}
     for type_, props in out.items():
         for name in READ_ONLY:
             props[name] = _prop(name, name, "datetime" if "date" in name else "string", "text", "", read_only=True)
@@ -282,7 +299,8 @@ class State:
     @staticmethod
     def _required(type_: str) -> list[str]:
         return {"deals": ["dealname", "dealstage"],
-                "communications": ["hs_communication_channel_type", "hs_communication_logged_from"]}.get(type_, [])
+                "communications": ["hs_communication_channel_type", "hs_communication_logged_from"],
+                "tasks": ["hs_timestamp"]}.get(type_, [])
 
     def _check_value(self, type_: str, definition: dict[str, Any], text: str, props: dict[str, Any],
                      current: dict[str, Any] | None) -> tuple[str, str] | None:
@@ -573,7 +591,7 @@ def create_app(state: State) -> Flask:
                 stamp = _now_iso()
                 record = {"id": id_, "createdAt": stamp, "updatedAt": stamp,
                           "properties": {**props, "hs_object_id": id_,
-                                         ("createdate" if type_ != "communications" else "hs_createdate"): stamp}}
+                                         ("hs_createdate" if type_ in ACTIVITIES else "createdate"): stamp}}
                 state.objects[type_][id_] = record
                 for to_type, to_id, type_id in assocs:
                     state.associate(type_, id_, to_type, to_id, type_id)
@@ -598,7 +616,8 @@ def create_app(state: State) -> Flask:
             id_ = state.new_id()
             stamp = _now_iso()
             record = {"id": id_, "createdAt": stamp, "updatedAt": stamp,
-                      "properties": {**props, "hs_object_id": id_}}
+                      "properties": {**props, "hs_object_id": id_,
+                                     ("hs_createdate" if type_ in ACTIVITIES else "createdate"): stamp}}
             state.objects[type_][id_] = record
             for to_type, to_id, type_id in assocs:
                 state.associate(type_, id_, to_type, to_id, type_id)
@@ -959,6 +978,17 @@ class EmulatorHandle:
         with self.state.lock:
             return {"contacts": len(self.state.objects["contacts"]), "deals": len(self.state.objects["deals"]),
                     "notes": len(self.state.objects["communications"])}
+
+    def tasks(self) -> list[dict[str, Any]]:
+        """Every task, with the ids of the deals and contacts it is associated to."""
+        with self.state.lock:
+            out = []
+            for record in sorted(self.state.objects["tasks"].values(), key=lambda r: int(r["id"])):
+                linked = self.state.associations.get(("tasks", record["id"]), {})
+                out.append({**json.loads(json.dumps(record)),
+                            "deals": sorted(i for (t, i) in linked if t == "deals"),
+                            "contacts": sorted(i for (t, i) in linked if t == "contacts")})
+            return out
 
     def records(self, type_: str) -> list[dict[str, Any]]:
         with self.state.lock:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import html
 import json
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Iterator, Sequence, TypeVar
 
 from connectors.base import media_link
@@ -22,6 +22,10 @@ COMMUNICATION_TO_CONTACT = 81
 CONTACT_TO_COMMUNICATION = 82
 COMMUNICATION_TO_DEAL = 85
 DEAL_TO_COMMUNICATION = 86
+CONTACT_TO_TASK = 203
+TASK_TO_CONTACT = 204
+DEAL_TO_TASK = 215
+TASK_TO_DEAL = 216
 
 BATCH_LIMIT = 100          # inputs per batch create/read/update
 SEARCH_VALUES_LIMIT = 100  # values of one IN filter
@@ -321,6 +325,111 @@ def communication_create_input(message: dict[str, Any], contact: dict[str, Any],
 def communication_key(properties: dict[str, Any]) -> tuple[int | None, str]:
     """What identifies a communication we created: its timestamp (ms) and body."""
     return timestamp_to_ms(properties.get("hs_timestamp")), properties.get("hs_communication_body") or ""
+
+
+# -- tasks (sla.breached) -------------------------------------------------------------
+
+TASK_DUE = timedelta(minutes=30)
+TASK_STATUS = "NOT_STARTED"
+TASK_PRIORITY = "HIGH"
+TASK_TYPE = "TODO"
+SLA_TARGETS = {"first_response": "first response", "next_response": "next response", "resolution": "resolution"}
+_TASK_MARKER = re.compile(r"\[hub:sla:([^\]\s]+)\]")
+
+
+def task_marker(event_id: str) -> str:
+    """Ends every SLA task's body: tasks have no unique property, so a retry after a lost
+    answer recognises the task an earlier try wrote by this text on the deal's tasks."""
+    return f"[hub:sla:{event_id}]"
+
+
+def task_event_id(properties: dict[str, Any]) -> str | None:
+    """The hub event id a task body carries (task_marker), or None for other tasks."""
+    match = _TASK_MARKER.search(str(properties.get("hs_task_body") or ""))
+    return match.group(1) if match else None
+
+
+def _user_name(user: dict[str, Any] | None) -> str:
+    return str((user or {}).get("name") or (user or {}).get("email") or "")
+
+
+def task_subject(data: dict[str, Any]) -> str:
+    contact = data.get("contact") or {}
+    who = contact.get("name") or contact.get("username") or contact_phone(contact) or "A WhatsApp customer"
+    target = SLA_TARGETS.get(str(data.get("target")), str(data.get("target") or "response"))
+    return f"WhatsApp: {who} is waiting ({target} target missed)"
+
+
+def task_body(data: dict[str, Any], event_id: str) -> str:
+    """Which target of which team was missed, by how much, who holds the chat now."""
+    contact = data.get("contact") or {}
+    team = (data.get("team") or {}).get("name") or "the team"
+    target = SLA_TARGETS.get(str(data.get("target")), str(data.get("target") or "response"))
+    minutes = round((data.get("target_seconds") or 0) / 60)
+    elapsed = round((data.get("elapsed_seconds") or 0) / 60)
+    who = contact.get("name") or contact.get("username") or "Customer"
+    phone = contact_phone(contact)
+    lines = [f"{who}{' (' + phone + ')' if phone else ''} is waiting on WhatsApp.",
+             f"The {target} target of {team} ({minutes} min) was missed: {elapsed} min in working hours"
+             + (f" since {data['clock_started_at']}." if data.get("clock_started_at") else ".")]
+    holder = _user_name(data.get("assignee"))
+    moved = _user_name(data.get("reassigned_to"))
+    if moved:
+        lines.append(f"Handed to {moved}" + (f" (was {holder})." if holder else "."))
+    elif holder:
+        lines.append(f"Operator: {holder}.")
+    else:
+        lines.append("Nobody holds the chat.")
+    supervisor = _user_name(data.get("supervisor"))
+    if supervisor:
+        lines.append(f"Supervisor: {supervisor}.")
+    lines.append(task_marker(event_id))
+    return "<br>".join(html.escape(line) for line in lines)
+
+
+def task_holder(data: dict[str, Any]) -> dict[str, Any] | None:
+    """The operator now holding the chat: after a reassignment on breach, the new one."""
+    return data.get("reassigned_to") or data.get("assignee")
+
+
+def task_properties(data: dict[str, Any], event_id: str, breached_at: datetime,
+                    owner_id: str | None) -> dict[str, str]:
+    due_ms = int((breached_at + TASK_DUE).timestamp() * 1000)
+    props = {
+        "hs_timestamp": iso_ms(due_ms),
+        "hs_task_subject": task_subject(data),
+        "hs_task_body": task_body(data, event_id),
+        "hs_task_status": TASK_STATUS,
+        "hs_task_priority": TASK_PRIORITY,
+        "hs_task_type": TASK_TYPE,
+    }
+    if owner_id:
+        props["hubspot_owner_id"] = str(owner_id)
+    return props
+
+
+def task_create_input(data: dict[str, Any], event_id: str, breached_at: datetime, deal_crm_id: str,
+                      contact_crm_id: str | None, owner_id: str | None) -> dict[str, Any]:
+    """One input of POST /crm/v3/objects/tasks/batch/create: due TASK_DUE after the breach,
+    associated to the deal (216) and the contact (204) in the same request."""
+    associations = [association(deal_crm_id, TASK_TO_DEAL)]
+    if contact_crm_id:
+        associations.append(association(contact_crm_id, TASK_TO_CONTACT))
+    return {
+        "properties": task_properties(data, event_id, breached_at, owner_id),
+        "associations": associations,
+        "objectWriteTraceId": f"sla-{event_id}",
+    }
+
+
+def tasks_by_event(records: Iterable[dict[str, Any]]) -> dict[str, str]:
+    """hub event id -> HubSpot task id, from tasks read back (the oldest wins)."""
+    out: dict[str, str] = {}
+    for record in sorted(records, key=lambda r: int(r["id"])):
+        event_id = task_event_id(record.get("properties") or {})
+        if event_id:
+            out.setdefault(event_id, str(record["id"]))
+    return out
 
 
 # -- answers --------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from typing import Any
 from connectors.base import HubEvent, LinkStore
 from connectors.hubspot import mapping
 from connectors.hubspot.sync import HANDLED, MESSAGE_EVENTS
+from connectors.hubspot.tasks import SLA_EVENT, TASK_LINK
 
 
 def _owner(settings: dict[str, Any], user: dict[str, Any] | None) -> str | None:
@@ -81,4 +82,12 @@ def plan(batch: list[HubEvent], links: LinkStore, settings: dict[str, Any], _own
     for chunk in mapping.chunks(comm_inputs):
         requests.append({"method": "POST", "path": "/crm/v3/objects/communications/batch/create",
                          "body": {"inputs": chunk}})
+    breaches = [e for e in events if e.type == SLA_EVENT]
+    task_links = links.get_many(TASK_LINK, [str(e.id) for e in breaches]) if breaches else {}
+    task_inputs = [mapping.task_create_input(e.data, str(e.id), e.occurred_at, deal_id[str(e.data["conversation"]["id"])],
+                                             contact_id[str(e.data["contact"]["id"])],
+                                             _owner(settings, mapping.task_holder(e.data)))
+                   for e in breaches if str(e.id) not in task_links]
+    for chunk in mapping.chunks(task_inputs):
+        requests.append({"method": "POST", "path": "/crm/v3/objects/tasks/batch/create", "body": {"inputs": chunk}})
     return requests

@@ -3,7 +3,8 @@
 A wave never holds two events of one conversation, so the steps can batch across
 conversations: contacts (links, then one search per 100, then batch create), deals (links,
 optional reuse of an open deal, batch create with the contact association), deal updates
-(owner, stage, source), then communications (batch create with both associations).
+(owner, stage, source), then communications (batch create with both associations), then
+the tasks of SLA breaches (tasks.py: the same intent pattern as communications).
 
 Duplicates are kept out whatever retries happen:
 - contacts and deals carry a unique-value id property, so a create repeated after a lost
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from connectors.base import HubEvent, LinkStore, Outcome
-from connectors.hubspot import mapping
+from connectors.hubspot import mapping, tasks
 from connectors.hubspot.client import (
     AuthFailed, Conflict, HubSpotClient, HubSpotError, RateLimited, Unavailable, ValidationFailed,
 )
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 MESSAGE_EVENTS = frozenset({"message.received", "message.sent"})
 HANDLED = frozenset({
     "conversation.started", "message.received", "message.sent", "conversation.assigned",
-    "conversation.closed", "lead.attributed",
+    "conversation.closed", "lead.attributed", "sla.breached",
 })
 INTENT = "hubspot_communication_intent"
 OWNERS_TTL_SECONDS = 600.0
@@ -146,6 +147,7 @@ class WaveSync:
             self._deals(self._active(items))
             self._updates(self._active(items))
             self._communications(self._active(items))
+            tasks.create_tasks(self, self._active(items))
         except RateLimited as exc:
             if not exc.daily:
                 raise
@@ -204,7 +206,8 @@ class WaveSync:
         raise exc
 
     def _prime_owners(self, items: list[Item]) -> None:
-        users = [i.conversation.get("assignee") for i in items] + [i.data.get("assignee") for i in items]
+        users = ([i.conversation.get("assignee") for i in items] + [i.data.get("assignee") for i in items]
+                 + [i.data.get("reassigned_to") for i in items])
         if any(self.owners.needs_lookup(u) for u in users if u):
             try:
                 self.owners.load()
