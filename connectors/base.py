@@ -95,6 +95,11 @@ class LinkStore(Protocol):
         now linked (existing links win)."""
         ...
 
+    def set_many(self, entity_type: str, items: list[tuple[str, str, str]]) -> None:
+        """Store or replace links in one transaction (the newest wins): what a connector
+        remembers of a CRM object that changes, such as the value it last wrote."""
+        ...
+
 
 class RateLimiter(Protocol):
     """A token bucket shared by every worker process of one connector."""

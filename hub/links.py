@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from hub.db import Database, utcnow
@@ -52,6 +53,25 @@ class DbLinkStore:
                 # Another worker linked some of them meanwhile: fall back to one at a time.
                 return {k: self.put(entity_type, k, *wanted[k]) for k in wanted}
         return {**{k: v[1] for k, v in wanted.items()}, **existing}
+
+    def set_many(self, entity_type: str, items: list[tuple[str, str, str]]) -> None:
+        """Store or replace (entity_id, crm_type, crm_id) in one transaction: for what a
+        connector remembers of a CRM object that changes (the value it last wrote to a
+        field), where the newest wins - unlike put, where the first link stands."""
+        if not items:
+            return
+        now = utcnow()
+        rows = {str(entity_id): {"connector_id": self.connector_id, "entity_type": entity_type,
+                                 "entity_id": str(entity_id), "crm_type": crm_type, "crm_id": str(crm_id),
+                                 "created_at": now} for entity_id, crm_type, crm_id in items}
+        insert = postgresql.insert if self.db.dialect == "postgresql" else sqlite.insert
+        statement = insert(CrmLink).values(list(rows.values()))
+        statement = statement.on_conflict_do_update(
+            index_elements=["connector_id", "entity_type", "entity_id"],
+            set_={"crm_type": statement.excluded.crm_type, "crm_id": statement.excluded.crm_id,
+                  "created_at": statement.excluded.created_at})
+        with self.db.scope() as session:
+            session.execute(statement)
 
     def put(self, entity_type: str, entity_id: str, crm_type: str, crm_id: str) -> str:
         try:

@@ -130,6 +130,12 @@ def found_contact_ids(findbycomm_result: Any) -> list[int]:
 
 
 # -- deals and leads ---------------------------------------------------------------------
+def operator_email(user_id: int, operators: tuple[tuple[str, int], ...]) -> str | None:
+    """The hub operator mapped to a Bitrix24 user; None when none is, or several are."""
+    emails = [email for email, mapped in operators if mapped == user_id]
+    return emails[0] if len(emails) == 1 else None
+
+
 def assigned_user(assignee: dict[str, Any] | None, options: Options) -> int | None:
     if assignee and assignee.get("email"):
         mapped = dict(options.operators).get(str(assignee["email"]).lower())

@@ -27,6 +27,9 @@ HANDLED = frozenset({
     "conversation.closed", "lead.attributed", "sla.breached",
 })
 SLA_TASK = "sla_task"  # link: hub event id -> the to-do written for it
+# link: "<deal|lead>:<id>" -> the ASSIGNED_BY_ID the hub last wrote there; an
+# ONCRM*UPDATE showing another one is a change made in Bitrix24 (webhooks.py)
+RESPONSIBLE = "bitrix24.responsible"
 TRY_MARKER = "bitrix24.try"
 CONTACT_CLAIM = "bitrix24.contact_claim"
 CLAIM_SECONDS = 60
@@ -254,6 +257,8 @@ class WaveSync:
         calls: list[Call] = []
         owners: dict[str, list[Item]] = {}
         created_now: set[str] = set()
+        writing: dict[str, str] = {}  # RESPONSIBLE markers of updates, stored before the calls
+        written: dict[str, str] = {}  # ... of deals (leads) created, stored once their ids are known
 
         def add(call: Call, who: list[Item]) -> None:
             calls.append(call)
@@ -293,12 +298,15 @@ class WaveSync:
                 continue
             call_key = f"d{item.conv_id}"
 
-            def store_entity(result: Any, conv: str = item.conv_id) -> None:
+            fields = mapping.entity_fields(item.conversation, item.contact, contact_value, o)
+
+            def store_entity(result: Any, conv: str = item.conv_id, user: Any = fields.get("ASSIGNED_BY_ID")) -> None:
                 self._link_later(link_type, conv, o.target, result, entities)
+                if user and o.operators and str(result or "").isdigit():
+                    written[f"{o.target}:{result}"] = str(user)
 
             add(Call(call_key, f"crm.{o.target}.add",
-                     {"fields": mapping.entity_fields(item.conversation, item.contact, contact_value, o),
-                      "params": {"REGISTER_SONET_EVENT": "N"}},
+                     {"fields": fields, "params": {"REGISTER_SONET_EVENT": "N"}},
                      on_done=store_entity), [item])
             entity_ref[item.conv_id] = Ref(call_key, inline=True)
             created_now.add(item.conv_id)
@@ -336,9 +344,16 @@ class WaveSync:
                 continue  # the new deal already carries the snapshot's assignee, source, stage
             update = update_fields(item, o)
             if update:
+                if update.get("ASSIGNED_BY_ID") and o.operators:
+                    # Remembered before the call: an ONCRM*UPDATE read while it is on its
+                    # way is not taken for a change made in Bitrix24.
+                    writing[f"{o.target}:{target}"] = str(update["ASSIGNED_BY_ID"])
                 add(Call(f"u{item.conv_id}", f"crm.{o.target}.update", {"id": target, "fields": update}), [item])
 
+        self.links.set_many(RESPONSIBLE, [(key, "user", user) for key, user in writing.items()
+                                          if key.split(":")[1].isdigit()])
         self._run(calls, owners)
+        self.links.set_many(RESPONSIBLE, [(key, "user", user) for key, user in written.items()])
         for item in items:
             if not item.errors:
                 item.info = {k: v for k, v in {

@@ -145,3 +145,40 @@ def test_event_bind_needs_an_app(portal):
     with pytest.raises(MethodError) as err:
         client.call("event.bind", {"event": "ONCRMDEALUPDATE", "handler": "https://hub.example/x"})
     assert err.value.code == "WRONG_AUTH_TYPE"
+
+
+def deal_update(deal_id: str) -> InboundRequest:
+    return request_from(f"event=ONCRMDEALUPDATE&data[FIELDS][ID]={deal_id}&ts=1736405807"
+                        f"&auth[application_token]={DOCS_TOKEN}")
+
+
+def test_a_responsible_user_changed_in_bitrix24_follows_into_the_hub_once(runtime, docs_portal):
+    """The hub's own write of ASSIGNED_BY_ID (and the edits after it) change nothing; a
+    manager handing the deal to Ivan in Bitrix24 assigns the chat to Ivan's hub account,
+    once however often Bitrix24 repeats the event; a user with no hub operator, nothing."""
+    from connectors.base import AssignConversation
+    from tests.connectors.bitrix24.factory import hub_event
+
+    b24 = connector(runtime, webhook_settings(docs_portal, operator_map="olga@example.com=5\nivan@example.com=7"))
+    assert b24.deliver([hub_event("conversation.started", 1)])[0].status == "done"
+    [(deal_id, deal)] = docs_portal.portal.deals.items()
+    assert b24.handle_webhook(deal_update(deal_id)) == []  # the hub created it
+    assert b24.deliver([hub_event("conversation.assigned", 1)])[0].status == "done"
+    assert deal["ASSIGNED_BY_ID"] == "5"
+    assert b24.handle_webhook(deal_update(deal_id)) == []  # the hub's own write
+    docs_portal.portal._entity_update("deal", {"id": deal_id, "fields": {"ASSIGNED_BY_ID": 7}})
+    assert b24.handle_webhook(deal_update(deal_id)) == [
+        AssignConversation(conversation_id=int(deal["ORIGIN_ID"]), assignee_email="ivan@example.com")]
+    assert b24.handle_webhook(deal_update(deal_id)) == []  # repeated
+    docs_portal.portal._entity_update("deal", {"id": deal_id, "fields": {"ASSIGNED_BY_ID": 1}})
+    assert b24.handle_webhook(deal_update(deal_id)) == []  # Anna has no hub operator
+    docs_portal.portal._entity_update("deal", {"id": deal_id, "fields": {"ASSIGNED_BY_ID": 5}})
+    assert b24.handle_webhook(deal_update(deal_id)) == [
+        AssignConversation(conversation_id=int(deal["ORIGIN_ID"]), assignee_email="olga@example.com")]
+
+
+def test_without_an_operator_map_responsible_changes_stay_in_bitrix24(runtime, docs_portal):
+    seed_deal(docs_portal)
+    b24 = connector(runtime, webhook_settings(docs_portal))
+    docs_portal.portal._entity_update("deal", {"id": 759, "fields": {"ASSIGNED_BY_ID": 7}})
+    assert b24.handle_webhook(fixture_request("event_ONCRMDEALUPDATE.json")) == []
