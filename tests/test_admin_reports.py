@@ -300,3 +300,11 @@ def test_bad_input_is_refused_on_the_page(viewer, seeded, args, status, words):
 def test_bad_input_is_refused_in_the_drill_down(viewer, seeded, args, status):
     r = viewer.get("/admin/reports/conversations", query_string=args)
     assert r.status_code == status and 'id="report-error"' in r.get_data(as_text=True)
+
+
+def test_the_page_speaks_russian(viewer, seeded):
+    viewer.get("/admin/language/ru?next=/admin/")
+    _r, text = page(viewer, **DAY)
+    assert "Отчёты" in text and "Диалоги по часам" in text and "Что считается" in text
+    assert [label for label, _v, _h in bars(text, "operators")][-1] == "(не назначен)"
+    assert "(без команды)" in text and "(прямые)" in text

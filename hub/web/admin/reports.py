@@ -69,6 +69,8 @@ DRILL: dict[str, Callable[[dict[str, Any]], bool]] = {
 }
 DRILL_LABELS = {"conversations": _l("Conversations"), "closed": _l("Closed"), "answered": _l("Answered"),
                 "missed": _l("Missed")}
+# The summary's names for "none" (hub.reports speaks English), shown translated.
+NO_NAME = {"(unassigned)": _l("(unassigned)"), "(no team)": _l("(no team)"), "(direct)": _l("(direct)")}
 BUCKET_LABELS = tuple(label for _bound, label in metrics.BUCKETS)
 LIST_LIMIT = 1000
 
@@ -153,11 +155,14 @@ def _charts(q: ReportQuery, total: Summary, per_slot: Counter, users: dict[str, 
     def drill(**over: Any) -> str:
         return url_for("admin.report_conversations", metric="conversations", **q.args(**over))
 
-    operators = [charts.Bar(o["operator"], o["conversations"],
+    def name(label: str) -> str:
+        return str(NO_NAME.get(label, label))
+
+    operators = [charts.Bar(name(o["operator"]), o["conversations"],
                             drill(assignee_id=users.get(o["operator"], NONE))) for o in figures["by_operator"]]
-    team_bars = [charts.Bar(t["team"], t["conversations"], drill(team_id=teams.get(t["team"], NONE)))
+    team_bars = [charts.Bar(name(t["team"]), t["conversations"], drill(team_id=teams.get(t["team"], NONE)))
                  for t in figures["by_team"]]
-    sources = [charts.Bar(s["source"], s["conversations"], drill(source=s["source"])) for s in figures["by_source"]]
+    sources = [charts.Bar(name(s["source"]), s["conversations"], drill(source=s["source"])) for s in figures["by_source"]]
     histogram = metrics.histogram(total.first_response)
     buckets = [charts.Bar(label, n, url_for("admin.report_conversations", metric="answered", bucket=label,
                                             **q.args())) for label, n in histogram.items()]
