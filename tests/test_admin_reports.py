@@ -282,6 +282,13 @@ def test_the_exports_carry_the_period_and_filters(viewer, seeded):
     ({**DAY, "missed_minutes": "0"}, 422, "between 1 and 10080"),
     ({**DAY, "missed_minutes": "x"}, 400, "not a number of minutes"),
     ({"start": "yesterday", "end": "2026-12-01T00:00:00Z"}, 400, "not a date and time"),
+    ({"start": "2026-12-01T00:00:00Z"}, 400, "not a date and time"),
+    ({"from": "2026-11-30", "to": "9999-12-31"}, 422, "out of range"),
+    ({"from": "0001-01-01", "to": "0001-01-02"}, 422, "out of range"),
+    ({"start": "0001-01-01T00:00:00", "end": "0001-01-02T00:00:00"}, 422, "out of range"),
+    ({**DAY, "team_id": "99999999999999999999"}, 400, "is not an id"),
+    ({**DAY, "team_id": "²"}, 400, "is not an id"),
+    ({**DAY, "missed_minutes": "²"}, 400, "not a number of minutes"),
 ])
 def test_bad_input_is_refused_on_the_page(viewer, seeded, args, status, words):
     r, text = page(viewer, **args)

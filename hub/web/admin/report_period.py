@@ -24,6 +24,8 @@ PRESETS = {
 DEFAULT_PRESET = "7d"
 MAX_DAYS = 366
 MISSED_MINUTES = (1, 7 * 24 * 60)
+YEARS = (1970, 9000)
+MAX_ID = 2**31 - 1  # an integer primary key on every backend
 NONE = "none"  # drill-down only: conversations with no operator / no team
 
 
@@ -106,10 +108,19 @@ def _date(args: Mapping[str, str], key: str) -> date:
     if not text:
         raise ReportInputError(400, _("Give both dates of a custom period ('%(field)s' is empty).", field=key))
     try:
-        return date.fromisoformat(text)
+        value = date.fromisoformat(text)
     except ValueError:
         raise ReportInputError(400, _("'%(value)s' is not a date (YYYY-MM-DD) in '%(field)s'.",
                                       value=text[:40], field=key)) from None
+    return _in_range(value, text, key)
+
+
+def _in_range(value: Any, text: str, key: str) -> Any:
+    """Far from the edges of the calendar, so the period before it can be computed."""
+    if not YEARS[0] <= value.year <= YEARS[1]:
+        raise ReportInputError(422, _("'%(value)s' in '%(field)s' is out of range (years %(low)s-%(high)s).",
+                                      value=text[:40], field=key, low=YEARS[0], high=YEARS[1]))
+    return value
 
 
 def _instant(args: Mapping[str, str], key: str) -> datetime:
@@ -121,7 +132,7 @@ def _instant(args: Mapping[str, str], key: str) -> datetime:
                                       value=text[:40], field=key)) from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+    return _in_range(value, text, key).astimezone(timezone.utc)
 
 
 def _id(args: Mapping[str, str], key: str, *, allow_none: bool) -> int | str | None:
@@ -130,7 +141,7 @@ def _id(args: Mapping[str, str], key: str, *, allow_none: bool) -> int | str | N
         return None
     if allow_none and text == NONE:
         return NONE
-    if not text.isdigit() or int(text) < 1:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_ID:
         raise ReportInputError(400, _("'%(value)s' is not an id in '%(field)s'.", value=text[:40], field=key))
     return int(text)
 
@@ -163,7 +174,7 @@ def read_query(args: Mapping[str, str], session: Any, *, today: date, allow_none
             raise ReportInputError(422, _("There is no %(what)s with id %(id)s.", what=label, id=value))
         ids[key] = value
     missed_text = (args.get("missed_minutes") or "").strip() or "15"
-    if not missed_text.isdigit():
+    if not (missed_text.isascii() and missed_text.isdigit()):
         raise ReportInputError(400, _("'%(value)s' is not a number of minutes.", value=missed_text[:40]))
     missed = int(missed_text)
     if not MISSED_MINUTES[0] <= missed <= MISSED_MINUTES[1]:
