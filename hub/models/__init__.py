@@ -11,11 +11,12 @@ from hub.models.routing import OperatorState, QueueEntry, RoutingRule, SlaMark, 
 from hub.models.templates import Template
 from hub.models.tracking import LeadAttribution, TrackedLink, Visit
 from hub.models.users import ApiToken, User
-from hub.models.webhooks import RawWebhook
+from hub.models.webhooks import ChannelUpdate, RawWebhook
 
 __all__ = [
     "ApiToken",
     "Channel",
+    "ChannelUpdate",
     "ConnectorRecord",
     "Contact",
     "Conversation",

@@ -22,5 +22,9 @@ class Contact(Base):
     name: Mapped[str] = mapped_column(String(256), default="")
     username: Mapped[str | None] = mapped_column(String(128))
     opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The channel refuses messages to this person (Telegram: they blocked the bot), and
+    # why; cleared when they write again.
+    unreachable_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    unreachable_reason: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = created_at()
     updated_at: Mapped[datetime] = updated_at()

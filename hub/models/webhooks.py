@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, LargeBinary, String, Text
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.db import Base, JSONType, UTCDateTime
@@ -30,3 +30,14 @@ class RawWebhook(Base):
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(default=1)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ChannelUpdate(Base):
+    """An update id a channel has applied (Telegram's update_id, per bot): a repeated
+    update finds its id here and changes nothing."""
+
+    __tablename__ = "channel_updates"
+
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"), primary_key=True)
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
