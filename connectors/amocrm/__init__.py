@@ -11,7 +11,8 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from connectors.amocrm import errors, mapping, preview, rules, webhooks
+from connectors.amocrm import chat, chat_hooks, errors, mapping, preview, rules, webhooks
+from connectors.amocrm.amojo import AmojoClient
 from connectors.amocrm.client import AmoClient
 from connectors.amocrm.leads import LEAD_REVERSE
 from connectors.amocrm.oauth import TokenKeeper
@@ -37,7 +38,7 @@ class AmoCrmConnector(Connector):
     kind = "amocrm"
     title = "amoCRM / Kommo"
     Settings = AmoCrmSettings
-    handles = HANDLED
+    handles = HANDLED | chat.CHAT_TYPES
     # leads/complex and notes take 50 items; claim enough that each wave can fill them.
     claim_size = 200
     scratch_links = frozenset({"lead_intent", "note_intent", "amo_webhook"})
@@ -59,6 +60,16 @@ class AmoCrmConnector(Connector):
             clock=ctx.clock, timeout=float(self.settings.get("timeout_seconds") or ctx.http_timeout),
         )
         self._parsed_rules: list[rules.Rule] | None = None
+        self.mode = self.settings.get("mode") or "notes"
+        self.amojo: AmojoClient | None = None
+        if self.mode != "notes" and self.settings.get("chat_channel_id") and self.settings.get("chat_channel_secret"):
+            chat_limiter = ctx.limiter("amojo", rate, 1.0) if ctx.limiter else None
+            self.amojo = AmojoClient(
+                base_url=str(self.settings.get("amojo_base_url") or "https://amojo.amocrm.ru"),
+                channel_id=str(self.settings["chat_channel_id"]).strip(),
+                secret=str(self.settings["chat_channel_secret"]), http=ctx.http, clock=ctx.clock,
+                timeout=float(self.settings.get("timeout_seconds") or ctx.http_timeout),
+                before_request=chat_limiter.take if chat_limiter else (lambda: None))
 
     # -- health and failures ---------------------------------------------------------------
     @property
@@ -88,12 +99,55 @@ class AmoCrmConnector(Connector):
 
     # -- the contract -------------------------------------------------------------------------
     def deliver(self, batch: list[HubEvent]) -> list[Outcome]:
-        sync = WaveSync(self.client, self.ctx.links, self.settings,
-                        now=lambda: self.ctx.clock().timestamp(), failure=self._failure)
-        outcomes = sync.run(batch)
-        if self._unhealthy and any(o.status == "done" for o in outcomes) and self.client.requests_made:
+        outcomes: list[Outcome] | None = None
+        if self.mode in ("chat", "both"):
+            if self.amojo is None:
+                wait = Outcome.wait("chat mode needs the chat channel id and secret",
+                                    retry_at=self.ctx.clock() + timedelta(seconds=AUTH_WAIT_SECONDS))
+                return [wait for _ in batch]
+            outcomes = chat.ChatSync(self.amojo, self.ctx.links, scope=self._chat_scope,
+                                     reconnect=lambda: self._connect_chat(), failure=self._failure).run(batch)
+        if self.mode in ("notes", "both"):
+            sync = WaveSync(self.client, self.ctx.links, self.settings,
+                            now=lambda: self.ctx.clock().timestamp(), failure=self._failure)
+            notes = sync.run(batch)
+            # an event is done when both are; a retry repeats only what is not stored yet
+            outcomes = notes if outcomes is None else [c if c.status != "done" else n
+                                                       for c, n in zip(outcomes, notes)]
+        assert outcomes is not None
+        made = self.client.requests_made + (self.amojo.requests_made if self.amojo else 0)
+        if self._unhealthy and any(o.status == "done" for o in outcomes) and made:
             self._health(True, "connected to amoCRM (syncing again)")
         return outcomes
+
+    # -- the chat channel (amojo) ------------------------------------------------------------
+    def _chat_scope(self) -> str:
+        return str(self.settings.get("chat_scope_id") or "") or self._connect_chat()
+
+    def _amojo_account_id(self) -> str:
+        known = str(self.settings.get("amojo_account_id") or "").strip()
+        if known:
+            return known
+        account = self.client.get("/api/v4/account", {"with": "amojo_id"}) or {}
+        amojo_id = str(account.get("amojo_id") or "")
+        if not amojo_id:
+            raise errors.ConfigurationError("amoCRM did not give the account's amojo_id; enter it in the settings")
+        return amojo_id
+
+    def _connect_chat(self) -> str:
+        """Connect the channel to the account (after every install, amoCRM says) and keep
+        the scope_id in the connector's settings."""
+        assert self.amojo is not None
+        account_id = self._amojo_account_id()
+        answer = self.amojo.connect(account_id, str(self.settings.get("chat_title") or "WhatsApp"))
+        scope = str(answer["scope_id"])
+        changes = {"chat_scope_id": scope, "amojo_account_id": account_id}
+        if self.ctx.update_settings is not None:
+            self.ctx.update_settings(lambda fresh: changes if any(fresh.get(k) != v for k, v in changes.items())
+                                     else None)
+        self.settings.update(changes)
+        log.info("amoCRM chat channel connected (scope %s)", scope)
+        return scope
 
     @staticmethod
     def link_url(settings: dict[str, Any], crm_type: str, crm_id: str) -> str | None:
@@ -150,8 +204,18 @@ class AmoCrmConnector(Connector):
         except errors.AmoError as exc:
             return CheckResult(False, f"connected, but the amoCRM webhook could not be set up: {exc.message}",
                                details)
+        chat_note = ""
+        if self.mode in ("chat", "both"):
+            if self.amojo is None:
+                return CheckResult(False, "chat mode needs the chat channel id and secret", details)
+            try:
+                details["chat_scope_id"] = self._connect_chat()
+            except errors.AmoError as exc:
+                return CheckResult(False, f"connected to amoCRM, but the chat channel could not be connected: "
+                                          f"{exc.message}", details)
+            chat_note = "; chat channel connected"
         return CheckResult(True, f"connected to amoCRM account {account.get('name') or account.get('subdomain')!r}"
-                           + (f"; {subscribed}" if subscribed else ""), details)
+                           + (f"; {subscribed}" if subscribed else "") + chat_note, details)
 
     def _ensure_webhook(self) -> str | None:
         """Stage rules need amoCRM to call this connector's URL on lead status changes:
@@ -234,6 +298,8 @@ class AmoCrmConnector(Connector):
         return self._parsed_rules
 
     def handle_webhook(self, request: InboundRequest) -> list[Command]:
+        if chat_hooks.is_chat_hook(request):
+            return self._chat_hook(request)
         payload = webhooks.parse(request)
         expected = subdomain_of(self.base_url)
         if expected and payload.subdomain.lower() != expected:
@@ -308,3 +374,39 @@ class AmoCrmConnector(Connector):
         if note.note_id and not self._first_time(f"note:{note.note_id}"):
             return None
         return SendText(text=text, conversation_id=int(conv), author=note.author)
+
+    # -- from the amoCRM chat ------------------------------------------------------------------
+    def _chat_hook(self, request: InboundRequest) -> list[Command]:
+        message = chat_hooks.parse(request, str(self.settings.get("chat_channel_secret") or ""),
+                                   str(self.settings.get("amojo_account_id") or "") or None)
+        problem = None
+        if message.conversation_id is None:
+            problem = "This chat is not a WhatsApp conversation of the hub; nothing was sent."
+        elif not message.text:
+            problem = "Only text (and files as links) can be sent to WhatsApp from here; nothing was sent."
+        if problem:
+            log.warning("amoCRM chat message %s not sent: %s", message.amojo_id, problem)
+            self._report_error(message.amojo_id, problem)
+            return []
+        return [chat_hooks.command(message)]
+
+    def commands_done(self, commands: list[Command], results: list[dict[str, Any]]) -> None:
+        """A manager's message the hub refused (window closed, opted out, ...) is marked
+        failed in the amoCRM chat with the reason and what to do."""
+        for amojo_id, result in chat_hooks.refusals(commands, results):
+            detail = str(result.get("detail") or "")
+            if detail.startswith("window_closed"):
+                text = chat.window_closed_text(detail, result.get("templates"))
+            else:
+                text = f"Not sent to WhatsApp: {detail}"
+            self._report_error(amojo_id, text)
+
+    def _report_error(self, amojo_id: str, text: str) -> None:
+        if self.amojo is None:
+            return
+        try:
+            chat.ChatSync(self.amojo, self.ctx.links, scope=self._chat_scope, reconnect=self._connect_chat,
+                          failure=self._failure)._call(
+                lambda scope: self.amojo.delivery_status(scope, amojo_id, -1, 905, text))  # type: ignore[union-attr]
+        except errors.AmoError as exc:
+            log.warning("could not mark amoCRM chat message %s failed: %s", amojo_id, exc.message)

@@ -225,6 +225,7 @@ class Emulator:
         self.stalled = threading.Event()
         self._release = threading.Event()
         self.base_url = ""
+        self.amojo_id = "af9945ff-1490-4cad-807d-945c15d88bec"  # = emulator_amojo.ACCOUNT_ID
         self.store.on_status_change = self._status_webhook
         self.store.on_note = self._note_webhook
         self.app = self._build_app()
@@ -420,13 +421,16 @@ class Emulator:
 
         @app.get("/api/v4/account")
         def account() -> Response:
-            return hal({"id": store.account_id, "name": "Emulated account", "subdomain": store.subdomain,
-                        "created_at": 1_600_000_000, "created_by": store.users[0]["id"],
-                        "current_user_id": store.users[0]["id"], "country": "RU", "currency": "RUB",
-                        "currency_symbol": "₽", "customers_mode": "disabled", "is_unsorted_on": True,
-                        "is_loss_reason_enabled": True, "is_helpbot_enabled": False,
-                        "is_technical_account": False, "contact_name_display_order": 1,
-                        "_links": {"self": {"href": emu.base_url + "/api/v4/account"}}})
+            body = {"id": store.account_id, "name": "Emulated account", "subdomain": store.subdomain,
+                    "created_at": 1_600_000_000, "created_by": store.users[0]["id"],
+                    "current_user_id": store.users[0]["id"], "country": "RU", "currency": "RUB",
+                    "currency_symbol": "₽", "customers_mode": "disabled", "is_unsorted_on": True,
+                    "is_loss_reason_enabled": True, "is_helpbot_enabled": False,
+                    "is_technical_account": False, "contact_name_display_order": 1,
+                    "_links": {"self": {"href": emu.base_url + "/api/v4/account"}}}
+            if "amojo_id" in _withs():  # the account's id in the Chats API
+                body["amojo_id"] = emu.amojo_id
+            return hal(body)
 
         @app.get("/api/v4/users")
         def users() -> Response:

@@ -231,6 +231,47 @@ class AmoCrmSettings(Schema):
                   "help": "A deal note starting with this is sent to the customer as a WhatsApp "
                           "message (needs the 'note added to deal' webhook). Empty: off."},
     )
+    # -- chat in amoCRM (Chats API, amojo) ------------------------------------------
+    mode = fields.String(
+        load_default="notes", validate=validate.OneOf(["notes", "chat", "both"]),
+        metadata={"label": "What amoCRM shows",
+                  "choices": [["notes", "Timeline notes on the deal (replies with the note prefix)"],
+                              ["chat", "A real chat in amoCRM (Chats API): managers answer in the deal card"],
+                              ["both", "Both: the chat and the timeline notes"]],
+                  "help": "The chat needs a chat channel registered for your integration by amoCRM "
+                          "(channel id and secret below)."},
+    )
+    chat_channel_id = fields.String(
+        load_default="", validate=validate.Length(max=64),
+        metadata={"label": "Chat channel id",
+                  "help": "From amoCRM support's answer to the channel registration (a UUID). Register the "
+                          "connector's webhook URL shown in the hub as the channel's hook URL (hook v2).",
+                  "placeholder": "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"},
+    )
+    chat_channel_secret = fields.String(
+        load_default=None, allow_none=True,
+        metadata={"label": "Chat channel secret", "secret": True,
+                  "help": "The channel's secret key; signs every Chats API request and hook."},
+    )
+    amojo_account_id = fields.String(
+        load_default="", validate=validate.Length(max=64),
+        metadata={"label": "Account id in the Chats API (amojo_id)",
+                  "help": "Leave blank: Test connection reads it (GET /api/v4/account?with=amojo_id)."},
+    )
+    amojo_base_url = fields.Url(
+        load_default="https://amojo.amocrm.ru", schemes={"http", "https"}, require_tld=False,
+        metadata={"label": "Chats API address",
+                  "help": "https://amojo.amocrm.ru; https://amojo.kommo.com for Kommo accounts."},
+    )
+    chat_title = fields.String(
+        load_default="WhatsApp", validate=validate.Length(min=1, max=100),
+        metadata={"label": "Channel name shown in amoCRM"},
+    )
+    chat_scope_id = fields.String(
+        load_default=None, allow_none=True,
+        metadata={"label": "Chat scope (managed)", "managed": True,
+                  "help": "Set when the channel is connected to the account; leave blank."},
+    )
     timeout_seconds = fields.Float(
         load_default=15.0, validate=validate.Range(min=0.2, max=120),
         metadata={"label": "Request timeout (seconds)"},
@@ -277,6 +318,12 @@ class AmoCrmSettings(Schema):
     def _credentials(self, data: dict[str, Any], **_: Any) -> None:
         if data.get("status_id") and not data.get("pipeline_id"):
             raise ValidationError("choose the pipeline the stage belongs to", "pipeline_id")
+        if data.get("mode") in ("chat", "both"):
+            if not (data.get("chat_channel_id") or "").strip():
+                raise ValidationError("the chat needs the chat channel id amoCRM registered for the integration",
+                                      "chat_channel_id")
+            if not data.get("chat_channel_secret"):
+                raise ValidationError("the chat needs the chat channel's secret", "chat_channel_secret")
         if data.get("long_lived_token"):
             return
         missing = [name for name in ("client_id", "client_secret", "redirect_uri") if not data.get(name)]
