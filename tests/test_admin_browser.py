@@ -459,6 +459,9 @@ def test_reports_page_in_a_browser(app, runtime, browser_page, shots, csp):
         page.click("#tile-missed details summary")
         assert page.locator("#tile-missed details p").is_visible()
         shots(page, "reports-week")
+        with page.expect_download() as download:
+            page.click("#export-csv button")
+        assert download.value.suggested_filename == "conversations-20261124-20261201.csv"
         page.click('#chart-operators rect.bar[data-label="ana@example.com"]')
         page.wait_for_selector("#drill-rows")
         ids = [int(i) for i in page.locator("#drill-rows tr[data-conversation-id]").evaluate_all(

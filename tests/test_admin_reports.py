@@ -253,13 +253,17 @@ def test_every_role_reads_and_strangers_sign_in_first(app, runtime, client, seed
 
 def test_the_exports_carry_the_period_and_filters(viewer, seeded):
     _r, text = page(viewer, **DAY, team_id=seeded["sales"])
-    csv_href = html.unescape(re.search(r'href="([^"]+)" id="export-csv"', text).group(1))
-    xlsx_href = html.unescape(re.search(r'href="([^"]+)" id="export-xlsx"', text).group(1))
-    r = viewer.get(csv_href)
+    def export(kind):
+        form = re.search(rf'<form method="get" action="([^"]+)" class="inline" id="export-{kind}">(.*?)</form>',
+                         text, re.S)
+        fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form.group(2)))
+        return viewer.get(form.group(1), query_string=fields)
+
+    r = export("csv")
     assert r.status_code == 200 and r.mimetype == "text/csv" and "attachment" in r.headers["Content-Disposition"]
     table = list(csv.DictReader(io.StringIO(r.get_data(as_text=True))))
     assert [int(row["conversation_id"]) for row in table] == [seeded["ids"][k] for k in ("c1", "c2", "c3")]
-    r = viewer.get(xlsx_href)
+    r = export("xlsx")
     assert r.status_code == 200 and r.data[:2] == b"PK"
     from openpyxl import load_workbook
 

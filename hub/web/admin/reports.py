@@ -203,7 +203,7 @@ def reports() -> Any:
         "admin/reports.html", q=q, error=None, presets=PRESETS, raw=request.args, kept=_kept(), **choices,
         tiles=_tiles(q, figures, previous), figures=figures, previous=previous, charts=chart_markup,
         definitions=DEFINITIONS, previous_start=q.start - q.span, previous_end=q.end - q.span,
-        exports={kind: url_for("admin.report_export", kind=kind, **q.args()) for kind in ("csv", "xlsx")})
+        export_args=q.args())
 
 
 @bp.get("/reports/conversations")
