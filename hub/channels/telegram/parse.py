@@ -1,0 +1,143 @@
+"""A Telegram Update (https://core.telegram.org/bots/api#update) as the hub's values.
+
+Pure: bytes in, a ParsedUpdate out, or PayloadError for a body that is not an Update.
+Only private chats are conversations; groups, channels and other update kinds are
+named as Ignored (the raw body keeps them).
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from hub.channels.telegram.types import Ignored, MemberChange, ParsedUpdate, TelegramMessage, TelegramUser
+from hub.inbound import PayloadError
+
+MAX_ID = 2 ** 63 - 1
+# Telegram's media fields and the hub's message type for each.
+MEDIA_KINDS = {"photo": "image", "document": "document", "voice": "audio", "audio": "audio", "video": "video",
+               "video_note": "video", "animation": "video", "sticker": "sticker"}
+
+
+def parse(body: bytes) -> ParsedUpdate:
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PayloadError(f"not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise PayloadError("an update is a JSON object")
+    update_id = _int(data.get("update_id"), "update_id")
+    for kind, edit in (("message", False), ("edited_message", True)):
+        if kind in data:
+            return ParsedUpdate(update_id, _message(_object(data[kind], kind), kind, edit=edit))
+    if "my_chat_member" in data:
+        return ParsedUpdate(update_id, _member_change(_object(data["my_chat_member"], "my_chat_member")))
+    kinds = [k for k in data if k != "update_id"]
+    kind = kinds[0] if kinds else "(empty)"
+    return ParsedUpdate(update_id, Ignored(kind, f"{kind} updates are not acted on"))
+
+
+def _object(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise PayloadError(f"{where} is not an object")
+    return value
+
+
+def _int(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or abs(value) > MAX_ID:
+        raise PayloadError(f"{where} is not an integer")
+    return value
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _time(value: Any, where: str) -> datetime:
+    return datetime.fromtimestamp(_int(value, where), tz=timezone.utc)
+
+
+def user(value: Any, where: str = "from") -> TelegramUser:
+    data = _object(value, where)
+    return TelegramUser(id=_int(data.get("id"), f"{where}.id"), first_name=_str(data.get("first_name")) or "",
+                        last_name=_str(data.get("last_name")) or "", username=_str(data.get("username")),
+                        language_code=_str(data.get("language_code")), is_bot=data.get("is_bot") is True)
+
+
+def _message(data: dict[str, Any], where: str, *, edit: bool) -> TelegramMessage | Ignored:
+    chat = _object(data.get("chat"), f"{where}.chat")
+    if chat.get("type") != "private":
+        return Ignored(where, f"{chat.get('type')} chats are not conversations (private chats only)")
+    if "from" not in data:
+        return Ignored(where, "a message without a sender")
+    message_id = _int(data.get("message_id"), f"{where}.message_id")
+    sender = user(data["from"], f"{where}.from")
+    kind, text, media, content, original = _content(data)
+    reply = data.get("reply_to_message")
+    reply_to = _int(reply.get("message_id"), f"{where}.reply_to_message.message_id") \
+        if isinstance(reply, dict) else None
+    return TelegramMessage(
+        message_id=message_id, chat_id=_int(chat.get("id"), f"{where}.chat.id"), sender=sender,
+        date=_time(data.get("date"), f"{where}.date"), type=kind, text=text, media=media, content=content,
+        reply_to_message_id=reply_to, edit=edit,
+        edit_date=_time(data["edit_date"], f"{where}.edit_date") if edit and "edit_date" in data else None,
+        original_type=original, raw=data)
+
+
+def _content(data: dict[str, Any]) -> tuple[str, str | None, dict[str, Any] | None, dict[str, Any], str | None]:
+    """(hub type, text, media, content, Telegram's own type when it differs)."""
+    caption = _str(data.get("caption"))
+    if isinstance(data.get("text"), str):
+        return "text", data["text"], None, {}, None
+    for field, kind in MEDIA_KINDS.items():
+        if field not in data:
+            continue
+        value = data[field]
+        if field == "photo":  # sizes, smallest first: the largest is the photo
+            sizes = [s for s in value if isinstance(s, dict)] if isinstance(value, list) else []
+            if not sizes:
+                raise PayloadError("message.photo has no sizes")
+            value = max(sizes, key=lambda s: (s.get("width") or 0) * (s.get("height") or 0))
+        value = _object(value, f"message.{field}")
+        file_id = _str(value.get("file_id"))
+        if not file_id:
+            raise PayloadError(f"message.{field}.file_id is missing")
+        media = {"id": file_id, "unique_id": _str(value.get("file_unique_id")),
+                 "mime_type": _str(value.get("mime_type")) or ("image/jpeg" if field == "photo" else None),
+                 "filename": _str(value.get("file_name")), "file_size": value.get("file_size"),
+                 "caption": caption}
+        extra = {"voice": True} if field == "voice" else {}
+        if isinstance(value.get("duration"), int):
+            extra["duration"] = value["duration"]
+        if field == "sticker":
+            extra["emoji"] = _str(value.get("emoji"))
+        return kind, caption, media, extra, None if field == kind else field
+    if isinstance(data.get("location"), dict) or isinstance(data.get("venue"), dict):
+        venue = data.get("venue") if isinstance(data.get("venue"), dict) else {}
+        loc = _object(venue.get("location") or data.get("location"), "message.location")
+        content = {"latitude": loc.get("latitude"), "longitude": loc.get("longitude")}
+        if venue:
+            content.update(name=_str(venue.get("title")), address=_str(venue.get("address")))
+        return "location", None, None, content, "venue" if venue else None
+    if isinstance(data.get("contact"), dict):
+        c = data["contact"]
+        content = {"phone_number": _str(c.get("phone_number")), "first_name": _str(c.get("first_name")),
+                   "last_name": _str(c.get("last_name")), "user_id": c.get("user_id"),
+                   "vcard": _str(c.get("vcard"))}
+        name = " ".join(p for p in (content["first_name"], content["last_name"]) if p)
+        return "contacts", f"{name} {content['phone_number'] or ''}".strip(), None, content, "contact"
+    kinds = [k for k in data if k not in ("message_id", "from", "chat", "date", "edit_date", "reply_to_message",
+                                           "entities", "caption_entities", "message_thread_id")]
+    return "unsupported", caption, None, {}, kinds[0] if kinds else None
+
+
+def _member_change(data: dict[str, Any]) -> MemberChange | Ignored:
+    chat = _object(data.get("chat"), "my_chat_member.chat")
+    if chat.get("type") != "private":
+        return Ignored("my_chat_member", "membership of a group or channel")
+    old = _object(data.get("old_chat_member"), "my_chat_member.old_chat_member")
+    new = _object(data.get("new_chat_member"), "my_chat_member.new_chat_member")
+    return MemberChange(user=user(data.get("from"), "my_chat_member.from"),
+                        chat_id=_int(chat.get("id"), "my_chat_member.chat.id"),
+                        old_status=_str(old.get("status")) or "", new_status=_str(new.get("status")) or "",
+                        date=_time(data.get("date"), "my_chat_member.date"))
