@@ -168,7 +168,7 @@ def _charts(q: ReportQuery, total: Summary, per_slot: Counter, users: dict[str, 
                                             **q.args())) for label, n in histogram.items()]
     return {
         "series": charts.columns(series, title=str(_l("Conversations per hour") if hourly
-                                                   else _l("Conversations per day"))),
+                                                   else _l("Conversations per day")), width=1180),
         "hourly": hourly,
         "operators": charts.horizontal_bars(operators, title=str(_l("Conversations per operator"))),
         "teams": charts.horizontal_bars(team_bars, title=str(_l("Conversations per team"))),
