@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from connectors.base import CheckResult, Command, Connector, HubEvent, InboundRequest, Outcome
+from connectors.bitrix24 import openlines
 from connectors.bitrix24 import preview as preview_module
 from connectors.bitrix24 import webhooks
 from connectors.bitrix24.client import Bitrix24Client
@@ -18,18 +19,31 @@ from connectors.bitrix24.sync import HANDLED, WaveSync
 log = logging.getLogger(__name__)
 
 
+def _worse(timeline: Outcome, chat: Outcome | None) -> Outcome:
+    """One outcome for an event both modes handled: what still has to happen wins (both
+    halves are idempotent, so a retry repeats nothing already done)."""
+    if chat is None or chat.status == "done":
+        return timeline if chat is None or timeline.status != "done" else Outcome.done(
+            {**(timeline.response or {}), **(chat.response or {})} or None)
+    if timeline.status == "done":
+        return chat
+    rank = {"wait": 0, "retry": 1, "dead": 2}
+    return chat if rank[chat.status] <= rank[timeline.status] else timeline
+
+
 class Bitrix24Connector(Connector):
     kind = "bitrix24"
     title = "Bitrix24"
     Settings = Bitrix24Settings
-    handles = HANDLED
+    handles = HANDLED | openlines.HANDLED
     # A `batch` request carries 50 commands and a wave holds one event per conversation.
     # With a few events waiting per conversation, 1000 events make waves of a few
     # hundred: the contact lookups of a whole wave share one request (20 phones a
     # command, 1000 a request) and each wave's writes fill whole batches of 50 instead of
     # leaving a part-filled one every wave (250 made waves of ~62: 50 + 12).
     claim_size = 1000
-    scratch_links = frozenset({"bitrix24.try", "bitrix24.contact_claim", "bitrix24.stage_rule"})
+    scratch_links = frozenset({"bitrix24.try", "bitrix24.contact_claim", "bitrix24.stage_rule",
+                               openlines.TRY_MARKER})
 
     def __init__(self, ctx):
         super().__init__(ctx)
@@ -39,6 +53,8 @@ class Bitrix24Connector(Connector):
             update_settings=ctx.update_settings, timeout=ctx.http_timeout,
         )
         self._unhealthy = False
+        self.mode = str(self.settings.get("mode") or "timeline")
+        self.openlines = openlines.OpenLines(self.client, ctx.links, self.settings, ctx.clock)
 
     def _mark(self, ok: bool, message: str) -> None:
         if self.ctx.mark_health is not None and (not ok or self._unhealthy):
@@ -46,11 +62,22 @@ class Bitrix24Connector(Connector):
         self._unhealthy = not ok
 
     def deliver(self, batch: list[HubEvent]) -> list[Outcome]:
-        sync = WaveSync(self.client, self.ctx.links, self.options, self.ctx.clock)
-        outcomes = sync.run(batch, on_auth=lambda message: self._mark(False, message))
+        if self.mode == "timeline":
+            outcomes = self._timeline(batch)
+        else:
+            chat = self.openlines.deliver([e for e in batch if e.type in openlines.HANDLED])
+            timeline = self._timeline(batch) if self.mode == "both" else [Outcome.done() for _ in batch]
+            outcomes = [_worse(t, chat.get(e.id)) for e, t in zip(batch, timeline)]
+            waiting = next((o for o in outcomes if o.status == "wait"), None)
+            if waiting is not None:
+                self._mark(False, waiting.error)
         if self._unhealthy and not any(o.status == "wait" for o in outcomes):
             self._mark(True, "Bitrix24 accepts the connector's credentials again")
         return outcomes
+
+    def _timeline(self, batch: list[HubEvent]) -> list[Outcome]:
+        sync = WaveSync(self.client, self.ctx.links, self.options, self.ctx.clock)
+        return sync.run(batch, on_auth=lambda message: self._mark(False, message))
 
     # -- admin ------------------------------------------------------------------------
     def _stage_entity(self) -> str:
@@ -88,6 +115,14 @@ class Bitrix24Connector(Connector):
         return {"authorization_code": params["code"]}
 
     def check(self) -> CheckResult:
+        crm = self._check_crm()
+        if self.mode == "timeline":
+            return crm
+        chat = self.openlines.connect(self.ctx.webhook_url)
+        details = {**crm.details, **chat.details}
+        return CheckResult(crm.ok and chat.ok, f"{crm.message}. {chat.message}", details)
+
+    def _check_crm(self) -> CheckResult:
         try:
             answer = self.client.batch([
                 ("profile", "profile", {}),
@@ -126,6 +161,8 @@ class Bitrix24Connector(Connector):
             ("statuses", "crm.status.list", {"filter": {"ENTITY_ID": "STATUS"}}),
             ("sources", "crm.status.list", {"filter": {"ENTITY_ID": "SOURCE"}}),
             ("users", "user.get", {"FILTER": {"ACTIVE": "Y"}}),
+            ("lines", "imopenlines.config.list.get", {"PARAMS": {"select": ["ID", "LINE_NAME", "ACTIVE"],
+                                                                 "order": {"ID": "ASC"}, "limit": 200}}),
         ])
 
         def pairs(rows: Any, key: str = "STATUS_ID", label: str = "NAME") -> list[tuple[str, str]]:
@@ -143,6 +180,9 @@ class Bitrix24Connector(Connector):
             "close_stage_id": stages if self.options.target == "deal" else statuses,
             "source_id": pairs(answer.results.get("sources")),
             "default_assigned_by_id": users,
+            "openlines_line_id": [(str(r.get("ID")), f"{r.get('LINE_NAME')}" + ("" if r.get("ACTIVE") == "Y"
+                                                                                 else " (inactive)"))
+                                  for r in answer.results.get("lines") or [] if isinstance(r, dict)],
         }
 
     def preview(self, batch: list[HubEvent]) -> list[dict[str, Any]]:
@@ -158,5 +198,15 @@ class Bitrix24Connector(Connector):
 
     def handle_webhook(self, request: InboundRequest) -> list[Command]:
         body = webhooks.parse_body(request)
+        if request.path.rstrip("/").endswith("/placement") and body.get("PLACEMENT"):
+            return []  # the connector's settings slider in Open Lines: nothing to set there
         webhooks.authenticate(body, str(self.settings.get("application_token") or ""))
+        if str(body.get("event") or "").upper() == openlines.EVENT:
+            if self.mode == "timeline":
+                return []
+            return self.openlines.commands_for(body)
         return list(webhooks.commands_for(body, client=self.client, links=self.ctx.links, options=self.options))
+
+    def commands_done(self, commands: list[Command], results: list[dict[str, Any]]) -> None:
+        if self.mode != "timeline":
+            self.openlines.commands_done(commands, results)

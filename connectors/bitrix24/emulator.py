@@ -27,7 +27,7 @@ import requests
 from flask import Flask, Response, request
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from connectors.bitrix24 import phpquery
+from connectors.bitrix24 import emulator_openlines, phpquery
 
 PAGE = 50
 MAX_BATCH = 50
@@ -166,6 +166,8 @@ class Portal:
         self.handlers: list[dict[str, Any]] = []
         self.outbox: list[dict[str, Any]] = []
         self.chaos = Chaos()
+        self.ol = emulator_openlines.OpenLinesState()  # Open Lines: emulator_openlines.py
+        self.post = requests.post  # how the queue server POSTs events (tests may route them elsewhere)
         self.stats: dict[str, Any] = {"requests": 0, "rate_limited": 0, "batches": 0, "commands": 0,
                                       "injected": 0, "methods": {}, "events_sent": 0}
 
@@ -591,7 +593,7 @@ class Portal:
             raise ApiError("WRONG_AUTH_TYPE", "Current authorization type is denied for this method", 403)
         event = str(params.get("event") or "").upper()
         handler = str(params.get("handler") or "")
-        if not event.startswith("ONCRM"):
+        if not event.startswith(("ONCRM", "ONIMCONNECTOR")):
             raise ApiError("ERROR_EVENT_NOT_FOUND", "Event not found")
         if not handler.startswith(("http://", "https://")):
             raise ApiError("", "Handler URL is invalid")
@@ -621,7 +623,7 @@ class Portal:
             auth.update({"access_token": self.access_token, "expires_in": "3600", "scope": "crm",
                          "status": "L", "refresh_token": self.refresh_token})
         body = {"event": item["event"], "event_handler_id": str(item["handler"]["id"]),
-                "data": {"FIELDS": {"ID": str(item["id"])}}, "ts": str(item["ts"]), "auth": auth}
+                "data": item.get("data") or {"FIELDS": {"ID": str(item["id"])}}, "ts": str(item["ts"]), "auth": auth}
         return dict(phpquery.flatten(body))
 
     def dispatch_events(self, timeout: float = 5.0) -> list[int]:
@@ -631,7 +633,7 @@ class Portal:
         statuses = []
         for item in queued:
             try:
-                r = requests.post(item["handler"]["handler"], data=self.event_form(item), timeout=timeout)
+                r = self.post(item["handler"]["handler"], data=self.event_form(item), timeout=timeout)
                 statuses.append(r.status_code)
             except requests.RequestException:
                 statuses.append(0)
@@ -697,6 +699,10 @@ class Portal:
         with self.lock:
             self.chaos.faults.append(CommandFault(method, count, code, description, match))
 
+    def operator_reply(self, external_chat: str, text: str, **kw: Any) -> int:
+        """An operator answers in an open line chat (ONIMCONNECTORMESSAGEADD is queued)."""
+        return emulator_openlines.operator_reply(self, external_chat, text, **kw)
+
     def block_method(self, method: str, seconds: float) -> None:
         with self.lock:
             self.chaos.blocked[method] = self.clock() + seconds
@@ -754,6 +760,7 @@ METHODS: dict[str, Callable[[Portal, dict[str, Any]], Answer]] = {
     "crm.activity.list": lambda p, a: p._list(list(p.activities.values()), a),
     "event.bind": lambda p, a: p.event_bind(a),
     "event.get": _event_get,
+    **emulator_openlines.METHODS,
 }
 
 
@@ -787,6 +794,10 @@ def create_app(portal: Portal) -> Flask:
         if delay:
             time.sleep(delay)
         return Response(json.dumps(body, ensure_ascii=False), status, mimetype="application/json")
+
+    @app.get("/openlines")
+    def openlines_page() -> Response:
+        return Response(emulator_openlines.chats_page(portal), 200, mimetype="text/html")
 
     @app.get("/oauth/authorize/")
     def authorize() -> Response:

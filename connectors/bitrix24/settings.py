@@ -11,6 +11,7 @@ from connectors.bitrix24 import rules
 from hub.text_templates import placeholder_problem
 
 WEBHOOK_PATH = re.compile(r"^/rest/\d+/[A-Za-z0-9]+/?$")
+OPENLINES_CONNECTOR = re.compile(r"^[a-z0-9_]{1,50}$")
 STAGE_ID = re.compile(r"^[A-Za-z0-9_]+(?::[A-Za-z0-9_]+)?$")
 TITLE_FIELDS = ("contact_name", "phone", "conversation_id", "channel_name", "source", "campaign")
 
@@ -127,6 +128,25 @@ class Bitrix24Settings(Schema):
         metadata={"label": "Stage rules", "multiline": True, "placeholder": "C1:WON -> order_shipped:en | contact.NAME, deal.TITLE",
                   "help": "When a deal/lead enters a stage, send a WhatsApp template. One rule a line."},
     )
+    mode = fields.String(
+        load_default="timeline", validate=validate.OneOf(["timeline", "openlines", "both"]),
+        metadata={"label": "Mode (timeline / Open Lines)", "choices": [("timeline", "Timeline comments"),
+                                               ("openlines", "Chat in Open Lines"),
+                                               ("both", "Timeline comments and chat in Open Lines")],
+                  "help": "Open Lines puts each WhatsApp conversation in a real chat that operators answer "
+                          "inside Bitrix24; it needs the OAuth app connection (Bitrix24 refuses its methods "
+                          "through an incoming webhook)."},
+    )
+    openlines_connector_id = fields.String(
+        load_default="whatsapp_hub",
+        metadata={"label": "Open Lines connector ID", "placeholder": "whatsapp_hub",
+                  "help": "The ID the hub registers its connector under (lowercase letters, digits and _)."},
+    )
+    openlines_line_id = fields.String(
+        load_default="",
+        metadata={"label": "Open line", "help": "The open line the WhatsApp chats arrive on (Test connection "
+                                                "activates the connector there)."},
+    )
     rate_per_second = fields.Float(
         load_default=2.0, validate=validate.Range(min=0.1, max=100),
         metadata={"label": "Requests per second", "help": "2 on most plans, 5 on Enterprise."},
@@ -196,6 +216,16 @@ class Bitrix24Settings(Schema):
             missing = [k for k in ("client_id", "client_secret") if not data.get(k)]
             if missing:
                 raise ValidationError({k: ["required for OAuth authorisation"] for k in missing})
+        if data.get("mode", "timeline") != "timeline":
+            if data.get("auth_mode", "webhook") != "oauth":
+                raise ValidationError("Open Lines work only through the OAuth app connection: Bitrix24 refuses "
+                                      "imconnector methods called through an incoming webhook. Choose "
+                                      "Authorisation: OAuth app", "mode")
+            if not OPENLINES_CONNECTOR.match(data.get("openlines_connector_id") or ""):
+                raise ValidationError("lowercase letters, digits and _ only (no dots), e.g. whatsapp_hub",
+                                      "openlines_connector_id")
+            if not str(data.get("openlines_line_id") or "").isdigit():
+                raise ValidationError("choose the open line (its ID, a number)", "openlines_line_id")
         stage = data.get("deal_stage_id") or ""
         category = data.get("deal_category_id") or 0
         if stage and category and not stage.startswith(f"C{category}:"):

@@ -1,0 +1,343 @@
+"""Open Lines in the emulated portal: imconnector.*, imopenlines.config.list.get, im chats.
+
+Follows the REST docs (api-reference/imopenlines/imconnector/*, openlines/*,
+chats/messages/im-message-add): imconnector methods only in an app's context (403
+WRONG_AUTH_TYPE through an incoming webhook); register answers {"result": {"result":
+true}} or, with HTTP 200, {"result": false, "error", "error_description"}; send.messages
+answers {"SUCCESS", "DATA": {"RESULT": [one per message: user, message, chat, SUCCESS,
+session {ID, CHAT_ID}]}}; an unregistered connector is IMCONNECTOR_NO_CORRECT_PROVIDER and
+a line that does not exist, is inactive, or where the connector is not active is
+NOT_ACTIVE_LINE. An operator's reply (`operator_reply`) is queued as
+ONIMCONNECTORMESSAGEADD for the bound handlers. The portal does not dedupe messages by
+their external id (nothing in the docs says it does): sending one twice shows it twice.
+"""
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from typing import Any
+
+APP_ONLY = ("WRONG_AUTH_TYPE", "Current authorization type is denied for this method Application context required")
+
+
+@dataclass
+class OpenLinesState:
+    lines: dict[int, dict[str, Any]] = field(default_factory=lambda: {
+        1: {"ID": "1", "LINE_NAME": "WhatsApp sales", "ACTIVE": "Y", "CRM": "Y"},
+        2: {"ID": "2", "LINE_NAME": "Support", "ACTIVE": "Y", "CRM": "Y"},
+        3: {"ID": "3", "LINE_NAME": "Old line", "ACTIVE": "N", "CRM": "N"},
+    })
+    connectors: dict[str, dict[str, Any]] = field(default_factory=dict)
+    active: set[tuple[str, int]] = field(default_factory=set)
+    errors: set[tuple[str, int]] = field(default_factory=set)  # imconnector.set.error
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)  # external user id -> user
+    chats: dict[tuple[str, int, str], dict[str, Any]] = field(default_factory=dict)  # (connector, line, ext chat)
+    messages: dict[int, dict[str, Any]] = field(default_factory=dict)  # im message id -> message
+    ids: dict[str, int] = field(default_factory=lambda: {"chat": 1800, "message": 86000, "session": 320,
+                                                          "user": 580})
+
+    def next(self, kind: str) -> int:
+        self.ids[kind] += 1
+        return self.ids[kind]
+
+    def chat_by_id(self, chat_id: int) -> dict[str, Any] | None:
+        return next((c for c in self.chats.values() if c["chat_id"] == chat_id), None)
+
+
+def _app_only(p: Any) -> None:
+    from connectors.bitrix24.emulator import ApiError
+
+    if getattr(p, "_auth_kind", "") != "oauth":
+        raise ApiError(*APP_ONLY, 403)
+
+
+def _arg(params: dict[str, Any], name: str) -> Any:
+    from connectors.bitrix24.emulator import ApiError
+
+    value = params.get(name)
+    if value in (None, "", [], {}):
+        raise ApiError("ERROR_ARGUMENT", f"Argument '{name}' is null or empty")
+    return value
+
+
+def _line(p: Any, params: dict[str, Any]) -> int:
+    from connectors.bitrix24.emulator import ApiError
+
+    raw = str(_arg(params, "LINE"))
+    if not raw.isdigit():
+        raise ApiError("ERROR_ARGUMENT", "Argument 'LINE' is null or empty")
+    return int(raw)
+
+
+def _items(value: Any) -> list[Any]:
+    return list(value.values()) if isinstance(value, dict) else list(value or [])
+
+
+def register(p: Any, params: dict[str, Any]) -> Any:
+    from connectors.bitrix24.emulator import Answer
+
+    _app_only(p)
+
+    def refused(code: str, text: str) -> Any:
+        return Answer({"result": False, "error": code, "error_description": text})
+
+    cid = params.get("ID")
+    if not isinstance(cid, str) or not cid.strip():
+        return refused("CONNECTOR_ID_REQUIRED", "Connector ID is not specified")
+    if "." in cid:
+        return refused("APPLICATION_REGISTRATION_ERROR_POINT",
+                       "Application registration error. Using a dot in the connector identifier is not allowed")
+    if not isinstance(params.get("NAME"), str) or not params["NAME"].strip():
+        return refused("NAME_REQUIRED", "Connector name is not specified")
+    icon = params.get("ICON")
+    image = icon.get("DATA_IMAGE") if isinstance(icon, dict) else None
+    if not isinstance(image, str) or not image.startswith("data:image/svg+xml,"):
+        return refused("ICON_REQUIRED", "Connector icon is not specified")
+    handler = params.get("PLACEMENT_HANDLER")
+    if not isinstance(handler, str) or not handler.startswith(("http://", "https://")):
+        return refused("NO_PLACEMENT_HANDLER", "Failed to get embedding handler URL")
+    p.ol.connectors[cid.lower()] = {"ID": cid.lower(), "NAME": params["NAME"], "ICON": icon,
+                                    "PLACEMENT_HANDLER": handler}
+    return Answer({"result": True})
+
+
+def _connector(p: Any, params: dict[str, Any]) -> str:
+    from connectors.bitrix24.emulator import ApiError
+
+    cid = str(_arg(params, "CONNECTOR")).lower()
+    if cid not in p.ol.connectors:
+        raise ApiError("IMCONNECTOR_NO_CORRECT_PROVIDER", "Failed to find a suitable provider for the connector")
+    return cid
+
+
+def activate(p: Any, params: dict[str, Any]) -> Any:
+    from connectors.bitrix24.emulator import Answer, ApiError
+
+    _app_only(p)
+    cid = _connector(p, params)
+    line = _line(p, params)
+    if "ACTIVE" not in params:
+        raise ApiError("ERROR_ARGUMENT", "Argument 'ACTIVE' is null or empty")
+    if line not in p.ol.lines:
+        raise ApiError("NOT_ACTIVE_LINE", "Line with such ID is inactive or does not exist")
+    on = str(params.get("ACTIVE") or "") not in ("", "0", "N")
+    (p.ol.active.add if on else p.ol.active.discard)((cid, line))
+    return Answer(True)
+
+
+def status(p: Any, params: dict[str, Any]) -> Any:
+    from connectors.bitrix24.emulator import Answer
+
+    _app_only(p)
+    cid = str(_arg(params, "CONNECTOR")).lower()
+    line = int(str(params.get("LINE") or 0)) if str(params.get("LINE") or 0).isdigit() else 0
+    active = (cid, line) in p.ol.active and p.ol.lines.get(line, {}).get("ACTIVE") == "Y"
+    error = (cid, line) in p.ol.errors
+    return Answer({"LINE": line, "CONNECTOR": cid, "ERROR": error, "CONFIGURED": active,
+                   "STATUS": active and not error})
+
+
+def set_error(p: Any, params: dict[str, Any]) -> Any:
+    from connectors.bitrix24.emulator import Answer
+
+    _app_only(p)
+    cid = _connector(p, params)
+    p.ol.errors.add((cid, _line(p, params)))
+    return Answer(True)
+
+
+def _active_line(p: Any, params: dict[str, Any]) -> tuple[str, int]:
+    from connectors.bitrix24.emulator import ApiError
+
+    cid = _connector(p, params)
+    line = _line(p, params)
+    if p.ol.lines.get(line, {}).get("ACTIVE") != "Y" or (cid, line) not in p.ol.active:
+        raise ApiError("NOT_ACTIVE_LINE", "The line with this ID is inactive or does not exist")
+    return cid, line
+
+
+def send_messages(p: Any, params: dict[str, Any]) -> Any:
+    from connectors.bitrix24.emulator import Answer, ApiError
+
+    _app_only(p)
+    cid, line = _active_line(p, params)
+    raw = _arg(params, "MESSAGES")
+    if not isinstance(raw, (list, dict)):
+        raise ApiError("ERROR_ARGUMENT", "The value of an argument 'MESSAGES' must be of type array")
+    items = _items(raw)
+    if not all(isinstance(m, dict) for m in items):
+        raise ApiError("ERROR_ARGUMENT", "The MESSAGES parameter must be an array of messages (arrays)")
+    if not all(isinstance(m.get(k), dict) for m in items for k in ("user", "message", "chat")):
+        raise ApiError("ERROR_ARGUMENT", "The incorrect structure of a message inside MESSAGES parameter")
+    results = []
+    for m in items:
+        user, message, chat = m["user"], m["message"], m["chat"]
+        files = [f for f in _items(message.get("files")) if isinstance(f, dict) and f.get("url")]
+        problems = []
+        if not str(user.get("id") or ""):
+            problems.append("User ID is not specified")
+        if not str(chat.get("id") or ""):
+            problems.append("Chat ID is not specified")
+        if not str(message.get("text") or "").strip() and not files:
+            problems.append("The message has neither text nor files")
+        if problems:
+            results.append({"SUCCESS": False, "ERRORS": problems})
+            continue
+        ext_user = str(user["id"])
+        known = p.ol.users.setdefault(ext_user, {"ID": str(p.ol.next("user"))})
+        known.update({k: str(user[k]) for k in ("name", "last_name", "phone") if user.get(k)})
+        key = (cid, line, str(chat["id"]))
+        room = p.ol.chats.get(key)
+        if room is None:
+            room = p.ol.chats[key] = {"chat_id": p.ol.next("chat"), "session_id": p.ol.next("session"),
+                                      "connector": cid, "line": line, "external_id": str(chat["id"]),
+                                      "name": str(chat.get("name") or ""), "user": ext_user, "messages": []}
+        mid = p.ol.next("message")
+        p.ol.messages[mid] = {"id": mid, "chat_id": room["chat_id"], "author_id": int(known["ID"]),
+                              "author": "customer", "text": str(message.get("text") or ""),
+                              "files": [str(f["url"]) for f in files], "date": str(message.get("date") or ""),
+                              "params": {"CONNECTOR_MID": [str(message.get("id") or "")]}, "status": ""}
+        room["messages"].append(mid)
+        results.append({"user": known["ID"],
+                        "message": {"id": str(message.get("id") or ""), "date": {},
+                                    "text": str(message.get("text") or ""), "files": files},
+                        "chat": {"id": str(chat["id"]), "name": room["name"]},
+                        "SUCCESS": True,
+                        "session": {"ID": str(room["session_id"]), "CHAT_ID": str(room["chat_id"])}})
+    return Answer({"SUCCESS": all(r["SUCCESS"] for r in results), "DATA": {"RESULT": results}})
+
+
+def _status(kind: str):
+    def method(p: Any, params: dict[str, Any]) -> Any:
+        from connectors.bitrix24.emulator import Answer, ApiError
+
+        _app_only(p)
+        _active_line(p, params)
+        items = _items(_arg(params, "MESSAGES"))
+        for item in items:
+            im = item.get("im") if isinstance(item, dict) else None
+            if not isinstance(im, dict):
+                raise ApiError("ERROR_ARGUMENT", "The incorrect structure of a message inside MESSAGES parameter")
+            message = p.ol.messages.get(int(str(im.get("message_id") or 0) or 0))
+            if message is not None and str(message["chat_id"]) == str(im.get("chat_id")) \
+                    and message["author"] == "operator":
+                if kind == "delivered" or message["status"] != "":
+                    message["status"] = kind
+                message.setdefault("reported", []).append(kind)
+        return Answer({"SUCCESS": True, "DATA": []})
+    return method
+
+
+def config_list(p: Any, params: dict[str, Any]) -> Any:
+    from connectors.bitrix24.emulator import Answer
+
+    query = params.get("PARAMS") if isinstance(params.get("PARAMS"), dict) else {}
+    flt = query.get("filter") if isinstance(query.get("filter"), dict) else {}
+    rows = [dict(r) for r in p.ol.lines.values() if all(str(r.get(k)) == str(v) for k, v in flt.items())]
+    select = _items(query.get("select"))
+    if select:
+        rows = [{k: v for k, v in r.items() if k in select} for r in rows]
+    offset = int(str(query.get("offset") or 0))
+    limit = min(int(str(query.get("limit") or 50)), 200)
+    return Answer(rows[offset:offset + limit])
+
+
+def message_add(p: Any, params: dict[str, Any]) -> Any:
+    """im.message.add into an open line chat ("chat<id>"); SYSTEM=Y for a system message."""
+    from connectors.bitrix24.emulator import Answer, ApiError
+
+    dialog = str(params.get("DIALOG_ID") or "")
+    if not dialog:
+        raise ApiError("DIALOG_ID_EMPTY", "Dialog ID can't be empty")
+    room = p.ol.chat_by_id(int(dialog[4:])) if dialog.startswith("chat") and dialog[4:].isdigit() else None
+    if room is None:
+        raise ApiError("ACCESS_ERROR", "You do not have access to the specified dialog")
+    text = str(params.get("MESSAGE") or "")
+    if not text.strip():
+        raise ApiError("MESSAGE_EMPTY", "Message can't be empty")
+    mid = p.ol.next("message")
+    system = str(params.get("SYSTEM") or "N") == "Y"
+    p.ol.messages[mid] = {"id": mid, "chat_id": room["chat_id"], "author_id": 0 if system else p.webhook_user,
+                          "author": "system" if system else "app", "text": text, "files": [], "date": "",
+                          "params": {}, "status": ""}
+    room["messages"].append(mid)
+    return Answer(mid)
+
+
+def dialog_messages(p: Any, params: dict[str, Any]) -> Any:
+    """im.dialog.messages.get: the chat's latest messages (LIMIT, at most 50), newest first."""
+    from connectors.bitrix24.emulator import Answer, ApiError
+
+    dialog = str(params.get("DIALOG_ID") or "")
+    room = p.ol.chat_by_id(int(dialog[4:])) if dialog.startswith("chat") and dialog[4:].isdigit() else None
+    if room is None:
+        raise ApiError("ACCESS_ERROR", "You do not have access to the specified dialog")
+    limit = min(int(str(params.get("LIMIT") or 20)), 50)
+    rows = [p.ol.messages[m] for m in reversed(room["messages"])][:limit]
+    return Answer({"chat_id": room["chat_id"], "messages": [
+        {"id": m["id"], "chat_id": m["chat_id"], "author_id": m["author_id"], "date": m["date"],
+         "text": m["text"], "params": m["params"]} for m in rows], "users": [], "files": []})
+
+
+METHODS = {
+    "imconnector.register": register,
+    "imconnector.activate": activate,
+    "imconnector.status": status,
+    "imconnector.set.error": set_error,
+    "imconnector.send.messages": send_messages,
+    "imconnector.send.status.delivery": _status("delivered"),
+    "imconnector.send.status.reading": _status("read"),
+    "imopenlines.config.list.get": config_list,
+    "im.message.add": message_add,
+    "im.dialog.messages.get": dialog_messages,
+}
+
+
+def operator_reply(p: Any, external_chat: str, text: str, *, user_id: int = 5, files: list[dict] | None = None,
+                   connector: str | None = None) -> int:
+    """An operator answers in the open line chat: the message, and ONIMCONNECTORMESSAGEADD
+    queued for the bound handlers (dispatch_events sends it)."""
+    with p.lock:
+        room = next(c for c in p.ol.chats.values() if c["external_id"] == str(external_chat)
+                    and (connector is None or c["connector"] == connector))
+        user = next(u for u in p.users if u["ID"] == str(user_id))
+        mid = p.ol.next("message")
+        signed = f"[b]{user['NAME']} {user['LAST_NAME']}:[/b] [br]{text}"
+        p.ol.messages[mid] = {"id": mid, "chat_id": room["chat_id"], "author_id": user_id, "author": "operator",
+                              "text": signed, "files": [f.get("link", "") for f in files or []], "date": "",
+                              "params": {}, "status": ""}
+        room["messages"].append(mid)
+        message: dict[str, Any] = {"user_id": user_id, "text": signed}
+        if files:
+            message["files"] = files
+        data = {"CONNECTOR": room["connector"], "LINE": room["line"], "MESSAGES": [
+            {"im": {"chat_id": room["chat_id"], "message_id": mid}, "message": message,
+             "chat": {"id": room["external_id"]}}]}
+        for h in p.handlers:
+            if h["event"] == "ONIMCONNECTORMESSAGEADD":
+                p.outbox.append({"handler": h, "event": "ONIMCONNECTORMESSAGEADD", "id": mid,
+                                 "ts": int(p.clock()), "data": data})
+        return mid
+
+
+def chats_page(p: Any) -> str:
+    """The open line chats as a page (hub demo)."""
+    with p.lock:
+        parts = ["<!doctype html><html><head><meta charset='utf-8'><title>Open Lines</title></head><body>",
+                 "<h1>Open Lines chats</h1>"]
+        if not p.ol.chats:
+            parts.append("<p>No chats yet.</p>")
+        for room in p.ol.chats.values():
+            line = p.ol.lines.get(room["line"], {})
+            parts.append(f"<section><h2>{html.escape(room['name'] or room['external_id'])} "
+                         f"<small>chat {room['chat_id']}, line {html.escape(str(line.get('LINE_NAME', room['line'])))}"
+                         f", connector {html.escape(room['connector'])}</small></h2><ul>")
+            for mid in room["messages"]:
+                m = p.ol.messages[mid]
+                mark = f" [{m['status']}]" if m["status"] else ""
+                files = "".join(f" <a href='{html.escape(u)}'>file</a>" for u in m["files"])
+                parts.append(f"<li class='{m['author']}'><b>{m['author']}</b>: {html.escape(m['text'])}{files}"
+                             f"{html.escape(mark)}</li>")
+            parts.append("</ul></section>")
+        parts.append("</body></html>")
+        return "".join(parts)

@@ -1,0 +1,185 @@
+"""Open Lines mode through the hub and the emulated portal: settings, set-up hops, inbound."""
+from __future__ import annotations
+
+import pytest
+import requests
+from marshmallow import ValidationError
+from sqlalchemy import func, select
+
+from connectors.bitrix24 import openlines
+from connectors.bitrix24.client import Bitrix24Client
+from connectors.bitrix24.settings import Bitrix24Settings
+from hub.connector_check import run_check
+from hub.connector_store import build_connector, create_connector
+from hub.db import utcnow
+from hub.delivery.worker import Worker
+from hub.models import ConnectorRecord, Delivery
+from tests.connectors.bitrix24 import factory
+from tests.connectors.bitrix24.conftest import oauth_settings, webhook_settings
+
+CHAT = {"mode": "openlines", "openlines_connector_id": "whatsapp_hub", "openlines_line_id": "1"}
+
+
+def make(runtime, settings, name="b24") -> int:
+    with runtime.db.scope() as session:
+        return create_connector(session, runtime.vault, kind="bitrix24", name=name, settings=settings,
+                                now=utcnow()).id
+
+
+def built(runtime, cid, **kw):
+    with runtime.db.scope() as session:
+        record = session.get(ConnectorRecord, cid)
+        session.expunge(record)
+    return build_connector(runtime.db, runtime.vault, record, clock=utcnow, http_timeout=kw.get("timeout", 5),
+                           base_url="http://hub.test")
+
+
+def statuses(runtime):
+    with runtime.db.scope() as session:
+        return dict(session.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).all())
+
+
+def test_open_lines_need_the_oauth_app_connection(portal):
+    with pytest.raises(ValidationError) as err:
+        Bitrix24Settings().load(webhook_settings(portal, **CHAT))
+    assert "OAuth app connection" in err.value.messages["mode"][0]
+    assert "incoming webhook" in err.value.messages["mode"][0]
+    with pytest.raises(ValidationError) as err:
+        Bitrix24Settings().load(oauth_settings(portal, **{**CHAT, "openlines_line_id": ""}))
+    assert "openlines_line_id" in err.value.messages
+    with pytest.raises(ValidationError) as err:
+        Bitrix24Settings().load(oauth_settings(portal, **{**CHAT, "openlines_connector_id": "whats.app"}))
+    assert "openlines_connector_id" in err.value.messages
+    assert Bitrix24Settings().load(webhook_settings(portal))["mode"] == "timeline"
+
+
+def test_test_connection_registers_activates_and_binds(runtime, portal):
+    cid = make(runtime, oauth_settings(portal, **CHAT))
+    result = run_check(runtime, cid, now=utcnow())
+    assert result.ok, result.message
+    assert result.details["openlines"] == {"registered": "connector whatsapp_hub registered",
+                                           "line_active": "active on open line 1",
+                                           "event_bound": "OnImConnectorMessageAdd bound to the hub"}
+    p = portal.portal
+    with runtime.db.scope() as session:
+        key = session.get(ConnectorRecord, cid).webhook_key
+    hook = f"http://hub.test/webhooks/connectors/{key}"
+    assert p.ol.connectors["whatsapp_hub"]["PLACEMENT_HANDLER"] == f"{hook}/placement"
+    assert p.ol.connectors["whatsapp_hub"]["ICON"]["DATA_IMAGE"].startswith("data:image/svg+xml,%3Csvg")
+    assert ("whatsapp_hub", 1) in p.ol.active
+    assert [h["handler"] for h in p.handlers if h["event"] == "ONIMCONNECTORMESSAGEADD"] == [hook]
+    again = run_check(runtime, cid, now=utcnow())  # a second press changes nothing and still passes
+    assert again.ok and len(p.handlers) == 1
+
+
+def test_test_connection_names_the_hop_that_fails(runtime, portal):
+    cid = make(runtime, oauth_settings(portal, **{**CHAT, "openlines_line_id": "99"}))
+    result = run_check(runtime, cid, now=utcnow())
+    assert not result.ok
+    assert "not active on open line 99 (NOT_ACTIVE_LINE" in result.message
+    assert result.details["openlines"]["registered"] == "connector whatsapp_hub registered"
+
+
+def test_the_line_picker_lists_the_open_lines(runtime, portal):
+    b24 = built(runtime, make(runtime, oauth_settings(portal, **CHAT)))
+    assert b24.choices()["openlines_line_id"] == [("1", "WhatsApp sales"), ("2", "Support"), ("3", "Old line (inactive)")]
+
+
+def test_the_emulator_refuses_like_the_portal(portal):
+    p = portal.portal
+    client = Bitrix24Client(oauth_settings(portal), http=requests.Session(), clock=utcnow)
+    hook = Bitrix24Client(webhook_settings(portal), http=requests.Session(), clock=utcnow)
+    item = openlines.message_item(factory.data("message.received", 1, n=1))
+    send = {"CONNECTOR": "whatsapp_hub", "LINE": 1, "MESSAGES": [item]}
+    with pytest.raises(Exception) as err:
+        hook.call("imconnector.send.messages", send)
+    assert err.value.code == "WRONG_AUTH_TYPE"
+    with pytest.raises(Exception) as err:
+        client.call("imconnector.send.messages", send)
+    assert err.value.code == "IMCONNECTOR_NO_CORRECT_PROVIDER"
+    client.call("imconnector.register", {"ID": "whatsapp_hub", "NAME": "x", "ICON": {"DATA_IMAGE": openlines.ICON},
+                                         "PLACEMENT_HANDLER": "https://hub.example/p"})
+    with pytest.raises(Exception) as err:
+        client.call("imconnector.send.messages", send)
+    assert err.value.code == "NOT_ACTIVE_LINE"
+    with pytest.raises(Exception) as err:
+        client.call("imconnector.activate", {"CONNECTOR": "whatsapp_hub", "LINE": 42, "ACTIVE": "1"})
+    assert err.value.code == "NOT_ACTIVE_LINE"
+    client.call("imconnector.activate", {"CONNECTOR": "whatsapp_hub", "LINE": 3, "ACTIVE": "1"})
+    with pytest.raises(Exception) as err:  # the line itself is switched off
+        client.call("imconnector.send.messages", {**send, "LINE": 3})
+    assert err.value.code == "NOT_ACTIVE_LINE"
+    client.call("imconnector.activate", {"CONNECTOR": "whatsapp_hub", "LINE": 1, "ACTIVE": "1"})
+    answer = client.call("imconnector.send.messages", send)
+    assert answer["SUCCESS"] and answer["DATA"]["RESULT"][0]["session"]["CHAT_ID"] == "1801"
+    assert client.call("imconnector.status", {"CONNECTOR": "whatsapp_hub", "LINE": 1})["STATUS"] is True
+    page = requests.get(f"{portal.base_url}/openlines", timeout=5).text
+    assert "WhatsApp: Customer 1 Example" in page and "Message 1 of conversation 1" in page
+
+
+def emit_messages(runtime, conversations: int, per: int) -> int:
+    from hub.events import emit
+
+    with runtime.db.scope() as session:
+        for n in range(1, per + 1):
+            for i in range(conversations):
+                emit(session, "message.received", factory.data("message.received", i, n=n), now=utcnow(),
+                     ordering_key=f"conversation:{5000 + i}")
+    return conversations * per
+
+
+def set_up(runtime, portal, **extra) -> int:
+    cid = make(runtime, oauth_settings(portal, **{**CHAT, **extra}))
+    assert run_check(runtime, cid, now=utcnow()).ok
+    return cid
+
+
+def test_whatsapp_messages_become_open_line_messages_once(runtime, portal):
+    """120 conversations x 3 messages: 120 chats, 360 messages, each once; the
+    send.messages calls carry up to 50 messages each."""
+    set_up(runtime, portal)
+    events = emit_messages(runtime, 120, 3)
+    Worker(runtime.db, runtime.vault, runtime.config).drain()
+    assert statuses(runtime) == {"done": events}
+    p = portal.portal
+    assert len(p.ol.chats) == 120
+    customer = [m for m in p.ol.messages.values() if m["author"] == "customer"]
+    assert len(customer) == 360
+    mids = [m["params"]["CONNECTOR_MID"][0] for m in customer]
+    assert len(set(mids)) == 360
+    room = p.ol.chats[("whatsapp_hub", 1, "5007")]
+    assert [p.ol.messages[m]["text"] for m in room["messages"]] == [f"Message {n} of conversation 7" for n in (1, 2, 3)]
+    assert p.ol.users["1007"]["phone"] == "+15557000007"
+    calls = p.stats["methods"]["imconnector.send.messages"]
+    assert calls <= 3 * 3  # a wave holds one message per conversation: 120 = 50 + 50 + 20
+    assert p.stats["rate_limited"] == 0
+
+
+def test_a_lost_answer_does_not_post_a_message_twice(runtime, portal):
+    """The portal posts the message but its answer never arrives: the retry finds the
+    message in its chat (CONNECTOR_MID) instead of sending it again."""
+    cid = set_up(runtime, portal)
+    emit_messages(runtime, 1, 1)
+    Worker(runtime.db, runtime.vault, runtime.config).drain()
+    b24 = built(runtime, cid, timeout=0.3)
+    second = factory.hub_event("message.received", 0, n=2)
+    portal.portal.chaos.slow_next = [1.0]
+    first_try = b24.deliver([second])
+    assert first_try[0].status == "retry"
+    retry = factory.hub_event("message.received", 0, n=2, attempt=2)
+    b24 = built(runtime, cid)
+    assert b24.deliver([retry])[0].status == "done"
+    assert b24.deliver([retry])[0].status == "done"  # and once more: the link answers
+    room = portal.portal.ol.chats[("whatsapp_hub", 1, "5000")]
+    assert [portal.portal.ol.messages[m]["text"] for m in room["messages"]] == [
+        "Message 1 of conversation 0", "Message 2 of conversation 0"]
+
+
+def test_both_modes_write_the_timeline_and_the_chat(runtime, portal):
+    set_up(runtime, portal, mode="both")
+    events = factory.emit_conversations(runtime, 10)
+    Worker(runtime.db, runtime.vault, runtime.config).drain()
+    assert statuses(runtime) == {"done": events}
+    assert portal.counts() == {"contacts": 10, "deals": 10, "notes": 10 * factory.NOTES_PER_CONVERSATION}
+    assert len(portal.portal.ol.chats) == 10
+    assert sum(1 for m in portal.portal.ol.messages.values() if m["author"] == "customer") == 20
