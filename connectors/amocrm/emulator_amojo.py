@@ -47,11 +47,14 @@ def ok(body: Any, status: int = 200) -> Response:
 
 class AmojoEmulator:
     def __init__(self, *, channel_id: str = CHANNEL_ID, secret: str = CHANNEL_SECRET,
-                 account_id: str = ACCOUNT_ID, hook_url: str = "", clock: Callable[[], float] = time.time):
+                 account_id: str = ACCOUNT_ID, hook_url: str = "", clock: Callable[[], float] = time.time,
+                 transport: Callable[[str, bytes, dict[str, str]], tuple[int, str]] | None = None):
         self.channel_id = channel_id
         self.secret = secret
         self.account_id = account_id
         self.hook_url = hook_url
+        self.transport = transport  # (url, body, headers) -> (status, text); default: an HTTP POST
+        self.lose_answers = 0  # the next N new_message answers are lost (502) after the message is kept
         self.clock = clock
         self.connected: dict[str, dict[str, Any]] = {}  # scope_id -> connection
         self.chats: dict[str, dict[str, Any]] = {}  # (scope) conversation_id -> chat
@@ -110,8 +113,12 @@ class AmojoEmulator:
         url = self.hook_url.replace(":scope_id", self.scope_id).replace("{scope_id}", self.scope_id)
         headers = {"Content-Type": "application/json", "X-Signature": signature or hook_signature(self.secret, raw)}
         try:
-            answer = requests.post(url, data=raw, headers=headers, timeout=10)
-            entry = {"url": url, "status": answer.status_code, "body": raw, "answer": answer.text}
+            if self.transport is not None:
+                status, text = self.transport(url, raw, headers)
+                entry = {"url": url, "status": status, "body": raw, "answer": text}
+            else:
+                answer = requests.post(url, data=raw, headers=headers, timeout=10)
+                entry = {"url": url, "status": answer.status_code, "body": raw, "answer": answer.text}
         except requests.RequestException as exc:
             entry = {"url": url, "status": None, "body": raw, "answer": str(exc)}
         self.hook_log.append(entry)
@@ -192,7 +199,13 @@ class AmojoEmulator:
             problem = _message_problem(body)
             if problem:
                 return error(400, problem)
-            return ok(emu._store(scope_id, body["payload"]))
+            answer = emu._store(scope_id, body["payload"])
+            with emu.lock:
+                if emu.lose_answers > 0:
+                    emu.lose_answers -= 1
+                    emu.stats["lost_answers"] += 1
+                    return error(502, "Bad Gateway")
+            return ok(answer)
 
         @app.post("/v2/origin/custom/<scope_id>/<msgid>/delivery_status")
         def delivery_status(scope_id: str, msgid: str) -> Response:
