@@ -44,7 +44,7 @@ CRM_MESSAGE = "crm_message"  # hub message id -> "<im chat id>:<im message id>" 
 KEY_PREFIX = "bitrix24.ol:"
 MESSAGES_PER_CALL = 50  # no documented cap; a request the portal handles well within its time limit
 NOT_ACTIVE = frozenset({"NOT_ACTIVE_LINE", "IMCONNECTOR_NO_CORRECT_PROVIDER"})
-NAME_CHARS = re.compile(r"[^\w\s'\-]|[\d_]", re.UNICODE)
+NAME_CHARS = re.compile(r"[^\w\s'\-]", re.UNICODE)
 ICON = ("data:image/svg+xml," + quote(
     '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24"><path fill="#fff" d="M12 2a10 10 0 0 0-8.6 '
     '15.1L2 22l5-1.3A10 10 0 1 0 12 2zm5.3 14.1c-.2.6-1.3 1.2-1.8 1.2s-1 .3-3.4-.7a11.8 11.8 0 0 1-4.6-4.1c-.5'
@@ -64,7 +64,7 @@ class Setup:
 # -- pure mapping ------------------------------------------------------------------------
 def person_name(raw: Any) -> tuple[str, str]:
     """Bitrix24 takes letters, spaces, hyphens and apostrophes, 25 characters each."""
-    words = NAME_CHARS.sub(" ", str(raw or "")).split()
+    words = [w for w in NAME_CHARS.sub(" ", str(raw or "")).split() if not any(c.isdigit() or c == "_" for c in w)]
     if not words:
         return "WhatsApp", ""
     first = words[0][:25]

@@ -276,3 +276,32 @@ def test_emulator_answers_the_documented_bodies():
             p.call("imconnector.send.messages", send["request"])
         assert (err.value.code, err.value.status) == ("WRONG_AUTH_TYPE", 403)
         assert phpquery.parse_query(phpquery.build_query(send["request"]))["MESSAGES"][0]["user"]["id"] == "ext-user-42"
+
+
+def test_a_failed_whatsapp_message_is_told_in_its_chat_once():
+    links = MemoryLinks()
+    links.put("crm_message", "900", "message", "323:85911")
+    client = FakeClient({"im.message.add": 34239})
+    event = _status_event("message.status", "failed")
+    event.data["message"]["error"] = {"code": 131026, "title": "Message undeliverable",
+                                      "details": "the customer's WhatsApp cannot receive it"}
+    for _ in range(2):
+        assert lines(client, links).deliver([event])[event.id].status == "done"
+    assert len(client.sent) == 1
+    method, params = client.sent[0]
+    assert (method, params["DIALOG_ID"], params["SYSTEM"]) == ("im.message.add", "chat323", "Y")
+    assert "cannot receive it" in params["MESSAGE"] and "131026" in params["MESSAGE"]
+
+
+def test_statuses_of_messages_not_typed_in_an_open_line_are_skipped():
+    client = FakeClient()
+    event = _status_event("message.sent")
+    outcome = lines(client, MemoryLinks()).deliver([event])[event.id]
+    assert outcome.status == "done" and client.sent == []
+
+
+def test_bb_codes_become_whatsapp_formatting():
+    assert openlines.whatsapp_text("[b]Olga:[/b] [br]See [url=https://x.example/a]the list[/url], [i]now[/i]") == \
+        "*Olga:*\nSee the list (https://x.example/a), _now_"
+    assert openlines.person_name("Анна-Мария O'Neil 2nd") == ("Анна-Мария", "O'Neil")
+    assert openlines.person_name("+49 151") == ("WhatsApp", "")
