@@ -17,15 +17,17 @@ _FAILING_ROW = re.compile(r"Failing row contains \([^\n]*")
 _KEY_VALUE = re.compile(r"(Key \([^)\n]*\))=\([^\n]*\)")
 _PHONE = re.compile(r"(?<![\w.])\+?\d{10,15}(?![\w.])")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_BOT_TOKEN = re.compile(r"(?<!\d)\d{3,20}:[A-Za-z0-9_-]{30,}")  # Telegram's, as in /bot<token>/ URLs
 
 
 def redact(text: str) -> str:
-    """The text with statement parameters, row details, phone numbers and e-mail
-    addresses replaced by placeholders."""
+    """The text with statement parameters, row details, Telegram bot tokens, phone
+    numbers and e-mail addresses replaced by placeholders."""
     text = _PARAMETERS.sub("[parameters: redacted]", text)
     text = _DETAIL.sub(r"\1 redacted", text)
     text = _FAILING_ROW.sub("Failing row contains (redacted)", text)
     text = _KEY_VALUE.sub(r"\1=(redacted)", text)
+    text = _BOT_TOKEN.sub("<bot token>", text)
     text = _PHONE.sub("<phone>", text)
     return _EMAIL.sub("<e-mail>", text)
 

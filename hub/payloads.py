@@ -21,7 +21,7 @@ def contact(c: Contact) -> dict[str, Any]:
 
 def channel(ch: Channel) -> dict[str, Any]:
     return {"id": ch.id, "name": ch.name, "display_number": ch.display_number,
-            "phone_number_id": ch.phone_number_id}
+            "phone_number_id": ch.phone_number_id, "kind": getattr(ch, "kind", None) or "whatsapp"}
 
 
 def user(u: User | None) -> dict[str, Any] | None:

@@ -35,6 +35,9 @@ BODIES: dict[tuple[str, str], list[dict[str, Any]]] = {
     ("post", "/channels"): [{"name": "Support", "phone_number_id": "2200000000000009", "waba_id": WABA_ID,
                              "access_token": "EAAG-other", "app_secret": "another-app-secret-0123"}],
     ("patch", "/channels/{channel_id}"): [{"name": "Sales desk", "display_number": "+1 555 000 1111"}],
+    ("post", "/channels/telegram"): [{"name": "Shop bot", "bot_token": "123456:" + "A" * 35,
+                                      "api_base_url": "http://127.0.0.1:9"}],  # nothing listens: refused, named
+    ("patch", "/channels/telegram/{channel_id}"): [{"name": "Shop bot", "bot_token": "123456:" + "B" * 35}],
     ("post", "/conversations/{conversation_id}/assign"): [{"assignee_id": "{user_id}"}],
     ("post", "/conversations/{conversation_id}/close"): [{"reason": "done"}],
     ("post", "/messages"): [

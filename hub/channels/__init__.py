@@ -1,3 +1,4 @@
 """Messaging channels, each on the contract in base.py. Importing this registers their
 kinds (registry.py), webhook processors and scheduled jobs."""
 from hub.channels.whatsapp import ingest, kind, template_sync  # noqa: F401
+from hub.channels.telegram import ingest as telegram_ingest, kind as telegram_kind  # noqa: F401

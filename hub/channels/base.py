@@ -51,6 +51,13 @@ class NotFound(SendRefused):
     code = "not_found"
 
 
+class Unreachable(SendRefused):
+    """The channel will not carry messages to this person (e.g. they blocked the bot)."""
+
+    status = 409
+    code = "unreachable"
+
+
 class TemplateRefused(SendRefused):
     status = 422
     code = "template_invalid"
@@ -68,6 +75,12 @@ class Capabilities:
     reactions: bool = False
     read_receipts: bool = False
     max_text: int = 4096  # characters in one text message
+    # Free-form messages only inside a customer-service window (WhatsApp's 24 hours);
+    # False: none (Telegram), window() then says WindowState.none().
+    window: bool = True
+    # The channel reports delivered (and, with read_receipts, read); False: a sent
+    # message stays "sent" (Telegram).
+    delivery_receipts: bool = True
 
     def supports(self, kind: str) -> bool:
         return kind in self.kinds

@@ -1,4 +1,4 @@
-"""Inbound webhooks: WhatsApp (Meta or 360dialog) per channel.
+"""Inbound webhooks: WhatsApp (Meta or 360dialog) and Telegram bots, per channel.
 
 The raw body is stored and processed in ONE transaction; 200 is answered only after it
 committed. A body that does not parse is kept (failed, replayable) and still answered
@@ -123,6 +123,18 @@ def _store(session, runtime, channel: WebhookChannel, body: bytes, now, *, isola
     if noted:
         session.execute(_NOTE_LAST_WEBHOOK, {"channel_id": channel.id, "last_webhook_at": now})
     return noted
+
+
+@bp.post("/telegram/<key>")
+def telegram_receive(key: str):
+    """A Telegram bot's updates (hub.channels.telegram.webhook)."""
+    from hub.channels.telegram.webhook import receive_update
+
+    if not possible_key(key):
+        abort(404)
+    status, text = receive_update(current_app.extensions["hub"], key, request.headers,
+                                  request.get_data(cache=False), utcnow())
+    return Response(text, status=status, mimetype="text/plain")
 
 
 @bp.errorhandler(500)

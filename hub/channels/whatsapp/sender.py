@@ -110,7 +110,8 @@ class Sender:
     def run_once(self) -> int:
         db = self.runtime.db
         with db.scope() as session:
-            channels = list(session.scalars(select(Channel).where(Channel.health != "unhealthy").order_by(Channel.id)))
+            channels = list(session.scalars(  # each kind's own sender sends its channels
+                select(Channel).where(Channel.health != "unhealthy", Channel.kind == "whatsapp").order_by(Channel.id)))
             for channel in channels:
                 session.expunge(channel)
         total = 0

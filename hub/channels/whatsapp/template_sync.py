@@ -60,7 +60,7 @@ def sync_channel(runtime: Runtime, channel_id: int, *, now: datetime) -> dict[st
 def request_sync(runtime: Runtime, now: datetime) -> int:
     """The scheduled job: ask for one sync per account (a worker does it)."""
     with runtime.db.scope() as session:
-        channels = list(session.scalars(select(Channel).order_by(Channel.id)))
+        channels = list(session.scalars(select(Channel).where(Channel.kind == "whatsapp").order_by(Channel.id)))
         accounts: set[str] = set()
         asked = 0
         for channel in channels:

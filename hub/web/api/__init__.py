@@ -32,9 +32,9 @@ def init_api(app: Flask) -> Api:
 
     from hub.channels.base import SendRefused
     from hub.web.api import channels, connectors, conversations, deliveries, messages, templates_api
-    from hub.web.api import reports, routing, tracking
+    from hub.web.api import reports, routing, telegram_channels, tracking
 
-    for blueprint in (channels.blp, conversations.blp, messages.blp, templates_api.blp,
+    for blueprint in (telegram_channels.blp, channels.blp, conversations.blp, messages.blp, templates_api.blp,
                       connectors.blp, deliveries.blp, tracking.blp, routing.blp, reports.blp, reports.schedules):
         assert isinstance(blueprint, parsing.Blueprint), "API blueprints read input with parsing.ApiParser"
         api.register_blueprint(blueprint, url_prefix=f"/api/v1{blueprint.url_prefix or ''}")

@@ -26,11 +26,16 @@ def channel_out(channel: Channel) -> dict[str, Any]:
     out = {k: getattr(channel, k) for k in (
         "id", "name", "provider", "phone_number_id", "waba_id", "display_number", "mps", "api_base_url",
         "quality_rating", "messaging_limit", "throughput_level", "health", "health_message")}
+    out["kind"] = channel.kind
     out["last_webhook_at"] = channel.last_webhook_at.isoformat() if channel.last_webhook_at else None
     out["templates_synced_at"] = channel.templates_synced_at.isoformat() if channel.templates_synced_at else None
     secrets = secrets_of(channel, runtime.vault)
-    out["secrets_set"] = sorted(k for k in secrets if k not in ("verify_token", "webhook_token"))
-    if g.api_user["role"] == "admin":
+    out["secrets_set"] = sorted(k for k in secrets if k not in ("verify_token", "webhook_token", "secret_token"))
+    if g.api_user["role"] == "admin" and channel.kind == "telegram":
+        from hub.channels.telegram.channels import webhook_url as telegram_webhook_url
+
+        out["webhook_url"] = telegram_webhook_url(channel, runtime.config)  # registered by the hub itself
+    elif g.api_user["role"] == "admin":
         # What the admin pastes into Meta's dashboard (or 360dialog's webhook setup).
         out["webhook_url"] = webhook_url(channel, runtime.config)
         out["verify_token"] = secrets.get("verify_token")
@@ -83,6 +88,9 @@ class ChannelItem(MethodView):
                 channel = session.get(Channel, channel_id)
                 if channel is None:
                     abort(404, message=f"no channel with id {channel_id}")
+                if channel.kind != "whatsapp":
+                    abort(409, message=f"channel {channel_id} is a {channel.kind} channel: "
+                                       f"PATCH /api/v1/channels/{channel.kind}/{channel_id}")
                 update_channel(session, runtime.vault, channel, body, now=utcnow())
                 return channel_out(channel)
         except InvalidChannel as exc:

@@ -1,0 +1,159 @@
+"""Store what a Telegram update means, in the caller's transaction (the "telegram"
+raw-webhook processor of hub.inbound: the raw body is kept in the same transaction, so a
+body that does not parse is stored, marked failed and replayable).
+
+Each update_id is applied once per bot (channel_updates): Telegram resends an update
+whose answer it did not get, and a repeated one changes nothing. Private-chat messages
+become the contact (keyed "tg:<user id>", with name and @username), their open
+conversation on the bot and a message keyed "tg:<channel>:<chat>:<message id>", with
+the same events as WhatsApp's (conversation.started, lead.attributed,
+message.received) and the same routing and lead-source attribution.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from hub import payloads
+from hub.channels.telegram.compose import message_key
+from hub.channels.telegram.parse import parse
+from hub.channels.telegram.types import Ignored, MemberChange, ParsedUpdate, TelegramMessage
+from hub.conversations import ensure_contact, find_contact_row, find_for_message, open_conversation_row, \
+    update_conversation
+from hub.events import emit
+from hub.inbound import Processor, register_processor
+from hub.models import Channel, ChannelUpdate, Contact, Message, RawWebhook
+from hub.routing import hooks as routing_hooks
+from hub.tracking.matching import DEFAULT_WINDOW, attribute_first_message
+
+if TYPE_CHECKING:
+    from hub.runtime import Runtime
+
+log = logging.getLogger(__name__)
+SOURCE = "telegram"
+BLOCKED = "blocked the bot on Telegram"
+_updates = ChannelUpdate.__table__
+_INSERT_UPDATE = {
+    "postgresql": postgresql.insert(_updates).on_conflict_do_nothing().returning(_updates.c.update_id),
+    "sqlite": sqlite.insert(_updates).on_conflict_do_nothing().returning(_updates.c.update_id),
+}
+
+
+def first_time(session: Session, channel_id: int, update_id: int, now: datetime) -> bool:
+    """Record the update id; False when this bot's update was applied before."""
+    dialect = session.get_bind().dialect.name
+    row = session.execute(_INSERT_UPDATE[dialect], {"channel_id": channel_id, "update_id": update_id,
+                                                    "received_at": now}).first()
+    return row is not None
+
+
+def apply(session: Session, parsed: ParsedUpdate, raw: RawWebhook, now: datetime, runtime: "Runtime",
+          channel: Any = None) -> None:
+    channel = channel or session.get(Channel, raw.channel_id)
+    if channel is None:
+        log.warning("telegram update %s is for a channel that is gone", parsed.update_id)
+        return
+    if not first_time(session, channel.id, parsed.update_id, now):
+        log.info("telegram update %s of channel %s was applied before", parsed.update_id, channel.id)
+        return
+    item = parsed.item
+    window = timedelta(days=runtime.config.tracking.attribution_window_days)
+    if isinstance(item, TelegramMessage):
+        store_message(session, channel, item, now, attribution_window=window,
+                      media_link=lambda message_id: runtime.media_links.url(message_id, now=now))
+    elif isinstance(item, MemberChange):
+        member_change(session, item, now)
+    elif isinstance(item, Ignored):
+        log.info("telegram update %s: %s (kept in the raw webhook)", parsed.update_id, item.reason)
+
+
+def _payload(m: TelegramMessage) -> dict[str, Any]:
+    return {"message": m.raw, "media": m.media, "content": m.content or None, "original_type": m.original_type,
+            "telegram": {"chat_id": m.chat_id, "message_id": m.message_id, "user_id": m.sender.id}}
+
+
+def store_message(session: Session, channel: Any, m: TelegramMessage, now: datetime, *,
+                  attribution_window: timedelta = DEFAULT_WINDOW, media_link: Any = None) -> Message | None:
+    """One message (or edit) of a private chat, and its events; None when stored before."""
+    if m.edit:
+        key = message_key(channel.id, m.chat_id, m.message_id) + f"@{int((m.edit_date or m.date).timestamp())}"
+    else:
+        key = message_key(channel.id, m.chat_id, m.message_id)
+    user_key = m.sender.contact_key
+    sender = find_for_message(session, channel_id=channel.id, wa_id=None, user_id=user_key, wa_message_id=key)
+    if sender.duplicate:
+        return None
+    contact = ensure_contact(session, wa_id=None, user_id=user_key, name=m.sender.name,
+                             username=m.sender.username, now=now)
+    # Writing to the bot again means it is no longer blocked.
+    session.execute(update(Contact).where(Contact.id == contact.id, Contact.unreachable_at.is_not(None))
+                    .values(unreachable_at=None, unreachable_reason=None, updated_at=now))
+    conversation, started = (sender.conversation, False) if sender.conversation is not None else \
+        open_conversation_row(session, channel_id=channel.id, contact_id=contact.id, now=m.date)
+    at = m.edit_date or m.date if m.edit else m.date
+    message = Message(conversation_id=conversation.id, wa_message_id=key, direction="in",
+                      type="edit" if m.edit else m.type, text=m.text, payload=_payload(m), status="received",
+                      sent_at=at, attempts=0, created_at=now, updated_at=now,
+                      reply_to=message_key(channel.id, m.chat_id, m.reply_to_message_id)
+                      if m.reply_to_message_id is not None else None)
+    changes: dict[str, Any] = {}
+    if conversation.last_inbound_at is None or at > conversation.last_inbound_at:
+        changes["last_inbound_at"] = at
+    if conversation.last_message_at is None or at > conversation.last_message_at:
+        changes["last_message_at"] = at
+    if started:
+        changes["lead_source"] = attribute_first_message(session, conversation, message, referral=None,
+                                                         window=attribution_window, now=now)
+    session.add(message)
+    session.flush()
+    session.expunge(message)
+    update_conversation(session, conversation, changes)
+    if m.edit:
+        _annotate_original(session, channel.id, m)
+    key_ = payloads.ordering_key(conversation)
+    if started:
+        data = {"conversation": payloads.conversation(session, conversation, known_channel=channel),
+                "contact": payloads.contact(contact)}
+        emit(session, "conversation.started", data, now=now, ordering_key=key_)
+        emit(session, "lead.attributed", {**data, "lead_source": conversation.lead_source}, now=now,
+             ordering_key=key_)
+    emit(session, "message.received", {
+        "conversation": payloads.conversation(session, conversation, known_channel=channel),
+        "contact": payloads.contact(contact),
+        "message": payloads.message(session, message, media_link=media_link),
+    }, now=now, ordering_key=key_)
+    if started:
+        routing_hooks.conversation_started(session, conversation.id, first_text=m.text or "", now=now)
+    return message
+
+
+def _annotate_original(session: Session, channel_id: int, m: TelegramMessage) -> None:
+    original = session.scalar(select(Message).where(
+        Message.wa_message_id == message_key(channel_id, m.chat_id, m.message_id)))
+    if original is not None:
+        original.payload = {**(original.payload or {}),
+                            "edited_at": payloads.iso(m.edit_date or m.date), "edited_text": m.text}
+
+
+def member_change(session: Session, change: MemberChange, now: datetime) -> None:
+    """The user blocked the bot ("kicked"): the contact is unreachable until they
+    unblock it or write again."""
+    contact = find_contact_row(session, wa_id=None, user_id=change.user.contact_key)
+    if contact is None:
+        log.info("a Telegram user the hub does not know changed the bot's membership")
+        return
+    if change.blocked:
+        values = {"unreachable_at": change.date, "unreachable_reason": BLOCKED}
+    elif change.new_status == "member":
+        values = {"unreachable_at": None, "unreachable_reason": None}
+    else:
+        return
+    session.execute(update(Contact).where(Contact.id == contact.id).values(updated_at=now, **values))
+
+
+register_processor(SOURCE, Processor(parse=parse, apply=apply))

@@ -1,0 +1,56 @@
+"""Telegram on the channel contract (hub.channels.base). No customer-service window:
+a bot may write to anyone who started it, at any time, until they block it. No
+delivered/read receipts: a sent message ends "accepted" (sent) and stays so."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.orm import Session
+
+from hub.channels.base import Background, Capabilities, ChannelKind, Inbound, Outgoing, WindowState
+from hub.channels.registry import register
+from hub.channels.telegram.compose import KINDS, MAX_TEXT, MEDIA_METHODS
+from hub.channels.telegram.parse import parse
+from hub.security import constant_time_equal
+
+if TYPE_CHECKING:
+    from hub.models import Message
+    from hub.runtime import Runtime
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+
+
+@register
+class Telegram(ChannelKind):
+    kind = "telegram"
+    title = "Telegram bot"
+    capabilities = Capabilities(kinds=KINDS, media=frozenset(MEDIA_METHODS), buttons=0, list_rows=0,
+                                templates=False, reactions=False, read_receipts=False, max_text=MAX_TEXT,
+                                window=False, delivery_receipts=False)
+    source = "telegram"
+    emulator = "hub.channels.telegram.emulator"
+
+    def authentic(self, channel: Any, request: Inbound) -> bool:
+        """The secret_token given to setWebhook, sent back in a header with every update."""
+        expected = getattr(channel, "secret_token", "")
+        return bool(expected) and constant_time_equal(request.headers.get(SECRET_HEADER, ""), expected)
+
+    def parse(self, body: bytes) -> Any:
+        return parse(body)
+
+    def window(self, conversation: Any, now: datetime) -> WindowState:
+        return WindowState.none()
+
+    def queue(self, session: Session, outgoing: Outgoing, *, now: datetime) -> "Message":
+        from hub.channels.telegram.outbound import queue_message
+
+        return queue_message(session, outgoing, now=now)
+
+    def messages_per_second(self, channel: Any) -> float:
+        return float(channel.mps)
+
+    def background(self, runtime: "Runtime", owner: str) -> Background:
+        from hub.channels.telegram.sender import TelegramSender
+
+        return Background([TelegramSender(runtime, owner).run_once])

@@ -1,0 +1,80 @@
+"""Queue a message to a Telegram user, in the caller's transaction; TelegramSender sends.
+
+What the hub can know before the network is refused here, by name: a kind Telegram
+does not carry, text over 4096 characters, a user who blocked the bot (409
+unreachable), a user who never wrote to the bot (a bot cannot start a chat). There
+is no window: anything may be sent at any time.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from hub import payloads
+from hub.channels.base import NotFound, Outgoing, SendRefused, Unreachable
+from hub.channels.telegram import compose as tg
+from hub.conversations import open_conversation
+from hub.events import emit
+from hub.models import Channel, Contact, Conversation, Message
+
+
+def chat_id_of(contact: Contact) -> int:
+    key = contact.user_id or ""
+    if not key.startswith("tg:") or not key[3:].lstrip("-").isdigit():
+        raise SendRefused(f"contact {contact.id} is not a Telegram user")
+    return int(key[3:])
+
+
+def _target(session: Session, outgoing: Outgoing, now: datetime) -> tuple[Channel, Contact, Conversation, bool]:
+    if outgoing.conversation_id is not None:
+        conversation = session.get(Conversation, outgoing.conversation_id)
+        if conversation is None:
+            raise NotFound(f"no conversation with id {outgoing.conversation_id}")
+        channel = session.get(Channel, conversation.channel_id)
+        contact = session.get(Contact, conversation.contact_id)
+        if conversation.status == "open":
+            return channel, contact, conversation, False
+    else:
+        if outgoing.channel_id is None or not outgoing.to:
+            raise SendRefused("give conversation_id, or channel_id and to")
+        channel = session.get(Channel, outgoing.channel_id)
+        if channel is None:
+            raise NotFound(f"no channel with id {outgoing.channel_id}")
+        user_id = outgoing.to.removeprefix("tg:").strip()
+        contact = session.query(Contact).filter(Contact.user_id == f"tg:{user_id}").one_or_none()
+        if contact is None:
+            raise NotFound(f"Telegram user {user_id} has not written to this bot; a bot cannot start a chat")
+    conversation, started = open_conversation(session, channel_id=channel.id, contact_id=contact.id, now=now)
+    return channel, contact, conversation, started
+
+
+def queue_message(session: Session, outgoing: Outgoing, *, now: datetime) -> Message:
+    channel, contact, conversation, started = _target(session, outgoing, now)
+    if outgoing.kind == "template":
+        raise SendRefused("Telegram has no templates: send text or media (there is no window to wait for)")
+    composed = tg.compose(outgoing.kind, outgoing.content or {})
+    chat_id = chat_id_of(contact)
+    if contact.unreachable_at is not None:
+        who = contact.name or (f"@{contact.username}" if contact.username else f"user {chat_id}")
+        raise Unreachable(f"{who} blocked the bot {channel.display_number or channel.name} on Telegram "
+                          f"({payloads.iso(contact.unreachable_at)}): Telegram refuses messages until they unblock "
+                          f"it or write again", reason=contact.unreachable_reason or "blocked")
+    reply_to_id = None
+    if outgoing.reply_to:
+        reply_to_id = tg.message_id_of(outgoing.reply_to)
+        if reply_to_id is None or not outgoing.reply_to.startswith(f"tg:{channel.id}:{chat_id}:"):
+            raise SendRefused(f"reply_to {outgoing.reply_to!r} is not a message of this Telegram chat")
+    message = Message(
+        conversation_id=conversation.id, direction="out", type=composed.type, text=composed.text or None,
+        payload={"content": outgoing.content or {}}, status="queued", sent_at=now, reply_to=outgoing.reply_to,
+        author_id=outgoing.author_id, recipient=str(chat_id), attempts=0, next_attempt_at=now,
+        request=tg.request(composed, chat_id=chat_id, reply_to_message_id=reply_to_id),
+        created_at=now, updated_at=now)
+    session.add(message)
+    session.flush()
+    if started:
+        emit(session, "conversation.started", {"conversation": payloads.conversation(session, conversation),
+                                               "contact": payloads.contact(contact)},
+             now=now, ordering_key=payloads.ordering_key(conversation))
+    return message

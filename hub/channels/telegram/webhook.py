@@ -1,0 +1,84 @@
+"""POST /webhooks/telegram/<channel key>: one update per request, from Telegram.
+
+Telegram signs nothing; the secret_token given to setWebhook comes back in
+X-Telegram-Bot-Api-Secret-Token, and a request without the channel's is refused with
+403 before anything is stored. Otherwise the raw body is stored and applied in ONE
+transaction (hub.inbound.receive) and 200 answered after the commit: a body that does
+not parse is kept (failed, replayable) and still answered 200, so Telegram does not
+resend it for hours; a database failure answers 500, so Telegram retries.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Mapping
+
+from sqlalchemy import select, update
+
+from hub.channels.base import Inbound
+from hub.channels.telegram.channels import KIND
+from hub.channels.telegram.kind import Telegram
+from hub.channels.whatsapp.channels import secrets_of
+from hub.inbound import describe, is_bad_data, receive
+from hub.models import Channel
+
+if TYPE_CHECKING:
+    from hub.runtime import Runtime
+
+log = logging.getLogger(__name__)
+KEPT_HEADERS = ("Content-Type", "User-Agent", "X-Forwarded-For")  # never the secret token
+LAST_WEBHOOK_EVERY = timedelta(seconds=30)
+
+
+@dataclass(frozen=True)
+class WebhookBot:
+    """What the route and the ingest need of a bot's channel (and event payloads show)."""
+
+    id: int
+    name: str
+    display_number: str
+    phone_number_id: str
+    kind: str
+    secret_token: str
+    last_webhook_at: datetime | None
+
+
+def find_bot(session, runtime: "Runtime", key: str) -> WebhookBot | None:
+    channel = session.scalar(select(Channel).where(Channel.key == key, Channel.kind == KIND))
+    if channel is None:
+        return None
+    return WebhookBot(channel.id, channel.name, channel.display_number, channel.phone_number_id, channel.kind,
+                      secrets_of(channel, runtime.vault).get("secret_token", ""), channel.last_webhook_at)
+
+
+def receive_update(runtime: "Runtime", key: str, headers: Mapping[str, str], body: bytes,
+                   now: datetime) -> tuple[int, str]:
+    """(HTTP status, text) for one webhook request."""
+    kept = {name: value for name in KEPT_HEADERS if (value := headers.get(name)) is not None}
+    bot = None
+    try:
+        with runtime.db.scope() as session:
+            bot = find_bot(session, runtime, key)
+            if bot is None:
+                return 404, "no such channel"
+            if not Telegram(runtime.config).authentic(bot, Inbound(headers=headers, body=body)):
+                log.warning("rejected a Telegram update for channel %s: wrong secret token", bot.id)
+                return 403, "secret token does not match"
+            _store(session, runtime, bot, kept, body, now)
+    except Exception as exc:
+        if bot is None or not is_bad_data(exc):
+            raise
+        log.warning("telegram update for channel %s did not store (%s); keeping it as failed", bot.id,
+                    describe(exc))
+        with runtime.db.scope() as session:
+            _store(session, runtime, bot, kept, body, now, isolate=True)
+    return 200, "ok"
+
+
+def _store(session, runtime: "Runtime", bot: WebhookBot, headers: dict[str, str], body: bytes, now: datetime, *,
+           isolate: bool = False) -> None:
+    receive(session, source="telegram", channel_id=bot.id, channel=bot, headers=headers, body=body, now=now,
+            runtime=runtime, isolate=isolate)
+    if bot.last_webhook_at is None or now - bot.last_webhook_at > LAST_WEBHOOK_EVERY:
+        session.execute(update(Channel).where(Channel.id == bot.id).values(last_webhook_at=now))
