@@ -186,6 +186,9 @@ class OpenLines:
 
     # ---- deliver -------------------------------------------------------------------------
     def deliver(self, events: list[HubEvent]) -> dict[str, Outcome]:
+        # A try marker names one call of deliver: the worker may keep this instance, and a
+        # retry by it must see its own earlier marker as an earlier try.
+        self.nonce = uuid.uuid4().hex
         outcomes: dict[str, Outcome] = {}
         received = [e for e in events if e.type == "message.received"]
         statuses = [e for e in events if e.type in ("message.sent", "message.status")]
@@ -230,6 +233,11 @@ class OpenLines:
         marks = self.links.put_many(TRY_MARKER, [(str(d["message"]["id"]), "try", self.nonce) for _, d in pending])
         suspects = [(e, d) for e, d in pending if marks.get(str(d["message"]["id"])) != self.nonce]
         found = self._find_sent(suspects)
+        if found is None:  # could not look: sending now might post them twice
+            for event, _ in suspects:
+                outcomes[event.id] = Outcome.retry("could not read the open line chats to check an earlier try")
+            pending = [(e, d) for e, d in pending if e.id not in outcomes]
+            found = {}
         if found:
             self.links.put_many(MESSAGE_LINK, [(mid, "chat", chat) for mid, chat in found.items()])
         for event, data in pending:
@@ -268,8 +276,9 @@ class OpenLines:
             self.links.set_many(CHAT_LINK, chats)
         return outcomes
 
-    def _find_sent(self, suspects: list[tuple[HubEvent, dict[str, Any]]]) -> dict[str, str]:
-        """hub message id -> chat id, for messages an interrupted try already put in their chat."""
+    def _find_sent(self, suspects: list[tuple[HubEvent, dict[str, Any]]]) -> dict[str, str] | None:
+        """hub message id -> chat id, for messages an interrupted try already put in their
+        chat; None when the chats could not be read."""
         if not suspects:
             return {}
         chats = self.links.get_many(CHAT_LINK, sorted({str(d["conversation"]["id"]) for _, d in suspects}))
@@ -281,7 +290,9 @@ class OpenLines:
             answer = self.client.batch(calls[:50])
         except Bitrix24Error as exc:
             log.warning("Bitrix24: could not read open line chats to check earlier tries: %s", exc.summary())
-            return {}
+            return None
+        if answer.errors or len(calls) > 50:
+            return None
         found: dict[str, str] = {}
         for _, data in suspects:
             chat = chats.get(str(data["conversation"]["id"]))
@@ -417,6 +428,7 @@ class OpenLines:
 
     def commands_done(self, commands: list[Command], results: list[dict[str, Any]]) -> None:
         """A refused reply (the 24-hour window, naming the templates) as a system message in its chat."""
+        self.nonce = uuid.uuid4().hex
         calls: list[tuple[str, str, dict[str, Any]]] = []
         wanted: list[tuple[str, str, dict[str, Any]]] = []
         for command, result in zip(commands, results):

@@ -183,3 +183,42 @@ def test_both_modes_write_the_timeline_and_the_chat(runtime, portal):
     assert portal.counts() == {"contacts": 10, "deals": 10, "notes": 10 * factory.NOTES_PER_CONVERSATION}
     assert len(portal.portal.ol.chats) == 10
     assert sum(1 for m in portal.portal.ol.messages.values() if m["author"] == "customer") == 20
+
+
+def test_5xx_and_lost_answers_end_with_exact_counts(database_url, tmp_path, portal):
+    """40 chats: the first messages open them; then 5xx answers and answers that arrive
+    after the client gave up (the portal did the work) while 80 more messages go out:
+    every message is in its chat exactly once."""
+    from hub.runtime import Runtime
+    from tests.conftest import make_config
+    from tests.connectors.bitrix24.test_chaos import drain_until_settled
+
+    config = make_config(database_url, tmp_path, delivery__http_timeout_seconds=0.5,
+                         delivery__backoff_base_seconds=0.2, delivery__backoff_max_seconds=1)
+    runtime = Runtime.from_config(config)
+    try:
+        set_up(runtime, portal)
+        with runtime.db.scope() as session:
+            from hub.events import emit
+
+            for i in range(40):
+                emit(session, "message.received", factory.data("message.received", i, n=1), now=utcnow(),
+                     ordering_key=f"conversation:{5000 + i}")
+        worker = Worker(runtime.db, runtime.vault, runtime.config)
+        assert drain_until_settled(runtime, worker, 40) == {"done": 40}
+        p = portal.portal
+        p.chaos.fail_next.extend([(500, "INTERNAL_SERVER_ERROR"), (502, "")])
+        p.chaos.slow_next.extend([1.0, 0.0, 1.0])
+        with runtime.db.scope() as session:
+            for n in (2, 3):
+                for i in range(40):
+                    emit(session, "message.received", factory.data("message.received", i, n=n), now=utcnow(),
+                         ordering_key=f"conversation:{5000 + i}")
+        assert drain_until_settled(runtime, worker, 120) == {"done": 120}
+        assert p.stats["injected"] >= 2
+        for i in range(40):
+            room = p.ol.chats[("whatsapp_hub", 1, str(5000 + i))]
+            assert [p.ol.messages[m]["text"] for m in room["messages"]] == [
+                f"Message {n} of conversation {i}" for n in (1, 2, 3)]
+    finally:
+        runtime.db.dispose()
