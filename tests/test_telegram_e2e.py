@@ -165,3 +165,23 @@ def test_text_over_4096_and_templates_are_refused_before_the_network(client, run
             "conversation_id": conv, "type": "template", "template": {"name": "x", "language": "en"}})
         assert r.status_code == 422 and "Telegram has no templates" in r.json["message"]
         assert count(runtime, Message, Message.direction == "out") == 0
+
+
+def test_a_users_file_is_downloaded_through_the_api_and_a_signed_link(client, runtime, admin_headers):
+    with wired(runtime, client) as w:
+        ana = w["emu"].user(w["bot"], 42, "Ana")
+        ana.send_document(b"%PDF-1.7 invoice", "invoice-42.pdf", caption="the invoice")
+        w["emu"].flush()
+        with runtime.db.scope() as session:
+            message_id = session.scalar(select(Message.id).where(Message.type == "document"))
+        r = client.get(f"/api/v1/messages/{message_id}/media", headers=admin_headers)
+        assert r.status_code == 200 and r.data == b"%PDF-1.7 invoice"
+        assert r.mimetype == "application/pdf" and "invoice-42.pdf" in r.headers["Content-Disposition"]
+        with runtime.db.scope() as session:
+            link = session.scalar(select(Event.data).where(Event.type == "message.received"))["message"]["media"]
+        assert link["download_url"].startswith(runtime.config.base_url + "/media/"), "connectors get a signed link"
+        signed = client.get(link["download_url"].removeprefix(runtime.config.base_url))
+        assert signed.status_code == 200 and signed.data == b"%PDF-1.7 invoice"
+        w["emu"].world.files.clear()  # Telegram no longer has it
+        r = client.get(f"/api/v1/messages/{message_id}/media", headers=admin_headers)
+        assert r.status_code == 502 and "invalid file_id" in r.get_data(as_text=True)

@@ -34,6 +34,10 @@ def fetch_media(runtime: Runtime, message_id: int) -> Media:
             raise MediaUnavailable(404, f"message {message_id} has no media")
         channel = session.get(Channel, session.get(Conversation, message.conversation_id).channel_id)
         session.expunge(channel)
+    if channel.kind == "telegram":
+        from hub.channels.telegram.media import fetch_file
+
+        return fetch_file(runtime, channel, media, message_id)
     client = WhatsAppClient(endpoint(channel, runtime.vault, runtime.config),
                             TimeoutSession(runtime.config.delivery.http_timeout_seconds))
     try:
