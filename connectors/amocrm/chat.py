@@ -5,6 +5,9 @@ conversation (conversation_id "wa-conv-<id>", msgid the WhatsApp message id, so 
 names the same message). The amojo message id is stored as the link
 ("amojo_msg", hub message id) the moment amojo answers; a stored link means done.
 
+The hub's own outbound messages (operators in the hub, automations, templates) go into
+the chat too, as the integration bot's silent messages to the customer (`message.sent`).
+
 Outbound: a manager's message arrives as amoCRM's webhook v2 (hooks.py turns it into a
 SendText carrying the amojo message id); the hub stores ("crm_message", hub message id)
 -> amojo id with the queued message, so the `message.sent` / `message.status` events of
@@ -128,6 +131,25 @@ def new_message(data: Mapping[str, Any], reply_ref: dict[str, Any] | None) -> di
     return {"event_type": "new_message", "payload": payload}
 
 
+def outgoing_message(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A message the hub sent (an operator in the hub, an automation, a template) as the
+    integration bot's message to the customer, so the amoCRM chat shows the whole talk;
+    silent: no Unsorted lead, no notification. amojo sends no hook for it."""
+    body = new_message(data, None)
+    message = mapping.require(data, "message")
+    payload = body["payload"]
+    payload["receiver"] = payload.pop("sender")
+    author = (message.get("author") or {}).get("name") if isinstance(message.get("author"), Mapping) else None
+    channel = (mapping.require(data, "conversation").get("channel") or {})
+    payload["sender"] = {"id": f"wa-channel-{channel.get('id') or 'hub'}",
+                         "name": str(author or channel.get("name") or "WhatsApp")[:mapping.MAX_TEXT]}
+    template = message.get("template")
+    if isinstance(template, Mapping) and payload["message"].get("type") == "text" and not message.get("text"):
+        payload["message"]["text"] = f"[template {template.get('name')}]"
+    payload["silent"] = True
+    return body
+
+
 def status_report(message: Mapping[str, Any]) -> tuple[int, int | None, str | None] | None:
     """(delivery_status, error_code, error) for a hub message status, or None (sent)."""
     status = message.get("status")
@@ -212,6 +234,17 @@ class ChatSync:
             self.links.put(INBOUND_LINK, key, "chat_message", amojo_id[:64])
         return Outcome.done({"amojo_msgid": amojo_id, "conversation_id": body["payload"]["conversation_id"]})
 
+    def _outgoing(self, event: HubEvent, hub_id: str) -> Outcome:
+        known = self.links.get(INBOUND_LINK, hub_id)
+        if known:
+            return Outcome.done({"amojo_msgid": known, "again": True})
+        body = outgoing_message(event.data)
+        answer = self._call(lambda scope: self.client.send(scope, body))
+        amojo_id = str((answer.get("new_message") or {}).get("msgid") or "")
+        if amojo_id:
+            self.links.put(INBOUND_LINK, hub_id, "chat_message", amojo_id[:64])
+        return Outcome.done({"amojo_msgid": amojo_id, "outgoing": True})
+
     def _reply_ref(self, wamid: str | None) -> dict[str, Any] | None:
         if not wamid:
             return None
@@ -223,6 +256,8 @@ class ChatSync:
         hub_id = str(mapping.require(message, "id"))
         amojo_id = self.links.get(CRM_MESSAGE, hub_id)
         if not amojo_id:
+            if event.type == "message.sent" and message.get("direction") == "out":
+                return self._outgoing(event, hub_id)
             return Outcome.done({"skipped": "not a message typed in the amoCRM chat"})
         if message.get("wa_message_id"):
             self.links.put(WAMID_LINK, str(message["wa_message_id"])[:64], "chat_message", amojo_id)

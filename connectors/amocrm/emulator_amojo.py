@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import hmac
+import random
 import html
 import json
 import threading
@@ -55,6 +56,8 @@ class AmojoEmulator:
         self.hook_url = hook_url
         self.transport = transport  # (url, body, headers) -> (status, text); default: an HTTP POST
         self.lose_answers = 0  # the next N new_message answers are lost (502) after the message is kept
+        self.fail_rate = 0.0  # share of API requests answered 503 before anything is done
+        self.rng = random.Random(0)
         self.clock = clock
         self.connected: dict[str, dict[str, Any]] = {}  # scope_id -> connection
         self.chats: dict[str, dict[str, Any]] = {}  # (scope) conversation_id -> chat
@@ -162,7 +165,11 @@ class AmojoEmulator:
         def check() -> Response | None:
             if request.method == "GET" and request.path in ("/", "/chats"):
                 return None
-            return emu._refusal()
+            refused = emu._refusal()
+            if refused is None and emu.fail_rate and emu.rng.random() < emu.fail_rate:
+                emu.stats["injected_5xx"] += 1
+                return error(503, "Service Unavailable")
+            return refused
 
         @app.get("/")
         @app.get("/chats")
@@ -243,10 +250,11 @@ class AmojoEmulator:
             conv = payload["conversation_id"]
             sender = payload["sender"]
             chat = self.chats.get(conv)
-            if chat is None:
+            if chat is None:  # the chat's customer: the receiver of an outgoing message, else the sender
+                person = payload.get("receiver") or sender
                 chat = {"id": str(uuid.uuid4()), "conversation_id": conv, "created_at": self.clock(),
-                        "user": {"id": str(uuid.uuid4()), "client_id": sender["id"], "name": sender["name"],
-                                 "phone": str((sender.get("profile") or {}).get("phone") or "")}}
+                        "user": {"id": str(uuid.uuid4()), "client_id": person["id"], "name": person.get("name") or "",
+                                 "phone": str((person.get("profile") or {}).get("phone") or "")}}
                 self.chats[conv] = chat
                 self.stats["chats"] += 1
             key = (scope_id, payload["msgid"])

@@ -55,27 +55,30 @@ def test_n_whatsapp_messages_become_n_chat_messages_once_despite_lost_answers_an
     add_connector(runtime, chat_settings(amo, amojo))
     with runtime.db.scope() as session:
         for n in range(30):
-            ev.emit_conversation(session, n, messages=3)  # 2 inbound + 1 outbound (not from the chat) each
+            ev.emit_conversation(session, n, messages=3)  # 2 inbound + 1 sent from the hub, each
     amojo.emulator.lose_answers = 5  # kept by amojo, answer lost: the retry posts the same msgid
     result = drain(runtime)
     assert set(result) == {"done"}, (result, dead_errors(runtime)[:3])
-    assert len(amojo.chats) == 30 and len(amojo.messages) == 60
+    assert len(amojo.chats) == 30 and len(amojo.messages) == 90
     assert amojo.stats["lost_answers"] == 5 and amojo.stats["repeated_msgid"] == 5
     assert amojo.stats["connects"] == 1
     chat = amojo.chat_of(conversation_ref(500))
     assert chat["user"] == {**chat["user"], "name": "Customer 0", "phone": "+15557000000", "client_id": "wa-contact-1000"}
-    assert [m["text"] for m in amojo.messages_of(conversation_ref(500))] == [
-        "Message 0 of conversation 0", "Message 2 of conversation 0"]
+    chat_messages = amojo.messages_of(conversation_ref(500))
+    assert [(m["direction"], m["text"]) for m in chat_messages] == [
+        ("in", "Message 0 of conversation 0"), ("out", "Message 1 of conversation 0"),
+        ("in", "Message 2 of conversation 0")]
+    assert chat_messages[1]["sender"] == "Olga" and chat_messages[1]["silent"]
     assert amo.counts()["deals"] == 0 and amo.counts()["notes"] == 0  # chat mode: amoCRM makes the lead
     with runtime.db.scope() as session:
-        assert session.scalar(select(func.count()).select_from(CrmLink).where(CrmLink.entity_type == "amojo_msg")) == 60
+        assert session.scalar(select(func.count()).select_from(CrmLink).where(CrmLink.entity_type == "amojo_msg")) == 90
 
     amojo.disconnect()  # the integration was reinstalled: the channel must be connected again
     with runtime.db.scope() as session:
         ev.emit_event(session, "message.received", {"conversation": ev.conversation(3), "contact": ev.contact(3),
                                                     "message": ev.message(3, 4)})
     assert set(drain(runtime)) == {"done"}
-    assert amojo.stats["connects"] == 2 and len(amojo.messages) == 61
+    assert amojo.stats["connects"] == 2 and len(amojo.messages) == 91
 
 
 def _hook_transport(client):
@@ -121,6 +124,7 @@ def test_manager_replies_reach_whatsapp_once_with_statuses_and_the_window_error(
             emu.flush()
         sent = emu.sent_to("15557654321")
         assert [s.body["text"]["body"] for s in sent] == ["Yes, tomorrow!"]
+        assert len(amojo.messages_of(ref)) == 2  # the sent reply is not posted back into the chat
         statuses = [s["status"] for s in amojo.messages[reply["id"]]["statuses"]]
         assert 1 in statuses and -1 not in statuses  # delivered (and read when the customer reads)
         with runtime.db.scope() as session:
@@ -160,6 +164,38 @@ def test_both_keeps_the_timeline_notes_and_the_chat(runtime, amo, amojo):
         for n in range(5):
             ev.emit_conversation(session, n, messages=3)
     assert set(drain(runtime)) == {"done"}
-    assert len(amojo.chats) == 5 and len(amojo.messages) == 10
+    assert len(amojo.chats) == 5 and len(amojo.messages) == 15
     counts = amo.counts()
     assert counts["deals"] == 5 and counts["notes"] == 15
+
+
+def test_100_conversations_under_10_percent_5xx_and_lost_answers_end_with_exact_counts(runtime, amo, amojo):
+    add_connector(runtime, chat_settings(amo, amojo))
+    with runtime.db.scope() as session:
+        for n in range(100):
+            ev.emit_conversation(session, n, messages=2)  # one from the customer, one from the hub
+    amojo.emulator.fail_rate = 0.1
+    amojo.emulator.lose_answers = 10
+    assert set(drain(runtime, deadline=240)) == {"done"}, dead_errors(runtime)[:3]
+    assert amojo.stats["injected_5xx"] > 0 and amojo.stats["lost_answers"] == 10
+    assert len(amojo.chats) == 100 and len(amojo.messages) == 200
+    assert {len(amojo.messages_of(conversation_ref(500 + n))) for n in range(100)} == {2}
+
+
+def test_chat_mode_needs_the_channel_id_and_secret():
+    from marshmallow import ValidationError
+
+    from connectors.amocrm.settings import AmoCrmSettings
+
+    base = {"base_url": "https://shop.amocrm.ru", "long_lived_token": "t"}
+    assert AmoCrmSettings().load(base)["mode"] == "notes"
+    with pytest.raises(ValidationError) as exc:
+        AmoCrmSettings().load({**base, "mode": "chat"})
+    assert "chat_channel_id" in exc.value.messages
+    with pytest.raises(ValidationError) as exc:
+        AmoCrmSettings().load({**base, "mode": "both", "chat_channel_id": CHANNEL_ID})
+    assert "chat_channel_secret" in exc.value.messages
+    loaded = AmoCrmSettings().load({**base, "mode": "chat", "chat_channel_id": CHANNEL_ID,
+                                    "chat_channel_secret": CHANNEL_SECRET})
+    assert loaded["amojo_base_url"] == "https://amojo.amocrm.ru"
+    assert AmoCrmSettings._declared_fields["chat_channel_secret"].metadata["secret"] is True
