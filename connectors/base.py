@@ -102,7 +102,7 @@ class LinkStore(Protocol):
 
 
 class RateLimiter(Protocol):
-    """A token bucket shared by every worker process of one connector."""
+    """A token bucket (or sliding window) shared by every worker process of one connector."""
 
     def take(self, tokens: float = 1.0) -> None:
         """Block until the tokens are taken."""
@@ -127,7 +127,9 @@ class ConnectorContext:
     `update_settings(fn)` runs fn(fresh settings) while holding a lock on this
     connector's row and stores the changes fn returns in the same transaction: the way to
     rotate OAuth tokens so two workers never both spend the same refresh token.
-    `limiter(name, rate, burst)` gives a bucket shared by all workers of the connector.
+    `limiter(name, rate, burst)` gives a bucket shared by all workers of the connector;
+    `window_limiter(name, limit, seconds)` a sliding window (at most `limit` requests in
+    any rolling `seconds`), for services that count that way.
     `mark_health(ok, message)` records health shown in the admin.
     """
 
@@ -141,6 +143,7 @@ class ConnectorContext:
     update_settings: Callable[[SettingsUpdate], dict[str, Any]] | None = None
     webhook_url: str = ""  # where the service should call the hub for this connector
     limiter: Callable[[str, float, float], RateLimiter] | None = None
+    window_limiter: Callable[[str, int, float], RateLimiter] | None = None
     mark_health: Callable[[bool, str], None] | None = None
 
 

@@ -23,7 +23,7 @@ from hub.events import EVENT_TYPES
 from hub.http import TimeoutSession
 from hub.links import DbLinkStore
 from hub.models import ConnectorRecord, Delivery
-from hub.ratelimit import TokenBucket
+from hub.ratelimit import SlidingWindow, TokenBucket
 from hub.security import Vault, random_key
 
 
@@ -213,6 +213,9 @@ def build_connector(
     def limiter(name: str, rate: float, burst: float) -> TokenBucket:
         return TokenBucket(db, f"connector:{connector_id}:{name}", rate=rate, burst=burst, clock=clock)
 
+    def window_limiter(name: str, limit: int, seconds: float) -> SlidingWindow:
+        return SlidingWindow(db, f"connector:{connector_id}:{name}", limit=limit, window=seconds, clock=clock)
+
     ctx = ConnectorContext(
         connector_id=record.id,
         name=record.name,
@@ -223,6 +226,7 @@ def build_connector(
         http_timeout=http_timeout,
         update_settings=lambda fn: update_settings_locked(db, vault, connector_id, fn, now=clock()),
         limiter=limiter,
+        window_limiter=window_limiter,
         mark_health=lambda ok, message: set_health(db, connector_id, ok, message, now=clock()),
         webhook_url=f"{base_url.rstrip('/')}/webhooks/connectors/{record.webhook_key}" if base_url else "",
     )

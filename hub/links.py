@@ -1,7 +1,7 @@
 """The hub-side store of links between hub entities and CRM objects."""
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -24,12 +24,17 @@ class DbLinkStore:
         ids = [str(i) for i in entity_ids]
         if not ids:
             return {}
+        # The ids are written into the statement (escaped), so PostgreSQL plans each
+        # lookup for the table as it is now. A prepared statement's generic plan, made
+        # while a fresh table was nearly empty, reads every link of the type for each
+        # lookup (a sequential scan that grows with the table: 70 ms at 27,000 links).
+        wanted = bindparam("ids", ids, expanding=True, literal_execute=True)
         with self.db.scope() as session:
             rows = session.execute(
                 select(CrmLink.entity_id, CrmLink.crm_id).where(
                     CrmLink.connector_id == self.connector_id,
                     CrmLink.entity_type == entity_type,
-                    CrmLink.entity_id.in_(ids),
+                    CrmLink.entity_id.in_(wanted),
                 )
             ).all()
         return {entity_id: crm_id for entity_id, crm_id in rows}
@@ -45,10 +50,10 @@ class DbLinkStore:
         if missing:
             now = utcnow()
             try:
-                with self.db.scope() as session:
-                    session.add_all(CrmLink(connector_id=self.connector_id, entity_type=entity_type, entity_id=k,
-                                            crm_type=wanted[k][0], crm_id=wanted[k][1], created_at=now)
-                                    for k in missing)
+                with self.db.scope() as session:  # Core: no ORM objects for rows never read back
+                    session.execute(insert(CrmLink), [
+                        {"connector_id": self.connector_id, "entity_type": entity_type, "entity_id": k,
+                         "crm_type": wanted[k][0], "crm_id": wanted[k][1], "created_at": now} for k in missing])
             except IntegrityError:
                 # Another worker linked some of them meanwhile: fall back to one at a time.
                 return {k: self.put(entity_type, k, *wanted[k]) for k in wanted}

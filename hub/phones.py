@@ -1,6 +1,7 @@
 """Phone numbers as people and CRMs type them, to E.164 ("+4915112345678")."""
 from __future__ import annotations
 
+import functools
 import re
 
 import phonenumbers
@@ -14,7 +15,13 @@ def to_e164(text: str | None, region: str | None = None) -> str | None:
     numbers written the national way ("8 912 000-11-22") are read too."""
     if not text:
         return None
-    text = str(text).strip()
+    return _to_e164(str(text).strip(), region)
+
+
+@functools.lru_cache(maxsize=4096)
+def _to_e164(text: str, region: str | None) -> str | None:
+    """Cached: a connector reads the same customer's number for every event of a chat,
+    and parsing it costs more than the rest of mapping the event."""
     try:
         if region and not text.startswith("+"):
             number = phonenumbers.parse(text, region)

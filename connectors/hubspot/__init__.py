@@ -60,7 +60,8 @@ class HubSpotConnector(Connector):
             )
         else:
             self.tokens = PrivateAppToken(config.token)
-        self.client = HubSpotClient(config, ctx.http, limiter=ctx.limiter, clock=ctx.clock,
+        self.client = HubSpotClient(config, ctx.http, limiter=ctx.limiter, window_limiter=ctx.window_limiter,
+                                    clock=ctx.clock,
                                     timeout=ctx.http_timeout, auth=self.tokens)
         # The admin's and the webhook's few requests (Test connection, choices, creating
         # properties, reading a deal back) pace themselves in-process: the hub runs check()

@@ -2,9 +2,10 @@
 
 Authentication comes from oauth.py: a private app token, or OAuth tokens renewed before
 they expire and once more when HubSpot answers 401 (then the request is sent again).
-Every request first takes a token from the connector's shared bucket (all workers of one
-connector draw from it), searches also from the lower search bucket. A 429 is answered by
-emptying the right bucket for the time HubSpot asks and trying again; the rate-limit
+Every request first takes a slot of the connector's shared rolling 10-second window (all
+workers of one connector draw from it, hub.ratelimit.SlidingWindow), searches also a
+token from the lower search bucket. A 429 is answered by holding the right limit back
+for the time HubSpot asks and trying again; the rate-limit
 headers of ordinary answers are read too, because other apps of the same account spend
 from the same budget.
 """
@@ -17,7 +18,7 @@ from typing import Any, Callable, Iterator
 import requests
 
 from hub.http import describe_response
-from hub.ratelimit import MemoryBucket
+from hub.ratelimit import MemoryBucket, MemoryWindow
 
 REQUESTS_PER_WINDOW_BURST = 1  # tokens kept for bursts; the rest is spread over the window
 
@@ -89,6 +90,13 @@ class RateLimited(Unavailable):
         self.daily = daily
 
 
+def window_limit(per_window: int) -> int:
+    """Requests let go per rolling window: 2% short of HubSpot's count, for requests that
+    reach HubSpot a little later than they left (so two of one slot never fall inside
+    one of HubSpot's windows)."""
+    return max(1, int(per_window * 0.98))
+
+
 def bucket_shape(per_window: int, window_seconds: float) -> tuple[float, float]:
     """(rate, burst) of a token bucket that never lets more than `per_window` requests
     into any rolling window: burst + rate * window <= per_window, with a 2% margin for
@@ -111,6 +119,7 @@ class ClientConfig:
 class HubSpotClient:
     def __init__(self, config: ClientConfig, http: requests.Session, *,
                  limiter: Callable[[str, float, float], Any] | None = None,
+                 window_limiter: Callable[[str, int, float], Any] | None = None,
                  clock: Callable[[], datetime], timeout: float = 10.0, auth: Any = None):
         from connectors.hubspot.oauth import PrivateAppToken
 
@@ -123,7 +132,13 @@ class HubSpotClient:
         rate, burst = bucket_shape(config.per_10_seconds, 10.0)
         search_rate, search_burst = bucket_shape(config.search_per_second, 1.0)
         make = limiter or (lambda _name, r, b: MemoryBucket(r, b))
-        self.general = make("api", rate, burst)
+        if limiter is not None and window_limiter is None:
+            self.general = make("api", rate, burst)
+        else:
+            # HubSpot counts TEN_SECONDLY_ROLLING: a window lets a client that paused
+            # (reading answers, storing links) catch up, which a spread-out bucket cannot.
+            window = window_limiter or (lambda _name, n, seconds: MemoryWindow(n, seconds))
+            self.general = window("api-window", window_limit(config.per_10_seconds), 10.0)
         self.search_bucket = make("search", search_rate, search_burst)
         self.requests_made = 0
 
