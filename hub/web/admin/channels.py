@@ -97,6 +97,12 @@ def channel(channel_id: int) -> Any:
     runtime = _runtime()
     with runtime.db.scope() as s:
         ch = _get(s, channel_id)
+        if ch.kind == "telegram":
+            from hub.web.admin import telegram_channels
+
+            return telegram_channels.page(ch, admin=current_user.role == "admin", open_conversations=s.scalar(
+                select(func.count()).select_from(Conversation).where(Conversation.channel_id == ch.id,
+                                                                     Conversation.status == "open")))
         account = ch.waba_id or ch.phone_number_id
         templates = s.scalar(select(func.count()).select_from(Template).where(Template.waba_id == account))
         open_conversations = s.scalar(select(func.count()).select_from(Conversation).where(
@@ -118,15 +124,23 @@ def channel(channel_id: int) -> Any:
 def channel_edit(channel_id: int) -> Any:
     with _runtime().db.scope() as s:
         ch = _get(s, channel_id)
+    if ch.kind == "telegram":
+        from hub.web.admin import telegram_channels
+
+        return telegram_channels.form(ch)
     return _form(ch)
 
 
 @bp.post("/channels/<int:channel_id>/edit")
 @roles(*ADMIN)
 def channel_update(channel_id: int) -> Any:
-    data, errors = read_form(ChannelSettings, request.form, creating=False)
     with _runtime().db.scope() as s:
         ch = _get(s, channel_id)
+    if ch.kind == "telegram":
+        from hub.web.admin import telegram_channels
+
+        return telegram_channels.update(ch)
+    data, errors = read_form(ChannelSettings, request.form, creating=False)
     if errors:
         errors = _check_rest(data, errors, ch)
     else:
