@@ -17,6 +17,7 @@ from sqlalchemy import func, or_, select
 from connectors.base import registry
 from hub.channels.whatsapp import templates as tpl, window
 from hub.channels.whatsapp.media import MediaUnavailable, fetch_media
+from hub.channels import registry as channel_kinds
 from hub.channels.base import Outgoing, SendRefused, WindowClosed
 from hub.channels.sending import queue
 from hub.conversation_actions import assign, close
@@ -59,8 +60,10 @@ def _list_query(view: str, channel_id: int | None, now: datetime) -> Any:
         q = q.where(Conversation.assignee_id.is_(None))
     elif view == "closing":
         # Open window (last customer message under 24 h ago) that closes within the warning time.
+        windowed = [name for name in channel_kinds.names() if channel_kinds.get(name).capabilities.window]
         q = q.where(Conversation.last_inbound_at > now - window.WINDOW,
-                    Conversation.last_inbound_at <= now - window.WINDOW + _closing_within())
+                    Conversation.last_inbound_at <= now - window.WINDOW + _closing_within(),
+                    Conversation.channel_id.in_(select(Channel.id).where(Channel.kind.in_(windowed))))
     if channel_id:
         q = q.where(Conversation.channel_id == channel_id)
     latest = func.coalesce(Conversation.last_message_at, Conversation.opened_at)
@@ -104,11 +107,13 @@ def inbox() -> Any:
             Contact.id.in_({c.contact_id for c in conversations})))} if ids else {}
         users = {u.id: u for u in s.scalars(select(User))}
         channels = list(s.scalars(select(Channel).order_by(Channel.id)))
+    no_window = {ch.id for ch in channels if not channel_kinds.of(ch).capabilities.window}  # Telegram
     rows = [{
         "c": c, "contact": contacts.get(c.contact_id), "last": last.get(c.id),
         "assignee": users.get(c.assignee_id) if c.assignee_id else None,
-        "window_open": window.is_open(c, now), "closes_at": window.closes_at(c),
-        "closing_soon": window.closing_soon(c, now, within),
+        "window_open": c.channel_id in no_window or window.is_open(c, now),
+        "closes_at": None if c.channel_id in no_window else window.closes_at(c),
+        "closing_soon": c.channel_id not in no_window and window.closing_soon(c, now, within),
         "team": team_names.get(c.team_id) if c.team_id else None, "queue": queued.get(c.id), "due": due.get(c.id),
     } for c in conversations]
     return render_template("admin/inbox.html", rows=rows, view=view, views=VIEWS, channels=channels,
@@ -162,11 +167,15 @@ def _thread(conversation_id: int, *, reply_error: str | None = None, reply_text:
         if chosen is not None and chosen.waba_id != channel.waba_id:
             chosen = None
     rendered, problem = (template_form.preview(chosen, template_values) if chosen is not None else (None, None))
-    is_open = window.is_open(c, now)
+    capabilities = channel_kinds.of(channel).capabilities
+    applies = capabilities.window  # Telegram has none: replies any time
+    is_open = not applies or window.is_open(c, now)
     return render_template(
         "admin/conversation.html", c=c, contact=contact, channel=channel, messages=messages, authors=authors,
-        operators=operators, templates=usable, links=links, window_open=is_open, closes_at=window.closes_at(c),
-        closing_soon=window.closing_soon(c, now, _closing_within()), reply_error=reply_error,
+        operators=operators, templates=usable, links=links, window_open=is_open,
+        closes_at=window.closes_at(c) if applies else None, window_applies=applies,
+        channel_templates=capabilities.templates,
+        closing_soon=applies and window.closing_soon(c, now, _closing_within()), reply_error=reply_error,
         reply_text=reply_text, chosen=chosen, variables=template_form.variables(chosen) if chosen else [],
         template_values=template_values or {}, rendered=rendered, template_problem=template_error or problem,
         can_act=current_user.role in OPERATORS, teams=teams, team=team, queued=queued, reasons=REASONS,
