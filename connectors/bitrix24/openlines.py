@@ -286,17 +286,20 @@ class OpenLines:
                  for chat in sorted(set(chats.values()))]
         if not calls:
             return {}
-        try:
-            answer = self.client.batch(calls[:50])
-        except Bitrix24Error as exc:
-            log.warning("Bitrix24: could not read open line chats to check earlier tries: %s", exc.summary())
-            return None
-        if answer.errors or len(calls) > 50:
-            return None
+        histories: dict[str, Any] = {}
+        for n in range(0, len(calls), 50):
+            try:
+                answer = self.client.batch(calls[n:n + 50])
+            except Bitrix24Error as exc:
+                log.warning("Bitrix24: could not read open line chats to check earlier tries: %s", exc.summary())
+                return None
+            if answer.errors:
+                return None
+            histories.update(answer.results)
         found: dict[str, str] = {}
         for _, data in suspects:
             chat = chats.get(str(data["conversation"]["id"]))
-            history = answer.results.get(f"h{chat}") if chat else None
+            history = histories.get(f"h{chat}") if chat else None
             wanted = external_id(data["message"])
             for row in (history or {}).get("messages") or [] if isinstance(history, dict) else []:
                 mids = ((row.get("params") or {}).get("CONNECTOR_MID")) or []
