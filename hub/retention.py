@@ -1,5 +1,6 @@
-"""Retention: finished deliveries, their events, processed raw webhooks and (when
-configured) tracked-link visits that never started a conversation age out."""
+"""Retention: finished deliveries, their events, processed raw webhooks, the update ids
+channels applied (Telegram resends an update for a day at most) and (when configured)
+tracked-link visits that never started a conversation age out."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -9,7 +10,7 @@ from sqlalchemy import delete, exists, select
 
 from connectors.base import registry
 from hub.db import Database
-from hub.models import CrmLink, Delivery, Event, RawWebhook, Visit
+from hub.models import ChannelUpdate, CrmLink, Delivery, Event, RawWebhook, Visit
 
 # Idempotency keys of CRM commands (hub.commands) are scratch too.
 HUB_SCRATCH_LINKS = frozenset({"command"})
@@ -49,6 +50,9 @@ def purge(db: Database, *, now: datetime, days: int, visit_days: int = 0) -> dic
             db, CrmLink.id, CrmLink.entity_type.in_(sorted(scratch_link_types())), CrmLink.created_at < cutoff
         ),
     }
+    with db.scope() as session:  # a few dozen bytes each: one statement
+        counts["channel_updates"] = session.execute(
+            delete(ChannelUpdate).where(ChannelUpdate.received_at < cutoff)).rowcount
     if visit_days:
         counts["visits"] = _delete_in_chunks(
             db, Visit.id, Visit.matched_at.is_(None), Visit.visited_at < now - timedelta(days=visit_days))

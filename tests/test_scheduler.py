@@ -79,7 +79,7 @@ def test_retention_job_purges_old_finished_work(runtime):
         for link in session.scalars(select(CrmLink)):
             link.created_at = clock() - timedelta(days=40)
     counts = purge(runtime.db, now=clock(), days=30)
-    assert counts == {"deliveries": 1, "events": 1, "raw_webhooks": 0, "scratch_links": 1}
+    assert counts == {"deliveries": 1, "events": 1, "raw_webhooks": 0, "scratch_links": 1, "channel_updates": 0}
     assert links.get("contact", "1") == "c-1", "real links are kept"
     with runtime.db.scope() as session:
         assert session.scalar(select(func.count()).select_from(Event)) == 1

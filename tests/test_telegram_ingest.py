@@ -194,3 +194,14 @@ def test_text_no_column_can_hold_is_kept_not_lost(client, runtime, bot, text):
         assert raw.body == body
         stored = session.scalars(select(Message)).all()
         assert raw.status == ("processed" if stored else "failed")
+
+
+def test_applied_update_ids_age_out_with_retention(client, runtime, bot):
+    from datetime import timedelta
+
+    from hub.retention import purge
+
+    post_update(client, bot[1], fixture("text"))
+    assert purge(runtime.db, now=utcnow(), days=30)["channel_updates"] == 0
+    assert purge(runtime.db, now=utcnow() + timedelta(days=31), days=30)["channel_updates"] == 1
+    assert count(runtime, ChannelUpdate) == 0 and count(runtime, Message) == 1
