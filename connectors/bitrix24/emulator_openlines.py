@@ -69,6 +69,10 @@ def _line(p: Any, params: dict[str, Any]) -> int:
     return int(raw)
 
 
+def _flag(value: Any) -> bool:
+    return value not in (False, 0, "0", "", "N", "n", "false", None)
+
+
 def _items(value: Any) -> list[Any]:
     return list(value.values()) if isinstance(value, dict) else list(value or [])
 
@@ -97,7 +101,8 @@ def register(p: Any, params: dict[str, Any]) -> Any:
     if not isinstance(handler, str) or not handler.startswith(("http://", "https://")):
         return refused("NO_PLACEMENT_HANDLER", "Failed to get embedding handler URL")
     p.ol.connectors[cid.lower()] = {"ID": cid.lower(), "NAME": params["NAME"], "ICON": icon,
-                                    "PLACEMENT_HANDLER": handler}
+                                    "PLACEMENT_HANDLER": handler,
+                                    "NEED_SYSTEM_MESSAGES": _flag(params.get("NEED_SYSTEM_MESSAGES", True))}
     return Answer({"result": True})
 
 
@@ -261,6 +266,9 @@ def message_add(p: Any, params: dict[str, Any]) -> Any:
                           "author": "system" if system else "app", "text": text, "files": [], "date": "",
                           "params": {}, "status": ""}
     room["messages"].append(mid)
+    if system and p.ol.connectors.get(room["connector"], {}).get("NEED_SYSTEM_MESSAGES", True):
+        # "Allows sending system messages to the channel" (imconnector.register)
+        _queue_event(p, room, mid, {"user_id": 0, "text": text})
     return Answer(mid)
 
 
@@ -310,14 +318,18 @@ def operator_reply(p: Any, external_chat: str, text: str, *, user_id: int = 5, f
         message: dict[str, Any] = {"user_id": user_id, "text": signed}
         if files:
             message["files"] = files
-        data = {"CONNECTOR": room["connector"], "LINE": room["line"], "MESSAGES": [
-            {"im": {"chat_id": room["chat_id"], "message_id": mid}, "message": message,
-             "chat": {"id": room["external_id"]}}]}
-        for h in p.handlers:
-            if h["event"] == "ONIMCONNECTORMESSAGEADD":
-                p.outbox.append({"handler": h, "event": "ONIMCONNECTORMESSAGEADD", "id": mid,
-                                 "ts": int(p.clock()), "data": data})
+        _queue_event(p, room, mid, message)
         return mid
+
+
+def _queue_event(p: Any, room: dict[str, Any], mid: int, message: dict[str, Any]) -> None:
+    data = {"CONNECTOR": room["connector"], "LINE": room["line"], "MESSAGES": [
+        {"im": {"chat_id": room["chat_id"], "message_id": mid}, "message": message,
+         "chat": {"id": room["external_id"]}}]}
+    for h in p.handlers:
+        if h["event"] == "ONIMCONNECTORMESSAGEADD":
+            p.outbox.append({"handler": h, "event": "ONIMCONNECTORMESSAGEADD", "id": mid,
+                             "ts": int(p.clock()), "data": data})
 
 
 def chats_page(p: Any) -> str:

@@ -39,6 +39,7 @@ HANDLED = frozenset({"message.received", "message.sent", "message.status"})
 CHAT_LINK = "bitrix24.ol_chat"  # hub conversation id -> Bitrix24 chat id (session.CHAT_ID)
 MESSAGE_LINK = "bitrix24.ol_msg"  # hub message id -> Bitrix24 chat id it was posted into
 TRY_MARKER = "bitrix24.ol_try"  # hub message id -> the try that is sending it
+NOTICE = "bitrix24.ol_notice"  # im message id of a system message the hub wrote -> "notice"
 REPORTED = "bitrix24.ol_reported"  # "<hub message id>:<delivered|read|failed>" -> reported
 CRM_MESSAGE = "crm_message"  # hub message id -> "<im chat id>:<im message id>" (hub/commands.py)
 KEY_PREFIX = "bitrix24.ol:"
@@ -148,12 +149,20 @@ class OpenLines:
         if not hook_url:
             return CheckResult(False, "Open Lines: the hub's base_url is not configured, so Bitrix24 cannot be "
                                       "told where to send operators' replies", {"openlines": {}})
+        # A request of its own, as JSON: its flags must arrive as booleans (inside a batch
+        # they would become "Y"/"N" strings). NEED_SYSTEM_MESSAGES=false: the chat's system
+        # messages - the hub's own notices among them - are not sent to WhatsApp.
+        registered: Any = None
+        register_error: Bitrix24Error | None = None
+        try:
+            registered = self.client.call("imconnector.register", {
+                "ID": s.connector, "NAME": "WhatsApp (hub)",
+                "ICON": {"DATA_IMAGE": ICON, "COLOR": "#25D366", "SIZE": "90%", "POSITION": "center"},
+                "PLACEMENT_HANDLER": f"{hook_url}/placement", "NEED_SYSTEM_MESSAGES": False})
+        except Bitrix24Error as exc:
+            register_error = exc
         try:
             answer = self.client.batch([
-                ("register", "imconnector.register", {
-                    "ID": s.connector, "NAME": "WhatsApp (hub)",
-                    "ICON": {"DATA_IMAGE": ICON, "COLOR": "#25D366", "SIZE": "90%", "POSITION": "center"},
-                    "PLACEMENT_HANDLER": f"{hook_url}/placement"}),
                 ("activate", "imconnector.activate", {"CONNECTOR": s.connector, "LINE": s.line, "ACTIVE": "1"}),
                 ("bind", "event.bind", {"event": "OnImConnectorMessageAdd", "handler": hook_url}),
                 ("status", "imconnector.status", {"CONNECTOR": s.connector, "LINE": s.line}),
@@ -162,11 +171,10 @@ class OpenLines:
             return CheckResult(False, f"Open Lines: Bitrix24 did not accept the set-up: {exc.summary()}",
                                {"openlines": {}})
         hops: dict[str, str] = {}
-        registered = answer.results.get("register")
         if isinstance(registered, dict) and registered.get("result"):
             hops["registered"] = f"connector {s.connector} registered"
         else:
-            err = answer.errors.get("register")
+            err = register_error
             why = err.summary() if err else f"{(registered or {}).get('error')}: {(registered or {}).get('error_description')}"
             hops["registered"] = f"not registered ({why})"
         status = answer.results.get("status") if isinstance(answer.results.get("status"), dict) else {}
@@ -370,6 +378,7 @@ class OpenLines:
             try:
                 answer = self.client.batch(calls)
                 errors = answer.errors
+                self._remember_notices(answer.results, [k for k, _, _ in calls if k.startswith("f")])
             except Bitrix24Error as exc:
                 outcome = self._failure(exc, "batch")
                 for event, _, _ in reporting:
@@ -389,6 +398,11 @@ class OpenLines:
             outcomes.setdefault(event.id, Outcome.done({"reported": "already"}))
         return outcomes
 
+    def _remember_notices(self, results: dict[str, Any], keys: list[str]) -> None:
+        ids = [str(results[k]) for k in keys if str(results.get(k) or "").isdigit()]
+        if ids:
+            self.links.put_many(NOTICE, [(i, "notice", "1") for i in ids])
+
     # ---- Bitrix24 -> hub -----------------------------------------------------------------
     def commands_for(self, body: dict[str, Any]) -> list[Command]:
         data = body.get("data") if isinstance(body.get("data"), dict) else {}
@@ -401,6 +415,8 @@ class OpenLines:
         raw = data.get("MESSAGES")
         items = list(raw.values()) if isinstance(raw, dict) else list(raw or [])
         commands: list[Command] = []
+        ours = self.links.get_many(NOTICE, [str((i.get("im") or {}).get("message_id") or "") for i in items
+                                            if isinstance(i, dict) and isinstance(i.get("im"), dict)])
         for item in items:
             if not isinstance(item, dict):
                 continue
@@ -411,8 +427,8 @@ class OpenLines:
             conversation = str(chat.get("id") or "")
             if not (chat_id.isdigit() and message_id.isdigit()):
                 raise WebhookRejected(400, f"{EVENT} without im.chat_id / im.message_id")
-            if not conversation.isdigit():
-                continue  # not a chat the hub opened
+            if not conversation.isdigit() or message_id in ours:
+                continue  # not a chat the hub opened, or the hub's own notice coming back
             raw_text = str(message.get("text") or "")
             text = whatsapp_text(raw_text)
             files = message.get("files")
@@ -450,5 +466,6 @@ class OpenLines:
                               {"DIALOG_ID": f"chat{chat_id}", "SYSTEM": "Y", "MESSAGE": window_notice(result)}))
         if calls:
             answer = self.client.batch(calls[:50])
+            self._remember_notices(answer.results, [k for k, _, _ in calls])
             for key, err in answer.errors.items():
                 log.warning("Bitrix24: could not tell the chat about a refused reply (%s): %s", key, err.summary())

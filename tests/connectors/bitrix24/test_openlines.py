@@ -222,3 +222,29 @@ def test_5xx_and_lost_answers_end_with_exact_counts(database_url, tmp_path, port
                 f"Message {n} of conversation {i}" for n in (1, 2, 3)]
     finally:
         runtime.db.dispose()
+
+
+def test_the_hubs_own_notice_coming_back_as_an_event_sends_nothing(runtime, portal):
+    """Should the connector send system messages to the channel after all (registered by
+    someone else with NEED_SYSTEM_MESSAGES=true), the hub's notice comes back as
+    ONIMCONNECTORMESSAGEADD: it is recognised by its id and sends nothing."""
+    from urllib.parse import urlencode
+
+    from connectors.base import SendText
+    from connectors.bitrix24 import webhooks
+    from tests.connectors.bitrix24.test_webhooks import request_from
+
+    cid = set_up(runtime, portal)
+    emit_messages(runtime, 1, 1)
+    Worker(runtime.db, runtime.vault, runtime.config).drain()
+    p = portal.portal
+    p.ol.connectors["whatsapp_hub"]["NEED_SYSTEM_MESSAGES"] = True
+    b24 = built(runtime, cid)
+    command = SendText("hi", conversation_id=5000, idempotency_key="bitrix24.ol:1", crm_message_id="1801:1")
+    b24.commands_done([command], [{"command": "SendText", "ok": False, "detail": "window_closed: closed",
+                                   "message_id": None, "templates": []}])
+    assert len(p.outbox) == 1
+    form = p.event_form(p.outbox[0])
+    commands = b24.handle_webhook(request_from(urlencode(form)))
+    assert commands == []
+    assert webhooks.parse_body(request_from(urlencode(form)))["event"] == "ONIMCONNECTORMESSAGEADD"

@@ -82,6 +82,8 @@ def test_replies_from_the_open_line_reach_whatsapp_once(client, runtime):
         notices = [p.ol.messages[m]["text"] for m in room["messages"] if p.ol.messages[m]["author"] == "system"]
         assert len(notices) == 1
         assert "24 hours" in notices[0] and "order_update (en)" in notices[0]
+        assert p.outbox == []  # registered with NEED_SYSTEM_MESSAGES=false: the notice stays in Bitrix24
+        assert p.ol.connectors["whatsapp_hub"]["NEED_SYSTEM_MESSAGES"] is False
         assert len(emu.sent) == 1
         page = client.get("/").status_code  # the hub still answers
         assert page in (200, 302, 404)
