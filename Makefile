@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: run test install chromium translations migrate bench clean
+.PHONY: run test install chromium fonts translations migrate bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,16 @@ chromium:
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; \
 	fi
 
+# DejaVu Sans for the labels of the report e-mails' PNG charts (Cyrillic included);
+# without it Pillow's own font is used. Idempotent.
+DEJAVU = /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
+fonts:
+	@if [ ! -f $(DEJAVU) ]; then \
+		echo "== installing Debian's fonts-dejavu-core for the report charts"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends fonts-dejavu-core; \
+	fi
+
 # After changing the admin's texts: refresh the catalogue template and the Russian
 # catalogue, then translate the new (empty or fuzzy) entries in hub/translations/ru.
 # The hub compiles the .po files itself at start-up.
@@ -41,7 +51,7 @@ run: migrate
 	$(BIN)/hub serve
 
 # The whole suite on SQLite, then again on PostgreSQL when HUB_TEST_POSTGRES_URL is set.
-test: install chromium
+test: install chromium fonts
 	$(BIN)/pytest
 	@if [ -n "$$HUB_TEST_POSTGRES_URL" ]; then \
 		echo "== again on PostgreSQL ($$HUB_TEST_POSTGRES_URL)"; \

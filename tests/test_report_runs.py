@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import email
 import io
+import re
 import socket
 import time
 from datetime import datetime, timedelta, timezone
@@ -15,6 +16,7 @@ from email import policy
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from PIL import Image
 from sqlalchemy import func, select
 
 from hub.db import utcnow
@@ -23,6 +25,7 @@ from hub.reports.jobs import scheduled_reports
 from hub.reports.runs import run_due
 from hub.scheduler import LeaderScheduler, registered_jobs
 from tests.conftest import make_config
+from tests.test_report_charts import columns_drawn, rows_drawn
 from tests.support.whatsapp import make_channel
 
 MONDAY_9 = datetime(2026, 11, 30, 9, 0, tzinfo=timezone.utc)
@@ -106,6 +109,23 @@ def test_a_weekly_report_arrives_once_with_its_figures_and_attachment(reporting,
     assert message["Subject"].startswith("Weekly sales: 2026-11-23 09:00 - 2026-11-30 09:00")
     html = message.get_body(("html",)).get_content()
     assert "Conversations" in html and "<b>1</b>" in html
+    # The charts: inline PNG images of a multipart/related the HTML shows by cid:.
+    (related,) = [p for p in message.walk() if p.get_content_type() == "multipart/related"]
+    images = {p["Content-ID"].strip("<>"): p for p in related.iter_parts() if p.get_content_type() == "image/png"}
+    cids = re.findall(r"src='cid:([^']+)'", html)
+    assert len(cids) == 3 and set(cids) == set(images), "each image referenced, nothing else"
+    drawn = {}
+    for cid in cids:
+        image = Image.open(io.BytesIO(images[cid].get_content()))
+        assert image.format == "PNG" and image.size[0] == 600
+        image.verify()
+        assert images[cid].get_content_disposition() == "inline"
+        drawn[images[cid].get_filename()] = images[cid].get_content()
+    assert columns_drawn(drawn["per_slot.png"]) == 7, "one bar per day of the week"
+    assert columns_drawn(drawn["first_response.png"]) == 7, "the histogram's buckets"
+    assert rows_drawn(drawn["operators.png"]) == 1, "(unassigned)"
+    text = message.get_body(("plain",)).get_content()
+    assert "Conversations per day:" in text and "  11-28: 1" in text and "First response times:" in text
     (attachment,) = list(message.iter_attachments())
     table = list(csv.DictReader(io.StringIO(attachment.get_content())))
     assert [row["contact_name"] for row in table] == ["Ana"] and table[0]["missed"] == "True"

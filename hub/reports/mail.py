@@ -1,13 +1,24 @@
-"""A report as an e-mail (HTML and plain text, the export attached) and sending it over
-SMTP as [reports] says. Refusals become ReportMailError with what the server said."""
+"""A report as an e-mail and sending it over SMTP as [reports] says. Refusals become
+ReportMailError with what the server said.
+
+The message: multipart/mixed of multipart/alternative (plain text with every figure,
+for clients without HTML; multipart/related of the HTML and its charts as PNG images it
+shows by cid: reference) and the export attached.
+"""
 from __future__ import annotations
 
 import html
 import smtplib
 import ssl
+import struct
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from typing import Any
+from typing import Any, Sequence
+
+from hub.reports import charts_png
+from hub.reports.grouping import slot_label, slots
 
 
 class ReportMailError(Exception):
@@ -45,8 +56,43 @@ def lines(figures: dict[str, Any], previous: dict[str, Any] | None) -> list[tupl
     ]
 
 
+@dataclass(frozen=True)
+class Chart:
+    """One chart of the e-mail: its bars (also written out in the text part) and PNG."""
+
+    key: str
+    title: str
+    bars: list[tuple[str, float]]
+    png: bytes
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) from the PNG's IHDR chunk."""
+        return struct.unpack(">II", self.png[16:24])
+
+
+def report_charts(figures: dict[str, Any], *, start: datetime, end: datetime, per_slot: Sequence[tuple[datetime, int]],
+           first_response_histogram: dict[str, int]) -> list[Chart]:
+    """The e-mail's charts, as the admin dashboard draws them: conversations per day (per
+    hour for a day), first response times in the histogram's buckets, per operator."""
+    _every, step = slots(start, end)
+    hourly = step < timedelta(days=1)
+    series = [(slot_label(at, step), n) for at, n in per_slot]
+    buckets = list(first_response_histogram.items())
+    operators = [(o["operator"], o["conversations"]) for o in figures.get("by_operator", [])]
+    per = "Conversations per hour" if hourly else "Conversations per day"
+    return [
+        Chart("per_slot", per, series, charts_png.columns(series, title=per)),
+        Chart("first_response", "First response times", buckets,
+              charts_png.columns(buckets, title="First response times", every=1)),
+        Chart("operators", "Conversations per operator", operators,
+              charts_png.horizontal_bars(operators, title="Conversations per operator")),
+    ]
+
+
 def build(*, name: str, period: str, figures: dict[str, Any], previous: dict[str, Any] | None, sender: str,
-          recipients: list[str], attachment: bytes, attachment_name: str) -> EmailMessage:
+          recipients: list[str], attachment: bytes, attachment_name: str, charts: Sequence[Chart] = (),
+          export_url: str | None = None, export_expires: str | None = None) -> EmailMessage:
     message = EmailMessage()
     message["Subject"] = f"{name}: {period}"
     message["From"] = sender
@@ -57,7 +103,17 @@ def build(*, name: str, period: str, figures: dict[str, Any], previous: dict[str
     text = [f"{name} - {period}", ""] + [f"{label}: {now} (before: {old})" for label, now, old in rows]
     text += ["", "By operator:"] + [f"  {o['operator']}: {o['conversations']} conversations, {o['replies']} replies"
                                      for o in figures.get("by_operator", [])]
+    for chart in charts:
+        if chart.key != "operators":  # written out above, with the replies
+            text += ["", f"{chart.title}:"] + [f"  {label}: {charts_png.number(n)}" for label, n in chart.bars]
+    if export_url:
+        text += ["", f"The export, also online until {export_expires}: {export_url}"]
     message.set_content("\n".join(text))
+    cids = [make_msgid(idstring=chart.key, domain="report.hub") for chart in charts]
+    images = "".join(f"<h3>{html.escape(chart.title)}</h3><img src='cid:{cid[1:-1]}' alt='{html.escape(chart.title)}'"
+                     f" width='{chart.size[0]}' height='{chart.size[1]}'>" for chart, cid in zip(charts, cids))
+    link = (f"<p><a href='{html.escape(export_url)}'>The export</a>, online until {html.escape(export_expires or '')}"
+            f"</p>" if export_url else "")
     cells = "".join(f"<tr><td>{html.escape(label)}</td><td align='right'><b>{html.escape(now)}</b></td>"
                     f"<td align='right'>{html.escape(old)}</td></tr>" for label, now, old in rows)
     operators = "".join(f"<tr><td>{html.escape(o['operator'])}</td><td align='right'>{o['conversations']}</td>"
@@ -66,7 +122,11 @@ def build(*, name: str, period: str, figures: dict[str, Any], previous: dict[str
         f"<html><body><h2>{html.escape(name)}</h2><p>{html.escape(period)}</p>"
         f"<table cellpadding='4'><tr><th></th><th>This period</th><th>Before</th></tr>{cells}</table>"
         f"<h3>By operator</h3><table cellpadding='4'><tr><th>Operator</th><th>Conversations</th>"
-        f"<th>Replies</th></tr>{operators}</table></body></html>", subtype="html")
+        f"<th>Replies</th></tr>{operators}</table>{images}{link}</body></html>", subtype="html")
+    body = message.get_payload()[1]
+    for chart, cid in zip(charts, cids):
+        body.add_related(chart.png, maintype="image", subtype="png", cid=cid, disposition="inline",
+                         filename=f"{chart.key}.png")
     message.add_attachment(attachment, maintype="text", subtype="csv", filename=attachment_name)
     return message
 

@@ -18,9 +18,10 @@ from sqlalchemy.exc import IntegrityError
 
 from hub.events import emit
 from hub.models import ReportRun, ReportSchedule
-from hub.reports import mail
+from hub.reports import mail, metrics
 from hub.reports.export import csv_chunks
-from hub.reports.rows import Filters, summary
+from hub.reports.grouping import per_slot
+from hub.reports.rows import Filters, Summary, rows, summary
 from hub.reports.schedule import When, due
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,18 @@ def run_due(runtime: Any, now: datetime, *, send_mail: Callable = mail.send) -> 
     return made
 
 
+def _charts(figures: dict[str, Any], start: datetime, end: datetime, opened: list[datetime],
+            histogram: dict[str, int]) -> list[mail.Chart]:
+    """The e-mail's charts; a chart that cannot be drawn leaves the e-mail without them
+    (the figures are all in its text), never unsent."""
+    try:
+        return mail.report_charts(figures, start=start, end=end, per_slot=per_slot(start, end, opened),
+                                  first_response_histogram=histogram)
+    except Exception:  # noqa: BLE001 - Pillow's errors are many; the report still goes
+        log.exception("the charts of the report of %s - %s could not be drawn", start, end)
+        return []
+
+
 def produce(runtime: Any, schedule_id: int, start: datetime, end: datetime, *, now: datetime, manual: bool = False,
             send_mail: Callable = mail.send) -> int | None:
     """Make and send the run of one period; None when another process made it first."""
@@ -69,7 +82,12 @@ def produce(runtime: Any, schedule_id: int, start: datetime, end: datetime, *, n
     with runtime.db.scope() as session:
         schedule = session.get(ReportSchedule, schedule_id)
         filters = filters_of(schedule, start, end)
-        figures = summary(session, filters, now=now)
+        total, opened = Summary(), []
+        for row in rows(session, filters, now=now):
+            total.add(row)
+            opened.append(datetime.fromisoformat(row["opened_at"]))
+        figures = total.figures()
+        histogram = metrics.histogram(total.first_response)
         previous = summary(session, filters_of(schedule, start - (end - start), start), now=now)
         export = "".join(csv_chunks(session, filters, now=now)).encode("utf-8")
         name, recipients, webhook = schedule.name, list(schedule.recipients or []), schedule.webhook
@@ -78,7 +96,8 @@ def produce(runtime: Any, schedule_id: int, start: datetime, end: datetime, *, n
         settings = runtime.config.reports
         message = mail.build(name=name, period=period, figures=figures, previous=previous,
                              sender=settings.from_address or "hub@localhost", recipients=recipients,
-                             attachment=export, attachment_name=f"conversations-{start:%Y%m%d}-{end:%Y%m%d}.csv")
+                             attachment=export, attachment_name=f"conversations-{start:%Y%m%d}-{end:%Y%m%d}.csv",
+                             charts=_charts(figures, start, end, opened, histogram))
         try:
             send_mail(message, settings)
         except mail.ReportMailError as exc:

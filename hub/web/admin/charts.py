@@ -13,6 +13,8 @@ from typing import Sequence
 
 from markupsafe import Markup, escape
 
+from hub.reports.grouping import nice_max as _nice_max
+
 ACCENT = "#1a66d6"
 INK = "#374151"
 MUTED = "#6b7280"
@@ -37,19 +39,6 @@ def _attrs(**values: object) -> str:
 
 def _linked(bar: Bar, inner: str) -> str:
     return f'<a href="{escape(bar.href)}">{inner}</a>' if bar.href else inner
-
-
-def _nice_max(value: float) -> float:
-    """A round top for the axis (1, 2, 5 times a power of ten) at or above `value`."""
-    if value <= 0:
-        return 1
-    power = 1
-    while power * 10 <= value:
-        power *= 10
-    for step in (1, 2, 5, 10):
-        if step * power >= value:
-            return step * power
-    return 10 * power
 
 
 def _open(width: int, height: int, title: str, kind: str) -> str:

@@ -19,6 +19,7 @@ from hub.db import utcnow
 from hub.models import Channel, Team, User
 from hub.reports import metrics
 from hub.reports.export import csv_chunks, xlsx_file
+from hub.reports.grouping import slot_label, slot_of, slots
 from hub.reports.rows import Summary, rows, source_of
 from hub.web.admin import bp, charts
 from hub.web.admin.report_period import NONE, PRESETS, ReportInputError, ReportQuery, read_query
@@ -88,16 +89,6 @@ def change(current: float | None, previous: float | None, better: str = "") -> d
     return {"arrow": arrow, "text": f"{arrow} {abs(percent):.0f}%", "tone": tone}
 
 
-def slots(start: datetime, end: datetime) -> tuple[list[datetime], timedelta]:
-    """The chart's slots of a period: hours for a day or less, else days."""
-    step = timedelta(hours=1) if end - start <= timedelta(days=1) else timedelta(days=1)
-    out, at = [], start
-    while at < end:
-        out.append(at)
-        at += step
-    return out, step
-
-
 def _db() -> Any:
     return current_app.extensions["hub"].db
 
@@ -147,7 +138,7 @@ def _charts(q: ReportQuery, total: Summary, per_slot: Counter, users: dict[str, 
     figures = total.figures()
     moments, step = slots(q.start, q.end)
     hourly = step < timedelta(days=1)
-    series = [charts.Bar(at.strftime("%H:00") if hourly else at.strftime("%m-%d"), per_slot[at],
+    series = [charts.Bar(slot_label(at, step), per_slot[at],
                          url_for("admin.report_conversations", metric="conversations",
                                  **q.slot(at, at + step).args()))
               for at in moments]
@@ -191,7 +182,7 @@ def reports() -> Any:
         for row in _matching(s, q):
             total.add(row)
             opened = datetime.fromisoformat(row["opened_at"])
-            per_slot[q.start + step * int((opened - q.start) / step)] += 1
+            per_slot[slot_of(q.start, step, opened)] += 1
         before = Summary()
         for row in _matching(s, q, previous=True):
             before.add(row)
