@@ -13,7 +13,7 @@ from hub import payloads
 from hub.channels.base import Outgoing, Unreachable
 from hub.channels.sending import queue
 from hub.db import utcnow
-from hub.models import ChannelUpdate, Contact, Conversation, Event, Message, RawWebhook
+from hub.models import Channel, ChannelUpdate, Contact, Conversation, Event, Message, RawWebhook
 from tests.support.telegram import fixture, make_bot_channel, post_update
 
 MESSAGE_FIXTURES = {"text": "text", "start_deep_link": "text", "photo": "image", "document": "document",
@@ -205,3 +205,33 @@ def test_applied_update_ids_age_out_with_retention(client, runtime, bot):
     assert purge(runtime.db, now=utcnow(), days=30)["channel_updates"] == 0
     assert purge(runtime.db, now=utcnow() + timedelta(days=31), days=30)["channel_updates"] == 1
     assert count(runtime, ChannelUpdate) == 0 and count(runtime, Message) == 1
+
+
+def test_a_tracked_link_opens_the_bot_with_its_code_and_start_attributes_the_lead(client, runtime, bot):
+    from urllib.parse import urlsplit
+
+    from tests.support.tracking import make_link
+
+    with runtime.db.scope() as session:  # as create_telegram_channel leaves it: "@<username>"
+        assert session.get(Channel, bot[0]).display_number == "@shop_bot"
+    make_link(runtime, bot[0], utm_source="instagram", utm_campaign="winter")
+    r = client.get("/l/spring-sale?utm_content=story")
+    assert r.status_code == 302
+    location = urlsplit(r.headers["Location"])
+    assert (location.scheme, location.netloc, location.path) == ("https", "t.me", "/shop_bot")
+    code = location.query.removeprefix("start=")
+    assert len(code) == 6 and code.isalnum()
+    assert client.head("/l/spring-sale").headers["Location"] == "https://t.me/shop_bot"
+    body = json.loads(fixture("start_deep_link"))
+    body["message"]["text"] = f"/start {code}"  # what Telegram sends when they press Start
+    post_update(client, bot[1], json.dumps(body).encode())
+    with runtime.db.scope() as session:
+        conversation = session.scalars(select(Conversation)).one()
+        assert conversation.lead_source["campaign"] == "Spring sale"
+        source = conversation.lead_source
+        assert source["kind"] == "tracked_link"
+        assert (source["utm_source"], source["utm_campaign"], source["utm_content"], source["code"]) == \
+            ("instagram", "winter", "story", code)
+        assert session.scalars(select(Message)).one().payload["tracking"]["code"] == code
+    started = events(runtime, "lead.attributed")[0][1]
+    assert started["lead_source"]["campaign"] == "Spring sale"

@@ -26,7 +26,8 @@ CONNECTION_ATTEMPTS = 3
 _FIELDS = tuple(c.name for c in Visit.__table__.columns
                 if c.name not in ("id", "link_id", "code", "live_code", "visited_at", "matched_at"))
 
-# A number the visitor cannot be sent to (no digits) records nothing, as before.
+# A number the visitor cannot be sent to (no digits, not a Telegram bot's "@name")
+# records nothing, as before (visits.chat_url decides the same in Python).
 _VISIT_SQL = f"""
 WITH link AS (
     SELECT tl.id, tl.text_template, tl.static_code, ch.display_number
@@ -38,7 +39,7 @@ WITH link AS (
            CASE WHEN link.static_code IS NULL THEN %(code)s END, %(visited_at)s,
            {", ".join(f"%({name})s" for name in _FIELDS)}
     FROM link, (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
-    WHERE link.display_number ~ '[0-9]'
+    WHERE link.display_number ~ '[0-9]' OR link.display_number ~ '^@[A-Za-z][A-Za-z0-9_]{{2,31}}$'
     RETURNING code
 )
 SELECT link.text_template, link.display_number, (SELECT code FROM visit) FROM link

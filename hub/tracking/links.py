@@ -13,7 +13,7 @@ from hub import payloads
 from hub.attribution import UTM_FIELDS
 from hub.models import Channel, TrackedLink
 from hub.tracking.codes import normalise_static_code, static_code_problem
-from hub.tracking.visits import number_digits, prefilled_text, wa_me_url
+from hub.tracking.visits import chat_url, number_digits, prefilled_text
 
 SLUG = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
 TEXT_MAX = 1000  # the prefilled text travels in a URL
@@ -85,7 +85,7 @@ def _check(session: Session, values: Mapping[str, Any], link_id: int | None) -> 
         channel = session.get(Channel, values["channel_id"])
         if channel is None:
             raise InvalidLink({"channel_id": [f"no channel with id {values['channel_id']}"]})
-        if len(number_digits(channel)) < 7:
+        if len(number_digits(channel)) < 7 and not (channel.kind == "telegram" and chat_url(channel.display_number)):
             raise InvalidLink({"channel_id": ["this channel has no display number; set it first "
                                               "(wa.me links need the number)"]})
     for name in ("slug", "static_code"):
@@ -127,8 +127,9 @@ def link_out(session: Session, link: TrackedLink, base_url: str) -> dict[str, An
         "id", "slug", "channel_id", "campaign", "text_template", *UTM_FIELDS, "static_code", "active")}
     out["url"] = f"{base_url.rstrip('/')}/l/{link.slug}"
     out["script_tag"] = f'<script src="{base_url.rstrip("/")}/t.js" data-link="{link.slug}" async></script>'
-    out["wa_me_url"] = wa_me_url(number_digits(channel), prefilled_text(link.text_template, link.static_code)) \
-        if link.static_code else None
+    # The chat link for print (wa.me, or t.me/<bot>?start=<code>).
+    out["wa_me_url"] = chat_url(channel.display_number, prefilled_text(link.text_template, link.static_code),
+                                link.static_code) if link.static_code else None
     out["created_at"] = payloads.iso(link.created_at)
     out["updated_at"] = payloads.iso(link.updated_at)
     return out

@@ -124,6 +124,21 @@ def wa_me_url(digits: str, text: str | None = None) -> str:
     return f"{url}?text={quote(text, safe='')}" if text else url
 
 
+_BOT_USERNAME = re.compile(r"@([A-Za-z][A-Za-z0-9_]{2,31})")
+
+
+def chat_url(number: str | None, text: str | None = None, code: str | None = None) -> str | None:
+    """Where a visitor is sent to start the chat: wa.me/<digits>?text=<text> for a
+    WhatsApp number; t.me/<bot>?start=<code> for a Telegram bot (display number
+    "@name"), which opens the bot and sends "/start <code>" when they press Start (a
+    deep link carries no text, only the code). None: nowhere to send them."""
+    bot = _BOT_USERNAME.fullmatch(number or "")
+    if bot:
+        return f"https://t.me/{bot.group(1)}" + (f"?start={quote(code, safe='')}" if code else "")
+    digits = number_digits(number)
+    return wa_me_url(digits, text) if digits else None
+
+
 @dataclass(frozen=True)
 class Redirect:
     code: str
@@ -146,12 +161,13 @@ _LINK_BY_SLUG = (
 
 
 def find_link(db: Database, slug: str) -> tuple[int, str, str | None, str] | None:
-    """(link id, text template, static code, number digits) of an active link."""
+    """(link id, text template, static code, the chat's URL without a code) of an active link."""
     with db.engine.connect() as conn:
         row = conn.execute(_LINK_BY_SLUG, {"slug": slug}).first()
-    if row is None or not number_digits(row[3]):
+    url = chat_url(row[3]) if row is not None else None
+    if url is None:
         return None
-    return row[0], row[1], row[2], number_digits(row[3])
+    return row[0], row[1], row[2], url
 
 
 def record_visit(db: Database, slug: str, fields: Mapping[str, Any], *, now: datetime,
@@ -169,10 +185,11 @@ def record_visit(db: Database, slug: str, fields: Mapping[str, Any], *, now: dat
         except IntegrityError:
             retire_expired(db, code, cutoff=now - window)
             continue
-        if found is None or not number_digits(found[1]) or found[2] is None:
+        url = chat_url(found[1], prefilled_text(found[0], found[2]), found[2]) \
+            if found is not None and found[2] is not None else None
+        if url is None:
             raise LinkNotFound(slug)
-        template, number, stored = found
-        return Redirect(stored, wa_me_url(number_digits(number), prefilled_text(template, stored)))
+        return Redirect(found[2], url)
     raise CodesExhausted(f"no free code after {MINT_ATTEMPTS} attempts")
 
 
@@ -189,7 +206,7 @@ def _store_core(db: Database, slug: str, code: str, fields: Mapping[str, Any],
     """SQLite (one writer, in-process): the lookup and the INSERT in one transaction."""
     with db.engine.begin() as conn:
         row = conn.execute(_LINK_BY_SLUG, {"slug": slug}).first()
-        if row is None or not number_digits(row[3]):
+        if row is None or chat_url(row[3]) is None:
             return None
         link_id, template, static_code, number = row
         stored = static_code or code

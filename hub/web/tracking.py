@@ -193,7 +193,7 @@ def visit(slug: str):
         found = find_link(app.extensions["hub"].db, slug.lower())
         if found is None:
             return _not_found(app, slug).to_response()
-        return Response(status=302, headers=[("Location", f"https://wa.me/{found[3]}"), *_NO_STORE])
+        return Response(status=302, headers=[("Location", found[3]), *_NO_STORE])
     return answer_visit(app, slug, request).to_response()
 
 
