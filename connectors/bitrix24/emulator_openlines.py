@@ -287,6 +287,31 @@ def dialog_messages(p: Any, params: dict[str, Any]) -> Any:
          "text": m["text"], "params": m["params"]} for m in rows], "users": [], "files": []})
 
 
+def dialog_get(p: Any, params: dict[str, Any]) -> Any:
+    """imopenlines.dialog.get by CHAT_ID, DIALOG_ID or USER_CODE
+    (<connector>|<line>|<external chat id>|<Bitrix24 user id>)."""
+    from connectors.bitrix24.emulator import Answer, ApiError
+
+    room = None
+    if str(params.get("CHAT_ID") or "").isdigit():
+        room = p.ol.chat_by_id(int(params["CHAT_ID"]))
+    elif str(params.get("DIALOG_ID") or "").startswith("chat") and str(params["DIALOG_ID"])[4:].isdigit():
+        room = p.ol.chat_by_id(int(str(params["DIALOG_ID"])[4:]))
+    elif params.get("USER_CODE"):
+        parts = str(params["USER_CODE"]).split("|")
+        if len(parts) == 4 and parts[1].isdigit():
+            candidate = p.ol.chats.get((parts[0], int(parts[1]), parts[2]))
+            if candidate and p.ol.users.get(candidate["user"], {}).get("ID") == parts[3]:
+                room = candidate
+    if room is None:
+        raise ApiError("ACCESS_ERROR", "You do not have access to the specified dialog")
+    user = p.ol.users[room["user"]]["ID"]
+    code = f"{room['connector']}|{room['line']}|{room['external_id']}|{user}"
+    return Answer({"id": room["chat_id"], "name": room["name"], "type": "lines", "entity_type": "LINES",
+                   "entity_id": code, "dialog_id": f"chat{room['chat_id']}",
+                   "message_count": len(room["messages"])})
+
+
 METHODS = {
     "imconnector.register": register,
     "imconnector.activate": activate,
@@ -298,6 +323,7 @@ METHODS = {
     "imopenlines.config.list.get": config_list,
     "im.message.add": message_add,
     "im.dialog.messages.get": dialog_messages,
+    "imopenlines.dialog.get": dialog_get,
 }
 
 

@@ -39,6 +39,7 @@ HANDLED = frozenset({"message.received", "message.sent", "message.status"})
 CHAT_LINK = "bitrix24.ol_chat"  # hub conversation id -> Bitrix24 chat id (session.CHAT_ID)
 MESSAGE_LINK = "bitrix24.ol_msg"  # hub message id -> Bitrix24 chat id it was posted into
 TRY_MARKER = "bitrix24.ol_try"  # hub message id -> the try that is sending it
+USER_LINK = "bitrix24.ol_user"  # hub contact id -> the contact's Bitrix24 user (RESULT[].user)
 NOTICE = "bitrix24.ol_notice"  # im message id of a system message the hub wrote -> "notice"
 REPORTED = "bitrix24.ol_reported"  # "<hub message id>:<delivered|read|failed>" -> reported
 CRM_MESSAGE = "crm_message"  # hub message id -> "<im chat id>:<im message id>" (hub/commands.py)
@@ -267,13 +268,15 @@ class OpenLines:
             rows = ((result or {}).get("DATA") or {}).get("RESULT") or []
             if isinstance(rows, dict):
                 rows = list(rows.values())
-            chats, messages = [], []
+            chats, messages, users = [], [], []
             for index, (event, data) in enumerate(chunk):
                 row = rows[index] if index < len(rows) and isinstance(rows[index], dict) else {}
                 chat = str((row.get("session") or {}).get("CHAT_ID") or "")
                 if row.get("SUCCESS") and chat:
                     messages.append((str(data["message"]["id"]), "chat", chat))
                     chats.append((str(data["conversation"]["id"]), "chat", chat))
+                    if str(row.get("user") or "").isdigit():
+                        users.append((str(data["contact"]["id"]), "user", str(row["user"])))
                     outcomes[event.id] = Outcome.done({"chat_id": chat, "session_id": row["session"].get("ID")})
                 elif row.get("SUCCESS") is False:
                     errors = row.get("ERRORS") or ["no reason given"]
@@ -282,6 +285,7 @@ class OpenLines:
                     outcomes[event.id] = Outcome.retry("imconnector.send.messages answered without this message")
             self.links.put_many(MESSAGE_LINK, messages)
             self.links.set_many(CHAT_LINK, chats)
+            self.links.set_many(USER_LINK, users)
         return outcomes
 
     def _find_sent(self, suspects: list[tuple[HubEvent, dict[str, Any]]]) -> dict[str, str] | None:
@@ -290,20 +294,24 @@ class OpenLines:
         if not suspects:
             return {}
         chats = self.links.get_many(CHAT_LINK, sorted({str(d["conversation"]["id"]) for _, d in suspects}))
-        calls = [(f"h{chat}", "im.dialog.messages.get", {"DIALOG_ID": f"chat{chat}", "LIMIT": 50})
-                 for chat in sorted(set(chats.values()))]
-        if not calls:
-            return {}
-        histories: dict[str, Any] = {}
-        for n in range(0, len(calls), 50):
-            try:
-                answer = self.client.batch(calls[n:n + 50])
-            except Bitrix24Error as exc:
-                log.warning("Bitrix24: could not read open line chats to check earlier tries: %s", exc.summary())
-                return None
-            if answer.errors:
-                return None
-            histories.update(answer.results)
+        # A conversation whose first answer was lost has no chat link: its chat is found by
+        # the user code of the contact's Bitrix24 user, when an earlier answer named it.
+        unknown = {str(d["conversation"]["id"]): str(d["contact"]["id"]) for _, d in suspects
+                   if str(d["conversation"]["id"]) not in chats}
+        users = self.links.get_many(USER_LINK, sorted(set(unknown.values())))
+        s = self.setup
+        dialogs = self._read([(f"u{conv}", "imopenlines.dialog.get",
+                               {"USER_CODE": f"{s.connector}|{s.line}|{conv}|{users[contact]}"})
+                              for conv, contact in sorted(unknown.items()) if contact in users])
+        if dialogs is None:
+            return None
+        for key, dialog in dialogs.items():
+            if isinstance(dialog, dict) and str(dialog.get("id") or "").isdigit():
+                chats[key[1:]] = str(dialog["id"])
+        histories = self._read([(f"h{chat}", "im.dialog.messages.get", {"DIALOG_ID": f"chat{chat}", "LIMIT": 50})
+                                for chat in sorted(set(chats.values()))])
+        if histories is None:
+            return None
         found: dict[str, str] = {}
         for _, data in suspects:
             chat = chats.get(str(data["conversation"]["id"]))
@@ -315,6 +323,22 @@ class OpenLines:
                     found[str(data["message"]["id"])] = chat
                     break
         return found
+
+    def _read(self, calls: list[tuple[str, str, dict[str, Any]]]) -> dict[str, Any] | None:
+        """Results of read-only calls, 50 a batch; None when one could not be read.
+        ACCESS_ERROR ("not found or no access") reads as nothing there: the message is
+        sent (again), rather than waiting for ever on a chat the app cannot see."""
+        results: dict[str, Any] = {}
+        for n in range(0, len(calls), 50):
+            try:
+                answer = self.client.batch(calls[n:n + 50])
+            except Bitrix24Error as exc:
+                log.warning("Bitrix24: could not read open line chats to check earlier tries: %s", exc.summary())
+                return None
+            if any(err.code != "ACCESS_ERROR" for err in answer.errors.values()):
+                return None
+            results.update(answer.results)
+        return results
 
     def _report(self, events: list[HubEvent]) -> dict[str, Outcome]:
         """WhatsApp statuses of operators' messages back into their chat."""

@@ -248,3 +248,23 @@ def test_the_hubs_own_notice_coming_back_as_an_event_sends_nothing(runtime, port
     commands = b24.handle_webhook(request_from(urlencode(form)))
     assert commands == []
     assert webhooks.parse_body(request_from(urlencode(form)))["event"] == "ONIMCONNECTORMESSAGEADD"
+
+
+def test_a_lost_first_answer_of_a_returning_contacts_conversation_posts_once(runtime, portal):
+    """The contact wrote before (its Bitrix24 user is known); the first message of a new
+    conversation is posted but the answer is lost: the retry finds the chat by the user
+    code (imopenlines.dialog.get) and the message in it."""
+    cid = set_up(runtime, portal)
+    emit_messages(runtime, 1, 1)
+    Worker(runtime.db, runtime.vault, runtime.config).drain()
+    data = factory.data("message.received", 0, n=1)
+    data["conversation"]["id"] = 6000
+    data["message"] = {**data["message"], "id": 700001, "wa_message_id": "wamid.second-conversation"}
+    event = factory.HubEvent(id="evt-new-conv", type="message.received", version=1, occurred_at=factory.T0,
+                             data=data, ordering_key="conversation:6000")
+    portal.portal.chaos.slow_next = [1.0]
+    assert built(runtime, cid, timeout=0.3).deliver([event])[0].status == "retry"
+    assert built(runtime, cid).deliver([event])[0].status == "done"
+    room = portal.portal.ol.chats[("whatsapp_hub", 1, "6000")]
+    assert len(room["messages"]) == 1
+    assert portal.portal.stats["methods"]["imopenlines.dialog.get"] == 1
