@@ -8,6 +8,7 @@ shows by cid: reference) and the export attached.
 from __future__ import annotations
 
 import html
+import secrets
 import smtplib
 import ssl
 import struct
@@ -109,7 +110,8 @@ def build(*, name: str, period: str, figures: dict[str, Any], previous: dict[str
     if export_url:
         text += ["", f"The export, also online until {export_expires}: {export_url}"]
     message.set_content("\n".join(text))
-    cids = [make_msgid(idstring=chart.key, domain="report.hub") for chart in charts]
+    # Short Content-IDs: a long one is folded onto a second header line in transit.
+    cids = [f"<{chart.key}.{secrets.token_hex(8)}@report.hub>" for chart in charts]
     images = "".join(f"<h3>{html.escape(chart.title)}</h3><img src='cid:{cid[1:-1]}' alt='{html.escape(chart.title)}'"
                      f" width='{chart.size[0]}' height='{chart.size[1]}'>" for chart, cid in zip(charts, cids))
     link = (f"<p><a href='{html.escape(export_url)}'>The export</a>, online until {html.escape(export_expires or '')}"
