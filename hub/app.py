@@ -105,6 +105,8 @@ def create_app(config: Config | Mapping[str, Any] | None = None, *, runtime: Run
     app.register_blueprint(media.bp)
     from hub.web import tracking as tracking_pages
     app.register_blueprint(tracking_pages.bp)
+    from hub.web import report_exports
+    app.register_blueprint(report_exports.bp)
     init_api(app)
     from hub.web.admin import init_admin
     init_admin(app)

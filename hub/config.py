@@ -120,6 +120,8 @@ class ReportsSchema(_Section):
     smtp_timeout_seconds = fields.Integer(load_default=30, validate=validate.Range(1, 600))
     from_address = fields.String(load_default="")
     check_seconds = fields.Integer(load_default=60, validate=validate.Range(10, 3600))
+    # How long the signed export link of a report (e-mail, report.ready) stays valid.
+    link_days = fields.Integer(load_default=7, validate=validate.Range(1, 366))
 
 
 class ConfigSchema(_Section):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import email
+import html as html_lib
 import io
 import re
 import socket
@@ -135,6 +136,9 @@ def test_a_weekly_report_arrives_once_with_its_figures_and_attachment(reporting,
         ready = s.scalars(select(Event).where(Event.type == "report.ready")).one().data["report"]
     assert ready["id"] == run.id and ready["figures"]["conversations"] == 1
     assert ready["url"].startswith("http://hub.test/api/v1/reports/conversations.csv?from=2026-11-23")
+    assert ready["export_url"].startswith(f"http://hub.test/reports/exports/{run.id}.csv?expires=")
+    assert ready["export_url"] in text, "the e-mail links the export too"
+    assert html_lib.escape(ready["export_url"]) in html
     # The next week's firing is a new period.
     assert len(run_due(reporting, MONDAY_9 + timedelta(days=7))) == 1 and len(inbox.messages) == 2
 

@@ -16,11 +16,13 @@ from urllib.parse import urlencode
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from hub.config import ConfigError
 from hub.events import emit
 from hub.models import ReportRun, ReportSchedule
 from hub.reports import mail, metrics
 from hub.reports.export import csv_chunks
 from hub.reports.grouping import per_slot
+from hub.reports.links import ExportLinks
 from hub.reports.rows import Filters, Summary, rows, summary
 from hub.reports.schedule import When, due
 
@@ -35,6 +37,16 @@ def filters_of(schedule: ReportSchedule, start: datetime, end: datetime) -> Filt
     f = schedule.filters or {}
     return Filters(start=start, end=end, channel_id=f.get("channel_id"), team_id=f.get("team_id"),
                    missed_seconds=int(f.get("missed_minutes") or 15) * 60)
+
+
+def export_filters(run: ReportRun, schedule: ReportSchedule) -> Filters:
+    """The period and filters a run's export covers: those it was made with (a run from
+    before they were kept: its schedule's)."""
+    kept = (run.figures or {}).get("filters")
+    if kept is None:
+        return filters_of(schedule, run.period_start, run.period_end)
+    return Filters(start=run.period_start, end=run.period_end, channel_id=kept.get("channel_id"),
+                   team_id=kept.get("team_id"), missed_seconds=kept.get("missed_seconds", 15 * 60))
 
 
 def run_due(runtime: Any, now: datetime, *, send_mail: Callable = mail.send) -> list[int]:
@@ -66,6 +78,17 @@ def _charts(figures: dict[str, Any], start: datetime, end: datetime, opened: lis
         return []
 
 
+def _export_link(runtime: Any, run_id: int, now: datetime) -> tuple[str | None, datetime | None]:
+    """The run's signed export link and its expiry; none (the report still goes, with
+    the export attached) when this process has no secret key to sign with."""
+    try:
+        links = ExportLinks.from_runtime(runtime)
+    except ConfigError as exc:
+        log.warning("report run %s goes without an export link: %s", run_id, exc)
+        return None, None
+    return links.url(run_id, now=now), links.expiry(now)
+
+
 def produce(runtime: Any, schedule_id: int, start: datetime, end: datetime, *, now: datetime, manual: bool = False,
             send_mail: Callable = mail.send) -> int | None:
     """Make and send the run of one period; None when another process made it first."""
@@ -92,12 +115,14 @@ def produce(runtime: Any, schedule_id: int, start: datetime, end: datetime, *, n
         export = "".join(csv_chunks(session, filters, now=now)).encode("utf-8")
         name, recipients, webhook = schedule.name, list(schedule.recipients or []), schedule.webhook
         period = f"{start:%Y-%m-%d %H:%M} - {end:%Y-%m-%d %H:%M} UTC"
+    export_url, expires = _export_link(runtime, run_id, now)
     if recipients:
         settings = runtime.config.reports
         message = mail.build(name=name, period=period, figures=figures, previous=previous,
                              sender=settings.from_address or "hub@localhost", recipients=recipients,
                              attachment=export, attachment_name=f"conversations-{start:%Y%m%d}-{end:%Y%m%d}.csv",
-                             charts=_charts(figures, start, end, opened, histogram))
+                             charts=_charts(figures, start, end, opened, histogram), export_url=export_url,
+                             export_expires=f"{expires:%Y-%m-%d %H:%M} UTC" if expires else None)
         try:
             send_mail(message, settings)
         except mail.ReportMailError as exc:
@@ -105,7 +130,8 @@ def produce(runtime: Any, schedule_id: int, start: datetime, end: datetime, *, n
             log.warning("report %r (run %s) was not e-mailed: %s", name, run_id, exc)
     with runtime.db.scope() as session:
         run = session.get(ReportRun, run_id)
-        run.figures = {"figures": figures, "previous": previous}
+        run.figures = {"figures": figures, "previous": previous, "filters": {
+            "channel_id": filters.channel_id, "team_id": filters.team_id, "missed_seconds": filters.missed_seconds}}
         if webhook:
             query = urlencode({"from": start.isoformat(), "to": end.isoformat(),
                                **{k: v for k, v in (("channel_id", filters.channel_id),
@@ -113,6 +139,7 @@ def produce(runtime: Any, schedule_id: int, start: datetime, end: datetime, *, n
             emit(session, "report.ready", {"report": {
                 "id": run_id, "name": name, "period_start": start.isoformat(), "period_end": end.isoformat(),
                 "url": f"{runtime.config.base_url.rstrip('/')}/api/v1/reports/conversations.csv?{query}",
+                "export_url": export_url, "export_expires_at": expires.isoformat() if expires else None,
                 "figures": figures}}, now=now)
         run.status = "failed" if problems else "sent"
         run.error = "; ".join(problems)
