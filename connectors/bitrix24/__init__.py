@@ -68,11 +68,14 @@ class Bitrix24Connector(Connector):
             chat = self.openlines.deliver([e for e in batch if e.type in openlines.HANDLED])
             timeline = self._timeline(batch) if self.mode == "both" else [Outcome.done() for _ in batch]
             outcomes = [_worse(t, chat.get(e.id)) for e, t in zip(batch, timeline)]
-            waiting = next((o for o in outcomes if o.status == "wait"), None)
-            if waiting is not None:
-                self._mark(False, waiting.error)
+            # Credentials refused, or the open line switched off: shown on the connector.
+            stuck = next((o for o in outcomes if o.status == "wait" or openlines.NOT_ACTIVE_HINT in o.error), None)
+            if stuck is not None:
+                self._mark(False, stuck.error)
+                return outcomes
         if self._unhealthy and not any(o.status == "wait" for o in outcomes):
-            self._mark(True, "Bitrix24 accepts the connector's credentials again")
+            self._mark(True, "Bitrix24 accepts the connector's credentials again" if self.mode == "timeline"
+                       else "Bitrix24 accepts the connector's requests again")
         return outcomes
 
     def _timeline(self, batch: list[HubEvent]) -> list[Outcome]:

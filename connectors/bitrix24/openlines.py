@@ -47,6 +47,7 @@ CRM_MESSAGE = "crm_message"  # hub message id -> "<im chat id>:<im message id>" 
 KEY_PREFIX = "bitrix24.ol:"
 MESSAGES_PER_CALL = 50  # no documented cap; a request the portal handles well within its time limit
 NOT_ACTIVE = frozenset({"NOT_ACTIVE_LINE", "IMCONNECTOR_NO_CORRECT_PROVIDER"})
+NOT_ACTIVE_HINT = "is not active on open line"
 class Setup:
     """What the connector needs to know of its open line."""
 
@@ -134,7 +135,7 @@ class OpenLines:
         if isinstance(exc, MethodBlocked):
             return Outcome.retry(f"{method}: {exc.summary()}", retry_at=exc.retry_at)
         if isinstance(exc, MethodError) and exc.code in NOT_ACTIVE:
-            return Outcome.retry(f"{method}: the connector {self.setup.connector} is not active on open line "
+            return Outcome.retry(f"{method}: the connector {self.setup.connector} {NOT_ACTIVE_HINT} "
                                  f"{self.setup.line} ({exc.summary()}); press Test connection to set it up")
         if isinstance(exc, MethodError) and exc.code in ("WRONG_AUTH_TYPE",):
             return Outcome.wait(f"{method}: Open Lines need the OAuth app connection ({exc.summary()})")

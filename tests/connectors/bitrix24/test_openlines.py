@@ -268,3 +268,17 @@ def test_a_lost_first_answer_of_a_returning_contacts_conversation_posts_once(run
     room = portal.portal.ol.chats[("whatsapp_hub", 1, "6000")]
     assert len(room["messages"]) == 1
     assert portal.portal.stats["methods"]["imopenlines.dialog.get"] == 1
+
+
+def test_a_line_switched_off_in_bitrix24_shows_on_the_connector(runtime, portal):
+    from hub.models import ConnectorRecord as Record
+
+    cid = set_up(runtime, portal)
+    portal.portal.ol.active.clear()  # someone disconnected the channel from the line
+    emit_messages(runtime, 2, 1)
+    Worker(runtime.db, runtime.vault, runtime.config).drain()
+    with runtime.db.scope() as session:
+        record = session.get(Record, cid)
+        assert record.health == "unhealthy"
+        assert "is not active on open line 1" in record.health_message and "Test connection" in record.health_message
+    assert statuses(runtime).get("done", 0) == 0
