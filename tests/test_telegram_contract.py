@@ -37,7 +37,8 @@ def test_there_is_no_window_and_the_contract_says_so_per_kind():
 def test_capabilities_and_no_delivery_or_read_receipts():
     caps = Telegram.capabilities
     assert caps.supports("text") and caps.supports("image") and caps.supports("location")
-    assert not caps.supports("template") and not caps.supports("interactive") and not caps.templates
+    assert not caps.supports("template") and not caps.supports("reaction") and not caps.templates
+    assert caps.supports("interactive") and (caps.buttons, caps.list_rows) == (3, 10)
     assert caps.media == {"image", "video", "audio", "document", "sticker"} and caps.max_text == 4096
     assert (caps.read_receipts, caps.delivery_receipts) == (False, False)
     assert WhatsApp.capabilities.delivery_receipts is True

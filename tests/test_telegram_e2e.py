@@ -158,9 +158,11 @@ def test_text_over_4096_and_templates_are_refused_before_the_network(client, run
         w["emu"].flush()
         conv = conversation_of(runtime, 42)
         r = client.post("/api/v1/messages", headers=admin_headers, json={
-            "conversation_id": conv, "type": "interactive", "interactive": {
-                "type": "button", "body": "pick", "buttons": [{"id": "a", "title": "A"}]}})
-        assert r.status_code == 422 and "Telegram channels cannot send 'interactive'" in r.json["message"]
+            "conversation_id": conv, "type": "reaction", "reaction": {"message_id": "tg:1:42:1", "emoji": "x"}})
+        assert r.status_code == 422 and "Telegram channels cannot send 'reaction'" in r.json["message"]
+        r = client.post("/api/v1/messages", headers=admin_headers, json={
+            "conversation_id": conv, "type": "text", "text": {"body": "x" * 4097}})
+        assert r.status_code == 422, r.json
         r = client.post("/api/v1/messages", headers=admin_headers, json={
             "conversation_id": conv, "type": "template", "template": {"name": "x", "language": "en"}})
         assert r.status_code == 422 and "Telegram has no templates" in r.json["message"]
@@ -185,3 +187,30 @@ def test_a_users_file_is_downloaded_through_the_api_and_a_signed_link(client, ru
         w["emu"].world.files.clear()  # Telegram no longer has it
         r = client.get(f"/api/v1/messages/{message_id}/media", headers=admin_headers)
         assert r.status_code == 502 and "invalid file_id" in r.get_data(as_text=True)
+
+
+def test_buttons_go_out_as_an_inline_keyboard_and_a_press_comes_back_answered(client, runtime, admin_headers):
+    with wired(runtime, client) as w:
+        emu, bot = w["emu"], w["bot"]
+        ana = emu.user(bot, 42, "Ana")
+        ana.send_text("which sofas do you have?")
+        emu.flush()
+        conv = conversation_of(runtime, 42)
+        r = client.post("/api/v1/messages", headers=admin_headers, json={
+            "conversation_id": conv, "type": "interactive", "interactive": {
+                "type": "button", "body": "Which colour?", "footer": "Tap one",
+                "buttons": [{"id": "sofa:blue", "title": "Blue"}, {"id": "sofa:green", "title": "Green"}]}})
+        assert r.status_code == 202, r.json
+        worker(runtime).drain()
+        [asked] = ana.received()
+        assert asked.message["reply_markup"]["inline_keyboard"][1] == [{"text": "Green", "callback_data": "sofa:green"}]
+        assert asked.message["text"] == "Which colour?\n\nTap one"
+        query = ana.press(asked.message, "sofa:green")
+        emu.flush(duplicate=True)
+        assert emu.world.answered == [query["id"], query["id"]], "the press stops spinning (repeats too)"
+        with runtime.db.scope() as session:
+            pressed = session.scalars(select(Message).where(Message.type == "interactive",
+                                                            Message.direction == "in")).one()
+            sent = session.get(Message, r.json["id"])
+            assert (pressed.text, pressed.reply_to) == ("Green", sent.wa_message_id)
+            assert pressed.payload["content"]["button_reply"] == {"id": "sofa:green", "title": "Green"}

@@ -142,8 +142,17 @@ def test_compose_is_telegrams_shape_and_limits():
     assert compose.compose("location", {"latitude": 1, "longitude": 2}).method == "sendLocation"
     with pytest.raises(SendRefused, match="4097 characters; Telegram takes at most 4096"):
         compose.compose("text", {"body": "x" * 4097})
-    with pytest.raises(SendRefused, match="cannot send 'interactive'"):
-        compose.compose("interactive", {})
+    with pytest.raises(SendRefused, match="cannot send 'reaction'"):
+        compose.compose("reaction", {})
+    buttons = compose.compose("interactive", {"type": "button", "body": {"text": "Which colour?"},
+                                              "action": {"buttons": [{"type": "reply", "reply": {"id": "blue", "title": "Blue"}},
+                                                                     {"type": "reply", "reply": {"id": "green", "title": "Green"}}]}})
+    assert buttons.body == {"text": "Which colour?", "reply_markup": {"inline_keyboard": [
+        [{"text": "Blue", "callback_data": "blue"}], [{"text": "Green", "callback_data": "green"}]]}}
+    assert buttons.text == "Which colour?\n[Blue] | [Green]"
+    with pytest.raises(SendRefused, match="1 to 64 bytes"):
+        compose.compose("interactive", {"type": "button", "body": {"text": "x"},
+                                        "action": {"buttons": [{"type": "reply", "reply": {"id": "x" * 65, "title": "X"}}]}})
     with pytest.raises(SendRefused, match="link"):
         compose.compose("image", {"caption": "no file"})
     assert compose.message_id_of(compose.message_key(3, 42, 17)) == 17

@@ -135,9 +135,22 @@ def test_an_edit_is_recorded_on_the_original(client, runtime, bot):
 
 def test_a_group_message_is_kept_but_not_a_conversation(client, runtime, bot):
     assert post_update(client, bot[1], fixture("group_message")).status_code == 200
-    assert post_update(client, bot[1], fixture("callback_query")).status_code == 200
     assert count(runtime, Message) == 0 and count(runtime, Contact) == 0
-    assert count(runtime, RawWebhook, RawWebhook.status == "processed") == 2
+    assert count(runtime, RawWebhook, RawWebhook.status == "processed") == 1
+
+
+def test_a_button_press_is_an_interactive_reply_and_answered_in_the_webhook_answer(client, runtime, bot):
+    for _ in range(2):
+        r = post_update(client, bot[1], fixture("callback_query"))
+        assert r.status_code == 200 and r.mimetype == "application/json"
+        assert r.json == {"method": "answerCallbackQuery", "callback_query_id": "4382bfdwdsb323b2d9"}
+    with runtime.db.scope() as session:
+        pressed = session.scalars(select(Message)).one()
+        assert (pressed.type, pressed.text, pressed.reply_to) == ("interactive", "Blue", f"tg:{bot[0]}:111222333:56")
+        assert pressed.payload["content"] == {"button_reply": {"id": "sofa:blue", "title": "Blue"}}
+    received = events(runtime, "message.received")
+    assert len(received) == 1 and received[0][1]["message"]["text"] == "Blue"
+    assert post_update(client, bot[1], fixture("text")).mimetype == "text/plain"
 
 
 def test_blocking_the_bot_marks_the_contact_and_refuses_sends_by_name(client, runtime, bot):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.channels.telegram.parse import parse
+from hub.channels.telegram.parse import callback_answer, parse
 from hub.channels.telegram.types import Ignored, MemberChange, TelegramMessage
 from hub.inbound import PayloadError
 
@@ -129,8 +129,12 @@ def test_group_message():
 
 
 def test_callback_query():
-    parsed = parse(fixture("callback_query"))
-    assert parsed.update_id == 400000014 and isinstance(parsed.item, Ignored) and parsed.item.kind == "callback_query"
+    m = message("callback_query")
+    assert (m.type, m.text, m.callback_id, m.reply_to_message_id) == ("interactive", "Blue", "4382bfdwdsb323b2d9", 56)
+    assert m.content == {"button_reply": {"id": "sofa:blue", "title": "Blue"}}
+    assert callback_answer(fixture("callback_query")) == {"method": "answerCallbackQuery",
+                                                          "callback_query_id": "4382bfdwdsb323b2d9"}
+    assert callback_answer(fixture("text")) is None and callback_answer(b"{") is None
 
 
 @pytest.mark.parametrize("body, problem", [

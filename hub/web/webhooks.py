@@ -132,9 +132,9 @@ def telegram_receive(key: str):
 
     if not possible_key(key):
         abort(404)
-    status, text = receive_update(current_app.extensions["hub"], key, request.headers,
-                                  request.get_data(cache=False), utcnow())
-    return Response(text, status=status, mimetype="text/plain")
+    status, body, mimetype = receive_update(current_app.extensions["hub"], key, request.headers,
+                                            request.get_data(cache=False), utcnow())
+    return Response(body, status=status, mimetype=mimetype)
 
 
 @bp.errorhandler(500)

@@ -18,7 +18,8 @@ MAX_CAPTION = 1024
 # hub type -> (method, the parameter carrying the file)
 MEDIA_METHODS = {"image": ("sendPhoto", "photo"), "video": ("sendVideo", "video"), "audio": ("sendAudio", "audio"),
                  "document": ("sendDocument", "document"), "sticker": ("sendSticker", "sticker")}
-KINDS = frozenset({"text", "location", *MEDIA_METHODS})
+KINDS = frozenset({"text", "location", "interactive", *MEDIA_METHODS})
+CALLBACK_DATA_MAX = 64  # bytes of an inline button's callback_data
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,8 @@ def compose(kind: str, content: dict[str, Any]) -> Composed:
                                   limit=MAX_CAPTION)
             body["caption"] = caption
         return Composed(kind, method, body, caption or content.get("filename") or f"[{kind}]")
+    if kind == "interactive":
+        return _interactive(content)
     if kind == "location":
         try:
             lat, lon = float(content["latitude"]), float(content["longitude"])
@@ -67,6 +70,33 @@ def compose(kind: str, content: dict[str, Any]) -> Composed:
         return Composed("location", "sendLocation", {"latitude": lat, "longitude": lon}, f"[location {lat},{lon}]")
     raise SendRefused(f"Telegram channels cannot send {kind!r} messages (they send: {', '.join(sorted(KINDS))})",
                       kinds=sorted(KINDS))
+
+
+def _interactive(content: dict[str, Any]) -> Composed:
+    """WhatsApp-shaped reply buttons or a list (the API's input) as a message with an
+    inline keyboard: one button per row, callback_data the button's (or row's) id; a
+    press comes back as a callback_query (parse.py)."""
+    parts = [(content.get("header") or {}).get("text"), (content.get("body") or {}).get("text"),
+             (content.get("footer") or {}).get("text")]
+    text = "\n\n".join(p for p in parts if p)
+    action = content.get("action") or {}
+    choices = [b.get("reply") or {} for b in action.get("buttons") or []]
+    for section in action.get("sections") or []:
+        choices += section.get("rows") or []
+    if not text.strip() or not choices:
+        raise SendRefused("an interactive message needs a body and buttons or rows")
+    if len(text) > MAX_TEXT:
+        raise SendRefused(f"the text is {len(text)} characters; Telegram takes at most {MAX_TEXT}", limit=MAX_TEXT)
+    keyboard = []
+    for choice in choices:
+        data, title = str(choice.get("id") or ""), str(choice.get("title") or "")
+        if not data or len(data.encode()) > CALLBACK_DATA_MAX:
+            raise SendRefused(f"button id {data!r} must be 1 to {CALLBACK_DATA_MAX} bytes on Telegram "
+                              f"(its callback_data)", limit=CALLBACK_DATA_MAX)
+        keyboard.append([{"text": title or data, "callback_data": data}])
+    readable = text + "\n" + " | ".join(f"[{row[0]['text']}]" for row in keyboard)
+    return Composed("interactive", "sendMessage", {"text": text, "reply_markup": {"inline_keyboard": keyboard}},
+                    readable)
 
 
 def request(composed: Composed, *, chat_id: int, reply_to_message_id: int | None = None) -> dict[str, Any]:

@@ -80,7 +80,9 @@ def _payload(m: TelegramMessage) -> dict[str, Any]:
 def store_message(session: Session, channel: Any, m: TelegramMessage, now: datetime, *,
                   attribution_window: timedelta = DEFAULT_WINDOW, media_link: Any = None) -> Message | None:
     """One message (or edit) of a private chat, and its events; None when stored before."""
-    if m.edit:
+    if m.callback_id:  # a button press: the message is the bot's, the press has an id of its own
+        key = f"tg:{channel.id}:{m.chat_id}:cb{m.callback_id}"[:255]
+    elif m.edit:
         key = message_key(channel.id, m.chat_id, m.message_id) + f"@{int((m.edit_date or m.date).timestamp())}"
     else:
         key = message_key(channel.id, m.chat_id, m.message_id)
@@ -93,9 +95,10 @@ def store_message(session: Session, channel: Any, m: TelegramMessage, now: datet
     # Writing to the bot again means it is no longer blocked.
     session.execute(update(Contact).where(Contact.id == contact.id, Contact.unreachable_at.is_not(None))
                     .values(unreachable_at=None, unreachable_reason=None, updated_at=now))
+    # A press carries no time of its own: it is now.
+    at = now if m.callback_id else (m.edit_date or m.date) if m.edit else m.date
     conversation, started = (sender.conversation, False) if sender.conversation is not None else \
-        open_conversation_row(session, channel_id=channel.id, contact_id=contact.id, now=m.date)
-    at = m.edit_date or m.date if m.edit else m.date
+        open_conversation_row(session, channel_id=channel.id, contact_id=contact.id, now=at)
     message = Message(conversation_id=conversation.id, wa_message_id=key, direction="in",
                       type="edit" if m.edit else m.type, text=m.text, payload=_payload(m), status="received",
                       sent_at=at, attempts=0, created_at=now, updated_at=now,

@@ -25,7 +25,9 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 class Telegram(ChannelKind):
     kind = "telegram"
     title = "Telegram bot"
-    capabilities = Capabilities(kinds=KINDS, media=frozenset(MEDIA_METHODS), buttons=0, list_rows=0,
+    # Buttons and rows: what the hub's interactive input carries (Telegram's inline
+    # keyboards take up to 100 buttons); each is a row of the keyboard.
+    capabilities = Capabilities(kinds=KINDS, media=frozenset(MEDIA_METHODS), buttons=3, list_rows=10,
                                 templates=False, reactions=False, read_receipts=False, max_text=MAX_TEXT,
                                 window=False, delivery_receipts=False)
     source = "telegram"

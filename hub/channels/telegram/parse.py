@@ -30,6 +30,8 @@ def parse(body: bytes) -> ParsedUpdate:
     for kind, edit in (("message", False), ("edited_message", True)):
         if kind in data:
             return ParsedUpdate(update_id, _message(_object(data[kind], kind), kind, edit=edit))
+    if "callback_query" in data:
+        return ParsedUpdate(update_id, _callback(_object(data["callback_query"], "callback_query")))
     if "my_chat_member" in data:
         return ParsedUpdate(update_id, _member_change(_object(data["my_chat_member"], "my_chat_member")))
     kinds = [k for k in data if k != "update_id"]
@@ -129,6 +131,45 @@ def _content(data: dict[str, Any]) -> tuple[str, str | None, dict[str, Any] | No
     kinds = [k for k in data if k not in ("message_id", "from", "chat", "date", "edit_date", "reply_to_message",
                                            "entities", "caption_entities", "message_thread_id")]
     return "unsupported", caption, None, {}, kinds[0] if kinds else None
+
+
+def _callback(data: dict[str, Any]) -> TelegramMessage | Ignored:
+    """A press of an inline keyboard button under one of the bot's messages: the chosen
+    button (id: its callback_data, title: its text) as an "interactive" reply to it."""
+    message = data.get("message")
+    if not isinstance(message, dict) or not isinstance(message.get("chat"), dict) or \
+            message["chat"].get("type") != "private":
+        return Ignored("callback_query", "a button press outside a private chat (or of an inline message)")
+    callback_id = _str(data.get("id"))
+    if not callback_id:
+        raise PayloadError("callback_query.id is missing")
+    chosen = _str(data.get("data")) or ""
+    title = chosen
+    markup = message.get("reply_markup") if isinstance(message.get("reply_markup"), dict) else {}
+    for row in markup.get("inline_keyboard") or []:
+        for button in row if isinstance(row, list) else []:
+            if isinstance(button, dict) and button.get("callback_data") == chosen and isinstance(button.get("text"), str):
+                title = button["text"]
+    return TelegramMessage(
+        message_id=_int(message.get("message_id"), "callback_query.message.message_id"),
+        chat_id=_int(message["chat"].get("id"), "callback_query.message.chat.id"),
+        sender=user(data.get("from"), "callback_query.from"),
+        date=_time(message.get("date"), "callback_query.message.date"), type="interactive", text=title,
+        content={"button_reply": {"id": chosen, "title": title}}, reply_to_message_id=message.get("message_id"),
+        original_type="callback_query", raw=data, callback_id=callback_id)
+
+
+def callback_answer(body: bytes) -> dict[str, Any] | None:
+    """The answerCallbackQuery to give in the webhook's answer to a button press (it
+    stops the button's progress indicator without a call of the hub's own), or None."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    query = data.get("callback_query") if isinstance(data, dict) else None
+    if isinstance(query, dict) and isinstance(query.get("id"), str) and query["id"]:
+        return {"method": "answerCallbackQuery", "callback_query_id": query["id"]}
+    return None
 
 
 def _member_change(data: dict[str, Any]) -> MemberChange | Ignored:

@@ -42,6 +42,8 @@ class TelegramMessage:
     edit_date: datetime | None = None
     original_type: str | None = None  # Telegram's name when it is not the hub's (photo, voice, ...)
     raw: dict[str, Any] = field(default_factory=dict)
+    # A press of an inline button (callback_query): its id; the message is the bot's.
+    callback_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ resend it for hours; a database failure answers 500, so Telegram retries.
 """
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,6 +20,7 @@ from sqlalchemy import select, update
 from hub.channels.base import Inbound
 from hub.channels.telegram.channels import KIND
 from hub.channels.telegram.kind import Telegram
+from hub.channels.telegram.parse import callback_answer
 from hub.channels.whatsapp.channels import secrets_of
 from hub.inbound import describe, is_bad_data, receive
 from hub.models import Channel
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 KEPT_HEADERS = ("Content-Type", "User-Agent", "X-Forwarded-For")  # never the secret token
 LAST_WEBHOOK_EVERY = timedelta(seconds=30)
+TEXT = "text/plain"
 
 
 @dataclass(frozen=True)
@@ -53,18 +56,20 @@ def find_bot(session, runtime: "Runtime", key: str) -> WebhookBot | None:
 
 
 def receive_update(runtime: "Runtime", key: str, headers: Mapping[str, str], body: bytes,
-                   now: datetime) -> tuple[int, str]:
-    """(HTTP status, text) for one webhook request."""
+                   now: datetime) -> tuple[int, str, str]:
+    """(HTTP status, body, content type) for one webhook request. A button press is
+    answered with answerCallbackQuery in the webhook's answer (the Bot API runs a method
+    given there), so the user's button stops spinning without a call of the hub's own."""
     kept = {name: value for name in KEPT_HEADERS if (value := headers.get(name)) is not None}
     bot = None
     try:
         with runtime.db.scope() as session:
             bot = find_bot(session, runtime, key)
             if bot is None:
-                return 404, "no such channel"
+                return 404, "no such channel", TEXT
             if not Telegram(runtime.config).authentic(bot, Inbound(headers=headers, body=body)):
                 log.warning("rejected a Telegram update for channel %s: wrong secret token", bot.id)
-                return 403, "secret token does not match"
+                return 403, "secret token does not match", TEXT
             _store(session, runtime, bot, kept, body, now)
     except Exception as exc:
         if bot is None or not is_bad_data(exc):
@@ -73,7 +78,10 @@ def receive_update(runtime: "Runtime", key: str, headers: Mapping[str, str], bod
                     describe(exc))
         with runtime.db.scope() as session:
             _store(session, runtime, bot, kept, body, now, isolate=True)
-    return 200, "ok"
+    answer = callback_answer(body)
+    if answer is not None:
+        return 200, json.dumps(answer), "application/json"
+    return 200, "ok", TEXT
 
 
 def _store(session, runtime: "Runtime", bot: WebhookBot, headers: dict[str, str], body: bytes, now: datetime, *,

@@ -2,13 +2,14 @@
 (production code never imports it). It follows https://core.telegram.org/bots/api:
 
 - POST|GET /bot<token>/<method>: getMe, setWebhook, deleteWebhook, getWebhookInfo,
-  sendMessage, sendPhoto, sendDocument, sendVideo, sendAudio, sendVoice, sendSticker,
-  sendLocation, sendVenue, getFile; answers {"ok": true, "result": ...} or
+  sendMessage (with an inline keyboard), sendPhoto, sendDocument, sendVideo, sendAudio,
+  sendVoice, sendSticker, sendLocation, sendVenue, getFile, answerCallbackQuery; answers {"ok": true, "result": ...} or
   {"ok": false, "error_code", "description", "parameters": {"retry_after"}}: 401 for an
   unknown token, 400 "chat not found" for a user who never wrote, 403 "bot was blocked
   by the user", 429 with retry_after past the per-chat (1/s, burst 5) or per-bot (30/s)
   limit, and any error injected with fail_next();
-- GET /file/bot<token>/<file_path>: a file's bytes after getFile.
+- GET /file/bot<token>/<file_path>: a file's bytes after getFile;
+- a method in the JSON answer to a webhook POST is run (answerCallbackQuery).
 
 Make a user write to the bot; the update is POSTed to the webhook set with setWebhook,
 with X-Telegram-Bot-Api-Secret-Token, when flush() runs (retried on non-2xx)::
@@ -122,6 +123,15 @@ class User:
         self.emu.world.new_update(self.bot, edited_message=edited)
         return edited
 
+    def press(self, message: dict[str, Any], callback_data: str) -> dict[str, Any]:
+        """The user presses a button of the bot's inline keyboard on `message`."""
+        world = self.emu.world
+        query = {"id": f"{self.id}{len(world.callbacks) + 1:06d}", "from": dict(self.profile), "message": message,
+                 "chat_instance": f"-{self.bot.id}{self.id}", "data": callback_data}
+        world.callbacks.add(query["id"])
+        world.new_update(self.bot, callback_query=query)
+        return query
+
     def _member(self, old: str, new: str) -> None:
         me = {"id": self.bot.id, "is_bot": True, "first_name": self.bot.first_name, "username": self.bot.username}
         new_member: dict[str, Any] = {"user": me, "status": new}
@@ -198,11 +208,32 @@ class TelegramEmulator:
         if bot.secret_token:
             headers["X-Telegram-Bot-Api-Secret-Token"] = bot.secret_token
         try:
-            status = int(self.transport(bot.webhook_url, dumps(update), headers).status_code)
+            answer = self.transport(bot.webhook_url, dumps(update), headers)
+            status = int(answer.status_code)
         except Exception:
             status = 0
         delivery.attempts.append(status)
+        if 200 <= status < 300:
+            self._run_answer(bot, answer)
         return 200 <= status < 300
+
+    def _run_answer(self, bot: Bot, answer: Any) -> None:
+        """A method in the webhook's JSON answer is run, as the Bot API does."""
+        mimetype = getattr(answer, "mimetype", None) or \
+            (getattr(answer, "headers", {}) or {}).get("Content-Type", "").split(";")[0]
+        if mimetype != "application/json":
+            return
+        try:
+            body = answer.get_json() if hasattr(answer, "get_json") else answer.json()
+        except Exception:
+            return
+        if isinstance(body, dict) and isinstance(body.get("method"), str):
+            params = {k: v for k, v in body.items() if k != "method"}
+            try:
+                api.call(self.world, bot, body["method"], params, self.base_url or "")
+                self.world.requests.append((bot.username, body["method"], 200))
+            except ApiError as exc:
+                self.world.requests.append((bot.username, body["method"], exc.code))
 
     # -- serving --------------------------------------------------------------------
     @contextlib.contextmanager

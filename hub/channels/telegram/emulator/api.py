@@ -36,6 +36,12 @@ def call(world: World, bot: Bot, method: str, params: dict[str, Any], base_url: 
             raise ApiError(400, "Bad Request: invalid file_id")
         return {"file_id": f.file_id, "file_unique_id": f.file_unique_id, "file_size": len(f.data),
                 "file_path": f.path}
+    if method == "answerCallbackQuery":
+        query_id = str(params.get("callback_query_id") or "")
+        if query_id not in world.callbacks:
+            raise ApiError(400, "Bad Request: query is too old and response timeout expired or query ID is invalid")
+        world.answered.append(query_id)
+        return True
     if method in ("sendMessage", "sendLocation", "sendVenue") or method in MEDIA:
         return _send(world, bot, method, params)
     raise ApiError(404, "Not Found")
@@ -79,6 +85,15 @@ def _send(world: World, bot: Bot, method: str, params: dict[str, Any]) -> dict[s
             if len(text) > MAX_TEXT:
                 raise ApiError(400, "Bad Request: message is too long")
             message["text"] = text
+            markup = params.get("reply_markup")
+            if markup is not None:
+                rows = markup.get("inline_keyboard") if isinstance(markup, dict) else None
+                if not isinstance(rows, list) or not all(
+                        isinstance(row, list) and all(isinstance(b, dict) and b.get("text") and
+                                                      len(str(b.get("callback_data", "")).encode()) <= 64
+                                                      for b in row) for row in rows):
+                    raise ApiError(400, "Bad Request: can't parse inline keyboard button")
+                message["reply_markup"] = markup
         elif method in MEDIA:
             field = MEDIA[method]
             message.update(_media(world, field, params.get(field)))

@@ -91,6 +91,8 @@ class World:
         self.deliveries: list[Delivery] = []
         self.blocked: set[tuple[int, int]] = set()  # (bot id, user id)
         self.users: dict[int, dict[str, Any]] = {}
+        self.callbacks: set[str] = set()  # callback_query ids sent to the hub
+        self.answered: list[str] = []  # ... and those answered (answerCallbackQuery)
         self.chats: dict[tuple[int, int], dict[int, dict[str, Any]]] = {}  # (bot, chat) -> messages by id
         self._message_ids: dict[tuple[int, int], itertools.count] = {}
         self.chat_rate, self.chat_burst, self.bot_rate = chat_rate, chat_burst, bot_rate
