@@ -148,7 +148,8 @@ def _callback(data: dict[str, Any]) -> TelegramMessage | Ignored:
     markup = message.get("reply_markup") if isinstance(message.get("reply_markup"), dict) else {}
     for row in markup.get("inline_keyboard") or []:
         for button in row if isinstance(row, list) else []:
-            if isinstance(button, dict) and button.get("callback_data") == chosen and isinstance(button.get("text"), str):
+            if isinstance(button, dict) and button.get("callback_data") == chosen and \
+                    isinstance(button.get("text"), str):
                 title = button["text"]
     return TelegramMessage(
         message_id=_int(message.get("message_id"), "callback_query.message.message_id"),
