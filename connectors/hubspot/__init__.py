@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from connectors.base import CheckResult, Command, Connector, HubEvent, InboundRequest, Outcome, WebhookRejected
-from connectors.hubspot import mapping, properties, rules, signature, webhooks
+from connectors.hubspot import inbox, inbox_hooks, mapping, properties, rules, signature, webhooks
 from connectors.hubspot.client import (
     AuthFailed, ClientConfig, HubSpotClient, HubSpotError, OAuthFailed, RateLimited, Unavailable,
 )
@@ -34,10 +34,10 @@ class HubSpotConnector(Connector):
     kind = "hubspot"
     title = "HubSpot"
     Settings = HubSpotSettings
-    handles = HANDLED
+    handles = HANDLED | inbox.INBOX_TYPES
     # Batch endpoints take 100 inputs; claim enough that each wave can fill them.
     claim_size = 400
-    scratch_links = frozenset({"hubspot_communication_intent", "hubspot_task_intent"})
+    scratch_links = frozenset({"hubspot_communication_intent", "hubspot_task_intent", inbox.INTENT})
 
     def __init__(self, ctx):
         super().__init__(ctx)
@@ -69,6 +69,7 @@ class HubSpotConnector(Connector):
         self.admin_client = HubSpotClient(config, ctx.http, limiter=None, clock=ctx.clock,
                                           timeout=ctx.http_timeout, auth=self.tokens)
         self.owners = OwnerDirectory(self.client, self.settings)
+        self.mode = self.settings.get("mode") or inbox.MODE_TIMELINE
         self._closed_stages: set[str] | None = None
 
     # -- helpers ----------------------------------------------------------------------
@@ -104,7 +105,7 @@ class HubSpotConnector(Connector):
     def deliver(self, batch: list[HubEvent]) -> list[Outcome]:
         sync = WaveSync(self.client, self.ctx.links, self.settings, self.owners, self.closed_stages)
         try:
-            outcomes = sync.run(batch)
+            outcomes = self._deliver(batch, sync)
         except AuthFailed as exc:
             message = self.auth_problem(exc)
             self._health(False, message)
@@ -118,6 +119,124 @@ class HubSpotConnector(Connector):
         elif self._flagged_unhealthy and any(o.status == "done" for o in outcomes):
             self._health(True, "deliveries to HubSpot succeed again")
         return outcomes
+
+    def _deliver(self, batch: list[HubEvent], sync: WaveSync) -> list[Outcome]:
+        """The inbox and/or the timeline; an event is done when both are (a retry repeats
+        only what is not stored yet)."""
+        outcomes: list[Outcome] | None = None
+        if self.mode in (inbox.MODE_INBOX, inbox.MODE_BOTH):
+            if not self.settings.get("custom_channel_id"):
+                wait = Outcome.wait("inbox mode: no custom channel yet; press Test connection to register it",
+                                    retry_at=self.ctx.clock() + timedelta(seconds=AUTH_WAIT_SECONDS))
+                return [wait for _ in batch]
+            outcomes = self._inbox_sync().run(batch)
+        if self.mode in (inbox.MODE_TIMELINE, inbox.MODE_BOTH):
+            timeline = [e for e in batch if e.type in HANDLED]
+            notes = iter(sync.run(timeline) if timeline else [])
+            merged = [next(notes) if e.type in HANDLED else Outcome.done({"skipped": f"{e.type}: not on the timeline"})
+                      for e in batch]
+            outcomes = merged if outcomes is None else [c if c.status != "done" else n
+                                                        for c, n in zip(outcomes, merged)]
+        assert outcomes is not None
+        return outcomes
+
+    # -- inbox mode: the custom channel -------------------------------------------------------
+    def _inbox_sync(self) -> inbox.InboxSync:
+        return inbox.InboxSync(self.client, self.ctx.links, self._channel_id(), self._channel_account,
+                               self._inbox_failure)
+
+    def _channel_id(self) -> str:
+        return str(self.settings.get("custom_channel_id") or "")
+
+    def _inbox_failure(self, exc: Exception) -> Outcome:
+        if isinstance(exc, (AuthFailed, RateLimited)) and (not isinstance(exc, RateLimited) or exc.daily):
+            raise exc
+        if isinstance(exc, Unavailable):
+            return Outcome.retry(exc.message, retry_at=exc.retry_at, response=exc.response)
+        assert isinstance(exc, HubSpotError)
+        return Outcome.dead(exc.message, response=exc.response)
+
+    def _channel_account(self, channel: dict[str, Any], client: HubSpotClient | None = None) -> tuple[str, str]:
+        """(channel account id, business phone) of a hub WhatsApp channel: the stored one,
+        else the account HubSpot has for the number in the chosen inbox, else a new one.
+        Looked up and created under the lock on the connector's row, so two workers make one;
+        by the in-process paced client (the shared limiter's rows are not to be written under
+        that lock: SQLite has one writer)."""
+        client = client or self.admin_client
+        phone = mapping.e164(channel.get("display_number"))
+        key = str(channel.get("id") or phone or "")
+        if not phone or not key:
+            raise inbox.PayloadError("the conversation's channel has no display_number for the channel account")
+        known = (self.settings.get("channel_accounts") or {}).get(key)
+        if known:
+            return str(known), phone
+        channel_id, inbox_id = self._channel_id(), str(self.settings.get("inbox_id") or "")
+
+        def find_or_create(fresh: dict[str, Any]) -> dict[str, Any] | None:
+            accounts = dict(fresh.get("channel_accounts") or {})
+            if accounts.get(key):
+                return None
+            found = [a for a in client.channel_accounts(channel_id, phone)
+                     if str(a.get("inboxId")) == inbox_id and not a.get("archived")]
+            account = found[0] if found else client.create_channel_account(channel_id, {
+                "inboxId": inbox_id, "name": f"WhatsApp {channel.get('name') or ''} {phone}".replace("  ", " ").strip(),
+                "deliveryIdentifier": {"type": inbox.PHONE, "value": phone}, "authorized": True})
+            accounts[key] = str(account["id"])
+            return {"channel_accounts": accounts}
+
+        if self.ctx.update_settings is not None:
+            stored = self.ctx.update_settings(find_or_create)
+            accounts = (stored or {}).get("channel_accounts") or {}
+        else:
+            accounts = (find_or_create(self.settings) or {}).get("channel_accounts") or {}
+        self.settings["channel_accounts"] = {**(self.settings.get("channel_accounts") or {}), **accounts}
+        return str(self.settings["channel_accounts"][key]), phone
+
+    def _register_channel(self) -> str:
+        """The custom channel id: the stored one, else registered with the developer API key."""
+        channel = str(self.settings.get("custom_channel_id") or "")
+        if channel:
+            return channel
+        key, app_id = self.settings.get("developer_api_key") or "", self.settings.get("app_id") or ""
+        if not key or not app_id:
+            raise ValueError("give the custom channel ID, or the developer API key and app ID to register one")
+        hook = self.ctx.webhook_url.rstrip("/") + "/inbox" if self.ctx.webhook_url else ""
+        created = self.admin_client.create_custom_channel({
+            "name": "WhatsApp (hub)", "webhookUrl": hook, "capabilities": inbox.CAPABILITIES,
+            "channelDescription": "WhatsApp conversations of the hub", "channelAccountConnectionRedirectUrl": ""},
+            str(key), str(app_id))
+        channel = str(created["id"])
+        if self.ctx.update_settings:
+            self.ctx.update_settings(lambda fresh: {"custom_channel_id": channel})
+        self.settings["custom_channel_id"] = channel
+        return channel
+
+    def _check_inbox(self) -> tuple[list[str], dict[str, Any], str]:
+        """Each hop of inbox mode: the channel (registered if needed), the inbox, the
+        channel accounts bound to it."""
+        problems: list[str] = []
+        details: dict[str, Any] = {}
+        try:
+            channel = self._register_channel()
+        except ValueError as exc:
+            return [str(exc)], details, ""
+        except HubSpotError as exc:
+            return [f"the custom channel could not be registered: {exc.message}"], details, ""
+        details["custom_channel_id"] = channel
+        try:
+            info = self.admin_client.custom_channel(channel)
+        except HubSpotError as exc:
+            return [f"custom channel {channel}: {exc.message}"], details, ""
+        inbox_id = str(self.settings.get("inbox_id") or "")
+        inboxes = {str(i.get("id")): i.get("name") for i in self.admin_client.inboxes()}
+        if inbox_id not in inboxes:
+            problems.append(f"inbox {inbox_id!r} does not exist (have: {', '.join(sorted(inboxes)) or 'none'})")
+        accounts = [a for a in self.admin_client.channel_accounts(channel)
+                    if str(a.get("inboxId")) == inbox_id and not a.get("archived")]
+        details.update(inbox=inboxes.get(inbox_id), channel_accounts=len(accounts))
+        note = (f"; custom channel {info.get('name') or channel} bound to inbox {inboxes.get(inbox_id)!r}, "
+                f"{len(accounts)} WhatsApp number(s) connected (more are connected with their first message)")
+        return problems, details, note
 
     def preview(self, batch: list[HubEvent]) -> list[dict[str, Any]]:
         """The requests deliver() would make for these events, assuming nothing exists in
@@ -186,12 +305,23 @@ class HubSpotConnector(Connector):
             problems.append(f"missing properties {names}: tick 'Create missing properties' and test again")
         details_out = {"portal_id": details.get("portalId"), "owners": len(owners), "created_properties": created}
         self._remember_portal(details.get("portalId"))
+        inbox_note = ""
+        if self.mode != inbox.MODE_TIMELINE:
+            try:
+                more, inbox_details, inbox_note = self._check_inbox()
+            except AuthFailed as exc:
+                more, inbox_details = [f"the inbox needs the conversations scopes: {self.auth_problem(exc)}"], {}
+            except (Unavailable, HubSpotError) as exc:
+                more, inbox_details = [f"the inbox could not be checked: {exc}"], {}
+            problems.extend(more)
+            details_out.update(inbox_details)
         if problems:
             return CheckResult(False, "; ".join(problems), details_out)
         self._flagged_unhealthy = False
         return CheckResult(True, f"Connected to HubSpot account {details.get('portalId')}: pipeline "
                                  f"{pipeline!r}, {len(owners)} owners"
-                                 + (f", created {', '.join(created)}" if created else ""), details_out)
+                                 + (f", created {', '.join(created)}" if created else "") + inbox_note,
+                           details_out)
 
     def _remember_portal(self, portal_id: Any) -> None:
         """The account ID, for the inbox's links to records (link_url), kept from the check."""
@@ -206,7 +336,14 @@ class HubSpotConnector(Connector):
         stage_choices = [(s["id"], f"{p['label']} / {s['label']}") for p in pipelines for s in p.get("stages") or []]
         owner_choices = [(str(o["id"]), f"{o.get('firstName', '')} {o.get('lastName', '')} <{o.get('email', '')}>".strip())
                          for o in owners]
+        inboxes: list[tuple[str, str]] = []
+        if self.mode != inbox.MODE_TIMELINE or self.settings.get("inbox_id"):
+            try:
+                inboxes = [(str(i["id"]), str(i.get("name") or i["id"])) for i in self.admin_client.inboxes()]
+            except (HubSpotError, Unavailable):
+                inboxes = []  # the scope may be missing: the field stays free text
         return {
+            "inbox_id": inboxes,
             "pipeline_id": [(p["id"], p["label"]) for p in pipelines],
             "stage_id": stage_choices,
             "closed_stage_id": [("", "(leave the deal where it is)")] + stage_choices,
@@ -217,6 +354,10 @@ class HubSpotConnector(Connector):
     # -- from HubSpot -------------------------------------------------------------------------
     def handle_webhook(self, request: InboundRequest) -> list[Command]:
         uri = self.settings.get("webhook_url") or request.url
+        if inbox_hooks.is_inbox_hook(request.body):
+            if self.settings.get("webhook_url") and request.path.rstrip("/").endswith("/inbox"):
+                uri = self.settings["webhook_url"].rstrip("/") + "/inbox"
+            return self._inbox_hook(request, uri if self.settings.get("webhook_url") else request.url)
         try:
             signature.verify(self.settings.get("client_secret") or "", request.method, uri, request.body,
                              request.headers, self.ctx.clock())
@@ -232,6 +373,43 @@ class HubSpotConnector(Connector):
         except (Unavailable, HubSpotError) as exc:
             # 5xx makes HubSpot retry the delivery later.
             raise WebhookRejected(503, f"could not read the deal from HubSpot: {exc}") from None
+
+
+    # -- from the Conversations inbox --------------------------------------------------------------
+    def _inbox_hook(self, request: InboundRequest, uri: str) -> list[Command]:
+        try:
+            signature.verify(self.settings.get("client_secret") or "", request.method, uri, request.body,
+                             request.headers, self.ctx.clock())
+        except signature.BadSignature as exc:
+            raise WebhookRejected(401, f"HubSpot signature refused: {exc}") from None
+        message = inbox_hooks.parse(request.body)
+        if message is None:
+            return []
+        problem = None
+        if message.conversation_id is None:
+            problem = "This thread is not a WhatsApp conversation of the hub; nothing was sent."
+        elif not message.text:
+            problem = "Only text (and files as links) can be sent to WhatsApp from here; nothing was sent."
+        if problem:
+            log.warning("HubSpot inbox message %s not sent: %s", message.message_id, problem)
+            self._report_failed(message.message_id, problem)
+            return []
+        return [inbox_hooks.command(message)]
+
+    def commands_done(self, commands: list[Command], results: list[dict[str, Any]]) -> None:
+        """An agent's message the hub refused (window closed, opted out, ...) is marked
+        FAILED in the HubSpot thread with the reason and what to do."""
+        for message_id, result in inbox_hooks.refusals(commands, results):
+            self._report_failed(message_id, inbox.refusal_text(result))
+
+    def _report_failed(self, message_id: str, text: str) -> None:
+        channel = str(self.settings.get("custom_channel_id") or "")
+        if not channel:
+            return
+        try:
+            self.admin_client.update_message_status(channel, message_id, {"statusType": "FAILED", "errorMessage": text})
+        except (HubSpotError, Unavailable) as exc:
+            log.warning("could not mark HubSpot message %s failed: %s", message_id, exc)
 
 
 __all__ = ["HubSpotConnector", "mapping"]

@@ -144,17 +144,20 @@ class HubSpotClient:
 
     # -- the one way out ---------------------------------------------------------------
     def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None,
-                search: bool = False) -> Any:
+                search: bool = False, bearer: bool = True) -> Any:
         url = f"{self.base_url}{path}"
         renewed = False
         attempt = 0  # answers of 429 so far
         while True:
-            token = self.auth.bearer(pace=self.general.take)
+            # The developer API key calls (custom channel registration) carry no token.
+            token = self.auth.bearer(pace=self.general.take) if bearer else ""
             if search:
                 self.search_bucket.take()
             self.general.take()
             self.requests_made += 1
-            headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+            headers = {"Accept": "application/json"}
+            if bearer:
+                headers["Authorization"] = f"Bearer {token}"
             try:
                 response = self.http.request(method, url, json=json, params=params, headers=headers,
                                              timeout=self.timeout)
@@ -163,7 +166,7 @@ class HubSpotClient:
             except requests.RequestException as exc:
                 raise Unavailable(f"{method} {path}: connection failed ({type(exc).__name__})") from None
             self._honour_headers(response)
-            if response.status_code == 401 and self.auth.renewable and not renewed:
+            if response.status_code == 401 and bearer and self.auth.renewable and not renewed:
                 # Expired (or revoked) OAuth access token: renew once and send again.
                 renewed = True
                 self.auth.renew(rejected=token, pace=self.general.take)
@@ -294,6 +297,45 @@ class HubSpotClient:
 
     def create_property(self, object_type: str, definition: dict[str, Any]) -> dict[str, Any]:
         return self.request("POST", f"/crm/v3/properties/{object_type}", json=definition) or {}
+
+    # -- Conversations inbox: custom channels (inbox.py; README.md for the sources) -----------
+    def inboxes(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        after: str | None = None
+        while True:
+            params: dict[str, Any] = {"limit": 100, **({"after": after} if after else {})}
+            answer = self.request("GET", "/conversations/v3/conversations/inboxes", params=params) or {}
+            out.extend(answer.get("results") or [])
+            after = (((answer.get("paging") or {}).get("next")) or {}).get("after")
+            if not after:
+                return out
+
+    def create_custom_channel(self, body: dict[str, Any], developer_api_key: str, app_id: str) -> dict[str, Any]:
+        """Registered for the app with its developer API key (hapikey), not an account token."""
+        return self.request("POST", "/conversations/v3/custom-channels", json=body, bearer=False,
+                            params={"hapikey": developer_api_key, "appId": app_id}) or {}
+
+    def custom_channel(self, channel_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/conversations/v3/custom-channels/{channel_id}") or {}
+
+    def channel_accounts(self, channel_id: str, phone: str | None = None) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"limit": 100}
+        if phone:
+            params.update(deliveryIdentifierType="HS_PHONE_NUMBER", deliveryIdentifierValue=phone)
+        answer = self.request("GET", f"/conversations/v3/custom-channels/{channel_id}/channel-accounts",
+                              params=params) or {}
+        return list(answer.get("results") or [])
+
+    def create_channel_account(self, channel_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.request("POST", f"/conversations/v3/custom-channels/{channel_id}/channel-accounts",
+                            json=body) or {}
+
+    def publish_message(self, channel_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.request("POST", f"/conversations/v3/custom-channels/{channel_id}/messages", json=body) or {}
+
+    def update_message_status(self, channel_id: str, message_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.request("PATCH", f"/conversations/v3/custom-channels/{channel_id}/messages/{message_id}",
+                            json=body) or {}
 
 
 def rate_limit_wait(headers: Any, body: Any, attempt: int) -> tuple[float, str, bool]:

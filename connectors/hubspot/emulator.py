@@ -226,8 +226,12 @@ class State:
     oauth_codes: dict[str, dict[str, Any]] = field(default_factory=dict)      # code -> {redirect_uri, used}
     refresh_tokens: dict[str, dict[str, Any]] = field(default_factory=dict)   # token -> {revoked}
     access_tokens: dict[str, dict[str, Any]] = field(default_factory=dict)    # token -> {expires_at, revoked}
+    inbox: Any = None  # emulator_inbox.InboxState: the Conversations inbox and custom channels
 
     def __post_init__(self) -> None:
+        from connectors.hubspot.emulator_inbox import InboxState
+        if self.inbox is None:
+            self.inbox = InboxState()
         self.tokens.add(self.options.token)
         self.rng = random.Random(self.options.seed)
 
@@ -449,6 +453,9 @@ def create_app(state: State) -> Flask:
             request.environ["hubspot.remaining"] = opts.per_10_seconds - len(state.window)
         if request.path.startswith("/oauth/"):
             return None  # the token endpoint authenticates the app by its form fields
+        if request.path in ("/conversations/v3/custom-channels", "/conversations/custom-channels/v3",
+                            "/inbox/threads") and "Authorization" not in request.headers:
+            return None  # registered with the developer API key (checked there); the demo page
         auth = request.headers.get("Authorization", "")
         with state.lock:
             problem = state.bearer_problem(auth[7:] if auth.startswith("Bearer ") else "")
@@ -892,7 +899,13 @@ def create_app(state: State) -> Flask:
             state.properties[type_][name] = definition
         return ok(definition, 201)
 
+    _register_inbox(app, state, ok, body)
     return app
+
+
+def _register_inbox(app: Flask, state: State, ok: Any, body: Any) -> None:
+    from connectors.hubspot import emulator_inbox
+    emulator_inbox.register(app, state, ok, body)
 
 
 def _route_name(path: str) -> str:
@@ -998,6 +1011,12 @@ class EmulatorHandle:
         with self.state.lock:
             return {i: ty for (t, i), ty in self.state.associations.get((ALIASES[from_type], str(from_id)), {}).items()
                     if t == ALIASES[to_type]}
+
+    @property
+    def inbox(self) -> Any:
+        """The Conversations inbox (emulator_inbox.InboxHandle)."""
+        from connectors.hubspot.emulator_inbox import InboxHandle
+        return InboxHandle(self.state)
 
     def set_chaos(self, **changes: Any) -> None:
         with self.state.lock:

@@ -247,6 +247,49 @@ class HubSpotSettings(Schema):
                   "help": "Test connection creates the id and lead source properties that the "
                           "account lacks (needs the crm.schemas.*.write scopes)."},
     )
+    # -- inbox mode: WhatsApp threads in the Conversations inbox (inbox.py) ----------------
+    mode = fields.String(
+        load_default="timeline",
+        validate=validate.OneOf(("timeline", "inbox", "both")),
+        metadata={"label": "Where WhatsApp goes in HubSpot",
+                  "help": "timeline: each message as a WhatsApp communication on the contact and deal. "
+                          "inbox: real threads in a Conversations inbox (a custom channel), where agents "
+                          "read and reply. both: the two.",
+                  "choices": ["timeline", "inbox", "both"]},
+    )
+    inbox_id = fields.String(
+        load_default="",
+        validate=validate.Regexp(r"^\d*$", error="The inbox id is a number."),
+        metadata={"label": "Conversations inbox",
+                  "help": "The inbox the WhatsApp threads go to (inbox mode). Needs the conversations.read scope.",
+                  "choices_from": "inboxes"},
+    )
+    custom_channel_id = fields.String(
+        load_default="",
+        validate=validate.Regexp(r"^\d*$", error="The custom channel id is a number."),
+        metadata={"label": "Custom channel ID",
+                  "help": "The channel registered for your HubSpot app (inbox mode). Empty: Test connection "
+                          "registers one with the developer API key and app ID below and fills this in."},
+    )
+    developer_api_key = fields.String(
+        load_default="",
+        metadata={"label": "Developer API key (custom channel registration)",
+                  "help": "From your HubSpot developer account (Keys > Developer API key); only used to "
+                          "register the custom channel for the app.",
+                  "secret": True},
+    )
+    app_id = fields.String(
+        load_default="",
+        validate=validate.Regexp(r"^\d*$", error="The app ID is a number."),
+        metadata={"label": "App ID (custom channel registration)",
+                  "help": "The ID of your public app in the developer account."},
+    )
+    channel_accounts = fields.Dict(
+        keys=fields.String(), values=fields.String(),
+        load_default=dict,
+        metadata={"label": "Channel accounts (managed)", "managed": True,
+                  "help": "Hub WhatsApp channel -> HubSpot channel account, created by the hub."},
+    )
     stage_rules = fields.List(
         fields.String(),
         load_default=list,
@@ -310,6 +353,23 @@ class HubSpotSettings(Schema):
                 problems["redirect_uri"] = ["give the full redirect URI, starting with https:// (or http://localhost)"]
             # Without a code or tokens the connector is saved "not connected yet": the
             # Connect with HubSpot button on its page (or a pasted code) connects it.
+        if problems:
+            raise ValidationError(problems)
+
+    @validates_schema
+    def _inbox(self, data: dict[str, Any], **_: Any) -> None:
+        """Inbox mode needs an inbox, and a channel id or what registers one."""
+        if data.get("mode", "timeline") == "timeline":
+            return
+        problems: dict[str, list[str]] = {}
+        if not data.get("inbox_id"):
+            problems["inbox_id"] = ["choose the Conversations inbox the WhatsApp threads go to"]
+        if not data.get("custom_channel_id") and not (data.get("developer_api_key") and data.get("app_id")):
+            problems["custom_channel_id"] = ["give the custom channel ID, or the developer API key and app ID "
+                                             "so that Test connection registers the channel"]
+        if not data.get("client_secret"):
+            problems["client_secret"] = ["inbox mode needs the app's client secret: it verifies the agents' "
+                                         "replies HubSpot sends to the hub"]
         if problems:
             raise ValidationError(problems)
 
