@@ -198,13 +198,10 @@ def test_agent_replies_reach_whatsapp_once_with_statuses_and_the_window_refusal(
         assert [s.body["text"]["body"] for s in sent] == ["Yes, tomorrow!"]
         assert len(emu.inbox.messages_of(thread)) == 2  # the agent's reply is not published back
         kinds = [s["statusType"] for s in emu.inbox.statuses(reply["id"])]
-        assert kinds[0] == "SENT" and "FAILED" not in kinds
+        assert kinds == ["SENT", "READ"]  # accepted by WhatsApp, then read (delivered has no HubSpot status)
         with runtime.db.scope() as session:
             out = session.scalars(select(Message).where(Message.direction == "out")).one()
             assert out.payload.get("crm_author") == "Ivan Sales"
-        ana.read(sent[0].wamid) if hasattr(ana, "read") else None
-        wa.flush()
-        wk.drain()
 
         with runtime.db.scope() as session:  # the customer's last message is two days old now
             session.get(Conversation, conv_id).last_inbound_at = utcnow() - timedelta(days=2)
@@ -232,3 +229,28 @@ def test_a_bad_or_missing_signature_is_refused_and_nothing_is_sent(client, runti
     assert r.status_code == 401
     with runtime.db.scope() as session:
         assert session.scalar(select(func.count()).select_from(Message)) == 0
+
+
+def test_a_reply_whatsapp_cannot_deliver_is_failed_in_hubspot_with_metas_reason(client, runtime):
+    clock = FakeClock(utcnow())
+    with benchkit.start_emulator(per_10_seconds=250) as emu, wired(runtime, client, clock) as w:
+        emu.inbox.inbox.transport = _hook_transport(client)
+        wa, number = w["emu"], w["number"]
+        cid = make_connector(runtime, emu, **inbox_settings(emu))
+        assert instance(runtime, cid).check().ok
+        wa.customer(number, "15557654322", name="Bo").send_text("Hello?")
+        wa.flush()
+        wk = worker(runtime)
+        wk.drain()
+        with runtime.db.scope() as session:
+            thread = str(session.scalars(select(Conversation.id)).one())
+        wa.recipient("15557654322", undeliverable=True)
+        reply = emu.inbox.agent_reply(thread, "We can help")
+        assert reply["status"] == 200, reply["answer"]
+        for _ in range(3):
+            wk.drain()
+            wa.flush()
+        kinds = [s["statusType"] for s in emu.inbox.statuses(reply["id"])]
+        assert kinds[-1] == "FAILED", kinds
+        text = emu.inbox.statuses(reply["id"])[-1]["failureDetails"]["errorMessage"]
+        assert text.startswith("WhatsApp did not deliver it") and "Meta error" in text
