@@ -254,3 +254,40 @@ def test_a_reply_whatsapp_cannot_deliver_is_failed_in_hubspot_with_metas_reason(
         assert kinds[-1] == "FAILED", kinds
         text = emu.inbox.statuses(reply["id"])[-1]["failureDetails"]["errorMessage"]
         assert text.startswith("WhatsApp did not deliver it") and "Meta error" in text
+
+
+def test_100_conversations_under_5xx_lost_answers_and_429_end_with_exact_counts(runtime, emu):
+    cid = make_connector(runtime, emu, **inbox_settings(emu))
+    assert instance(runtime, cid).check().ok
+    _emit(runtime, 100, 2)  # one from the customer, one from the hub, each
+    emu.inbox.inbox.lose_answers = 10
+    emu.set_chaos(fail_rate=0.1, rate429_rate=0.05, chaos_paths=("/conversations/",))
+    assert set(drain(runtime, deadline=240)) == {"done"}, dead_errors(runtime)[:3]
+    stats = emu.inbox.stats()
+    assert stats["lost_answers"] == 10 and emu.stats()["injected_5xx"] > 0
+    assert len(emu.inbox.threads()) == 100 and len(emu.inbox.inbox.messages) == 200
+    assert {len(emu.inbox.messages_of(str(n))) for n in range(1, 101)} == {2}
+    assert stats["accounts_created"] == 1
+
+
+def test_racing_workers_make_one_channel_account_per_number(runtime, emu):
+    import threading
+
+    cid = make_connector(runtime, emu, **inbox_settings(emu))
+    assert instance(runtime, cid).check().ok
+    workers = [instance(runtime, cid) for _ in range(4)]
+    got: list[tuple[str, str]] = []
+    barrier = threading.Barrier(len(workers))
+
+    def take(connector):
+        barrier.wait()
+        got.append(connector._channel_account(ev.CHANNEL))
+
+    threads = [threading.Thread(target=take, args=(w,)) for w in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(got) == 4 and len(set(got)) == 1 and got[0][1] == "+15550001111"
+    assert emu.inbox.stats()["accounts_created"] == 1
+    assert instance(runtime, cid).settings["channel_accounts"] == {"1": got[0][0]}
