@@ -72,8 +72,8 @@ class Chart:
         return struct.unpack(">II", self.png[16:24])
 
 
-def report_charts(figures: dict[str, Any], *, start: datetime, end: datetime, per_slot: Sequence[tuple[datetime, int]],
-           first_response_histogram: dict[str, int]) -> list[Chart]:
+def report_charts(figures: dict[str, Any], *, start: datetime, end: datetime,
+                  per_slot: Sequence[tuple[datetime, int]], first_response_histogram: dict[str, int]) -> list[Chart]:
     """The e-mail's charts, as the admin dashboard draws them: conversations per day (per
     hour for a day), first response times in the histogram's buckets, per operator."""
     _every, step = slots(start, end)
@@ -112,8 +112,8 @@ def build(*, name: str, period: str, figures: dict[str, Any], previous: dict[str
     message.set_content("\n".join(text))
     # Short Content-IDs: a long one is folded onto a second header line in transit.
     cids = [f"<{chart.key}.{secrets.token_hex(8)}@report.hub>" for chart in charts]
-    images = "".join(f"<h3>{html.escape(chart.title)}</h3><img src='cid:{cid[1:-1]}' alt='{html.escape(chart.title)}'"
-                     f" width='{chart.size[0]}' height='{chart.size[1]}'>" for chart, cid in zip(charts, cids))
+    images = "".join(f"<p><img src='cid:{cid[1:-1]}' alt='{html.escape(chart.title)}' width='{chart.size[0]}' "
+                     f"height='{chart.size[1]}'></p>" for chart, cid in zip(charts, cids))  # titled in the image
     link = (f"<p><a href='{html.escape(export_url)}'>The export</a>, online until {html.escape(export_expires or '')}"
             f"</p>" if export_url else "")
     cells = "".join(f"<tr><td>{html.escape(label)}</td><td align='right'><b>{html.escape(now)}</b></td>"
