@@ -125,6 +125,11 @@ class HubSpotConnector(Connector):
         only what is not stored yet)."""
         outcomes: list[Outcome] | None = None
         if self.mode in (inbox.MODE_INBOX, inbox.MODE_BOTH):
+            if not self.settings.get("custom_channel_id") and self.ctx.update_settings is not None:
+                # Test connection may have registered it after this instance was built.
+                fresh = self.ctx.update_settings(lambda _current: None) or {}
+                if fresh.get("custom_channel_id"):
+                    self.settings["custom_channel_id"] = str(fresh["custom_channel_id"])
             if not self.settings.get("custom_channel_id"):
                 wait = Outcome.wait("inbox mode: no custom channel yet; press Test connection to register it",
                                     retry_at=self.ctx.clock() + timedelta(seconds=AUTH_WAIT_SECONDS))

@@ -291,3 +291,21 @@ def test_racing_workers_make_one_channel_account_per_number(runtime, emu):
     assert len(got) == 4 and len(set(got)) == 1 and got[0][1] == "+15550001111"
     assert emu.inbox.stats()["accounts_created"] == 1
     assert instance(runtime, cid).settings["channel_accounts"] == {"1": got[0][0]}
+
+
+def test_a_worker_built_before_the_channel_was_registered_uses_it(runtime, emu):
+    cid = make_connector(runtime, emu, **inbox_settings(emu))
+    early = instance(runtime, cid)  # a worker's instance, built before Test connection
+    assert instance(runtime, cid).check().ok
+    with runtime.db.scope() as session:
+        conv = ev.conversation(1)
+        ev.emit_event(session, "message.received", {"conversation": conv, "contact": ev.contact(1),
+                                                    "message": ev.message(101)}, 1)
+    from connectors.base import HubEvent
+    from hub.models import Event
+    with runtime.db.scope() as session:
+        row = session.scalars(select(Event)).one()
+        event = HubEvent(id=row.id, type=row.type, version=row.version, occurred_at=row.occurred_at, data=row.data)
+    (outcome,) = early.deliver([event])
+    assert outcome.status == "done", outcome
+    assert len(emu.inbox.inbox.messages) == 1
