@@ -165,9 +165,12 @@ class HubSpotConnector(Connector):
         """(channel account id, business phone) of a hub WhatsApp channel: the stored one,
         else the account HubSpot has for the number in the chosen inbox, else a new one.
         Looked up and created under the lock on the connector's row, so two workers make one;
-        by the in-process paced client (the shared limiter's rows are not to be written under
-        that lock: SQLite has one writer)."""
-        client = client or self.admin_client
+        by an in-process paced client with the token taken before the lock (neither the shared
+        limiter's rows nor an OAuth renewal, which locks the same row, may happen under it)."""
+        if client is None:
+            token = self.tokens.bearer(pace=None)
+            client = HubSpotClient(self.admin_client.config, self.ctx.http, limiter=None, clock=self.ctx.clock,
+                                   timeout=self.ctx.http_timeout, auth=PrivateAppToken(token))
         phone = mapping.e164(channel.get("display_number"))
         key = str(channel.get("id") or phone or "")
         if not phone or not key:

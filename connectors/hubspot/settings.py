@@ -362,6 +362,10 @@ class HubSpotSettings(Schema):
         if data.get("mode", "timeline") == "timeline":
             return
         problems: dict[str, list[str]] = {}
+        if data.get("auth_mode", AUTH_PRIVATE_APP) != AUTH_OAUTH:
+            # https://developers.hubspot.com/docs/api-reference/2026-03/conversations/custom-channels/guide
+            problems["mode"] = ["HubSpot's custom channels work only for a public app installed in the account "
+                                "(choose oauth); legacy private app tokens cannot use them"]
         if not data.get("inbox_id"):
             problems["inbox_id"] = ["choose the Conversations inbox the WhatsApp threads go to"]
         if not data.get("custom_channel_id") and not (data.get("developer_api_key") and data.get("app_id")):

@@ -27,7 +27,12 @@ INBOX_ID = "147959634"
 
 
 def inbox_settings(emu, **overrides):
-    return {"mode": "inbox", "inbox_id": INBOX_ID, "developer_api_key": emu.inbox.inbox.developer_api_key,
+    """Custom channels need the public app (OAuth), installed in the account."""
+    options = emu.state.options
+    return {"auth_mode": "oauth", "access_token": "", "client_id": options.client_id,
+            "client_secret": options.client_secret, "redirect_uri": options.redirect_uri,
+            "authorization_code": emu.issue_code(),
+            "mode": "inbox", "inbox_id": INBOX_ID, "developer_api_key": emu.inbox.inbox.developer_api_key,
             "app_id": emu.inbox.inbox.app_id, **overrides}
 
 
@@ -93,8 +98,13 @@ def test_check_names_a_missing_inbox_and_a_wrong_developer_key(runtime, emu):
 
 
 def test_inbox_settings_are_validated():
-    base = {"access_token": "pat-na1-0000-0000", "client_secret": "s"}
+    base = {"auth_mode": "oauth", "client_id": "c", "client_secret": "s",
+            "redirect_uri": "https://hub.example.com/admin/connectors/oauth/callback"}
     assert HubSpotSettings().load(base)["mode"] == "timeline"
+    with pytest.raises(ValidationError) as exc:
+        HubSpotSettings().load({"access_token": "pat-na1-0000-0000", "client_secret": "s", "mode": "inbox",
+                                "inbox_id": "1", "custom_channel_id": "2"})
+    assert "public app" in exc.value.messages["mode"][0]
     with pytest.raises(ValidationError) as exc:
         HubSpotSettings().load({**base, "mode": "inbox"})
     assert {"inbox_id", "custom_channel_id"} <= set(exc.value.messages)
