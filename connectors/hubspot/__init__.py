@@ -27,6 +27,8 @@ AUTH_WAIT_SECONDS = 300
 OAUTH_SCOPES = ("crm.objects.contacts.read", "crm.objects.contacts.write", "crm.objects.deals.read",
                 "crm.objects.deals.write", "crm.objects.owners.read")
 OAUTH_OPTIONAL_SCOPES = ("crm.schemas.contacts.write", "crm.schemas.deals.write")
+# Inbox mode: publish into and read the custom channel, list the inboxes (README.md).
+INBOX_SCOPES = ("conversations.custom_channels.read", "conversations.custom_channels.write", "conversations.read")
 APP_URL = "https://app.hubspot.com"
 
 
@@ -273,7 +275,8 @@ class HubSpotConnector(Connector):
         if not self.uses_oauth or not self.settings.get("client_id"):
             return None
         query = urlencode({"client_id": self.settings["client_id"], "redirect_uri": redirect_uri,
-                           "scope": " ".join(OAUTH_SCOPES), "optional_scope": " ".join(OAUTH_OPTIONAL_SCOPES),
+                           "scope": " ".join(OAUTH_SCOPES + (INBOX_SCOPES if self.mode != inbox.MODE_TIMELINE else ())),
+                           "optional_scope": " ".join(OAUTH_OPTIONAL_SCOPES),
                            "state": state})
         return f"{self.settings.get('authorize_url') or DEFAULT_AUTHORIZE_URL}?{query}"
 

@@ -319,3 +319,13 @@ def test_a_worker_built_before_the_channel_was_registered_uses_it(runtime, emu):
     (outcome,) = early.deliver([event])
     assert outcome.status == "done", outcome
     assert len(emu.inbox.inbox.messages) == 1
+
+
+def test_connect_with_hubspot_asks_for_the_conversations_scopes(runtime, emu):
+    from urllib.parse import parse_qs, urlsplit
+
+    cid = make_connector(runtime, emu, **inbox_settings(emu))
+    url = instance(runtime, cid).authorize_url("https://hub.example.com/admin/connectors/oauth/callback", "st")
+    scopes = parse_qs(urlsplit(url).query)["scope"][0].split()
+    assert {"conversations.custom_channels.read", "conversations.custom_channels.write",
+            "conversations.read", "crm.objects.contacts.write"} <= set(scopes)
