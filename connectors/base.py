@@ -211,7 +211,27 @@ class CloseConversation:
     reason: str = ""
 
 
-Command = SendTemplate | SendText | AssignConversation | CloseConversation
+@dataclass(frozen=True)
+class ReportDealStage:
+    """A deal moved in the CRM: the hub emits `deal.stage_changed` joined to the
+    conversation and its lead source, so analytics destinations learn the outcome
+    without knowing the CRM. `outcome` is "won", "lost" or "open" in the CRM's own
+    terms (amoCRM 142/143, Bitrix24 semantics S/F, HubSpot hs_is_closed_won)."""
+
+    deal_id: str
+    stage: str
+    outcome: Literal["won", "lost", "open"]
+    conversation_id: int | None = None
+    phone: str | None = None  # E.164, when the deal's conversation is not linked
+    pipeline: str | None = None
+    stage_name: str = ""
+    amount: str | None = None  # a decimal as text, in `currency`
+    currency: str | None = None
+    # The same key is carried out once per connector (CRMs resend their webhooks).
+    idempotency_key: str | None = None
+
+
+Command = SendTemplate | SendText | AssignConversation | CloseConversation | ReportDealStage
 
 
 class Connector:

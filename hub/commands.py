@@ -14,10 +14,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connectors.base import AssignConversation, CloseConversation, Command, SendTemplate, SendText
+from connectors.base import AssignConversation, CloseConversation, Command, ReportDealStage, SendTemplate, SendText
 from hub.channels.base import Outgoing, SendRefused, TemplateInput
 from hub.channels.sending import queue
 from hub.conversation_actions import assign, close
+from hub.deal_outcomes import report_stage
 from hub.models import Channel, Conversation, CrmLink, User
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,10 @@ def _one(session: Session, command: Command, now: datetime, connector_id: int | 
             session.add(CrmLink(connector_id=connector_id, entity_type="crm_message", entity_id=str(message.id),
                                 crm_type="message", crm_id=command.crm_message_id[:64], created_at=now))
         return Result("send_text", True, "queued", message.id)
+    if isinstance(command, ReportDealStage):
+        if not _first_time(session, connector_id, command.idempotency_key, now):
+            return Result("report_deal_stage", True, f"already carried out ({command.idempotency_key})")
+        return Result("report_deal_stage", True, report_stage(session, command, now=now, connector_id=connector_id))
     conversation = session.get(Conversation, command.conversation_id)
     if conversation is None:
         return Result(type(command).__name__, False, f"no conversation {command.conversation_id}")

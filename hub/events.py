@@ -32,6 +32,7 @@ EVENT_TYPES = (
     "conversation.transferred",
     "sla.warning",
     "sla.breached",
+    "deal.stage_changed",
 )
 
 EVENT_VERSION = 1

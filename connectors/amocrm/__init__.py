@@ -226,7 +226,7 @@ class AmoCrmConnector(Connector):
         url = self.ctx.webhook_url
         if not url:
             return None
-        wanted = {"status_lead"} if self._rules() else set()
+        wanted = {"status_lead"} if self._rules() or self.settings.get("report_deal_stages") else set()
         hooks = self.client.collect("/api/v4/webhooks", "webhooks")
         ours = next((h for h in hooks if h.get("destination") == url), None)
         if ours is None and not wanted:
@@ -309,6 +309,7 @@ class AmoCrmConnector(Connector):
         try:
             for change in payload.status_changes:
                 commands.extend(self._status_commands(change))
+                commands.extend(self._stage_report(change))
             for note in payload.notes:
                 command = self._reply_command(note)
                 if command is not None:
@@ -362,6 +363,18 @@ class AmoCrmConnector(Connector):
             log.info("webhook for deal %s stage %s seen before; ignored", change.lead_id, change.status_id)
             return []
         return out
+
+    def _stage_report(self, change: webhooks.StatusChange) -> list[Command]:
+        """The deal's move for the analytics connectors (deal.stage_changed), once per
+        entry into the stage: the hub keeps the key, so amoCRM's repeats change nothing."""
+        if not self.settings.get("report_deal_stages"):
+            return []
+        if change.old_status_id is not None and change.old_status_id == change.status_id:
+            return []
+        conv = self.ctx.links.get(LEAD_REVERSE, str(change.lead_id))
+        if conv is None:
+            return []  # not a deal of the hub's conversations
+        return [webhooks.stage_report(change, int(conv), self.settings.get("deal_currency") or "RUB")]
 
     def _reply_command(self, note: webhooks.NoteAdded) -> Command | None:
         text = webhooks.reply_text(note.text, self.settings.get("reply_prefix") or "")

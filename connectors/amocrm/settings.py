@@ -225,6 +225,17 @@ class AmoCrmSettings(Schema):
                           'lead.field[ORDER_NO] | "your order"). amoCRM must call this connector\'s '
                           "webhook URL on lead status changes: Test connection subscribes it."},
     )
+    report_deal_stages = fields.Boolean(
+        load_default=False,
+        metadata={"label": "Report deal stages to analytics",
+                  "help": "Every stage change of a deal with a WhatsApp conversation (won 142, lost 143 "
+                          "or another stage, with the budget) becomes a deal.stage_changed event for the "
+                          "analytics connectors. Test connection subscribes the status webhook."},
+    )
+    deal_currency = fields.String(
+        load_default="RUB", validate=validate.Regexp(r"^[A-Z]{3}$", error="a three-letter ISO code, e.g. RUB"),
+        metadata={"label": "Currency of deal budgets", "help": "ISO 4217 code of the account's currency."},
+    )
     reply_prefix = fields.String(
         load_default="/wa", validate=validate.Length(max=20),
         metadata={"label": "Reply prefix for notes",

@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from connectors.amocrm import mapping, phpform, rules
-from connectors.base import InboundRequest, WebhookRejected
+from connectors.base import InboundRequest, ReportDealStage, WebhookRejected
 
 log = logging.getLogger(__name__)
 
 COMMON_NOTE = "4"  # note_type of a text note in webhooks
+WON_STATUS, LOST_STATUS = 142, 143  # "Успешно реализовано" / "Закрыто и не реализовано", in every pipeline
 
 
 @dataclass(frozen=True)
@@ -152,3 +153,16 @@ def merge_lead(webhook_view: Mapping[str, Any], api_lead: Mapping[str, Any] | No
     view = mapping.lead_view(api_lead)
     view["fields"] = {**webhook_view.get("fields", {}), **view["fields"]}
     return view
+
+
+def stage_report(change: StatusChange, conversation_id: int, currency: str) -> ReportDealStage:
+    """amoCRM's status change as the hub's deal report: 142 won, 143 lost, any other
+    stage open; the budget (price) from the webhook's own copy of the deal."""
+    outcome = "won" if change.status_id == WON_STATUS else "lost" if change.status_id == LOST_STATUS else "open"
+    price = change.lead.get("price")
+    return ReportDealStage(
+        deal_id=str(change.lead_id), stage=str(change.status_id), outcome=outcome,
+        conversation_id=conversation_id,
+        pipeline=None if change.pipeline_id is None else str(change.pipeline_id),
+        amount=None if price in (None, "") else str(price), currency=currency,
+        idempotency_key=f"amocrm-stage:{change.lead_id}:{change.status_id}:{change.modified_at}")

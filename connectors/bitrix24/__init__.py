@@ -194,7 +194,7 @@ class Bitrix24Connector(Connector):
     def pull(self, since: datetime) -> list[Command]:
         """Stage rules for deals (leads) that moved since then: what a missed event would
         have done (Bitrix24 does not repeat an event the hub did not take)."""
-        if not self.options.stage_rules:
+        if not self.options.stage_rules and not self.options.report_stages:
             return []
         stamp = since.astimezone(timezone.utc).isoformat(timespec="seconds")
         return list(webhooks.pulled_commands(stamp, client=self.client, links=self.ctx.links, options=self.options))

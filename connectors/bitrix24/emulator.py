@@ -414,7 +414,9 @@ class Portal:
             if semantic is None:
                 raise ApiError("", f"Field 'STAGE_ID': stage {stage} is not in pipeline {category}")
             row.update({"CATEGORY_ID": str(category), "STAGE_ID": stage, "STAGE_SEMANTIC_ID": semantic,
-                        "CLOSED": "N" if semantic == "P" else "Y"})
+                        "CLOSED": "N" if semantic == "P" else "Y",
+                        "OPPORTUNITY": str(fields.get("OPPORTUNITY") or "0.00"),
+                        "CURRENCY_ID": str(fields.get("CURRENCY_ID") or "RUB")})
         else:
             status = str(fields.get("STATUS_ID") or "NEW")
             semantic = dict((s[0], s[2]) for s in LEAD_STATUSES).get(status)
@@ -640,11 +642,12 @@ class Portal:
             self.stats["events_sent"] += 1
         return statuses
 
-    def move(self, kind: str, eid: int, stage: str) -> None:
-        """A user drags the deal (lead) to another stage in the portal's UI."""
+    def move(self, kind: str, eid: int, stage: str, **fields: Any) -> None:
+        """A user drags the deal (lead) to another stage in the portal's UI, perhaps
+        setting other fields with it (OPPORTUNITY="22500.00")."""
         with self.lock:
             key = "STAGE_ID" if kind == "deal" else "STATUS_ID"
-            self._entity_update(kind, {"id": eid, "fields": {key: stage}})
+            self._entity_update(kind, {"id": eid, "fields": {**fields, key: stage}})
 
     def authorize(self, args: dict[str, str]) -> tuple[int, dict[str, str] | str]:
         """The portal's /oauth/authorize/ page: once the user allows the app, the browser

@@ -12,7 +12,7 @@ from typing import Any
 
 
 from connectors.bitrix24 import rules
-from connectors.base import media_link
+from connectors.base import ReportDealStage, media_link
 from hub.phones import to_e164
 
 ORIGINATOR = "whatsapp-hub"
@@ -38,6 +38,7 @@ class Options:
     default_assigned_by_id: int | None = None
     close_stage_id: str = ""
     stage_rules: tuple[rules.StageRule, ...] = ()
+    report_stages: bool = False
 
     @classmethod
     def from_settings(cls, s: dict[str, Any]) -> "Options":
@@ -55,6 +56,7 @@ class Options:
             default_assigned_by_id=s.get("default_assigned_by_id"),
             close_stage_id=s.get("close_stage_id") or "",
             stage_rules=tuple(rules.parse_rules(s.get("stage_rules"))),
+            report_stages=bool(s.get("report_deal_stages")),
         )
 
     @property
@@ -280,6 +282,21 @@ def conversation_of(entity: dict[str, Any]) -> int | None:
         return None
     origin = str(entity.get("ORIGIN_ID") or "")
     return int(origin) if origin.isdigit() else None
+
+
+def stage_report(entity: dict[str, Any], conversation_id: int) -> ReportDealStage:
+    """A deal's stage for the analytics connectors: Bitrix24's stage semantics say the
+    outcome (S success = won, F failure = lost, P in progress), whatever the stage's id;
+    once per entry into the stage (MOVED_TIME), however often ONCRMDEALUPDATE fires."""
+    semantic = str(entity.get("STAGE_SEMANTIC_ID") or "P").upper()
+    outcome = "won" if semantic == "S" else "lost" if semantic == "F" else "open"
+    deal_id, stage = str(entity.get("ID") or ""), stage_of(entity, "deal")
+    return ReportDealStage(
+        deal_id=deal_id, stage=stage, outcome=outcome, conversation_id=conversation_id,
+        pipeline=str(entity.get("CATEGORY_ID") or "0"),
+        amount=str(entity["OPPORTUNITY"]) if entity.get("OPPORTUNITY") not in (None, "") else None,
+        currency=str(entity.get("CURRENCY_ID") or "") or None,
+        idempotency_key=f"bitrix24-stage:{deal_id}:{stage}:{entity.get('MOVED_TIME') or ''}")
 
 
 def stage_of(entity: dict[str, Any], kind: str) -> str:

@@ -128,6 +128,13 @@ class Bitrix24Settings(Schema):
         metadata={"label": "Stage rules", "multiline": True, "placeholder": "C1:WON -> order_shipped:en | contact.NAME, deal.TITLE",
                   "help": "When a deal/lead enters a stage, send a WhatsApp template. One rule a line."},
     )
+    report_deal_stages = fields.Boolean(
+        load_default=False,
+        metadata={"label": "Report deal stages to analytics",
+                  "help": "Every stage change of a deal of a WhatsApp conversation (won S, lost F or another "
+                          "stage, with OPPORTUNITY and CURRENCY_ID) becomes a deal.stage_changed event for the "
+                          "analytics connectors (needs the ONCRMDEALUPDATE event)."},
+    )
     mode = fields.String(
         load_default="timeline", validate=validate.OneOf(["timeline", "openlines", "both"]),
         metadata={"label": "Mode (timeline / Open Lines)", "choices": [("timeline", "Timeline comments"),

@@ -59,7 +59,8 @@ def commands_for(body: dict[str, Any], *, client: Any, links: LinkStore, options
     # A responsible user changed in Bitrix24 follows into the hub (only edits: a deal
     # the hub adds carries the hub's own assignee), when operators are mapped.
     follow = bool(options.operators) and kind == options.target and event.endswith("UPDATE")
-    if not rules and not follow:
+    report = options.report_stages and kind == "deal"
+    if not rules and not follow and not report:
         return []
     data = body.get("data") if isinstance(body.get("data"), dict) else {}
     fields = data.get("FIELDS") if isinstance(data.get("FIELDS"), dict) else {}
@@ -67,14 +68,16 @@ def commands_for(body: dict[str, Any], *, client: Any, links: LinkStore, options
     if not entity_id.isdigit():
         raise WebhookRejected(400, f"{event} without data[FIELDS][ID]")
     return commands_for_entity(kind, entity_id, rules, client=client, links=links,
-                               operators=options.operators if follow else ())
+                               operators=options.operators if follow else (), report=report)
 
 
 def commands_for_entity(kind: str, entity_id: str, rules: list[Any], *, client: Any,
-                        links: LinkStore, operators: tuple[tuple[str, int], ...] = ()) -> list[Command]:
+                        links: LinkStore, operators: tuple[tuple[str, int], ...] = (),
+                        report: bool = False) -> list[Command]:
     """Read the deal (lead) and its contact; the rules matching its stage, each once per
     entry into the stage; with `operators`, an assignment when its responsible user is
-    not the one the hub last wrote. WebhookRejected(503) when Bitrix24 cannot be read."""
+    not the one the hub last wrote; with `report`, the deal's stage for the analytics
+    connectors. WebhookRejected(503) when Bitrix24 cannot be read."""
     calls = [("entity", f"crm.{kind}.get", {"id": int(entity_id)})]
     if rules:
         calls.append(("contact", "crm.contact.get", {"id": "$result[entity][CONTACT_ID]"}))
@@ -91,6 +94,8 @@ def commands_for_entity(kind: str, entity_id: str, rules: list[Any], *, client: 
     commands: list[Command] = []
     if operators:
         commands += responsible_changed(kind, entity_id, entity, links=links, operators=operators)
+    if report and kind == "deal" and mapping.conversation_of(entity) is not None:
+        commands.append(mapping.stage_report(entity, mapping.conversation_of(entity)))  # type: ignore[arg-type]
     if not rules:
         return commands
     contact = answer.results.get("contact") if isinstance(answer.results.get("contact"), dict) else None
@@ -141,16 +146,20 @@ def responsible_changed(kind: str, entity_id: str, entity: dict[str, Any], *, li
     return [AssignConversation(conversation_id=conversation_id, assignee_email=email)]
 
 
-def moved_since(kind: str, since: str, stages: list[str], *, client: Any) -> list[str]:
-    """IDs of the deals (leads) that entered one of `stages` at or after `since` (ISO
-    time): crm.<kind>.list filtered on MOVED_TIME, 50 a page, `next` as the next start."""
+def moved_since(kind: str, since: str, stages: list[str] | None, *, client: Any) -> list[str]:
+    """IDs of the deals (leads) that entered one of `stages` (None: any stage) at or after
+    `since` (ISO time): crm.<kind>.list filtered on MOVED_TIME, 50 a page, `next` as the
+    next start."""
     stage_field = "STAGE_ID" if kind == "deal" else "STATUS_ID"
     ids: list[str] = []
     start: Any = 0
+    filter_: dict[str, Any] = {">=MOVED_TIME": since}
+    if stages is not None:
+        filter_[stage_field] = stages
     while True:
         try:
             envelope = client.request(f"crm.{kind}.list", {
-                "filter": {">=MOVED_TIME": since, stage_field: stages}, "select": ["ID"],
+                "filter": filter_, "select": ["ID"],
                 "order": {"ID": "ASC"}, "start": start})
         except Bitrix24Error as exc:
             raise WebhookRejected(503, f"could not list moved {kind}s: {exc.summary()}") from None
@@ -166,9 +175,11 @@ def pulled_commands(since: str, *, client: Any, links: LinkStore, options: Optio
     commands: list[Command] = []
     for kind in ("deal", "lead"):
         rules = [r for r in options.stage_rules if r.applies_to(kind, options.target)]
-        if not rules:
+        report = options.report_stages and kind == "deal"
+        if not rules and not report:
             continue
-        for entity_id in moved_since(kind, since, sorted({r.stage for r in rules}), client=client):
-            commands += commands_for_entity(kind, entity_id, rules, client=client, links=links)
+        stages = None if report else sorted({r.stage for r in rules})
+        for entity_id in moved_since(kind, since, stages, client=client):
+            commands += commands_for_entity(kind, entity_id, rules, client=client, links=links, report=report)
     return commands
 

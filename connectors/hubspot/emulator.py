@@ -60,7 +60,7 @@ DEFAULT_TYPE = {("deals", "contacts"): 3, ("contacts", "deals"): 4, ("communicat
                 ("deals", "tasks"): 215, ("tasks", "deals"): 216}
 
 READ_ONLY = {"hs_object_id", "createdate", "lastmodifieddate", "hs_lastmodifieddate", "hs_createdate",
-             "hs_is_closed"}
+             "hs_is_closed", "hs_is_closed_won"}
 DEFAULT_RETURNED = {
     "contacts": ["createdate", "email", "firstname", "hs_object_id", "lastmodifieddate", "lastname"],
     "deals": ["amount", "closedate", "createdate", "dealname", "dealstage", "hs_lastmodifieddate",
@@ -104,6 +104,9 @@ def default_properties() -> dict[str, dict[str, dict[str, Any]]]:
         _prop("hubspot_owner_id", "Deal owner", "enumeration", "select", "dealinformation"),
         _prop("dealtype", "Deal Type", "enumeration", "radio", "dealinformation", ["newbusiness", "existingbusiness"]),
         _prop("description", "Deal Description", "string", "textarea", "dealinformation"),
+        _prop("deal_currency_code", "Currency", "enumeration", "select", "dealinformation"),
+        _prop("hs_is_closed_won", "Is Closed Won", "bool", "booleancheckbox", "dealinformation", read_only=True),
+        _prop("hs_is_closed", "Is Deal Closed?", "bool", "booleancheckbox", "dealinformation", read_only=True),
     ]
     comms = [
         _prop("hs_communication_channel_type", "Channel type", "enumeration", "select", "communication",
@@ -352,9 +355,21 @@ class State:
         return None
 
     # -- records -------------------------------------------------------------------------------
+    def closed_flags(self, props: dict[str, Any]) -> dict[str, str]:
+        """HubSpot's calculated hs_is_closed / hs_is_closed_won: the stage is closed, and
+        won when its probability is 1.0."""
+        pipeline = next((p for p in self.pipelines if p["id"] == props.get("pipeline")), None)
+        stage = next((st for st in (pipeline or {}).get("stages", []) if st["id"] == props.get("dealstage")), None)
+        closed = bool(stage) and stage["metadata"]["isClosed"] == "true"
+        won = closed and float(stage["metadata"]["probability"]) >= 1.0  # type: ignore[index]
+        return {"hs_is_closed": "true" if closed else "false", "hs_is_closed_won": "true" if won else "false"}
+
     def public(self, type_: str, record: dict[str, Any], wanted: list[str] | None) -> dict[str, Any]:
         names = wanted if wanted else DEFAULT_RETURNED[type_]
-        props = {n: record["properties"].get(n) for n in names if n in self.properties[type_] or n in record["properties"]}
+        stored = record["properties"]
+        if type_ == "deals":
+            stored = {**stored, **self.closed_flags(stored)}
+        props = {n: stored.get(n) for n in names if n in self.properties[type_] or n in stored}
         return {"id": record["id"], "properties": props, "createdAt": record["createdAt"],
                 "updatedAt": record["updatedAt"], "archived": False}
 
@@ -1077,10 +1092,12 @@ class EmulatorHandle:
         with self.state.lock:
             self.state.webhook_targets.append((url, client_secret or self.client_secret))
 
-    def move_deal(self, deal_id: str, stage: str) -> None:
-        """A salesperson drags the deal to another stage in HubSpot."""
+    def move_deal(self, deal_id: str, stage: str, **props: str) -> None:
+        """A salesperson drags the deal to another stage in HubSpot, perhaps setting other
+        properties with it (amount="22500")."""
         with self.state.lock:
             record = self.state.objects["deals"][str(deal_id)]
+            record["properties"].update(props)
             if record["properties"].get("dealstage") != stage:
                 record["properties"]["dealstage"] = stage
                 _queue_stage_change(self.state, str(deal_id), stage)

@@ -290,6 +290,13 @@ class HubSpotSettings(Schema):
         metadata={"label": "Channel accounts (managed)", "managed": True,
                   "help": "Hub WhatsApp channel -> HubSpot channel account, created by the hub."},
     )
+    report_deal_stages = fields.Boolean(
+        load_default=False,
+        metadata={"label": "Report deal stages to analytics",
+                  "help": "Every dealstage change of a deal of a WhatsApp conversation (won or lost by "
+                          "hs_is_closed_won / hs_is_closed, with amount and deal_currency_code) becomes a "
+                          "deal.stage_changed event for the analytics connectors."},
+    )
     stage_rules = fields.List(
         fields.String(),
         load_default=list,

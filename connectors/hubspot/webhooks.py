@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.base import SendTemplate
+from connectors.base import Command, ReportDealStage, SendTemplate
 from connectors.hubspot import mapping, rules
 from connectors.hubspot.client import HubSpotClient, HubSpotError, Unavailable
 
@@ -66,12 +66,32 @@ def _props(record: dict[str, Any] | None) -> dict[str, Any]:
     return (record or {}).get("properties") or {}
 
 
+OUTCOME_PROPERTIES = ("amount", "deal_currency_code", "hs_is_closed", "hs_is_closed_won")
+
+
+def stage_report(change: StageChange, deal: dict[str, Any], conversation_id: int) -> ReportDealStage:
+    """A dealstage change for the analytics connectors: HubSpot's calculated
+    hs_is_closed_won says won, a closed deal not won is lost, whatever the stage's id;
+    keyed on HubSpot's own event (its retries and later edits change nothing)."""
+    closed = str(deal.get("hs_is_closed") or "").lower() == "true"
+    won = str(deal.get("hs_is_closed_won") or "").lower() == "true"
+    amount = deal.get("amount")
+    return ReportDealStage(
+        deal_id=change.deal_id, stage=change.stage, outcome="won" if won else "lost" if closed else "open",
+        conversation_id=conversation_id, pipeline=deal.get("pipeline") or None,
+        amount=None if amount in (None, "") else str(amount), currency=deal.get("deal_currency_code") or None,
+        idempotency_key=f"hubspot-stage:{change.deal_id}:{change.stage}:{change.occurred_at}")
+
+
 def commands_for(changes: list[StageChange], stage_rules: list[rules.StageRule], client: HubSpotClient,
-                 settings: dict[str, Any]) -> list[SendTemplate]:
-    wanted = [c for c in changes if any(r.stage == c.stage for r in stage_rules)]
+                 settings: dict[str, Any]) -> list[Command]:
+    report = bool(settings.get("report_deal_stages"))
+    wanted = changes if report else [c for c in changes if any(r.stage == c.stage for r in stage_rules)]
     if not wanted:
         return []
     deal_vars, contact_vars = rules.properties_needed(stage_rules)
+    if report:
+        deal_vars = set(deal_vars) | set(OUTCOME_PROPERTIES)
     id_property = settings["deal_id_property"]
     contact_id_property = settings["contact_id_property"]
     deal_ids = sorted({c.deal_id for c in wanted})
@@ -89,7 +109,7 @@ def commands_for(changes: list[StageChange], stage_rules: list[rules.StageRule],
         wanted_props = sorted({"phone", "mobilephone", "firstname", "lastname", contact_id_property} | contact_vars)
         for record in client.batch_read("contacts", chunk, wanted_props):
             contacts[str(record["id"])] = record
-    commands = []
+    commands: list[Command] = []
     for change in wanted:
         deal = _props(deals.get(change.deal_id))
         if not deal:
@@ -97,6 +117,9 @@ def commands_for(changes: list[StageChange], stage_rules: list[rules.StageRule],
             continue
         if deal.get("dealstage") != change.stage:
             continue  # a stale or retried event: the deal has moved on since
+        conversation = str(deal.get(id_property) or "")
+        if report and conversation.isdigit():
+            commands.append(stage_report(change, deal, int(conversation)))
         contact = _props(contacts.get(contact_of.get(change.deal_id, "")))
         phone = mapping.e164(contact.get("phone")) or mapping.e164(contact.get("mobilephone"))
         wa_id = str(contact.get(contact_id_property) or "")
