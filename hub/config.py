@@ -124,6 +124,19 @@ class ReportsSchema(_Section):
     link_days = fields.Integer(load_default=7, validate=validate.Range(1, 366))
 
 
+class BroadcastsSchema(_Section):
+    # A customer message that is one of these words (any case, punctuation ignored)
+    # opts them out of broadcasts, answered with stop_reply.
+    stop_keywords = fields.List(fields.String(validate=validate.Length(min=1, max=64)),
+                                load_default=lambda: ["STOP", "СТОП", "ОТПИСАТЬСЯ", "UNSUBSCRIBE"])
+    stop_reply = fields.String(load_default="You are unsubscribed and will get no more mailings. "
+                                            "Write START to subscribe again.")
+    start_keywords = fields.List(fields.String(validate=validate.Length(min=1, max=64)),
+                                 load_default=lambda: ["START", "СТАРТ"])
+    # How often sending broadcasts queue their next slice, and how far ahead (seconds).
+    pacing_seconds = fields.Float(load_default=1.0, validate=validate.Range(min=0.05, max=60))
+
+
 class ConfigSchema(_Section):
     mode = fields.String(
         load_default="development", validate=validate.OneOf(["development", "production"])
@@ -143,6 +156,7 @@ class ConfigSchema(_Section):
     tracking = fields.Nested(TrackingSchema, load_default=lambda: TrackingSchema().load({}))
     routing = fields.Nested(RoutingSchema, load_default=lambda: RoutingSchema().load({}))
     reports = fields.Nested(ReportsSchema, load_default=lambda: ReportsSchema().load({}))
+    broadcasts = fields.Nested(BroadcastsSchema, load_default=lambda: BroadcastsSchema().load({}))
 
 
 class Config(Mapping[str, Any]):

@@ -1,4 +1,5 @@
 """All models, imported here so Base.metadata knows every table."""
+from hub.models.broadcasts import Audience, Broadcast, BroadcastRecipient, Consent
 from hub.models.channels import Channel
 from hub.models.connectors import ConnectorRecord, CrmLink
 from hub.models.contacts import Contact
@@ -15,9 +16,13 @@ from hub.models.webhooks import ChannelUpdate, RawWebhook
 
 __all__ = [
     "ApiToken",
+    "Audience",
+    "Broadcast",
+    "BroadcastRecipient",
     "Channel",
     "ChannelUpdate",
     "ConnectorRecord",
+    "Consent",
     "Contact",
     "Conversation",
     "CrmLink",

@@ -105,17 +105,18 @@ def number_event(session: Session, channels: "Channels", e: NumberEvent, now: da
 
 
 def user_preference(session: Session, p: UserPreference, now: datetime) -> None:
+    """Recorded as the contact's marketing consent (hub.broadcasts), source whatsapp_preference."""
+    from hub.broadcasts.inbound import marketing_preference
+
     contact = find_contact(session, wa_id=p.wa_id, user_id=p.user_id)
     if contact is None or p.category != "marketing_messages":
         return
-    if p.value == "stop":
-        if contact.opted_out_at is None:
-            contact.opted_out_at = p.timestamp or now
-            emit(session, "contact.opted_out", {"contact": payloads.contact(contact),
-                                                "reason": p.detail or "user stopped marketing messages"},
-                 now=now, ordering_key=f"contact:{contact.id}")
-    elif p.value in ("resume", "signup"):
-        contact.opted_out_at = None
+    reason = p.detail or ("user stopped marketing messages" if p.value == "stop" else "user resumed marketing")
+    changed = marketing_preference(session, contact, p.value, detail=reason, at=p.timestamp or now, now=now)
+    if changed and p.value == "stop":
+        emit(session, "contact.opted_out", {"contact": payloads.contact(contact), "reason": reason,
+                                            "source": "whatsapp_preference", "subscriptions": ["marketing"]},
+             now=now, ordering_key=f"contact:{contact.id}")
 
 
 def value_errors(session: Session, channels: "Channels", e: ValueErrors, now: datetime) -> None:

@@ -20,6 +20,7 @@ from sqlalchemy import Insert, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from hub import payloads
+from hub.broadcasts import inbound as broadcast_keywords
 from hub.channels.whatsapp import account_events
 from hub.channels.whatsapp.delivery_status import record_status
 from hub.channels.whatsapp.parse import parse
@@ -115,8 +116,10 @@ def apply(session: Session, parsed: ParsedWebhook, raw: RawWebhook, now: datetim
     links = runtime.media_links
     for item in parsed.items:
         if isinstance(item, InboundMessage):
-            store_inbound(session, channels, item, now, attribution_window=window,
-                          media_link=lambda message_id: links.url(message_id, now=now))
+            stored = store_inbound(session, channels, item, now, attribution_window=window,
+                                   media_link=lambda message_id: links.url(message_id, now=now))
+            if stored is not None and stored.type == "text":
+                broadcast_keywords.customer_text(session, stored, now=now, config=runtime.config)
         elif isinstance(item, StatusUpdate):
             record_status(session, item, now=now, runtime=runtime)
         elif isinstance(item, TemplateEvent):
