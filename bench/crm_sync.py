@@ -2,13 +2,20 @@
 into a CRM emulator at the CRM's own rate limit, beside the floor: the fewest requests
 the CRM's batch sizes allow, divided by its rate limit.
 
-    .venv/bin/python bench/crm_sync.py <kind> [--conversations 2000] [--notes 3] [--workers 1]
+    .venv/bin/python bench/crm_sync.py <kind> [--mode timeline|chat] [--conversations 2000] [--notes 3]
+                                              [--workers 1]
 
 Kinds are connector packages with a benchkit module (connectors/<kind>/benchkit.py).
 Events are emitted as the hub emits them (docs/events.md) into a scratch PostgreSQL
 database and delivered by real `hub worker` processes; the clock starts once they are
 connected to the database (their start-up is not sync time). The last line is
 ratio=<elapsed/floor>; a ratio near 1 means the CRM's limit, not the hub, set the pace.
+
+--mode chat runs the connector's chat mode instead (amoCRM Chats API, Bitrix24 Open
+Lines, HubSpot custom channels; the kit's start_chat_emulator, chat_settings, chat_floor):
+Test connection first (it connects the channel, as in the admin), then every
+message.received becomes a message of the conversation's chat; --notes is then the
+customer messages per conversation (default: the kit's CHAT_MESSAGES).
 """
 from __future__ import annotations
 
@@ -24,10 +31,10 @@ from cryptography.fernet import Fernet
 
 from _support import hub_env, scratch_postgres, start, stop, wait_for_workers, wait_until, worker_env
 
-from hub.connector_store import create_connector  # noqa: E402
+from hub.connector_store import build_connector, create_connector  # noqa: E402
 from hub.db import Database, utcnow  # noqa: E402
 from hub.events import emit  # noqa: E402
-from hub.models import Delivery  # noqa: E402
+from hub.models import ConnectorRecord, Delivery  # noqa: E402
 from hub.security import Vault  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
@@ -63,22 +70,43 @@ def conversation_events(i: int, notes: int) -> list[tuple[str, dict]]:
     return events
 
 
+def test_connection(db: Database, vault: Vault, connector_id: int) -> None:
+    """What pressing Test connection does in the admin (chat modes connect their channel)."""
+    with db.scope() as session:
+        record = session.get(ConnectorRecord, connector_id)
+        session.expunge(record)
+    result = build_connector(db, vault, record, clock=utcnow, http_timeout=30, base_url="http://hub.bench").check()
+    if not result.ok:
+        raise SystemExit(f"Test connection failed: {result.message}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("kind")
+    parser.add_argument("--mode", choices=("timeline", "chat"), default="timeline")
     parser.add_argument("--conversations", type=int, default=2000)
-    parser.add_argument("--notes", type=int, default=3)
+    parser.add_argument("--notes", type=int, default=None)
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
     kit = importlib.import_module(f"connectors.{args.kind}.benchkit")
+    chat = args.mode == "chat"
+    if args.notes is None:
+        args.notes = kit.CHAT_MESSAGES if chat else 3
     key = Fernet.generate_key().decode()
-    expected = {"contacts": args.conversations, "deals": args.conversations,
-                "notes": args.conversations * args.notes}
-    with kit.start_emulator() as emulator, scratch_postgres() as url, tempfile.TemporaryDirectory() as tmp:
+    if chat:
+        expected = {"chats": args.conversations, "messages": args.conversations * args.notes}
+    else:
+        expected = {"contacts": args.conversations, "deals": args.conversations,
+                    "notes": args.conversations * args.notes}
+    serve = kit.start_chat_emulator if chat else kit.start_emulator
+    with serve() as emulator, scratch_postgres() as url, tempfile.TemporaryDirectory() as tmp:
         db = Database(url)
+        settings = kit.chat_settings(emulator) if chat else kit.connector_settings(emulator.base_url)
         with db.scope() as session:
-            create_connector(session, Vault([key]), kind=kit.KIND, name="bench",
-                             settings=kit.connector_settings(emulator.base_url), now=utcnow())
+            connector_id = create_connector(session, Vault([key]), kind=kit.KIND, name="bench",
+                                            settings=settings, now=utcnow()).id
+        if chat:
+            test_connection(db, Vault([key]), connector_id)
         total = args.conversations * (1 + args.notes)
         env = worker_env(hub_env(url, Path(tmp), key, worker__poll_seconds="0.05", log__level="WARNING"))
         with db.scope() as session:
@@ -112,8 +140,9 @@ def main() -> None:
         db.dispose()
     requests = after["requests"] - before["requests"]
     limited = after["rate_limited"] - before["rate_limited"]
-    floor_requests, floor_seconds = kit.floor(args.conversations, args.notes)
-    print(f"{args.kind}: {args.conversations} conversations x (contact + deal + {args.notes} notes) = "
+    floor_requests, floor_seconds = (kit.chat_floor if chat else kit.floor)(args.conversations, args.notes)
+    shape = f"(a chat + {args.notes} messages)" if chat else f"(contact + deal + {args.notes} notes)"
+    print(f"{args.kind} --mode {args.mode}: {args.conversations} conversations x {shape} = "
           f"{total} events, {args.workers} worker process(es), PostgreSQL")
     print(f"elapsed:        {elapsed:8.1f} s   (floor {floor_seconds:.1f} s)")
     print(f"requests:       {requests:8d}     (floor {floor_requests})")

@@ -4,11 +4,13 @@ The floor is the fewest requests amoCRM's batch sizes allow for N new conversati
 (contact + deal + notes each), at amoCRM's 7 requests per second:
     ceil(N / 50) leads/complex requests (each creates 50 deals with their new contacts)
   + ceil(N * notes / 50) notes requests (50 notes per request, any mix of deals).
+Chat mode (amojo) has its own floor: chat_floor().
 """
 from __future__ import annotations
 
 import math
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 from connectors.amocrm.emulator import LONG_LIVED_TOKEN, Served, serve
 from connectors.amocrm.emulator_store import DEFAULT_PIPELINES
@@ -41,4 +43,51 @@ def connector_settings(base_url: str) -> dict[str, Any]:
 def floor(conversations: int, notes_per_conversation: int) -> tuple[int, float]:
     requests = math.ceil(conversations / COMPLEX_BATCH) + math.ceil(
         conversations * notes_per_conversation / NOTES_BATCH)
+    return requests, requests / RATE_LIMIT
+
+
+# -- chat mode (Chats API, amojo): bench/crm_sync.py amocrm --mode chat -------------------------
+CHAT_MESSAGES = 1  # messages per conversation: amojo takes one message a request
+
+
+class ChatHandle:
+    """The account's API and its amojo side by side; requests and refusals of both count."""
+
+    def __init__(self, amo: Served, amojo: Any):
+        self.amo = amo
+        self.amojo = amojo
+        self.base_url = amo.base_url
+
+    def stats(self) -> dict[str, int]:
+        api = self.amo.stats()
+        chats = self.amojo.emulator.stats
+        return {"requests": api["requests"] + chats["requests"],
+                "rate_limited": api["rate_limited"] + chats["rate_limited"]}
+
+    def counts(self) -> dict[str, int]:
+        emu = self.amojo.emulator
+        with emu.lock:
+            inbound = sum(1 for m in emu.messages.values() if m["direction"] == "in")
+            return {"chats": len(emu.chats), "messages": inbound}
+
+
+@contextmanager
+def start_chat_emulator(**options: Any) -> Iterator[ChatHandle]:
+    from connectors.amocrm.emulator_amojo import serve_amojo
+
+    with serve(**options) as amo, serve_amojo() as amojo:
+        yield ChatHandle(amo, amojo)
+
+
+def chat_settings(handle: ChatHandle) -> dict[str, Any]:
+    from connectors.amocrm.emulator_amojo import CHANNEL_ID, CHANNEL_SECRET
+
+    return {**connector_settings(handle.base_url), "mode": "chat", "chat_channel_id": CHANNEL_ID,
+            "chat_channel_secret": CHANNEL_SECRET, "amojo_base_url": handle.amojo.base_url}
+
+
+def chat_floor(conversations: int, messages_per_conversation: int) -> tuple[int, float]:
+    """amojo has no batch method: one new_message request per customer message (the chat,
+    contact and Unsorted lead come with the first), at the 7 a second it is held to."""
+    requests = conversations * messages_per_conversation
     return requests, requests / RATE_LIMIT

@@ -3,7 +3,9 @@
 The documented endpoints (README.md, "Chats API (amojo)"), each checking Date (15
 minutes), Content-Type, Content-MD5 and X-Signature exactly as amoCRM documents them:
 connect / disconnect a channel, new_message (chat and message created once per
-conversation_id and msgid), delivery_status, a chat's history. A manager's reply
+conversation_id and msgid), delivery_status, a chat's history; amoCRM's documented
+"not more than 7 requests per second" applied to amojo too (429 beyond it; amojo's own
+limit is not documented apart, so the account's is assumed). A manager's reply
 (`manager_reply()`) is posted to the channel's hook URL as webhook v2, signed
 HMAC-SHA1(secret, body). `GET /` lists chats and messages as HTML.
 
@@ -28,7 +30,9 @@ from flask import Flask, Response, request
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from connectors.amocrm.amojo import content_md5, encode, hook_signature, request_signature
+from connectors.amocrm.emulator import RateGate
 
+RATE_LIMIT = 7.0  # requests a second (https://developers.kommo.com/docs/limitations)
 CHANNEL_ID = "f90ba33d-c9d9-44da-b76c-c349b0ecbe41"
 CHANNEL_SECRET = "5a44c5dff55f3c15a4cce8d7c4cc27e207c7e189"
 ACCOUNT_ID = "af9945ff-1490-4cad-807d-945c15d88bec"  # the account's amojo_id
@@ -49,6 +53,7 @@ def ok(body: Any, status: int = 200) -> Response:
 class AmojoEmulator:
     def __init__(self, *, channel_id: str = CHANNEL_ID, secret: str = CHANNEL_SECRET,
                  account_id: str = ACCOUNT_ID, hook_url: str = "", clock: Callable[[], float] = time.time,
+                 rate_limit: float = RATE_LIMIT,
                  transport: Callable[[str, bytes, dict[str, str]], tuple[int, str]] | None = None):
         self.channel_id = channel_id
         self.secret = secret
@@ -57,8 +62,11 @@ class AmojoEmulator:
         self.transport = transport  # (url, body, headers) -> (status, text); default: an HTTP POST
         self.lose_answers = 0  # the next N new_message answers are lost (502) after the message is kept
         self.fail_rate = 0.0  # share of API requests answered 503 before anything is done
+        self.answer_delay = 0.0  # seconds a new_message answer waits after the message is kept
         self.rng = random.Random(0)
         self.clock = clock
+        # No block after repeated refusals: that is documented for the account's API only.
+        self.gate = RateGate(rate_limit, block_after=1 << 30, block_seconds=0.0, clock=clock)
         self.connected: dict[str, dict[str, Any]] = {}  # scope_id -> connection
         self.chats: dict[str, dict[str, Any]] = {}  # (scope) conversation_id -> chat
         self.messages: dict[str, dict[str, Any]] = {}  # amojo message id -> message
@@ -165,6 +173,12 @@ class AmojoEmulator:
         def check() -> Response | None:
             if request.method == "GET" and request.path in ("/", "/chats"):
                 return None
+            if emu.gate.admit() != "ok":
+                emu.stats["requests"] += 1
+                emu.stats["rate_limited"] += 1
+                answer = error(429, "Too Many Requests")
+                answer.headers["Retry-After"] = "1"
+                return answer
             refused = emu._refusal()
             if refused is None and emu.fail_rate and emu.rng.random() < emu.fail_rate:
                 emu.stats["injected_5xx"] += 1
@@ -207,6 +221,8 @@ class AmojoEmulator:
             if problem:
                 return error(400, problem)
             answer = emu._store(scope_id, body["payload"])
+            if emu.answer_delay:
+                time.sleep(emu.answer_delay)
             with emu.lock:
                 if emu.lose_answers > 0:
                     emu.lose_answers -= 1

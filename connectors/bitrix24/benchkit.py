@@ -6,6 +6,7 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 from connectors.bitrix24 import emulator
+from connectors.bitrix24.openlines import MESSAGES_PER_CALL
 from connectors.bitrix24.sync import PHONES_PER_LOOKUP
 
 KIND = "bitrix24"
@@ -68,4 +69,44 @@ def floor(conversations: int, notes_per_conversation: int) -> tuple[int, float]:
     """
     commands = conversations * (2 + notes_per_conversation) + math.ceil(conversations / PHONES_PER_LOOKUP)
     requests = math.ceil(commands / BATCH)
+    return requests, max(requests - BURST, 1) / RATE
+
+
+# -- Open Lines mode: bench/crm_sync.py bitrix24 --mode chat -----------------------------------
+# Messages per conversation: imconnector.send.messages carries up to 50, so three of each
+# conversation keep the portal's bucket, not the burst, in charge at 2,000 conversations.
+CHAT_MESSAGES = 3
+
+
+class _ChatHandle(_Handle):
+    def counts(self) -> dict[str, int]:
+        p = self.portal
+        with p.lock:
+            return {"chats": len(p.ol.chats),
+                    "messages": sum(1 for m in p.ol.messages.values() if m["author"] == "customer")}
+
+
+@contextmanager
+def start_chat_emulator(**options: Any) -> Iterator[_ChatHandle]:
+    options.setdefault("rate", RATE)
+    options.setdefault("burst", BURST)
+    with emulator.serve(**options) as inner:
+        yield _ChatHandle(inner)
+
+
+def chat_settings(handle: _Handle) -> dict[str, Any]:
+    """imconnector works in an app's context only: the OAuth connection, line 1."""
+    p = handle.portal
+    return {"portal_url": handle.base_url, "auth_mode": "oauth", "client_id": p.client_id,
+            "client_secret": p.client_secret, "access_token": p.access_token, "refresh_token": p.refresh_token,
+            "oauth_server_url": handle.base_url, "application_token": p.application_token,
+            "mode": "openlines", "openlines_connector_id": "whatsapp_hub", "openlines_line_id": "1",
+            "rate_per_second": RATE, "burst": BURST}
+
+
+def chat_floor(conversations: int, messages_per_conversation: int) -> tuple[int, float]:
+    """imconnector.send.messages calls of MESSAGES_PER_CALL messages (the docs give no cap;
+    the chat, user and CRM binding come with the first message, by Open Lines themselves),
+    through the same leaky bucket as every REST call: (R - 50) / 2 s."""
+    requests = math.ceil(conversations * messages_per_conversation / MESSAGES_PER_CALL)
     return requests, max(requests - BURST, 1) / RATE

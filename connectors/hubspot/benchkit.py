@@ -58,3 +58,50 @@ def floor(conversations: int, notes_per_conversation: int) -> tuple[int, float]:
     requests = (searches + math.ceil(conversations / per) * 2
                 + math.ceil(conversations * notes_per_conversation / per))
     return requests, requests / (PER_10_SECONDS / 10.0)
+
+
+# -- inbox mode (custom channels): bench/crm_sync.py hubspot --mode chat -----------------------
+CHAT_MESSAGES = 1  # messages per conversation: a custom channel takes one message a request
+INBOX_ID = "147959634"  # the emulated account's "Sales inbox"
+
+
+class ChatHandle:
+    """The account with its Conversations inbox; counts are threads and customers' messages."""
+
+    def __init__(self, handle: emulator.EmulatorHandle):
+        self.handle = handle
+        self.base_url = handle.base_url
+
+    def stats(self) -> dict[str, Any]:
+        return self.handle.stats()
+
+    def counts(self) -> dict[str, int]:
+        with self.handle.state.lock:
+            messages = self.handle.inbox.inbox.messages.values()
+            return {"chats": len(self.handle.inbox.inbox.threads),
+                    "messages": sum(1 for m in messages if m["direction"] == "INCOMING")}
+
+
+@contextlib.contextmanager
+def start_chat_emulator(**options: Any) -> Iterator[ChatHandle]:
+    with start_emulator(**options) as handle:
+        yield ChatHandle(handle)
+
+
+def chat_settings(chat: ChatHandle) -> dict[str, Any]:
+    """Custom channels need the public app (OAuth); Test connection registers the channel."""
+    handle, options = chat.handle, chat.handle.state.options
+    settings = connector_settings(handle.base_url)
+    settings.update(auth_mode="oauth", access_token="", client_id=options.client_id,
+                    client_secret=options.client_secret, redirect_uri=options.redirect_uri,
+                    authorization_code=handle.issue_code(), mode="inbox", inbox_id=INBOX_ID,
+                    developer_api_key=handle.inbox.inbox.developer_api_key, app_id=handle.inbox.inbox.app_id)
+    return settings
+
+
+def chat_floor(conversations: int, messages_per_conversation: int) -> tuple[int, float]:
+    """One publish per customer message (a custom channel has no batch publish; the thread
+    comes with the first message), plus the number's channel account: looked up once and
+    created once. All at the general 100 per rolling 10 s."""
+    requests = conversations * messages_per_conversation + 2
+    return requests, requests / (PER_10_SECONDS / 10.0)

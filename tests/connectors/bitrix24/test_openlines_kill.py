@@ -1,0 +1,84 @@
+"""Open Lines mode with a worker SIGKILLed after the portal took an
+imconnector.send.messages call but before its answer came back: another worker takes over,
+finds those messages in their chats (CONNECTOR_MID) instead of sending them again, and
+every message is in its chat exactly once. Both databases.
+
+The chats exist when the kill comes (each conversation's first message was answered): a
+lost answer to the first message of a contact never answered for before cannot be looked
+up (README.md, "Exactly once") and is sent again."""
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hub.delivery.worker import Worker
+from hub.runtime import Runtime
+from tests.conftest import make_config
+from tests.connectors.bitrix24.test_chaos import _worker_env, drain_until_settled
+from tests.connectors.bitrix24.test_openlines import emit_messages, set_up
+
+CONVERSATIONS, PER = 30, 3
+
+
+@pytest.mark.slow
+def test_worker_killed_while_the_portal_answers_then_another_drains_exactly_once(database_url, tmp_path, portal):
+    runtime = Runtime.from_config(make_config(database_url, tmp_path, worker__lease_seconds=2))
+    try:
+        set_up(runtime, portal)
+        p = portal.portal
+        customer = lambda: sum(1 for m in p.ol.messages.values() if m["author"] == "customer")  # noqa: E731
+        first = emit_messages(runtime, CONVERSATIONS, 1)
+        assert drain_until_settled(runtime, Worker(runtime.db, runtime.vault, runtime.config), first) == {
+            "done": first}
+        total = first + emit_later_messages(runtime, CONVERSATIONS, range(2, PER + 1))
+        p.chaos.slow_next.extend([3.0] * 3)  # the portal does the work, then answers late
+        proc = subprocess.Popen([sys.executable, "-m", "hub", "worker"], env=_worker_env(database_url, tmp_path),
+                                cwd=str(Path(__file__).resolve().parents[3]),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 60
+            while customer() == first and time.monotonic() < deadline:
+                if proc.poll() is not None:
+                    raise AssertionError(f"worker exited early: {proc.stderr.read().decode()[-2000:]}")
+                time.sleep(0.005)
+            posted = customer() - first
+            proc.send_signal(signal.SIGKILL)  # those messages are in Bitrix24; the worker never hears back
+        finally:
+            proc.wait(timeout=10)
+        assert proc.returncode == -signal.SIGKILL
+        assert 0 < posted < total - first, "the kill came too late to mean anything"
+        p.chaos.slow_next.clear()
+        time.sleep(2.1)  # the dead worker's lease runs out
+        result = drain_until_settled(runtime, Worker(runtime.db, runtime.vault, runtime.config), total)
+        assert result == {"done": total}
+        assert len(p.ol.chats) == CONVERSATIONS
+        assert customer() == total
+        mids = [m["params"]["CONNECTOR_MID"][0] for m in p.ol.messages.values() if m["author"] == "customer"]
+        assert len(set(mids)) == total
+        for i in range(CONVERSATIONS):
+            room = p.ol.chats[("whatsapp_hub", 1, str(5000 + i))]
+            assert [p.ol.messages[m]["text"] for m in room["messages"]] == [
+                f"Message {n} of conversation {i}" for n in range(1, PER + 1)]
+        assert p.stats["methods"].get("im.dialog.messages.get", 0) >= 1  # the takeover looked before sending
+    finally:
+        runtime.db.dispose()
+
+
+def emit_later_messages(runtime, conversations: int, numbers) -> int:
+    from hub.db import utcnow
+    from hub.events import emit
+    from tests.connectors.bitrix24 import factory
+
+    count = 0
+    with runtime.db.scope() as session:
+        for n in numbers:
+            for i in range(conversations):
+                emit(session, "message.received", factory.data("message.received", i, n=n), now=utcnow(),
+                     ordering_key=f"conversation:{5000 + i}")
+                count += 1
+    return count
