@@ -33,6 +33,8 @@ EVENT_TYPES = (
     "sla.warning",
     "sla.breached",
     "deal.stage_changed",
+    "broadcast.recipient",
+    "broadcast.paused",
 )
 
 EVENT_VERSION = 1
