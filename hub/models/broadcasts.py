@@ -117,6 +117,8 @@ class BroadcastRecipient(Base):
     message_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("messages.id", ondelete="SET NULL"),
                                                    unique=True)
     error_code: Mapped[int | None] = mapped_column()
+    # The message's status when this row was last brought up to date (outcomes.sync).
+    message_status: Mapped[str | None] = mapped_column(String(16))
     queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = created_at()
     updated_at: Mapped[datetime] = updated_at()
