@@ -1,4 +1,5 @@
 """All models, imported here so Base.metadata knows every table."""
+from hub.models.automations import ContactProfile, Cursor, Run, Scenario, ScenarioVersion, StepLog
 from hub.models.broadcasts import Audience, Broadcast, BroadcastRecipient, Consent
 from hub.models.channels import Channel
 from hub.models.connectors import ConnectorRecord, CrmLink
@@ -15,6 +16,12 @@ from hub.models.users import ApiToken, User
 from hub.models.webhooks import ChannelUpdate, RawWebhook
 
 __all__ = [
+    "ContactProfile",
+    "Cursor",
+    "Run",
+    "Scenario",
+    "ScenarioVersion",
+    "StepLog",
     "ApiToken",
     "Audience",
     "Broadcast",
