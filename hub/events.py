@@ -35,6 +35,7 @@ EVENT_TYPES = (
     "deal.stage_changed",
     "broadcast.recipient",
     "broadcast.paused",
+    "automation.step",
 )
 
 EVENT_VERSION = 1
