@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from hub.channels.whatsapp.ingest import Channels
 
 log = logging.getLogger(__name__)
+# The historical FLAGGED / UNFLAGGED events carry no rating: FLAGGED is Meta's "quality
+# dropped to low" (RED); UNFLAGGED says only that it left low, taken as medium (YELLOW).
+FLAG_RATINGS = {"FLAGGED": "RED", "UNFLAGGED": "YELLOW"}
 
 
 def _template(session: Session, waba_id: str, name: str, language: str, now: datetime) -> Template:
@@ -90,6 +93,8 @@ def number_event(session: Session, channels: "Channels", e: NumberEvent, now: da
         before = (channel.quality_rating, channel.messaging_limit, channel.throughput_level)
         if e.quality_rating:
             channel.quality_rating = e.quality_rating
+        elif e.field == "phone_number_quality_update" and e.event in FLAG_RATINGS:
+            channel.quality_rating = FLAG_RATINGS[e.event]
         if e.messaging_limit:
             channel.messaging_limit = e.messaging_limit
         if e.throughput_level:

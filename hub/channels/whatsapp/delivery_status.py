@@ -38,9 +38,34 @@ def record_status(session: Session, update: StatusUpdate, *, now: datetime, runt
     except IntegrityError:
         return  # this status of this message was already recorded
     message = session.scalar(select(Message).where(Message.wa_message_id == update.message_id))
+    if message is None:
+        message = adopt_orphan(session, update, now=now)
     if message is not None:
         refresh(session, message, now=now, runtime=runtime)
     # else: kept for when the send that produced this wamid commits (refresh is called then)
+
+
+def adopt_orphan(session: Session, update: StatusUpdate, *, now: datetime) -> Message | None:
+    """A status of a send whose worker died between Meta's answer and its commit: the
+    message still waits (status sending, lease held by the dead worker) and has no wamid,
+    but the status names it in biz_opaque_callback_data (hub:<message id>, set at
+    queueing). The message takes the wamid and is not sent again when the lease lapses."""
+    data = update.biz_opaque_callback_data or ""
+    if not data.startswith("hub:") or not data[4:].isdigit():
+        return None
+    message = session.get(Message, int(data[4:]))
+    if message is None or message.wa_message_id is not None or message.status not in ("queued", "sending"):
+        return None
+    to = "".join(ch for ch in (message.recipient or "") if ch.isdigit())
+    if update.recipient_id and to and update.recipient_id != to:
+        return None
+    message.wa_message_id = update.message_id
+    message.status, message.accepted_at = "accepted", message.accepted_at or update.timestamp
+    message.attempts += 1
+    message.lease_owner = message.lease_expires_at = None
+    message.updated_at = now
+    session.flush()
+    return message
 
 
 def refresh(session: Session, message: Message, *, now: datetime, runtime: "Runtime") -> None:

@@ -1,0 +1,111 @@
+"""Composition: a template's variables filled per recipient from their CSV columns,
+contact fields or a fixed value. Pure: the template and rows in, inputs or the list of
+rows that cannot be filled out.
+
+A variable's source is {"column": "first_name"} (the CSV column), {"contact": "name"}
+(a contact field: name, phone) or {"value": "..."}; positional templates take a list of
+sources, named ones an object of them by name.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from hub.channels.base import TemplateInput
+from hub.channels.whatsapp import templates as tpl
+from hub.models import Template
+
+CONTACT_FIELDS = ("name", "phone")
+
+
+class CompositionProblem(ValueError):
+    """The broadcast cannot be composed; `field` names what to fix, `rows` the rows."""
+
+    def __init__(self, message: str, *, field: str, rows: list[dict[str, Any]] | None = None):
+        super().__init__(message)
+        self.field = field
+        self.rows = rows or []
+
+
+def _check_source(source: Any, where: str, columns: list[str] | None) -> None:
+    if not isinstance(source, dict) or len(source) != 1 or next(iter(source)) not in ("column", "contact", "value"):
+        raise CompositionProblem(f'{where}: give {{"column": ...}}, {{"contact": ...}} or {{"value": ...}}',
+                                 field=where)
+    kind, name = next(iter(source.items()))
+    if not isinstance(name, str) or (kind != "value" and not name):
+        raise CompositionProblem(f"{where}: {kind} must be a text", field=where)
+    if kind == "contact" and name not in CONTACT_FIELDS:
+        raise CompositionProblem(f"{where}: contact fields are {', '.join(CONTACT_FIELDS)}", field=where)
+    if kind == "column" and columns is not None and name not in columns:
+        raise CompositionProblem(f"{where}: the audience has no column {name!r}; its columns are "
+                                 f"{', '.join(columns) or 'none'}", field=where)
+
+
+def check_spec(template: Template, spec: Any, columns: list[str] | None) -> None:
+    """The sources fit the template's placeholders (count or names) and the audience."""
+    wanted = tpl.body_parameters(template)
+    if isinstance(wanted, int):
+        given = spec if isinstance(spec, list) else None
+        if given is None or len(given) != wanted:
+            raise CompositionProblem(f"template {template.name} takes {wanted} body variables: give a list of "
+                                     f"{wanted} sources", field="variables")
+        for i, source in enumerate(given):
+            _check_source(source, f"variables[{i}]", columns)
+    else:
+        if not isinstance(spec, dict) or sorted(spec) != sorted(wanted):
+            raise CompositionProblem(f"template {template.name} takes the named variables "
+                                     f"{', '.join(wanted)}: give an object of sources by those names",
+                                     field="variables")
+        for name, source in spec.items():
+            _check_source(source, f"variables.{name}", columns)
+
+
+def _value(source: dict[str, Any], member: dict[str, Any]) -> str:
+    kind, name = next(iter(source.items()))
+    if kind == "value":
+        return name
+    if kind == "contact":
+        return str(member["phone"] if name == "phone" else (member.get("variables") or {}).get(name) or "")
+    return str((member.get("variables") or {}).get(name) or "")
+
+
+def fill(template: Template, spec: Any, member: dict[str, Any], *, header: Any = None,
+         buttons: list[dict[str, Any]] | None = None) -> tuple[TemplateInput | None, list[str]]:
+    """The member's template input, or None and the variables that came out empty."""
+    if isinstance(spec, dict):
+        values: Any = {n: _value(s, member) for n, s in spec.items()}
+        missing = [n for n, v in values.items() if not v.strip()]
+    else:
+        values = [_value(s, member) for s in spec or []]
+        missing = [_label(s, i) for i, (s, v) in enumerate(zip(spec or [], values)) if not v.strip()]
+    if missing:
+        return None, missing
+    return TemplateInput(name=template.name, language=template.language, body=values or None, header=header,
+                         buttons=buttons), []
+
+
+def _label(source: dict[str, Any], index: int) -> str:
+    kind, name = next(iter(source.items()))
+    return f"{{{{{index + 1}}}}} ({kind} {name})"
+
+
+def rows_missing_variables(template: Template, spec: Any, members: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for member in members:
+        _, missing = fill(template, spec, member)
+        if missing:
+            out.append({"row": member.get("row"), "phone": member["phone"], "missing": missing})
+    return out
+
+
+def preview(template: Template, spec: Any, members: list[dict[str, Any]], *, header: Any = None,
+            buttons: list[dict[str, Any]] | None = None, count: int = 3) -> list[dict[str, Any]]:
+    """The message as the first `count` recipients would read it."""
+    out = []
+    for member in members[:count]:
+        given, missing = fill(template, spec, member, header=header, buttons=buttons)
+        if given is None:
+            out.append({"phone": member["phone"], "missing": missing, "text": None})
+            continue
+        built = tpl.build(template, given)
+        out.append({"phone": member["phone"], "missing": [], "text": tpl.as_text(tpl.render(template, built))})
+    return out
