@@ -31,7 +31,9 @@ def stop_on_signals(stop: threading.Event, on_stop: Callable[[], None] | None = 
 def make_worker(runtime: Runtime) -> Worker:
     """A worker that delivers events to connectors, does each channel's background work
     (WhatsApp: send queued messages, sync templates when the scheduler asks), pulls
-    from CRMs when the scheduler asks and moves broadcasts along (hub.broadcasts.pump)."""
+    from CRMs when the scheduler asks, moves broadcasts along (hub.broadcasts.pump) and
+    runs the automations' scenarios (hub.automations.runtime)."""
+    from hub.automations.runtime import Runner
     from hub.broadcasts.pump import BroadcastPump
     from hub.channels import registry
     from hub.connector_pull import ConnectorPuller
@@ -39,7 +41,8 @@ def make_worker(runtime: Runtime) -> Worker:
     owner = worker_id()
     sources = [source for kind in registry.every(runtime.config) for source in kind.background(runtime, owner).sources]
     return Worker(runtime.db, runtime.vault, runtime.config, owner=owner,
-                  sources=[*sources, ConnectorPuller(runtime).run_once, BroadcastPump(runtime, owner).run_once])
+                  sources=[*sources, ConnectorPuller(runtime).run_once, BroadcastPump(runtime, owner).run_once,
+                           Runner(runtime).run_once])
 
 
 def start_workers(runtime: Runtime, threads: int, stop: threading.Event) -> list[threading.Thread]:

@@ -140,6 +140,8 @@ class AskStep(_Step):
     remind_text = fields.String(validate=validate.Length(min=1, max=1024))
     give_up_after_seconds = fields.Integer(validate=validate.Range(60, 30 * 86400))
     on_timeout = fields.String(validate=STEP_ID)
+    # Asked with this template when the window is closed (e.g. a poll after the chat closed).
+    template = fields.Nested(TemplateRef)
 
     @validates_schema
     def _choices(self, data: dict[str, Any], **_: Any) -> None:

@@ -172,5 +172,5 @@ def loaded(version: ScenarioVersion) -> dict[str, Any]:
 
 
 def published(session: Session) -> list[tuple[Scenario, ScenarioVersion]]:
-    return list(session.execute(select(Scenario, ScenarioVersion).join(
-        ScenarioVersion, ScenarioVersion.id == Scenario.published_version_id).order_by(Scenario.id)).tuples())
+    return [(scenario, version) for scenario, version in session.execute(select(Scenario, ScenarioVersion).join(
+        ScenarioVersion, ScenarioVersion.id == Scenario.published_version_id).order_by(Scenario.id))]

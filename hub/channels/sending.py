@@ -27,8 +27,12 @@ def kind_for(session: Session, outgoing: Outgoing, config: Any = None) -> Channe
 
 def queue(session: Session, outgoing: Outgoing, *, now: datetime, config: Any = None) -> Message:
     """Queue `outgoing` in the caller's transaction (raises hub.channels.base.SendRefused).
-    A person's message to a chat offered to their team (first responder) takes it."""
+    A person's message to a chat offered to their team (first responder) takes it, and
+    pauses a scenario running there."""
     message = kind_for(session, outgoing, config).queue(session, outgoing, now=now)
     if outgoing.author_id is not None:
         routing_hooks.human_reply(session, message.conversation_id, outgoing.author_id, now=now)
+        from hub.automations.runtime import pause_for_operator
+
+        pause_for_operator(session, message.conversation_id, now=now)  # a person took over from the bot
     return message
