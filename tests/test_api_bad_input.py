@@ -12,8 +12,10 @@ import pytest
 from flask import got_request_exception
 from sqlalchemy import event, select
 
+from hub.broadcasts.audiences import create_from_csv
+from hub.broadcasts.lifecycle import create as create_broadcast
 from hub.db import utcnow
-from hub.models import (Channel, ConnectorRecord, Conversation, Delivery, Message, ReportSchedule, RoutingRule, Team,
+from hub.models import (Audience, Broadcast, Channel, ConnectorRecord, Conversation, Delivery, Message, ReportSchedule, RoutingRule, Team,
                         Template, TrackedLink, User)
 from hub.routing.store import save_rule, save_team
 from hub.web.api.fields import id_max
@@ -90,6 +92,19 @@ BODIES: dict[tuple[str, str], list[dict[str, Any]]] = {
                                      "recipients": ["head@example.com"], "webhook": True}],
     ("patch", "/report-schedules/{schedule_id}"): [{"name": "Daily", "frequency": "daily", "at_time": "08:00",
                                                     "recipients": [], "webhook": True, "team_id": None}],
+    ("post", "/audiences"): [{"name": "Recent", "segment": {"last_message_within_days": 7}}],
+    ("post", "/audiences/csv"): [{}],  # a text/csv or multipart body, no JSON to mutate: its query is walked
+    ("post", "/broadcasts/verdict"): [{"channel_id": "{channel_id}", "audience_id": "{audience_id}",
+                                       "template_name": "order_update", "template_language": "en",
+                                       "variables": [{"column": "first_name"}, {"value": "42"}], "header": "x",
+                                       "buttons": [{"index": 0, "sub_type": "url", "text": "42"}]}],
+    ("post", "/broadcasts"): [{"name": "December", "channel_id": "{channel_id}", "audience_id": "{audience_id}",
+                               "template_name": "order_update", "template_language": "en",
+                               "variables": [{"column": "first_name"}, {"value": "42"}], "header": "x",
+                               "buttons": [{"index": 0, "sub_type": "url", "text": "42"}], "start_at": None,
+                               "timezone": "Europe/Moscow", "allowed_days": [1, 2, 3, 4, 5], "window_start": "09:00",
+                               "window_end": "21:00", "failure_threshold": 0.2, "failure_window": 50,
+                               "start": False}],
 }
 # Operations whose valid call leaves the hub (Graph API, connector URLs) or removes the seed:
 # only their bad-input cases run.
@@ -97,7 +112,8 @@ NOT_CALLED_VALID = {("post", "/templates/sync"), ("post", "/connectors/{connecto
                     ("delete", "/connectors/{connector_id}"), ("delete", "/tracked-links/{link_id}"),
                     ("get", "/messages/{message_id}/media"), ("delete", "/teams/{team_id}"),
                     ("delete", "/routing-rules/{rule_id}"), ("delete", "/report-schedules/{schedule_id}"),
-                    ("post", "/report-schedules/{schedule_id}/send")}
+                    ("post", "/report-schedules/{schedule_id}/send"),
+                    ("post", "/broadcasts/{broadcast_id}/cancel")}
 
 
 @pytest.fixture
@@ -124,7 +140,12 @@ def seeded(client, runtime, admin_headers) -> dict[str, Any]:
                                   recipients=[], webhook=True, created_at=utcnow())
         session.add(schedule)
         session.flush()
-        return {"team_id": team.id, "rule_id": rule.id, "schedule_id": schedule.id, "channel_id": channel_id, "connector_id": connector_id, "link_id": link_id,
+        audience = create_from_csv(session, name="list", data=b"phone,first_name\n+4915112345678,Ana\n", now=utcnow())
+        broadcast = create_broadcast(session, name="December", channel_id=channel_id, audience_id=audience.id,
+                                     template_name="order_update", template_language="en", header="x",
+                                     variables=[{"column": "first_name"}, {"value": "42"}],
+                                     buttons=[{"index": 0, "sub_type": "url", "text": "42"}], now=utcnow())
+        return {"audience_id": audience.id, "broadcast_id": broadcast.id, "team_id": team.id, "rule_id": rule.id, "schedule_id": schedule.id, "channel_id": channel_id, "connector_id": connector_id, "link_id": link_id,
                 "template_id": template.id, "message_id": message.id, "wamid": message.wa_message_id,
                 "conversation_id": session.scalars(select(Conversation.id)).one(),
                 "delivery_id": session.scalars(select(Delivery.id)).one(),
@@ -336,7 +357,8 @@ def test_the_reviews_cases_are_refused_naming_the_field(client, admin_headers, s
 def test_the_openapi_document_states_each_path_ids_range(client):
     width = {"channel_id": Channel, "conversation_id": Conversation, "message_id": Message, "template_id": Template,
              "connector_id": ConnectorRecord, "delivery_id": Delivery, "link_id": TrackedLink, "team_id": Team,
-             "rule_id": RoutingRule, "user_id": User, "schedule_id": ReportSchedule}
+             "rule_id": RoutingRule, "user_id": User, "schedule_id": ReportSchedule, "audience_id": Audience,
+             "broadcast_id": Broadcast}
     spec = client.get("/api/v1/openapi.json").json
     params = [p for item in spec["paths"].values() for p in item.get("parameters", []) if p["in"] == "path"]
     assert params

@@ -40,8 +40,18 @@ def _check_source(source: Any, where: str, columns: list[str] | None) -> None:
                                  f"{', '.join(columns) or 'none'}", field=where)
 
 
-def check_spec(template: Template, spec: Any, columns: list[str] | None) -> None:
+HEADER_TEXT_MAX = 60  # Meta: a header's text, variable included
+
+
+def check_header(header: Any) -> None:
+    if isinstance(header, str) and len(header) > HEADER_TEXT_MAX:
+        raise CompositionProblem(f"header: a text header parameter has at most {HEADER_TEXT_MAX} characters",
+                                 field="header")
+
+
+def check_spec(template: Template, spec: Any, columns: list[str] | None, header: Any = None) -> None:
     """The sources fit the template's placeholders (count or names) and the audience."""
+    check_header(header)
     wanted = tpl.body_parameters(template)
     if isinstance(wanted, int):
         given = spec if isinstance(spec, list) else None

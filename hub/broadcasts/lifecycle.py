@@ -72,7 +72,7 @@ def create(session: Session, *, name: str, channel_id: int, audience_id: int, te
     if members is not None:
         columns = sorted({k for m in members for k in (m.get("variables") or {})})
     try:
-        compose.check_spec(template, variables, columns)
+        compose.check_spec(template, variables, columns, header)
     except compose.CompositionProblem as exc:
         raise BroadcastProblem(str(exc), field=exc.field) from None
     if members is None:
@@ -85,11 +85,11 @@ def create(session: Session, *, name: str, channel_id: int, audience_id: int, te
         raise BroadcastProblem(f"{len(missing)} recipient(s) lack template variables (rows {rows}"
                                f"{', ...' if len(missing) > 20 else ''}); fill them in or choose other sources",
                                field="variables", rows=missing[:500])
-    if header is not None or buttons:
-        try:
-            tpl.build(template, compose.fill(template, variables, members[0], header=header, buttons=buttons)[0])
-        except tpl.TemplateProblem as exc:
-            raise BroadcastProblem(str(exc), field="header" if "header" in str(exc) else "buttons") from None
+    try:  # the header and buttons are the same for everyone: the first recipient tells
+        tpl.build(template, compose.fill(template, variables, members[0], header=header, buttons=buttons)[0])
+    except tpl.TemplateProblem as exc:
+        field = "header" if "header" in str(exc) else "buttons" if "button" in str(exc) else "variables"
+        raise BroadcastProblem(f"{field}: {exc}", field=field) from None
     subscription = "utility" if (template.category or "").upper() in ("UTILITY", "AUTHENTICATION") else "marketing"
     broadcast = Broadcast(
         name=name, channel_id=channel.id, audience_id=audience.id if audience is not None else None,
