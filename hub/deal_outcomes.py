@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from connectors.base import ReportDealStage
 from hub import payloads
+from hub.broadcasts.consent import opted_out_contacts
 from hub.events import emit
 from hub.models import ConnectorRecord, Contact, Conversation
 
@@ -53,9 +54,10 @@ def _conversation(session: Session, report: ReportDealStage) -> Conversation | N
 def event_data(session: Session, report: ReportDealStage, conversation: Conversation,
                record: ConnectorRecord | None, *, now: datetime) -> dict[str, Any]:
     contact = session.get(Contact, conversation.contact_id)
+    opted_out = bool(opted_out_contacts(session, [contact.id], "marketing"))
     return {
         "conversation": payloads.conversation(session, conversation),
-        "contact": {**payloads.contact(contact), "opted_out": contact.opted_out_at is not None},
+        "contact": {**payloads.contact(contact), "opted_out": opted_out},
         "deal": {
             "id": str(report.deal_id), "stage": str(report.stage), "stage_name": report.stage_name or "",
             "pipeline": None if report.pipeline is None else str(report.pipeline),

@@ -78,3 +78,15 @@ def test_refusals_name_the_problem_and_write_nothing(client, runtime):
     assert run(runtime, [fixed], cid)[0]["ok"]
     with runtime.db.scope() as session:
         assert session.scalar(select(func.count()).select_from(Event).where(Event.type == "deal.stage_changed")) == 1
+
+
+def test_a_marketing_opt_out_of_the_consent_model_reaches_the_event(client, runtime):
+    from hub.broadcasts.consent import record
+    from hub.models import Contact
+
+    conv_id = conversation_with_source(client, runtime)
+    with runtime.db.scope() as session:
+        contact = session.scalars(select(Contact)).one()
+        record(session, contact, "marketing", "opted_out", source="api", at=utcnow(), now=utcnow())
+    assert run(runtime, [ReportDealStage(deal_id="9", stage="142", outcome="won", conversation_id=conv_id)], None)[0]["ok"]
+    assert stage_events(runtime)[0].data["contact"]["opted_out"] is True
