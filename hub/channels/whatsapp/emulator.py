@@ -41,8 +41,13 @@ emitters `set_template_status`, `set_template_quality`, `set_template_category`,
 sleep, concurrency, transport) are on `WebhookDriver`; `driver.verify(number)` runs the
 GET hub.challenge handshake; `driver.post_payload(...)` posts a hand-made body.
 
+Mailings: `emu.campaigns` (emulator_campaigns.py) holds Meta's rules for them, off by
+default: the per-user marketing cap (131049), the marketing experiment (130472), the
+portfolio's messaging limit (131048 past the tier) and template pausing with a quality
+drop after a block rate.
+
 Deliberate simplifications: one business portfolio; no group sends; the daily messaging
-limit is reported (GET, webhooks) but not enforced; Meta's undocumented details (retry
+limit is enforced only when `emu.campaigns.enforce_messaging_limit` is set; Meta's undocumented details (retry
 timing, 360dialog error body) are configurable or marked in the code.
 """
 from __future__ import annotations
@@ -63,6 +68,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from hub.channels.whatsapp.emulator_app import create_app
 from hub.channels.whatsapp.emulator_customers import Customer, ctwa_referral
 from hub.channels.whatsapp.emulator_driver import FlaskClientTransport, WebhookDriver
+from hub.channels.whatsapp.emulator_campaigns import CampaignRules
 from hub.channels.whatsapp.emulator_errors import GraphError
 from hub.channels.whatsapp.emulator_events import AccountEvents
 from hub.channels.whatsapp.emulator_ops import GraphOperations
@@ -121,6 +127,9 @@ class WhatsAppEmulator(GraphOperations, AccountEvents):
         self.driver = driver or WebhookDriver(clock=self.clock)
         self.pair_limit = PairBucket(*pair_limit) if pair_limit else None
         self.async_error_codes = frozenset(async_error_codes)
+        # Meta's rules for mailings (131049, 130472, messaging limit, block-rate pausing):
+        # off until a test sets them (emulator_campaigns.py).
+        self.campaigns = CampaignRules()
         self.media_url_ttl = media_url_ttl
         self.lookaside_base = lookaside_base.rstrip("/")
         self.template_review = template_review

@@ -43,6 +43,12 @@ CATALOGUE: dict[int, tuple[str, str, int]] = {
         "messages on WhatsApp from your business.",
         400,
     ),
+    131048: ("Spam rate limit hit", "Message failed to send because there are restrictions on how many "
+             "messages can be sent from this phone number.", 400),
+    131049: ("This message was not delivered to maintain healthy ecosystem engagement.",
+             "In order to maintain a healthy ecosystem engagement, the message failed to be delivered.", 400),
+    130472: ("User's number is part of an experiment", "Failed to send message because this user's phone "
+             "number is part of an experiment", 400),
     131051: ("Unsupported message type", "Message type is currently not supported.", 400),
     131053: ("Media upload error", "Unable to upload the media used in the message.", 400),
     131056: (

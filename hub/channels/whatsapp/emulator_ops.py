@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 
 import phonenumbers
 
+from hub.channels.whatsapp.emulator_campaigns import DOWNGRADE
 from hub.channels.whatsapp.emulator_errors import GraphError, bad_value, invalid, missing, webhook_error
 from hub.channels.whatsapp.emulator_send import Outgoing, parse_send
 from hub.channels.whatsapp.emulator_state import (
@@ -106,6 +107,15 @@ class GraphOperations:
                 failure = GraphError(131026)
             if failure is not None and failure.code not in self.async_error_codes:
                 raise failure
+            if failure is None and template is not None:
+                held = self.campaigns.failure_code(user=recipient.key, category=template.category,
+                                                   csw_open=csw_open, tier=number.messaging_limit, now=now)
+                failure = GraphError(held) if held is not None else None
+                pause = failure is None and self.campaigns.record(
+                    user=recipient.key, template_id=template.id, category=template.category,
+                    csw_open=csw_open, now=now)
+            else:
+                pause = False
             self.throughput.record(number.phone_number_id, now)
             if self.pair_limit is not None:
                 self.pair_limit.take(pair_key, now)
@@ -115,6 +125,9 @@ class GraphOperations:
             updates = self._statuses(number, msg, out, csw_open, failure, version)
             self.sent.append(msg)
         self.driver.enqueue(updates)
+        if pause:  # the template's block rate passed the threshold: Meta pauses it, quality drops
+            self.set_template_status(template, "PAUSED", reason="LOW_QUALITY")
+            self.set_quality(number, DOWNGRADE[number.quality_rating])
         contact: dict[str, Any] = {"input": msg.to}
         if recipient.wa_id:
             contact["wa_id"] = recipient.wa_id
