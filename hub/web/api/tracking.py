@@ -6,13 +6,14 @@ from typing import Any
 from flask import current_app
 from flask.views import MethodView
 from flask_smorest import abort
-from marshmallow import Schema, ValidationError, fields, validates_schema
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy import select
 
 from hub import payloads
 from hub.db import utcnow
 from hub.models import Channel, TrackedLink, Visit
 from hub.tracking.links import InvalidLink, LinkSettings, create_link, link_out, update_link
+from hub.tracking.costs import GROUPS, cost_report
 from hub.tracking.report import tracking_report
 from hub.web.api.fields import Id, Int, Moment, Text
 from hub.web.api.parsing import Blueprint
@@ -127,6 +128,42 @@ class ReportOut(Schema):
     total = fields.Nested(ReportRow)
 
 
+class CostQuery(Schema):
+    group_by = fields.String(load_default="lead_source", validate=validate.OneOf(GROUPS),
+                             metadata={"description": "conversation, deal, lead_source (the UTM source, else the "
+                                                      "kind) or utm_campaign"})
+    since = Moment(metadata={"description": "conversations opened at or after (ISO 8601 with a zone)"})
+    until = Moment(metadata={"description": "conversations opened before (ISO 8601 with a zone)"})
+
+    @validates_schema
+    def _order(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("since") and data.get("until") and data["since"] >= data["until"]:
+            raise ValidationError({"until": ["must be after since"]})
+
+
+class CostRow(Schema):
+    key = fields.String(metadata={"description": "the conversation id, crm connector:deal id, source or campaign"})
+    leads = fields.Integer(metadata={"description": "conversations"})
+    deals = fields.Integer()
+    won_deals = fields.Integer()
+    revenue = fields.Dict(keys=fields.String(), values=fields.String(),
+                          metadata={"description": "won deals' amounts per currency"})
+    cost = fields.Dict(keys=fields.String(), values=fields.String(),
+                       metadata={"description": "what WhatsApp billed for the conversations' messages, per currency"})
+    cost_per_lead = fields.Dict(keys=fields.String(), values=fields.String(), allow_none=True)
+    cost_per_won_deal = fields.Dict(keys=fields.String(), values=fields.String(), allow_none=True)
+    romi = fields.Float(allow_none=True, metadata={"description": "(revenue - cost) / cost; null unless both are "
+                                                                  "in one currency"})
+
+
+class CostOut(Schema):
+    since = fields.String(allow_none=True)
+    until = fields.String(allow_none=True)
+    group_by = fields.String()
+    rows = fields.List(fields.Nested(CostRow))
+    total = fields.Nested(CostRow, allow_none=True)
+
+
 def _runtime() -> Any:
     return current_app.extensions["hub"]
 
@@ -222,6 +259,18 @@ class Report(MethodView):
         with _runtime().db.scope() as session:
             return tracking_report(session, since=query.get("since"), until=query.get("until"),
                                    campaign=query.get("campaign"))
+
+
+@blp.route("/costs")
+class Costs(MethodView):
+    @blp.arguments(CostQuery, location="query")
+    @blp.response(200, CostOut)
+    def get(self, query: dict[str, Any]):
+        """WhatsApp cost beside revenue per conversation, deal, lead source or UTM campaign:
+        cost per lead, cost per won deal, ROMI (docs/conversions.md)."""
+        with _runtime().db.scope() as session:
+            return cost_report(session, group_by=query["group_by"], since=query.get("since"),
+                               until=query.get("until"))
 
 
 @blp.route("/<id:link_id>/report")
