@@ -17,12 +17,17 @@ from hub.broadcasts.lifecycle import create as create_broadcast
 from hub.db import utcnow
 from hub.models import (Audience, Broadcast, Channel, ConnectorRecord, Conversation, Delivery, Message, ReportSchedule, RoutingRule, Team,
                         Template, TrackedLink, User)
+from hub.automations import store as automation_store
+from hub.automations.runtime import start_manually
+from hub.models import Run, Scenario
 from hub.routing.store import save_rule, save_team
 from hub.web.api.fields import id_max
 from tests.support.factories import emit_many, webhook_connector
 from tests.support.tracking import make_link
 from tests.support.whatsapp import WABA_ID, fixture, make_channel, post_signed
 
+SCENARIO = {"name": "Hello", "trigger": {"type": "keyword", "keywords": ["hello"]},
+            "steps": [{"id": "hi", "type": "text", "text": "Hello {{contact.name}}"}]}
 HUGE = 2 * 1024 * 1024
 NEVER_VALID_TEXT = ["\x00", "a\x00b", "\ud800", "x\udfffy", "x" * HUGE]
 NEVER_VALID_INTS = [2**63, 2**70, -(2**70)]
@@ -105,6 +110,12 @@ BODIES: dict[tuple[str, str], list[dict[str, Any]]] = {
                                "timezone": "Europe/Moscow", "allowed_days": [1, 2, 3, 4, 5], "window_start": "09:00",
                                "window_end": "21:00", "failure_threshold": 0.2, "failure_window": 50,
                                "start": False}],
+    ("post", "/automations/scenarios"): [{"document": "{scenario_document}", "publish": True}],
+    ("post", "/automations/scenarios/import"): [{"file": {"format": "hub.automation/1",
+                                                          "scenario": "{scenario_document}"}, "publish": False}],
+    ("put", "/automations/scenarios/{scenario_id}"): [{"document": "{scenario_document}"}],
+    ("post", "/automations/scenarios/{scenario_id}/rollback"): [{"version": 1}],
+    ("post", "/automations/scenarios/{scenario_id}/start"): [{"conversation_id": "{conversation_id}"}],
 }
 # Operations whose valid call leaves the hub (Graph API, connector URLs) or removes the seed:
 # only their bad-input cases run.
@@ -113,7 +124,8 @@ NOT_CALLED_VALID = {("post", "/templates/sync"), ("post", "/connectors/{connecto
                     ("get", "/messages/{message_id}/media"), ("delete", "/teams/{team_id}"),
                     ("delete", "/routing-rules/{rule_id}"), ("delete", "/report-schedules/{schedule_id}"),
                     ("post", "/report-schedules/{schedule_id}/send"),
-                    ("post", "/broadcasts/{broadcast_id}/cancel")}
+                    ("post", "/broadcasts/{broadcast_id}/cancel"),
+                    ("delete", "/automations/scenarios/{scenario_id}")}
 
 
 @pytest.fixture
@@ -145,7 +157,12 @@ def seeded(client, runtime, admin_headers) -> dict[str, Any]:
                                      template_name="order_update", template_language="en", header="x",
                                      variables=[{"column": "first_name"}, {"value": "42"}],
                                      buttons=[{"index": 0, "sub_type": "url", "text": "42"}], now=utcnow())
-        return {"audience_id": audience.id, "broadcast_id": broadcast.id, "team_id": team.id, "rule_id": rule.id, "schedule_id": schedule.id, "channel_id": channel_id, "connector_id": connector_id, "link_id": link_id,
+        scenario = automation_store.create(session, SCENARIO, now=utcnow())
+        automation_store.publish(session, scenario, now=utcnow())
+        automation_store.publish(session, scenario, now=utcnow())
+        run = start_manually(session, scenario, session.scalars(select(Conversation)).one(), now=utcnow(), by="test")
+        return {"scenario_id": scenario.id, "run_id": run.id, "scenario_document": SCENARIO,
+                "audience_id": audience.id, "broadcast_id": broadcast.id, "team_id": team.id, "rule_id": rule.id, "schedule_id": schedule.id, "channel_id": channel_id, "connector_id": connector_id, "link_id": link_id,
                 "template_id": template.id, "message_id": message.id, "wamid": message.wa_message_id,
                 "conversation_id": session.scalars(select(Conversation.id)).one(),
                 "delivery_id": session.scalars(select(Delivery.id)).one(),
@@ -358,7 +375,7 @@ def test_the_openapi_document_states_each_path_ids_range(client):
     width = {"channel_id": Channel, "conversation_id": Conversation, "message_id": Message, "template_id": Template,
              "connector_id": ConnectorRecord, "delivery_id": Delivery, "link_id": TrackedLink, "team_id": Team,
              "rule_id": RoutingRule, "user_id": User, "schedule_id": ReportSchedule, "audience_id": Audience,
-             "broadcast_id": Broadcast}
+             "broadcast_id": Broadcast, "scenario_id": Scenario, "run_id": Run}
     spec = client.get("/api/v1/openapi.json").json
     params = [p for item in spec["paths"].values() for p in item.get("parameters", []) if p["in"] == "path"]
     assert params
