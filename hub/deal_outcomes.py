@@ -18,6 +18,7 @@ from hub import payloads
 from hub.broadcasts.consent import opted_out_contacts
 from hub.events import emit
 from hub.models import ConnectorRecord, Contact, Conversation
+from hub.reports import deals as report_deals
 
 OUTCOMES = ("won", "lost", "open")
 
@@ -81,4 +82,8 @@ def report_stage(session: Session, report: ReportDealStage, *, now: datetime, co
     record = session.get(ConnectorRecord, connector_id) if connector_id is not None else None
     data = event_data(session, report, conversation, record, now=now)
     emit(session, "deal.stage_changed", data, now=now, ordering_key=payloads.ordering_key(conversation))
+    deal = data["deal"]
+    report_deals.record(session, conversation_id=conversation.id, connector_id=record.id if record else None,
+                        deal_id=deal["id"], stage=deal["stage_name"] or deal["stage"], outcome=report.outcome,
+                        amount=deal["amount"], currency=deal["currency"], now=now)
     return f"deal {report.deal_id} {report.outcome} at stage {report.stage}"

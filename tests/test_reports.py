@@ -111,10 +111,13 @@ def test_the_summary_of_a_day_and_the_day_before(client, admin_headers, seeded):
     assert f["response_histogram"]["2-5 min"] == 1 and f["response_histogram"]["10-30 min"] == 0
     assert f["response_histogram"]["30-60 min"] == 1
     assert f["resolution_seconds"]["median"] == 3600
-    assert f["by_operator"] == [{"operator": "ana@example.com", "conversations": 3, "replies": 2}]
-    assert {"source": "google", "conversations": 1} in f["by_source"]
-    assert f["by_campaign"] == [{"campaign": "autumn", "conversations": 1}]
-    assert f["cost"] == [{"currency": "USD", "amount": "0.012500"}]
+    assert [(o["operator"], o["conversations"], o["replies"]) for o in f["by_operator"]] == [
+        ("ana@example.com", 3, 2)]
+    assert {"source": "google", "conversations": 1, "deals": 0, "won": 0, "revenue": [],
+            "cost": [{"currency": "USD", "amount": "0.012500"}]} in f["by_source"]
+    assert [(c["campaign"], c["conversations"]) for c in f["by_campaign"]] == [("autumn", 1)]
+    assert f["cost"] == [{"currency": "USD", "amount": "0.012500", "per_conversation": "0.004167",
+                          "per_won_deal": None}]
     assert r.json["previous"]["conversations"] == 1 and r.json["previous"]["missed"] == 0
 
 

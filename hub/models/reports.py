@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, Numeric, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.db import Base, JSONType, UTCDateTime
@@ -58,3 +59,25 @@ class ReportRun(Base):
     figures: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = created_at()
+
+
+class ReportDeal(Base):
+    """The latest state of each CRM deal of a conversation, as the CRM connectors report
+    it (deal.stage_changed): the reports' read model for deals, won deals and revenue
+    per lead source, so a report needs no CRM and no scan of the event log."""
+
+    __tablename__ = "report_deals"
+    __table_args__ = (
+        UniqueConstraint("conversation_id", "deal_id", name="one_row_per_deal"),
+        CheckConstraint("outcome IN ('won', 'lost', 'open')", name="outcome"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
+    connector_id: Mapped[int | None] = mapped_column(ForeignKey("connectors.id", ondelete="SET NULL"))
+    deal_id: Mapped[str] = mapped_column(String(64))
+    stage: Mapped[str] = mapped_column(String(200), default="")
+    outcome: Mapped[str] = mapped_column(String(8))
+    amount: Mapped[Decimal | None] = mapped_column(Numeric(16, 2))
+    currency: Mapped[str | None] = mapped_column(String(3))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime())

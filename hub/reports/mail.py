@@ -54,7 +54,22 @@ def lines(figures: dict[str, Any], previous: dict[str, Any] | None) -> list[tupl
         ("First response, 90th percentile", *pair("first_response_seconds", "p90", _duration)),
         ("Response time, median", *pair("response_seconds", "median", _duration)),
         ("Resolution, median", *pair("resolution_seconds", "median", _duration)),
+        ("SLA met", *pair("sla", "percent", lambda v: f"{v}%")),
+        ("Deals", *pair("deals")),
+        ("Won deals", *pair("won")),
+        ("Revenue", *pair("revenue", None, money)),
+        ("Cost", *pair("cost", None, money)),
     ]
+
+
+def money(amounts: list[dict[str, Any]] | None) -> str:
+    return ", ".join(f"{m['amount']} {m['currency']}" for m in amounts or []) or "-"
+
+
+def lead_lines(figures: dict[str, Any]) -> list[tuple[str, int, int, int, str, str]]:
+    """(source, conversations, deals, won, revenue, cost) per lead source."""
+    return [(s["source"], s["conversations"], s.get("deals", 0), s.get("won", 0), money(s.get("revenue")),
+             money(s.get("cost"))) for s in figures.get("by_source", [])]
 
 
 @dataclass(frozen=True)
@@ -104,6 +119,10 @@ def build(*, name: str, period: str, figures: dict[str, Any], previous: dict[str
     text = [f"{name} - {period}", ""] + [f"{label}: {now} (before: {old})" for label, now, old in rows]
     text += ["", "By operator:"] + [f"  {o['operator']}: {o['conversations']} conversations, {o['replies']} replies"
                                      for o in figures.get("by_operator", [])]
+    text += ["", "Lead sources (conversations, deals, won, revenue, cost):"] + [
+        f"  {source}: {n}, {deals}, {won}, {revenue}, {cost}" for source, n, deals, won, revenue, cost in
+        lead_lines(figures)]
+    text += ["", "Funnel:"] + [f"  {step['stage']}: {step['conversations']}" for step in figures.get("funnel", [])]
     for chart in charts:
         if chart.key != "operators":  # written out above, with the replies
             text += ["", f"{chart.title}:"] + [f"  {label}: {charts_png.number(n)}" for label, n in chart.bars]
@@ -120,11 +139,17 @@ def build(*, name: str, period: str, figures: dict[str, Any], previous: dict[str
                     f"<td align='right'>{html.escape(old)}</td></tr>" for label, now, old in rows)
     operators = "".join(f"<tr><td>{html.escape(o['operator'])}</td><td align='right'>{o['conversations']}</td>"
                         f"<td align='right'>{o['replies']}</td></tr>" for o in figures.get("by_operator", []))
+    leads = "".join(f"<tr><td>{html.escape(source)}</td><td align='right'>{n}</td><td align='right'>{deals}</td>"
+                    f"<td align='right'>{won}</td><td align='right'>{html.escape(revenue)}</td>"
+                    f"<td align='right'>{html.escape(cost)}</td></tr>"
+                    for source, n, deals, won, revenue, cost in lead_lines(figures))
     message.add_alternative(
         f"<html><body><h2>{html.escape(name)}</h2><p>{html.escape(period)}</p>"
         f"<table cellpadding='4'><tr><th></th><th>This period</th><th>Before</th></tr>{cells}</table>"
         f"<h3>By operator</h3><table cellpadding='4'><tr><th>Operator</th><th>Conversations</th>"
-        f"<th>Replies</th></tr>{operators}</table>{images}{link}</body></html>", subtype="html")
+        f"<th>Replies</th></tr>{operators}</table>"
+        f"<h3>Lead sources</h3><table cellpadding='4'><tr><th>Source</th><th>Conversations</th><th>Deals</th>"
+        f"<th>Won</th><th>Revenue</th><th>Cost</th></tr>{leads}</table>{images}{link}</body></html>", subtype="html")
     body = message.get_payload()[1]
     for chart, cid in zip(charts, cids):
         body.add_related(chart.png, maintype="image", subtype="png", cid=cid, disposition="inline",

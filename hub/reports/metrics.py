@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, Iterable
 
 from hub.routing import hours
-from hub.routing.sla import Beat
+from hub.routing.sla import Beat, waiting_periods
 
 # Response-time histogram: upper bounds in seconds (the last bucket is open).
 BUCKETS = ((30, "<30 s"), (120, "30 s-2 min"), (300, "2-5 min"), (600, "5-10 min"), (1800, "10-30 min"),
@@ -104,3 +104,39 @@ def percentile(values: list[float], share: float) -> float | None:
 
 def median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
+
+
+def sla_met(policy: dict[str, Any], beats: list[Beat], *, closed_at: datetime | None, now: datetime,
+            clock: Clock = ALWAYS) -> bool | None:
+    """Did the conversation keep its team's SLA (hub.routing.sla's clocks: each wait for a
+    person within first_response_seconds, then next_response_seconds, and all the waits
+    together within resolution_seconds)? False once any clock reached its target; None
+    while a clock is still running under its target, when the policy sets no target, or
+    when the customer never waited; True when every clock stopped in time."""
+    targets = [policy.get(k) for k in ("first_response_seconds", "next_response_seconds", "resolution_seconds")]
+    if not any(targets):
+        return None
+    until = min(closed_at, now) if closed_at else now  # a close stops every clock
+    periods = waiting_periods(beats, until)
+    if not periods:
+        return None
+    pending = False
+    total = 0.0
+    for i, (start, end) in enumerate(periods):
+        elapsed = clock.between(start, end or until)
+        total += elapsed
+        limit = policy.get("first_response_seconds" if i == 0 else "next_response_seconds")
+        if limit and elapsed >= limit:
+            return False
+        pending = pending or (bool(limit) and end is None and closed_at is None)
+    resolution = policy.get("resolution_seconds")
+    if resolution:
+        if total >= resolution:
+            return False
+        pending = pending or closed_at is None
+    return None if pending else True
+
+
+def share(part: int, whole: int) -> float | None:
+    """part of whole in percent, one decimal; None of nothing."""
+    return round(part * 100 / whole, 1) if whole else None

@@ -15,14 +15,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.models import Channel, Contact, Conversation, Message, Team, User
-from hub.reports import metrics
+from hub.reports import deals as report_deals, metrics
 from hub.routing.sla import Beat
 
 BATCH = 500
 COLUMNS = ("conversation_id", "channel", "contact_name", "contact_phone", "operator", "team", "status",
            "opened_at", "closed_at", "first_response_seconds", "resolution_seconds", "missed", "messages_in",
            "messages_out", "human_replies", "lead_kind", "utm_source", "utm_medium", "utm_campaign", "cost",
-           "currency")
+           "currency", "sla_met", "deal_id", "deal_stage", "deal_outcome", "deal_amount", "deal_currency")
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ class Filters:
     team_id: int | None = None
     assignee_id: int | None = None
     missed_seconds: float = 15 * 60
+    source: str | None = None  # as counted in by_source: UTM source, else lead kind, else (direct)
 
 
 def _iso(value: datetime | None) -> str:
@@ -74,9 +75,10 @@ def rows(session: Session, f: Filters, *, now: datetime) -> Iterator[dict[str, A
         counts: dict[int, Counter] = defaultdict(Counter)
         cost: dict[int, Decimal] = defaultdict(Decimal)
         currency: dict[int, str] = {}
-        for cid, at, direction, author, price, cur, kind in session.execute(
+        by_category: dict[int, Counter] = defaultdict(Counter)  # (category, currency) -> amount
+        for cid, at, direction, author, price, cur, kind, category in session.execute(
                 select(Message.conversation_id, Message.sent_at, Message.direction, Message.author_id, Message.cost,
-                       Message.currency, Message.type)
+                       Message.currency, Message.type, Message.pricing_category)
                 .where(Message.conversation_id.in_(ids)).order_by(Message.conversation_id, Message.sent_at)):
             if kind in ("read", "reaction"):
                 continue
@@ -87,6 +89,8 @@ def rows(session: Session, f: Filters, *, now: datetime) -> Iterator[dict[str, A
             if price is not None:
                 cost[cid] += price
                 currency[cid] = cur or ""
+                by_category[cid][(category or "(none)", cur or "?")] += price
+        deals = report_deals.of_conversations(session, ids)
         for c in batch:
             team = teams.get(c.team_id)
             clock = _clock(team)
@@ -94,6 +98,13 @@ def rows(session: Session, f: Filters, *, now: datetime) -> Iterator[dict[str, A
             source = c.lead_source or {}
             first = metrics.first_response_seconds(beats[c.id], clock)
             resolution = metrics.resolution_seconds(c.opened_at, c.closed_at, clock)
+            lead_kind = "ad" if source.get("referral") else (source.get("kind") or "")
+            if f.source is not None and (source.get("utm_source") or lead_kind or "(direct)") != f.source:
+                continue
+            sla = metrics.sla_met(team.sla or {}, beats[c.id], closed_at=c.closed_at, now=now, clock=clock) \
+                if team is not None else None
+            deal = deals.get(c.id) or report_deals.ConversationDeals()
+            latest = deal.latest
             yield {
                 "conversation_id": c.id, "channel": channels.get(c.channel_id, ""),
                 "contact_name": contact.name if contact else "", "contact_phone": (contact.phone or "") if contact else "",
@@ -104,10 +115,15 @@ def rows(session: Session, f: Filters, *, now: datetime) -> Iterator[dict[str, A
                 "missed": metrics.missed(beats[c.id], within_seconds=f.missed_seconds, now=now, clock=clock),
                 "messages_in": counts[c.id]["in"], "messages_out": counts[c.id]["out"],
                 "human_replies": counts[c.id]["human"],
-                "lead_kind": "ad" if source.get("referral") else (source.get("kind") or ""),
+                "lead_kind": lead_kind,
                 "utm_source": source.get("utm_source") or "", "utm_medium": source.get("utm_medium") or "",
                 "utm_campaign": source.get("utm_campaign") or "",
                 "cost": str(cost[c.id]) if c.id in cost else "", "currency": currency.get(c.id, ""),
+                "sla_met": "" if sla is None else sla, "deal_id": latest.deal_id if latest else "",
+                "deal_stage": latest.stage if latest else "", "deal_outcome": latest.outcome if latest else "",
+                "deal_amount": str(latest.amount) if latest and latest.amount is not None else "",
+                "deal_currency": (latest.currency or "") if latest else "",
+                "_deals": deal, "_cost_by_category": by_category[c.id], "_sla": sla, "_channel_id": c.channel_id,
                 "_responses": metrics.response_seconds(beats[c.id], clock), "_team_id": c.team_id,
                 "_assignee_id": c.assignee_id,
             }
@@ -116,6 +132,50 @@ def rows(session: Session, f: Filters, *, now: datetime) -> Iterator[dict[str, A
 def source_of(row: dict[str, Any]) -> str:
     """The source a row is counted under in `by_source` (docs/metrics.md)."""
     return row["utm_source"] or row["lead_kind"] or "(direct)"
+
+
+def _money(amounts: dict[str, Decimal]) -> list[dict[str, str]]:
+    return [{"currency": k, "amount": str(v)} for k, v in sorted(amounts.items())]
+
+
+@dataclass
+class Lead:
+    """A lead source's (or campaign's) way to the money: conversations, deals, won deals,
+    revenue and what its messages cost, per currency."""
+
+    conversations: int = 0
+    deals: int = 0
+    won: int = 0
+    revenue: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+    cost: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+
+    def add(self, row: dict[str, Any]) -> None:
+        deal = row["_deals"]
+        self.conversations += 1
+        self.deals += deal.deals > 0
+        self.won += deal.won > 0
+        for currency, amount in deal.revenue.items():
+            self.revenue[currency] += amount
+        if row["cost"]:
+            self.cost[row["currency"] or "?"] += Decimal(row["cost"])
+
+    def figures(self) -> dict[str, Any]:
+        return {"conversations": self.conversations, "deals": self.deals, "won": self.won,
+                "revenue": _money(self.revenue), "cost": _money(self.cost)}
+
+
+@dataclass
+class Sla:
+    met: int = 0
+    decided: int = 0
+
+    def add(self, verdict: bool | None) -> None:
+        if verdict is not None:
+            self.decided += 1
+            self.met += verdict
+
+    def figures(self) -> dict[str, Any]:
+        return {"met": self.met, "decided": self.decided, "percent": metrics.share(self.met, self.decided)}
 
 
 @dataclass
@@ -130,9 +190,15 @@ class Summary:
     by_operator: Counter = field(default_factory=Counter)
     replies_by_operator: Counter = field(default_factory=Counter)
     by_team: Counter = field(default_factory=Counter)
-    by_source: Counter = field(default_factory=Counter)
-    by_campaign: Counter = field(default_factory=Counter)
+    sla: Sla = field(default_factory=Sla)
+    sla_by_team: dict[str, Sla] = field(default_factory=lambda: defaultdict(Sla))
+    sla_by_operator: dict[str, Sla] = field(default_factory=lambda: defaultdict(Sla))
+    leads: Lead = field(default_factory=Lead)
+    by_source: dict[str, Lead] = field(default_factory=lambda: defaultdict(Lead))
+    by_campaign: dict[str, Lead] = field(default_factory=lambda: defaultdict(Lead))
     cost: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+    cost_by_category: dict[tuple[str, str], Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+    cost_by_channel: dict[tuple[str, str], Decimal] = field(default_factory=lambda: defaultdict(Decimal))
 
     def add(self, row: dict[str, Any]) -> None:
         self.conversations += 1
@@ -144,30 +210,63 @@ class Summary:
         self.response.extend(row["_responses"])
         if row["resolution_seconds"] is not None:
             self.resolution.append(row["resolution_seconds"])
-        self.by_operator[row["operator"] or "(unassigned)"] += 1
-        self.replies_by_operator[row["operator"] or "(unassigned)"] += row["human_replies"]
-        self.by_team[row["team"] or "(no team)"] += 1
-        self.by_source[source_of(row)] += 1
+        operator, team = row["operator"] or "(unassigned)", row["team"] or "(no team)"
+        self.by_operator[operator] += 1
+        self.replies_by_operator[operator] += row["human_replies"]
+        self.by_team[team] += 1
+        for sla in (self.sla, self.sla_by_team[team], self.sla_by_operator[operator]):
+            sla.add(row["_sla"])
+        self.leads.add(row)
+        self.by_source[source_of(row)].add(row)
         if row["utm_campaign"]:
-            self.by_campaign[row["utm_campaign"]] += 1
+            self.by_campaign[row["utm_campaign"]].add(row)
         if row["cost"]:
             self.cost[row["currency"] or "?"] += Decimal(row["cost"])
+            self.cost_by_channel[(row["channel"], row["currency"] or "?")] += Decimal(row["cost"])
+        for key, amount in row["_cost_by_category"].items():
+            self.cost_by_category[key] += amount
+
+    def _cost(self) -> list[dict[str, Any]]:
+        """Per currency: the sum, per conversation (cost per lead) and per won deal."""
+        out = []
+        for currency, amount in sorted(self.cost.items()):
+            won = self.leads.won
+            out.append({"currency": currency, "amount": str(amount),
+                        "per_conversation": str(round(amount / self.conversations, 6)) if self.conversations else None,
+                        "per_won_deal": str(round(amount / won, 6)) if won else None})
+        return out
 
     def figures(self) -> dict[str, Any]:
         def seconds(values: list[float]) -> dict[str, Any]:
             return {"count": len(values), "median": metrics.median(values), "p90": metrics.percentile(values, 0.9)}
 
+        def ranked(groups: dict[str, Lead], name: str) -> list[dict[str, Any]]:
+            return [{name: k, **v.figures()} for k, v in sorted(groups.items(),
+                                                                key=lambda kv: (-kv[1].conversations, kv[0]))]
+
+        revenue = _money(self.leads.revenue)
         return {
             "conversations": self.conversations, "closed": self.closed, "answered": self.answered,
             "missed": self.missed, "first_response_seconds": seconds(self.first_response),
             "response_seconds": seconds(self.response), "resolution_seconds": seconds(self.resolution),
             "response_histogram": metrics.histogram(self.response),
-            "by_operator": [{"operator": k, "conversations": v, "replies": self.replies_by_operator[k]}
-                            for k, v in self.by_operator.most_common()],
-            "by_team": [{"team": k, "conversations": v} for k, v in self.by_team.most_common()],
-            "by_source": [{"source": k, "conversations": v} for k, v in self.by_source.most_common()],
-            "by_campaign": [{"campaign": k, "conversations": v} for k, v in self.by_campaign.most_common()],
-            "cost": [{"currency": k, "amount": str(v)} for k, v in sorted(self.cost.items())],
+            "sla": self.sla.figures(),
+            "deals": self.leads.deals, "won": self.leads.won, "revenue": revenue,
+            "funnel": [{"stage": "started", "conversations": self.conversations},
+                       {"stage": "answered", "conversations": self.answered},
+                       {"stage": "deal", "conversations": self.leads.deals},
+                       {"stage": "won", "conversations": self.leads.won}],
+            "by_operator": [{"operator": k, "conversations": v, "replies": self.replies_by_operator[k],
+                             "sla": self.sla_by_operator[k].figures()} for k, v in self.by_operator.most_common()],
+            "by_team": [{"team": k, "conversations": v, "sla": self.sla_by_team[k].figures()}
+                        for k, v in self.by_team.most_common()],
+            "by_source": ranked(self.by_source, "source"),
+            "by_campaign": ranked(self.by_campaign, "campaign"),
+            "cost": self._cost(),
+            "cost_by_category": [{"category": k[0], "currency": k[1], "amount": str(v)}
+                                 for k, v in sorted(self.cost_by_category.items())],
+            "cost_by_channel": [{"channel": k[0], "currency": k[1], "amount": str(v)}
+                                for k, v in sorted(self.cost_by_channel.items())],
         }
 
 

@@ -36,7 +36,7 @@ def when_of(schedule: ReportSchedule) -> When:
 def filters_of(schedule: ReportSchedule, start: datetime, end: datetime) -> Filters:
     f = schedule.filters or {}
     return Filters(start=start, end=end, channel_id=f.get("channel_id"), team_id=f.get("team_id"),
-                   missed_seconds=int(f.get("missed_minutes") or 15) * 60)
+                   missed_seconds=int(f.get("missed_minutes") or 15) * 60, source=f.get("source") or None)
 
 
 def export_filters(run: ReportRun, schedule: ReportSchedule) -> Filters:
@@ -46,7 +46,8 @@ def export_filters(run: ReportRun, schedule: ReportSchedule) -> Filters:
     if kept is None:
         return filters_of(schedule, run.period_start, run.period_end)
     return Filters(start=run.period_start, end=run.period_end, channel_id=kept.get("channel_id"),
-                   team_id=kept.get("team_id"), missed_seconds=kept.get("missed_seconds", 15 * 60))
+                   team_id=kept.get("team_id"), missed_seconds=kept.get("missed_seconds", 15 * 60),
+                   source=kept.get("source"))
 
 
 def run_due(runtime: Any, now: datetime, *, send_mail: Callable = mail.send) -> list[int]:
@@ -131,11 +132,12 @@ def produce(runtime: Any, schedule_id: int, start: datetime, end: datetime, *, n
     with runtime.db.scope() as session:
         run = session.get(ReportRun, run_id)
         run.figures = {"figures": figures, "previous": previous, "filters": {
-            "channel_id": filters.channel_id, "team_id": filters.team_id, "missed_seconds": filters.missed_seconds}}
+            "channel_id": filters.channel_id, "team_id": filters.team_id, "missed_seconds": filters.missed_seconds,
+            "source": filters.source}}
         if webhook:
             query = urlencode({"from": start.isoformat(), "to": end.isoformat(),
                                **{k: v for k, v in (("channel_id", filters.channel_id),
-                                                    ("team_id", filters.team_id)) if v}})
+                                                    ("team_id", filters.team_id), ("source", filters.source)) if v}})
             emit(session, "report.ready", {"report": {
                 "id": run_id, "name": name, "period_start": start.isoformat(), "period_end": end.isoformat(),
                 "url": f"{runtime.config.base_url.rstrip('/')}/api/v1/reports/conversations.csv?{query}",

@@ -12,6 +12,7 @@ from flask_babel import gettext as _, lazy_gettext as _l
 
 from hub.models import Channel, Team, User
 from hub.reports.rows import Filters
+from hub.routing.hours import zone
 
 PRESETS = {
     "today": _l("Today"),
@@ -50,6 +51,8 @@ class ReportQuery:
     no_assignee: bool = False
     missed_minutes: int = 15
     exact: bool = False  # start/end given as instants (a chart's slot)
+    source: str | None = None  # as by_source counts it
+    time_zone: str = "UTC"  # the days' zone: the team's, when one is chosen
 
     @property
     def span(self) -> timedelta:
@@ -58,7 +61,8 @@ class ReportQuery:
     def filters(self, *, previous: bool = False) -> Filters:
         shift = self.span if previous else timedelta(0)
         return Filters(start=self.start - shift, end=self.end - shift, channel_id=self.channel_id,
-                       team_id=self.team_id, assignee_id=self.assignee_id, missed_seconds=self.missed_minutes * 60)
+                       team_id=self.team_id, assignee_id=self.assignee_id, missed_seconds=self.missed_minutes * 60,
+                       source=self.source)
 
     def args(self, **overrides: Any) -> dict[str, Any]:
         """The query string that reproduces this query (links keep period and filters)."""
@@ -76,6 +80,8 @@ class ReportQuery:
             out["assignee_id"] = NONE
         if self.missed_minutes != 15:
             out["missed_minutes"] = self.missed_minutes
+        if self.source:
+            out["source"] = self.source
         out.update(overrides)
         return {k: v for k, v in out.items() if v is not None}
 
@@ -99,8 +105,19 @@ def preset_days(name: str, today: date) -> tuple[date, date]:
     raise KeyError(name)
 
 
-def _midnight(day: date) -> datetime:
-    return datetime.combine(day, time(0), tzinfo=timezone.utc)
+def _midnight(day: date, time_zone: str = "UTC") -> datetime:
+    """The day's local midnight in `time_zone`, in UTC: a team's day starts at its own
+    midnight."""
+    return datetime.combine(day, time(0), tzinfo=zone(time_zone)).astimezone(timezone.utc)
+
+
+def _source(args: Mapping[str, str]) -> str | None:
+    text = (args.get("source") or "").strip()
+    if not text:
+        return None
+    if len(text) > 200 or not text.isprintable():
+        raise ReportInputError(400, _("'%(value)s' is not a source name.", value=text[:40]))
+    return text
 
 
 def _date(args: Mapping[str, str], key: str) -> date:
@@ -146,12 +163,26 @@ def _id(args: Mapping[str, str], key: str, *, allow_none: bool) -> int | str | N
     return int(text)
 
 
-def read_query(args: Mapping[str, str], session: Any, *, today: date, allow_none: bool = False) -> ReportQuery:
+def read_query(args: Mapping[str, str], session: Any, *, now: datetime, allow_none: bool = False) -> ReportQuery:
     """The period and filters of a request, checked against the database (an id that
-    names nothing is refused, not silently ignored)."""
+    names nothing is refused, not silently ignored). With a team chosen, days (and
+    "today") are the team's, from its local midnight; else UTC days."""
+    ids: dict[str, Any] = {}
+    time_zone = "UTC"
+    for key, model, label in (("channel_id", Channel, _l("number")), ("team_id", Team, _l("team")),
+                              ("assignee_id", User, _l("operator"))):
+        value = _id(args, key, allow_none=allow_none and key != "channel_id")
+        row = session.get(model, value) if isinstance(value, int) else None
+        if isinstance(value, int) and row is None:
+            raise ReportInputError(422, _("There is no %(what)s with id %(id)s.", what=label, id=value))
+        if key == "team_id" and row is not None:
+            time_zone = row.time_zone or "UTC"
+        ids[key] = value
     if args.get("start") or args.get("end"):
         start, end = _instant(args, "start"), _instant(args, "end")
-        preset, first_day, last_day, exact = "custom", start.date(), (end - timedelta(microseconds=1)).date(), True
+        local = zone(time_zone)
+        preset, exact = "custom", True
+        first_day, last_day = start.astimezone(local).date(), (end - timedelta(microseconds=1)).astimezone(local).date()
     else:
         preset = (args.get("period") or "").strip() or ("custom" if args.get("from") or args.get("to")
                                                         else DEFAULT_PRESET)
@@ -160,19 +191,12 @@ def read_query(args: Mapping[str, str], session: Any, *, today: date, allow_none
         if preset == "custom":
             first_day, last_day = _date(args, "from"), _date(args, "to")
         else:
-            first_day, last_day = preset_days(preset, today)
-        start, end, exact = _midnight(first_day), _midnight(last_day + timedelta(days=1)), False
+            first_day, last_day = preset_days(preset, now.astimezone(zone(time_zone)).date())
+        start, end, exact = _midnight(first_day, time_zone), _midnight(last_day + timedelta(days=1), time_zone), False
     if end <= start:
         raise ReportInputError(422, _("The period ends before it starts: 'from' must not be after 'to'."))
     if end - start > timedelta(days=MAX_DAYS):
         raise ReportInputError(422, _("A period is at most %(days)s days.", days=MAX_DAYS))
-    ids: dict[str, Any] = {}
-    for key, model, label in (("channel_id", Channel, _l("number")), ("team_id", Team, _l("team")),
-                              ("assignee_id", User, _l("operator"))):
-        value = _id(args, key, allow_none=allow_none and key != "channel_id")
-        if isinstance(value, int) and session.get(model, value) is None:
-            raise ReportInputError(422, _("There is no %(what)s with id %(id)s.", what=label, id=value))
-        ids[key] = value
     missed_text = (args.get("missed_minutes") or "").strip() or "15"
     if not (missed_text.isascii() and missed_text.isdigit()):
         raise ReportInputError(400, _("'%(value)s' is not a number of minutes.", value=missed_text[:40]))
@@ -184,4 +208,5 @@ def read_query(args: Mapping[str, str], session: Any, *, today: date, allow_none
         preset=preset, first_day=first_day, last_day=last_day, start=start, end=end, exact=exact,
         channel_id=ids["channel_id"], team_id=ids["team_id"] if ids["team_id"] != NONE else None,
         assignee_id=ids["assignee_id"] if ids["assignee_id"] != NONE else None,
-        no_team=ids["team_id"] == NONE, no_assignee=ids["assignee_id"] == NONE, missed_minutes=missed)
+        no_team=ids["team_id"] == NONE, no_assignee=ids["assignee_id"] == NONE, missed_minutes=missed,
+        source=_source(args), time_zone=time_zone)

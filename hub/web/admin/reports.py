@@ -21,6 +21,7 @@ from hub.reports import metrics
 from hub.reports.export import csv_chunks, xlsx_file
 from hub.reports.grouping import slot_label, slot_of, slots
 from hub.reports.rows import Summary, rows, source_of
+from hub.routing.hours import zone
 from hub.web.admin import bp, charts
 from hub.web.admin.report_period import NONE, PRESETS, ReportInputError, ReportQuery, read_query
 
@@ -43,6 +44,15 @@ DEFINITIONS = {
     "by_operator": _l("Conversations assigned to each operator now."),
     "by_team": _l("Conversations per team routing gave them to."),
     "by_source": _l("Conversations per UTM source, else lead kind (tracked link, ad), else direct."),
+    "sla_met": _l("Of the conversations whose team has an SLA and whose clocks are decided, the share where "
+                  "every wait for a person ended within its target (first response, next response, "
+                  "resolution; business time). A clock still under its target is not counted yet."),
+    "deals": _l("Conversations with a deal in a CRM, as the CRM connectors report stage changes."),
+    "won": _l("Conversations with a deal the CRM reports as won."),
+    "funnel": _l("How far the period's conversations came: started, answered by a person, a deal, a won deal."),
+    "leads": _l("Per lead source: conversations, deals, won deals, revenue (the amounts of won deals) and "
+                "what WhatsApp billed for the conversations' messages, with the cost per lead and per won deal."),
+    "sla_by_team": _l("SLA met % per team and per operator (operator: the one assigned now)."),
 }
 
 # (key, label, value from the figures, kind, better when, drill-down metric)
@@ -59,6 +69,9 @@ TILES: list[tuple[str, Any, Callable[[dict[str, Any]], Any], str, str, str]] = [
      "answered"),
     ("resolution", _l("Resolution, median"), lambda f: f["resolution_seconds"]["median"], "seconds", "down",
      "closed"),
+    ("sla_met", _l("SLA met"), lambda f: f["sla"]["percent"], "percent", "up", "sla_met"),
+    ("deals", _l("Deals"), lambda f: f["deals"], "count", "up", "deals"),
+    ("won", _l("Won deals"), lambda f: f["won"], "count", "up", "won"),
 ]
 
 # The conversations behind a count: the same tests Summary.add counts by.
@@ -67,9 +80,16 @@ DRILL: dict[str, Callable[[dict[str, Any]], bool]] = {
     "closed": lambda r: r["status"] == "closed",
     "answered": lambda r: r["first_response_seconds"] is not None,
     "missed": lambda r: bool(r["missed"]),
+    "sla_met": lambda r: r["_sla"] is True,
+    "sla_breached": lambda r: r["_sla"] is False,
+    "deals": lambda r: r["_deals"].deals > 0,
+    "won": lambda r: r["_deals"].won > 0,
 }
 DRILL_LABELS = {"conversations": _l("Conversations"), "closed": _l("Closed"), "answered": _l("Answered"),
-                "missed": _l("Missed")}
+                "missed": _l("Missed"), "sla_met": _l("SLA met"), "sla_breached": _l("SLA breached"),
+                "deals": _l("Deals"), "won": _l("Won deals")}
+FUNNEL_LABELS = {"started": (_l("Started"), "conversations"), "answered": (_l("Answered"), "answered"),
+                 "deal": (_l("Deal"), "deals"), "won": (_l("Won"), "won")}
 # The summary's names for "none" (hub.reports speaks English), shown translated.
 NO_NAME = {"(unassigned)": _l("(unassigned)"), "(no team)": _l("(no team)"), "(direct)": _l("(direct)")}
 BUCKET_LABELS = tuple(label for _bound, label in metrics.BUCKETS)
@@ -112,7 +132,7 @@ def _choices(session: Any) -> dict[str, Any]:
 
 def _kept() -> dict[str, str]:
     """The filters of this request, for the period links (which change only the period)."""
-    return {k: request.args[k] for k in ("channel_id", "team_id", "assignee_id", "missed_minutes")
+    return {k: request.args[k] for k in ("channel_id", "team_id", "assignee_id", "missed_minutes", "source")
             if request.args.get(k)}
 
 
@@ -138,7 +158,7 @@ def _charts(q: ReportQuery, total: Summary, per_slot: Counter, users: dict[str, 
     figures = total.figures()
     moments, step = slots(q.start, q.end)
     hourly = step < timedelta(days=1)
-    series = [charts.Bar(slot_label(at, step), per_slot[at],
+    series = [charts.Bar(slot_label(at.astimezone(zone(q.time_zone)), step), per_slot[at],
                          url_for("admin.report_conversations", metric="conversations",
                                  **q.slot(at, at + step).args()))
               for at in moments]
@@ -154,6 +174,9 @@ def _charts(q: ReportQuery, total: Summary, per_slot: Counter, users: dict[str, 
     team_bars = [charts.Bar(name(t["team"]), t["conversations"], drill(team_id=teams.get(t["team"], NONE)))
                  for t in figures["by_team"]]
     sources = [charts.Bar(name(s["source"]), s["conversations"], drill(source=s["source"])) for s in figures["by_source"]]
+    funnel = [charts.Bar(str(FUNNEL_LABELS[step["stage"]][0]), step["conversations"],
+                         url_for("admin.report_conversations", metric=FUNNEL_LABELS[step["stage"]][1], **q.args()))
+              for step in figures["funnel"]]
     histogram = metrics.histogram(total.first_response)
     buckets = [charts.Bar(label, n, url_for("admin.report_conversations", metric="answered", bucket=label,
                                             **q.args())) for label, n in histogram.items()]
@@ -165,6 +188,7 @@ def _charts(q: ReportQuery, total: Summary, per_slot: Counter, users: dict[str, 
         "teams": charts.horizontal_bars(team_bars, title=str(_l("Conversations per team"))),
         "sources": charts.horizontal_bars(sources, title=str(_l("Conversations per source"))),
         "histogram": charts.columns(buckets, title=str(_l("First response times")), width=520, every=1),
+        "funnel": charts.horizontal_bars(funnel, title=str(_l("Funnel"))),
     }
 
 
@@ -172,7 +196,7 @@ def _charts(q: ReportQuery, total: Summary, per_slot: Counter, users: dict[str, 
 def reports() -> Any:
     with _db().scope() as s:
         try:
-            q = read_query(request.args, s, today=utcnow().date())
+            q = read_query(request.args, s, now=utcnow())
         except ReportInputError as exc:
             s.rollback()
             return _error_page(exc)
@@ -194,6 +218,7 @@ def reports() -> Any:
         "admin/reports.html", q=q, error=None, presets=PRESETS, raw=request.args, kept=_kept(), **choices,
         tiles=_tiles(q, figures, previous), figures=figures, previous=previous, charts=chart_markup,
         definitions=DEFINITIONS, previous_start=q.start - q.span, previous_end=q.end - q.span,
+        no_name={k: str(v) for k, v in NO_NAME.items()},
         export_args=q.args())
 
 
@@ -209,7 +234,7 @@ def report_conversations() -> Any:
                 raise ReportInputError(400, _("Unknown figure '%(value)s'.", value=metric[:40]))
             if bucket is not None and bucket not in BUCKET_LABELS:
                 raise ReportInputError(400, _("Unknown bucket '%(value)s'.", value=bucket[:40]))
-            q = read_query(request.args, s, today=utcnow().date(), allow_none=True)
+            q = read_query(request.args, s, now=utcnow(), allow_none=True)
         except ReportInputError as exc:
             s.rollback()
             return _error_page(exc, "admin/report_conversations.html", metric=metric)
@@ -240,7 +265,7 @@ def report_export(kind: str) -> Any:
     """The API's export (hub.reports.export) for a signed-in user, same period and filters."""
     with _db().scope() as s:
         try:
-            q = read_query(request.args, s, today=utcnow().date())
+            q = read_query(request.args, s, now=utcnow())
         except ReportInputError as exc:
             return Response(exc.message + "\n", status=exc.status, mimetype="text/plain")
     name = f"conversations-{q.start:%Y%m%d}-{q.end:%Y%m%d}.{kind}"

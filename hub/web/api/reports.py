@@ -34,6 +34,8 @@ class PeriodQuery(Schema):
     channel_id = Id(Channel)
     team_id = Id(Team)
     assignee_id = Id(User)
+    source = Text(200, metadata={"description": "as counted in by_source: a UTM source, else tracked_link or ad, "
+                                                "else (direct)"})
     missed_minutes = Int(1, 7 * 24 * 60, load_default=15,
                          metadata={"description": "a chat with no human reply within this many business minutes "
                                                   "of the customer's first message is missed"})
@@ -56,7 +58,7 @@ class SummaryOut(Schema):
 def _filters(args: dict[str, Any], *, shift: timedelta = timedelta(0)) -> Filters:
     return Filters(start=args["start"] - shift, end=args["end"] - shift, channel_id=args.get("channel_id"),
                    team_id=args.get("team_id"), assignee_id=args.get("assignee_id"),
-                   missed_seconds=args["missed_minutes"] * 60)
+                   missed_seconds=args["missed_minutes"] * 60, source=args.get("source") or None)
 
 
 @blp.route("/summary")
@@ -65,7 +67,8 @@ class Summary(MethodView):
     @blp.response(200, SummaryOut)
     def get(self, args: dict[str, Any]):
         """Conversations, first response and response times (median, p90, histogram),
-        missed chats, resolution, per operator, team, source and campaign, costs."""
+        missed chats, resolution, SLA met %, per operator, team, source and campaign (with
+        deals, won deals and revenue), the funnel, costs per lead and won deal."""
         now = utcnow()
         span = args["end"] - args["start"]
         with current_app.extensions["hub"].db.scope() as session:
@@ -121,6 +124,7 @@ class ScheduleIn(Schema):
     time_zone = Text(64, load_default="UTC")
     channel_id = Id(Channel, allow_none=True, load_default=None)
     team_id = Id(Team, allow_none=True, load_default=None)
+    source = Text(200, allow_none=True, load_default=None, metadata={"description": "only this lead source"})
     missed_minutes = Int(1, 7 * 24 * 60, load_default=15)
     recipients = fields.List(fields.Email(validate=validate.Length(max=254)), load_default=list,
                              validate=validate.Length(max=100))
@@ -142,6 +146,7 @@ class ScheduleOut(Schema):
     time_zone = fields.String()
     channel_id = fields.Integer(allow_none=True)
     team_id = fields.Integer(allow_none=True)
+    source = fields.String(allow_none=True)
     missed_minutes = fields.Integer()
     recipients = fields.List(fields.String())
     webhook = fields.Boolean()
@@ -159,7 +164,7 @@ class RunOut(Schema):
     figures = fields.Dict(allow_none=True)
 
 
-_FILTER_KEYS = ("channel_id", "team_id", "missed_minutes")
+_FILTER_KEYS = ("channel_id", "team_id", "source", "missed_minutes")
 
 
 def _schedule_out(s: ReportSchedule) -> dict[str, Any]:
@@ -169,7 +174,7 @@ def _schedule_out(s: ReportSchedule) -> dict[str, Any]:
     following = due(when_of(s), end + (end - start) + timedelta(minutes=1))
     return {"id": s.id, "name": s.name, "enabled": s.enabled, "frequency": s.frequency, "at_time": s.at_time,
             "weekday": s.weekday, "day_of_month": s.day_of_month, "time_zone": s.time_zone,
-            "channel_id": f.get("channel_id"), "team_id": f.get("team_id"),
+            "channel_id": f.get("channel_id"), "team_id": f.get("team_id"), "source": f.get("source"),
             "missed_minutes": f.get("missed_minutes", 15), "recipients": s.recipients or [], "webhook": s.webhook,
             "next_period": {"from": following[0].isoformat(), "to": following[1].isoformat()}}
 
