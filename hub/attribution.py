@@ -10,7 +10,7 @@ UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_te
 CLICK_IDS = ("gclid", "yclid", "fbclid")
 REFERRAL_FIELDS = ("source_url", "source_id", "source_type", "headline", "body", "media_type", "ctwa_clid")
 # Added for tracked links; null for the other kinds.
-TRACKING_FIELDS = ("link_id", "visit_id", "visited_at", "ga_client_id", "ym_uid", "clean_text")
+TRACKING_FIELDS = ("link_id", "visit_id", "visited_at", "ga_client_id", "ym_uid", "roistat_visit", "clean_text")
 
 
 def empty_source(kind: str) -> dict[str, Any]:
@@ -44,7 +44,7 @@ def from_tracked_link(link: Mapping[str, Any], visit: Mapping[str, Any] | None, 
     source = empty_source("tracked_link")
     for name in UTM_FIELDS:
         source[name] = visit.get(name) or link.get(name) or None
-    for name in CLICK_IDS + ("landing_page", "referrer", "ga_client_id", "ym_uid", "visited_at"):
+    for name in CLICK_IDS + ("landing_page", "referrer", "ga_client_id", "ym_uid", "roistat_visit", "visited_at"):
         source[name] = visit.get(name) or None
     source.update(campaign=link.get("campaign") or None, link=link["slug"], link_id=link["id"],
                   code=code, visit_id=visit.get("id"), clean_text=clean_text,

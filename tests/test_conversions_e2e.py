@@ -1,7 +1,7 @@
 """Conversions end to end: tracked visits and a Click-to-WhatsApp ad -> WhatsApp
 conversations (the WhatsApp emulator) -> deals in the amoCRM emulator, won and lost ->
 the stage webhooks through the hub's own URL -> exactly one conversion per (deal, goal)
-in the GA4, Meta and Metrica emulators with the visitors' ids and the deals' values;
+in the GA4, Meta, Metrica and Roistat emulators with the visitors' ids and the deals' values;
 amoCRM's repeated webhooks change nothing."""
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from connectors.amocrm import benchkit as amo_kit
 from connectors.ga4 import emulator as ga4_emulator
 from connectors.meta_capi import emulator as meta_emulator
 from connectors.metrica import emulator as metrica_emulator
+from connectors.roistat import emulator as roistat_emulator
 from hub.connector_store import create_connector
 from hub.db import utcnow
 from hub.delivery.worker import Worker
@@ -39,9 +40,13 @@ def drain(runtime):
             return
 
 
-def visit(client, slug, ga, ym, **query):
+def visit(client, slug, ga, ym, roistat=None, **query):
     client.set_cookie("_ga", ga)
     client.set_cookie("_ym_uid", ym)
+    if roistat:
+        client.set_cookie("roistat_visit", roistat)
+    else:
+        client.delete_cookie("roistat_visit")
     response = client.get(f"/l/{slug}", query_string=query)
     assert response.status_code == 302
     return prefilled(response)
@@ -54,6 +59,7 @@ def test_won_and_lost_deals_reach_each_destination_once(client, runtime, admin_h
         ga = stack.enter_context(ga4_emulator.serve())
         meta = stack.enter_context(meta_emulator.serve())
         ym = stack.enter_context(metrica_emulator.serve())
+        rs = stack.enter_context(roistat_emulator.serve())
         w = stack.enter_context(wired(runtime, client, clock))
         amo_id = add(runtime, "amocrm", "amo", {**amo_kit.connector_settings(amo.base_url), "timeout_seconds": 5,
                                                "report_deal_stages": True})
@@ -65,6 +71,7 @@ def test_won_and_lost_deals_reach_each_destination_once(client, runtime, admin_h
         add(runtime, "metrica", "metrica", {"counter_id": 44147844, "oauth_token": ym.token, "api_url": ym.base_url,
                                             "goals": ["first_message -> whatsapp_chat", "won -> deal_won = amount",
                                                       "lost -> deal_lost"]})
+        add(runtime, "roistat", "roistat", {"project": rs.project, "api_key": rs.key, "api_url": rs.base_url + "/api/v1"})
         link = client.post("/api/v1/tracked-links", headers=admin_headers, json={
             "slug": "sofas", "channel_id": w["channel_id"], "campaign": "Sofas",
             "text_template": "Hello! My request number: {code}"}).json
@@ -72,8 +79,8 @@ def test_won_and_lost_deals_reach_each_destination_once(client, runtime, admin_h
         ana = emu.customer(number, "4915111111111", name="Ana")
         ben = emu.customer(number, "4915122222222", name="Ben")
         carl = emu.customer(number, "4915133333333", name="Carl")
-        ana.send_text(visit(client, link["slug"], GA_ANA, YM_ANA, utm_source="yandex", utm_campaign="sofas",
-                            yclid="5151502287329470463"))
+        ana.send_text(visit(client, link["slug"], GA_ANA, YM_ANA, "4336465", utm_source="yandex",
+                            utm_campaign="sofas", yclid="5151502287329470463"))
         ben.send_from_ad("Is the sofa in stock?", ctwa_clid="ARAkLkA8rmlFeiCktEJQ-QTwRiyYHAFDLMNDBH0CD3qpjd0")
         carl.send_text(visit(client, link["slug"], GA_CARL, YM_CARL, utm_source="google", utm_campaign="sofas"))
         emu.flush()
@@ -109,9 +116,9 @@ def test_won_and_lost_deals_reach_each_destination_once(client, runtime, admin_h
             drain(runtime)
 
         post_webhooks()
-        first = (ga.events(), meta.received(), ym.rows())
+        first = (ga.events(), meta.received(), ym.rows(), list(rs.history))
         post_webhooks()  # amoCRM repeats webhooks it thinks failed
-        assert (ga.events(), meta.received(), ym.rows()) == first
+        assert (ga.events(), meta.received(), ym.rows(), list(rs.history)) == first
 
         with runtime.db.scope() as session:
             assert session.scalar(select(func.count()).select_from(Event).where(Event.type == "deal.stage_changed")) == 3
@@ -131,3 +138,7 @@ def test_won_and_lost_deals_reach_each_destination_once(client, runtime, admin_h
         (YM_ANA, "5151502287329470463", "deal_won", "1500.00", "BASIC"),
         (YM_ANA, "5151502287329470463", "whatsapp_chat", "", "CHATS"),
         (YM_CARL, "", "deal_lost", "0.00", "BASIC"), (YM_CARL, "", "whatsapp_chat", "", "CHATS")]
+    ana_conversation = conversation_of["4915111111111"]
+    assert [(o["id"], o["status"], o.get("price"), o["roistat"]) for o in rs.history] == [
+        (f"whatsapp-{ana_conversation}", "new", None, "4336465"),
+        (f"whatsapp-{ana_conversation}", "paid", "1500.00", "4336465")]

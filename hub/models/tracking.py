@@ -59,6 +59,7 @@ class Visit(Base):
     fbclid: Mapped[str | None] = mapped_column(String(255))
     ga_client_id: Mapped[str | None] = mapped_column(String(128))  # from the _ga cookie
     ym_uid: Mapped[str | None] = mapped_column(String(64))  # the _ym_uid cookie
+    roistat_visit: Mapped[str | None] = mapped_column(String(32))  # the roistat_visit cookie (a visit number)
     referrer: Mapped[str | None] = mapped_column(Text)
     landing_page: Mapped[str | None] = mapped_column(Text)
     user_agent: Mapped[str | None] = mapped_column(Text)

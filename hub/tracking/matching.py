@@ -21,7 +21,8 @@ from hub.models import Conversation, LeadAttribution, Message, TrackedLink, Visi
 from hub.tracking.codes import Candidate, candidates, clean_text, is_visit_code, static_code_problem
 
 DEFAULT_WINDOW = timedelta(days=7)
-VISIT_FIELDS = UTM_FIELDS + ("gclid", "yclid", "fbclid", "ga_client_id", "ym_uid", "landing_page", "referrer")
+VISIT_FIELDS = UTM_FIELDS + ("gclid", "yclid", "fbclid", "ga_client_id", "ym_uid", "roistat_visit", "landing_page",
+                                 "referrer")
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ AGENT_MAX = 512
 MINT_ATTEMPTS = 8
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _YM_UID = re.compile(r"^\d{1,32}$")
+_ROISTAT_VISIT = re.compile(r"^\d{1,20}$")
 _GA_PART = re.compile(r"^[0-9A-Za-z._-]{1,128}$")
 
 
@@ -57,6 +58,12 @@ def ga_client_id(cookie: str | None) -> str | None:
 def ym_uid(value: str | None) -> str | None:
     value = _clean(value, 64)
     return value if value and _YM_UID.match(value) else None
+
+
+def roistat_visit(value: str | None) -> str | None:
+    """Roistat's visit number from its roistat_visit cookie (digits), what its orders name."""
+    value = _clean(value, 32)
+    return value if value and _ROISTAT_VISIT.match(value) else None
 
 
 def _query_of(url: str | None) -> dict[str, list[str]]:
@@ -92,6 +99,7 @@ def visit_fields(args: Mapping[str, str], cookies: Mapping[str, str], *, referer
         referrer=referrer,
         ga_client_id=ga_client_id(cookies.get("_ga") or args.get("_ga")),
         ym_uid=ym_uid(cookies.get("_ym_uid") or args.get("_ym_uid")),
+        roistat_visit=roistat_visit(cookies.get("roistat_visit") or args.get("roistat_visit")),
         user_agent=_clean(user_agent, AGENT_MAX),
         ip_hash=hmac_sha256_hex(salt.encode(), ip.encode()) if ip else None,
     )

@@ -80,6 +80,7 @@ class VisitOut(Schema):
     fbclid = fields.String(allow_none=True)
     ga_client_id = fields.String(allow_none=True)
     ym_uid = fields.String(allow_none=True)
+    roistat_visit = fields.String(allow_none=True)
     referrer = fields.String(allow_none=True)
     landing_page = fields.String(allow_none=True)
     user_agent = fields.String(allow_none=True)

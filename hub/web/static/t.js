@@ -65,9 +65,10 @@
         query.set(name, cut(source[name], 1000));
       }
     });
-    var ga = cookie("_ga"), ym = cookie("_ym_uid");
+    var ga = cookie("_ga"), ym = cookie("_ym_uid"), rs = cookie("roistat_visit");
     if (ga) { query.set("_ga", cut(ga, 100)); }
     if (ym) { query.set("_ym_uid", cut(ym, 40)); }
+    if (rs) { query.set("roistat_visit", cut(rs, 20)); }
     var head = base + "/l/" + encodeURIComponent(slug) + "?";
     // Long, non-Latin URLs triple when encoded: give up the referrer, then the landing
     // page, rather than the tags.
