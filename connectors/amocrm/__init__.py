@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from connectors.amocrm import chat, chat_hooks, errors, mapping, preview, rules, webhooks
+from connectors.amocrm.broadcast_notes import with_broadcast_notes
 from connectors.amocrm.amojo import AmojoClient
 from connectors.amocrm.client import AmoClient
 from connectors.amocrm.leads import LEAD_REVERSE
@@ -38,7 +39,7 @@ class AmoCrmConnector(Connector):
     kind = "amocrm"
     title = "amoCRM / Kommo"
     Settings = AmoCrmSettings
-    handles = HANDLED | chat.CHAT_TYPES
+    handles = HANDLED | chat.CHAT_TYPES | {"broadcast.recipient"}
     # leads/complex and notes take 50 items; claim enough that each wave can fill them.
     claim_size = 200
     scratch_links = frozenset({"lead_intent", "note_intent", "amo_webhook"})
@@ -110,7 +111,7 @@ class AmoCrmConnector(Connector):
         if self.mode in ("notes", "both"):
             sync = WaveSync(self.client, self.ctx.links, self.settings,
                             now=lambda: self.ctx.clock().timestamp(), failure=self._failure)
-            notes = sync.run(batch)
+            notes = sync.run(with_broadcast_notes(batch))
             # an event is done when both are; a retry repeats only what is not stored yet
             outcomes = notes if outcomes is None else [c if c.status != "done" else n
                                                        for c, n in zip(outcomes, notes)]

@@ -10,6 +10,7 @@ from connectors.base import CheckResult, Command, Connector, HubEvent, InboundRe
 from connectors.bitrix24 import openlines
 from connectors.bitrix24 import preview as preview_module
 from connectors.bitrix24 import webhooks
+from connectors.bitrix24.broadcast_notes import with_broadcast_notes
 from connectors.bitrix24.client import Bitrix24Client
 from connectors.bitrix24.errors import Bitrix24Error
 from connectors.bitrix24.mapping import Options
@@ -35,7 +36,7 @@ class Bitrix24Connector(Connector):
     kind = "bitrix24"
     title = "Bitrix24"
     Settings = Bitrix24Settings
-    handles = HANDLED | openlines.HANDLED
+    handles = HANDLED | openlines.HANDLED | {"broadcast.recipient"}
     # A `batch` request carries 50 commands and a wave holds one event per conversation.
     # With a few events waiting per conversation, 1000 events make waves of a few
     # hundred: the contact lookups of a whole wave share one request (20 phones a
@@ -80,7 +81,7 @@ class Bitrix24Connector(Connector):
 
     def _timeline(self, batch: list[HubEvent]) -> list[Outcome]:
         sync = WaveSync(self.client, self.ctx.links, self.options, self.ctx.clock)
-        return sync.run(batch, on_auth=lambda message: self._mark(False, message))
+        return sync.run(with_broadcast_notes(batch), on_auth=lambda message: self._mark(False, message))
 
     # -- admin ------------------------------------------------------------------------
     def _stage_entity(self) -> str:

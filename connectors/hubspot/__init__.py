@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 
 from connectors.base import CheckResult, Command, Connector, HubEvent, InboundRequest, Outcome, WebhookRejected
 from connectors.hubspot import inbox, inbox_hooks, mapping, properties, rules, signature, webhooks
+from connectors.hubspot.broadcast_notes import with_broadcast_notes
 from connectors.hubspot.client import (
     AuthFailed, ClientConfig, HubSpotClient, HubSpotError, OAuthFailed, RateLimited, Unavailable,
 )
@@ -36,7 +37,7 @@ class HubSpotConnector(Connector):
     kind = "hubspot"
     title = "HubSpot"
     Settings = HubSpotSettings
-    handles = HANDLED | inbox.INBOX_TYPES
+    handles = HANDLED | inbox.INBOX_TYPES | {"broadcast.recipient"}
     # Batch endpoints take 100 inputs; claim enough that each wave can fill them.
     claim_size = 400
     scratch_links = frozenset({"hubspot_communication_intent", "hubspot_task_intent", inbox.INTENT})
@@ -138,9 +139,9 @@ class HubSpotConnector(Connector):
                 return [wait for _ in batch]
             outcomes = self._inbox_sync().run(batch)
         if self.mode in (inbox.MODE_TIMELINE, inbox.MODE_BOTH):
-            timeline = [e for e in batch if e.type in HANDLED]
+            timeline = [e for e in with_broadcast_notes(batch) if e.type in HANDLED]
             notes = iter(sync.run(timeline) if timeline else [])
-            merged = [next(notes) if e.type in HANDLED else Outcome.done({"skipped": f"{e.type}: not on the timeline"})
+            merged = [next(notes) if e.type in HANDLED | {"broadcast.recipient"} else Outcome.done({"skipped": f"{e.type}: not on the timeline"})
                       for e in batch]
             outcomes = merged if outcomes is None else [c if c.status != "done" else n
                                                         for c, n in zip(outcomes, merged)]
