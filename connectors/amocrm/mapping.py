@@ -243,6 +243,28 @@ def close_patch(lead_id: int, status_id: int, pipeline_id: int | None) -> dict[s
     return body
 
 
+def automation_note_body(lead_id: int, data: Mapping[str, Any], event_id: str) -> dict[str, Any]:
+    """A scenario's answers for the deal (automation.step, action deal_fields) as a note:
+    amoCRM deals have no free-form fields, and a note keeps who asked what."""
+    scenario = (data.get("scenario") or {}).get("name") or "scenario"
+    lines = [f"{name}: {value}" for name, value in sorted((data.get("fields") or {}).items())]
+    text = f"Answers to «{scenario}»:\n" + "\n".join(lines)
+    return {"entity_id": int(lead_id), "note_type": "common", "params": {"text": text[:MAX_NOTE]},
+            "request_id": f"automation:{event_id}"}
+
+
+def automation_stage_patch(data: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A scenario's stage move: amoCRM takes status (and pipeline) ids, so only a stage
+    given as an id moves the deal; a name is not guessed."""
+    stage, pipeline = str(data.get("stage") or ""), str(data.get("pipeline") or "")
+    if not stage.isdigit():
+        return None
+    body: dict[str, Any] = {"status_id": int(stage)}
+    if pipeline.isdigit():
+        body["pipeline_id"] = int(pipeline)
+    return body
+
+
 def attribution_patch(lead_id: int, lead_source: Mapping[str, Any] | None,
                       mapping: Mapping[str, str]) -> dict[str, Any] | None:
     cfv = source_fields(lead_source, mapping)

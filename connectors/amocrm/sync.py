@@ -22,7 +22,7 @@ NOTES_BATCH = 50
 PATCH_BATCH = 50
 CONVERSATION_TYPES = frozenset({
     "conversation.started", "message.received", "message.sent", "conversation.assigned",
-    "conversation.closed", "lead.attributed", "sla.breached",
+    "conversation.closed", "lead.attributed", "sla.breached", "automation.step",
 })
 HANDLED = CONVERSATION_TYPES | {"contact.opted_out"}
 
@@ -124,6 +124,14 @@ class WaveSync:
                 return ("skip", "no mapped lead source fields")
             body.pop("id")
             return ("patch", body)
+        if event.type == "automation.step":
+            if data.get("action") == "deal_fields":
+                return ("note", mapping.automation_note_body(lead_id, data, event.id))
+            if data.get("action") == "deal_stage":
+                patch = mapping.automation_stage_patch(data)
+                return ("patch", patch) if patch else ("skip", f"stage {data.get('stage')!r} is not an amoCRM "
+                                                               "status id")
+            return ("skip", f"automation action {data.get('action')!r} is not synced")
         if event.type == "sla.breached":
             return ("task", mapping.task_body(lead_id, data, event.id, event.occurred_at,
                                               {**self.settings, "responsible_user_id": None}))
