@@ -34,6 +34,7 @@ class MetaState:
     events: list[dict[str, Any]] = field(default_factory=list)
     duplicates: int = 0
     failures: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    answer_delay: float = 0.0  # seconds between storing events and answering (a slow network)
     clock: Callable[[], float] = time.time
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -135,6 +136,8 @@ def make_app(state: MetaState) -> Flask:
                 seen.add(key)
                 state.events.append({**event, "dataset_id": dataset_id,
                                      "test_event_code": body.get("test_event_code")})
+        if state.answer_delay:
+            time.sleep(state.answer_delay)
         return Response(json.dumps({"events_received": len(data), "messages": [],
                                     "fbtrace_id": uuid.uuid4().hex[:11]}), mimetype="application/json")
 
