@@ -1,5 +1,6 @@
 """What the analytics destinations (ga4, meta_capi, metrica, roistat) share: goal rules,
-the conversions an event asks for, once per (deal, goal), and SHA-256 of contact data.
+the conversions an event asks for, once per (deal, goal), and SHA-256 of contact data
+(WhatsApp contacts have phones, not e-mails: the phone is all there is to hash).
 
 Pure apart from `Ledger`, which keeps the sent markers in the connector's link store.
 A destination maps each Conversion to its own request body; the hub never learns which.
@@ -15,7 +16,6 @@ from typing import Any, Iterable, Mapping
 
 from connectors.base import HubEvent, LinkStore
 
-TRIGGERS = ("first_message", "won", "lost")
 HANDLED = frozenset({"lead.attributed", "deal.stage_changed"})
 SENT = "conversion"  # link entity type: one row per (deal, goal) sent
 
@@ -166,11 +166,6 @@ def phone_digits(phone: str | None) -> str | None:
     """E.164 without '+' or separators (Meta's and Yandex's normal form), None if empty."""
     digits = re.sub(r"\D", "", phone or "")
     return digits or None
-
-
-def normal_email(email: str | None) -> str | None:
-    text = (email or "").strip().lower()
-    return text or None
 
 
 def opted_out(conversion: Conversion) -> bool:
