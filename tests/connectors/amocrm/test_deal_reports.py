@@ -42,3 +42,13 @@ def test_emulator_moves_give_won_lost_and_open(runtime, amo):
     assert [(c.deal_id, c.stage, c.outcome, c.conversation_id, c.amount, c.currency) for c in commands] == [
         (str(won), "7000014", "open", 501, "1500", "EUR"), (str(won), "142", "won", 501, "1500", "EUR"),
         (str(lost), "143", "lost", 502, "0", "EUR")]
+
+
+def test_test_connection_subscribes_the_status_webhook_for_reports_alone(runtime, amo):
+    from tests.connectors.amocrm.test_webhooks import _with_url
+
+    cid = add_connector(runtime, long_lived_settings(amo, report_deal_stages=True))
+    connector, url = _with_url(runtime, cid)
+    result = connector.check()
+    assert result.ok and "amoCRM webhook subscribed for status_lead" in result.message
+    assert amo.emulator.webhooks == [{"destination": url, "settings": ["status_lead"], "disabled": False}]
