@@ -40,7 +40,7 @@ class Ga4Connector(analytics.Destination, Connector):
                                           "api_secret": self.settings["api_secret"]}, allow_redirects=False)
 
     def send(self, conversions: list[analytics.Conversion]) -> Outcome:
-        body = mapping.body(conversions, mapping.client_id_of(conversions[0]), self.settings)
+        body = mapping.body(conversions, mapping.client_id_of(conversions[0]), self.settings, self.ctx.clock())
         try:
             response = self._post("/mp/collect", body)
         except requests.Timeout:

@@ -7,6 +7,7 @@ a number with its currency; purchase needs transaction_id (GA4 deduplicates on i
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 from typing import Any
 
 from connectors.analytics import Conversion, Malformed, Skip
@@ -14,6 +15,9 @@ from connectors.analytics import Conversion, Malformed, Skip
 # The _ga cookie is GA1.<n>.<random>.<seconds>: the client id is its last two numbers.
 CLIENT_ID = re.compile(r"^\d{1,20}\.\d{1,20}$")
 COOKIE = re.compile(r"^GA\d\.\d+\.(\d{1,20}\.\d{1,20})$")
+# GA4 takes events up to 72 hours back (timestamp_micros); an older one would be dropped
+# without a word, so it goes without its time and counts when it arrives.
+BACKDATE_LIMIT = timedelta(hours=72) - timedelta(minutes=5)
 SOURCE_PARAMS = (("utm_campaign", "campaign"), ("utm_source", "source"), ("utm_medium", "medium"),
                  ("utm_term", "term"), ("utm_content", "content"))
 
@@ -50,14 +54,14 @@ def event_params(conversion: Conversion, settings: dict[str, Any]) -> dict[str, 
     return params
 
 
-def body(conversions: list[Conversion], client_id: str, settings: dict[str, Any]) -> dict[str, Any]:
+def body(conversions: list[Conversion], client_id: str, settings: dict[str, Any],
+         now: datetime | None = None) -> dict[str, Any]:
     """One request for the conversions of one event (one client, up to 25 events)."""
     first = conversions[0]
-    out: dict[str, Any] = {
-        "client_id": client_id,
-        "timestamp_micros": int(first.occurred_at.timestamp() * 1_000_000),
-        "events": [{"name": c.goal.name, "params": event_params(c, settings)} for c in conversions],
-    }
+    out: dict[str, Any] = {"client_id": client_id}
+    if now is None or now - first.occurred_at < BACKDATE_LIMIT:
+        out["timestamp_micros"] = int(first.occurred_at.timestamp() * 1_000_000)
+    out["events"] = [{"name": c.goal.name, "params": event_params(c, settings)} for c in conversions]
     if settings.get("send_user_id") and first.contact.get("id") is not None:
         out["user_id"] = str(first.contact["id"])
     return out

@@ -102,3 +102,17 @@ def test_check_reports_what_the_validation_server_refuses():
             f"stage:s{n} -> goal_{n}" for n in range(26)]}, requests.Session())
         result = huge.check()
     assert not result.ok and "A maximum of 25 events" in result.message
+
+
+def test_an_event_older_than_72_hours_goes_without_its_time_rather_than_dropped():
+    from datetime import timedelta
+
+    event = won()
+    http = Recording(204)
+    late = connector(Ga4Connector, SETTINGS, http, clock=lambda: event.occurred_at + timedelta(hours=80))
+    assert late.deliver([event])[0].status == "done"
+    assert "timestamp_micros" not in json.loads(http.sent[0].body)
+    http = Recording(204)
+    soon = connector(Ga4Connector, SETTINGS, http, clock=lambda: event.occurred_at + timedelta(hours=2))
+    soon.deliver([event])
+    assert json.loads(http.sent[0].body)["timestamp_micros"] == int(event.occurred_at.timestamp() * 1_000_000)
