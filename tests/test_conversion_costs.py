@@ -80,3 +80,37 @@ def test_the_api_sums_billed_messages_and_the_crms_latest_word(client, runtime, 
 def test_the_api_refuses_an_unknown_grouping_by_name(client, admin_headers):
     answer = client.get("/api/v1/tracked-links/costs", query_string={"group_by": "weather"}, headers=admin_headers)
     assert answer.status_code == 422 and "group_by" in str(answer.json)
+
+
+def test_per_broadcast_only_its_messages_cost_and_the_deals_of_the_conversations_it_reached(client, runtime,
+                                                                                            admin_headers):
+    from hub.models import Broadcast, BroadcastRecipient
+
+    channel_id, key = make_channel(runtime)
+    for wa_id in ("4915100000001", "4915100000002"):
+        assert post_signed(client, key, text_message("Hi", wa_id=wa_id)).status_code == 200
+    with runtime.db.scope() as session:
+        conversations = list(session.scalars(select(Conversation).order_by(Conversation.id)))
+        sale = Broadcast(name="Black Friday", channel_id=channel_id, template_name="sale", template_language="en",
+                         created_at=utcnow(), updated_at=utcnow())
+        session.add(sale)
+        session.flush()
+        for conv in conversations:
+            sent = Message(conversation_id=conv.id, direction="out", type="template", status="delivered",
+                           sent_at=utcnow(), cost=Decimal("0.05"), currency="USD", billable=True)
+            other = Message(conversation_id=conv.id, direction="out", type="text", status="delivered",
+                            sent_at=utcnow(), cost=Decimal("1"), currency="USD", billable=True)
+            session.add_all([sent, other])
+            session.flush()
+            session.add(BroadcastRecipient(broadcast_id=sale.id, phone=f"+{conv.id}", contact_id=conv.contact_id,
+                                           message_id=sent.id, status="delivered", created_at=utcnow(),
+                                           updated_at=utcnow()))
+        execute(session, [ReportDealStage(deal_id="7", stage="142", outcome="won", conversation_id=conversations[1].id,
+                                          amount="1.10", currency="USD")], now=utcnow())
+        sale_id = sale.id
+    answer = client.get("/api/v1/tracked-links/costs", query_string={"group_by": "broadcast"}, headers=admin_headers)
+    assert answer.status_code == 200, answer.json
+    [row] = answer.json["rows"]
+    assert (row["key"], row["leads"], row["won_deals"], row["cost"], row["revenue"]) == (
+        f"{sale_id}: Black Friday", 2, 1, {"USD": "0.1"}, {"USD": "1.1"})
+    assert row["cost_per_lead"] == {"USD": "0.05"} and row["romi"] == 10.0

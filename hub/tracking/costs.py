@@ -2,7 +2,9 @@
 or UTM campaign: cost per lead, cost per won deal, ROMI.
 
 Conversations count by when they opened, within [since, until); a conversation's cost
-is what WhatsApp billed for all its messages (messages.cost, per currency); its deals
+is what WhatsApp billed for all its messages (messages.cost, per currency). Per broadcast,
+the conversations its messages sent in the period went to, and only those messages'
+cost. A conversation's deals
 are the CRM's latest word on each (deal.stage_changed), revenue the amounts of the won
 ones. Money stays per currency: ROMI = (revenue - cost) / cost only when both are in one
 and the same currency (WhatsApp bills in the account's currency, deals are in the CRM's),
@@ -20,9 +22,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hub import payloads
-from hub.models import Conversation, Event, Message
+from hub.models import Broadcast, BroadcastRecipient, Conversation, Event, Message
 
-GROUPS = ("conversation", "deal", "lead_source", "utm_campaign")
+GROUPS = ("conversation", "deal", "lead_source", "utm_campaign", "broadcast")
 CHUNK = 500
 
 
@@ -41,6 +43,7 @@ class Lead:
     lead_source: Mapping[str, Any] | None
     cost: dict[str, Decimal] = field(default_factory=dict)  # currency -> what WhatsApp billed
     deals: list[Deal] = field(default_factory=list)
+    broadcast: str | None = None  # "<id>: <name>" for the broadcast grouping
 
 
 def source_name(source: Mapping[str, Any] | None) -> str:
@@ -57,6 +60,8 @@ def _keys(lead: Lead, group_by: str) -> list[str]:
         return [str(lead.conversation_id)]
     if group_by == "deal":
         return [f"{d.crm_connector_id}:{d.deal_id}" for d in lead.deals]
+    if group_by == "broadcast":
+        return [lead.broadcast] if lead.broadcast else []
     if group_by == "lead_source":
         return [source_name(lead.lead_source)]
     return [str((lead.lead_source or {}).get("utm_campaign") or "(none)")]
@@ -85,10 +90,11 @@ def summarise(leads: Iterable[Lead], group_by: str) -> list[dict[str, Any]]:
     groups: dict[str, dict[str, Any]] = {}
     for lead in leads:
         for key in _keys(lead, group_by):
-            g = groups.setdefault(key, {"key": key, "leads": set(), "deals": set(), "won": set(),
+            g = groups.setdefault(key, {"key": key, "leads": set(), "costed": set(), "deals": set(), "won": set(),
                                         "cost": defaultdict(Decimal), "revenue": defaultdict(Decimal)})
-            if lead.conversation_id not in g["leads"]:
-                g["leads"].add(lead.conversation_id)
+            g["leads"].add(lead.conversation_id)
+            if (lead.conversation_id, lead.broadcast) not in g["costed"]:  # a lead's cost once per group
+                g["costed"].add((lead.conversation_id, lead.broadcast))
                 for currency, value in lead.cost.items():
                     g["cost"][currency] += value
             for deal in lead.deals:
@@ -124,40 +130,73 @@ def _chunks(items: list[Any]) -> Iterable[list[Any]]:
         yield items[start:start + CHUNK]
 
 
+def _add_deals(session: Session, leads: dict[int, Lead]) -> None:
+    """Each conversation's deals, as the CRM last reported them (deal.stage_changed)."""
+    for chunk in _chunks(list(leads)):
+        latest: dict[tuple[Any, str], tuple[int, Deal]] = {}
+        for key, data in session.execute(
+                select(Event.ordering_key, Event.data)
+                .where(Event.type == "deal.stage_changed", Event.ordering_key.in_([f"conversation:{c}" for c in chunk]))
+                .order_by(Event.occurred_at, Event.created_at)):
+            cid = int(key.split(":", 1)[1])
+            deal, crm = data.get("deal") or {}, data.get("crm") or {}
+            found = Deal(crm.get("connector_id"), str(deal.get("id")), str(deal.get("outcome")),
+                         _decimal(deal.get("amount")), deal.get("currency"))
+            latest[(found.crm_connector_id, found.deal_id)] = (cid, found)
+        for cid, deal in latest.values():
+            leads[cid].deals.append(deal)
+
+
 def load_leads(session: Session, *, since: datetime | None, until: datetime | None) -> list[Lead]:
+    """The conversations opened in the period, with all their messages' cost."""
     query = select(Conversation.id, Conversation.lead_source).order_by(Conversation.id)
     if since is not None:
         query = query.where(Conversation.opened_at >= since)
     if until is not None:
         query = query.where(Conversation.opened_at < until)
     leads = {cid: Lead(cid, source) for cid, source in session.execute(query)}
-    ids = list(leads)
-    for chunk in _chunks(ids):
+    for chunk in _chunks(list(leads)):
         for cid, currency, total in session.execute(
                 select(Message.conversation_id, Message.currency, func.sum(Message.cost))
                 .where(Message.conversation_id.in_(chunk), Message.cost.is_not(None))
                 .group_by(Message.conversation_id, Message.currency)):
             if total:
                 leads[cid].cost[currency or "?"] = Decimal(str(total))
-        latest: dict[tuple[Any, str], tuple[datetime, int, Deal]] = {}
-        for key, occurred, data in session.execute(
-                select(Event.ordering_key, Event.occurred_at, Event.data)
-                .where(Event.type == "deal.stage_changed", Event.ordering_key.in_([f"conversation:{c}" for c in chunk]))
-                .order_by(Event.occurred_at)):
-            cid = int(key.split(":", 1)[1])
-            deal, crm = data.get("deal") or {}, data.get("crm") or {}
-            found = Deal(crm.get("connector_id"), str(deal.get("id")), str(deal.get("outcome")),
-                         _decimal(deal.get("amount")), deal.get("currency"))
-            latest[(found.crm_connector_id, found.deal_id)] = (occurred, cid, found)
-        for _, cid, deal in latest.values():
-            leads[cid].deals.append(deal)
+    _add_deals(session, leads)
     return list(leads.values())
+
+
+def load_broadcast_leads(session: Session, *, since: datetime | None, until: datetime | None) -> list[Lead]:
+    """Per broadcast, the conversations its messages (sent in the period) went to, with
+    the cost of those messages only, and those conversations' deals."""
+    query = (select(Broadcast.id, Broadcast.name, Message.conversation_id, Conversation.lead_source,
+                    Message.currency, Message.cost)
+             .join(BroadcastRecipient, BroadcastRecipient.broadcast_id == Broadcast.id)
+             .join(Message, Message.id == BroadcastRecipient.message_id)
+             .join(Conversation, Conversation.id == Message.conversation_id))
+    if since is not None:
+        query = query.where(Message.sent_at >= since)
+    if until is not None:
+        query = query.where(Message.sent_at < until)
+    per: dict[tuple[int, int], Lead] = {}
+    for broadcast_id, name, cid, source, currency, cost in session.execute(query):
+        lead = per.setdefault((broadcast_id, cid), Lead(cid, source, broadcast=f"{broadcast_id}: {name}"))
+        if cost:
+            lead.cost[currency or "?"] = lead.cost.get(currency or "?", Decimal(0)) + Decimal(str(cost))
+    by_conversation: dict[int, Lead] = {cid: Lead(cid, None) for _, cid in per}
+    _add_deals(session, by_conversation)
+    for (_, cid), lead in per.items():
+        lead.deals = list(by_conversation[cid].deals)
+    return list(per.values())
 
 
 def cost_report(session: Session, *, group_by: str, since: datetime | None = None,
                 until: datetime | None = None) -> dict[str, Any]:
     if group_by not in GROUPS:
         raise ValueError(f"group_by must be one of {', '.join(GROUPS)}")
-    leads = load_leads(session, since=since, until=until)
+    if group_by == "broadcast":
+        leads = load_broadcast_leads(session, since=since, until=until)
+    else:
+        leads = load_leads(session, since=since, until=until)
     return {"since": payloads.iso(since), "until": payloads.iso(until), "group_by": group_by,
             "rows": summarise(leads, group_by), "total": (summarise(leads, "total") or [None])[0]}

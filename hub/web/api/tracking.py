@@ -132,7 +132,8 @@ class ReportOut(Schema):
 class CostQuery(Schema):
     group_by = fields.String(load_default="lead_source", validate=validate.OneOf(GROUPS),
                              metadata={"description": "conversation, deal, lead_source (the UTM source, else the "
-                                                      "kind) or utm_campaign"})
+                                                      "kind), utm_campaign or broadcast (the conversations its "
+                                                      "messages went to; only those messages' cost)"})
     since = Moment(metadata={"description": "conversations opened at or after (ISO 8601 with a zone)"})
     until = Moment(metadata={"description": "conversations opened before (ISO 8601 with a zone)"})
 
