@@ -134,10 +134,11 @@ def test_won_and_lost_deals_reach_each_destination_once(client, runtime, admin_h
                   for e in meta.received()) == [
         ("LeadSubmitted", "ARAkLkA8rmlFeiCktEJQ-QTwRiyYHAFDLMNDBH0CD3qpjd0", None),
         ("Purchase", "ARAkLkA8rmlFeiCktEJQ-QTwRiyYHAFDLMNDBH0CD3qpjd0", 990.0)]
-    assert sorted((r["ClientId"], r.get("Yclid", ""), r["Target"], r["Price"], r["_type"]) for r in ym.rows()) == [
+    assert sorted((r["ClientId"], r.get("Yclid", ""), r.get("Target") or r["ChatPlatform"], r.get("Price", ""),
+                   r["_type"]) for r in ym.rows()) == [
         (YM_ANA, "5151502287329470463", "deal_won", "1500.00", "BASIC"),
-        (YM_ANA, "5151502287329470463", "whatsapp_chat", "", "CHATS"),
-        (YM_CARL, "", "deal_lost", "0.00", "BASIC"), (YM_CARL, "", "whatsapp_chat", "", "CHATS")]
+        (YM_ANA, "5151502287329470463", "whatsapp", "", "CHATS"),
+        (YM_CARL, "", "deal_lost", "0.00", "BASIC"), (YM_CARL, "", "whatsapp", "", "CHATS")]
     ana_conversation = conversation_of["4915111111111"]
     assert [(o["id"], o["status"], o.get("price"), o["roistat"]) for o in rs.history] == [
         (f"whatsapp-{ana_conversation}", "new", None, "4336465"),

@@ -4,7 +4,8 @@ findAll_1, openapi/goal).
 
 POST /management/v1/counter/<id>/offline_conversions/upload?comment=&type=BASIC|CALLS|CHATS
 takes multipart `file`, a UTF-8 CSV whose first line names the columns (ClientId, UserId,
-Yclid or PurchaseId — one at least —, Target, DateTime in the past, Price, Currency) and
+Yclid or PurchaseId — one at least —, Target, DateTime in the past, Price, Currency; for
+CHATS: DateTime, ChatPlatform, ChatUsername / ChatUserID / PhoneNumber, the ids) and
 answers {"uploading": {id, create_time, source_quantity, line_quantity, comment, type,
 client_id_type, status}}; GET .../uploadings lists them; GET .../goals lists the goals.
 Errors are {"errors": [{"error_type", "message"}], "code", "message"}; a wrong token is 403
@@ -57,13 +58,22 @@ def problem(status: int, error_type: str, message: str) -> Response:
                                 "message": message}), status=status, mimetype="application/json")
 
 
-def parse_csv(text: str, now: float) -> tuple[list[dict[str, str]], str | None]:
+CHAT_PLATFORMS = ("whatsapp", "telegram", "viber")
+CHAT_PARTNER = ("ChatUsername", "ChatUserID", "PhoneNumber")
+
+
+def parse_csv(text: str, now: float, type_: str = "BASIC") -> tuple[list[dict[str, str]], str | None]:
     reader = csv.DictReader(io.StringIO(text))
     columns = reader.fieldnames or []
-    unknown = [c for c in columns if c not in (*ID_COLUMNS, "Target", "DateTime", "Price", "Currency")]
+    allowed = (*ID_COLUMNS, "DateTime", "ChatPlatform", *CHAT_PARTNER, "IsAnswered", "Tag") if type_ == "CHATS" \
+        else (*ID_COLUMNS, "Target", "DateTime", "Price", "Currency")
+    unknown = [c for c in columns if c not in allowed]
     if unknown:
         return [], f"Unknown columns: {', '.join(unknown)}"
-    if "Target" not in columns or "DateTime" not in columns:
+    if type_ == "CHATS":
+        if "DateTime" not in columns or "ChatPlatform" not in columns or not any(c in columns for c in CHAT_PARTNER):
+            return [], "Required columns DateTime, ChatPlatform and one of ChatUsername, ChatUserID, PhoneNumber"
+    elif "Target" not in columns or "DateTime" not in columns:
         return [], "Required columns Target and DateTime are missing"
     if not any(c in columns for c in ID_COLUMNS):
         return [], "At least one of the columns ClientId, UserId, Yclid, PurchaseId is required"
@@ -71,7 +81,9 @@ def parse_csv(text: str, now: float) -> tuple[list[dict[str, str]], str | None]:
     if not rows:
         return [], "The file has no data lines"
     for n, row in enumerate(rows, start=2):
-        if not any(row.get(c) for c in ID_COLUMNS):
+        if type_ == "CHATS" and row.get("ChatPlatform") not in CHAT_PLATFORMS:
+            return [], f"Line {n}: ChatPlatform must be one of {', '.join(CHAT_PLATFORMS)} (lowercase)"
+        if type_ != "CHATS" and not any(row.get(c) for c in ID_COLUMNS):
             return [], f"Line {n}: no visitor identifier"
         for c in ("ClientId", "Yclid"):
             if row.get(c) and not re.fullmatch(r"\d{1,25}", row[c]):
@@ -125,10 +137,10 @@ def make_app(state: MetricaState) -> Flask:
             text = sent.read().decode("utf-8")
         except UnicodeDecodeError:
             return problem(400, "invalid_parameter", "the file must be UTF-8")
-        rows, error = parse_csv(text, state.clock())
+        rows, error = parse_csv(text, state.clock(), type_)
         if error:
             return problem(400, "invalid_parameter", error)
-        id_column = next(c for c in ID_COLUMNS if rows and c in rows[0])
+        id_column = next((c for c in ID_COLUMNS if rows and c in rows[0]), "ClientId")
         with state.lock:
             record = {"id": next(state._ids), "create_time": datetime.fromtimestamp(state.clock(), timezone.utc)
                       .strftime("%Y-%m-%dT%H:%M:%SZ"), "source_quantity": len(rows), "line_quantity": len(rows),

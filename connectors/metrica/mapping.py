@@ -2,7 +2,9 @@
 
 The first line names the columns: the visitor ids (ClientId: the _ym_uid cookie; Yclid:
 the Direct click), Target (the goal id), DateTime (Unix seconds, in the past), Price and
-Currency. One upload per hub event; its comment names the conversion, so a retry after a
+Currency. A CHATS upload (the chat itself, counted under Metrica's automatic "Chat" goal)
+has DateTime, ChatPlatform (whatsapp) and the conversation partner (ChatUserID: the hub's
+opaque contact id, never the phone) instead of Target and Price. One upload per hub event; its comment names the conversion, so a retry after a
 lost answer finds the upload it already made.
 """
 from __future__ import annotations
@@ -48,10 +50,14 @@ def comment(conversions: list[Conversion]) -> str:
 
 def csv_file(conversions: list[Conversion], settings: dict[str, Any]) -> str:
     ids = visitor_ids(conversions[0])
-    columns = [*ids, "Target", "DateTime", "Price", "Currency"]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(columns)
+    if upload_type(conversions, settings) == "CHATS":
+        writer.writerow([*ids, "DateTime", "ChatPlatform", "ChatUserID"])
+        first = conversions[0]  # one chat, whatever goals name it
+        writer.writerow([*ids.values(), unix(first.occurred_at), "whatsapp", f"hub-{first.contact.get('id')}"])
+        return out.getvalue()
+    writer.writerow([*ids, "Target", "DateTime", "Price", "Currency"])
     for c in conversions:
         price = "" if c.value is None else f"{c.value:.2f}"
         currency = "" if c.value is None else (c.currency or settings.get("currency") or "RUB")

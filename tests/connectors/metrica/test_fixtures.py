@@ -34,7 +34,7 @@ def test_fixture(name):
         assert sent.headers["Authorization"] == f"OAuth {case['settings']['oauth_token']}"
         text = multipart_file(sent)
         assert text == case["expected"]["csv"]
-        rows, error = parse_csv(text, event.occurred_at.timestamp() + 60)
+        rows, error = parse_csv(text, event.occurred_at.timestamp() + 60, case["expected"]["query"]["type"])
         assert error is None and rows
     elif "skipped" in case:
         assert (outcome.status, outcome.response) == ("done", {"skipped": case["skipped"]}) and http.sent == []
