@@ -78,3 +78,10 @@ def test_the_form_refuses_bad_goals_by_field():
     with pytest.raises(ValidationError) as info:
         MetricaConnector.Settings().load({**SETTINGS, "goals": ["won -> заказ"]})
     assert "line 1: 'won -> заказ' is not a goal rule" in info.value.messages["goals"][0]
+
+
+def test_chats_need_no_goal_of_their_own(ym):
+    ym.state.counters[44147844] = ["deal_won"]
+    assert metrica(ym, goals=["first_message -> anything", "won -> deal_won = amount"]).check().ok
+    result = metrica(ym, goals=["first_message -> anything"], chats_upload=False).check()
+    assert not result.ok and "anything" in result.message
