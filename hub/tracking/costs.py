@@ -1,28 +1,28 @@
-"""What WhatsApp cost beside what the deals brought, per conversation, deal, lead source
-or UTM campaign: cost per lead, cost per won deal, ROMI.
+"""What WhatsApp cost beside what the deals brought, per conversation, deal, lead source,
+UTM campaign or broadcast: cost per lead, cost per won deal, ROMI.
 
-Conversations count by when they opened, within [since, until); a conversation's cost
-is what WhatsApp billed for all its messages (messages.cost, per currency). Per broadcast,
-the conversations its messages sent in the period went to, and only those messages'
-cost. A conversation's deals
-are the CRM's latest word on each (deal.stage_changed), revenue the amounts of the won
-ones. Money stays per currency: ROMI = (revenue - cost) / cost only when both are in one
-and the same currency (WhatsApp bills in the account's currency, deals are in the CRM's),
-else null. `summarise` is pure; `cost_report` reads the rows.
+Conversations count by when they opened, within [since, until); a conversation's cost is
+what WhatsApp billed for all its messages (messages.cost, per currency). Per broadcast:
+the conversations its messages sent in the period went to, and only those messages' cost.
+A conversation's deals are the CRM's latest word on each (report_deals, kept by
+deal.stage_changed), revenue the amounts of the won ones. Money stays per currency: ROMI
+= (revenue - cost) / cost only when both are in one and the same currency (WhatsApp
+bills in the account's currency, deals are in the CRM's), else null. `summarise` is
+pure; `cost_report` reads the rows.
 """
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Iterable, Mapping
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hub import payloads
-from hub.models import Broadcast, BroadcastRecipient, Conversation, Event, Message
+from hub.models import Broadcast, BroadcastRecipient, Conversation, Message, ReportDeal
 
 GROUPS = ("conversation", "deal", "lead_source", "utm_campaign", "broadcast")
 CHUNK = 500
@@ -118,33 +118,20 @@ def summarise(leads: Iterable[Lead], group_by: str) -> list[dict[str, Any]]:
     return rows
 
 
-def _decimal(value: Any) -> Decimal | None:
-    try:
-        return Decimal(str(value)) if value not in (None, "") else None
-    except InvalidOperation:
-        return None
-
-
 def _chunks(items: list[Any]) -> Iterable[list[Any]]:
     for start in range(0, len(items), CHUNK):
         yield items[start:start + CHUNK]
 
 
 def _add_deals(session: Session, leads: dict[int, Lead]) -> None:
-    """Each conversation's deals, as the CRM last reported them (deal.stage_changed)."""
+    """Each conversation's deals as the CRM last reported them: the reports' read model
+    (report_deals, kept by deal.stage_changed in its transaction), which outlives the
+    events the retention job purges."""
     for chunk in _chunks(list(leads)):
-        latest: dict[tuple[Any, str], tuple[int, Deal]] = {}
-        for key, data in session.execute(
-                select(Event.ordering_key, Event.data)
-                .where(Event.type == "deal.stage_changed", Event.ordering_key.in_([f"conversation:{c}" for c in chunk]))
-                .order_by(Event.occurred_at, Event.created_at)):
-            cid = int(key.split(":", 1)[1])
-            deal, crm = data.get("deal") or {}, data.get("crm") or {}
-            found = Deal(crm.get("connector_id"), str(deal.get("id")), str(deal.get("outcome")),
-                         _decimal(deal.get("amount")), deal.get("currency"))
-            latest[(found.crm_connector_id, found.deal_id)] = (cid, found)
-        for cid, deal in latest.values():
-            leads[cid].deals.append(deal)
+        for row in session.scalars(select(ReportDeal).where(ReportDeal.conversation_id.in_(chunk))
+                                   .order_by(ReportDeal.id)):
+            leads[row.conversation_id].deals.append(Deal(row.connector_id, row.deal_id, row.outcome,
+                                                         row.amount, row.currency))
 
 
 def load_leads(session: Session, *, since: datetime | None, until: datetime | None) -> list[Lead]:
