@@ -5,6 +5,8 @@ resumes when it clears; STOP mid-run takes the person out; results and cost add 
 from __future__ import annotations
 
 import random
+import time
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -78,9 +80,12 @@ def status_of(runtime, broadcast_id):
         return s.get(Broadcast, broadcast_id).status
 
 
-def run(runtime, w, broadcast_id, *, rounds=400, until=("completed", "cancelled", "paused")):
-    pump, work = BroadcastPump(runtime), worker(runtime)
-    for _ in range(rounds):
+def run(runtime, w, broadcast_id, *, seconds=90, until=("completed", "cancelled", "paused")):
+    """Pump, send and play the webhooks back until the broadcast is `until` (the pace is
+    real time: messages come due at the number's throughput)."""
+    pump, work = BroadcastPump(runtime, step_seconds=0), worker(runtime)
+    stop_at = time.monotonic() + seconds
+    while time.monotonic() < stop_at:
         pump.run_once()
         work.drain()
         w["emu"].flush()
@@ -103,9 +108,10 @@ def test_csv_broadcast_sends_the_rest_exactly_once_after_a_dead_worker(runtime, 
         setup(runtime, client, w, mps=100)
         broadcast_id = make_broadcast(runtime, w["channel_id"], data)
         # A worker claims a batch, Meta accepts it, and the worker dies before its commit.
-        BroadcastPump(runtime).run_once()
+        BroadcastPump(runtime, step_seconds=0).run_once()
         with runtime.db.scope() as s:
-            dead = claim(s, w["channel_id"], "dead-worker", now=utcnow(), limit=20, lease_seconds=120)
+            soon = utcnow() + timedelta(seconds=5)  # the slice's messages are due one by one
+            dead = claim(s, w["channel_id"], "dead-worker", now=soon, limit=20, lease_seconds=120)
             channel = s.get(Channel, w["channel_id"])
             s.expunge(channel)
         client_api = WhatsAppClient(endpoint(channel, runtime.vault, runtime.config), Sender(runtime, "x").http)
@@ -152,7 +158,7 @@ def test_quality_drop_pauses_within_one_step_and_resume_finishes_with_exact_coun
         emu, number = w["emu"], w["number"]
         setup(runtime, client, w, mps=20)  # slices of 40
         broadcast_id = make_broadcast(runtime, w["channel_id"], data)
-        pump, work = BroadcastPump(runtime), worker(runtime)
+        pump, work = BroadcastPump(runtime, step_seconds=0), worker(runtime)
         for _ in range(3):
             pump.run_once()
             work.drain()
@@ -182,7 +188,7 @@ def test_stop_mid_run_takes_the_person_out_of_the_broadcast(runtime, client):
     data, phones = csv_of(120, 0, seed=5)
     with wired(runtime, client, utcnow) as w:
         emu, number = w["emu"], w["number"]
-        setup(runtime, client, w, mps=10)
+        setup(runtime, client, w, mps=40)
         broadcast_id = make_broadcast(runtime, w["channel_id"], data)
         late = phones[-1]
         emu.customer(number, late[1:], name="Late").send_text("Стоп")

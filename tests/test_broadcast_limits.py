@@ -39,7 +39,7 @@ def test_131049_failures_pause_the_broadcast_and_retry_failed_makes_a_new_one(ru
             assert s.scalar(select(func.count()).select_from(BroadcastRecipient).where(
                 BroadcastRecipient.broadcast_id == retry.id)) == len(failed)
         # Failures wait for a person: the pump does not resume it by itself.
-        BroadcastPump(runtime).run_once()
+        BroadcastPump(runtime, step_seconds=0).run_once()
         assert run_status(runtime, broadcast_id) == "paused"
 
 
@@ -77,7 +77,7 @@ def test_the_portfolio_messaging_limit_is_never_passed(runtime, client):
         number.messaging_limit = "TIER_250"
         setup(runtime, client, w, mps=50, tier="TIER_250")
         broadcast_id = make_broadcast(runtime, w["channel_id"], data)
-        pump, work = BroadcastPump(runtime), worker(runtime)
+        pump, work = BroadcastPump(runtime, step_seconds=0), worker(runtime)
         for _ in range(20):
             pump.run_once()
             work.drain()

@@ -57,9 +57,12 @@ def _recent(now: datetime):
                    Message.sent_at > now - timedelta(hours=24), Message.status != "failed"))
 
 
-def room(session: Session, *, now: datetime) -> Room:
+def room(session: Session, *, now: datetime, count_unlimited: bool = True) -> Room:
+    """count_unlimited=False: no count when there is no limit (`used` is then 0)."""
     tier, assumed = portfolio_tier(session)
-    used = session.scalar(select(func.count(distinct(_recent(now).subquery().c.recipient)))) or 0
+    used = 0
+    if count_unlimited or tier_limit(tier) is not None:
+        used = session.scalar(select(func.count(distinct(_recent(now).subquery().c.recipient)))) or 0
     return Room(tier=tier, assumed=assumed, limit=tier_limit(tier), used=used)
 
 

@@ -4,8 +4,8 @@ Each step of a sending broadcast, under its row lock: bring outcomes up to date,
 (or resume) on the number's quality, the template's status and the failure rate, and —
 inside the schedule — queue the next slice of recipients as ordinary outbound messages.
 The WhatsApp sender sends them at the number's throughput; the slice is what that
-throughput sends in two pacing intervals, less what is still waiting, so a pause takes
-hold within one interval and nothing piles up. A recipient's message is written in the
+throughput sends in two pacing intervals, each message due at its own time, so a pause
+takes hold within one interval, nothing piles up and nothing goes out as a burst. A recipient's message is written in the
 same transaction as the recipient's `queued` mark: each is queued once.
 
 One pump at a time across the deployment (a lease) keeps the portfolio's messaging
@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import logging
 import math
-from datetime import datetime
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Callable
 
 from sqlalchemy import func, select, update
@@ -34,6 +36,9 @@ log = logging.getLogger(__name__)
 BAD_QUALITY = ("RED", "FLAGGED")
 BAD_TEMPLATE = ("PAUSED", "DISABLED")
 LEASE = "broadcasts:pump"
+PACE = 0.96  # of the number's messages per second: headroom for timing jitter
+TICK = 0.25  # seconds: messages of a tick are due together
+MAX_WAIT = 0.05  # seconds the pump waits for a message coming due (other work waits meanwhile)
 
 
 def pause_cause(session: Session, broadcast: Broadcast, channel: Channel,
@@ -64,13 +69,35 @@ def failure_cause(session: Session, broadcast: Broadcast) -> tuple[str, str] | N
     return None
 
 
+@dataclass(frozen=True)
+class Pace:
+    first: datetime  # the tick the next message goes in
+    used: int  # messages already due at `first`
+    per_tick: int
+    room: int  # how many may be queued now
+
+    def due(self, n: int) -> datetime:
+        """When the n-th message queued now (from 0) is due."""
+        return self.first + timedelta(seconds=TICK * ((self.used + n) // self.per_tick))
+
+
 class BroadcastPump:
-    def __init__(self, runtime: Runtime, owner: str = "pump", *, clock: Callable[[], datetime] = utcnow):
+    def __init__(self, runtime: Runtime, owner: str = "pump", *, clock: Callable[[], datetime] = utcnow,
+                 sleep: Callable[[float], None] = time.sleep, step_seconds: float | None = None):
+        """step_seconds: how often each broadcast is stepped at most (default a quarter of
+        [broadcasts] pacing_seconds; the worker calls the pump on every round)."""
         self.runtime = runtime
         self.owner = owner
         self.clock = clock
+        self.sleep = sleep
+        self.step_seconds = runtime.config.broadcasts.pacing_seconds / 4 if step_seconds is None else step_seconds
+        self._stepped: dict[int, float] = {}
+        self._last_round = -1e9
 
     def run_once(self) -> int:
+        if time.monotonic() - self._last_round < self.step_seconds:
+            return self._keep_awake()
+        self._last_round = time.monotonic()
         db = self.runtime.db
         pacing = self.runtime.config.broadcasts.pacing_seconds
         if not leases.try_acquire(db, LEASE, self.owner, now=self.clock(), ttl=max(30.0, pacing * 10)):
@@ -84,7 +111,30 @@ class BroadcastPump:
                                 .values(status="sending", started_at=now, updated_at=now))
             active = list(session.scalars(select(Broadcast.id).where(Broadcast.status.in_(("sending", "paused")))
                                           .order_by(Broadcast.id)))
-        return len(due) + sum(self.step(broadcast_id) for broadcast_id in active)
+        work = len(due)
+        for broadcast_id in active:
+            if time.monotonic() - self._stepped.get(broadcast_id, -1e9) >= self.step_seconds:
+                self._stepped[broadcast_id] = time.monotonic()
+                work += self.step(broadcast_id)
+        return work + self._keep_awake()
+
+    def _keep_awake(self) -> int:
+        """1 while a broadcast message comes due before the worker's next poll, having
+        waited for it (at most MAX_WAIT): the worker then goes round again at once and
+        the sender finds it due on time, instead of a poll's worth at once after a sleep."""
+        poll = self.runtime.config.worker.poll_seconds
+        with self.runtime.db.scope() as session:
+            now = self.clock()
+            soonest = session.scalar(
+                select(func.min(Message.next_attempt_at))
+                .join(BroadcastRecipient, BroadcastRecipient.message_id == Message.id)
+                .where(Message.status == "queued", Message.next_attempt_at <= now + timedelta(seconds=poll)))
+        if soonest is None:
+            return 0
+        wait = (soonest - now).total_seconds()
+        if wait > 0:
+            self.sleep(min(wait, MAX_WAIT))
+        return 1
 
     def step(self, broadcast_id: int) -> int:
         with self.runtime.db.scope() as session:
@@ -114,19 +164,38 @@ class BroadcastPump:
             work += self._complete_if_done(session, broadcast, now=now)
             return work
 
-    def _budget(self, session: Session, channel: Channel) -> int:
-        """What the number sends in two pacing intervals, less what waits in its outbox."""
-        waiting = session.scalar(
-            select(func.count()).select_from(Message).join(Conversation, Conversation.id == Message.conversation_id)
-            .where(Conversation.channel_id == channel.id, Message.direction == "out",
-                   Message.status.in_(("queued", "sending")))) or 0
-        return max(0, math.ceil(channel.mps * self.runtime.config.broadcasts.pacing_seconds * 2) - waiting)
+    def _pace(self, session: Session, channel: Channel, now: datetime) -> "Pace":
+        """Where the next messages go in the number's schedule. Messages are due in ticks
+        of TICK seconds, PACE of the number's throughput in each, after those already
+        waiting and up to two pacing intervals ahead: the sender takes a tick's messages
+        together, and no sliding second holds more than the limit (Meta's 130429)."""
+        rate = max(0.1, channel.mps * PACE)
+        per_tick = max(1, math.floor(rate * TICK))
+        horizon = now + timedelta(seconds=2 * self.runtime.config.broadcasts.pacing_seconds)
+        waiting = (select(Message.next_attempt_at)
+                   .join(BroadcastRecipient, BroadcastRecipient.message_id == Message.id)
+                   .join(Broadcast, Broadcast.id == BroadcastRecipient.broadcast_id)
+                   .where(Broadcast.channel_id == channel.id, Message.status.in_(("queued", "sending")),
+                          Message.next_attempt_at <= horizon)  # a retry due later is not part of the pace
+                   .subquery())
+        count, last = session.execute(select(func.count(), func.max(waiting.c.next_attempt_at))).one()
+        if last is None or last < now:
+            first, used = now, 0
+        else:
+            first = last
+            used = session.scalar(select(func.count()).select_from(waiting).where(
+                waiting.c.next_attempt_at == last))
+        ticks = max(0, math.floor((horizon - first).total_seconds() / TICK)) + 1
+        room = min(ticks * per_tick - used, math.ceil(2 * self.runtime.config.broadcasts.pacing_seconds * rate)
+                   + per_tick - count)
+        return Pace(first=first, used=used, per_tick=per_tick, room=max(0, room))
 
     def _queue_slice(self, session: Session, broadcast: Broadcast, channel: Channel, template: Template,
                      *, now: datetime) -> int:
         from hub.channels.sending import queue
 
-        budget = self._budget(session, channel)
+        pace = self._pace(session, channel, now)
+        budget = pace.room
         if budget <= 0:
             return 0
         r = BroadcastRecipient
@@ -136,10 +205,10 @@ class BroadcastPump:
             return 0
         phones = [p.phone for p in pending]
         opted_out = consent.opted_out_phones(session, phones, broadcast.subscription)
-        room = limits.room(session, now=now)
+        room = limits.room(session, now=now, count_unlimited=False)
         left = room.left
         recent = limits.reached_recently(session, phones, now=now) if left is not None else set()
-        done = 0
+        done = queued = 0
         for recipient in pending:
             if recipient.phone in opted_out:
                 self._skip(recipient, "opted_out", now)
@@ -163,6 +232,8 @@ class BroadcastPump:
                 self._skip(recipient, f"{exc.code}: {exc}", now)
                 done += 1
                 continue
+            message.next_attempt_at = pace.due(queued)
+            queued += 1
             conversation = session.get(Conversation, message.conversation_id)
             recipient.status, recipient.message_id, recipient.queued_at = "queued", message.id, now
             recipient.contact_id, recipient.message_status, recipient.updated_at = conversation.contact_id, "queued", now
