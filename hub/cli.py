@@ -385,6 +385,24 @@ def webhooks_replay(ctx: click.Context, webhook_ids: tuple[int, ...]) -> None:
     click.echo(f"processed {result['processed']}, still failing {result['failed']}")
 
 
+# -- reports ----------------------------------------------------------------------------
+
+@cli.group()
+def reports() -> None:
+    """Report figures."""
+
+
+@reports.command("rebuild")
+@click.pass_context
+def reports_rebuild(ctx: click.Context) -> None:
+    """Compute every conversation's report figures (report_facts) again."""
+    from hub.reports import facts
+
+    with _runtime(ctx).db.scope() as session:
+        count = facts.rebuild(session, now=utcnow())
+    click.echo(f"computed the figures of {count} conversation(s)")
+
+
 def main() -> None:
     try:
         cli(obj={})

@@ -8,7 +8,7 @@ from hub.models.conversations import Conversation, Message, MessageStatus
 from hub.models.events import Delivery, Event
 from hub.models.leases import Lease
 from hub.models.ratelimits import RateBucket
-from hub.models.reports import ReportDeal, ReportRun, ReportSchedule
+from hub.models.reports import ReportDeal, ReportFact, ReportFactState, ReportRun, ReportSchedule
 from hub.models.routing import OperatorState, QueueEntry, RoutingRule, SlaMark, Team, TeamMember
 from hub.models.templates import Template
 from hub.models.tracking import LeadAttribution, TrackedLink, Visit
@@ -44,6 +44,8 @@ __all__ = [
     "RateBucket",
     "RawWebhook",
     "ReportDeal",
+    "ReportFact",
+    "ReportFactState",
     "ReportRun",
     "ReportSchedule",
     "RoutingRule",

@@ -5,7 +5,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, Numeric, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, CheckConstraint, Float, ForeignKey, Index, Integer, Numeric, String, Text, UniqueConstraint
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.db import Base, JSONType, UTCDateTime
@@ -81,3 +82,53 @@ class ReportDeal(Base):
     amount: Mapped[Decimal | None] = mapped_column(Numeric(16, 2))
     currency: Mapped[str | None] = mapped_column(String(3))
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# A native float8[] on PostgreSQL (unnest() of it is what the percentiles read), JSON elsewhere.
+FloatList = JSON().with_variant(ARRAY(Float), "postgresql")
+
+
+class ReportFact(Base):
+    """One conversation's figures (docs/metrics.md), computed once and kept: the
+    incrementally maintained aggregate the summary adds up with GROUP BY instead of
+    reading every message of the period (hub.reports.facts keeps it up to date from the
+    event log; `hub reports rebuild` computes it all again)."""
+
+    __tablename__ = "report_facts"
+    __table_args__ = (Index("ix_report_facts_opened", "opened_at"),)
+
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"),
+                                                 primary_key=True, autoincrement=False)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    channel_id: Mapped[int | None] = mapped_column(Integer)
+    team_id: Mapped[int | None] = mapped_column(Integer)
+    assignee_id: Mapped[int | None] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(200), default="")
+    campaign: Mapped[str] = mapped_column(String(200), default="")
+    closed: Mapped[bool] = mapped_column(Boolean, default=False)
+    first_response_seconds: Mapped[int | None] = mapped_column(Integer)
+    # Business seconds from the customer's first message to the first human reply; with
+    # first_inbound_at and no reply, missed is decided against the clock when asked.
+    first_wait_seconds: Mapped[float | None] = mapped_column(Float)
+    first_inbound_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    resolution_seconds: Mapped[int | None] = mapped_column(Integer)
+    responses: Mapped[list[float]] = mapped_column(FloatList, default=list)  # every response time, seconds
+    human_replies: Mapped[int] = mapped_column(Integer, default=0)
+    cost: Mapped[Decimal | None] = mapped_column(Numeric(14, 6))
+    currency: Mapped[str] = mapped_column(String(3), default="")
+    cost_by_category: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)  # "category currency" -> sum
+    sla: Mapped[bool | None] = mapped_column(Boolean)
+    recheck: Mapped[bool] = mapped_column(Boolean, default=False)  # may change with time alone (waiting, SLA running)
+    deals: Mapped[int] = mapped_column(Integer, default=0)
+    won: Mapped[int] = mapped_column(Integer, default=0)
+    revenue: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)  # currency -> won amounts
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ReportFactState(Base):
+    """How far the facts have followed the event log (one row)."""
+
+    __tablename__ = "report_fact_state"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    followed_until: Mapped[datetime] = mapped_column(UTCDateTime())

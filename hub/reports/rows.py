@@ -34,6 +34,7 @@ class Filters:
     assignee_id: int | None = None
     missed_seconds: float = 15 * 60
     source: str | None = None  # as counted in by_source: UTM source, else lead kind, else (direct)
+    conversation_ids: tuple[int, ...] | None = None  # these conversations, whatever the period (hub.reports.facts)
 
 
 def _iso(value: datetime | None) -> str:
@@ -47,6 +48,8 @@ def _clock(team: Team | None) -> metrics.Clock:
 
 
 def _query(f: Filters) -> Any:
+    if f.conversation_ids is not None:
+        return select(Conversation).where(Conversation.id.in_(f.conversation_ids)).order_by(Conversation.id)
     q = select(Conversation).where(Conversation.opened_at >= f.start, Conversation.opened_at < f.end)
     if f.channel_id:
         q = q.where(Conversation.channel_id == f.channel_id)
@@ -104,6 +107,8 @@ def rows(session: Session, f: Filters, *, now: datetime) -> Iterator[dict[str, A
             sla = metrics.sla_met(team.sla or {}, beats[c.id], closed_at=c.closed_at, now=now, clock=clock) \
                 if team is not None else None
             deal = deals.get(c.id) or report_deals.ConversationDeals()
+            asked = metrics.first_customer_message(beats[c.id])
+            reply = min((b.at for b in beats[c.id] if b.human and asked is not None and b.at >= asked), default=None)
             latest = deal.latest
             yield {
                 "conversation_id": c.id, "channel": channels.get(c.channel_id, ""),
@@ -123,6 +128,7 @@ def rows(session: Session, f: Filters, *, now: datetime) -> Iterator[dict[str, A
                 "deal_stage": latest.stage if latest else "", "deal_outcome": latest.outcome if latest else "",
                 "deal_amount": str(latest.amount) if latest and latest.amount is not None else "",
                 "deal_currency": (latest.currency or "") if latest else "",
+                "_first_inbound_at": asked, "_first_wait": clock.between(asked, reply) if reply else None,
                 "_deals": deal, "_cost_by_category": by_category[c.id], "_sla": sla, "_channel_id": c.channel_id,
                 "_responses": metrics.response_seconds(beats[c.id], clock), "_team_id": c.team_id,
                 "_assignee_id": c.assignee_id,

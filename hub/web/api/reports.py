@@ -10,11 +10,13 @@ from flask.views import MethodView
 from flask_smorest import abort
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from hub.db import utcnow
 from hub.models import Channel, ReportRun, ReportSchedule, Team, User
 from hub.reports.export import csv_chunks, xlsx_file
-from hub.reports.rows import Filters, summary
+from hub.reports import aggregate, facts
+from hub.reports.rows import Filters
 from hub.reports.runs import produce, when_of
 from hub.reports.schedule import FREQUENCIES, ScheduleError, When, check, due
 from hub.web.api.auth import authenticate, require_role
@@ -71,10 +73,16 @@ class Summary(MethodView):
         deals, won deals and revenue), the funnel, costs per lead and won deal."""
         now = utcnow()
         span = args["end"] - args["start"]
-        with current_app.extensions["hub"].db.scope() as session:
+        db = current_app.extensions["hub"].db
+        try:
+            with db.scope() as session:  # what happened since the scheduler's last pass
+                facts.follow(session, now=now, recheck=False)
+        except IntegrityError:  # another request built the first facts at the same moment
+            pass
+        with db.scope() as session:
             return {"period": {"from": args["start"].isoformat(), "to": args["end"].isoformat()},
-                    "figures": summary(session, _filters(args), now=now),
-                    "previous": summary(session, _filters(args, shift=span), now=now)}
+                    "figures": aggregate.summary(session, _filters(args), now=now),
+                    "previous": aggregate.summary(session, _filters(args, shift=span), now=now)}
 
 
 @blp.route("/conversations.csv")

@@ -1,0 +1,130 @@
+"""Keeping report_facts (one row of figures per conversation) up to date.
+
+A conversation's figures change when something happens to it, and every such thing is
+an event of the outbox with the conversation in its ordering key (a message in or out,
+a status with its price, an assignment, a close, a deal's stage). follow() reads the
+events since it last looked (with a margin, since a transaction may commit an event
+stamped a little earlier) and computes those conversations again, plus the open ones
+whose SLA verdict can change with time alone. Computing a conversation again is
+idempotent, so reading an event twice costs time, never a wrong figure. rebuild()
+computes every conversation (`hub reports rebuild`).
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, Iterable
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from hub.models import Conversation, Event, ReportFact, ReportFactState, Team
+from hub.reports.rows import Filters, rows, source_of
+
+# The events that may change a conversation's figures.
+EVENTS = ("message.received", "message.sent", "message.status", "conversation.started", "conversation.assigned",
+          "conversation.closed", "conversation.transferred", "lead.attributed", "deal.stage_changed")
+MARGIN = timedelta(minutes=2)
+BATCH = 500
+KEY_PREFIX = "conversation:"
+
+
+def fact_of(row: dict[str, Any], *, with_policy: set[int], now: datetime) -> dict[str, Any]:
+    """The report_facts row of an export row (pure)."""
+    deal = row["_deals"]
+    return {
+        "conversation_id": row["conversation_id"], "opened_at": datetime.fromisoformat(row["opened_at"]),
+        "channel_id": row["_channel_id"], "team_id": row["_team_id"], "assignee_id": row["_assignee_id"],
+        "source": source_of(row)[:200], "campaign": row["utm_campaign"][:200], "closed": row["status"] == "closed",
+        "first_response_seconds": row["first_response_seconds"], "first_wait_seconds": row["_first_wait"],
+        "first_inbound_at": row["_first_inbound_at"], "resolution_seconds": row["resolution_seconds"],
+        "responses": [float(v) for v in row["_responses"]],
+        "human_replies": row["human_replies"], "cost": Decimal(row["cost"]) if row["cost"] else None,
+        "currency": row["currency"] or "",
+        "cost_by_category": {f"{category}\t{currency}": str(amount)
+                             for (category, currency), amount in sorted(row["_cost_by_category"].items())},
+        "sla": row["_sla"],
+        "recheck": row["status"] != "closed" and row["_sla"] is None and row["_team_id"] in with_policy,
+        "deals": deal.deals, "won": deal.won, "revenue": {k: str(v) for k, v in sorted(deal.revenue.items())},
+        "computed_at": now,
+    }
+
+
+def _policies(session: Session) -> set[int]:
+    return {t.id for t in session.scalars(select(Team)) if t.sla}
+
+
+def refresh(session: Session, conversation_ids: Iterable[int], *, now: datetime) -> int:
+    """Compute these conversations' facts again (a deleted conversation's fact goes with
+    it, by its foreign key). Returns how many were written."""
+    ids = sorted(set(conversation_ids))
+    with_policy = _policies(session)
+    written = 0
+    for i in range(0, len(ids), BATCH):
+        chunk = tuple(ids[i:i + BATCH])
+        facts = [fact_of(row, with_policy=with_policy, now=now)
+                 for row in rows(session, Filters(start=now, end=now, conversation_ids=chunk), now=now)]
+        session.execute(delete(ReportFact).where(ReportFact.conversation_id.in_(chunk)))
+        if facts:
+            session.execute(ReportFact.__table__.insert(), facts)
+        written += len(facts)
+    return written
+
+
+def _touched(session: Session, since: datetime) -> set[int]:
+    out = set()
+    for key in session.scalars(select(Event.ordering_key).where(Event.type.in_(EVENTS), Event.occurred_at >= since,
+                                                                Event.ordering_key.startswith(KEY_PREFIX))
+                               .distinct()):
+        tail = key[len(KEY_PREFIX):]
+        if tail.isdigit():
+            out.add(int(tail))
+    return out
+
+
+def follow(session: Session, *, now: datetime, recheck: bool = True) -> int:
+    """Bring the facts up to `now`: the conversations with events since the last look
+    and (`recheck`, the scheduler's pass) those whose SLA verdict waits on the clock.
+    Returns how many were computed."""
+    state = session.get(ReportFactState, 1, with_for_update=True)
+    if state is None:
+        return rebuild(session, now=now)
+    ids = _touched(session, state.followed_until - MARGIN)
+    if recheck:
+        ids |= set(session.scalars(select(ReportFact.conversation_id).where(ReportFact.recheck.is_(True))))
+    # Conversations written without an event (imports, tests' fixtures): past the newest fact.
+    newest = session.scalar(select(func.max(ReportFact.conversation_id))) or 0
+    ids |= set(session.scalars(select(Conversation.id).where(Conversation.id > newest)))
+    state.followed_until = now
+    return refresh(session, ids, now=now)
+
+
+def rebuild(session: Session, *, now: datetime) -> int:
+    """Every conversation's facts computed again, in id order."""
+    state = session.get(ReportFactState, 1, with_for_update=True)
+    if state is None:
+        session.add(ReportFactState(id=1, followed_until=now))
+    else:
+        state.followed_until = now
+    session.flush()
+    written, last = 0, 0
+    while True:
+        ids = list(session.scalars(select(Conversation.id).where(Conversation.id > last)
+                                   .order_by(Conversation.id).limit(BATCH * 4)))
+        if not ids:
+            break
+        written += refresh(session, ids, now=now)
+        last = ids[-1]
+    session.execute(delete(ReportFact).where(ReportFact.conversation_id.notin_(select(Conversation.id))))
+    return written
+
+
+def lag(session: Session, *, now: datetime) -> timedelta | None:
+    """How far behind the events the facts are (None before the first build)."""
+    state = session.get(ReportFactState, 1)
+    if state is None:
+        return None
+    newest = session.scalar(select(func.max(Event.occurred_at)).where(Event.type.in_(EVENTS)))
+    if newest is None or newest <= state.followed_until:
+        return timedelta(0)
+    return now - state.followed_until
