@@ -15,12 +15,12 @@ from connectors.amocrm import chat, chat_hooks, errors, mapping, preview, rules,
 from connectors.amocrm.broadcast_notes import with_broadcast_notes
 from connectors.amocrm.amojo import AmojoClient
 from connectors.amocrm.client import AmoClient
-from connectors.amocrm.leads import LEAD_REVERSE
+from connectors.amocrm.leads import LEAD_REVERSE, RESPONSIBLE
 from connectors.amocrm.oauth import TokenKeeper
 from connectors.amocrm.settings import AmoCrmSettings, subdomain_of
 from connectors.amocrm.sync import HANDLED, WaveSync
 from connectors.base import (
-    CheckResult, Command, Connector, ConnectorContext, HubEvent, InboundRequest, Outcome,
+    AssignConversation, CheckResult, Command, Connector, ConnectorContext, HubEvent, InboundRequest, Outcome,
     SendTemplate, SendText, WebhookRejected,
 )
 
@@ -219,8 +219,8 @@ class AmoCrmConnector(Connector):
                            + (f"; {subscribed}" if subscribed else "") + chat_note, details)
 
     def _ensure_webhook(self) -> str | None:
-        """Stage rules need amoCRM to call this connector's URL on lead status changes:
-        subscribe it, and enable it again after amoCRM switched it off (it does so to an
+        """Stage rules need amoCRM to call this connector's URL on lead status changes, an
+        operator map on responsible-user changes: subscribe it, and enable it again after amoCRM switched it off (it does so to an
         address that keeps failing). Note replies stay opt-in: every note the hub itself
         writes would come back, so `note_lead` is kept where the admin subscribed it but
         never added here. Returns what was done, if anything."""
@@ -228,6 +228,8 @@ class AmoCrmConnector(Connector):
         if not url:
             return None
         wanted = {"status_lead"} if self._rules() or self.settings.get("report_deal_stages") else set()
+        if self.settings.get("operator_users"):
+            wanted.add("responsible_lead")  # a manager's hand-over follows into the hub
         hooks = self.client.collect("/api/v4/webhooks", "webhooks")
         ours = next((h for h in hooks if h.get("destination") == url), None)
         if ours is None and not wanted:
@@ -315,6 +317,7 @@ class AmoCrmConnector(Connector):
                 command = self._reply_command(note)
                 if command is not None:
                     commands.append(command)
+            commands.extend(self._responsible_commands(payload.responsibles))
         except errors.AmoError as exc:
             # amoCRM repeats a webhook answered with an error; what was done is remembered.
             raise WebhookRejected(503, f"could not read from amoCRM ({exc.message}); "
@@ -376,6 +379,31 @@ class AmoCrmConnector(Connector):
         if conv is None:
             return []  # not a deal of the hub's conversations
         return [webhooks.stage_report(change, int(conv), self.settings.get("deal_currency") or "RUB")]
+
+    def _responsible_commands(self, seen: list[webhooks.ResponsibleSeen]) -> list[Command]:
+        """A responsible user a manager changed in amoCRM assigns the deal's chat to the
+        operator mapped to that user. Each change once: the value seen is remembered like
+        the hub's own writes, so amoCRM's webhook for the hub's write, its repeats and
+        edits of other fields change nothing. A user with no operator leaves the chat."""
+        operators = self.settings.get("operator_users") or {}
+        if not operators or not seen:
+            return []
+        links = self.ctx.links
+        convs = links.get_many(LEAD_REVERSE, [str(s.lead_id) for s in seen])
+        known = links.get_many(RESPONSIBLE, [str(s.lead_id) for s in seen if str(s.lead_id) in convs])
+        changed = [s for s in seen if str(s.lead_id) in convs and known.get(str(s.lead_id)) != str(s.user_id)]
+        if not changed:
+            return []
+        links.set_many(RESPONSIBLE, [(str(s.lead_id), "user", str(s.user_id)) for s in changed])
+        out: list[Command] = []
+        for s in changed:
+            email = webhooks.operator_email(s.user_id, operators)
+            if email is None:
+                log.info("amoCRM deal %s: responsible user %s is not mapped to a hub operator; the chat stays "
+                         "as it is", s.lead_id, s.user_id)
+                continue
+            out.append(AssignConversation(conversation_id=int(convs[str(s.lead_id)]), assignee_email=email))
+        return out
 
     def _reply_command(self, note: webhooks.NoteAdded) -> Command | None:
         text = webhooks.reply_text(note.text, self.settings.get("reply_prefix") or "")

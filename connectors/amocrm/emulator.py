@@ -228,6 +228,7 @@ class Emulator:
         self.amojo_id = "af9945ff-1490-4cad-807d-945c15d88bec"  # = emulator_amojo.ACCOUNT_ID
         self.store.on_status_change = self._status_webhook
         self.store.on_note = self._note_webhook
+        self.store.on_responsible_change = self._responsible_webhook
         self.app = self._build_app()
 
     # -- test controls -------------------------------------------------------------------------
@@ -315,6 +316,16 @@ class Emulator:
     def _status_webhook(self, lead: dict[str, Any], old_status: int, old_pipeline: int) -> None:
         part = {**self._lead_part(lead), "old_status_id": old_status, "old_pipeline_id": old_pipeline}
         self._send("status_lead", {"leads": {"status": [part]}, "account": self._account_part()})
+
+    def _responsible_webhook(self, lead: dict[str, Any], old_user: int) -> None:
+        """amoCRM's "responsible changed" webhook: leads[responsible][0][...] with the new
+        responsible_user_id and the old one."""
+        part = {**self._lead_part(lead), "old_responsible_user_id": old_user}
+        self._send("responsible_lead", {"leads": {"responsible": [part]}, "account": self._account_part()})
+
+    def hand_over(self, lead_id: int, user_id: int) -> None:
+        """A manager makes another user responsible for the deal (fires the responsible webhook)."""
+        self.store.update_leads([{"id": lead_id, "responsible_user_id": user_id}])
 
     def _note_webhook(self, note: dict[str, Any]) -> None:
         if note["entity"] != "leads":

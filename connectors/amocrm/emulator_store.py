@@ -105,6 +105,7 @@ class Store:
                      "task": 70_000_000}
         self.on_status_change: Callable[[dict[str, Any], int, int], None] = lambda lead, old_s, old_p: None
         self.on_note: Callable[[dict[str, Any]], None] = lambda note: None
+        self.on_responsible_change: Callable[[dict[str, Any], int], None] = lambda lead, old_user: None
 
     # -- setup --------------------------------------------------------------------------
     @staticmethod
@@ -354,8 +355,11 @@ class Store:
                 raise Invalid(problems)
             out = []
             fired = []
+            handed = []
             for rid, lead, change in planned:
                 old = (lead["status_id"], lead["pipeline_id"])
+                if change.get("responsible_user_id", lead["responsible_user_id"]) != lead["responsible_user_id"]:
+                    handed.append((lead, lead["responsible_user_id"]))
                 cfv = change.pop("custom_fields_values", None)
                 if cfv is not None:
                     by_id = {c["field_id"]: c for c in lead["custom_fields_values"]}
@@ -370,6 +374,8 @@ class Store:
                 out.append({"id": lead["id"], "updated_at": now, "request_id": rid})
         for lead, (old_status, old_pipeline) in fired:
             self.on_status_change(lead, old_status, old_pipeline)
+        for lead, old_user in handed:
+            self.on_responsible_change(lead, old_user)
         return out
 
     def add_notes(self, entity: str, items: Any, entity_id: int | None = None) -> list[dict[str, Any]]:

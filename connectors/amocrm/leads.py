@@ -29,6 +29,9 @@ COMPLEX_BATCH = 50  # documented maximum of /api/v4/leads/complex
 FILTER_BATCH = 50
 CONVERSATION = "conversation"
 LEAD_REVERSE = "lead"  # amoCRM lead id -> hub conversation id (for webhooks)
+# amoCRM lead id -> the responsible_user_id the hub last wrote there (or last saw in a
+# webhook): a webhook showing another one is a change a manager made in amoCRM
+RESPONSIBLE = "amocrm.responsible"
 
 
 @dataclass
@@ -86,10 +89,14 @@ class LeadEnsurer:
         self.links.put(LEAD_REVERSE, str(stored), "conversation", conv_id)
         result.leads[conv_id] = stored
 
-    def link_created(self, created: list[tuple[tuple[str, str], int | None, str, int]], result: Ensured) -> None:
+    def link_created(self, created: list[tuple[tuple[str, str], int | None, str, int]], result: Ensured,
+                     responsible: dict[str, Any] | None = None) -> None:
         """Store what one leads/complex answer created - (contact key, contact id,
         conversation id, lead id) each - in one transaction per link type, so a batch of
-        50 costs a few round trips, not 150; existing links win as in link_contact/link_lead."""
+        50 costs a few round trips, not 150; existing links win as in link_contact/link_lead.
+        With operators mapped, the responsible user each new deal got is remembered
+        (`responsible`: conversation id -> amoCRM user id)."""
+        responsible = responsible or {}
         by_type: dict[str, dict[str, tuple[str, str, str]]] = {}
         for key, contact_id, _, _ in created:
             if contact_id:  # the first answer for a key wins, as with one put after another
@@ -104,6 +111,9 @@ class LeadEnsurer:
         self.links.put_many(LEAD_REVERSE, list(reverse.values()))
         for _, _, conv_id, _ in created:
             result.leads[conv_id] = int(leads[conv_id])
+        if self.settings.get("operator_users"):
+            self.links.set_many(RESPONSIBLE, [(str(leads[conv_id]), "user", str(responsible[conv_id]))
+                                              for _, _, conv_id, _ in created if responsible.get(conv_id)])
 
     # -- the steps ------------------------------------------------------------------------
     def ensure(self, wanted: list[Wanted]) -> Ensured:
@@ -272,7 +282,8 @@ class LeadEnsurer:
                     continue
                 answered.append((w.key, int(item.contact_id) if item.contact_id else None, w.conv_id, item.lead_id))
                 result.created.add(w.conv_id)
-            self.link_created(answered, result)
+            self.link_created(answered, result, {conv: body.get("responsible_user_id")
+                                                 for conv, body in bodies.items()})
             return
 
 

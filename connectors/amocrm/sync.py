@@ -13,7 +13,7 @@ from typing import Any, Callable, Mapping
 from connectors.amocrm import intents, mapping, recovery
 from connectors.amocrm.client import AmoClient
 from connectors.amocrm.errors import AmoError, Transient, ValidationFailed
-from connectors.amocrm.leads import LeadEnsurer, Wanted
+from connectors.amocrm.leads import RESPONSIBLE, LeadEnsurer, Wanted
 from connectors.base import HubEvent, LinkStore, Outcome
 
 log = logging.getLogger(__name__)
@@ -231,6 +231,12 @@ class WaveSync:
         for start in range(0, len(items), PATCH_BATCH):
             chunk = {str(body["id"]): (dict(body, request_id=str(body["id"])), idx)
                      for body, idx in items[start:start + PATCH_BATCH]}
+            if self.settings.get("operator_users"):
+                # Remembered before the call: the webhook amoCRM fires for this very write
+                # (or reads while it is on its way) is not taken for a manager's change.
+                self.links.set_many(RESPONSIBLE, [(rid, "user", str(body["responsible_user_id"]))
+                                                  for rid, (body, _) in chunk.items()
+                                                  if body.get("responsible_user_id")])
             while chunk:
                 try:
                     self.client.patch("/api/v4/leads", [body for body, _ in chunk.values()])

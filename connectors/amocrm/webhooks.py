@@ -5,7 +5,9 @@ account[subdomain] must be this connector's account. Two webhooks are used:
 
 - "lead status changed" (leads[status][N][...]): stage rules -> SendTemplate;
 - "note added to lead" (leads[note][N][note][...]): a note starting with the reply
-  prefix -> SendText to the deal's conversation.
+  prefix -> SendText to the deal's conversation;
+- "responsible changed" / "lead updated" (leads[responsible|update][N][responsible_user_id]),
+  with operators mapped: a responsible user someone changed in amoCRM -> AssignConversation.
 
 amoCRM repeats a webhook it thinks failed, so each event is remembered in the link store
 (lead+stage+time, note id) and a repeat yields no second command.
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from connectors.amocrm import mapping, phpform, rules
@@ -45,11 +47,18 @@ class NoteAdded:
 
 
 @dataclass(frozen=True)
+class ResponsibleSeen:
+    lead_id: int
+    user_id: int
+
+
+@dataclass(frozen=True)
 class Payload:
     subdomain: str
     account_id: str
     status_changes: list[StatusChange]
     notes: list[NoteAdded]
+    responsibles: list[ResponsibleSeen] = field(default_factory=list)
 
 
 def _int(value: Any) -> int | None:
@@ -125,7 +134,17 @@ def parse(request: InboundRequest) -> Payload:
         except (ValueError, AttributeError):
             pass
         notes.append(NoteAdded(str(note.get("id") or ""), lead_id, str(note.get("text") or ""), author))
-    return Payload(str(account.get("subdomain")), str(account.get("id") or ""), changes, notes)
+    responsibles: dict[int, ResponsibleSeen] = {}
+    for section in ("update", "responsible"):
+        for item in _listish(leads.get(section)):
+            if not isinstance(item, Mapping) or item.get("responsible_user_id") in (None, ""):
+                continue
+            lead_id, user_id = _int(item.get("id")), _int(item.get("responsible_user_id"))
+            if lead_id is None or user_id is None:
+                raise WebhookRejected(400, f"leads[{section}] entry without a numeric id or responsible_user_id")
+            responsibles[lead_id] = ResponsibleSeen(lead_id, user_id)
+    return Payload(str(account.get("subdomain")), str(account.get("id") or ""), changes, notes,
+                   list(responsibles.values()))
 
 
 def reply_text(text: str, prefix: str) -> str | None:
@@ -166,3 +185,9 @@ def stage_report(change: StatusChange, conversation_id: int, currency: str) -> R
         pipeline=None if change.pipeline_id is None else str(change.pipeline_id),
         amount=None if price in (None, "") else str(price), currency=currency,
         idempotency_key=f"amocrm-stage:{change.lead_id}:{change.status_id}:{change.modified_at}")
+
+
+def operator_email(user_id: int, operator_users: Mapping[str, Any]) -> str | None:
+    """The hub operator mapped to an amoCRM user; None when none is, or several are."""
+    emails = [str(email).lower() for email, mapped in operator_users.items() if _int(mapped) == user_id]
+    return emails[0] if len(emails) == 1 else None
