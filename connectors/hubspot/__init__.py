@@ -377,11 +377,14 @@ class HubSpotConnector(Connector):
             raise WebhookRejected(401, f"HubSpot signature refused: {exc}") from None
         try:
             changes = webhooks.stage_changes(request.body)
+            handed_over = webhooks.owner_changes(request.body)
         except webhooks.PayloadError as exc:
             raise WebhookRejected(400, str(exc)) from None
         stage_rules = rules.parse_rules(self.settings.get("stage_rules") or [])
         try:
-            return list(webhooks.commands_for(changes, stage_rules, self.admin_client, self.settings))
+            return (list(webhooks.commands_for(changes, stage_rules, self.admin_client, self.settings))
+                    + webhooks.owner_commands(handed_over, self.admin_client, self.ctx.links, self.owners,
+                                              self.settings))
         except (Unavailable, HubSpotError) as exc:
             # 5xx makes HubSpot retry the delivery later.
             raise WebhookRejected(503, f"could not read the deal from HubSpot: {exc}") from None

@@ -694,10 +694,14 @@ def create_app(state: State) -> Flask:
             for id_, props in planned:
                 record = state.objects[type_][id_]
                 before = record["properties"].get("dealstage")
+                owner_before = record["properties"].get("hubspot_owner_id")
                 record["properties"].update(props)
                 record["updatedAt"] = _now_iso()
                 if type_ == "deals" and "dealstage" in props and props["dealstage"] != before:
                     _queue_stage_change(state, id_, props["dealstage"])
+                if type_ == "deals" and "hubspot_owner_id" in props and props["hubspot_owner_id"] != owner_before:
+                    _queue_deal_change(state, id_, "hubspot_owner_id", props["hubspot_owner_id"] or "",
+                                       "INTEGRATION")
                 results.append(state.public(type_, record, sorted(props)))
             state.counters[f"updated:{type_}"] += len(results)
         return ok({"status": "COMPLETE", "results": results, "startedAt": _now_iso(), "completedAt": _now_iso()})
@@ -966,12 +970,17 @@ def _filter_ok(props: dict[str, Any], f: dict[str, Any]) -> bool:
 
 
 def _queue_stage_change(state: State, deal_id: str, stage: str) -> None:
+    _queue_deal_change(state, deal_id, "dealstage", stage)
+
+
+def _queue_deal_change(state: State, deal_id: str, name: str, value: str, source: str = "CRM_UI") -> None:
+    """A deal.propertyChange event for the subscribed targets (dealstage, hubspot_owner_id)."""
     now_ms = int(time.time() * 1000)
     state.pending_webhooks.append({
         "eventId": state.rng.randrange(10**9, 10**10), "subscriptionId": 2_398_551, "portalId": state.portal_id,
         "appId": 3_120_455, "occurredAt": now_ms, "subscriptionType": "deal.propertyChange", "attemptNumber": 0,
-        "objectId": int(deal_id), "propertyName": "dealstage", "propertyValue": stage,
-        "changeSource": "CRM_UI", "sourceId": "userId:9001",
+        "objectId": int(deal_id), "propertyName": name, "propertyValue": value,
+        "changeSource": source, "sourceId": "userId:9001" if source == "CRM_UI" else str(state.portal_id),
     })
 
 
@@ -1101,6 +1110,14 @@ class EmulatorHandle:
             if record["properties"].get("dealstage") != stage:
                 record["properties"]["dealstage"] = stage
                 _queue_stage_change(self.state, str(deal_id), stage)
+
+    def hand_over(self, deal_id: str, owner_id: str) -> None:
+        """A manager makes another owner responsible for the deal in HubSpot."""
+        with self.state.lock:
+            record = self.state.objects["deals"][str(deal_id)]
+            if record["properties"].get("hubspot_owner_id") != owner_id:
+                record["properties"]["hubspot_owner_id"] = owner_id
+                _queue_deal_change(self.state, str(deal_id), "hubspot_owner_id", owner_id)
 
     def deliver_webhooks(self, *, attempts: int = 3, timeout: float = 5.0) -> list[int]:
         """POST queued events (one signed array per target, as HubSpot batches them);

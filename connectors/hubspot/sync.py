@@ -82,6 +82,11 @@ class Entry:
     created: str = ""     # the id HubSpot answered with, set before done
 
 
+# link: HubSpot deal id -> the hubspot_owner_id the hub last wrote there (or last saw in a
+# webhook); a deal.propertyChange showing another one is a hand-over made in HubSpot
+OWNER_SEEN = "hubspot.owner"
+
+
 class ConfigProblem(Exception):
     """Something only the admin can fix; deliveries wait."""
 
@@ -123,6 +128,18 @@ class OwnerDirectory:
             if found:
                 return found
         return default
+
+
+    def email_for(self, owner_id: str) -> str | None:
+        """The operator e-mail of a HubSpot owner: the map (when one operator maps to
+        it), then the owner's own e-mail when matching by e-mail; None otherwise."""
+        mapped = [k.lower() for k, v in (self.settings.get("owner_map") or {}).items() if str(v) == owner_id]
+        if mapped:
+            return mapped[0] if len(mapped) == 1 else None
+        if not self.settings.get("match_owners_by_email", True):
+            return None
+        emails = [email for email, id_ in self.load().items() if id_ == owner_id]
+        return emails[0] if len(emails) == 1 else None
 
 
 class WaveSync:
@@ -388,6 +405,11 @@ class WaveSync:
             entries.append(Entry(str(first.conversation["id"]), body["objectWriteTraceId"], body, done, fail,
                                  link=("conversation", list(conv_ids), "deals")))
         self.create("deals", entries, id_property)
+        # The owner each new deal got, remembered so HubSpot's webhook for it (and its
+        # retries) is not taken for a manager's hand-over (webhooks.owner_commands).
+        self.links.set_many(OWNER_SEEN, [(e.created, "owner", str(e.input["properties"]["hubspot_owner_id"]))
+                                         for e in entries if e.created
+                                         and (e.input.get("properties") or {}).get("hubspot_owner_id")])
 
     def _reuse_open_deals(self, missing: list[str], by_conv: dict[str, list[Item]],
                           link: Callable[[str, str, bool], None]) -> list[str]:
@@ -446,6 +468,10 @@ class WaveSync:
                 merged.setdefault(item.deal_crm_id, {}).update(props)
                 owners_of.setdefault(item.deal_crm_id, []).append(item)
         inputs = [{"id": deal, "properties": props} for deal, props in merged.items()]
+        # Remembered before the call: a webhook HubSpot sends for this write, even while
+        # the answer is on its way, is not taken for a change made in HubSpot.
+        self.links.set_many(OWNER_SEEN, [(deal, "owner", props["hubspot_owner_id"]) for deal, props in merged.items()
+                                         if props.get("hubspot_owner_id")])
         for chunk in mapping.chunks(inputs):
             try:
                 self.client.batch_update("deals", chunk)

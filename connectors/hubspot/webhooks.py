@@ -1,4 +1,5 @@
-"""HubSpot -> hub: webhook subscription events (deal stage changes) -> SendTemplate commands.
+"""HubSpot -> hub: webhook subscription events -> commands: deal stage changes ->
+SendTemplate (and deal reports), owner changes (hubspot_owner_id) -> AssignConversation.
 
 HubSpot POSTs a JSON array of up to 100 events to the app's target URL, signed with the
 v3 signature, and retries on 5xx or timeouts. Events name only the object id and the
@@ -12,9 +13,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.base import Command, ReportDealStage, SendTemplate
+from connectors.base import AssignConversation, Command, LinkStore, ReportDealStage, SendTemplate
 from connectors.hubspot import mapping, rules
 from connectors.hubspot.client import HubSpotClient, HubSpotError, Unavailable
+from connectors.hubspot.sync import OWNER_SEEN
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +35,14 @@ class StageChange:
     occurred_at: int
 
 
-def stage_changes(body: bytes) -> list[StageChange]:
-    """Deal stage changes in a webhook body; the latest per deal (HubSpot may batch several)."""
+@dataclass(frozen=True)
+class OwnerChange:
+    deal_id: str
+    owner_id: str  # "" when the deal was left without an owner
+    occurred_at: int
+
+
+def _events(body: bytes) -> list[dict[str, Any]]:
     try:
         events = json.loads(body or b"null")
     except ValueError:
@@ -43,15 +51,72 @@ def stage_changes(body: bytes) -> list[StageChange]:
         events = [events]
     if not isinstance(events, list):
         raise PayloadError("body is not a list of webhook events")
-    latest: dict[str, StageChange] = {}
-    for event in events:
-        if not isinstance(event, dict):
-            raise PayloadError("webhook events must be objects")
+    if not all(isinstance(e, dict) for e in events):
+        raise PayloadError("webhook events must be objects")
+    return events
+
+
+def _deal_property_changes(body: bytes, name: str) -> list[dict[str, Any]]:
+    out = []
+    for event in _events(body):
         kind = event.get("subscriptionType")
         is_deal = kind == "deal.propertyChange" or (
             kind == "object.propertyChange" and str(event.get("objectTypeId")) == DEAL_OBJECT_TYPE_ID)
-        if not is_deal or event.get("propertyName") != "dealstage":
+        if is_deal and event.get("propertyName") == name:
+            out.append(event)
+    return out
+
+
+def owner_changes(body: bytes) -> list[OwnerChange]:
+    """Deal owner changes (hubspot_owner_id) in a webhook body; the latest per deal."""
+    latest: dict[str, OwnerChange] = {}
+    for event in _deal_property_changes(body, "hubspot_owner_id"):
+        if event.get("objectId") in (None, ""):
+            raise PayloadError("a hubspot_owner_id change lacks objectId")
+        change = OwnerChange(str(event["objectId"]), str(event.get("propertyValue") or ""),
+                             int(event.get("occurredAt") or 0))
+        known = latest.get(change.deal_id)
+        if known is None or change.occurred_at >= known.occurred_at:
+            latest[change.deal_id] = change
+    return list(latest.values())
+
+
+def owner_commands(changes: list[OwnerChange], client: HubSpotClient, links: LinkStore, owners: Any,
+                   settings: dict[str, Any]) -> list[Command]:
+    """A deal owner someone changed in HubSpot assigns the deal's chat to the operator
+    of that owner. The deal is read back (its conversation, and its owner now: a retried
+    or stale event names an older one); each change once, as the owner seen is remembered
+    like the hub's own writes (sync.OWNER_SEEN), so the webhook HubSpot sends for the
+    hub's write, and its retries, change nothing. An owner no operator maps to (or none)
+    leaves the chat as it is."""
+    if not changes:
+        return []
+    id_property = settings["deal_id_property"]
+    deals: dict[str, dict[str, Any]] = {}
+    for chunk in mapping.chunks(sorted({c.deal_id for c in changes})):
+        for record in client.batch_read("deals", chunk, [id_property, "hubspot_owner_id"]):
+            deals[str(record["id"])] = _props(record)
+    current = {c.deal_id: str(deals[c.deal_id].get("hubspot_owner_id") or "") for c in changes
+               if c.deal_id in deals and str(deals[c.deal_id].get(id_property) or "").isdigit()}
+    seen = links.get_many(OWNER_SEEN, list(current))
+    changed = {deal: owner for deal, owner in current.items() if owner and seen.get(deal) != owner}
+    if not changed:
+        return []
+    links.set_many(OWNER_SEEN, [(deal, "owner", owner) for deal, owner in changed.items()])
+    commands: list[Command] = []
+    for deal, owner in changed.items():
+        email = owners.email_for(owner)
+        if email is None:
+            log.info("HubSpot deal %s: owner %s is not a hub operator; the chat stays as it is", deal, owner)
             continue
+        commands.append(AssignConversation(conversation_id=int(deals[deal][id_property]), assignee_email=email))
+    return commands
+
+
+def stage_changes(body: bytes) -> list[StageChange]:
+    """Deal stage changes in a webhook body; the latest per deal (HubSpot may batch several)."""
+    latest: dict[str, StageChange] = {}
+    for event in _deal_property_changes(body, "dealstage"):
         if event.get("objectId") in (None, "") or not event.get("propertyValue"):
             raise PayloadError("a dealstage change lacks objectId or propertyValue")
         change = StageChange(str(event["objectId"]), str(event["propertyValue"]),
@@ -144,4 +209,5 @@ def commands_for(changes: list[StageChange], stage_rules: list[rules.StageRule],
     return commands
 
 
-__all__ = ["PayloadError", "StageChange", "stage_changes", "commands_for", "HubSpotError", "Unavailable"]
+__all__ = ["PayloadError", "StageChange", "stage_changes", "commands_for", "OwnerChange", "owner_changes",
+           "owner_commands", "HubSpotError", "Unavailable"]
