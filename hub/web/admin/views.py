@@ -22,6 +22,7 @@ NAV = [
     ("admin.deliveries", _l("Deliveries"), ("admin", "operator", "viewer")),
     ("admin.templates", _l("Templates"), ("admin", "operator", "viewer")),
     ("admin.routing", _l("Routing"), ("admin", "operator", "viewer")),
+    ("admin.automations", _l("Automations"), ("admin", "operator", "viewer")),
     ("admin.operators", _l("Operators"), ("admin", "operator", "viewer")),
     ("admin.reports", _l("Reports"), ("admin", "operator", "viewer")),
     ("admin.users", _l("Users & tokens"), ("admin",)),
@@ -90,7 +91,8 @@ def _nav() -> list[tuple[str, Any]]:
 
 AREAS = {"dashboard": "admin.dashboard", "inbox": "admin.inbox", "channels": "admin.channels",
          "connectors": "admin.connectors", "connector_oauth": "admin.connectors", "deliveries": "admin.deliveries", "templates": "admin.templates",
-         "accounts": "admin.users", "routing": "admin.routing", "presence": "admin.operators",
+         "accounts": "admin.users", "routing": "admin.routing", "automations": "admin.automations",
+         "presence": "admin.operators",
          "reports": "admin.reports"}
 
 
