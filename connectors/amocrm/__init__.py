@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from connectors.amocrm import chat, chat_hooks, errors, mapping, preview, rules, webhooks
-from connectors.amocrm.broadcast_notes import with_broadcast_notes
+from connectors.broadcast_notes import with_broadcast_notes
 from connectors.amocrm.amojo import AmojoClient
 from connectors.amocrm.client import AmoClient
 from connectors.amocrm.leads import LEAD_REVERSE, RESPONSIBLE

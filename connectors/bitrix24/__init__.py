@@ -10,7 +10,7 @@ from connectors.base import CheckResult, Command, Connector, HubEvent, InboundRe
 from connectors.bitrix24 import openlines
 from connectors.bitrix24 import preview as preview_module
 from connectors.bitrix24 import webhooks
-from connectors.bitrix24.broadcast_notes import with_broadcast_notes
+from connectors.broadcast_notes import with_broadcast_notes
 from connectors.bitrix24.client import Bitrix24Client
 from connectors.bitrix24.errors import Bitrix24Error
 from connectors.bitrix24.mapping import Options

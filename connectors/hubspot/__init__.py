@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 
 from connectors.base import CheckResult, Command, Connector, HubEvent, InboundRequest, Outcome, WebhookRejected
 from connectors.hubspot import inbox, inbox_hooks, mapping, properties, rules, signature, webhooks
-from connectors.hubspot.broadcast_notes import with_broadcast_notes
+from connectors.broadcast_notes import with_broadcast_notes
 from connectors.hubspot.client import (
     AuthFailed, ClientConfig, HubSpotClient, HubSpotError, OAuthFailed, RateLimited, Unavailable,
 )

@@ -2,7 +2,7 @@
 broadcast's hashtag and, for a failure, Meta's reason; a resend adds nothing."""
 from __future__ import annotations
 
-from connectors.amocrm.broadcast_notes import note_id, note_text
+from connectors.broadcast_notes import note_id, note_text
 from tests.connectors.amocrm import events as ev
 from tests.connectors.amocrm.conftest import add_connector, dead_errors, drain, long_lived_settings
 

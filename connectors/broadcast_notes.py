@@ -1,6 +1,8 @@
-"""broadcast.recipient on the deal's timeline: a WhatsApp communication on the contact's
-deal saying which broadcast reached the person and how (sent, delivered, read, replied, or failed with
+"""broadcast.recipient on a CRM deal's timeline, shared by the three CRM connectors: which
+broadcast reached the person and how (sent, delivered, read, replied, or failed with
 Meta's reason), tagged #broadcast_<id>_<status> so the deals of a mailing can be found.
+amoCRM writes it as a note on the lead, Bitrix24 as a timeline comment, HubSpot as a
+WhatsApp communication: each by its own timeline code.
 
 Pure: the event becomes a message.sent of that text, so it rides the timeline's own
 batching and its exactly-once bookkeeping (links by message id). The id is negative —
