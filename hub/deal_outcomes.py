@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from connectors.base import ReportDealStage
 from hub import payloads
-from hub.broadcasts.consent import opted_out_contacts
+from hub.broadcasts.consent import marketing_contact
 from hub.events import emit
 from hub.models import ConnectorRecord, Contact, Conversation
 from hub.reports import deals as report_deals
@@ -55,10 +55,9 @@ def _conversation(session: Session, report: ReportDealStage) -> Conversation | N
 def event_data(session: Session, report: ReportDealStage, conversation: Conversation,
                record: ConnectorRecord | None, *, now: datetime) -> dict[str, Any]:
     contact = session.get(Contact, conversation.contact_id)
-    opted_out = bool(opted_out_contacts(session, [contact.id], "marketing"))
     return {
         "conversation": payloads.conversation(session, conversation),
-        "contact": {**payloads.contact(contact), "opted_out": opted_out},
+        "contact": marketing_contact(session, contact),
         "deal": {
             "id": str(report.deal_id), "stage": str(report.stage), "stage_name": report.stage_name or "",
             "pipeline": None if report.pipeline is None else str(report.pipeline),

@@ -8,7 +8,7 @@ queued but not yet claimed by a sender is withdrawn.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Iterable
+from typing import Any, Iterable
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -76,6 +76,15 @@ def opted_out_contacts(session: Session, contact_ids: Iterable[int], subscriptio
             out.update(session.scalars(select(Contact.id).where(Contact.id.in_(chunk),
                                                                 Contact.opted_out_at.is_not(None))))
     return out
+
+
+def marketing_contact(session: Session, contact: Contact, *, says: str | None = None) -> dict[str, Any]:
+    """The contact's event payload with `opted_out`: whether they said no to marketing, so
+    that ad and analytics destinations send nothing for them. `says`: the keyword verdict
+    (OPTED_OUT / OPTED_IN) of the message being stored, whose consent is recorded only
+    after its events are written."""
+    opted_out = says == OPTED_OUT if says is not None else bool(opted_out_contacts(session, [contact.id], "marketing"))
+    return {**payloads.contact(contact), "opted_out": opted_out}
 
 
 def opted_out_phones(session: Session, phones: Iterable[str], subscription: str) -> set[str]:

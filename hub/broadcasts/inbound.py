@@ -14,13 +14,24 @@ from hub.models import Contact, Conversation, Message
 from hub.models.broadcasts import SUBSCRIPTIONS
 
 
+def keyword_of(text: str | None, config: Any) -> str | None:
+    """What a customer text asks for: "opted_out" (a stop keyword), "opted_in" (a start
+    keyword) or None. Pure, so the ingest knows it before the message's events are written."""
+    settings = config.broadcasts
+    if keywords.matches(text, settings.stop_keywords):
+        return consent.OPTED_OUT
+    if keywords.matches(text, settings.start_keywords):
+        return consent.OPTED_IN
+    return None
+
+
 def customer_text(session: Session, message: Message, *, now: datetime, config: Any) -> str | None:
     """Act on a stored inbound text if it is a keyword; returns "opted_out" / "opted_in"."""
     settings = config.broadcasts
-    stop = keywords.matches(message.text, settings.stop_keywords)
-    start = not stop and keywords.matches(message.text, settings.start_keywords)
-    if not (stop or start):
+    word = keyword_of(message.text, config)
+    if word is None:
         return None
+    stop = word == consent.OPTED_OUT
     conversation = session.get(Conversation, message.conversation_id)
     contact = session.get(Contact, conversation.contact_id)
     said = (message.text or "").strip()

@@ -20,6 +20,7 @@ from sqlalchemy import Insert, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from hub import payloads
+from hub.broadcasts import consent
 from hub.broadcasts import inbound as broadcast_keywords
 from hub.channels.whatsapp import account_events
 from hub.channels.whatsapp.delivery_status import record_status
@@ -116,7 +117,8 @@ def apply(session: Session, parsed: ParsedWebhook, raw: RawWebhook, now: datetim
     links = runtime.media_links
     for item in parsed.items:
         if isinstance(item, InboundMessage):
-            stored = store_inbound(session, channels, item, now, attribution_window=window,
+            says = broadcast_keywords.keyword_of(item.text, runtime.config) if item.type == "text" else None
+            stored = store_inbound(session, channels, item, now, attribution_window=window, says=says,
                                    media_link=lambda message_id: links.url(message_id, now=now))
             if stored is not None and stored.type == "text":
                 broadcast_keywords.customer_text(session, stored, now=now, config=runtime.config)
@@ -238,9 +240,10 @@ def _insert_message_touching(columns: tuple[str, ...], *, with_raw: bool = False
 
 def store_inbound(session: Session, channels: Channels, m: InboundMessage, now: datetime, *,
                   attribution_window: timedelta = DEFAULT_WINDOW,
-                  media_link: Callable[[int], str] | None = None) -> Message | None:
+                  media_link: Callable[[int], str] | None = None, says: str | None = None) -> Message | None:
     """Store one inbound message and emit its events. None when it is for a number that
     is not a channel here, or already stored (Meta's retry or duplicate: nothing changes).
+    `says`: the message's opt-out/opt-in keyword verdict (hub.broadcasts.inbound.keyword_of).
     The Message returned is not attached to the session."""
     channel = channels.for_messages(m.route.phone_number_id)
     if channel is None:
@@ -275,7 +278,7 @@ def store_inbound(session: Session, channels: Channels, m: InboundMessage, now: 
     else:
         _insert_message(session, message, conversation, changes)
         _emit_received(session, channel, contact, conversation, message, started=started, now=now,
-                       media_link=media_link)
+                       media_link=media_link, says=says)
     if started:
         routing_hooks.conversation_started(session, conversation.id, first_text=m.text or "", now=now)
     if m.original_message_id:
@@ -337,14 +340,15 @@ def _conversation_changes(conversation: ConversationRow, m: InboundMessage) -> d
 
 def _emit_received(session: Session, channel: ChannelRef, contact: ContactRow, conversation: ConversationRow,
                    message: Message, *, started: bool, now: datetime,
-                   media_link: Callable[[int], str] | None = None) -> None:
+                   media_link: Callable[[int], str] | None = None, says: str | None = None) -> None:
     key = payloads.ordering_key(conversation)
     if started:
         data = {"conversation": payloads.conversation(session, conversation, known_channel=channel),
                 "contact": payloads.contact(contact)}
         emit(session, "conversation.started", data, now=now, ordering_key=key)
-        emit(session, "lead.attributed", {**data, "lead_source": conversation.lead_source}, now=now,
-             ordering_key=key)
+        # A returning customer who opted out of marketing is no lead for the ad systems.
+        emit(session, "lead.attributed", {**data, "contact": consent.marketing_contact(session, contact, says=says),
+                                          "lead_source": conversation.lead_source}, now=now, ordering_key=key)
     emit(session, "message.received", _received_data(session, channel, contact, conversation, message,
                                                      media_link=media_link), now=now, ordering_key=key)
 

@@ -46,7 +46,8 @@ def made_up(channel: dict[str, Any], now: datetime) -> list[HubEvent]:
     closed = {**assigned, "status": "closed", "closed_at": payloads.iso(start + timedelta(minutes=20))}
     steps = [
         ("conversation.started", {"conversation": conversation, "contact": contact}),
-        ("lead.attributed", {"conversation": conversation, "contact": contact, "lead_source": lead_source}),
+        ("lead.attributed", {"conversation": conversation, "contact": {**contact, "opted_out": False},
+                             "lead_source": lead_source}),
         ("message.received", {"conversation": conversation, "contact": contact,
                               "message": message(1, "in", "Hello! My request number: K7Q2M. Is the sofa "
                                                           "still available?", start)}),
