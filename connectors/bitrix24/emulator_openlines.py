@@ -7,13 +7,15 @@ true}} or, with HTTP 200, {"result": false, "error", "error_description"}; send.
 answers {"SUCCESS", "DATA": {"RESULT": [one per message: user, message, chat, SUCCESS,
 session {ID, CHAT_ID}]}}; an unregistered connector is IMCONNECTOR_NO_CORRECT_PROVIDER and
 a line that does not exist, is inactive, or where the connector is not active is
-NOT_ACTIVE_LINE. An operator's reply (`operator_reply`) is queued as
+NOT_ACTIVE_LINE; imopenlines.v2.Session.list lists the chats' sessions (TARIFF_RESTRICTION
+when `reports` is off). An operator's reply (`operator_reply`) is queued as
 ONIMCONNECTORMESSAGEADD for the bound handlers. The portal does not dedupe messages by
 their external id (nothing in the docs says it does): sending one twice shows it twice.
 """
 from __future__ import annotations
 
 import html
+from datetime import datetime, timezone
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +35,7 @@ class OpenLinesState:
     users: dict[str, dict[str, Any]] = field(default_factory=dict)  # external user id -> user
     chats: dict[tuple[str, int, str], dict[str, Any]] = field(default_factory=dict)  # (connector, line, ext chat)
     messages: dict[int, dict[str, Any]] = field(default_factory=dict)  # im message id -> message
+    reports: bool = True  # the plan has Open Channels reports (imopenlines.v2.Session.list)
     ids: dict[str, int] = field(default_factory=lambda: {"chat": 1800, "message": 86000, "session": 320,
                                                           "user": 580})
 
@@ -195,6 +198,7 @@ def send_messages(p: Any, params: dict[str, Any]) -> Any:
         room = p.ol.chats.get(key)
         if room is None:
             room = p.ol.chats[key] = {"chat_id": p.ol.next("chat"), "session_id": p.ol.next("session"),
+                                      "created": p.clock(),
                                       "connector": cid, "line": line, "external_id": str(chat["id"]),
                                       "name": str(chat.get("name") or ""), "user": ext_user, "messages": []}
         mid = p.ol.next("message")
@@ -312,6 +316,74 @@ def dialog_get(p: Any, params: dict[str, Any]) -> Any:
                    "message_count": len(room["messages"])})
 
 
+def _iso_time(params: dict[str, Any], name: str) -> float | None:
+    from connectors.bitrix24.emulator import ApiError
+
+    raw = params.get(name)
+    if raw in (None, ""):
+        return None
+    try:
+        when = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError("INVALID_FILTER", "Invalid filter value", 400) from None
+    if when.tzinfo is None:
+        raise ApiError("INVALID_FILTER", "Invalid filter value", 400)
+    return when.timestamp()
+
+
+def session_list(p: Any, params: dict[str, Any]) -> Any:
+    """imopenlines.v2.Session.list (statistics): the sessions of the lines and sources
+    asked for, created within the period, oldest or newest first; userCode is
+    <connector>|<line>|<external chat id>|<user id> for a connector's chats."""
+    from connectors.bitrix24.emulator import Answer, ApiError
+
+    if not p.ol.reports:
+        raise ApiError("TARIFF_RESTRICTION", "Statistics reports are not available on the current tariff plan", 400)
+
+    def listed(one: str, many: str) -> list[str] | None:
+        values = params.get(many) if params.get(many) not in (None, "", []) else params.get(one)
+        if values in (None, "", []):
+            return None
+        values = _items(values) if isinstance(values, (list, dict)) else [values]
+        if len(values) > 1000:
+            raise ApiError("INVALID_FILTER", "Invalid filter value", 400)
+        return [str(v).lower() for v in values]
+
+    lines, sources = listed("configId", "configIdList"), listed("source", "sourceList")
+    start, end = _iso_time(params, "dateCreateFrom"), _iso_time(params, "dateCreateTo")
+    if start is not None and end is not None:
+        if end < start:
+            raise ApiError("INVALID_FILTER", "Invalid filter value", 400)
+        if end - start > 366 * 86400:
+            raise ApiError("PERIOD_TOO_LARGE", "The requested period exceeds the maximum of 1 year", 400)
+    offset = int(str(params.get("offset") or 0)) if str(params.get("offset") or 0).isdigit() else -1
+    limit = int(str(params.get("limit") or 50)) if str(params.get("limit") or 50).isdigit() else 0
+    if offset < 0 or not 1 <= limit <= 200:
+        raise ApiError("INVALID_FILTER", "Invalid filter value", 400)
+    if offset > 10000:
+        raise ApiError("OFFSET_TOO_LARGE", "Offset is too large", 400)
+    rows = [room for room in p.ol.chats.values()
+            if (lines is None or str(room["line"]) in lines) and (sources is None or room["connector"] in sources)
+            and (start is None or room["created"] >= start) and (end is None or room["created"] <= end)]
+    rows.sort(key=lambda r: (r["created"], r["session_id"]),
+              reverse=str(params.get("orderDirection") or "desc").lower() != "asc")
+    page = rows[offset:offset + limit]
+
+    def stamp(ts: float) -> str:
+        return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")
+
+    return Answer({"sessions": [{
+        "id": room["session_id"], "configId": room["line"], "source": room["connector"], "operatorId": None,
+        "userId": int(p.ol.users[room["user"]]["ID"]),
+        "userCode": f"{room['connector']}|{room['line']}|{room['external_id']}|{p.ol.users[room['user']]['ID']}",
+        "chatId": room["chat_id"], "dateCreate": stamp(room["created"]), "dateClose": None,
+        "dateFirstAnswer": None, "dateOperatorAnswer": None, "status": "new", "closeReason": None,
+        "vote": "none", "voteHead": None, "commentHead": None, "crmEntityType": None, "crmEntityId": None,
+        "queueTransfers": 0, "waitAnswer": None, "waitClose": None, "kpiFirstAnswer": None,
+        "messageCount": len(room["messages"])} for room in page],
+        "hasNextPage": offset + limit < len(rows)})
+
+
 METHODS = {
     "imconnector.register": register,
     "imconnector.activate": activate,
@@ -324,6 +396,7 @@ METHODS = {
     "im.message.add": message_add,
     "im.dialog.messages.get": dialog_messages,
     "imopenlines.dialog.get": dialog_get,
+    "imopenlines.v2.session.list": session_list,
 }
 
 

@@ -10,7 +10,9 @@ MESSAGES_PER_CALL a request; the answer's RESULT[i] belongs to MESSAGES[i]. The 
 say nothing of deduplication by message id, so each message first leaves a try marker;
 a message whose marker is already there (a lost answer, a crash) is looked for in its
 chat (im.dialog.messages.get, by the CONNECTOR_MID the portal keeps) before it is sent
-again. The chat id of each answer is stored (conversation -> chat, message -> chat).
+again; a chat whose id the hub never heard is found by its user code (imopenlines.dialog.get)
+or, for a contact never answered for, among the line's sessions (imopenlines.v2.Session.list).
+The chat id of each answer is stored (conversation -> chat, message -> chat).
 
 Outbound: ONIMCONNECTORMESSAGEADD -> SendText, once per Bitrix24 message id (the
 idempotency key), its im chat and message ids as the crm_message link; the WhatsApp
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Callable
 
 from connectors.base import (
@@ -48,6 +50,11 @@ KEY_PREFIX = "bitrix24.ol:"
 MESSAGES_PER_CALL = 50  # no documented cap; a request the portal handles well within its time limit
 NOT_ACTIVE = frozenset({"NOT_ACTIVE_LINE", "IMCONNECTOR_NO_CORRECT_PROVIDER"})
 NOT_ACTIVE_HINT = "is not active on open line"
+SESSION_LIST = "imopenlines.v2.Session.list"
+SESSION_PAGE = 200  # the method's largest page
+SESSION_OFFSET_MAX = 10000  # OFFSET_TOO_LARGE past it
+SESSION_SPAN = timedelta(days=365)  # PERIOD_TOO_LARGE past 366 days
+SESSION_MARGIN = timedelta(hours=1)  # the hub's clock and the portal's may differ
 class Setup:
     """What the connector needs to know of its open line."""
 
@@ -230,6 +237,17 @@ class OpenLines:
         for key, dialog in dialogs.items():
             if isinstance(dialog, dict) and str(dialog.get("id") or "").isdigit():
                 chats[key[1:]] = str(dialog["id"])
+        # A contact never answered for before: its Bitrix24 user, and so its user code, is
+        # unknown; the line's sessions since the first try name both (userCode, chatId).
+        strangers = {conv for conv, contact in unknown.items() if contact not in users}
+        if strangers:
+            since = min(e.occurred_at for e, d in suspects if str(d["conversation"]["id"]) in strangers)
+            opened = self._sessions_opened(strangers, since)
+            if opened is None:
+                return None
+            chats.update({conv: chat for conv, (chat, _) in opened.items()})
+            self.links.set_many(USER_LINK, [(unknown[conv], "user", user) for conv, (_, user) in opened.items()
+                                            if user.isdigit()])
         histories = self._read([(f"h{chat}", "im.dialog.messages.get", {"DIALOG_ID": f"chat{chat}", "LIMIT": 50})
                                 for chat in sorted(set(chats.values()))])
         if histories is None:
@@ -244,6 +262,40 @@ class OpenLines:
                 if wanted in [str(m) for m in (mids.values() if isinstance(mids, dict) else mids)]:
                     found[str(data["message"]["id"])] = chat
                     break
+        return found
+
+    def _sessions_opened(self, conversations: set[str], since: datetime) -> dict[str, tuple[str, str]] | None:
+        """conversation id -> (chat id, Bitrix24 user id) for the chats of this line opened
+        since `since`, read from imopenlines.v2.Session.list; None when it could not be read
+        now. Where the portal will not list sessions at all (the plan has no Open Channels
+        reports, the app's user may not see them) nothing is found and those messages are
+        sent again, as before this lookup existed."""
+        s = self.setup
+        now = self.clock()
+        start = max(since - SESSION_MARGIN, now - SESSION_SPAN)
+        query = {"configId": s.line, "source": s.connector, "dateCreateFrom": start.isoformat(timespec="seconds"),
+                 "dateCreateTo": (now + SESSION_MARGIN).isoformat(timespec="seconds"),
+                 "order": "dateCreate", "orderDirection": "asc", "limit": SESSION_PAGE}
+        found: dict[str, tuple[str, str]] = {}
+        for offset in range(0, SESSION_OFFSET_MAX + 1, SESSION_PAGE):
+            try:
+                page = self.client.call(SESSION_LIST, {**query, "offset": offset})
+            except MethodError as exc:
+                log.warning("Bitrix24: %s refused (%s); the first messages of new contacts whose answer was "
+                            "lost are sent again", SESSION_LIST, exc.summary())
+                return found
+            except Bitrix24Error as exc:
+                log.warning("Bitrix24: could not read the open line's sessions to check earlier tries: %s",
+                            exc.summary())
+                return None
+            page = page if isinstance(page, dict) else {}
+            for row in page.get("sessions") or []:
+                parts = str((row or {}).get("userCode") or "").split("|")
+                if (len(parts) == 4 and parts[0].lower() == s.connector and parts[1] == str(s.line)
+                        and parts[2] in conversations and str(row.get("chatId") or "").isdigit()):
+                    found[parts[2]] = (str(row["chatId"]), str(row.get("userId") or parts[3]))
+            if not page.get("hasNextPage") or len(found) == len(conversations):
+                break
         return found
 
     def _read(self, calls: list[tuple[str, str, dict[str, Any]]]) -> dict[str, Any] | None:

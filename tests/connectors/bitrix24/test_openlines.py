@@ -1,6 +1,8 @@
 """Open Lines mode through the hub and the emulated portal: settings, set-up hops, inbound."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 import requests
 from marshmallow import ValidationError
@@ -8,6 +10,7 @@ from sqlalchemy import func, select
 
 from connectors.bitrix24 import openlines
 from connectors.bitrix24.client import Bitrix24Client
+from connectors.bitrix24.errors import MethodError
 from connectors.bitrix24.settings import Bitrix24Settings
 from hub.connector_check import run_check
 from hub.connector_store import build_connector, create_connector
@@ -268,6 +271,69 @@ def test_a_lost_first_answer_of_a_returning_contacts_conversation_posts_once(run
     room = portal.portal.ol.chats[("whatsapp_hub", 1, "6000")]
     assert len(room["messages"]) == 1
     assert portal.portal.stats["methods"]["imopenlines.dialog.get"] == 1
+
+
+def test_a_lost_first_answer_of_a_new_contact_posts_once(runtime, portal):
+    """Nothing was ever answered for this contact: no chat id, no Bitrix24 user. The
+    portal opens the chat and posts the message, the answer is lost; the retry finds the
+    chat among the line's sessions (imopenlines.v2.Session.list, by the user code holding
+    the hub's conversation id) and the message in it: one chat, one message."""
+    cid = set_up(runtime, portal)
+    event = factory.hub_event("message.received", 0, n=1)
+    p = portal.portal
+    p.chaos.slow_next = [1.0]
+    assert built(runtime, cid, timeout=0.3).deliver([event])[0].status == "retry"
+    outcome = built(runtime, cid).deliver([factory.hub_event("message.received", 0, n=1, attempt=2)])[0]
+    assert outcome.status == "done" and outcome.response["found"] is True
+    assert list(p.ol.chats) == [("whatsapp_hub", 1, "5000")]
+    assert sum(1 for m in p.ol.messages.values() if m["author"] == "customer") == 1
+    assert p.stats["methods"]["imopenlines.v2.session.list"] == 1
+    assert p.stats["methods"]["imconnector.send.messages"] == 1
+    # The user the sessions named is kept: the contact's next conversation is looked up by it.
+    from connectors.bitrix24.openlines import USER_LINK
+
+    assert runtime_links(runtime, cid).get_many(USER_LINK, ["1000"]) == {"1000": p.ol.users["1000"]["ID"]}
+
+
+def test_sessions_that_cannot_be_listed_send_the_first_message_again(runtime, portal):
+    """A plan without Open Channels reports refuses imopenlines.v2.Session.list: the
+    lost first message is sent again (README, "Exactly once"), not held for ever."""
+    cid = set_up(runtime, portal)
+    p = portal.portal
+    p.ol.reports = False
+    p.chaos.slow_next = [1.0]
+    assert built(runtime, cid, timeout=0.3).deliver([factory.hub_event("message.received", 0, n=1)])[0].status \
+        == "retry"
+    assert built(runtime, cid).deliver([factory.hub_event("message.received", 0, n=1, attempt=2)])[0].status == "done"
+    assert sum(1 for m in p.ol.messages.values() if m["author"] == "customer") == 2
+
+
+def test_the_sessions_list_follows_the_documented_shape(runtime, portal):
+    set_up(runtime, portal)
+    emit_messages(runtime, 3, 1)
+    Worker(runtime.db, runtime.vault, runtime.config).drain()
+    client = Bitrix24Client(oauth_settings(portal), http=requests.Session(), clock=utcnow)
+    now = utcnow()
+    page = client.call("imopenlines.v2.Session.list", {
+        "configId": 1, "source": "whatsapp_hub", "dateCreateFrom": (now - timedelta(hours=1)).isoformat(),
+        "dateCreateTo": (now + timedelta(hours=1)).isoformat(), "orderDirection": "asc", "limit": 2})
+    assert page["hasNextPage"] is True
+    first = page["sessions"][0]
+    user = portal.portal.ol.users["1000"]["ID"]
+    assert first["userCode"] == f"whatsapp_hub|1|5000|{user}" and first["userId"] == int(user)
+    assert first["chatId"] == portal.portal.ol.chats[("whatsapp_hub", 1, "5000")]["chat_id"]
+    with pytest.raises(MethodError) as err:
+        client.call("imopenlines.v2.Session.list", {"dateCreateFrom": "2025-01-01T00:00:00+00:00",
+                                                    "dateCreateTo": "2026-06-01T00:00:00+00:00"})
+    assert err.value.code == "PERIOD_TOO_LARGE"
+    earlier = client.call("imopenlines.v2.Session.list", {"configId": 2})
+    assert earlier == {"sessions": [], "hasNextPage": False}
+
+
+def runtime_links(runtime, cid):
+    from hub.links import DbLinkStore
+
+    return DbLinkStore(runtime.db, cid)
 
 
 def test_a_line_switched_off_in_bitrix24_shows_on_the_connector(runtime, portal):

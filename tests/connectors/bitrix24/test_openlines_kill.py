@@ -3,9 +3,10 @@ imconnector.send.messages call but before its answer came back: another worker t
 finds those messages in their chats (CONNECTOR_MID) instead of sending them again, and
 every message is in its chat exactly once. Both databases.
 
-The chats exist when the kill comes (each conversation's first message was answered): a
-lost answer to the first message of a contact never answered for before cannot be looked
-up (README.md, "Exactly once") and is sent again."""
+In the first test the chats exist when the kill comes; in the second the kill comes on
+the first messages of contacts never answered for: the chats are found among the line's
+sessions (imopenlines.v2.Session.list), so each conversation still has one chat holding
+each message once."""
 from __future__ import annotations
 
 import signal
@@ -65,6 +66,45 @@ def test_worker_killed_while_the_portal_answers_then_another_drains_exactly_once
             assert [p.ol.messages[m]["text"] for m in room["messages"]] == [
                 f"Message {n} of conversation {i}" for n in range(1, PER + 1)]
         assert p.stats["methods"].get("im.dialog.messages.get", 0) >= 1  # the takeover looked before sending
+    finally:
+        runtime.db.dispose()
+
+
+@pytest.mark.slow
+def test_worker_killed_on_new_contacts_first_messages_leaves_one_chat_each(database_url, tmp_path, portal):
+    runtime = Runtime.from_config(make_config(database_url, tmp_path, worker__lease_seconds=2))
+    try:
+        set_up(runtime, portal)
+        p = portal.portal
+        customer = lambda: sum(1 for m in p.ol.messages.values() if m["author"] == "customer")  # noqa: E731
+        total = emit_messages(runtime, CONVERSATIONS, 2)
+        p.chaos.slow_next.extend([3.0] * 3)  # the portal opens the chats, then answers late
+        proc = subprocess.Popen([sys.executable, "-m", "hub", "worker"], env=_worker_env(database_url, tmp_path),
+                                cwd=str(Path(__file__).resolve().parents[3]),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 60
+            while customer() == 0 and time.monotonic() < deadline:
+                if proc.poll() is not None:
+                    raise AssertionError(f"worker exited early: {proc.stderr.read().decode()[-2000:]}")
+                time.sleep(0.005)
+            proc.send_signal(signal.SIGKILL)  # Bitrix24 made the chats; the hub never learnt their ids
+        finally:
+            proc.wait(timeout=10)
+        assert proc.returncode == -signal.SIGKILL
+        assert len(p.ol.chats) == CONVERSATIONS and customer() == CONVERSATIONS
+        p.chaos.slow_next.clear()
+        time.sleep(2.1)  # the dead worker's lease runs out
+        result = drain_until_settled(runtime, Worker(runtime.db, runtime.vault, runtime.config), total)
+        assert result == {"done": total}
+        assert len(p.ol.chats) == CONVERSATIONS
+        assert customer() == total
+        for i in range(CONVERSATIONS):
+            room = p.ol.chats[("whatsapp_hub", 1, str(5000 + i))]
+            assert [p.ol.messages[m]["text"] for m in room["messages"]] == [
+                f"Message {n} of conversation {i}" for n in (1, 2)]
+        assert p.stats["methods"].get("imopenlines.v2.session.list", 0) >= 1
+        assert p.stats["methods"]["imconnector.send.messages"] == 2  # the killed wave, then the second
     finally:
         runtime.db.dispose()
 
