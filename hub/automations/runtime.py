@@ -17,6 +17,7 @@ import hmac
 import json
 import logging
 import os
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 
 SETTLE = timedelta(seconds=1)
 BATCH = 200
+CHUNK = 50  # events per transaction
 DAILY_STEP_LIMIT = 300  # steps per conversation per 24 hours: a bot never spams a chat
 STREAM_TYPES = ("message.received", "conversation.closed", "deal.stage_changed")
 LIVE_STATUSES = ("active", "waiting", "paused")
@@ -75,6 +77,20 @@ def write_logs(session: Session, run: Run, logs: list[dict[str, Any]], done: lis
 def steps_today(session: Session, conversation_id: int, *, now: datetime) -> int:
     return session.scalar(select(func.count()).select_from(StepLog).where(
         StepLog.conversation_id == conversation_id, StepLog.at > now - timedelta(days=1))) or 0
+
+
+@dataclass(frozen=True)
+class Published:
+    """A published scenario as the worker checks triggers against it: read once per
+    round of events, not once per event."""
+
+    scenario_id: int
+    version_id: int
+    definition: dict[str, Any]
+
+
+def published_now(session: Session) -> list[Published]:
+    return [Published(scenario.id, version.id, store.loaded(version)) for scenario, version in store.published(session)]
 
 
 class Runner:
@@ -173,10 +189,10 @@ class Runner:
         return session.scalar(query)
 
     # -- starting --------------------------------------------------------------------
-    def start(self, session: Session, scenario: Scenario, version: ScenarioVersion, conversation: Conversation,
+    def start(self, session: Session, chosen: "Published", conversation: Conversation,
               trigger: dict[str, Any], *, now: datetime, delay: timedelta = timedelta(0)) -> Run | None:
         """A new run of the scenario in the conversation (None: one is live there already)."""
-        run = Run(scenario_id=scenario.id, version_id=version.id, conversation_id=conversation.id,
+        run = Run(scenario_id=chosen.scenario_id, version_id=chosen.version_id, conversation_id=conversation.id,
                   contact_id=conversation.contact_id, status="waiting", trigger=trigger, started_at=now,
                   updated_at=now, state=engine.delayed_start(trigger, now + delay), wake_at=now + delay)
         try:
@@ -198,54 +214,67 @@ class Runner:
             Run.started_at > now - timedelta(minutes=minutes)).limit(1)) is None
 
     def _try_triggers(self, session: Session, happening: triggers.Happening, conversation: Conversation,
-                      published: list[tuple[Scenario, ScenarioVersion]], *, now: datetime) -> Run | None:
-        for scenario, version in published:
-            definition = store.loaded(version)
+                      published: list["Published"], *, now: datetime) -> Run | None:
+        for chosen in published:
+            definition = chosen.definition
             seen = triggers.matches(definition["trigger"], happening, channel_ids=definition.get("channel_ids"))
             if seen is None:
                 continue
-            if not self._cooled(session, scenario.id, conversation.id, definition.get("cooldown_minutes", 0), now):
+            if not self._cooled(session, chosen.scenario_id, conversation.id, definition.get("cooldown_minutes", 0),
+                                now):
                 continue
             delay = timedelta(minutes=triggers.delay_minutes(definition["trigger"]))
-            return self.start(session, scenario, version, conversation, seen, now=now, delay=delay)
+            return self.start(session, chosen, conversation, seen, now=now, delay=delay)
         return None
 
     # -- the event stream ------------------------------------------------------------
     def read_events(self) -> int:
+        """Up to BATCH events, CHUNK of them per transaction (one commit per event cost the
+        worker more than all its trigger checks); a chunk ends early after an event that
+        left an HTTP call to make, so that the call is made before the next event is read."""
         now = self.clock()
         with self.db.scope() as session:
             cursor = session.get(Cursor, STREAM)
             if cursor is None:
                 return 0  # nothing was ever published
+            at = (cursor.last_at, cursor.last_id or "")
             query = select(Event.id, Event.type, Event.occurred_at, Event.data).where(
                 Event.type.in_(STREAM_TYPES), Event.occurred_at <= now - SETTLE,
                 or_(Event.occurred_at > cursor.last_at,
                     and_(Event.occurred_at == cursor.last_at, Event.id > (cursor.last_id or ""))),
             ).order_by(Event.occurred_at, Event.id).limit(BATCH)
             batch = session.execute(query).all()
-        for event in batch:
+            published = published_now(session) if batch else []
+        done = 0
+        while done < len(batch):
+            pending: list[int] = []
             with self.db.scope() as session:
-                cursor = self._claim_cursor(session, event)
+                cursor = self._claim_cursor(session, at)
                 if cursor is None:
-                    return 0  # another worker is reading, or read this one
-                pending = self._on_event(session, event, now=self.clock())
-                cursor.last_at, cursor.last_id = event.occurred_at, event.id
+                    return done  # another worker is reading, or read these
+                for event in batch[done:done + CHUNK]:
+                    pending = self._on_event(session, event, published, now=self.clock())
+                    done += 1
+                    cursor.last_at, cursor.last_id = event.occurred_at, event.id
+                    if pending:
+                        break
+                at = (cursor.last_at, cursor.last_id)
             for run_id in pending:
                 self._call_pending(run_id)
-        return len(batch)
+        return done
 
-    def _claim_cursor(self, session: Session, event: Any) -> Cursor | None:
+    def _claim_cursor(self, session: Session, at: tuple[datetime, str]) -> Cursor | None:
+        """The cursor, locked, if it is still where this worker read the events from."""
         query = select(Cursor).where(Cursor.name == STREAM)
         if _postgres(session):
             query = query.with_for_update(skip_locked=True)
         cursor = session.scalar(query)
-        if cursor is None:
-            return None
-        if (cursor.last_at, cursor.last_id or "") >= (event.occurred_at, event.id):
+        if cursor is None or (cursor.last_at, cursor.last_id or "") != at:
             return None
         return cursor
 
-    def _on_event(self, session: Session, event: Any, *, now: datetime) -> list[int]:
+    def _on_event(self, session: Session, event: Any, published: list["Published"], *,
+                  now: datetime) -> list[int]:
         data = event.data or {}
         conversation_id = (data.get("conversation") or {}).get("id")
         conversation = session.get(Conversation, conversation_id) if conversation_id else None
@@ -262,12 +291,13 @@ class Runner:
                     self._advance(session, run, engine.Reply(text, reply_id), now=now)
                     return [run.id] if (run.state or {}).get("pending_http") else []
                 return []  # paused by an operator, or busy with an HTTP call
-            published = store.published(session)
             if not published:
                 return []
-            started = session.scalar(select(func.count()).select_from(Message).where(
-                Message.conversation_id == conversation.id, Message.direction == "in",
-                Message.id < message.id)) == 0
+            # Whether the message opened the conversation matters to one trigger only.
+            started = any(p.definition["trigger"]["type"] == "conversation_started" for p in published) and \
+                session.scalar(select(func.count()).select_from(Message).where(
+                    Message.conversation_id == conversation.id, Message.direction == "in",
+                    Message.id < message.id)) == 0
             happening = triggers.Happening(kind="message", at=message.sent_at, channel_id=conversation.channel_id,
                                            text=text, reply_id=reply_id, started=started,
                                            lead_source=conversation.lead_source or {})
@@ -277,14 +307,12 @@ class Runner:
             if run is not None:
                 self._finish(session, run, "stopped", "the conversation was closed", now=now)
                 session.flush()
-            published = store.published(session)
             new = self._try_triggers(session, triggers.Happening(kind="conversation_closed", at=event.occurred_at,
                                                                  channel_id=conversation.channel_id),
                                      conversation, published, now=now) if published else None
             return [new.id] if new is not None and (new.state or {}).get("pending_http") else []
         if event.type == "deal.stage_changed" and run is None:
             deal = data.get("deal") or {}
-            published = store.published(session)
             for stage in (deal.get("stage_name"), deal.get("stage")):
                 if not stage:
                     continue
@@ -329,14 +357,14 @@ class Runner:
         self._silences_at = now
         started = 0
         with self.db.scope() as session:
-            chosen = [(s, v) for s, v in store.published(session) if s.trigger_type == "no_reply"]
-        for scenario, version in chosen:
-            hours = float(store.loaded(version)["trigger"]["hours"])
+            chosen = [p for p in published_now(session) if p.definition["trigger"]["type"] == "no_reply"]
+        for one in chosen:
+            hours = float(one.definition["trigger"]["hours"])
             cutoff = now - timedelta(hours=hours)
             with self.db.scope() as session:
                 later_run = select(Run.id).where(Run.conversation_id == Conversation.id, or_(
                     Run.status.in_(LIVE_STATUSES),
-                    and_(Run.scenario_id == scenario.id, Run.started_at >= Conversation.last_inbound_at)))
+                    and_(Run.scenario_id == one.scenario_id, Run.started_at >= Conversation.last_inbound_at)))
                 silent = list(session.scalars(select(Conversation).where(
                     Conversation.status == "open", Conversation.last_inbound_at <= cutoff,
                     Conversation.last_inbound_at > cutoff - timedelta(days=1),
@@ -346,7 +374,7 @@ class Runner:
                     silent_hours = (now - conversation.last_inbound_at).total_seconds() / 3600
                     happening = triggers.Happening(kind="no_reply", at=now, channel_id=conversation.channel_id,
                                                    silent_hours=silent_hours)
-                    if self._try_triggers(session, happening, conversation, [(scenario, version)], now=now):
+                    if self._try_triggers(session, happening, conversation, [one], now=now):
                         started += 1
         return started
 
