@@ -15,6 +15,7 @@ from typing import Any, Mapping
 import phonenumbers
 
 from connectors.amocrm.settings import DEAL_NAME_PLACEHOLDERS
+from connectors.automation_notes import answers_text
 from connectors.base import media_link
 from hub.phones import to_e164
 
@@ -246,23 +247,43 @@ def close_patch(lead_id: int, status_id: int, pipeline_id: int | None) -> dict[s
 def automation_note_body(lead_id: int, data: Mapping[str, Any], event_id: str) -> dict[str, Any]:
     """A scenario's answers for the deal (automation.step, action deal_fields) as a note:
     amoCRM deals have no free-form fields, and a note keeps who asked what."""
-    scenario = (data.get("scenario") or {}).get("name") or "scenario"
-    lines = [f"{name}: {value}" for name, value in sorted((data.get("fields") or {}).items())]
-    text = f"Answers to «{scenario}»:\n" + "\n".join(lines)
-    return {"entity_id": int(lead_id), "note_type": "common", "params": {"text": text[:MAX_NOTE]},
+    return {"entity_id": int(lead_id), "note_type": "common", "params": {"text": answers_text(data)[:MAX_NOTE]},
             "request_id": f"automation:{event_id}"}
 
 
-def automation_stage_patch(data: Mapping[str, Any]) -> dict[str, Any] | None:
-    """A scenario's stage move: amoCRM takes status (and pipeline) ids, so only a stage
-    given as an id moves the deal; a name is not guessed."""
-    stage, pipeline = str(data.get("stage") or ""), str(data.get("pipeline") or "")
-    if not stage.isdigit():
-        return None
-    body: dict[str, Any] = {"status_id": int(stage)}
-    if pipeline.isdigit():
-        body["pipeline_id"] = int(pipeline)
-    return body
+def _named(items: list[dict[str, Any]], wanted: str) -> dict[str, Any] | None:
+    folded = wanted.casefold()
+    return next((i for i in items if str(i.get("id")) == wanted or str(i.get("name") or "").casefold() == folded),
+                None)
+
+
+def automation_stage_patch(stage: str, pipeline: str, pipelines: list[dict[str, Any]] | None,
+                           default_pipeline_id: Any = None) -> dict[str, Any] | str:
+    """A scenario's stage move as the lead's PATCH, or why there is none. amoCRM takes
+    status (and pipeline) ids; a stage or pipeline given by name (any case) is looked up
+    in the account's pipelines (GET /api/v4/leads/pipelines): in the pipeline named,
+    else the connector's pipeline first, then the main one, then the others. A status id
+    with no pipeline needs no lookup (`pipelines` may be None)."""
+    if stage.isdigit() and (not pipeline or pipeline.isdigit()):
+        body: dict[str, Any] = {"status_id": int(stage)}
+        if pipeline:
+            body["pipeline_id"] = int(pipeline)
+        return body
+    assert pipelines is not None, "a stage or pipeline named needs the pipelines"
+    if pipeline:
+        chosen = _named(pipelines, pipeline)
+        if chosen is None:
+            return f"amoCRM has no pipeline {pipeline!r}"
+        candidates = [chosen]
+    else:
+        candidates = sorted(pipelines, key=lambda p: (str(p.get("id")) != str(default_pipeline_id or ""),
+                                                      not p.get("is_main")))
+    for p in candidates:
+        status = _named(embedded(p, "statuses"), stage)
+        if status is not None:
+            return {"status_id": int(status["id"]), "pipeline_id": int(p["id"])}
+    where = f"pipeline {candidates[0].get('name')!r}" if pipeline else "any amoCRM pipeline"
+    return f"no stage {stage!r} in {where}"
 
 
 def attribution_patch(lead_id: int, lead_source: Mapping[str, Any] | None,

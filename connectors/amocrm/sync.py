@@ -10,7 +10,9 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from connectors import automation_notes
 from connectors.amocrm import intents, mapping, recovery
+from connectors.amocrm.pipelines import Pipelines
 from connectors.amocrm.client import AmoClient
 from connectors.amocrm.errors import AmoError, Transient, ValidationFailed
 from connectors.amocrm.leads import RESPONSIBLE, LeadEnsurer, Wanted
@@ -41,6 +43,7 @@ class WaveSync:
         self.settings = settings
         self.now = now
         self.failure = failure
+        self.pipelines = Pipelines(client.base_url, lambda: client.get("/api/v4/leads/pipelines"), now)
 
     def run(self, batch: list[HubEvent]) -> list[Outcome]:
         out: list[Outcome | None] = [None] * len(batch)
@@ -74,7 +77,11 @@ class WaveSync:
                 continue
             lead_id = ensured.leads[w.conv_id]
             info = {"lead_id": lead_id, "created": w.conv_id in ensured.created}
-            action = self._action(event, w, lead_id)
+            try:
+                action = self._action(event, w, lead_id)
+            except AmoError as exc:  # reading the pipelines for a stage named
+                out[i] = self.failure(exc)
+                continue
             if action is None:
                 out[i] = Outcome.done(info)
             elif action[0] == "note":
@@ -127,10 +134,10 @@ class WaveSync:
         if event.type == "automation.step":
             if data.get("action") == "deal_fields":
                 return ("note", mapping.automation_note_body(lead_id, data, event.id))
-            if data.get("action") == "deal_stage":
-                patch = mapping.automation_stage_patch(data)
-                return ("patch", patch) if patch else ("skip", f"stage {data.get('stage')!r} is not an amoCRM "
-                                                               "status id")
+            move = automation_notes.stage_move(data)
+            if move is not None:
+                patch = self.pipelines.stage_patch(*move, self.settings.get("pipeline_id"))
+                return ("patch", patch) if isinstance(patch, dict) else ("skip", patch)
             return ("skip", f"automation action {data.get('action')!r} is not synced")
         if event.type == "sla.breached":
             return ("task", mapping.task_body(lead_id, data, event.id, event.occurred_at,

@@ -52,6 +52,11 @@ def check(case: dict) -> None:
         form = dict(parse_qsl(case["body"], keep_blank_values=True))
         again = webhooks.parse(dataclasses.replace(_request(""), form=form))
         assert again == parsed
+    elif kind == "stage_lookup":
+        pipelines = mapping.embedded(case["body"], "pipelines")
+        for one in case["cases"]:
+            got = mapping.automation_stage_patch(one["stage"], one["pipeline"], pipelines, one["default_pipeline_id"])
+            assert got == one["expected"], one
     else:
         raise AssertionError(f"unknown fixture kind {kind!r}")
 
@@ -64,4 +69,4 @@ def test_fixture(path: Path) -> None:
 def test_every_fixture_kind_is_exercised() -> None:
     kinds = {json.loads(p.read_text())["kind"] for p in CASES}
     assert kinds == {"lead_body", "note_body", "complex_answer", "validation_errors", "contact_search",
-                     "lead_view", "webhook"}
+                     "lead_view", "webhook", "stage_lookup"}
