@@ -2,3 +2,4 @@
 kinds (registry.py), webhook processors and scheduled jobs."""
 from hub.channels.whatsapp import ingest, kind, template_sync  # noqa: F401
 from hub.channels.telegram import ingest as telegram_ingest, kind as telegram_kind  # noqa: F401
+from hub.channels.instagram import ingest as instagram_ingest, kind as instagram_kind  # noqa: F401

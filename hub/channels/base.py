@@ -1,6 +1,6 @@
 """The channel contract: what the hub needs of a messaging channel, and nothing more.
 
-WhatsApp implements it today; Telegram and Instagram will. Everything above the channels
+WhatsApp, Telegram and Instagram implement it. Everything above the channels
 (the inbox, the send API, CRM commands, workers and the scheduler; later routing,
 automations, broadcasts and reports) reaches a channel only through a ChannelKind:
 it verifies and parses inbound webhooks into the hub's message types, queues outgoing
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
 
 from sqlalchemy.orm import Session
@@ -81,6 +81,11 @@ class Capabilities:
     # The channel reports delivered (and, with read_receipts, read); False: a sent
     # message stays "sent" (Telegram).
     delivery_receipts: bool = True
+    # Quick replies offered under one message (0: none; Instagram: 13).
+    quick_replies: int = 0
+    # How long after the window closes a person (never a bot) may still reply
+    # (Instagram's HUMAN_AGENT tag: 7 days); None: nobody may.
+    human_agent_window: timedelta | None = None
 
     def supports(self, kind: str) -> bool:
         return kind in self.kinds
@@ -92,13 +97,21 @@ class WindowState:
 
     `applies` False: the channel has no window (anything may be sent at any time).
     Otherwise free-form messages go only while `open`; after `closes_at`, only what
-    `after_close` names (e.g. "template")."""
+    `after_close` names (e.g. "template"; "human_agent": a person's reply until
+    `human_agent_until`)."""
 
     applies: bool
     open: bool
     closes_at: datetime | None = None
     closing_soon: bool = False
     after_close: str | None = None
+    human_agent_until: datetime | None = None
+
+    def open_for(self, now: datetime, *, human: bool) -> bool:
+        """May a free-form message go at `now` (written by a person when `human`)?"""
+        if self.open:
+            return True
+        return human and self.human_agent_until is not None and now < self.human_agent_until
 
     @classmethod
     def none(cls) -> "WindowState":

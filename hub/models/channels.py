@@ -1,5 +1,6 @@
 """A number or bot the hub receives and sends on: a WhatsApp business number, or a
-Telegram bot (kind "telegram", provider "bot_api"; hub.channels.telegram)."""
+Telegram bot (kind "telegram", provider "bot_api"; hub.channels.telegram), or an
+Instagram account (kind "instagram", provider "instagram"; hub.channels.instagram)."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -10,18 +11,20 @@ from sqlalchemy.orm import Mapped, mapped_column
 from hub.db import Base, UTCDateTime
 from hub.models._types import created_at, updated_at
 
-PROVIDERS = ("cloud", "360dialog", "bot_api")
+PROVIDERS = ("cloud", "360dialog", "bot_api", "instagram")
 
 
 class Channel(Base):
     __tablename__ = "channels"
-    __table_args__ = (CheckConstraint("provider IN ('cloud', '360dialog', 'bot_api')", name="provider"),)
+    __table_args__ = (
+        CheckConstraint("provider IN ('cloud', '360dialog', 'bot_api', 'instagram')", name="provider"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # Unguessable part of the webhook URL /webhooks/whatsapp/<key>.
     key: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
-    # The channel kind (hub.channels.registry): "whatsapp" or "telegram".
+    # The channel kind (hub.channels.registry): "whatsapp", "telegram" or "instagram".
     kind: Mapped[str] = mapped_column(String(16), default="whatsapp", server_default="whatsapp")
     provider: Mapped[str] = mapped_column(String(16), default="cloud")
     phone_number_id: Mapped[str] = mapped_column(String(64), unique=True)

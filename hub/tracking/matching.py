@@ -101,12 +101,13 @@ def claim_code(session: Session, text: str | None, *, channel_id: int, at: datet
 
 def attribute_first_message(session: Session, conversation: Conversation, message: Message, *,
                             referral: dict[str, Any] | None, window: timedelta = DEFAULT_WINDOW,
-                            now: datetime) -> dict[str, Any]:
+                            now: datetime, code_text: str | None = None) -> dict[str, Any]:
     """The lead source of a conversation started by `message`: a tracked link's code in
-    its text, else the Click-to-WhatsApp referral, else direct. A match is recorded
-    (LeadAttribution) and noted on the message's payload with the clean text."""
-    claimed = claim_code(session, message.text, channel_id=conversation.channel_id, at=message.sent_at,
-                         window=window, now=now)
+    its text (or in `code_text`, e.g. an Instagram link's ref), else the ad referral,
+    else direct. A match is recorded (LeadAttribution) and noted on the message's
+    payload with the clean text."""
+    claimed = claim_code(session, message.text if code_text is None else code_text,
+                         channel_id=conversation.channel_id, at=message.sent_at, window=window, now=now)
     if claimed is None:
         return attribute(referral=referral)
     code = claimed.candidate.code

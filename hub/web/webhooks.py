@@ -1,4 +1,4 @@
-"""Inbound webhooks: WhatsApp (Meta or 360dialog) and Telegram bots, per channel.
+"""Inbound webhooks: WhatsApp (Meta or 360dialog), Telegram bots and Instagram accounts, per channel.
 
 The raw body is stored and processed in ONE transaction; 200 is answered only after it
 committed. A body that does not parse is kept (failed, replayable) and still answered
@@ -135,6 +135,29 @@ def telegram_receive(key: str):
     status, body, mimetype = receive_update(current_app.extensions["hub"], key, request.headers,
                                             request.get_data(cache=False), utcnow())
     return Response(body, status=status, mimetype=mimetype)
+
+
+@bp.get("/instagram/<key>")
+def instagram_verify(key: str):
+    """Meta's subscription handshake for an Instagram account (hub.channels.instagram.webhook)."""
+    from hub.channels.instagram.webhook import verify
+
+    if not possible_key(key):
+        abort(404)
+    status, body = verify(current_app.extensions["hub"], key, request.args)
+    return Response(body, status=status, mimetype="text/plain")
+
+
+@bp.post("/instagram/<key>")
+def instagram_receive(key: str):
+    """An Instagram account's messaging webhooks, signed with the app secret."""
+    from hub.channels.instagram.webhook import receive_webhook
+
+    if not possible_key(key):
+        abort(404)
+    status, body = receive_webhook(current_app.extensions["hub"], key, request.headers,
+                                   request.get_data(cache=False), utcnow())
+    return Response(body, status=status, mimetype="text/plain")
 
 
 @bp.errorhandler(500)

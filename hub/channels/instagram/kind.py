@@ -1,0 +1,65 @@
+"""Instagram on the channel contract (hub.channels.base): the standard 24-hour window
+for everything, and 7 days for a person's replies with the HUMAN_AGENT tag
+(window.py); quick replies instead of buttons; no templates."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.orm import Session
+
+from hub.channels.base import Background, Capabilities, ChannelKind, Inbound, Outgoing, WindowState
+from hub.channels.instagram import window
+from hub.channels.instagram.compose import KINDS, MAX_QUICK_REPLIES, MAX_TEXT, MEDIA_TYPES
+from hub.channels.instagram.parse import parse
+from hub.channels.registry import register
+from hub.channels.whatsapp.signature import HEADER, verify_meta_signature
+
+if TYPE_CHECKING:
+    from hub.models import Message
+    from hub.runtime import Runtime
+
+CLOSING_SOON = timedelta(hours=2)
+
+
+@register
+class Instagram(ChannelKind):
+    kind = "instagram"
+    title = "Instagram"
+    # Interactive replies go out as quick replies (buttons and list rows alike).
+    capabilities = Capabilities(kinds=KINDS, media=frozenset(MEDIA_TYPES), buttons=MAX_QUICK_REPLIES,
+                                list_rows=MAX_QUICK_REPLIES, quick_replies=MAX_QUICK_REPLIES, templates=False,
+                                reactions=False, read_receipts=False, max_text=MAX_TEXT, window=True,
+                                human_agent_window=window.HUMAN_AGENT, delivery_receipts=False)
+    source = "instagram"
+    emulator = "hub.channels.instagram.emulator"
+
+    def __init__(self, config: Any = None):
+        super().__init__(config)
+        self.closing_soon = timedelta(minutes=config.admin.closing_soon_minutes) if config else CLOSING_SOON
+
+    def authentic(self, channel: Any, request: Inbound) -> bool:
+        """X-Hub-Signature-256: the app secret's HMAC-SHA256 of the raw body."""
+        return verify_meta_signature(getattr(channel, "app_secret", ""), request.body, request.headers.get(HEADER))
+
+    def parse(self, body: bytes) -> Any:
+        return parse(body)
+
+    def window(self, conversation: Any, now: datetime) -> WindowState:
+        closes = window.standard_closes_at(conversation)
+        return WindowState(applies=True, open=closes is not None and now < closes, closes_at=closes,
+                           closing_soon=closes is not None and now < closes <= now + self.closing_soon,
+                           after_close="human_agent", human_agent_until=window.human_agent_closes_at(conversation))
+
+    def queue(self, session: Session, outgoing: Outgoing, *, now: datetime) -> "Message":
+        from hub.channels.instagram.outbound import queue_message
+
+        return queue_message(session, outgoing, now=now)
+
+    def messages_per_second(self, channel: Any) -> float:
+        return float(channel.mps)
+
+    def background(self, runtime: "Runtime", owner: str) -> Background:
+        from hub.channels.instagram.sender import InstagramSender
+
+        return Background([InstagramSender(runtime, owner).run_once])

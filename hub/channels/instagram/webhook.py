@@ -1,0 +1,101 @@
+"""GET and POST /webhooks/instagram/<channel key>: Meta's subscription handshake and its
+messaging webhooks for one Instagram account.
+
+GET echoes hub.challenge when hub.mode is "subscribe" and hub.verify_token is the
+channel's (else 403). POST is signed with the app secret (X-Hub-Signature-256 over the
+raw bytes): a wrong or missing signature is refused with 401 before anything is
+stored. Otherwise the raw body is stored and applied in ONE transaction
+(hub.inbound.receive) and 200 answered after the commit: a body that does not parse is
+kept (failed, replayable) and still answered 200, so Meta does not resend it; a
+database failure answers 500, so Meta retries.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Mapping
+
+from sqlalchemy import select, update
+
+from hub.channels.base import Inbound
+from hub.channels.instagram.channels import KIND
+from hub.channels.instagram.kind import Instagram
+from hub.channels.whatsapp.channels import secrets_of
+from hub.inbound import describe, is_bad_data, receive
+from hub.models import Channel
+from hub.security import constant_time_equal
+
+if TYPE_CHECKING:
+    from hub.runtime import Runtime
+
+log = logging.getLogger(__name__)
+KEPT_HEADERS = ("Content-Type", "User-Agent", "X-Hub-Signature-256", "X-Forwarded-For")
+LAST_WEBHOOK_EVERY = timedelta(seconds=30)
+
+
+@dataclass(frozen=True)
+class WebhookAccount:
+    """What the route and the ingest need of an account's channel (and event payloads show)."""
+
+    id: int
+    name: str
+    display_number: str
+    phone_number_id: str
+    kind: str
+    app_secret: str
+    verify_token: str
+    last_webhook_at: datetime | None
+
+
+def find_account(session, runtime: "Runtime", key: str) -> WebhookAccount | None:
+    channel = session.scalar(select(Channel).where(Channel.key == key, Channel.kind == KIND))
+    if channel is None:
+        return None
+    secrets = secrets_of(channel, runtime.vault)
+    return WebhookAccount(channel.id, channel.name, channel.display_number, channel.phone_number_id, channel.kind,
+                          secrets.get("app_secret", ""), secrets.get("verify_token", ""), channel.last_webhook_at)
+
+
+def verify(runtime: "Runtime", key: str, args: Mapping[str, str]) -> tuple[int, str]:
+    with runtime.db.scope() as session:
+        account = find_account(session, runtime, key)
+    if account is None:
+        return 404, "no such channel"
+    token = args.get("hub.verify_token", "")
+    if args.get("hub.mode") != "subscribe" or not account.verify_token or \
+            not constant_time_equal(token, account.verify_token):
+        return 403, "verify token does not match this channel"
+    return 200, args.get("hub.challenge", "")
+
+
+def receive_webhook(runtime: "Runtime", key: str, headers: Mapping[str, str], body: bytes,
+                    now: datetime) -> tuple[int, str]:
+    """(HTTP status, body) for one webhook request."""
+    kept = {name: value for name in KEPT_HEADERS if (value := headers.get(name)) is not None}
+    account = None
+    try:
+        with runtime.db.scope() as session:
+            account = find_account(session, runtime, key)
+            if account is None:
+                return 404, "no such channel"
+            if not Instagram(runtime.config).authentic(account, Inbound(headers=headers, body=body)):
+                log.warning("rejected an Instagram webhook for channel %s: bad signature", account.id)
+                return 401, "signature does not match"
+            _store(session, runtime, account, kept, body, now)
+    except Exception as exc:
+        if account is None or not is_bad_data(exc):
+            raise
+        log.warning("instagram webhook for channel %s did not store whole (%s); storing it part by part",
+                    account.id, describe(exc))
+        with runtime.db.scope() as session:
+            _store(session, runtime, account, kept, body, now, isolate=True)
+    return 200, "ok"
+
+
+def _store(session, runtime: "Runtime", account: WebhookAccount, headers: dict[str, str], body: bytes,
+           now: datetime, *, isolate: bool = False) -> None:
+    receive(session, source="instagram", channel_id=account.id, channel=account, headers=headers, body=body,
+            now=now, runtime=runtime, isolate=isolate)
+    if account.last_webhook_at is None or now - account.last_webhook_at > LAST_WEBHOOK_EVERY:
+        session.execute(update(Channel).where(Channel.id == account.id).values(last_webhook_at=now))
