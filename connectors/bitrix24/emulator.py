@@ -8,11 +8,14 @@ result_error per command, the leaky bucket (counter +1 per request, drained by `
 a second, 503 QUERY_LIMIT_EXCEEDED past `burst`), 429 OPERATION_TIME_LIMIT per method,
 expired_token and the OAuth refresh endpoint, and outbound events (ONCRMDEALUPDATE, ...)
 POSTed form-encoded with auth[application_token]. Chaos knobs inject 5xx, limit bursts,
-slow answers and per-command failures. It counts requests and refusals.
+slow answers and per-command failures; random 5xx (before the work, or after it with the
+answer lost) only when a test sets their rates, drawn from a generator seeded with 0 so
+every run is the same. It counts requests and refusals.
 """
 from __future__ import annotations
 
 import json
+import random
 import re
 import secrets
 import threading
@@ -78,6 +81,18 @@ class Chaos:
     slow_next: list[float] = field(default_factory=list)  # answer late (after doing the work)
     faults: list[CommandFault] = field(default_factory=list)
     blocked: dict[str, float] = field(default_factory=dict)  # method -> until (epoch)
+    # Random faults, off unless set, from a seeded generator so a test sees the same run
+    # every time: a share of requests answered 500 before anything is done, and a share
+    # answered 502 after the work is done (a proxy that lost the answer).
+    fail_rate: float = 0.0
+    lost_rate: float = 0.0
+    rng: random.Random = field(default_factory=lambda: random.Random(0))
+
+    def roll(self) -> str:
+        if not (self.fail_rate or self.lost_rate):
+            return ""
+        x = self.rng.random()
+        return "fail" if x < self.fail_rate else "lost" if x < self.fail_rate + self.lost_rate else ""
 
 
 def _now_iso(ts: float) -> str:
@@ -169,7 +184,7 @@ class Portal:
         self.ol = emulator_openlines.OpenLinesState()  # Open Lines: emulator_openlines.py
         self.post = requests.post  # how the queue server POSTs events (tests may route them elsewhere)
         self.stats: dict[str, Any] = {"requests": 0, "rate_limited": 0, "batches": 0, "commands": 0,
-                                      "injected": 0, "methods": {}, "events_sent": 0}
+                                      "injected": 0, "lost": 0, "methods": {}, "events_sent": 0}
 
     # -- limits --------------------------------------------------------------------------
     def _admit(self) -> bool:
@@ -204,8 +219,10 @@ class Portal:
             delay = self.chaos.slow_next.pop(0) if self.chaos.slow_next else 0.0
             try:
                 method = self._authenticate(path, params)
-                if self.chaos.fail_next:
-                    status, code = self.chaos.fail_next.pop(0)
+                fault = self.chaos.roll()
+                if self.chaos.fail_next or fault == "fail":
+                    status, code = (self.chaos.fail_next.pop(0) if self.chaos.fail_next
+                                    else (500, "INTERNAL_SERVER_ERROR"))
                     self.stats["injected"] += 1
                     raise ApiError(code, "Injected failure", status)
                 if self.chaos.limit_next > 0 or not self._admit():
@@ -217,6 +234,10 @@ class Portal:
                 self._check_blocked(method)
                 self.stats["methods"][method] = self.stats["methods"].get(method, 0) + 1
                 answer = self._batch(params) if method == "batch" else self.call(method, params)
+                if fault == "lost":
+                    self.stats["injected"] += 1
+                    self.stats["lost"] += 1
+                    raise ApiError("", "Bad Gateway", 502)
             except ApiError as exc:
                 return exc.status, {"error": exc.code, "error_description": exc.description}, delay
             body: dict[str, Any] = {"result": answer.result, "time": self._time_block(start, method)}

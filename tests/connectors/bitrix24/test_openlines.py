@@ -227,6 +227,60 @@ def test_5xx_and_lost_answers_end_with_exact_counts(database_url, tmp_path, port
         runtime.db.dispose()
 
 
+def test_the_portals_random_faults_are_off_by_default_and_repeat_with_their_seed():
+    from connectors.bitrix24.emulator import Chaos
+
+    assert {Chaos().roll() for _ in range(1000)} == {""}
+    runs = []
+    for _ in range(2):
+        chaos = Chaos(fail_rate=0.05, lost_rate=0.05)
+        runs.append([chaos.roll() for _ in range(1000)])
+    assert runs[0] == runs[1]
+    assert 60 < sum(1 for r in runs[0] if r) < 140 and {"fail", "lost", ""} == set(runs[0])
+
+
+# "both" also writes the timeline: 40 conversations keep it within the portal's burst.
+@pytest.mark.parametrize("mode,conversations", [("openlines", 100), ("both", 40)])
+def test_random_5xx_before_and_after_the_work_end_with_exact_counts(database_url, tmp_path, portal, mode,
+                                                                    conversations):
+    """10% of the portal's answers are 5xx from the seeded chaos knobs: half before the work,
+    half after it (the answer lost), from the first message of each new contact on; the
+    client takes no 5xx for an answer and the connector looks before it sends again. Every
+    conversation ends with one chat holding each message once (and, in both modes, one
+    contact, one deal and each note once)."""
+    from hub.events import emit
+    from hub.runtime import Runtime
+    from tests.conftest import make_config
+    from tests.connectors.bitrix24.test_chaos import drain_until_settled
+
+    config = make_config(database_url, tmp_path, delivery__backoff_base_seconds=0.05,
+                         delivery__backoff_max_seconds=0.2)
+    runtime = Runtime.from_config(config)
+    try:
+        set_up(runtime, portal, mode=mode)
+        p = portal.portal
+        p.chaos.fail_rate, p.chaos.lost_rate = 0.05, 0.05
+        p.chaos.rng.seed(201)  # the 1st request after this is answered 502 after the work, the 3rd 500 before it
+        with runtime.db.scope() as session:
+            for n in (1, 2, 3):
+                for i in range(conversations):
+                    emit(session, "message.received", factory.data("message.received", i, n=n), now=utcnow(),
+                         ordering_key=f"conversation:{5000 + i}")
+        worker = Worker(runtime.db, runtime.vault, runtime.config)
+        assert drain_until_settled(runtime, worker, 3 * conversations) == {"done": 3 * conversations}
+        assert p.stats["injected"] - p.stats["lost"] >= 1 and p.stats["lost"] >= 1
+        assert len(p.ol.chats) == conversations
+        for i in range(conversations):
+            room = p.ol.chats[("whatsapp_hub", 1, str(5000 + i))]
+            assert [p.ol.messages[m]["text"] for m in room["messages"]] == [
+                f"Message {n} of conversation {i}" for n in (1, 2, 3)]
+        if mode == "both":
+            assert portal.counts() == {"contacts": conversations, "deals": conversations,
+                                      "notes": 3 * conversations}
+    finally:
+        runtime.db.dispose()
+
+
 def test_the_hubs_own_notice_coming_back_as_an_event_sends_nothing(runtime, portal):
     """Should the connector send system messages to the channel after all (registered by
     someone else with NEED_SYSTEM_MESSAGES=true), the hub's notice comes back as
