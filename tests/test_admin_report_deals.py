@@ -23,6 +23,24 @@ def viewer(app, runtime):
     return signed_in(app, runtime, "viewer")
 
 
+def cell(row: str, name: str) -> str:
+    return re.search(rf'class="[^"]*{name}[^"]*">([^<]*)<', row).group(1)
+
+
+def lead_row(text: str, source: str) -> str:
+    leads = text[text.index('id="report-leads"'):]
+    return re.search(rf'<tr data-source="{re.escape(source)}">(.*?)</tr>', leads, re.S).group(1)
+
+
+def test_a_source_with_cost_and_no_won_deal_shows_its_cost_per_lead_only(viewer, runtime):
+    _won_id, open_id, _waiting_id = _seed(runtime)
+    _report(runtime, open_id, "D2", "open", "300")
+    _r, text = page(viewer, **DAY)
+    google = lead_row(text, "google")
+    assert (cell(google, "cost-per-lead"), cell(google, "cost-per-won"), cell(google, "romi")) == (
+        "0.375000 RUB", "—", "—")
+
+
 def test_sla_deals_and_the_funnel_on_the_page_with_their_conversations(viewer, runtime):
     won_id, open_id, waiting_id = _seed(runtime)
     _report(runtime, won_id, "D1", "won", "1000")
@@ -43,7 +61,14 @@ def test_sla_deals_and_the_funnel_on_the_page_with_their_conversations(viewer, r
     leads = text[text.index('id="report-leads"'):]
     google = re.search(r'<tr data-source="google">(.*?)</tr>', leads, re.S).group(1)
     assert re.findall(r">(\d+)</a>", google) == ["2", "2", "1"] and "1000.00 RUB" in google
-    assert "per won deal: 0.75" in leads
+    assert (cell(google, "cost-per-lead"), cell(google, "cost-per-won"), cell(google, "romi")) == (
+        "0.375000 RUB", "0.750000 RUB", "133233.3%")
+    direct_row = lead_row(text, "(direct)")
+    assert (cell(direct_row, "cost-per-lead"), cell(direct_row, "cost-per-won"), cell(direct_row, "romi")) == (
+        "—", "—", "—")  # nothing billed, nothing won: nothing to divide
+    total = re.search(r'<tr class="total">(.*?)</tr>', leads, re.S).group(1)
+    assert (cell(total, "cost-per-lead"), cell(total, "cost-per-won"), cell(total, "romi")) == (
+        "0.250000 RUB", "0.750000 RUB", "133233.3%")
     _r, direct = page(viewer, **DAY, source="(direct)")
     assert tile(direct, "conversations")[0] == "1" and tile(direct, "deals")[0] == "0"
     href = html.unescape(re.search(r'<a class="n" href="([^"]+)"', tile(direct, "conversations")[2]).group(1))

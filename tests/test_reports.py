@@ -114,7 +114,9 @@ def test_the_summary_of_a_day_and_the_day_before(client, admin_headers, seeded):
     assert [(o["operator"], o["conversations"], o["replies"]) for o in f["by_operator"]] == [
         ("ana@example.com", 3, 2)]
     assert {"source": "google", "conversations": 1, "deals": 0, "won": 0, "revenue": [],
-            "cost": [{"currency": "USD", "amount": "0.012500"}]} in f["by_source"]
+            "cost": [{"currency": "USD", "amount": "0.012500"}],
+            "cost_per_lead": [{"currency": "USD", "amount": "0.012500"}], "cost_per_won_deal": [],
+            "romi": None} in f["by_source"]
     assert [(c["campaign"], c["conversations"]) for c in f["by_campaign"]] == [("autumn", 1)]
     assert f["cost"] == [{"currency": "USD", "amount": "0.012500", "per_conversation": "0.004167",
                           "per_won_deal": None}]

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from hub.models import Channel, Contact, Conversation, Message, Team, User
 from hub.reports import deals as report_deals, metrics
 from hub.routing.sla import Beat
+from hub.tracking.costs import romi
 
 BATCH = 500
 COLUMNS = ("conversation_id", "channel", "contact_name", "contact_phone", "operator", "team", "status",
@@ -144,6 +145,15 @@ def _money(amounts: dict[str, Decimal]) -> list[dict[str, str]]:
     return [{"currency": k, "amount": str(v)} for k, v in sorted(amounts.items())]
 
 
+def _each(amount: Decimal, n: int) -> str | None:
+    """`amount` shared by `n` (cost per lead, per won deal); None when there is none to share it."""
+    return str(round(amount / n, 6)) if n else None
+
+
+def _shared(amounts: dict[str, Decimal], n: int) -> list[dict[str, str]]:
+    return [{"currency": k, "amount": _each(v, n)} for k, v in sorted(amounts.items())] if n else []
+
+
 @dataclass
 class Lead:
     """A lead source's (or campaign's) way to the money: conversations, deals, won deals,
@@ -166,8 +176,12 @@ class Lead:
             self.cost[row["currency"] or "?"] += Decimal(row["cost"])
 
     def figures(self) -> dict[str, Any]:
+        """With what a lead and a won deal cost (empty where nothing divides) and ROMI
+        (null unless cost and revenue are in one and the same currency)."""
         return {"conversations": self.conversations, "deals": self.deals, "won": self.won,
-                "revenue": _money(self.revenue), "cost": _money(self.cost)}
+                "revenue": _money(self.revenue), "cost": _money(self.cost),
+                "cost_per_lead": _shared(self.cost, self.conversations), "cost_per_won_deal": _shared(self.cost, self.won),
+                "romi": romi(self.cost, self.revenue)}
 
 
 @dataclass
@@ -238,8 +252,7 @@ class Summary:
         for currency, amount in sorted(self.cost.items()):
             won = self.leads.won
             out.append({"currency": currency, "amount": str(amount),
-                        "per_conversation": str(round(amount / self.conversations, 6)) if self.conversations else None,
-                        "per_won_deal": str(round(amount / won, 6)) if won else None})
+                        "per_conversation": _each(amount, self.conversations), "per_won_deal": _each(amount, won)})
         return out
 
     def figures(self) -> dict[str, Any]:
@@ -268,7 +281,7 @@ class Summary:
                         for k, v in self.by_team.most_common()],
             "by_source": ranked(self.by_source, "source"),
             "by_campaign": ranked(self.by_campaign, "campaign"),
-            "cost": self._cost(),
+            "cost": self._cost(), "romi": romi(self.cost, self.leads.revenue),
             "cost_by_category": [{"category": k[0], "currency": k[1], "amount": str(v)}
                                  for k, v in sorted(self.cost_by_category.items())],
             "cost_by_channel": [{"channel": k[0], "currency": k[1], "amount": str(v)}

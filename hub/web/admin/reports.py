@@ -51,7 +51,9 @@ DEFINITIONS = {
     "won": _l("Conversations with a deal the CRM reports as won."),
     "funnel": _l("How far the period's conversations came: started, answered by a person, a deal, a won deal."),
     "leads": _l("Per lead source: conversations, deals, won deals, revenue (the amounts of won deals) and "
-                "what WhatsApp billed for the conversations' messages, with the cost per lead and per won deal."),
+                "what WhatsApp billed for the conversations' messages; cost per lead divides it by the "
+                "conversations, cost per won deal by the conversations with a won deal (— with none); "
+                "ROMI is (revenue − cost) / cost when both are in one currency."),
     "sla_by_team": _l("SLA met % per team and per operator (operator: the one assigned now)."),
 }
 
