@@ -46,3 +46,35 @@ def post_webhook(client, key: str, body: bytes, secret: str | None = APP_SECRET,
     elif secret is not None:
         headers["X-Hub-Signature-256"] = sign_meta(secret, body)
     return client.post(f"/webhooks/instagram/{key}", data=body, headers=headers)
+
+
+@contextlib.contextmanager
+def wired(runtime, client, clock=None, **limits) -> Iterator[dict]:
+    """An emulated account added to the hub through create_instagram_channel (GET
+    /{ig-user-id}?fields=username), its webhooks POSTed into the Flask test client."""
+    from hub.channels.instagram.channels import create_instagram_channel
+    from hub.channels.instagram.emulator import InstagramEmulator
+    from hub.models import Channel as ChannelRow
+    from tests.support.telegram import FlaskTransport
+
+    emu = InstagramEmulator(clock, transport=FlaskTransport(client), **limits)
+    account = emu.add_account("shop", IG_ID, token=TOKEN, app_secret=APP_SECRET, verify_token=VERIFY_TOKEN)
+    with emu.serve() as base:
+        channel_id = create_instagram_channel(runtime, {
+            "name": "Shop Instagram", "ig_user_id": account.id, "access_token": account.token,
+            "app_secret": account.app_secret, "verify_token": account.verify_token, "api_base_url": base},
+            now=utcnow())
+        with runtime.db.scope() as session:
+            key = session.get(ChannelRow, channel_id).key
+        emu.subscribe(account, f"http://hub.test/webhooks/instagram/{key}")
+        yield {"emu": emu, "account": account, "base": base, "channel_id": channel_id, "key": key}
+
+
+def worker(runtime, clock=None):
+    from hub.channels.instagram.sender import InstagramSender
+    from hub.delivery.worker import Worker
+
+    kwargs = {"clock": clock} if clock else {}
+    sender = InstagramSender(runtime, "test-worker", rng=random.Random(1), **kwargs)
+    return Worker(runtime.db, runtime.vault, runtime.config, owner="test-worker", sources=[sender.run_once],
+                  **kwargs)
