@@ -5,13 +5,17 @@ validating-events, reference).
 /mp/collect answers 204 whatever it gets; events with a wrong api_secret, an unknown
 measurement_id or a malformed body are dropped without a word (kept in `dropped` for
 tests). /debug/mp/collect answers {"validationMessages": [{fieldPath, description,
-validationCode}]} and records nothing. `fail_next(n, status)` makes the next answers fail.
+validationCode}]} and records nothing. `fail_next(n, status)` makes the next answers fail;
+`answer_delay` holds each answer after the events are recorded (a slow network).
+`reported(name)` counts as GA4's reports do: a purchase once per (client_id,
+transaction_id) however often it arrived (support.google.com/analytics/answer/12313109).
 """
 from __future__ import annotations
 
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +36,7 @@ class Ga4State:
     received: list[dict[str, Any]] = field(default_factory=list)  # {"measurement_id", "client_id", "event", ...}
     dropped: list[dict[str, Any]] = field(default_factory=list)  # {"reason", "body"}
     failures: list[int] = field(default_factory=list)
+    answer_delay: float = 0.0  # seconds between recording events and answering
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def fail_next(self, n: int, status: int = 503) -> None:
@@ -39,8 +44,22 @@ class Ga4State:
             self.failures.extend([status] * n)
 
     def events(self, name: str | None = None) -> list[dict[str, Any]]:
+        """Every event as it arrived, resends included."""
         with self.lock:
             return [r for r in self.received if name is None or r["event"]["name"] == name]
+
+    def reported(self, name: str | None = None) -> list[dict[str, Any]]:
+        """The events as GA4's reports count them: purchases deduplicated per user on transaction_id."""
+        seen: set[tuple[str, str]] = set()
+        out = []
+        for r in self.events(name):
+            transaction = (r["event"].get("params") or {}).get("transaction_id")
+            if r["event"]["name"] == "purchase" and transaction is not None:
+                if (r["client_id"], transaction) in seen:
+                    continue
+                seen.add((r["client_id"], transaction))
+            out.append(r)
+        return out
 
 
 def validate(body: Any) -> list[dict[str, str]]:
@@ -124,6 +143,8 @@ def make_app(state: Ga4State) -> Flask:
                     state.received.append({"measurement_id": mid, "client_id": body["client_id"],
                                            "user_id": body.get("user_id"),
                                            "timestamp_micros": body.get("timestamp_micros"), "event": event})
+        if state.answer_delay:
+            time.sleep(state.answer_delay)
         return Response("", status=204)
 
     @app.post("/debug/mp/collect")

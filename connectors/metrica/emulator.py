@@ -39,6 +39,7 @@ class MetricaState:
     uploads: list[dict[str, Any]] = field(default_factory=list)
     failures: list[int] = field(default_factory=list)
     lose_answers: int = 0  # uploads stored whose answer is then lost (a connection reset)
+    answer_delay: float = 0.0  # seconds between storing an upload and answering (a slow network)
     clock: Callable[[], float] = time.time
     lock: threading.Lock = field(default_factory=threading.Lock)
     _ids: Any = field(default_factory=lambda: itertools.count(1001))
@@ -150,6 +151,8 @@ def make_app(state: MetricaState) -> Flask:
             state.uploads.append(record)
             lose = state.lose_answers > 0
             state.lose_answers -= 1 if lose else 0
+        if state.answer_delay:
+            time.sleep(state.answer_delay)
         if lose:
             return problem(504, "backend_error", "Gateway timeout")  # stored, but the client never learns it
         return Response(json.dumps({"uploading": public(record)}), mimetype="application/json")

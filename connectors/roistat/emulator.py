@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,7 @@ class RoistatState:
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)  # every order as received
     failures: list[int] = field(default_factory=list)
+    answer_delay: float = 0.0  # seconds between storing orders and answering (a slow network)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def fail_next(self, n: int, status: int = 500) -> None:
@@ -98,6 +100,8 @@ def make_app(state: RoistatState) -> Flask:
             for order in given:
                 state.orders[str(order["id"])] = dict(order)
                 state.history.append(dict(order))
+        if state.answer_delay:
+            time.sleep(state.answer_delay)
         return answer(200, status="success")
 
     return app
