@@ -1,6 +1,7 @@
 """Refusals of the analytics destinations as the delivery log shows them, through the
 real ledger: a refused token dead at once, a malformed client id dead at once, a deal
-with no lead source done and skipped saying so; one attempt each, no retry storm."""
+with no lead source done and skipped saying so; one attempt each, no retry storm; the
+admin's log says what each done delivery sent, or why nothing."""
 from __future__ import annotations
 
 from sqlalchemy import select
@@ -13,6 +14,7 @@ from hub.connector_store import create_connector
 from hub.db import utcnow
 from hub.delivery.worker import Worker
 from hub.models import ConnectorRecord, Conversation, Delivery, Event
+from tests.support.admin import signed_in
 from tests.support.tracking import text_message
 from tests.support.whatsapp import make_channel, post_signed
 
@@ -43,7 +45,7 @@ def log(runtime, connector_id):
     return {r.data["conversation"]["id"]: (r.status, r.attempts, r.last_error, r.last_response) for r in rows}
 
 
-def test_refusals_are_explained_once_each(client, runtime):
+def test_refusals_are_explained_once_each(app, client, runtime):
     from hub.attribution import empty_source
 
     tracked = {**empty_source("tracked_link"), "ga_client_id": "1234567890.1700000000"}
@@ -76,3 +78,6 @@ def test_refusals_are_explained_once_each(client, runtime):
                                             "no ctwa_clid to send"}
     with runtime.db.scope() as session:
         assert session.get(ConnectorRecord, capi).enabled
+    page = signed_in(app, runtime, "viewer").get(f"/admin/deliveries?connector_id={ga4}").get_data(as_text=True)
+    assert page.count("sent: close_convert_lead") == 1  # the log says what each done delivery did
+    assert "skipped: the conversation has no lead source (not from a tracked link)" in page

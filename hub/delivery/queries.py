@@ -34,7 +34,18 @@ def list_deliveries(
     return [summary(d, event_type, name) for d, event_type, name in session.execute(query)]
 
 
+def _done_note(d: Delivery) -> tuple[list[str] | None, str | None]:
+    """What a done delivery did, where its connector said so in the response it kept:
+    what it sent (an analytics destination's goals) or why it sent nothing."""
+    response = d.last_response if d.status == "done" and isinstance(d.last_response, dict) else {}
+    sent = response.get("sent")
+    skipped = response.get("skipped")
+    return ([str(s) for s in sent] if isinstance(sent, list) and sent else None,
+            str(skipped) if isinstance(skipped, str) and skipped else None)
+
+
 def summary(d: Delivery, event_type: str, connector_name: str) -> dict[str, Any]:
+    sent, skipped = _done_note(d)
     return {
         "id": d.id,
         "event_id": d.event_id,
@@ -48,6 +59,8 @@ def summary(d: Delivery, event_type: str, connector_name: str) -> dict[str, Any]
         "last_attempt_at": d.last_attempt_at,
         "finished_at": d.finished_at,
         "last_error": d.last_error,
+        "sent": sent,
+        "skipped": skipped,
     }
 
 
