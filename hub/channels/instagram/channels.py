@@ -112,3 +112,72 @@ def create_instagram_channel(runtime: "Runtime", data: Mapping[str, Any], *, now
         session.add(channel)
         session.flush()
         return channel.id
+
+
+class InstagramChannelUpdate(Schema):
+    name = fields.String(validate=validate.Length(1, 200), metadata={"label": "Name"})
+    access_token = fields.String(validate=validate.Length(20, 1000),
+                                 metadata={"label": "Access token", "secret": True,
+                                           "help": "A new token for the same account (checked with Meta)."})
+    app_secret = fields.String(validate=validate.Length(16, 200), metadata={"label": "App secret", "secret": True})
+    verify_token = fields.String(validate=validate.Length(8, 200), metadata={"label": "Verify token", "secret": True})
+
+
+def _instagram(session: Any, channel_id: int) -> Channel:
+    channel = session.get(Channel, channel_id)
+    if channel is None or channel.kind != KIND:
+        raise LookupError(f"no Instagram channel with id {channel_id}")
+    return channel
+
+
+def update_instagram_channel(runtime: "Runtime", channel_id: int, data: Mapping[str, Any], *, now: datetime,
+                             http: requests.Session | None = None) -> None:
+    """A new name or secrets; a new token must be for the same account (checked with Meta)."""
+    try:
+        loaded = InstagramChannelUpdate().load({k: v for k, v in data.items() if v not in ("", None)})
+    except ValidationError as exc:
+        raise InvalidChannel(exc.messages) from None
+    with runtime.db.scope() as session:
+        channel = _instagram(session, channel_id)
+        session.expunge(channel)
+    if loaded.get("access_token"):
+        check_account(loaded["access_token"], account_id(channel), base_url=channel.api_base_url,
+                      version=runtime.config.whatsapp.api_version,
+                      http=http or TimeoutSession(runtime.config.delivery.http_timeout_seconds))
+    with runtime.db.scope() as session:
+        row = _instagram(session, channel_id)
+        if "name" in loaded:
+            row.name = loaded["name"]
+        secrets = {k: loaded[k] for k in ("access_token", "app_secret", "verify_token") if k in loaded}
+        if secrets:
+            row.secrets_enc = runtime.vault.encrypt({**secrets_of(row, runtime.vault), **secrets})
+            if "access_token" in secrets:
+                row.health, row.health_message = "ok", ""
+        row.updated_at = now
+
+
+def check_connection(runtime: "Runtime", channel_id: int, *, now: datetime,
+                    http: requests.Session | None = None) -> str | None:
+    """GET /{ig-user-id}?fields=username with the stored token: Meta's refusal, or None;
+    the channel's health says the same."""
+    with runtime.db.scope() as session:
+        channel = _instagram(session, channel_id)
+        session.expunge(channel)
+    error, username = None, None
+    try:
+        username = client_for(channel, runtime, http).account(account_id(channel)).get("username")
+    except InstagramError as exc:
+        error = f"Meta refused GET /{account_id(channel)}: {exc}"
+    with runtime.db.scope() as session:
+        row = _instagram(session, channel_id)
+        row.health, row.health_message = ("unhealthy", error) if error else ("ok", "")
+        if username:
+            row.display_number = f"@{username}"[:32]
+        row.updated_at = now
+    return error
+
+
+def remove_instagram_channel(runtime: "Runtime", channel_id: int) -> None:
+    """The channel and its conversations go (the app's webhook subscription is Meta-side)."""
+    with runtime.db.scope() as session:
+        session.delete(_instagram(session, channel_id))

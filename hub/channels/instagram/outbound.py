@@ -69,7 +69,7 @@ def refusal(last: LastInbound, now: datetime, *, human: bool) -> WindowClosed:
     """Why nothing may go now, in words an operator can act on."""
     if last.last_inbound_at is None:
         return WindowClosed("the customer has not written on Instagram yet; a business cannot start a chat",
-                            templates=[])
+                            templates=[], closes_at=None, human_agent_until=None)
     standard, human_until = window.standard_closes_at(last), window.human_agent_closes_at(last)
     if not human and now < human_until:
         return WindowClosed(f"Instagram's 24-hour window closed at {payloads.iso(standard)}; until "

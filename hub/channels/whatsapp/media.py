@@ -38,6 +38,10 @@ def fetch_media(runtime: Runtime, message_id: int) -> Media:
         from hub.channels.telegram.media import fetch_file
 
         return fetch_file(runtime, channel, media, message_id)
+    if channel.kind == "instagram":
+        from hub.channels.instagram.media import fetch_attachment
+
+        return fetch_attachment(runtime, media, message_id)
     client = WhatsAppClient(endpoint(channel, runtime.vault, runtime.config),
                             TimeoutSession(runtime.config.delivery.http_timeout_seconds))
     try:

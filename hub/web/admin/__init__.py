@@ -23,7 +23,7 @@ def init_admin(app: Flask) -> None:
     # Route modules register on `bp` when imported.
     from hub.web.admin import (  # noqa: F401
         accounts, automations, channels, connector_oauth, connectors, dashboard, deliveries, headers, inbox, password,
-        presence, reports, routing, telegram_channels, templates,
+        instagram_channels, presence, reports, routing, telegram_channels, templates,
     )
 
     app.register_blueprint(bp)

@@ -97,10 +97,11 @@ def channel(channel_id: int) -> Any:
     runtime = _runtime()
     with runtime.db.scope() as s:
         ch = _get(s, channel_id)
-        if ch.kind == "telegram":
-            from hub.web.admin import telegram_channels
+        if ch.kind in ("telegram", "instagram"):
+            from hub.web.admin import instagram_channels, telegram_channels
 
-            return telegram_channels.page(ch, admin=current_user.role == "admin", open_conversations=s.scalar(
+            module = telegram_channels if ch.kind == "telegram" else instagram_channels
+            return module.page(ch, admin=current_user.role == "admin", open_conversations=s.scalar(
                 select(func.count()).select_from(Conversation).where(Conversation.channel_id == ch.id,
                                                                      Conversation.status == "open")))
         account = ch.waba_id or ch.phone_number_id
@@ -128,6 +129,10 @@ def channel_edit(channel_id: int) -> Any:
         from hub.web.admin import telegram_channels
 
         return telegram_channels.form(ch)
+    if ch.kind == "instagram":
+        from hub.web.admin import instagram_channels
+
+        return instagram_channels.form(ch)
     return _form(ch)
 
 
@@ -140,6 +145,10 @@ def channel_update(channel_id: int) -> Any:
         from hub.web.admin import telegram_channels
 
         return telegram_channels.update(ch)
+    if ch.kind == "instagram":
+        from hub.web.admin import instagram_channels
+
+        return instagram_channels.update(ch)
     data, errors = read_form(ChannelSettings, request.form, creating=False)
     if errors:
         errors = _check_rest(data, errors, ch)

@@ -107,7 +107,8 @@ def inbox() -> Any:
             Contact.id.in_({c.contact_id for c in conversations})))} if ids else {}
         users = {u.id: u for u in s.scalars(select(User))}
         channels = list(s.scalars(select(Channel).order_by(Channel.id)))
-    no_window = {ch.id for ch in channels if not channel_kinds.of(ch).capabilities.window}  # Telegram
+    kinds = {ch.id: channel_kinds.of(ch) for ch in channels}
+    no_window = {ch_id for ch_id, kind in kinds.items() if not kind.capabilities.window}  # Telegram
     rows = [{
         "c": c, "contact": contacts.get(c.contact_id), "last": last.get(c.id),
         "assignee": users.get(c.assignee_id) if c.assignee_id else None,
@@ -115,10 +116,22 @@ def inbox() -> Any:
         "closes_at": None if c.channel_id in no_window else window.closes_at(c),
         "closing_soon": c.channel_id not in no_window and window.closing_soon(c, now, within),
         "team": team_names.get(c.team_id) if c.team_id else None, "queue": queued.get(c.id), "due": due.get(c.id),
+        "kind": kinds[c.channel_id].kind if c.channel_id in kinds else "whatsapp",
+        "templates": c.channel_id not in kinds or kinds[c.channel_id].capabilities.templates,
+        "human_until": human_reply_until(kinds.get(c.channel_id), c, now),
     } for c in conversations]
     return render_template("admin/inbox.html", rows=rows, view=view, views=VIEWS, channels=channels,
                            channel_id=channel_id, page=page, more=more, reasons=REASONS, users=users,
                            channel_names={ch.id: ch.name for ch in channels})
+
+
+def human_reply_until(kind: Any, conversation: Conversation, now: datetime) -> datetime | None:
+    """Until when a person may still reply after the window closed (Instagram's
+    human-agent tag), or None (the window is open, or nobody may)."""
+    if kind is None or kind.capabilities.human_agent_window is None:
+        return None
+    state = kind.window(conversation, now)
+    return state.human_agent_until if not state.open and state.open_for(now, human=True) else None
 
 
 def _crm_links(s: Any, conversation: Conversation) -> list[dict[str, Any]]:
@@ -167,12 +180,15 @@ def _thread(conversation_id: int, *, reply_error: str | None = None, reply_text:
         if chosen is not None and chosen.waba_id != channel.waba_id:
             chosen = None
     rendered, problem = (template_form.preview(chosen, template_values) if chosen is not None else (None, None))
-    capabilities = channel_kinds.of(channel).capabilities
+    kind = channel_kinds.of(channel)
+    capabilities = kind.capabilities
     applies = capabilities.window  # Telegram has none: replies any time
     is_open = not applies or window.is_open(c, now)
+    human_until = human_reply_until(kind, c, now)
     return render_template(
         "admin/conversation.html", c=c, contact=contact, channel=channel, messages=messages, authors=authors,
-        operators=operators, templates=usable, links=links, window_open=is_open,
+        operators=operators, templates=usable, links=links, window_open=is_open, human_until=human_until,
+        reply_open=is_open or human_until is not None, channel_kind=kind.kind,
         closes_at=window.closes_at(c) if applies else None, window_applies=applies,
         channel_templates=capabilities.templates,
         closing_soon=applies and window.closing_soon(c, now, _closing_within()), reply_error=reply_error,
@@ -202,6 +218,9 @@ def reply(conversation_id: int) -> Any:
                                         author_id=current_user.id), now=utcnow(), config=_runtime().config)
             target = message.conversation_id
     except WindowClosed as exc:
+        if not exc.details.get("templates") and "human_agent_until" in exc.details:  # Instagram: Meta's words
+            return _thread(conversation_id, reply_text=text, status=exc.status,
+                           reply_error=_("Not sent: %(reason)s", reason=str(exc)))
         return _thread(conversation_id, reply_text=text, status=exc.status, reply_error=_(
             "Not sent: the 24-hour window is closed, so WhatsApp only accepts a template. Choose one below."))
     except SendRefused as exc:

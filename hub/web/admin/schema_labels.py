@@ -15,6 +15,13 @@ CORE_SCHEMA_TEXTS = [
     _l("Paste into Meta's webhook settings; generated when left empty."), _l("Webhook header token (360dialog)"),
     _l("360dialog sends it in a header with every webhook; generated when left empty."),
     _l("required for this provider"), _l("digits only"), _l("this number is already a channel"),
+    # hub/channels/instagram/channels.py InstagramSettings, InstagramChannelUpdate
+    _l("How operators will see this account."), _l("Instagram account ID"),
+    _l("The professional account's ID (IG user id), digits."),
+    _l("A token with instagram_manage_messages for this account."),
+    _l("The Meta app's secret: it signs every webhook."),
+    _l("Any phrase; enter the same in the app's webhook settings."), _l("Leave empty for graph.facebook.com."),
+    _l("an http(s) URL, or empty for graph.facebook.com"), _l("A new token for the same account (checked with Meta)."),
     # connectors/webhook WebhookSettings
     _l("Endpoint URL"), _l("Every event is POSTed here as JSON."), _l("Signing secret"),
     _l("Standard Webhooks secret (whsec_...); the receiver verifies webhook-signature with it."),

@@ -35,6 +35,11 @@ def channel_out(channel: Channel) -> dict[str, Any]:
         from hub.channels.telegram.channels import webhook_url as telegram_webhook_url
 
         out["webhook_url"] = telegram_webhook_url(channel, runtime.config)  # registered by the hub itself
+    elif g.api_user["role"] == "admin" and channel.kind == "instagram":
+        from hub.channels.instagram.channels import webhook_url as instagram_webhook_url
+
+        out["webhook_url"] = instagram_webhook_url(channel, runtime.config)  # pasted into the Meta app
+        out["verify_token"] = secrets.get("verify_token")
     elif g.api_user["role"] == "admin":
         # What the admin pastes into Meta's dashboard (or 360dialog's webhook setup).
         out["webhook_url"] = webhook_url(channel, runtime.config)

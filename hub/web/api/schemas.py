@@ -54,7 +54,7 @@ class ConversationOut(Schema):
 class ChannelOut(Schema):
     id = fields.Integer()
     name = fields.String()
-    kind = fields.String(metadata={"description": "whatsapp or telegram"})
+    kind = fields.String(metadata={"description": "whatsapp, telegram or instagram"})
     provider = fields.String()
     phone_number_id = fields.String()
     waba_id = fields.String()

@@ -11,7 +11,8 @@ Instagram docs:
   "message_id"} or Meta's error bodies: 190 bad token, 100 invalid parameter, 551 the
   person is unavailable, 613 past the per-account call rate, any error injected with
   fail_next();
-- GET /{version}/{ig-user-id}?fields=username (or /me): {"id", "username"}.
+- GET /{version}/{ig-user-id}?fields=username (or /me): {"id", "username"};
+- GET /ig_messaging_cdn/?asset_id=...: an attachment's bytes, as Meta's lookaside CDN.
 
 Make a customer write; the webhook ({"object": "instagram", "entry": [...]}) is POSTed
 to the URL set with subscribe(), signed with the app secret (X-Hub-Signature-256), when
@@ -82,7 +83,12 @@ class Customer:
         self._event(message=message)
         return mid
 
-    def send_attachment(self, kind: str, url: str) -> str:
+    def send_attachment(self, kind: str, url: str | None = None, data: bytes = b"\xff\xd8\xff\xe0fake-jpeg",
+                        content_type: str = "image/jpeg") -> str:
+        """An image, video, audio or file; without `url`, `data` served from the
+        emulator's CDN (GET /ig_messaging_cdn/?asset_id=...) while it serves."""
+        if url is None:
+            url = self.emu.world.add_asset(data, content_type, self.emu.base_url or "http://127.0.0.1")
         mid = self.emu.world.next_mid()
         self._event(message={"mid": mid, "attachments": [{"type": kind, "payload": {"url": url}}]})
         return mid
@@ -235,6 +241,13 @@ def create_app(emu: InstagramEmulator) -> Flask:
                                   f"(IGUser)", type_="IGApiException")
         world.requests.append((account.id, "GET", 200))
         return _answer({"id": account.id, **{f: known[f] for f in fields}})
+
+    @app.get("/ig_messaging_cdn/")
+    def cdn():
+        asset = world.assets.get(request.args.get("asset_id", ""))
+        if asset is None:
+            return Response("URL signature expired", status=403, mimetype="text/plain")
+        return Response(asset[0], mimetype=asset[1])
 
     @app.post("/<version>/<node>/messages")
     def messages(version: str, node: str):

@@ -104,7 +104,15 @@ class World:
         self.failures: deque[Failure] = deque()
         self.requests: list[tuple[str, str, int]] = []  # (account id, what, HTTP status)
         self.lock = threading.Lock()
+        self.assets: dict[str, tuple[bytes, str]] = {}  # asset id -> (bytes, content type) on the CDN
         self._mid = 0
+
+    def add_asset(self, data: bytes, content_type: str, base_url: str) -> str:
+        """Keep an attachment on the CDN; its lookaside URL."""
+        with self.lock:
+            asset_id = f"1790{len(self.assets) + 1:013d}"
+            self.assets[asset_id] = (data, content_type)
+        return f"{base_url}/ig_messaging_cdn/?asset_id={asset_id}&signature={_secrets.token_urlsafe(8)}"
 
     def next_mid(self) -> str:
         with self.lock:
