@@ -8,15 +8,12 @@ import contextlib
 
 from sqlalchemy import select
 
-from connectors.ga4 import emulator as ga4_emulator
-from connectors.meta_capi import emulator as meta_emulator
-from connectors.metrica import emulator as metrica_emulator
-from connectors.roistat import emulator as roistat_emulator
 from hub.db import utcnow
 from hub.models import Contact, Conversation, Delivery, Event
 from tests.support.clock import FakeClock
+from tests.support.destinations import analytics_destinations
 from tests.support.wa_emulator import wired
-from tests.test_conversions_e2e import add, drain, visit
+from tests.test_conversions_e2e import drain, visit
 
 GA = {"ana": "GA1.2.1111111111.1700000000", "ben": "GA1.2.2222222222.1700000100",
       "eve": "GA1.2.5555555555.1700000500"}
@@ -43,20 +40,13 @@ def lead_events(runtime):
 def test_returning_opted_out_customers_are_no_first_message_leads(client, runtime, admin_headers):
     clock = FakeClock(utcnow())
     with contextlib.ExitStack() as stack:
-        ga = stack.enter_context(ga4_emulator.serve())
-        meta = stack.enter_context(meta_emulator.serve())
-        ym = stack.enter_context(metrica_emulator.serve())
-        rs = stack.enter_context(roistat_emulator.serve())
+        dest = stack.enter_context(analytics_destinations(
+            runtime, ga4={"goals": ["first_message -> generate_lead"]},
+            meta_capi={"goals": ["first_message -> LeadSubmitted"]},
+            metrica={"goals": ["first_message -> whatsapp_chat"], "skip_opted_out": True},
+            roistat={"skip_opted_out": True}))
+        ga, meta, ym, rs = dest["ga"], dest["meta"], dest["ym"], dest["rs"]
         w = stack.enter_context(wired(runtime, client, clock))
-        add(runtime, "ga4", "ga4", {"measurement_id": "G-HUB0000001", "api_secret": "emulator-api-secret-1",
-                                    "endpoint": ga.base_url, "goals": ["first_message -> generate_lead"]})
-        add(runtime, "meta_capi", "meta", {"dataset_id": "1234567890123", "access_token": meta.token,
-                                           "whatsapp_business_account_id": "1100000000000001",
-                                           "graph_url": meta.base_url, "goals": ["first_message -> LeadSubmitted"]})
-        add(runtime, "metrica", "metrica", {"counter_id": 44147844, "oauth_token": ym.token, "api_url": ym.base_url,
-                                            "goals": ["first_message -> whatsapp_chat"], "skip_opted_out": True})
-        add(runtime, "roistat", "roistat", {"project": rs.project, "api_key": rs.key,
-                                            "api_url": rs.base_url + "/api/v1", "skip_opted_out": True})
         link = client.post("/api/v1/tracked-links", headers=admin_headers, json={
             "slug": "sofas", "channel_id": w["channel_id"], "campaign": "Sofas",
             "text_template": "Hello! My request number: {code}"}).json

@@ -11,15 +11,12 @@ import time
 from sqlalchemy import func, select
 
 from connectors.amocrm import benchkit as amo_kit
-from connectors.ga4 import emulator as ga4_emulator
-from connectors.meta_capi import emulator as meta_emulator
-from connectors.metrica import emulator as metrica_emulator
-from connectors.roistat import emulator as roistat_emulator
 from hub.connector_store import create_connector
 from hub.db import utcnow
 from hub.delivery.worker import Worker
 from hub.models import ConnectorRecord, Contact, Conversation, CrmLink, Delivery, Event
 from tests.support.clock import FakeClock
+from tests.support.destinations import analytics_destinations
 from tests.support.receiver import Receiver
 from tests.support.tracking import prefilled
 from tests.support.wa_emulator import wired
@@ -56,22 +53,11 @@ def test_won_and_lost_deals_reach_each_destination_once(client, runtime, admin_h
     clock = FakeClock(utcnow())
     with contextlib.ExitStack() as stack:
         amo = stack.enter_context(amo_kit.start_emulator())
-        ga = stack.enter_context(ga4_emulator.serve())
-        meta = stack.enter_context(meta_emulator.serve())
-        ym = stack.enter_context(metrica_emulator.serve())
-        rs = stack.enter_context(roistat_emulator.serve())
+        dest = stack.enter_context(analytics_destinations(runtime))
+        ga, meta, ym, rs = dest["ga"], dest["meta"], dest["ym"], dest["rs"]
         w = stack.enter_context(wired(runtime, client, clock))
         amo_id = add(runtime, "amocrm", "amo", {**amo_kit.connector_settings(amo.base_url), "timeout_seconds": 5,
                                                "report_deal_stages": True})
-        add(runtime, "ga4", "ga4", {"measurement_id": "G-HUB0000001", "api_secret": "emulator-api-secret-1",
-                                    "endpoint": ga.base_url})
-        add(runtime, "meta_capi", "meta", {"dataset_id": "1234567890123", "access_token": meta.token,
-                                           "whatsapp_business_account_id": "1100000000000001",
-                                           "graph_url": meta.base_url})
-        add(runtime, "metrica", "metrica", {"counter_id": 44147844, "oauth_token": ym.token, "api_url": ym.base_url,
-                                            "goals": ["first_message -> whatsapp_chat", "won -> deal_won = amount",
-                                                      "lost -> deal_lost"]})
-        add(runtime, "roistat", "roistat", {"project": rs.project, "api_key": rs.key, "api_url": rs.base_url + "/api/v1"})
         link = client.post("/api/v1/tracked-links", headers=admin_headers, json={
             "slug": "sofas", "channel_id": w["channel_id"], "campaign": "Sofas",
             "text_template": "Hello! My request number: {code}"}).json
