@@ -80,7 +80,8 @@ def _one(session: Session, command: Command, now: datetime, connector_id: int | 
         if not _first_time(session, connector_id, command.idempotency_key, now):
             return Result("send_text", True, f"already carried out ({command.idempotency_key})")
         message = queue(session, Outgoing(kind="text", content={"body": command.text},
-                                          conversation_id=command.conversation_id), now=now)
+                                          conversation_id=command.conversation_id, by_person=bool(command.author)),
+                        now=now)
         if command.author:
             message.payload = {**(message.payload or {}), "crm_author": command.author}
         if command.crm_message_id and connector_id is not None:

@@ -249,3 +249,21 @@ def test_compose_is_pure():
                            fields={"messaging_type": "RESPONSE"}) == {
         "recipient": {"id": "1"}, "messaging_type": "RESPONSE",
         "message": {"attachment": {"type": "audio", "payload": {"url": "https://e.com/a.m4a"}}}}
+
+
+def test_a_reply_typed_in_the_crm_by_a_person_may_use_the_human_agent_tag(client, runtime):
+    from connectors.base import SendText
+    from hub.commands import execute
+
+    clock = FakeClock(utcnow())
+    with wired(runtime, client, clock) as w:
+        customer_wrote(w, clock, timedelta(hours=30))
+        conv = conversation_of(runtime)
+        with runtime.db.scope() as session:
+            (result,) = execute(session, [SendText("From the CRM", conv, author="Olga")], now=utcnow())
+            assert result.ok, result
+            message = session.get(Message, result.message_id)
+            assert (message.request["messaging_type"], message.request["tag"]) == ("MESSAGE_TAG", "HUMAN_AGENT")
+        with runtime.db.scope() as session:  # a CRM robot's text (no author) is an automation's
+            (result,) = execute(session, [SendText("Robot text", conv)], now=utcnow())
+            assert not result.ok and "only a person may reply" in result.detail

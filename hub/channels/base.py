@@ -148,6 +148,13 @@ class Outgoing:
     to: str | None = None
     reply_to: str | None = None
     author_id: int | None = None
+    # A person wrote it without being a hub user (a reply typed in the CRM): like
+    # author_id, it may go where only people may write (Instagram's HUMAN_AGENT tag).
+    by_person: bool = False
+
+    @property
+    def human(self) -> bool:
+        return self.author_id is not None or self.by_person
 
 
 @dataclass(frozen=True)

@@ -93,7 +93,7 @@ def queue_message(session: Session, outgoing: Outgoing, *, now: datetime) -> Mes
         raise Unreachable(f"Instagram said {who} is not available ({payloads.iso(contact.unreachable_at)}): "
                           f"messages are refused until they write again",
                           reason=contact.unreachable_reason or "unavailable")
-    human = outgoing.author_id is not None
+    human = outgoing.human
     last = last_inbound(session, channel.id, contact.id)
     allowed = window.allowed(last, now, human=human)
     if allowed is None:
