@@ -9,6 +9,8 @@ from sqlalchemy import select
 from connectors.base import ReportDealStage
 from connectors.ga4 import emulator as ga4_emulator
 from connectors.meta_capi import emulator as meta_emulator
+from connectors.metrica import emulator as metrica_emulator
+from connectors.roistat import emulator as roistat_emulator
 from hub.commands import execute
 from hub.connector_store import create_connector
 from hub.db import utcnow
@@ -81,3 +83,34 @@ def test_refusals_are_explained_once_each(app, client, runtime):
     page = signed_in(app, runtime, "viewer").get(f"/admin/deliveries?connector_id={ga4}").get_data(as_text=True)
     assert page.count("sent: close_convert_lead") == 1  # the log says what each done delivery did
     assert "skipped: the conversation has no lead source (not from a tracked link)" in page
+
+
+def test_metrica_and_roistat_refusals_are_explained_once_each(client, runtime):
+    """Metrica with a revoked token, Roistat with a good key: the token dead at once saying
+    so (never logged), malformed ids dead at once naming them, no lead source skipped."""
+    from hub.attribution import empty_source
+
+    tracked = {**empty_source("tracked_link"), "ym_uid": "1700000000123456789", "roistat_visit": "4336465"}
+    _, key = make_channel(runtime)
+    with metrica_emulator.serve() as ym, roistat_emulator.serve() as rs:
+        metrica = add(runtime, "metrica", "metrica", {"counter_id": 44147844, "oauth_token": "y0_revoked-token",
+                                                      "api_url": ym.base_url})
+        roistat = add(runtime, "roistat", "roistat", {"project": rs.project, "api_key": rs.key,
+                                                      "api_url": rs.base_url + "/api/v1"})
+        good = won_deal(client, runtime, key, "4915100000001", tracked)
+        malformed = won_deal(client, runtime, key, "4915100000002",
+                             {**tracked, "ym_uid": "17000abc", "roistat_visit": "4336465'--"})
+        no_source = won_deal(client, runtime, key, "4915100000003", None)
+        worker = Worker(runtime.db, runtime.vault, runtime.config)
+        for _ in range(5):
+            worker.drain()
+        ym_log, rs_log = log(runtime, metrica), log(runtime, roistat)
+        assert ym.uploads == [] and [o["id"] for o in rs.orders.values()] == [f"whatsapp-{good}"]
+    status, attempts, error, response = ym_log[good]
+    assert (status, attempts) == ("dead", 1) and error.startswith("Metrica refused the credentials (HTTP 403)")
+    assert "y0_revoked-token" not in str(response) + error
+    assert ym_log[malformed][:2] == ("dead", 1) and "17000abc" in ym_log[malformed][2]
+    assert ym_log[no_source][:2] == ("done", 1) and "no lead source" in ym_log[no_source][3]["skipped"]
+    assert rs_log[good][:2] == ("done", 1) and rs_log[good][3]["sent"] == ["paid"]
+    assert rs_log[malformed][:2] == ("dead", 1) and "4336465'--" in rs_log[malformed][2]
+    assert rs_log[no_source][:2] == ("done", 1) and "no lead source" in rs_log[no_source][3]["skipped"]
