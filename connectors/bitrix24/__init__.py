@@ -10,6 +10,7 @@ from connectors.base import CheckResult, Command, Connector, HubEvent, InboundRe
 from connectors.bitrix24 import openlines
 from connectors.bitrix24 import preview as preview_module
 from connectors.bitrix24 import webhooks
+from connectors.automation_notes import with_automation_notes
 from connectors.broadcast_notes import with_broadcast_notes
 from connectors.bitrix24.client import Bitrix24Client
 from connectors.bitrix24.errors import Bitrix24Error
@@ -81,7 +82,7 @@ class Bitrix24Connector(Connector):
 
     def _timeline(self, batch: list[HubEvent]) -> list[Outcome]:
         sync = WaveSync(self.client, self.ctx.links, self.options, self.ctx.clock)
-        return sync.run(with_broadcast_notes(batch), on_auth=lambda message: self._mark(False, message))
+        return sync.run(with_automation_notes(with_broadcast_notes(batch)), on_auth=lambda message: self._mark(False, message))
 
     # -- admin ------------------------------------------------------------------------
     def _stage_entity(self) -> str:

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 
+from connectors.automation_notes import stage_move
 from connectors.bitrix24 import rules
 from connectors.base import ReportDealStage, media_link
 from hub.phones import to_e164
@@ -222,6 +223,16 @@ def close_fields(options: Options) -> dict[str, Any]:
     if not options.close_stage_id:
         return {}
     return {"STAGE_ID" if options.target == "deal" else "STATUS_ID": options.close_stage_id}
+
+
+def automation_stage_fields(data: dict[str, Any], options: Options) -> dict[str, Any]:
+    """A scenario's stage move (automation.step, action deal_stage) as the deal's STAGE_ID
+    (the lead's STATUS_ID): a Bitrix24 stage id as crm.status.list names it, e.g.
+    PREPARATION, or C1:WON in pipeline (category) 1: the id carries its pipeline."""
+    move = stage_move(data)
+    if move is None:
+        return {}
+    return {"STAGE_ID" if options.target == "deal" else "STATUS_ID": move[0]}
 
 
 def open_filter(contact_id: int, options: Options) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from connectors.bitrix24.mapping import ORIGINATOR, Options
 
 HANDLED = frozenset({
     "conversation.started", "message.received", "message.sent", "conversation.assigned",
-    "conversation.closed", "lead.attributed", "sla.breached",
+    "conversation.closed", "lead.attributed", "sla.breached", "automation.step",
 })
 SLA_TASK = "sla_task"  # link: hub event id -> the to-do written for it
 # link: "<deal|lead>:<id>" -> the ASSIGNED_BY_ID the hub last wrote there; an
@@ -88,6 +88,8 @@ def update_fields(item: Item, o: Options) -> dict[str, Any]:
         if source.get("kind") and "SOURCE_DESCRIPTION" not in dict(o.utm_mapping):
             fields["SOURCE_DESCRIPTION"] = mapping.source_description(source)
         return fields
+    if kind == "automation.step":
+        return mapping.automation_stage_fields(item.event.data or {}, o)
     return {}
 
 
@@ -340,7 +342,7 @@ class WaveSync:
                 if responsible:
                     task["responsibleId"] = responsible
                 add(Call(f"s{event_id}", "crm.activity.todo.add", task, on_done=store_task), [item])
-            if item.conv_id in created_now:
+            if item.conv_id in created_now and item.event.type != "automation.step":
                 continue  # the new deal already carries the snapshot's assignee, source, stage
             update = update_fields(item, o)
             if update:

@@ -48,6 +48,13 @@ def test_timeline_comment(name):
     assert mapping.comment_text(case["message"], case["contact"]) == case["expected"]
 
 
+@pytest.mark.parametrize("name", names("automation_stage"))
+def test_automation_stage_fields(name):
+    case = load(name)
+    for one in case.get("cases") or [case]:
+        assert mapping.automation_stage_fields(one["data"], options(case["settings"])) == one["expected"], one
+
+
 @pytest.mark.parametrize("name", names("findbycomm"))
 def test_findbycomm_answers(name):
     case = load(name)
