@@ -96,8 +96,10 @@ def scheduler(ctx: click.Context) -> None:
 @click.option("--crm", default="bitrix24", show_default=True,
               help="CRM emulator to connect (a connector kind with a benchkit), or 'none'.")
 @click.option("--every", default=5.0, show_default=True, help="Seconds between customer messages.")
+@click.option("--chat/--no-chat", default=True, show_default=True,
+              help="Also show the chats inside the CRM (its chat page, where managers answer).")
 @click.pass_context
-def demo(ctx: click.Context, crm: str, every: float) -> None:
+def demo(ctx: click.Context, crm: str, every: float, chat: bool) -> None:
     """Everything on this machine: emulated WhatsApp, an emulated CRM, chatty customers."""
     from hub.config import load_config
     from hub.demo import run
@@ -105,7 +107,7 @@ def demo(ctx: click.Context, crm: str, every: float) -> None:
 
     config = load_config(ctx.obj.get("config_path"))
     setup_logging(config)
-    run(config, crm=None if crm == "none" else crm, every=every)
+    run(config, crm=None if crm == "none" else crm, every=every, chat=chat)
 
 
 @cli.command()

@@ -3,7 +3,10 @@
 Nothing leaves the machine: a fresh SQLite database in <data_dir>/demo, the WhatsApp
 Cloud API emulator with one number and two templates, a CRM emulator (any installed
 connector with a benchkit), and emulated customers who write every few seconds, some of
-them from a Click-to-WhatsApp ad. Operators log in, answer, and watch the CRM fill up.
+them from a Click-to-WhatsApp ad. Operators log in, answer, and watch the CRM fill up;
+with the chat mode (the default) the CRM's emulator also shows each conversation as a chat
+on a page of its own (amoCRM chats, Bitrix24 Open Lines, HubSpot inbox threads) where a
+manager answers, and the answer reaches the customer through the hub.
 """
 from __future__ import annotations
 
@@ -14,8 +17,10 @@ import random
 import secrets
 import threading
 import time
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 from hub.config import Config
 from hub.db import utcnow
@@ -36,18 +41,52 @@ NAMES = ["Ana Souza", "Jonas Weber", "Olga Ivanova", "Marco Rossi", "Aisha Khan"
 
 def demo_config(config: Config) -> Config:
     data_dir = Path(config.data_dir) / "demo"
+    # The CRM emulators send managers' replies to the hub: its own address, as served here.
+    host = "127.0.0.1" if config.web.host in ("0.0.0.0", "::", "") else config.web.host
     return config.replace(database_url=f"sqlite:///{data_dir / 'hub.db'}", data_dir=str(data_dir),
-                          worker__poll_seconds=0.2)
+                          worker__poll_seconds=0.2, base_url=f"http://{host}:{config.web.port}")
+
+
+@dataclass
+class CrmDemo:
+    """An emulated CRM for the demo: the connector's settings and, in chat mode, how its
+    emulator is told where the hub listens and which pages show its chats."""
+
+    kind: str
+    settings: dict[str, Any]
+    chat_pages: Callable[[str], list[tuple[str, str]]]  # the connector's hook URL -> (title, url)
 
 
 @contextlib.contextmanager
-def crm_emulator(kind: str | None) -> Iterator[tuple[str, dict] | None]:
+def crm_emulator(kind: str | None, *, chat: bool = True) -> Iterator[CrmDemo | None]:
+    """The CRM's emulator; with `chat`, in both modes (timeline and the chat inside the
+    CRM: amoCRM chats, Bitrix24 Open Lines, HubSpot inbox) where its benchkit has one."""
     if not kind:
         yield None
         return
     kit = importlib.import_module(f"connectors.{kind}.benchkit")
-    with kit.start_emulator() as emulator:
-        yield kit.KIND, kit.connector_settings(emulator.base_url)
+    if not (chat and hasattr(kit, "start_chat_emulator")):
+        with kit.start_emulator() as emulator:
+            yield CrmDemo(kit.KIND, kit.connector_settings(emulator.base_url), lambda hook_url: [])
+        return
+    with kit.start_chat_emulator() as handle:
+        yield CrmDemo(kit.KIND, {**kit.chat_settings(handle), "mode": "both"},
+                      lambda hook_url: kit.chat_demo(handle, hook_url))
+
+
+def connect_crm(runtime: Any, crm: CrmDemo, *, now: datetime) -> tuple[int, list[tuple[str, str]], Any]:
+    """The demo's CRM connector: created, its emulator wired to the hub's hook, and Test
+    connection pressed (which registers the chat channel, the open line connector or the
+    custom channel). -> (connector id, chat pages, the check's result)."""
+    from hub.connector_check import run_check
+    from hub.connector_store import create_connector
+
+    with runtime.db.scope() as session:
+        record = create_connector(session, runtime.vault, kind=crm.kind, name=f"Demo {crm.kind}",
+                                  settings=crm.settings, now=now)
+        cid, key = record.id, record.webhook_key
+    pages = crm.chat_pages(f"{runtime.config.base_url.rstrip('/')}/webhooks/connectors/{key}")
+    return cid, pages, run_check(runtime, cid, now=now)
 
 
 def customers(emu, number, stop: threading.Event, every: float, rng: random.Random) -> None:
@@ -71,11 +110,11 @@ def customers(emu, number, stop: threading.Event, every: float, rng: random.Rand
         stop.wait(every)
 
 
-def run(config: Config, *, crm: str | None, every: float, announce: Callable[[str], None] = print) -> None:
+def run(config: Config, *, crm: str | None, every: float, chat: bool = True,
+        announce: Callable[[str], None] = print) -> None:
     from hub.channels.whatsapp.channels import create_channel
     from hub.channels.whatsapp.emulator import WhatsAppEmulator
     from hub.channels.whatsapp.template_sync import sync_channel
-    from hub.connector_store import create_connector
     from hub.migrate import upgrade
     from hub.processes import run_web
     from hub.runtime import Runtime
@@ -87,10 +126,10 @@ def run(config: Config, *, crm: str | None, every: float, announce: Callable[[st
         Path(f"{db_file}{suffix}").unlink(missing_ok=True)
     upgrade(config.database_url)
     runtime = Runtime.from_config(config)
-    hub_url = f"http://{config.web.host}:{config.web.port}"
+    hub_url = config.base_url.rstrip("/")
     app_secret, token, password = secrets.token_hex(16), "EAAG" + secrets.token_hex(12), secrets.token_urlsafe(9)
     emu = WhatsAppEmulator()
-    with emu.serve() as server, crm_emulator(crm) as crm_setup:
+    with emu.serve() as server, crm_emulator(crm, chat=chat) as crm_setup:
         now = utcnow()
         with runtime.db.scope() as session:
             create_user(session, email="demo@example.com", password=password, role="admin", now=now,
@@ -99,9 +138,10 @@ def run(config: Config, *, crm: str | None, every: float, announce: Callable[[st
                 "name": "Demo shop", "phone_number_id": PNID, "waba_id": WABA, "display_number": "+" + DISPLAY,
                 "access_token": token, "app_secret": app_secret, "api_base_url": server.base_url}, now=now)
             channel_id, key = channel.id, channel.key
-            if crm_setup:
-                create_connector(session, runtime.vault, kind=crm_setup[0], name=f"Demo {crm_setup[0]}",
-                                 settings=crm_setup[1], now=now)
+        pages: list[tuple[str, str]] = []
+        if crm_setup:
+            _, pages, checked = connect_crm(runtime, crm_setup, now=now)
+            announce(f"demo: {crm_setup.kind} Test connection: {checked.message}")
         number = emu.add_number(phone_number_id=PNID, waba_id=WABA, display_phone_number=DISPLAY, token=token,
                                 app_secret=app_secret, webhook_url=f"{hub_url}/webhooks/whatsapp/{key}")
         for name, category, components in TEMPLATES:
@@ -114,7 +154,9 @@ def run(config: Config, *, crm: str | None, every: float, announce: Callable[[st
         chatter.start()
         announce(f"demo: log in as demo@example.com / {password}")
         announce(f"demo: WhatsApp emulator at {server.base_url}"
-                 + (f", {crm_setup[0]} emulator connected" if crm_setup else ""))
+                 + (f", {crm_setup.kind} emulator connected" if crm_setup else ""))
+        for title, url in pages:
+            announce(f"demo: {title} (read and answer the chats there): {url}")
         try:
             run_web(runtime, with_background=True, announce=announce)
         finally:

@@ -86,6 +86,13 @@ def chat_settings(handle: ChatHandle) -> dict[str, Any]:
             "chat_channel_secret": CHANNEL_SECRET, "amojo_base_url": handle.amojo.base_url}
 
 
+def chat_demo(handle: ChatHandle, hook_url: str) -> list[tuple[str, str]]:
+    """hub demo: amojo posts managers' replies to the connector's hook (the channel's hook
+    URL, set when amoCRM registers the channel); the page to read and answer the chats."""
+    handle.amojo.emulator.hook_url = f"{hook_url}/:scope_id"
+    return [("amoCRM chats (amojo emulator)", f"{handle.amojo.base_url}/chats")]
+
+
 def chat_floor(conversations: int, messages_per_conversation: int) -> tuple[int, float]:
     """amojo has no batch method: one new_message request per customer message (the chat,
     contact and Unsorted lead come with the first), at the 7 a second it is held to."""

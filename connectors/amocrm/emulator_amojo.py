@@ -7,7 +7,8 @@ conversation_id and msgid), delivery_status, a chat's history; amoCRM's document
 "not more than 7 requests per second" applied to amojo too (429 beyond it; amojo's own
 limit is not documented apart, so the account's is assumed). A manager's reply
 (`manager_reply()`) is posted to the channel's hook URL as webhook v2, signed
-HMAC-SHA1(secret, body). `GET /` lists chats and messages as HTML.
+HMAC-SHA1(secret, body). `GET /` lists chats and messages as HTML, each chat with a form
+a manager replies through (POST /chats/reply, for `hub demo`).
 
     with serve_amojo(hook_url=...) as amojo:
         amojo.base_url, amojo.channel_id, amojo.secret, amojo.account_id
@@ -32,6 +33,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from connectors.amocrm.amojo import content_md5, encode, hook_signature, request_signature
 from connectors.amocrm.emulator import RateGate
 
+REPLY_PATH = "/chats/reply"  # the page's reply form (hub demo)
 RATE_LIMIT = 7.0  # requests a second (https://developers.kommo.com/docs/limitations)
 CHANNEL_ID = "f90ba33d-c9d9-44da-b76c-c349b0ecbe41"
 CHANNEL_SECRET = "5a44c5dff55f3c15a4cce8d7c4cc27e207c7e189"
@@ -171,8 +173,8 @@ class AmojoEmulator:
 
         @app.before_request
         def check() -> Response | None:
-            if request.method == "GET" and request.path in ("/", "/chats"):
-                return None
+            if (request.method == "GET" and request.path in ("/", "/chats")) or request.path == REPLY_PATH:
+                return None  # the demo's page and its reply form, not the API
             if emu.gate.admit() != "ok":
                 emu.stats["requests"] += 1
                 emu.stats["rate_limited"] += 1
@@ -189,6 +191,15 @@ class AmojoEmulator:
         @app.get("/chats")
         def page() -> Response:
             return Response(emu.render(), mimetype="text/html")
+
+        @app.post(REPLY_PATH)
+        def reply_form() -> Response:
+            """A manager types in the chat on the page (hub demo): manager_reply()."""
+            conversation, text = request.form.get("conversation", ""), request.form.get("text", "").strip()
+            if conversation not in emu.chats or not text:
+                return Response("no such chat, or nothing typed", 400, mimetype="text/plain")
+            emu.manager_reply(conversation, text)
+            return Response(status=303, headers={"Location": "/chats"})
 
         @app.post("/v2/origin/custom/<channel_id>/connect")
         def connect(channel_id: str) -> Response:
@@ -303,8 +314,11 @@ class AmojoEmulator:
                 media = f' <a href="{html.escape(m["media"])}">{html.escape(m["type"])}</a>' if m["media"] else ""
                 lines.append(f'<li class="{m["direction"]}"><b>{html.escape(m["sender"])}</b>: '
                              f'{html.escape(m["text"])}{media} <small>[{status}] {html.escape(err or "")}</small></li>')
+            form = (f'<form method="post" action="{REPLY_PATH}"><input type="hidden" name="conversation" '
+                    f'value="{html.escape(conv)}"><input name="text" size="60" placeholder="Reply as a manager">'
+                    '<button>Send</button></form>')
             rows.append(f'<section><h2>{html.escape(chat["user"]["name"])} {html.escape(chat["user"]["phone"])}'
-                        f' <small>{html.escape(conv)}</small></h2><ul>{"".join(lines)}</ul></section>')
+                        f' <small>{html.escape(conv)}</small></h2><ul>{"".join(lines)}</ul>{form}</section>')
         return ("<!doctype html><html><head><meta charset='utf-8'><title>amojo emulator: chats</title></head>"
                 f"<body><h1>Chats ({len(self.chats)})</h1>{''.join(rows) or '<p>No chats yet.</p>'}</body></html>")
 

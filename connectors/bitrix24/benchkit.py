@@ -104,6 +104,12 @@ def chat_settings(handle: _Handle) -> dict[str, Any]:
             "rate_per_second": RATE, "burst": BURST}
 
 
+def chat_demo(handle: _Handle, hook_url: str) -> list[tuple[str, str]]:
+    """hub demo: Test connection binds OnImConnectorMessageAdd to the hub; the page to
+    read and answer the open line chats."""
+    return [("Bitrix24 Open Lines (emulator)", f"{handle.base_url}/openlines")]
+
+
 def chat_floor(conversations: int, messages_per_conversation: int) -> tuple[int, float]:
     """imconnector.send.messages calls of MESSAGES_PER_CALL messages (the docs give no cap;
     the chat, user and CRM binding come with the first message, by Open Lines themselves),

@@ -823,6 +823,16 @@ def create_app(portal: Portal) -> Flask:
     def openlines_page() -> Response:
         return Response(emulator_openlines.chats_page(portal), 200, mimetype="text/html")
 
+    @app.post(emulator_openlines.REPLY_PATH)
+    def openlines_reply() -> Response:
+        """An operator types in the chat on the page (hub demo); the event goes out at once."""
+        chat, text = request.form.get("chat", ""), request.form.get("text", "").strip()
+        if not text or not any(room["external_id"] == chat for room in portal.ol.chats.values()):
+            return Response("no such chat, or nothing typed", 400, mimetype="text/plain")
+        portal.operator_reply(chat, text)
+        portal.dispatch_events()
+        return Response(status=303, headers={"Location": "/openlines"})
+
     @app.get("/oauth/authorize/")
     def authorize() -> Response:
         status, answer = portal.authorize(request.args.to_dict())

@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from dataclasses import dataclass, field
 from typing import Any
 
+REPLY_PATH = "/openlines/reply"  # the page's reply form (hub demo)
 APP_ONLY = ("WRONG_AUTH_TYPE", "Current authorization type is denied for this method Application context required")
 
 
@@ -432,7 +433,7 @@ def _queue_event(p: Any, room: dict[str, Any], mid: int, message: dict[str, Any]
 
 
 def chats_page(p: Any) -> str:
-    """The open line chats as a page (hub demo)."""
+    """The open line chats as a page (hub demo), each with a form an operator replies through."""
     with p.lock:
         parts = ["<!doctype html><html><head><meta charset='utf-8'><title>Open Lines</title></head><body>",
                  "<h1>Open Lines chats</h1>"]
@@ -449,6 +450,8 @@ def chats_page(p: Any) -> str:
                 files = "".join(f" <a href='{html.escape(u)}'>file</a>" for u in m["files"])
                 parts.append(f"<li class='{m['author']}'><b>{m['author']}</b>: {html.escape(m['text'])}{files}"
                              f"{html.escape(mark)}</li>")
-            parts.append("</ul></section>")
+            parts.append(f"</ul><form method='post' action='{REPLY_PATH}'><input type='hidden' name='chat' "
+                         f"value='{html.escape(room['external_id'])}'><input name='text' size='60' "
+                         "placeholder='Reply as an operator'><button>Send</button></form></section>")
         parts.append("</body></html>")
         return "".join(parts)

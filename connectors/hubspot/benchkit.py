@@ -99,6 +99,14 @@ def chat_settings(chat: ChatHandle) -> dict[str, Any]:
     return settings
 
 
+def chat_demo(chat: ChatHandle, hook_url: str) -> list[tuple[str, str]]:
+    """hub demo: Test connection registers the custom channel with the hub's hook as its
+    webhookUrl; the page to read and answer the inbox threads."""
+    from connectors.hubspot.emulator_inbox import PAGE_PATH
+
+    return [("HubSpot inbox (emulator)", f"{chat.base_url}{PAGE_PATH}")]
+
+
 def chat_floor(conversations: int, messages_per_conversation: int) -> tuple[int, float]:
     """One publish per customer message (a custom channel has no batch publish; the thread
     comes with the first message), plus the number's channel account: looked up once and

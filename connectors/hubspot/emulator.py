@@ -469,8 +469,8 @@ def create_app(state: State) -> Flask:
         if request.path.startswith("/oauth/"):
             return None  # the token endpoint authenticates the app by its form fields
         if request.path in ("/conversations/v3/custom-channels", "/conversations/custom-channels/v3",
-                            "/inbox/threads") and "Authorization" not in request.headers:
-            return None  # registered with the developer API key (checked there); the demo page
+                            "/inbox/threads", "/inbox/threads/reply") and "Authorization" not in request.headers:
+            return None  # registered with the developer API key (checked there); the demo page and its form
         auth = request.headers.get("Authorization", "")
         with state.lock:
             problem = state.bearer_problem(auth[7:] if auth.startswith("Bearer ") else "")

@@ -5,7 +5,8 @@ Conversations/Custom Channels v3 and Conversations v3; README.md "Inbox mode").
 An agent's reply (`InboxHandle.agent_reply`) becomes an OUTGOING message in its thread and
 an OUTGOING_CHANNEL_MESSAGE_CREATED webhook POSTed to the channel's webhookUrl, signed
 X-HubSpot-Signature-v3 with the app's client secret. GET /inbox/threads shows the threads
-as a page (no token needed), for `hub demo`.
+as a page (no token needed), each with a form an agent replies through (POST
+/inbox/threads/reply), for `hub demo`.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ PHONE = "HS_PHONE_NUMBER"
 IDENTIFIER_TYPES = ("CHANNEL_SPECIFIC_OPAQUE_ID", "HS_EMAIL_ADDRESS", "HS_PHONE_NUMBER", "HS_SHORT_CODE")
 STATUS_TYPES = ("SENT", "FAILED", "READ")
 PAGE_PATH = "/inbox/threads"
+REPLY_PATH = "/inbox/threads/reply"  # the page's reply form (hub demo)
 
 
 def _iso() -> str:
@@ -281,11 +283,28 @@ def register(app: Flask, state: Any, ok: Callable[..., Response], body: Callable
                     f"</b>: {html.escape(m['text'])} <small>{html.escape(' '.join(s['statusType'] for s in m['statuses']))}"
                     f"</small></li>" for m in messages)
                 account = inbox.accounts.get(account_id) or {}
+                form = (f"<form method='post' action='{REPLY_PATH}'><input type='hidden' name='thread' "
+                        f"value='{html.escape(integration_thread)}'><input name='text' size='60' "
+                        "placeholder='Reply as an agent'><button>Send</button></form>")
                 rows.append(f"<section><h2>Thread {thread} (integration thread {html.escape(integration_thread)}, "
-                            f"{html.escape(str(account.get('name') or account_id))})</h2><ul>{items}</ul></section>")
+                            f"{html.escape(str(account.get('name') or account_id))})</h2><ul>{items}</ul>{form}"
+                            "</section>")
         page_html = ("<!doctype html><html><head><meta charset='utf-8'><title>HubSpot inbox (emulator)</title></head>"
                      f"<body><h1>HubSpot inbox (emulator): {len(rows)} threads</h1>{''.join(rows)}</body></html>")
         return Response(page_html, mimetype="text/html")
+
+
+    @app.post(REPLY_PATH)
+    def reply_form() -> Response:
+        """An agent types in the thread on the page (hub demo): agent_reply()."""
+        thread, text = request.form.get("thread", ""), request.form.get("text", "").strip()
+        try:
+            if not text:
+                raise LookupError("nothing typed")
+            InboxHandle(state).agent_reply(thread, text)
+        except LookupError as exc:
+            return Response(str(exc), 400, mimetype="text/plain")
+        return Response(status=303, headers={"Location": PAGE_PATH})
 
 
 def public(message: dict[str, Any]) -> dict[str, Any]:
