@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 
 from connectors.base import CheckResult, Command, Connector, HubEvent, InboundRequest, Outcome, WebhookRejected
 from connectors.hubspot import inbox, inbox_hooks, mapping, properties, rules, signature, webhooks
+from connectors.automation_notes import with_automation_notes
 from connectors.broadcast_notes import with_broadcast_notes
 from connectors.hubspot.client import (
     AuthFailed, ClientConfig, HubSpotClient, HubSpotError, OAuthFailed, RateLimited, Unavailable,
@@ -73,14 +74,18 @@ class HubSpotConnector(Connector):
                                           timeout=ctx.http_timeout, auth=self.tokens)
         self.owners = OwnerDirectory(self.client, self.settings)
         self.mode = self.settings.get("mode") or inbox.MODE_TIMELINE
-        self._closed_stages: set[str] | None = None
+        self._pipelines: list[dict[str, Any]] | None = None
 
     # -- helpers ----------------------------------------------------------------------
+    def pipelines(self) -> list[dict[str, Any]]:
+        """The account's deal pipelines and their stages, loaded once per instance."""
+        if self._pipelines is None:
+            self._pipelines = self.client.pipelines("deals")
+        return self._pipelines
+
     def closed_stages(self) -> set[str]:
-        """Stages HubSpot marks closed (metadata.isClosed), loaded once per instance."""
-        if self._closed_stages is None:
-            self._closed_stages = mapping.closed_stages(self.client.pipelines("deals"))
-        return self._closed_stages
+        """Stages HubSpot marks closed (metadata.isClosed)."""
+        return mapping.closed_stages(self.pipelines())
 
     def _health(self, ok: bool, message: str) -> None:
         if self.ctx.mark_health is not None:
@@ -106,7 +111,8 @@ class HubSpotConnector(Connector):
 
     # -- delivery -------------------------------------------------------------------------
     def deliver(self, batch: list[HubEvent]) -> list[Outcome]:
-        sync = WaveSync(self.client, self.ctx.links, self.settings, self.owners, self.closed_stages)
+        sync = WaveSync(self.client, self.ctx.links, self.settings, self.owners, self.closed_stages,
+                        self.pipelines)
         try:
             outcomes = self._deliver(batch, sync)
         except AuthFailed as exc:
@@ -139,7 +145,7 @@ class HubSpotConnector(Connector):
                 return [wait for _ in batch]
             outcomes = self._inbox_sync().run(batch)
         if self.mode in (inbox.MODE_TIMELINE, inbox.MODE_BOTH):
-            timeline = [e for e in with_broadcast_notes(batch) if e.type in HANDLED]
+            timeline = [e for e in with_automation_notes(with_broadcast_notes(batch)) if e.type in HANDLED]
             notes = iter(sync.run(timeline) if timeline else [])
             merged = [next(notes) if e.type in HANDLED | {"broadcast.recipient"} else Outcome.done({"skipped": f"{e.type}: not on the timeline"})
                       for e in batch]

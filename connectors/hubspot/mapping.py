@@ -213,6 +213,34 @@ def closed_stages(pipelines: list[dict[str, Any]]) -> set[str]:
             if str((stage.get("metadata") or {}).get("isClosed", "")).lower() == "true"}
 
 
+def _named(items: list[dict[str, Any]], wanted: str) -> dict[str, Any] | None:
+    folded = wanted.casefold()
+    return next((i for i in items if str(i.get("id")) == wanted or str(i.get("label") or "").casefold() == folded),
+                None)
+
+
+def automation_stage_properties(stage: str, pipeline: str, pipelines: list[dict[str, Any]],
+                                default_pipeline_id: str) -> dict[str, str] | str:
+    """A scenario's stage move (automation.step, action deal_stage) as the deal's
+    dealstage and pipeline, or why there is none. The stage and pipeline may be given by
+    id or label (any case); without a pipeline the connector's pipeline is searched
+    first, then the others in HubSpot's order."""
+    if pipeline:
+        chosen = _named(pipelines, pipeline)
+        if chosen is None:
+            return f"HubSpot has no deal pipeline {pipeline!r}"
+        candidates = [chosen]
+    else:
+        candidates = sorted(pipelines, key=lambda p: (str(p.get("id")) != default_pipeline_id,
+                                                      p.get("displayOrder") or 0))
+    for p in candidates:
+        found = _named([s for s in p.get("stages") or [] if not s.get("archived")], stage)
+        if found is not None:
+            return {"dealstage": str(found["id"]), "pipeline": str(p["id"])}
+    where = f"pipeline {candidates[0].get('label')!r}" if pipeline else "any HubSpot deal pipeline"
+    return f"no stage {stage!r} in {where}"
+
+
 def is_open_deal(deal: dict[str, Any], pipeline_id: str, closed_stages: set[str]) -> bool:
     props = deal.get("properties") or {}
     return props.get("pipeline") == pipeline_id and props.get("dealstage") not in closed_stages

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from connectors.automation_notes import stage_move
 from connectors.base import HubEvent, LinkStore, Outcome
 from connectors.hubspot import mapping, tasks
 from connectors.hubspot.client import (
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 MESSAGE_EVENTS = frozenset({"message.received", "message.sent"})
 HANDLED = frozenset({
     "conversation.started", "message.received", "message.sent", "conversation.assigned",
-    "conversation.closed", "lead.attributed", "sla.breached",
+    "conversation.closed", "lead.attributed", "sla.breached", "automation.step",
 })
 INTENT = "hubspot_communication_intent"
 OWNERS_TTL_SECONDS = 600.0
@@ -144,12 +145,14 @@ class OwnerDirectory:
 
 class WaveSync:
     def __init__(self, client: HubSpotClient, links: LinkStore, settings: dict[str, Any],
-                 owners: OwnerDirectory, closed_stages: Callable[[], set[str]]):
+                 owners: OwnerDirectory, closed_stages: Callable[[], set[str]],
+                 pipelines: Callable[[], list[dict[str, Any]]] = list):
         self.client = client
         self.links = links
         self.settings = settings
         self.owners = owners
         self.closed_stages = closed_stages
+        self.pipelines = pipelines
         self.config_problems: list[str] = []
 
     # -- entry point ------------------------------------------------------------------
@@ -457,13 +460,24 @@ class WaveSync:
             return {"dealstage": self.settings["closed_stage_id"]}
         if kind == "lead.attributed" and not item.deal_is_new:
             return mapping.source_properties(item.data.get("lead_source"), self.settings["source_properties"])
+        move = stage_move(item.data) if kind == "automation.step" else None
+        if move is not None:
+            found = mapping.automation_stage_properties(*move, self.pipelines(),
+                                                        str(self.settings.get("pipeline_id") or "default"))
+            if isinstance(found, dict):
+                return found
+            item.response["skipped"] = found
         return {}
 
     def _updates(self, items: list[Item]) -> None:
         merged: dict[str, dict[str, str]] = {}
         owners_of: dict[str, list[Item]] = {}
         for item in items:
-            props = self.deal_update(item)
+            try:
+                props = self.deal_update(item)
+            except (Unavailable, HubSpotError) as exc:  # reading the pipelines for a stage move
+                self._fail([item], exc)
+                continue
             if props and item.deal_crm_id:
                 merged.setdefault(item.deal_crm_id, {}).update(props)
                 owners_of.setdefault(item.deal_crm_id, []).append(item)

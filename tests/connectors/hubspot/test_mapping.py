@@ -36,6 +36,9 @@ def run_case(fixture: dict):
         return mapping.match_contacts(data["response"]["results"], data["contacts"], "hub_whatsapp_id")
     if case == "closed_stages":
         return sorted(mapping.closed_stages(data["results"]))
+    if case == "automation_stage":
+        return [mapping.automation_stage_properties(stage, pipeline, data["results"], data["default_pipeline_id"])
+                for stage, pipeline in data["moves"]]
     if case == "rate_limit":
         wait, policy, daily = rate_limit_wait(CaseInsensitiveDict(fixture["headers"]), data, 0)
         return {"policy": policy, "daily": daily, "wait": wait}
@@ -61,7 +64,7 @@ def test_fixture(name):
 def test_every_fixture_case_is_known():
     known = {"contact_create_input", "deal_create_input", "communication_create_input", "results_by_trace",
              "conflict_existing_id", "validation_problems", "match_contacts", "closed_stages", "rate_limit",
-             "stage_changes", "oauth_token_answer", "oauth_refusal", "expired_token"}
+             "stage_changes", "oauth_token_answer", "oauth_refusal", "expired_token", "automation_stage"}
     assert {json.loads((FIXTURES / f"{n}.json").read_text())["case"] for n in CASES} == known
 
 
