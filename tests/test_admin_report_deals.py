@@ -69,6 +69,10 @@ def test_sla_deals_and_the_funnel_on_the_page_with_their_conversations(viewer, r
     total = re.search(r'<tr class="total">(.*?)</tr>', leads, re.S).group(1)
     assert (cell(total, "cost-per-lead"), cell(total, "cost-per-won"), cell(total, "romi")) == (
         "0.250000 RUB", "0.750000 RUB", "133233.3%")
+    winter = re.search(r'<tr data-campaign="winter">(.*?)</tr>', text, re.S).group(1)
+    assert re.findall(r'class="num">(\d+)<', winter) == ["1", "1", "1"] and "1000.00 RUB" in winter
+    assert (cell(winter, "cost-per-lead"), cell(winter, "cost-per-won"), cell(winter, "romi")) == (
+        "0.500000 RUB", "0.500000 RUB", "199900.0%")
     _r, direct = page(viewer, **DAY, source="(direct)")
     assert tile(direct, "conversations")[0] == "1" and tile(direct, "deals")[0] == "0"
     href = html.unescape(re.search(r'<a class="n" href="([^"]+)"', tile(direct, "conversations")[2]).group(1))

@@ -54,6 +54,8 @@ DEFINITIONS = {
                 "what WhatsApp billed for the conversations' messages; cost per lead divides it by the "
                 "conversations, cost per won deal by the conversations with a won deal (— with none); "
                 "ROMI is (revenue − cost) / cost when both are in one currency."),
+    "campaigns": _l("The same per UTM campaign of the conversations' lead sources (conversations without one are "
+                    "not listed)."),
     "sla_by_team": _l("SLA met % per team and per operator (operator: the one assigned now)."),
 }
 
