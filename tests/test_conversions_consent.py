@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import contextlib
 
+import pytest
+
 from sqlalchemy import select
 
+from hub.broadcasts import consent
 from hub.db import utcnow
 from hub.models import Contact, Conversation, Delivery, Event
 from tests.support.clock import FakeClock
 from tests.support.destinations import analytics_destinations
+from tests.support.instagram import ANA as IG_ANA, fixture as instagram_fixture, make_account_channel, post_webhook
 from tests.support.wa_emulator import wired
 from tests.test_conversions_e2e import drain, visit
 
@@ -94,3 +98,19 @@ def test_returning_opted_out_customers_are_no_first_message_leads(client, runtim
         [CLID["carl"], CLID["eve"], CLID["eve"]])
     assert sorted(r["ClientId"] for r in ym.rows()) == sorted([YM["ana"], YM["ben"], YM["ben"]])
     assert sorted(o["roistat"] for o in rs.history) == ["1001", "1002", "1004"]
+
+
+@pytest.mark.parametrize("opted_out", [True, False])
+def test_an_instagram_customer_who_opted_out_is_no_lead_either(client, runtime, opted_out):
+    _channel_id, key = make_account_channel(runtime)
+    if opted_out:  # an earlier marketing opt-out, recorded on the contact the ingest will find
+        with runtime.db.scope() as session:
+            contact = Contact(user_id=f"ig:{IG_ANA}", name="Ana", created_at=utcnow(), updated_at=utcnow())
+            session.add(contact)
+            session.flush()
+            consent.record(session, contact, "marketing", consent.OPTED_OUT, source="keyword", at=utcnow(),
+                           now=utcnow())
+    assert post_webhook(client, key, instagram_fixture("text")).status_code == 200
+    with runtime.db.scope() as session:
+        [event] = session.scalars(select(Event).where(Event.type == "lead.attributed")).all()
+        assert event.data["contact"]["opted_out"] is opted_out
