@@ -22,7 +22,8 @@ from tests.test_conversions_e2e import drain, visit
 GA = {"ana": "GA1.2.1111111111.1700000000", "ben": "GA1.2.2222222222.1700000100",
       "eve": "GA1.2.5555555555.1700000500"}
 YM = {"ana": "1700000000111111111", "ben": "1700000100222222222", "eve": "1700000500555555555"}
-CLID = {"carl": "ARAkLkA8rmlFeiCktEJQ-QTwRiyYHAFDLMNDBH0CD3qpjd0", "dora": "ARAkLkA8rmlFeiCktEJQ-DORAyYHAFDLMNDBH0CD3qpjd1",
+CLID = {"carl": "ARAkLkA8rmlFeiCktEJQ-QTwRiyYHAFDLMNDBH0CD3qpjd0",
+        "dora": "ARAkLkA8rmlFeiCktEJQ-DORAyYHAFDLMNDBH0CD3qpjd1",
         "eve": "ARAkLkA8rmlFeiCktEJQ-EVEiyYHAFDLMNDBH0CD3qpjd2"}
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Iterable
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, exists, or_, select
 from sqlalchemy.orm import Session
 
 from hub import payloads
@@ -83,8 +83,16 @@ def marketing_contact(session: Session, contact: Contact, *, says: str | None = 
     that ad and analytics destinations send nothing for them. `says`: the keyword verdict
     (OPTED_OUT / OPTED_IN) of the message being stored, whose consent is recorded only
     after its events are written."""
-    opted_out = says == OPTED_OUT if says is not None else bool(opted_out_contacts(session, [contact.id], "marketing"))
+    opted_out = says == OPTED_OUT if says is not None else marketing_opted_out(session, contact.id)
     return {**payloads.contact(contact), "opted_out": opted_out}
+
+
+def marketing_opted_out(session: Session, contact_id: int) -> bool:
+    """opted_out_contacts for one contact and marketing, in one round trip (it runs on the
+    ingest of every new conversation)."""
+    said_no = exists().where(Consent.contact_id == contact_id, Consent.subscription == "marketing",
+                             Consent.status == OPTED_OUT)
+    return bool(session.scalar(select(or_(Contact.opted_out_at.is_not(None), said_no)).where(Contact.id == contact_id)))
 
 
 def opted_out_phones(session: Session, phones: Iterable[str], subscription: str) -> set[str]:

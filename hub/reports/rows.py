@@ -180,7 +180,8 @@ class Lead:
         (null unless cost and revenue are in one and the same currency)."""
         return {"conversations": self.conversations, "deals": self.deals, "won": self.won,
                 "revenue": _money(self.revenue), "cost": _money(self.cost),
-                "cost_per_lead": _shared(self.cost, self.conversations), "cost_per_won_deal": _shared(self.cost, self.won),
+                "cost_per_lead": _shared(self.cost, self.conversations),
+                "cost_per_won_deal": _shared(self.cost, self.won),
                 "romi": romi(self.cost, self.revenue)}
 
 
