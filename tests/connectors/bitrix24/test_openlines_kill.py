@@ -37,24 +37,9 @@ def test_worker_killed_while_the_portal_answers_then_another_drains_exactly_once
         assert drain_until_settled(runtime, Worker(runtime.db, runtime.vault, runtime.config), first) == {
             "done": first}
         total = first + emit_later_messages(runtime, CONVERSATIONS, range(2, PER + 1))
-        p.chaos.slow_next.extend([3.0] * 3)  # the portal does the work, then answers late
-        proc = subprocess.Popen([sys.executable, "-m", "hub", "worker"], env=_worker_env(database_url, tmp_path),
-                                cwd=str(Path(__file__).resolve().parents[3]),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            deadline = time.monotonic() + 60
-            while customer() == first and time.monotonic() < deadline:
-                if proc.poll() is not None:
-                    raise AssertionError(f"worker exited early: {proc.stderr.read().decode()[-2000:]}")
-                time.sleep(0.005)
-            posted = customer() - first
-            proc.send_signal(signal.SIGKILL)  # those messages are in Bitrix24; the worker never hears back
-        finally:
-            proc.wait(timeout=10)
-        assert proc.returncode == -signal.SIGKILL
+        # Those messages are in Bitrix24; the worker never hears back.
+        posted = kill_a_worker_once_the_portal_posted(database_url, tmp_path, p, customer) - first
         assert 0 < posted < total - first, "the kill came too late to mean anything"
-        p.chaos.slow_next.clear()
-        time.sleep(2.1)  # the dead worker's lease runs out
         result = drain_until_settled(runtime, Worker(runtime.db, runtime.vault, runtime.config), total)
         assert result == {"done": total}
         assert len(p.ol.chats) == CONVERSATIONS
@@ -78,23 +63,9 @@ def test_worker_killed_on_new_contacts_first_messages_leaves_one_chat_each(datab
         p = portal.portal
         customer = lambda: sum(1 for m in p.ol.messages.values() if m["author"] == "customer")  # noqa: E731
         total = emit_messages(runtime, CONVERSATIONS, 2)
-        p.chaos.slow_next.extend([3.0] * 3)  # the portal opens the chats, then answers late
-        proc = subprocess.Popen([sys.executable, "-m", "hub", "worker"], env=_worker_env(database_url, tmp_path),
-                                cwd=str(Path(__file__).resolve().parents[3]),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            deadline = time.monotonic() + 60
-            while customer() == 0 and time.monotonic() < deadline:
-                if proc.poll() is not None:
-                    raise AssertionError(f"worker exited early: {proc.stderr.read().decode()[-2000:]}")
-                time.sleep(0.005)
-            proc.send_signal(signal.SIGKILL)  # Bitrix24 made the chats; the hub never learnt their ids
-        finally:
-            proc.wait(timeout=10)
-        assert proc.returncode == -signal.SIGKILL
-        assert len(p.ol.chats) == CONVERSATIONS and customer() == CONVERSATIONS
-        p.chaos.slow_next.clear()
-        time.sleep(2.1)  # the dead worker's lease runs out
+        # Bitrix24 opened the chats and posted the first messages; the hub never learnt the chats' ids.
+        assert kill_a_worker_once_the_portal_posted(database_url, tmp_path, p, customer) == CONVERSATIONS
+        assert len(p.ol.chats) == CONVERSATIONS
         result = drain_until_settled(runtime, Worker(runtime.db, runtime.vault, runtime.config), total)
         assert result == {"done": total}
         assert len(p.ol.chats) == CONVERSATIONS
@@ -107,6 +78,31 @@ def test_worker_killed_on_new_contacts_first_messages_leaves_one_chat_each(datab
         assert p.stats["methods"]["imconnector.send.messages"] == 2  # the killed wave, then the second
     finally:
         runtime.db.dispose()
+
+
+def kill_a_worker_once_the_portal_posted(database_url, tmp_path, p, customer) -> int:
+    """A `hub worker` process SIGKILLed while the portal, which has done the work, holds
+    its answer back; -> the customer messages in the portal then. Returns once the dead
+    worker's lease (2 s) has run out."""
+    before = customer()
+    p.chaos.slow_next.extend([3.0] * 3)
+    proc = subprocess.Popen([sys.executable, "-m", "hub", "worker"], env=_worker_env(database_url, tmp_path),
+                            cwd=str(Path(__file__).resolve().parents[3]),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while customer() == before and time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise AssertionError(f"worker exited early: {proc.stderr.read().decode()[-2000:]}")
+            time.sleep(0.005)
+        posted = customer()
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=10)
+    assert proc.returncode == -signal.SIGKILL
+    p.chaos.slow_next.clear()
+    time.sleep(2.1)
+    return posted
 
 
 def emit_later_messages(runtime, conversations: int, numbers) -> int:
