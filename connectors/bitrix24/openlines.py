@@ -55,6 +55,8 @@ SESSION_PAGE = 200  # the method's largest page
 SESSION_OFFSET_MAX = 10000  # OFFSET_TOO_LARGE past it
 SESSION_SPAN = timedelta(days=365)  # PERIOD_TOO_LARGE past 366 days
 SESSION_MARGIN = timedelta(hours=1)  # the hub's clock and the portal's may differ
+
+
 class Setup:
     """What the connector needs to know of its open line."""
 
