@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from hub import payloads
-from hub.broadcasts import consent
+from hub.channels.first_message import emit_started
 from hub.channels.instagram.parse import parse
 from hub.channels.instagram.types import Ignored, InstagramEvent, ParsedWebhook
 from hub.conversations import ensure_contact, find_for_message, open_conversation_row, update_conversation
@@ -161,11 +161,7 @@ def store_event(session: Session, channel: Any, event: InstagramEvent, now: date
         _mark_deleted(session, event)
     ordering = payloads.ordering_key(conversation)
     if started:
-        data = {"conversation": payloads.conversation(session, conversation, known_channel=channel),
-                "contact": payloads.contact(contact)}
-        emit(session, "conversation.started", data, now=now, ordering_key=ordering)
-        emit(session, "lead.attributed", {**data, "contact": consent.marketing_contact(session, contact),
-                                          "lead_source": conversation.lead_source}, now=now, ordering_key=ordering)
+        emit_started(session, conversation, contact, channel=channel, now=now)
     emit(session, "message.received", {
         "conversation": payloads.conversation(session, conversation, known_channel=channel),
         "contact": payloads.contact(contact),

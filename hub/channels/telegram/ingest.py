@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from hub import payloads
-from hub.broadcasts import consent
+from hub.channels.first_message import emit_started
 from hub.channels.telegram.compose import message_key
 from hub.channels.telegram.parse import parse
 from hub.channels.telegram.types import Ignored, MemberChange, ParsedUpdate, TelegramMessage
@@ -121,11 +121,7 @@ def store_message(session: Session, channel: Any, m: TelegramMessage, now: datet
         _annotate_original(session, channel.id, m)
     key_ = payloads.ordering_key(conversation)
     if started:
-        data = {"conversation": payloads.conversation(session, conversation, known_channel=channel),
-                "contact": payloads.contact(contact)}
-        emit(session, "conversation.started", data, now=now, ordering_key=key_)
-        emit(session, "lead.attributed", {**data, "contact": consent.marketing_contact(session, contact),
-                                          "lead_source": conversation.lead_source}, now=now, ordering_key=key_)
+        emit_started(session, conversation, contact, channel=channel, now=now)
     emit(session, "message.received", {
         "conversation": payloads.conversation(session, conversation, known_channel=channel),
         "contact": payloads.contact(contact),

@@ -20,8 +20,8 @@ from sqlalchemy import Insert, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from hub import payloads
-from hub.broadcasts import consent
 from hub.broadcasts import inbound as broadcast_keywords
+from hub.channels.first_message import emit_started
 from hub.channels.whatsapp import account_events
 from hub.channels.whatsapp.delivery_status import record_status
 from hub.channels.whatsapp.parse import parse
@@ -343,12 +343,7 @@ def _emit_received(session: Session, channel: ChannelRef, contact: ContactRow, c
                    media_link: Callable[[int], str] | None = None, says: str | None = None) -> None:
     key = payloads.ordering_key(conversation)
     if started:
-        data = {"conversation": payloads.conversation(session, conversation, known_channel=channel),
-                "contact": payloads.contact(contact)}
-        emit(session, "conversation.started", data, now=now, ordering_key=key)
-        # A returning customer who opted out of marketing is no lead for the ad systems.
-        emit(session, "lead.attributed", {**data, "contact": consent.marketing_contact(session, contact, says=says),
-                                          "lead_source": conversation.lead_source}, now=now, ordering_key=key)
+        emit_started(session, conversation, contact, channel=channel, now=now, says=says)
     emit(session, "message.received", _received_data(session, channel, contact, conversation, message,
                                                      media_link=media_link), now=now, ordering_key=key)
 
