@@ -24,7 +24,7 @@ from hub.conversation_actions import assign, close
 from hub.db import utcnow
 from hub.models import Channel, ConnectorRecord, Contact, Conversation, CrmLink, Message, Team, Template, User
 from hub.routing import engine
-from hub.web.admin import bp, inbox_queues, template_form
+from hub.web.admin import automation_log, bp, inbox_queues, template_form
 from hub.web.admin.auth import OPERATORS, roles
 from hub.web.admin.routing_forms import REASONS
 
@@ -176,6 +176,7 @@ def _thread(conversation_id: int, *, reply_error: str | None = None, reply_text:
         queued = inbox_queues.queue_info(s, [c.id]).get(c.id)
         usable = tpl.usable(s, channel.waba_id)
         links = _crm_links(s, c)
+        automation_runs = automation_log.conversation_runs(s, c.id)
         chosen = s.get(Template, template_id) if template_id else None
         if chosen is not None and chosen.waba_id != channel.waba_id:
             chosen = None
@@ -195,6 +196,7 @@ def _thread(conversation_id: int, *, reply_error: str | None = None, reply_text:
         reply_text=reply_text, chosen=chosen, variables=template_form.variables(chosen) if chosen else [],
         template_values=template_values or {}, rendered=rendered, template_problem=template_error or problem,
         can_act=current_user.role in OPERATORS, teams=teams, team=team, queued=queued, reasons=REASONS,
+        automation_runs=automation_runs,
     ), status
 
 
