@@ -17,11 +17,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hub import payloads
-from hub.channels.base import NotFound, Outgoing, SendRefused, Unreachable, WindowClosed
+from hub.channels import targets
+from hub.channels.base import Outgoing, SendRefused, Unreachable, WindowClosed
 from hub.channels.instagram import compose as ig, window
-from hub.conversations import open_conversation
 from hub.events import emit
-from hub.models import Channel, Contact, Conversation, Message
+from hub.models import Contact, Conversation, Message
 
 
 @dataclass(frozen=True)
@@ -34,30 +34,6 @@ def igsid_of(contact: Contact) -> str:
     if not key.startswith("ig:") or not key[3:].isdigit():
         raise SendRefused(f"contact {contact.id} is not an Instagram user")
     return key[3:]
-
-
-def _target(session: Session, outgoing: Outgoing, now: datetime) -> tuple[Channel, Contact, Conversation, bool]:
-    if outgoing.conversation_id is not None:
-        conversation = session.get(Conversation, outgoing.conversation_id)
-        if conversation is None:
-            raise NotFound(f"no conversation with id {outgoing.conversation_id}")
-        channel = session.get(Channel, conversation.channel_id)
-        contact = session.get(Contact, conversation.contact_id)
-        if conversation.status == "open":
-            return channel, contact, conversation, False
-    else:
-        if outgoing.channel_id is None or not outgoing.to:
-            raise SendRefused("give conversation_id, or channel_id and to")
-        channel = session.get(Channel, outgoing.channel_id)
-        if channel is None:
-            raise NotFound(f"no channel with id {outgoing.channel_id}")
-        igsid = outgoing.to.removeprefix("ig:").strip()
-        contact = session.scalar(select(Contact).where(Contact.user_id == f"ig:{igsid}"))
-        if contact is None:
-            raise NotFound(f"Instagram user {igsid} has not written to this account; a business cannot start "
-                           f"an Instagram chat")
-    conversation, started = open_conversation(session, channel_id=channel.id, contact_id=contact.id, now=now)
-    return channel, contact, conversation, started
 
 
 def last_inbound(session: Session, channel_id: int, contact_id: int) -> LastInbound:
@@ -83,7 +59,9 @@ def refusal(last: LastInbound, now: datetime, *, human: bool) -> WindowClosed:
 
 
 def queue_message(session: Session, outgoing: Outgoing, *, now: datetime) -> Message:
-    channel, contact, conversation, started = _target(session, outgoing, now)
+    channel, contact, conversation, started = targets.resolve(
+        session, outgoing, now, prefix="ig:", never_wrote=lambda igsid: (
+            f"Instagram user {igsid} has not written to this account; a business cannot start an Instagram chat"))
     if outgoing.kind == "template":
         raise SendRefused("Instagram has no templates: send text, media or quick replies within the window")
     composed = ig.compose(outgoing.kind, outgoing.content or {})

@@ -15,17 +15,15 @@ import random
 from datetime import datetime, timedelta
 from typing import Callable
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 
-from hub import payloads
 from hub.channels.instagram.channels import KIND, account_id, client_for
 from hub.channels.instagram.client import InstagramClient, InstagramError, verdict
+from hub.channels.ledger import healthy_channels, owned, record_failure, record_sent
 from hub.channels.whatsapp.sender import Claimed, claim
 from hub.db import utcnow
-from hub.delivery.backoff import next_attempt_at
-from hub.events import emit
 from hub.http import TimeoutSession
-from hub.models import Channel, Contact, Conversation, Message
+from hub.models import Channel, Contact
 from hub.ratelimit import TokenBucket
 from hub.runtime import Runtime
 
@@ -47,15 +45,9 @@ class InstagramSender:
         self.http = TimeoutSession(runtime.config.delivery.http_timeout_seconds)
 
     def run_once(self) -> int:
-        db = self.runtime.db
-        with db.scope() as session:
-            channels = list(session.scalars(select(Channel).where(Channel.kind == KIND, Channel.health != "unhealthy")
-                                            .order_by(Channel.id)))
-            for channel in channels:
-                session.expunge(channel)
         total = 0
-        for channel in channels:
-            with db.scope() as session:
+        for channel in healthy_channels(self.runtime.db, KIND):
+            with self.runtime.db.scope() as session:
                 claimed = claim(session, channel.id, self.owner, now=self.clock(), limit=BATCH,
                                 lease_seconds=self.runtime.config.worker.lease_seconds)
             if claimed:
@@ -74,64 +66,26 @@ class InstagramSender:
             except InstagramError as exc:
                 error = exc
             with self.runtime.db.scope() as session:
+                message = owned(session, item, self.owner)
+                if message is None:
+                    continue
                 if error is None:
-                    self._sent(session, item, result)
+                    mid = result.get("message_id")
+                    record_sent(session, message, item, key=f"ig:{mid}" if mid else None, now=self.clock())
                 else:
-                    self._failed(session, channel, item, error)
+                    self._failed(session, channel, message, item, error)
 
-    def _mine(self, session, item: Claimed) -> Message | None:
-        message = session.get(Message, item.message_id)
-        if message is None or message.lease_owner != self.owner or message.status != "sending":
-            return None  # our lease lapsed and another worker took it
-        return message
-
-    def _sent(self, session, item: Claimed, result: dict) -> None:
-        now = self.clock()
-        message = self._mine(session, item)
-        if message is None:
-            return
-        message.wa_message_id = f"ig:{result['message_id']}" if result.get("message_id") else None
-        message.status = "sent"
-        message.accepted_at = now
-        message.attempts = item.attempts + 1
-        message.lease_owner = message.lease_expires_at = None
-        message.error_code = message.error_title = None
-        message.updated_at = now
-        conversation = session.get(Conversation, message.conversation_id)
-        conversation.last_message_at = now
-        session.flush()
-        emit(session, "message.sent", {
-            "conversation": payloads.conversation(session, conversation),
-            "contact": payloads.contact(session.get(Contact, conversation.contact_id)),
-            "message": payloads.message(session, message),
-        }, now=now, ordering_key=payloads.ordering_key(conversation))
-
-    def _failed(self, session, channel: Channel, item: Claimed, error: InstagramError) -> None:
-        now = self.clock()
-        message = self._mine(session, item)
-        if message is None:
-            return
+    def _failed(self, session, channel: Channel, message, item: Claimed, error: InstagramError) -> None:
         kind = verdict(error)
-        message.attempts = item.attempts + 1
-        message.lease_owner = message.lease_expires_at = None
-        message.error_code, message.error_title = error.code, str(error)[:2000]
-        message.updated_at = now
-        too_old = now - item.created_at > timedelta(seconds=self.runtime.config.delivery.max_age_seconds)
-        if kind in ("throttled", "retry") and not too_old:
-            message.status = "queued"
-            if kind == "throttled":
-                wait = timedelta(seconds=error.retry_after) if error.retry_after is not None else THROTTLED_WAIT
-                message.next_attempt_at = now + wait
-            else:
-                cfg = self.runtime.config.delivery
-                message.next_attempt_at = next_attempt_at(now, message.attempts, base=cfg.backoff_base_seconds,
-                                                          cap=cfg.backoff_max_seconds, rng=self.rng)
+        wait = (timedelta(seconds=error.retry_after) if error.retry_after is not None else THROTTLED_WAIT) \
+            if kind == "throttled" else None
+        title = f"{kind}: {error}" if kind in ("unreachable", "window_closed") else str(error)
+        now = self.clock()
+        conversation = record_failure(session, message, item, code=error.code, title=title,
+                                      transient=kind if kind in ("throttled", "retry") else None, wait=wait,
+                                      config=self.runtime.config, now=now, rng=self.rng)
+        if conversation is None:
             return
-        message.status = "failed"
-        message.failed_at = now
-        conversation = session.get(Conversation, message.conversation_id)
-        if kind in ("unreachable", "window_closed"):
-            message.error_title = f"{kind}: {message.error_title}"
         if kind == "unreachable":
             session.execute(update(Contact).where(Contact.id == conversation.contact_id)
                             .values(unreachable_at=now, unreachable_reason=UNAVAILABLE, updated_at=now))
@@ -140,9 +94,3 @@ class InstagramSender:
             fresh.health = "unhealthy"
             fresh.health_message = f"Meta refused the access token ({error}); update it in the channel settings"
             log.error("instagram channel %s: access token refused", channel.id)
-        emit(session, "message.status", {
-            "conversation_id": conversation.id, "contact_id": conversation.contact_id,
-            "message": {"id": message.id, "wa_message_id": message.wa_message_id, "status": "failed",
-                        "error": {"code": error.code, "title": message.error_title, "details": None},
-                        "pricing": None},
-        }, now=now, ordering_key=payloads.ordering_key(conversation))

@@ -12,11 +12,11 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from hub import payloads
-from hub.channels.base import NotFound, Outgoing, SendRefused, Unreachable
+from hub.channels import targets
+from hub.channels.base import Outgoing, SendRefused, Unreachable
 from hub.channels.telegram import compose as tg
-from hub.conversations import open_conversation
 from hub.events import emit
-from hub.models import Channel, Contact, Conversation, Message
+from hub.models import Contact, Message
 
 
 def chat_id_of(contact: Contact) -> int:
@@ -26,31 +26,10 @@ def chat_id_of(contact: Contact) -> int:
     return int(key[3:])
 
 
-def _target(session: Session, outgoing: Outgoing, now: datetime) -> tuple[Channel, Contact, Conversation, bool]:
-    if outgoing.conversation_id is not None:
-        conversation = session.get(Conversation, outgoing.conversation_id)
-        if conversation is None:
-            raise NotFound(f"no conversation with id {outgoing.conversation_id}")
-        channel = session.get(Channel, conversation.channel_id)
-        contact = session.get(Contact, conversation.contact_id)
-        if conversation.status == "open":
-            return channel, contact, conversation, False
-    else:
-        if outgoing.channel_id is None or not outgoing.to:
-            raise SendRefused("give conversation_id, or channel_id and to")
-        channel = session.get(Channel, outgoing.channel_id)
-        if channel is None:
-            raise NotFound(f"no channel with id {outgoing.channel_id}")
-        user_id = outgoing.to.removeprefix("tg:").strip()
-        contact = session.query(Contact).filter(Contact.user_id == f"tg:{user_id}").one_or_none()
-        if contact is None:
-            raise NotFound(f"Telegram user {user_id} has not written to this bot; a bot cannot start a chat")
-    conversation, started = open_conversation(session, channel_id=channel.id, contact_id=contact.id, now=now)
-    return channel, contact, conversation, started
-
-
 def queue_message(session: Session, outgoing: Outgoing, *, now: datetime) -> Message:
-    channel, contact, conversation, started = _target(session, outgoing, now)
+    channel, contact, conversation, started = targets.resolve(
+        session, outgoing, now, prefix="tg:",
+        never_wrote=lambda user_id: f"Telegram user {user_id} has not written to this bot; a bot cannot start a chat")
     if outgoing.kind == "template":
         raise SendRefused("Telegram has no templates: send text or media (there is no window to wait for)")
     composed = tg.compose(outgoing.kind, outgoing.content or {})

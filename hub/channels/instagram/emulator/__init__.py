@@ -32,30 +32,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
-import threading
+from datetime import datetime
 from typing import Any, Callable, Iterator, Mapping
 
-from datetime import datetime
-
 from flask import Flask, Response, request
-from werkzeug.serving import WSGIRequestHandler, make_server
 
+from hub.channels.emulator_http import HttpTransport, serving
 from hub.channels.instagram.emulator.state import Account, GraphError, Sent, World, bad_token, dumps, now_ms
 
 __all__ = ["InstagramEmulator", "Customer", "Account", "Sent", "GraphError", "HttpTransport"]
-
-
-class HttpTransport:
-    """Real HTTP POSTs of webhooks (the default)."""
-
-    def __init__(self, timeout: float = 10.0):
-        import requests
-
-        self.session = requests.Session()
-        self.timeout = timeout
-
-    def __call__(self, url: str, body: bytes, headers: Mapping[str, str]) -> Any:
-        return self.session.post(url, data=body, headers=dict(headers), timeout=self.timeout)
 
 
 class Customer:
@@ -189,24 +174,12 @@ class InstagramEmulator:
     @contextlib.contextmanager
     def serve(self, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
         """Run the API on host:port (0: a free port) in a thread; yields its base URL."""
-        server = make_server(host, port, self.app, threaded=True, request_handler=_QuietHandler)
-        base = f"http://{host}:{server.server_port}"
-        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01},
-                                  name="instagram-emulator", daemon=True)
-        thread.start()
-        self.base_url = base
-        try:
-            yield base
-        finally:
-            server.shutdown()
-            server.server_close()
-            thread.join()
-            self.base_url = None
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, *args: Any, **kwargs: Any) -> None:
-        pass
+        with serving(self.app, "instagram-emulator", host, port) as base:
+            self.base_url = base
+            try:
+                yield base
+            finally:
+                self.base_url = None
 
 
 def _answer(body: Any, status: int = 200) -> Response:

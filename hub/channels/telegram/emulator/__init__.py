@@ -26,30 +26,16 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
 from datetime import datetime
 from typing import Any, Callable, Iterator, Mapping
 
 from flask import Flask, Response, request
-from werkzeug.serving import WSGIRequestHandler, make_server
 
+from hub.channels.emulator_http import HttpTransport, serving
 from hub.channels.telegram.emulator import api
 from hub.channels.telegram.emulator.state import ApiError, Bot, Delivery, File, Sent, World, dumps, now_unix
 
 __all__ = ["TelegramEmulator", "User", "Bot", "Sent", "File", "ApiError", "HttpTransport"]
-
-
-class HttpTransport:
-    """Real HTTP POSTs of updates (the default)."""
-
-    def __init__(self, timeout: float = 10.0):
-        import requests
-
-        self.session = requests.Session()
-        self.timeout = timeout
-
-    def __call__(self, url: str, body: bytes, headers: Mapping[str, str]) -> Any:
-        return self.session.post(url, data=body, headers=dict(headers), timeout=self.timeout)
 
 
 class User:
@@ -239,24 +225,12 @@ class TelegramEmulator:
     @contextlib.contextmanager
     def serve(self, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
         """Run the API on host:port (0: a free port) in a thread; yields its base URL."""
-        server = make_server(host, port, self.app, threaded=True, request_handler=_QuietHandler)
-        base = f"http://{host}:{server.server_port}"
-        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01},
-                                  name="telegram-emulator", daemon=True)
-        thread.start()
-        self.base_url = base
-        try:
-            yield base
-        finally:
-            server.shutdown()
-            server.server_close()
-            thread.join()
-            self.base_url = None
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, *args: Any, **kwargs: Any) -> None:
-        pass
+        with serving(self.app, "telegram-emulator", host, port) as base:
+            self.base_url = base
+            try:
+                yield base
+            finally:
+                self.base_url = None
 
 
 def _answer(body: Any, status: int = 200) -> Response:

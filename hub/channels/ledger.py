@@ -1,0 +1,87 @@
+"""The outbound ledger's bookkeeping that every channel's sender shares: which channels
+of a kind to serve, whether a claimed message is still this worker's, and what a sent
+or failed attempt writes (the message row, the conversation, message.sent /
+message.status). Each sender keeps what is its channel's own: the call, the verdict on
+an error, and what a final failure marks (the contact, the channel)."""
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hub import payloads
+from hub.channels.whatsapp.sender import Claimed
+from hub.delivery.backoff import next_attempt_at
+from hub.events import emit
+from hub.models import Channel, Contact, Conversation, Message
+
+
+def healthy_channels(db: Any, kind: str) -> list[Channel]:
+    """The channels of `kind` a sender may send on (detached rows)."""
+    with db.scope() as session:
+        channels = list(session.scalars(select(Channel).where(Channel.kind == kind, Channel.health != "unhealthy")
+                                        .order_by(Channel.id)))
+        for channel in channels:
+            session.expunge(channel)
+    return channels
+
+
+def owned(session: Session, item: Claimed, owner: str) -> Message | None:
+    """The claimed message, unless our lease lapsed and another worker took it."""
+    message = session.get(Message, item.message_id)
+    if message is None or message.lease_owner != owner or message.status != "sending":
+        return None
+    return message
+
+
+def record_sent(session: Session, message: Message, item: Claimed, *, key: str | None, now: datetime) -> None:
+    """The channel accepted the message (`key`: its id there): sent, and message.sent."""
+    message.wa_message_id = key
+    message.status = "sent"
+    message.accepted_at = now
+    message.attempts = item.attempts + 1
+    message.lease_owner = message.lease_expires_at = None
+    message.error_code = message.error_title = None
+    message.updated_at = now
+    conversation = session.get(Conversation, message.conversation_id)
+    conversation.last_message_at = now
+    session.flush()
+    emit(session, "message.sent", {
+        "conversation": payloads.conversation(session, conversation),
+        "contact": payloads.contact(session.get(Contact, conversation.contact_id)),
+        "message": payloads.message(session, message),
+    }, now=now, ordering_key=payloads.ordering_key(conversation))
+
+
+def record_failure(session: Session, message: Message, item: Claimed, *, code: int | None, title: str,
+                   transient: str | None, wait: timedelta | None, config: Any, now: datetime,
+                   rng: random.Random | None = None) -> Conversation | None:
+    """An attempt failed. `transient` "throttled" (tried again after `wait`) or "retry"
+    (after backoff) keeps it queued unless it is older than delivery.max_age_seconds;
+    otherwise it fails for good, with message.status, and its conversation is returned
+    for the sender to mark what the failure means."""
+    message.attempts = item.attempts + 1
+    message.lease_owner = message.lease_expires_at = None
+    message.error_code, message.error_title = code, title[:2000]
+    message.updated_at = now
+    too_old = now - item.created_at > timedelta(seconds=config.delivery.max_age_seconds)
+    if transient in ("throttled", "retry") and not too_old:
+        message.status = "queued"
+        if transient == "throttled" and wait is not None:
+            message.next_attempt_at = now + wait
+        else:
+            message.next_attempt_at = next_attempt_at(now, message.attempts, base=config.delivery.backoff_base_seconds,
+                                                      cap=config.delivery.backoff_max_seconds, rng=rng)
+        return None
+    message.status = "failed"
+    message.failed_at = now
+    conversation = session.get(Conversation, message.conversation_id)
+    emit(session, "message.status", {
+        "conversation_id": conversation.id, "contact_id": conversation.contact_id,
+        "message": {"id": message.id, "wa_message_id": message.wa_message_id, "status": "failed",
+                    "error": {"code": code, "title": message.error_title, "details": None}, "pricing": None},
+    }, now=now, ordering_key=payloads.ordering_key(conversation))
+    return conversation
