@@ -43,6 +43,7 @@ class ContactRow:
     phone: str | None
     name: str
     username: str | None
+    person_id: int | None = None  # the canonical contact of its person (hub.persons)
 
 
 @dataclass

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from connectors.base import registry
 from hub.models import ConnectorRecord, Delivery, Event
+from hub.person_identity import with_person
 
 EVENT_TYPES = (
     "message.received",
@@ -25,6 +26,8 @@ EVENT_TYPES = (
     "conversation.closed",
     "lead.attributed",
     "contact.opted_out",
+    "contact.linked",
+    "contact.unlinked",
     "template.status_changed",
     "channel.quality_changed",
     "report.ready",
@@ -99,7 +102,7 @@ def emit_riding(session: Session, type_: str, data: dict[str, Any], *, now: date
     message.received event this way: one round trip instead of two."""
     if not is_first_event(session):
         raise RuntimeError("emit_riding() writes only the first event of a transaction")
-    row = _row(type_, data, now=now, ordering_key=ordering_key)
+    row = _row(session, type_, data, now=now, ordering_key=ordering_key)
     statement = _riding_statement(tuple(with_ctes))
     subscribers = session.execute(statement, {**(params or {}), **{f"event_{k}": v for k, v in row.items()}}).all()
     session.info[_SUBSCRIBERS] = subscribers
@@ -123,9 +126,11 @@ def _riding_statement(writes: tuple[Any, ...]) -> Any:
     return statement
 
 
-def _row(type_: str, data: dict[str, Any], *, now: datetime, ordering_key: str | None) -> dict[str, Any]:
+def _row(session: Session, type_: str, data: dict[str, Any], *, now: datetime,
+         ordering_key: str | None) -> dict[str, Any]:
     if type_ not in EVENT_TYPES:
         raise UnknownEventType(f"unknown event type {type_!r}")
+    data = with_person(session, data)
     return {"id": str(uuid.uuid4()), "type": type_, "version": EVENT_VERSION, "occurred_at": now,
             "ordering_key": ordering_key, "data": data, "created_at": now}
 
@@ -154,7 +159,7 @@ def emit(
     Plain INSERTs rather than ORM objects: emit() is on every webhook's hot path, and
     the rows are never changed in the same transaction. Returns the event (not attached
     to the session)."""
-    row = _row(type_, data, now=now, ordering_key=ordering_key)
+    row = _row(session, type_, data, now=now, ordering_key=ordering_key)
     _insert_deliveries(session, row, _insert_event(session, row), now=now)
     return Event(**row)
 
@@ -167,7 +172,7 @@ def emit_guarded(session: Session, type_: str, data: dict[str, Any], *, now: dat
     it when this is its first event). `also` are callables given the guard's CTE that
     return statements conditioned on it. Returns whether the guard wrote (nothing was
     written, event included, when it did not)."""
-    row = _row(type_, data, now=now, ordering_key=ordering_key)
+    row = _row(session, type_, data, now=now, ordering_key=ordering_key)
     first = is_first_event(session)
     statement = _guarded_statement(guard, tuple(also), first)
     result = session.execute(statement, {**(params or {}), **{f"event_{k}": v for k, v in row.items()}}).one()

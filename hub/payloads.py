@@ -16,7 +16,7 @@ def iso(value: datetime | None) -> str | None:
 
 def contact(c: Contact) -> dict[str, Any]:
     return {"id": c.id, "wa_id": c.wa_id, "phone": c.phone, "name": c.name,
-            "username": c.username, "user_id": c.user_id}
+            "username": c.username, "user_id": c.user_id, "person_id": getattr(c, "person_id", None)}
 
 
 def channel(ch: Channel) -> dict[str, Any]:

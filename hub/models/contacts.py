@@ -1,12 +1,14 @@
-"""A customer: one row per WhatsApp user, whichever number they wrote to."""
+"""A customer: one row per channel identity (a WhatsApp user, a Telegram user, ...),
+and the person several of them are (contacts linked across channels)."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import String
+from sqlalchemy import CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from hub.db import Base, UTCDateTime
+from hub.db import Base, JSONType, UTCDateTime
 from hub.models._types import created_at, updated_at
 
 
@@ -26,5 +28,26 @@ class Contact(Base):
     # why; cleared when they write again.
     unreachable_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     unreachable_reason: Mapped[str | None] = mapped_column(String(200))
+    # The canonical contact of the person this one is (NULL: it is its own person). Always
+    # a canonical contact itself, never a chain, so one lookup finds the person.
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"), index=True)
     created_at: Mapped[datetime] = created_at()
     updated_at: Mapped[datetime] = updated_at()
+
+
+class ContactMerge(Base):
+    """One link of a contact to a person, with what it changed, so it can be undone
+    exactly: `moved` holds {"contacts": {id: person_id before}, "phone": phone before}."""
+
+    __tablename__ = "contact_merges"
+    __table_args__ = (CheckConstraint("reason IN ('shared_phone', 'operator')", name="reason"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    reason: Mapped[str] = mapped_column(String(16))
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    moved: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    merged_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    undone_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    undone_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

@@ -29,6 +29,7 @@ from hub.conversations import ensure_contact, find_contact_row, find_for_message
 from hub.events import emit
 from hub.inbound import Processor, register_processor
 from hub.models import Channel, ChannelUpdate, Contact, Message, RawWebhook
+from hub.persons import link_shared_phone
 from hub.routing import hooks as routing_hooks
 from hub.tracking.matching import DEFAULT_WINDOW, attribute_first_message
 
@@ -96,6 +97,10 @@ def store_message(session: Session, channel: Any, m: TelegramMessage, now: datet
     # Writing to the bot again means it is no longer blocked.
     session.execute(update(Contact).where(Contact.id == contact.id, Contact.unreachable_at.is_not(None))
                     .values(unreachable_at=None, unreachable_reason=None, updated_at=now))
+    if _shares_own_contact(m):
+        merge = link_shared_phone(session, contact.id, m.content.get("phone_number"), now=now)
+        if merge is not None:
+            contact.person_id, contact.phone = merge.person_id, session.get(Contact, contact.id).phone
     # A press carries no time of its own: it is now.
     at = now if m.callback_id else (m.edit_date or m.date) if m.edit else m.date
     conversation, started = (sender.conversation, False) if sender.conversation is not None else \
@@ -130,6 +135,12 @@ def store_message(session: Session, channel: Any, m: TelegramMessage, now: datet
     if started:
         routing_hooks.conversation_started(session, conversation.id, first_text=m.text or "", now=now)
     return message
+
+
+def _shares_own_contact(m: TelegramMessage) -> bool:
+    """A contact the user shared as their own (the "share my phone" button), not
+    someone else's card: only then is its phone theirs."""
+    return m.type == "contacts" and not m.edit and m.content.get("user_id") == m.sender.id
 
 
 def _annotate_original(session: Session, channel_id: int, m: TelegramMessage) -> None:
