@@ -22,6 +22,7 @@ from connectors.amocrm import intents, mapping, recovery
 from connectors.amocrm.client import AmoClient
 from connectors.amocrm.errors import AmoError, Transient, ValidationFailed
 from connectors.base import LinkStore
+from connectors.person import as_person, reuses_open_deal
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +37,20 @@ RESPONSIBLE = "amocrm.responsible"
 
 @dataclass
 class Wanted:
+    """A conversation's deal to find or make; `contact` as the event gives it (of(): as
+    the person, so every channel's conversation reaches the person's amoCRM contact)."""
+
     conversation: Mapping[str, Any]
     contact: Mapping[str, Any]
+    channel_contact: Mapping[str, Any] = field(default_factory=dict)  # before as_person
+
+    @classmethod
+    def of(cls, conversation: Mapping[str, Any], contact: Mapping[str, Any]) -> "Wanted":
+        return cls(conversation, as_person(contact), contact)
+
+    def reuses_open_deal(self, settings: Mapping[str, Any]) -> bool:
+        return reuses_open_deal(self.channel_contact, settings,
+                                settings.get("deal_mode", "reuse_open") == "reuse_open")
 
     @property
     def conv_id(self) -> str:
@@ -129,8 +142,10 @@ class LeadEnsurer:
             return result
         if self.settings.get("existing_contacts", "search") == "search":
             todo = self._search_contacts(todo, result)
-        if self.settings.get("deal_mode", "reuse_open") == "reuse_open":
-            todo = self._reuse_open(todo, result)
+        reusing = [w for w in todo if w.reuses_open_deal(self.settings)]
+        if reusing:
+            left = {w.conv_id for w in self._reuse_open(reusing, result)}
+            todo = [w for w in todo if w.conv_id in left or not w.reuses_open_deal(self.settings)]
         self._create(todo, result)
         return result
 
@@ -211,7 +226,6 @@ class LeadEnsurer:
         return [w for w in todo if w.conv_id not in result.leads]
 
     def _create(self, todo: list[Wanted], result: Ensured) -> None:
-        reuse = self.settings.get("deal_mode", "reuse_open") == "reuse_open"
         pending = list(todo)
         while pending:
             this_round: list[Wanted] = []
@@ -234,7 +248,7 @@ class LeadEnsurer:
                     failed = next((result.failed[s.conv_id] for s in this_round
                                    if s.key == w.key and s.conv_id in result.failed), None)
                     result.failed[w.conv_id] = failed or Transient("the customer's contact was not created")
-                elif reuse:
+                elif w.reuses_open_deal(self.settings):
                     self.link_lead(w.conv_id, result.leads[sibling.conv_id], result)
                 else:
                     pending.append(w)

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
 from connectors.amocrm import rules
+from connectors.person import new_channel_opens_deal_field
 from connectors.base import TEMPLATES_CONTEXT_KEY  # filled by the hub while validating
 from hub.text_templates import placeholder_problem
 
@@ -158,6 +159,7 @@ class AmoCrmSettings(Schema):
                   "choices": [["reuse_open", "Reuse the customer's open deal in this pipeline"],
                               ["always_new", "Always create a new deal"]]},
     )
+    new_channel_opens_deal = new_channel_opens_deal_field()
     existing_contacts = fields.String(
         load_default="search",
         validate=validate.OneOf(["search", "create"]),

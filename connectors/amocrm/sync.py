@@ -52,7 +52,7 @@ class WaveSync:
         for i, event in enumerate(batch):
             try:
                 if event.type in CONVERSATION_TYPES:
-                    w = Wanted(mapping.require(event.data, "conversation"), mapping.require(event.data, "contact"))
+                    w = Wanted.of(mapping.require(event.data, "conversation"), mapping.require(event.data, "contact"))
                     w.validate()
                     wanted.append((i, w))
                 elif event.type == "contact.opted_out":
