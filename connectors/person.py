@@ -43,9 +43,10 @@ def as_person(contact: Mapping[str, Any]) -> Mapping[str, Any]:
     return merged
 
 
-def reuses_open_deal(contact: Mapping[str, Any], settings: Mapping[str, Any], usual: bool) -> bool:
+def reuses_open_deal(contact: Mapping[str, Any], *, new_channel_opens_deal: bool, usual: bool) -> bool:
     """Does this contact's new conversation go to the person's open deal? `usual`: the
-    connector's own rule for a customer's next conversation."""
+    connector's own rule for a customer's next conversation; a linked contact's follows
+    the connector's `new_channel_opens_deal` instead."""
     if not linked(contact):
         return usual
-    return not settings.get(NEW_CHANNEL_OPENS_DEAL, False)
+    return not new_channel_opens_deal

@@ -22,7 +22,7 @@ from connectors.amocrm import intents, mapping, recovery
 from connectors.amocrm.client import AmoClient
 from connectors.amocrm.errors import AmoError, Transient, ValidationFailed
 from connectors.base import LinkStore
-from connectors.person import as_person, reuses_open_deal
+from connectors.person import NEW_CHANNEL_OPENS_DEAL, as_person, reuses_open_deal
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,8 @@ class Wanted:
         return cls(conversation, as_person(contact), contact)
 
     def reuses_open_deal(self, settings: Mapping[str, Any]) -> bool:
-        return reuses_open_deal(self.channel_contact, settings,
-                                settings.get("deal_mode", "reuse_open") == "reuse_open")
+        return reuses_open_deal(self.channel_contact, new_channel_opens_deal=bool(settings.get(NEW_CHANNEL_OPENS_DEAL)),
+                                usual=settings.get("deal_mode", "reuse_open") == "reuse_open")
 
     @property
     def conv_id(self) -> str:

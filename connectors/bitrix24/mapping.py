@@ -40,6 +40,7 @@ class Options:
     close_stage_id: str = ""
     stage_rules: tuple[rules.StageRule, ...] = ()
     report_stages: bool = False
+    new_channel_opens_deal: bool = False
 
     @classmethod
     def from_settings(cls, s: dict[str, Any]) -> "Options":
@@ -58,6 +59,7 @@ class Options:
             close_stage_id=s.get("close_stage_id") or "",
             stage_rules=tuple(rules.parse_rules(s.get("stage_rules"))),
             report_stages=bool(s.get("report_deal_stages")),
+            new_channel_opens_deal=bool(s.get("new_channel_opens_deal")),
         )
 
     @property

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
 from connectors.bitrix24 import rules
+from connectors.person import new_channel_opens_deal_field
 from hub.text_templates import placeholder_problem
 
 WEBHOOK_PATH = re.compile(r"^/rest/\d+/[A-Za-z0-9]+/?$")
@@ -96,6 +97,7 @@ class Bitrix24Settings(Schema):
         metadata={"label": "Reuse", "choices": [("open", "Reuse the contact's open deal/lead in this pipeline"),
                                                 ("never", "A new deal/lead for every conversation")]},
     )
+    new_channel_opens_deal = new_channel_opens_deal_field()
     timeline = fields.String(
         load_default="all",
         validate=validate.OneOf(["all", "inbound", "outbound", "none"]),

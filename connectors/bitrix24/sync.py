@@ -21,6 +21,7 @@ from connectors.bitrix24 import mapping
 from connectors.bitrix24.batching import Call, Ref, Run, execute
 from connectors.bitrix24.errors import CommandError, field_named
 from connectors.bitrix24.mapping import ORIGINATOR, Options
+from connectors.person import as_person, reuses_open_deal
 
 HANDLED = frozenset({
     "conversation.started", "message.received", "message.sent", "conversation.assigned",
@@ -46,6 +47,13 @@ class Item:
     suspect: bool = False
     errors: list[tuple[str, CommandError]] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
+    # The contact as the event names it; `contact` is its person's (connectors.person),
+    # so every channel's conversation reaches the person's Bitrix24 contact.
+    channel_contact: dict[str, Any] = field(default_factory=dict)
+
+    def reuses_open_deal(self, o: Options) -> bool:
+        return reuses_open_deal(self.channel_contact, new_channel_opens_deal=o.new_channel_opens_deal,
+                                usual=o.reuse == "open")
 
     @property
     def conv_id(self) -> str:
@@ -71,7 +79,7 @@ def parse(event: HubEvent) -> Item | str:
         conversation = {**conversation, "assignee": data.get("assignee")}
     if event.type == "lead.attributed" and data.get("lead_source"):
         conversation = {**conversation, "lead_source": data["lead_source"]}
-    return Item(event, conversation, contact, message)
+    return Item(event, conversation, dict(as_person(contact)), message, channel_contact=contact)
 
 
 def update_fields(item: Item, o: Options) -> dict[str, Any]:
@@ -427,11 +435,11 @@ class WaveSync:
                 "filter": {"ORIGINATOR_ID": ORIGINATOR, "ORIGIN_ID": sorted({i.conv_id for i in suspects})},
                 "select": ["ID", "ORIGIN_ID"], "order": {"ID": "ASC"}}))
             owners["mine"] = suspects
-        if o.reuse == "open":
+        if any(item.reuses_open_deal(o) for item in items):
             by_contact: dict[str, list[Item]] = {}
             for item in items:
                 cid = contacts.get(item.contact_id)
-                if cid:
+                if cid and item.reuses_open_deal(o):
                     by_contact.setdefault(cid, []).append(item)
             for cid, group in by_contact.items():
                 calls.append(Call(f"open{cid}", method, {

@@ -7,6 +7,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
 from connectors.hubspot import rules
+from connectors.person import new_channel_opens_deal_field
 from hub.text_templates import placeholder_problem
 
 DEFAULT_BASE_URL = "https://api.hubapi.com"
@@ -200,6 +201,7 @@ class HubSpotSettings(Schema):
                           "contact's open deal in the pipeline when there is one.",
                   "choices": list(REUSE_MODES)},
     )
+    new_channel_opens_deal = new_channel_opens_deal_field()
     log_messages = fields.String(
         load_default="all",
         validate=validate.OneOf(LOG_MODES),

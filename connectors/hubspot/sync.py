@@ -23,6 +23,7 @@ from typing import Any, Callable
 from connectors.automation_notes import stage_move
 from connectors.base import HubEvent, LinkStore, Outcome
 from connectors.hubspot import mapping, tasks
+from connectors.person import NEW_CHANNEL_OPENS_DEAL, as_person, reuses_open_deal
 from connectors.hubspot.client import (
     AuthFailed, Conflict, HubSpotClient, HubSpotError, RateLimited, Unavailable, ValidationFailed,
 )
@@ -56,8 +57,18 @@ class Item:
         return self.data.get("conversation") or {}
 
     @property
-    def contact(self) -> dict[str, Any]:
+    def channel_contact(self) -> dict[str, Any]:
         return self.data.get("contact") or {}
+
+    @property
+    def contact(self) -> dict[str, Any]:
+        """The contact as HubSpot should know it: its person's (connectors.person), so
+        every channel's conversation reaches the person's HubSpot contact."""
+        return dict(as_person(self.channel_contact))
+
+    def reuses_open_deal(self, settings: dict[str, Any]) -> bool:
+        return reuses_open_deal(self.channel_contact, new_channel_opens_deal=bool(settings.get(NEW_CHANNEL_OPENS_DEAL)),
+                                usual=settings.get("deal_reuse") == "open_deal")
 
     def decide(self, outcome: Outcome) -> None:
         if self.outcome is None:
@@ -376,13 +387,18 @@ class WaveSync:
                 item.deal_crm_id = stored
                 item.deal_is_new = new and stored == crm_id
 
-        if self.settings.get("deal_reuse") == "open_deal":
-            missing = self._reuse_open_deals(missing, by_conv, link)
+        def reuse(conv_id: str) -> bool:
+            return by_conv[conv_id][0].reuses_open_deal(self.settings)
+
+        reusing = [conv_id for conv_id in missing if reuse(conv_id)]
+        if reusing:
+            left = set(self._reuse_open_deals(reusing, by_conv, link))
+            missing = [conv_id for conv_id in missing if conv_id in left or not reuse(conv_id)]
         # In reuse mode, conversations of one contact in this wave share one new deal.
         groups: dict[str, list[str]] = {}
         for conv_id in missing:
             item = by_conv[conv_id][0]
-            group = item.contact_crm_id if self.settings.get("deal_reuse") == "open_deal" else conv_id
+            group = f"contact:{item.contact_crm_id}" if reuse(conv_id) else conv_id
             groups.setdefault(str(group), []).append(conv_id)
         id_property = self.settings["deal_id_property"]
         entries: list[Entry] = []
