@@ -21,6 +21,10 @@ from hub.automations import store as automation_store
 from hub.automations.runtime import start_manually
 from hub.models import Run, Scenario
 from hub.routing.store import save_rule, save_team
+from hub.conversations import upsert_contact
+from hub.models import Contact
+from hub.models.contacts import ContactMerge
+from hub.persons import OPERATOR, link
 from hub.web.api.fields import id_max
 from tests.support.factories import emit_many, webhook_connector
 from tests.support.tracking import make_link
@@ -47,6 +51,7 @@ BODIES: dict[tuple[str, str], list[dict[str, Any]]] = {
     ("patch", "/channels/telegram/{channel_id}"): [{"name": "Shop bot", "bot_token": "123456:" + "B" * 35}],
     ("post", "/conversations/{conversation_id}/assign"): [{"assignee_id": "{user_id}"}],
     ("post", "/conversations/{conversation_id}/close"): [{"reason": "done"}],
+    ("post", "/contacts/{contact_id}/merge"): [{"person_contact_id": "{other_contact_id}"}],
     ("post", "/messages"): [
         {"conversation_id": "{conversation_id}", "type": "text", "text": {"body": "On its way", "preview_url": False},
          "reply_to": "wamid.X"},
@@ -161,11 +166,16 @@ def seeded(client, runtime, admin_headers) -> dict[str, Any]:
         automation_store.publish(session, scenario, now=utcnow())
         automation_store.publish(session, scenario, now=utcnow())
         run = start_manually(session, scenario, session.scalars(select(Conversation)).one(), now=utcnow(), by="test")
-        return {"scenario_id": scenario.id, "run_id": run.id, "scenario_document": SCENARIO,
+        contact = session.get(Contact, session.scalars(select(Conversation.contact_id)).one())
+        merged = upsert_contact(session, wa_id="4915100000077", user_id=None, name="Merged", now=utcnow())
+        other = upsert_contact(session, wa_id="4915100000078", user_id=None, name="Other", now=utcnow())
+        merge = link(session, merged, contact, reason=OPERATOR, now=utcnow())
+        return {"contact_id": contact.id, "other_contact_id": other.id, "merge_id": merge.id,
+                "scenario_id": scenario.id, "run_id": run.id, "scenario_document": SCENARIO,
                 "audience_id": audience.id, "broadcast_id": broadcast.id, "team_id": team.id, "rule_id": rule.id, "schedule_id": schedule.id, "channel_id": channel_id, "connector_id": connector_id, "link_id": link_id,
                 "template_id": template.id, "message_id": message.id, "wamid": message.wa_message_id,
                 "conversation_id": session.scalars(select(Conversation.id)).one(),
-                "delivery_id": session.scalars(select(Delivery.id)).one(),
+                "delivery_id": session.scalars(select(Delivery.id).order_by(Delivery.id)).first(),  # the merge adds one
                 "user_id": session.scalars(select(User.id)).one()}
 
 
@@ -375,7 +385,8 @@ def test_the_openapi_document_states_each_path_ids_range(client):
     width = {"channel_id": Channel, "conversation_id": Conversation, "message_id": Message, "template_id": Template,
              "connector_id": ConnectorRecord, "delivery_id": Delivery, "link_id": TrackedLink, "team_id": Team,
              "rule_id": RoutingRule, "user_id": User, "schedule_id": ReportSchedule, "audience_id": Audience,
-             "broadcast_id": Broadcast, "scenario_id": Scenario, "run_id": Run}
+             "broadcast_id": Broadcast, "scenario_id": Scenario, "run_id": Run, "contact_id": Contact,
+             "merge_id": ContactMerge}
     spec = client.get("/api/v1/openapi.json").json
     params = [p for item in spec["paths"].values() for p in item.get("parameters", []) if p["in"] == "path"]
     assert params

@@ -33,11 +33,11 @@ def init_api(app: Flask) -> Api:
     from hub.channels.base import SendRefused
     from hub.web.api import channels, connectors, conversations, deliveries, messages, templates_api
     from hub.web.api import automations, broadcasts, reports, routing, telegram_channels, tracking
-    from hub.web.api import instagram_channels
+    from hub.web.api import contacts, instagram_channels
 
     for blueprint in (telegram_channels.blp, instagram_channels.blp, channels.blp, conversations.blp, messages.blp,
                       templates_api.blp, connectors.blp, deliveries.blp, tracking.blp, routing.blp, reports.blp,
-                      reports.schedules, broadcasts.blp, automations.blp):
+                      reports.schedules, broadcasts.blp, automations.blp, contacts.blp):
         assert isinstance(blueprint, parsing.Blueprint), "API blueprints read input with parsing.ApiParser"
         api.register_blueprint(blueprint, url_prefix=f"/api/v1{blueprint.url_prefix or ''}")
     app.register_error_handler(SendRefused, _send_refused)
