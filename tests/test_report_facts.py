@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import select
 
 from hub.events import emit
-from hub.models import Contact, Conversation, Message, ReportFact, Team
+from hub.models import (Contact, Conversation, Message, ReportBucket, ReportFact, ReportRollup, ReportRollupMoney,
+                        ReportTime, Team)
 from hub.reports import aggregate, facts
 from hub.reports.rows import Filters, summary
 from hub.users import create_user
@@ -92,9 +93,15 @@ def test_the_facts_add_up_to_the_same_figures_as_the_messages(runtime, seed):
         teams = list(s.scalars(select(Team.id)))
         for f in [Filters(start=T0, end=T0 + timedelta(days=3)), Filters(start=T0, end=T0 + timedelta(days=1)),
                   Filters(start=T0, end=T0 + timedelta(days=3), team_id=teams[1], missed_seconds=60),
-                  Filters(start=T0, end=T0 + timedelta(days=3), source="google")]:
+                  Filters(start=T0, end=T0 + timedelta(days=3), source="google"),
+                  # minutes at both ends (from the facts), whole hours, whole days; two filters (no buckets)
+                  Filters(start=T0 + timedelta(minutes=17), end=T0 + timedelta(days=2, hours=5, minutes=3)),
+                  Filters(start=T0 - timedelta(hours=9, minutes=1), end=T0 + timedelta(hours=20, minutes=59),
+                          team_id=teams[1], missed_seconds=3600),
+                  Filters(start=T0, end=T0 + timedelta(days=3), team_id=teams[1], source="google"),
+                  Filters(start=T0 + timedelta(seconds=1), end=T0 + timedelta(minutes=50))]:
             expected = summary(s, f, now=now)
-            assert expected["conversations"] > 0
+            assert expected["conversations"] > 0 or f.end - f.start < timedelta(days=2)
             assert normalized(aggregate.summary(s, f, now=now)) == normalized(expected), f
 
 
@@ -149,3 +156,48 @@ def test_hub_reports_rebuild(database_url, tmp_path, runtime):
     assert r.exit_code == 0 and "computed the figures of 6 conversation(s)" in r.output
     with runtime.db.scope() as s:
         assert sorted(s.scalars(select(ReportFact.conversation_id))) == sorted(ids)
+
+
+def _rollups(session):
+    """What the rollups hold, without their row ids."""
+    out = {}
+    for model in (ReportRollup, ReportRollupMoney, ReportBucket, ReportTime):
+        columns = [c for c in model.__table__.columns if c.name != "id"]
+        out[model.__tablename__] = sorted(
+            tuple(str(Decimal(v).normalize()) if isinstance(v, Decimal) else v for v in row)
+            for row in session.execute(select(*columns)))
+    return out
+
+
+def test_rollups_kept_from_the_events_equal_a_rebuild(runtime):
+    """Facts computed again change the rollups by their difference: after messages,
+    closes, reassignments and a deal, what follow() kept is what a rebuild makes."""
+    ids = seed_random(runtime, 5)
+    with runtime.db.scope() as s:
+        facts.rebuild(s, now=T0 + timedelta(days=5))
+        ana = create_user(s, email="late@example.com", password="correct horse battery", role="operator", now=T0)
+        at = T0 + timedelta(days=5)
+        for k, cid in enumerate(ids[:12]):
+            conv = s.get(Conversation, cid)
+            s.add(Message(conversation_id=cid, direction="in" if k % 3 == 0 else "out", type="text", text="more",
+                          status="sent", sent_at=at + timedelta(minutes=k), author_id=None if k % 3 == 0 else ana.id,
+                          cost=Decimal("0.05") if k % 2 else None, currency="USD" if k % 2 else None,
+                          pricing_category="utility" if k % 2 else None, payload={}))
+            if k % 4 == 1:
+                conv.status, conv.closed_at = "closed", at + timedelta(hours=1)
+            if k % 5 == 2:
+                conv.assignee_id = ana.id
+            emit(s, "message.sent", {"conversation": {"id": cid}}, now=at, ordering_key=f"conversation:{cid}")
+    _report(runtime, ids[3], "D3", "won", "40", at=T0 + timedelta(days=5))
+    now = T0 + timedelta(days=5, hours=2)
+    with runtime.db.scope() as s:
+        facts.follow(s, now=now)
+    with runtime.db.scope() as s:
+        kept = _rollups(s)
+        period = Filters(start=T0 - timedelta(minutes=7), end=T0 + timedelta(days=3, minutes=30))
+        assert normalized(aggregate.summary(s, period, now=now)) == normalized(summary(s, period, now=now))
+    with runtime.db.scope() as s:
+        facts.rebuild(s, now=now)
+    with runtime.db.scope() as s:
+        assert _rollups(s) == kept
+        assert kept["report_rollups"] and kept["report_buckets"] and kept["report_times"]

@@ -8,7 +8,8 @@ from hub.models.conversations import Conversation, Message, MessageStatus
 from hub.models.events import Delivery, Event
 from hub.models.leases import Lease
 from hub.models.ratelimits import RateBucket
-from hub.models.reports import ReportDeal, ReportFact, ReportFactState, ReportRun, ReportSchedule
+from hub.models.reports import (ReportBucket, ReportDeal, ReportFact, ReportFactState, ReportRollup,
+                                ReportRollupMoney, ReportRun, ReportSchedule, ReportTime)
 from hub.models.routing import OperatorState, QueueEntry, RoutingRule, SlaMark, Team, TeamMember
 from hub.models.templates import Template
 from hub.models.tracking import LeadAttribution, TrackedLink, Visit
@@ -44,8 +45,12 @@ __all__ = [
     "RateBucket",
     "RawWebhook",
     "ReportDeal",
+    "ReportBucket",
     "ReportFact",
     "ReportFactState",
+    "ReportRollup",
+    "ReportRollupMoney",
+    "ReportTime",
     "ReportRun",
     "ReportSchedule",
     "RoutingRule",

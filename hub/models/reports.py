@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, CheckConstraint, Float, ForeignKey, Index, Integer, Numeric, String, Text, UniqueConstraint
+from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -95,7 +96,13 @@ class ReportFact(Base):
     event log; `hub reports rebuild` computes it all again)."""
 
     __tablename__ = "report_facts"
-    __table_args__ = (Index("ix_report_facts_opened", "opened_at"),)
+    __table_args__ = (
+        Index("ix_report_facts_opened", "opened_at"),
+        # The chats still waiting for a first human reply, whose missed verdict moves with time.
+        Index("ix_report_facts_waiting", "opened_at",
+              postgresql_where=text("first_inbound_at IS NOT NULL AND first_wait_seconds IS NULL"),
+              sqlite_where=text("first_inbound_at IS NOT NULL AND first_wait_seconds IS NULL")),
+    )
 
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"),
                                                  primary_key=True, autoincrement=False)
@@ -132,3 +139,108 @@ class ReportFactState(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     followed_until: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# A rollup's "none" for an id (a conversation without a team, say): 0, never a real id,
+# so that the unique key, which the incremental upserts meet on, holds for it too.
+NONE_ID = 0
+
+
+class ReportRollup(Base):
+    """The report facts added up per hour and per day (UTC, `grain`) and per channel,
+    team, operator, lead source, campaign and currency: what the summary of a long
+    period reads instead of one row per conversation. Kept by adding each changed
+    fact's difference (hub.reports.rollups), under the facts' lock."""
+
+    __tablename__ = "report_rollups"
+    __table_args__ = (
+        UniqueConstraint("grain", "start", "channel_id", "team_id", "assignee_id", "source", "campaign", "currency",
+                         name="one_rollup_per_key"),
+        CheckConstraint("grain IN ('hour', 'day')", name="grain"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    grain: Mapped[str] = mapped_column(String(4))
+    start: Mapped[datetime] = mapped_column(UTCDateTime())
+    channel_id: Mapped[int] = mapped_column(Integer)
+    team_id: Mapped[int] = mapped_column(Integer)
+    assignee_id: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(200))
+    campaign: Mapped[str] = mapped_column(String(200))
+    currency: Mapped[str] = mapped_column(String(3))
+    conversations: Mapped[int] = mapped_column(Integer, default=0)
+    closed: Mapped[int] = mapped_column(Integer, default=0)
+    answered: Mapped[int] = mapped_column(Integer, default=0)
+    human_replies: Mapped[int] = mapped_column(Integer, default=0)
+    priced: Mapped[int] = mapped_column(Integer, default=0)  # conversations with a cost
+    cost: Mapped[Decimal] = mapped_column(Numeric(20, 6), default=0)
+    deals: Mapped[int] = mapped_column(Integer, default=0)
+    won: Mapped[int] = mapped_column(Integer, default=0)
+    sla_met: Mapped[int] = mapped_column(Integer, default=0)
+    sla_decided: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ReportRollupMoney(Base):
+    """Beside report_rollups, per hour and day and the same keys: the cost per pricing
+    category (`kind` cost) and the revenue of won deals (`kind` revenue), per currency."""
+
+    __tablename__ = "report_rollup_money"
+    __table_args__ = (
+        UniqueConstraint("grain", "start", "channel_id", "team_id", "assignee_id", "source", "campaign", "kind",
+                         "category", "currency", name="one_amount_per_key"),
+        CheckConstraint("kind IN ('cost', 'revenue')", name="kind"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    grain: Mapped[str] = mapped_column(String(4))
+    start: Mapped[datetime] = mapped_column(UTCDateTime())
+    channel_id: Mapped[int] = mapped_column(Integer)
+    team_id: Mapped[int] = mapped_column(Integer)
+    assignee_id: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(200))
+    campaign: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(8))
+    category: Mapped[str] = mapped_column(String(64))
+    currency: Mapped[str] = mapped_column(String(3))
+    amount: Mapped[Decimal] = mapped_column(Numeric(20, 6), default=0)
+    items: Mapped[int] = mapped_column(Integer, default=0)  # conversations adding to it (0: the row goes)
+
+
+class ReportBucket(Base):
+    """How many times (first response, response, resolution, first wait) fell in each
+    range of hub.reports.rollups.BOUNDS per day (UTC), overall (`dim` all) and per one
+    channel, team, operator or source: where a percentile of a long period is found
+    before its exact value is read from the few report_times of that range."""
+
+    __tablename__ = "report_buckets"
+    __table_args__ = (
+        UniqueConstraint("start", "metric", "bucket", "dim", "value", name="one_count_per_bucket"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    start: Mapped[datetime] = mapped_column(UTCDateTime())
+    metric: Mapped[str] = mapped_column(String(10))
+    bucket: Mapped[int] = mapped_column(Integer)
+    dim: Mapped[str] = mapped_column(String(8))
+    value: Mapped[str] = mapped_column(String(200))
+    n: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ReportTime(Base):
+    """Every time of every conversation's facts, one row each, with its bucket: the
+    exact values the percentiles read, a bucket at a time."""
+
+    __tablename__ = "report_times"
+    __table_args__ = (Index("ix_report_times_lookup", "metric", "bucket", "opened_at"),
+                      Index("ix_report_times_opened", "opened_at"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
+    metric: Mapped[str] = mapped_column(String(10))
+    bucket: Mapped[int] = mapped_column(Integer)
+    seconds: Mapped[float] = mapped_column(Float)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    channel_id: Mapped[int | None] = mapped_column(Integer)
+    team_id: Mapped[int | None] = mapped_column(Integer)
+    assignee_id: Mapped[int | None] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(200))

@@ -6,8 +6,11 @@ a status with its price, an assignment, a close, a deal's stage). follow() reads
 events since it last looked (with a margin, since a transaction may commit an event
 stamped a little earlier) and computes those conversations again, plus the open ones
 whose SLA verdict can change with time alone. Computing a conversation again is
-idempotent, so reading an event twice costs time, never a wrong figure. rebuild()
-computes every conversation (`hub reports rebuild`).
+idempotent, so reading an event twice costs time, never a wrong figure; each fact
+written changes the per-hour and per-day rollups by its difference (hub.reports.rollups)
+in the same transaction, under the lock on report_fact_state that every writer of
+facts takes first. rebuild() computes every conversation and the rollups from nothing
+(`hub reports rebuild`).
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from hub.models import Conversation, Event, ReportFact, ReportFactState, Team
+from hub.reports import rollups
 from hub.reports.rows import Filters, rows, source_of
 
 # The events that may change a conversation's figures.
@@ -64,9 +68,12 @@ def refresh(session: Session, conversation_ids: Iterable[int], *, now: datetime)
         chunk = tuple(ids[i:i + BATCH])
         facts = [fact_of(row, with_policy=with_policy, now=now)
                  for row in rows(session, Filters(start=now, end=now, conversation_ids=chunk), now=now)]
+        old = [dict(r._mapping) for r in session.execute(
+            select(ReportFact.__table__).where(ReportFact.conversation_id.in_(chunk)))]
         session.execute(delete(ReportFact).where(ReportFact.conversation_id.in_(chunk)))
         if facts:
             session.execute(ReportFact.__table__.insert(), facts)
+        rollups.apply(session, old, facts, chunk)
         written += len(facts)
     return written
 
@@ -107,6 +114,8 @@ def rebuild(session: Session, *, now: datetime) -> int:
     else:
         state.followed_until = now
     session.flush()
+    session.execute(delete(ReportFact))
+    rollups.clear(session)
     written, last = 0, 0
     while True:
         ids = list(session.scalars(select(Conversation.id).where(Conversation.id > last)
@@ -115,7 +124,6 @@ def rebuild(session: Session, *, now: datetime) -> int:
             break
         written += refresh(session, ids, now=now)
         last = ids[-1]
-    session.execute(delete(ReportFact).where(ReportFact.conversation_id.notin_(select(Conversation.id))))
     return written
 
 
