@@ -7,16 +7,17 @@ from __future__ import annotations
 
 import random
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Callable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub import payloads
-from hub.channels.whatsapp.sender import Claimed
+from hub.channels.whatsapp.sender import Claimed, claim
 from hub.delivery.backoff import next_attempt_at
 from hub.events import emit
 from hub.models import Channel, Contact, Conversation, Message
+from hub.ratelimit import TokenBucket
 
 
 def healthy_channels(db: Any, kind: str) -> list[Channel]:
@@ -85,3 +86,40 @@ def record_failure(session: Session, message: Message, item: Claimed, *, code: i
                     "error": {"code": code, "title": message.error_title, "details": None}, "pricing": None},
     }, now=now, ordering_key=payloads.ordering_key(conversation))
     return conversation
+
+
+def send_round(runtime: Any, owner: str, clock: Callable[[], datetime], *, kind: str, batch: int,
+               client_for: Callable[[Channel], Any], send: Callable[[Any, Channel, Claimed], Any],
+               error: type[Exception], sent: Callable[..., None], failed: Callable[..., None]) -> int:
+    """One round over every healthy channel of `kind`: claim up to `batch` messages
+    (one per conversation), send each under the channel's rate with `send(client,
+    channel, item)`, and record it with `sent(session, channel, message, item, result)`
+    or `failed(session, channel, message, item, exc)` (an `error` raised) in its own
+    transaction, unless the lease lapsed meanwhile. How many were claimed."""
+    total = 0
+    for channel in healthy_channels(runtime.db, kind):
+        with runtime.db.scope() as session:
+            claimed = claim(session, channel.id, owner, now=clock(), limit=batch,
+                            lease_seconds=runtime.config.worker.lease_seconds)
+        if not claimed:
+            continue
+        total += len(claimed)
+        client = client_for(channel)
+        bucket = TokenBucket(runtime.db, f"channel:{channel.id}:mps", rate=channel.mps, burst=max(1, channel.mps),
+                             clock=clock)
+        for item in claimed:
+            bucket.take()
+            result, problem = None, None
+            try:
+                result = send(client, channel, item)
+            except error as exc:
+                problem = exc
+            with runtime.db.scope() as session:
+                message = owned(session, item, owner)
+                if message is None:
+                    continue
+                if problem is None:
+                    sent(session, channel, message, item, result)
+                else:
+                    failed(session, channel, message, item, problem)
+    return total

@@ -18,16 +18,15 @@ from typing import Callable
 
 from sqlalchemy import update
 
-from hub.channels.ledger import healthy_channels, owned, record_failure, record_sent
+from hub.channels.ledger import record_failure, record_sent, send_round
 from hub.channels.telegram.channels import KIND, client_for
-from hub.channels.telegram.client import TelegramClient, TelegramError
+from hub.channels.telegram.client import TelegramError
 from hub.channels.telegram.compose import message_key
 from hub.channels.telegram.ingest import BLOCKED
-from hub.channels.whatsapp.sender import Claimed, claim
+from hub.channels.whatsapp.sender import Claimed
 from hub.db import utcnow
 from hub.http import TimeoutSession
 from hub.models import Channel, Contact
-from hub.ratelimit import TokenBucket
 from hub.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -58,34 +57,10 @@ class TelegramSender:
         self.http = TimeoutSession(runtime.config.delivery.http_timeout_seconds)
 
     def run_once(self) -> int:
-        total = 0
-        for channel in healthy_channels(self.runtime.db, KIND):
-            with self.runtime.db.scope() as session:
-                claimed = claim(session, channel.id, self.owner, now=self.clock(), limit=BATCH,
-                                lease_seconds=self.runtime.config.worker.lease_seconds)
-            if claimed:
-                self._send_all(channel, client_for(channel, self.runtime, self.http), claimed)
-                total += len(claimed)
-        return total
-
-    def _send_all(self, channel: Channel, client: TelegramClient, claimed: list[Claimed]) -> None:
-        bucket = TokenBucket(self.runtime.db, f"channel:{channel.id}:mps", rate=channel.mps,
-                             burst=max(1, channel.mps), clock=self.clock)
-        for item in claimed:
-            bucket.take()
-            result, error = None, None
-            try:
-                result = client.send(item.body["method"], item.body["body"])
-            except TelegramError as exc:
-                error = exc
-            with self.runtime.db.scope() as session:
-                message = owned(session, item, self.owner)
-                if message is None:
-                    continue
-                if error is None:
-                    self._sent(session, channel, message, item, result)
-                else:
-                    self._failed(session, channel, message, item, error)
+        return send_round(self.runtime, self.owner, self.clock, kind=KIND, batch=BATCH,
+                          client_for=lambda channel: client_for(channel, self.runtime, self.http),
+                          send=lambda client, channel, item: client.send(item.body["method"], item.body["body"]),
+                          error=TelegramError, sent=self._sent, failed=self._failed)
 
     def _sent(self, session, channel: Channel, message, item: Claimed, result: dict) -> None:
         message.payload = {**(message.payload or {}), "telegram": {"message_id": result["message_id"],
