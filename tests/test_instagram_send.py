@@ -267,3 +267,17 @@ def test_a_reply_typed_in_the_crm_by_a_person_may_use_the_human_agent_tag(client
         with runtime.db.scope() as session:  # a CRM robot's text (no author) is an automation's
             (result,) = execute(session, [SendText("Robot text", conv)], now=utcnow())
             assert not result.ok and "only a person may reply" in result.detail
+
+
+def test_the_access_token_is_never_logged(client, runtime, caplog):
+    import logging
+
+    from tests.support.instagram import TOKEN
+
+    clock = FakeClock(utcnow())
+    with caplog.at_level(logging.DEBUG), wired(runtime, client, clock) as w:
+        customer_wrote(w, clock, timedelta(minutes=5))
+        text(runtime, conversation_of(runtime), "Hi", now=clock())
+        w["emu"].fail_next(190, "Error validating access token")
+        worker(runtime, clock).drain()
+    assert caplog.text and TOKEN not in caplog.text
