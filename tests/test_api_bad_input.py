@@ -49,6 +49,11 @@ BODIES: dict[tuple[str, str], list[dict[str, Any]]] = {
     ("post", "/channels/telegram"): [{"name": "Shop bot", "bot_token": "123456:" + "A" * 35,
                                       "api_base_url": "http://127.0.0.1:9"}],  # nothing listens: refused, named
     ("patch", "/channels/telegram/{channel_id}"): [{"name": "Shop bot", "bot_token": "123456:" + "B" * 35}],
+    ("post", "/channels/instagram"): [{"name": "Shop on Instagram", "ig_user_id": "17841400000000001",
+                                       "access_token": "IGAA" + "C" * 40, "app_secret": "instagram-app-secret-01",
+                                       "verify_token": "verify-phrase-01",
+                                       "api_base_url": "http://127.0.0.1:9"}],  # nothing listens: refused, named
+    ("patch", "/channels/instagram/{channel_id}"): [{"name": "Shop on Instagram", "access_token": "IGAA" + "D" * 40}],
     ("post", "/conversations/{conversation_id}/assign"): [{"assignee_id": "{user_id}"}],
     ("post", "/conversations/{conversation_id}/close"): [{"reason": "done"}],
     ("post", "/contacts/{contact_id}/merge"): [{"person_contact_id": "{other_contact_id}"}],
