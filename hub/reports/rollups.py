@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Iterable, Mapping
 
-from sqlalchemy import delete
+from sqlalchemy import bindparam, delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -163,14 +163,16 @@ def apply(session: Session, removed: list[Mapping[str, Any]], added: list[Mappin
     _upsert(session, ReportRollup, ROLLUP_KEY, ROLLUP_SUMS, rollups)
     _upsert(session, ReportRollupMoney, MONEY_KEY, ("amount", "items"), money)
     _upsert(session, ReportBucket, BUCKET_KEY, ("n",), buckets)
-    starts = {k[1] for k in d.rollups}
-    if starts:
-        session.execute(delete(ReportRollup).where(ReportRollup.start.in_(starts), ReportRollup.conversations == 0))
-        session.execute(delete(ReportRollupMoney).where(ReportRollupMoney.start.in_(starts),
-                                                        ReportRollupMoney.items == 0))
-    days = {k[0] for k in d.buckets}
-    if days:
-        session.execute(delete(ReportBucket).where(ReportBucket.start.in_(days), ReportBucket.n == 0))
+    # The rows a fact left may have summed to nothing: those go, each by its unique key.
+    for model, key, count, gone in (
+            (ReportRollup, ROLLUP_KEY, "conversations", [r for r in rollups if r["conversations"] < 0]),
+            (ReportRollupMoney, MONEY_KEY, "items", [r for r in money if r["items"] < 0]),
+            (ReportBucket, BUCKET_KEY, "n", [r for r in buckets if r["n"] < 0])):
+        if gone:
+            table = model.__table__
+            session.execute(delete(table).where(*[table.c[name] == bindparam(f"k_{name}") for name in key],
+                                                table.c[count] == 0),
+                            [{f"k_{name}": row[name] for name in key} for row in gone])
     ids = tuple(conversation_ids)
     session.execute(delete(ReportTime).where(ReportTime.conversation_id.in_(ids)))
     times = time_rows(added)
