@@ -1,15 +1,23 @@
-"""Lead qualification end to end through the WhatsApp emulator (both databases): 30
-customers answer correctly, wrongly (re-asked) or not at all (one reminder, then the
-hand-off); every hand-off reaches the routing queue, the answers go to the deal."""
+"""Lead qualification end to end through the WhatsApp emulator (both databases): 30 and
+100 customers answer correctly, wrongly (re-asked) or not at all (one reminder, then the
+hand-off); every hand-off reaches the routing queue, the answers go to the deals in the
+amoCRM emulator (a note per answer, the deal moved to the stage named)."""
 from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
+
+from connectors.amocrm import benchkit, pipelines
+from connectors.amocrm.emulator import serve
+from hub.connector_store import create_connector
+from tests.connectors.amocrm.conftest import dead_errors, drain
 
 from hub.automations import examples, store
 from hub.automations.runtime import Runner
 from hub.db import utcnow
+from hub.delivery.worker import Worker
 from hub.models import Event, QueueEntry, Run, Team
 from tests.support.clock import FakeClock
 from tests.support.wa_emulator import wired, worker
@@ -25,9 +33,21 @@ def texts(emu, wa_id):
     return out
 
 
-def test_lead_qualification_with_thirty_customers(runtime, client):
+@pytest.fixture
+def amo():
+    pipelines.forget()  # emulator addresses repeat across tests
+    with serve() as served:
+        yield served
+    pipelines.forget()
+
+
+@pytest.mark.parametrize("right, wrong, silent", [(10, 10, 10), (34, 33, 33)], ids=["30", "100"])
+def test_lead_qualification(runtime, client, amo, right, wrong, silent):
     clock = FakeClock(utcnow() + timedelta(seconds=5))
+    total, answering = right + wrong + silent, right + wrong
     with runtime.db.scope() as session:
+        create_connector(session, runtime.vault, kind="amocrm", name="amo", now=utcnow(), settings={
+            **benchkit.connector_settings(amo.base_url), "timeout_seconds": 5, "timeline_messages": "none"})
         team = Team(name="Sales", strategy="round_robin", time_zone="UTC", hours={}, holidays=[], channel_ids=[],
                     sla={})
         session.add(team)
@@ -37,6 +57,8 @@ def test_lead_qualification_with_thirty_customers(runtime, client):
         for step in document["steps"]:
             if step["type"] == "handoff":
                 step["team_id"] = team_id
+            if step["type"] == "deal_stage":
+                step["stage"] = "negotiation"  # a stage of the amoCRM emulator's Sales pipeline, by name
         scenario = store.create(session, document, now=clock())
         store.publish(session, scenario, now=clock() - timedelta(seconds=60))
     runner, sender = Runner(runtime, clock=clock), worker(runtime, clock)
@@ -49,13 +71,14 @@ def test_lead_qualification_with_thirty_customers(runtime, client):
             for _ in range(10):
                 emu.flush()
                 clock.advance(seconds)
-                moved = runner.run_once() + sender.drain()
+                # WhatsApp only: the CRM's deliveries wait for the end, on a clock that runs
+                moved = runner.run_once() + sum(source() for source in sender.sources)
                 emu.flush()
                 if not moved:
                     return
 
         people = {kind: [emu.customer(number, f"4915{ord(kind[0]):03d}{i:05d}", name=f"{kind} {i}")
-                         for i in range(10)] for kind in ("right", "wrong", "silent")}
+                         for i in range(n)] for kind, n in (("right", right), ("wrong", wrong), ("silent", silent))}
         everyone = [c for group in people.values() for c in group]
         for c in everyone:
             c.send_text("Hello, I saw your ad")
@@ -101,14 +124,31 @@ def test_lead_qualification_with_thirty_customers(runtime, client):
 
     with runtime.db.scope() as session:
         runs = list(session.scalars(select(Run)))
-        assert len(runs) == 30 and {r.status for r in runs} == {"handed_off"}
+        assert len(runs) == total and {r.status for r in runs} == {"handed_off"}
         queued = list(session.scalars(select(QueueEntry)))
-        assert len(queued) == 30 and {q.team_id for q in queued} == {team_id}
+        assert len(queued) == total and {q.team_id for q in queued} == {team_id}
         deals = {}
         for e in session.scalars(select(Event).where(Event.type == "automation.step")):
             deals.setdefault(e.data["conversation"]["id"], {}).update(
                 e.data.get("fields") or {"stage": e.data.get("stage")})
         answered = sorted(deals.values(), key=lambda d: d["name"])
-        assert len(answered) == 20
-        assert all(d["stage"] == "Qualified" for d in answered)
-        assert sorted((d["need"], d["budget"]) for d in answered) == [("buy", 50000)] * 10 + [("rent", 70000)] * 10
+        assert len(answered) == answering
+        assert all(d["stage"] == "negotiation" for d in answered)
+        assert sorted((d["need"], d["budget"]) for d in answered) == [("buy", 50000)] * right + [("rent", 70000)] * wrong
+
+    ahead = clock() - utcnow()
+    crm = Worker(runtime.db, runtime.vault, runtime.config, clock=lambda: utcnow() + ahead)
+    assert set(drain(runtime, worker=crm)) == {"done"}, dead_errors(runtime)
+    leads = list(amo.store.leads.values())
+    assert len(leads) == total
+    notes: dict[int, list[str]] = {}
+    for note in amo.store.notes.values():
+        notes.setdefault(note["entity_id"], []).append(note["params"]["text"])
+    assert len(notes) == answering and {len(n) for n in notes.values()} == {3}  # name, need, budget
+    answers = []
+    for texts_ in notes.values():
+        assert all(t.startswith("Answers to «Lead qualification»:\n") for t in texts_)
+        answers.append(dict(line.split(": ", 1) for t in texts_ for line in t.splitlines()[1:]))
+    assert all(a["name"].startswith("Anna ") for a in answers)
+    assert sorted((a["need"], a["budget"]) for a in answers) == [("buy", "50000")] * right + [("rent", "70000")] * wrong
+    assert sorted(lead["status_id"] for lead in leads) == [7_000_011] * silent + [7_000_012] * answering
