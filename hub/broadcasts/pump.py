@@ -18,13 +18,13 @@ import math
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable
+from typing import Any, Callable
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from hub import leases
-from hub.broadcasts import compose, consent, limits, outcomes, schedule
+from hub.broadcasts import compose, consent, limits, outcomes, schedule, targets
 from hub.broadcasts.lifecycle import _locked, pause_locked
 from hub.channels.base import Outgoing, SendRefused
 from hub.channels.whatsapp import templates as tpl
@@ -209,6 +209,7 @@ class BroadcastPump:
         left = room.left
         recent = limits.reached_recently(session, phones, now=now) if left is not None else set()
         done = queued = 0
+        ready: list[tuple[BroadcastRecipient, Any]] = []  # recipients to queue now, with their template
         for recipient in pending:
             if recipient.phone in opted_out:
                 self._skip(recipient, "opted_out", now)
@@ -225,9 +226,16 @@ class BroadcastPump:
                 self._skip(recipient, "missing_variables: " + ", ".join(missing), now)
                 done += 1
                 continue
+            ready.append((recipient, given))
+        conversation_of = targets.open_conversations(session, channel.id, [r.phone for r, _ in ready], now=now)
+        for recipient, given in ready:
+            target = conversation_of.get(recipient.phone)
+            conversation_id = target[0].id if target is not None else None
             try:
-                message = queue(session, Outgoing(kind="template", template=given, channel_id=channel.id,
-                                                  to=recipient.phone), now=now, config=self.runtime.config)
+                message = queue(session, Outgoing(kind="template", template=given, conversation_id=conversation_id,
+                                                  channel_id=None if conversation_id else channel.id,
+                                                  to=None if conversation_id else recipient.phone),
+                                now=now, config=self.runtime.config)
             except SendRefused as exc:
                 self._skip(recipient, f"{exc.code}: {exc}", now)
                 done += 1

@@ -69,3 +69,39 @@ def verdict(session: Session, *, template: Template, spec: Any, members: list[di
         "preview": compose.preview(template, spec, sendable, header=header, buttons=buttons),
         "problems": problems,
     }
+
+
+def for_composition(session: Session, *, config: Any, channel_id: int, audience_id: int, template_name: str,
+                    template_language: str, variables: Any, header: Any = None,
+                    buttons: list[dict[str, Any]] | None = None, now: datetime) -> dict[str, Any]:
+    """The verdict of a broadcast as the REST API and the admin wizard compose it; bad
+    input raises BroadcastProblem naming the field."""
+    from hub.broadcasts import audiences
+    from hub.broadcasts.lifecycle import BroadcastProblem
+    from hub.channels.whatsapp import templates as tpl
+    from hub.channels.whatsapp.rate_card import rate_card_for
+    from hub.models import Audience, Channel
+
+    channel = session.get(Channel, channel_id)
+    if channel is None:
+        raise BroadcastProblem(f"no channel with id {channel_id}", field="channel_id", status=404)
+    audience = session.get(Audience, audience_id)
+    if audience is None:
+        raise BroadcastProblem(f"no audience with id {audience_id}", field="audience_id", status=404)
+    template = tpl.find(session, channel.waba_id, template_name, template_language)
+    if template is None:
+        raise BroadcastProblem(f"no template {template_name!r} in {template_language!r} on this channel's account",
+                               field="template_name")
+    try:
+        compose.check_spec(template, variables, audience.columns if audience.kind == "csv" else ["name"], header)
+    except compose.CompositionProblem as exc:
+        raise BroadcastProblem(str(exc), field=exc.field) from None
+    members = audiences.members(session, audience, now=now)
+    subscription = "utility" if (template.category or "").upper() in ("UTILITY", "AUTHENTICATION") else "marketing"
+    try:
+        return verdict(session, template=template, spec=variables, members=members,
+                       refused=list(audience.refused or []), subscription=subscription,
+                       card=rate_card_for(config), header=header, buttons=buttons, now=now)
+    except tpl.TemplateProblem as exc:
+        field = "header" if "header" in str(exc) else "buttons"
+        raise BroadcastProblem(f"{field}: {exc}", field=field) from None

@@ -26,12 +26,13 @@ from hub.db import utcnow
 from hub.delivery.backoff import next_attempt_at
 from hub.events import emit
 from hub.http import TimeoutSession
-from hub.models import Channel, Contact, Conversation, Message
-from hub.ratelimit import TokenBucket
+from hub.models import Channel, Contact, Conversation, Message, MessageStatus
+from hub.ratelimit import MemoryWindow, TokenBucket
 from hub.runtime import Runtime
 
 log = logging.getLogger(__name__)
 WAITING = ("queued", "sending")
+SPREAD_WINDOW = 1.05  # seconds: Meta's second, and time for the requests to get there
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,7 @@ class Sender:
         self.rng = rng
         self.http = TimeoutSession(runtime.config.delivery.http_timeout_seconds)
         self._pool = ThreadPoolExecutor(8, thread_name_prefix="wa-send")
+        self._windows: dict[int, MemoryWindow] = {}
 
     def run_once(self) -> int:
         db = self.runtime.db
@@ -126,31 +128,78 @@ class Sender:
         return total
 
     def _send_all(self, channel: Channel, claimed: list[Claimed]) -> None:
+        """Send a claimed batch, then record every answer in one transaction: a
+        transaction per message was the sender's bound. A worker killed before that
+        commit leaves messages whose status webhooks adopt them (adopt_orphan), as a
+        kill between one send and its commit always did."""
         client = WhatsAppClient(endpoint(channel, self.runtime.vault, self.runtime.config), self.http)
         bucket = TokenBucket(self.runtime.db, f"channel:{channel.id}:mps", rate=channel.mps,
                              burst=max(1, channel.mps), clock=self.clock)
+        for start in range(0, len(claimed), int(bucket.burst)):  # the batch's tokens in one take
+            bucket.take(float(len(claimed[start:start + int(bucket.burst)])))
+
+        spread = self._spread(channel)
 
         def send(item: Claimed):
-            bucket.take()
+            spread.take()
             try:
                 return item, client.send(item.body), None
             except WhatsAppError as exc:
                 return item, None, exc
 
-        for item, result, error in self._pool.map(send, claimed):
-            if error is not None and classify(error) == "throttled":
-                bucket.penalise(1.0)  # before the transaction: the bucket has its own
+        answers = list(self._pool.map(send, claimed))
+        if any(error is not None and classify(error) == "throttled" for _, _, error in answers):
+            bucket.penalise(1.0)  # before the transaction: the bucket has its own
+        try:
             with self.runtime.db.scope() as session:
-                if error is None:
-                    self._accepted(session, item, result)
-                else:
-                    self._failed(session, channel, item, error)
+                self._record(session, channel, answers)
+        except Exception:
+            # One bad answer must not cost the batch its record (their messages would be
+            # sent again when the lease lapses): record them one by one.
+            log.exception("channel %s: recording a batch of %d answers failed; one by one", channel.id,
+                          len(answers))
+            for answer in answers:
+                with self.runtime.db.scope() as session:
+                    self._record(session, channel, [answer])
 
-    def _accepted(self, session: Session, item: Claimed, result: dict) -> None:
+    def _spread(self, channel: Channel) -> MemoryWindow:
+        """This process's sends of the channel within a sliding second (with a little
+        slack for the way there), as Meta counts them (130429): the shared bucket lets a
+        worker that fell behind catch up in a burst; this keeps the catching up under the
+        limit."""
+        window = self._windows.get(channel.id)
+        if window is None or window.limit != max(1, int(channel.mps)):
+            window = self._windows[channel.id] = MemoryWindow(max(1, int(channel.mps)), SPREAD_WINDOW)
+        return window
+
+    def _record(self, session: Session, channel: Channel,
+                answers: list[tuple[Claimed, dict | None, WhatsAppError | None]]) -> None:
+        ids = [item.message_id for item, _, _ in answers]
+        messages = {m.id: m for m in session.scalars(select(Message).where(Message.id.in_(ids)))}
+        conversation_ids = {m.conversation_id for m in messages.values()}
+        conversations = {c.id: c for c in session.scalars(
+            select(Conversation).where(Conversation.id.in_(conversation_ids)))}
+        contact_ids = {c.contact_id for c in conversations.values()}
+        # Held while recording: the identity map keeps unchanged objects only as long as someone does.
+        contacts = list(session.scalars(select(Contact).where(Contact.id.in_(contact_ids))))
+        wamids = [result["wa_message_id"] for _, result, _ in answers if result and result.get("wa_message_id")]
+        with_statuses = set(session.scalars(select(MessageStatus.wa_message_id).where(
+            MessageStatus.wa_message_id.in_(wamids)))) if wamids else set()
+        with session.no_autoflush:  # the messages' UPDATEs go together at commit
+            for item, result, error in answers:
+                message = messages.get(item.message_id)
+                if message is None or message.lease_owner != self.owner or message.status != "sending":
+                    continue  # our lease lapsed and another worker took it
+                if error is None:
+                    self._accepted(session, message, item, result,
+                                   statuses_waiting=result.get("wa_message_id") in with_statuses)
+                else:
+                    self._failed(session, channel, message, item, error)
+        del contacts
+
+    def _accepted(self, session: Session, message: Message, item: Claimed, result: dict, *,
+                  statuses_waiting: bool) -> None:
         now = self.clock()
-        message = session.get(Message, item.message_id)
-        if message is None or message.lease_owner != self.owner or message.status != "sending":
-            return  # our lease lapsed and another worker took it
         conversation = session.get(Conversation, message.conversation_id)
         message.wa_message_id = result["wa_message_id"]
         message.status = "accepted"
@@ -165,8 +214,8 @@ class Sender:
         if fep_expires is not None:
             conversation.fep_expires_at = fep_expires
         conversation.last_message_at = now
-        session.flush()
-        if message.wa_message_id:
+        if statuses_waiting:
+            session.flush()
             refresh(session, message, now=now, runtime=self.runtime)  # statuses that outran us
         contact = session.get(Contact, conversation.contact_id)
         emit(session, "message.sent", {
@@ -175,11 +224,9 @@ class Sender:
             "message": payloads.message(session, message),
         }, now=now, ordering_key=payloads.ordering_key(conversation))
 
-    def _failed(self, session: Session, channel: Channel, item: Claimed, error: WhatsAppError) -> None:
+    def _failed(self, session: Session, channel: Channel, message: Message, item: Claimed,
+                error: WhatsAppError) -> None:
         now = self.clock()
-        message = session.get(Message, item.message_id)
-        if message is None or message.lease_owner != self.owner or message.status != "sending":
-            return
         verdict = classify(error)
         message.attempts = item.attempts + 1
         message.lease_owner = message.lease_expires_at = None

@@ -15,9 +15,7 @@ from sqlalchemy import select
 from hub.broadcasts import audiences, lifecycle, results
 from hub.broadcasts.csv_upload import CsvProblem
 from hub.broadcasts.segments import KEYS as SEGMENT_KEYS, SegmentProblem
-from hub.broadcasts.verdict import verdict
-from hub.channels.whatsapp import templates as tpl
-from hub.channels.whatsapp.rate_card import rate_card_for
+from hub.broadcasts import verdict
 from hub.db import utcnow
 from hub.models import Audience, Broadcast, Channel
 from hub.models.broadcasts import RECIPIENT_STATUSES, SUBSCRIPTIONS
@@ -218,34 +216,11 @@ class Verdict(MethodView):
         """What a broadcast of this audience and template would do: sent, skipped and why,
         cost by category and country, messaging-limit room, a preview. Sends nothing."""
         runtime = _runtime()
-        now = utcnow()
-        with runtime.db.scope() as session:
-            channel = session.get(Channel, body["channel_id"])
-            if channel is None:
-                _refuse(404, "channel_id", f"no channel with id {body['channel_id']}")
-            audience = _audience(session, body["audience_id"])
-            template = tpl.find(session, channel.waba_id, body["template_name"], body["template_language"])
-            if template is None:
-                _refuse(422, "template_name", f"no template {body['template_name']!r} in "
-                                              f"{body['template_language']!r} on this channel's account")
-            from hub.broadcasts import compose
-
-            try:
-                compose.check_spec(template, body["variables"],
-                                   audience.columns if audience.kind == "csv" else ["name"], body["header"])
-            except compose.CompositionProblem as exc:
-                _refuse(422, exc.field, str(exc))
-            members = audiences.members(session, audience, now=now)
-            try:
-                return verdict(session, template=template, spec=body["variables"], members=members,
-                               refused=list(audience.refused or []),
-                               subscription="utility" if (template.category or "").upper() in
-                               ("UTILITY", "AUTHENTICATION") else "marketing",
-                               card=rate_card_for(runtime.config), header=body["header"], buttons=body["buttons"],
-                               now=now)
-            except tpl.TemplateProblem as exc:
-                field = "header" if "header" in str(exc) else "buttons"
-                _refuse(422, field, f"{field}: {exc}")
+        try:
+            with runtime.db.scope() as session:
+                return verdict.for_composition(session, config=runtime.config, now=utcnow(), **body)
+        except lifecycle.BroadcastProblem as exc:
+            _problem(exc)
 
 
 class BroadcastQuery(Schema):
