@@ -25,10 +25,12 @@ def keyword_of(text: str | None, config: Any) -> str | None:
     return None
 
 
-def customer_text(session: Session, message: Message, *, now: datetime, config: Any) -> str | None:
-    """Act on a stored inbound text if it is a keyword; returns "opted_out" / "opted_in"."""
+def customer_text(session: Session, message: Message, *, now: datetime, config: Any,
+                  says: Any = ...) -> str | None:
+    """Act on a stored inbound text if it is a keyword; returns "opted_out" / "opted_in".
+    `says`: keyword_of(message.text), when the caller has it already."""
     settings = config.broadcasts
-    word = keyword_of(message.text, config)
+    word = keyword_of(message.text, config) if says is ... else says
     if word is None:
         return None
     stop = word == consent.OPTED_OUT

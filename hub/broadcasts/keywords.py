@@ -2,6 +2,7 @@
 " Отписаться ") is a request, whatever its case or punctuation."""
 from __future__ import annotations
 
+import functools
 import re
 from typing import Iterable
 
@@ -18,4 +19,10 @@ def matches(text: str | None, keywords: Iterable[str]) -> bool:
     if not text or len(text) > 80:
         return False
     said = normalise(text)
-    return bool(said) and any(said == normalise(k) for k in keywords)
+    return bool(said) and said in _normalised(tuple(keywords))
+
+
+@functools.lru_cache(maxsize=64)
+def _normalised(keywords: tuple[str, ...]) -> frozenset[str]:
+    """The settings' keywords as compared, worked out once (this runs on every inbound text)."""
+    return frozenset(normalise(k) for k in keywords)

@@ -121,7 +121,7 @@ def apply(session: Session, parsed: ParsedWebhook, raw: RawWebhook, now: datetim
             stored = store_inbound(session, channels, item, now, attribution_window=window, says=says,
                                    media_link=lambda message_id: links.url(message_id, now=now))
             if stored is not None and stored.type == "text":
-                broadcast_keywords.customer_text(session, stored, now=now, config=runtime.config)
+                broadcast_keywords.customer_text(session, stored, now=now, config=runtime.config, says=says)
         elif isinstance(item, StatusUpdate):
             record_status(session, item, now=now, runtime=runtime)
         elif isinstance(item, TemplateEvent):
