@@ -58,7 +58,7 @@ def test_an_operator_merges_from_the_inbox_and_undoes_it(app, client, runtime):
     with runtime.db.scope() as s:
         assert s.get(Contact, tg).person_id is None and s.get(Contact, tg).phone is None
         assert s.get(ContactMerge, merge.id).undone_at is not None
-        # One of each (on PostgreSQL an event's id is drawn before its commit: ids need not follow the clicks).
+        # One of each (event ids are random UUIDs: they do not follow the order of the clicks).
         assert sorted(e.type for e in s.scalars(select(Event).where(Event.type.like("contact.%")))) == \
             ["contact.linked", "contact.unlinked"]
     page = operator.get(f"/admin/inbox/{conversation_id}").get_data(as_text=True)
