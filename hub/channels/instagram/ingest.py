@@ -19,14 +19,12 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from hub import payloads
-from hub.channels.first_message import emit_started
+from hub.channels.first_message import emit_stored
 from hub.channels.instagram.parse import parse
 from hub.channels.instagram.types import Ignored, InstagramEvent, ParsedWebhook
 from hub.conversations import ensure_contact, find_for_message, open_conversation_row, update_conversation
-from hub.events import emit
 from hub.inbound import Processor, register_processor
 from hub.models import Channel, Contact, Message, RawWebhook
-from hub.routing import hooks as routing_hooks
 from hub.tracking.matching import DEFAULT_WINDOW, attribute_first_message
 
 if TYPE_CHECKING:
@@ -159,16 +157,8 @@ def store_event(session: Session, channel: Any, event: InstagramEvent, now: date
     update_conversation(session, conversation, changes)
     if event.kind == "deleted":
         _mark_deleted(session, event)
-    ordering = payloads.ordering_key(conversation)
-    if started:
-        emit_started(session, conversation, contact, channel=channel, now=now)
-    emit(session, "message.received", {
-        "conversation": payloads.conversation(session, conversation, known_channel=channel),
-        "contact": payloads.contact(contact),
-        "message": payloads.message(session, message, media_link=media_link),
-    }, now=now, ordering_key=ordering)
-    if started:
-        routing_hooks.conversation_started(session, conversation.id, first_text=event.text or "", now=now)
+    emit_stored(session, conversation, contact, message, channel=channel, started=started,
+                first_text=event.text or "", now=now, media_link=media_link)
     return message
 
 

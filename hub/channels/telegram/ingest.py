@@ -20,17 +20,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from hub import payloads
-from hub.channels.first_message import emit_started
+from hub.channels.first_message import emit_stored
 from hub.channels.telegram.compose import message_key
 from hub.channels.telegram.parse import parse
 from hub.channels.telegram.types import Ignored, MemberChange, ParsedUpdate, TelegramMessage
 from hub.conversations import ensure_contact, find_contact_row, find_for_message, open_conversation_row, \
     update_conversation
-from hub.events import emit
 from hub.inbound import Processor, register_processor
 from hub.models import Channel, ChannelUpdate, Contact, Message, RawWebhook
 from hub.persons import link_shared_phone
-from hub.routing import hooks as routing_hooks
 from hub.tracking.matching import DEFAULT_WINDOW, attribute_first_message
 
 if TYPE_CHECKING:
@@ -124,16 +122,8 @@ def store_message(session: Session, channel: Any, m: TelegramMessage, now: datet
     update_conversation(session, conversation, changes)
     if m.edit:
         _annotate_original(session, channel.id, m)
-    key_ = payloads.ordering_key(conversation)
-    if started:
-        emit_started(session, conversation, contact, channel=channel, now=now)
-    emit(session, "message.received", {
-        "conversation": payloads.conversation(session, conversation, known_channel=channel),
-        "contact": payloads.contact(contact),
-        "message": payloads.message(session, message, media_link=media_link),
-    }, now=now, ordering_key=key_)
-    if started:
-        routing_hooks.conversation_started(session, conversation.id, first_text=m.text or "", now=now)
+    emit_stored(session, conversation, contact, message, channel=channel, started=started,
+                first_text=m.text or "", now=now, media_link=media_link)
     return message
 
 
