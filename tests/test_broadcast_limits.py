@@ -36,7 +36,7 @@ def test_131049_failures_pause_the_broadcast_and_retry_failed_makes_a_new_one(ru
             assert results.counts(s, broadcast_id)["pending"] > 0, "it stopped before the end"
             events = [e.data for e in s.scalars(select(Event).where(Event.type == "broadcast.recipient"))]
             assert {e["recipient"]["error"]["code"] for e in events} == {131049}
-            retry = results.retry_failed(s, b, now=utcnow())
+            retry = lifecycle.retry_failed(s, b, now=utcnow())
             assert retry.retry_of_id == broadcast_id
             assert s.scalar(select(func.count()).select_from(BroadcastRecipient).where(
                 BroadcastRecipient.broadcast_id == retry.id)) == len(failed)

@@ -14,10 +14,14 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from hub.broadcasts import audiences, compose, consent, schedule
+from hub.broadcasts.problems import BroadcastProblem
 from hub.broadcasts.recipients import unqueue
+from hub.broadcasts.results import counts, retryable_failures
 from hub.channels.whatsapp import templates as tpl
 from hub.events import emit
 from hub.models import Audience, Broadcast, BroadcastRecipient, Channel, Message
+
+__all__ = ["BroadcastProblem", "cancel", "create", "pause", "pause_locked", "resume", "retry_failed", "start"]
 
 TRANSITIONS = {
     "schedule": ("draft",),
@@ -25,14 +29,6 @@ TRANSITIONS = {
     "resume": ("paused",),
     "cancel": ("draft", "scheduled", "sending", "paused"),
 }
-
-
-class BroadcastProblem(ValueError):
-    """Bad input for a broadcast: `status` for the API, `field` and `rows` to fix."""
-
-    def __init__(self, message: str, *, field: str, status: int = 422, rows: list[dict[str, Any]] | None = None):
-        super().__init__(message)
-        self.field, self.status, self.rows = field, status, rows or []
 
 
 def _template(session: Session, channel: Channel, name: str, language: str):
@@ -160,8 +156,6 @@ def pause(session: Session, broadcast_id: int, *, reason: str, by: str, now: dat
 def pause_locked(session: Session, broadcast: Broadcast, *, reason: str, by: str, now: datetime) -> Broadcast:
     broadcast.status, broadcast.paused_reason, broadcast.paused_by, broadcast.updated_at = "paused", reason, by, now
     _withdraw_unsent(session, broadcast, to_status="pending", reason=None, now=now)
-    from hub.broadcasts.results import counts
-
     emit(session, "broadcast.paused", {
         "broadcast": {"id": broadcast.id, "name": broadcast.name, "status": broadcast.status,
                       "paused_reason": reason, "paused_by": by},
@@ -188,3 +182,17 @@ def cancel(session: Session, broadcast_id: int, *, now: datetime) -> Broadcast:
                     .execution_options(synchronize_session=False))
     broadcast.status, broadcast.finished_at, broadcast.updated_at = "cancelled", now, now
     return broadcast
+
+
+def retry_failed(session: Session, broadcast: Broadcast, *, now: datetime) -> Broadcast:
+    """A new draft of the failures worth another try, with the original's composition."""
+    members = retryable_failures(session, broadcast)
+    if not members:
+        raise BroadcastProblem("no failure of this broadcast is worth retrying", field="id", status=409)
+    return create(session, name=f"{broadcast.name} (retry of failures)", channel_id=broadcast.channel_id,
+                  audience_id=None, template_name=broadcast.template_name,
+                  template_language=broadcast.template_language, variables=broadcast.variables,
+                  header=broadcast.header, buttons=broadcast.buttons, timezone=broadcast.timezone,
+                  allowed_days=broadcast.allowed_days, window_start=broadcast.window_start,
+                  window_end=broadcast.window_end, failure_threshold=broadcast.failure_threshold,
+                  failure_window=broadcast.failure_window, retry_of_id=broadcast.id, members=members, now=now)

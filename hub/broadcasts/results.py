@@ -94,17 +94,3 @@ def retryable_failures(session: Session, broadcast: Broadcast) -> list[dict[str,
                 r.broadcast_id == broadcast.id, r.status == "failed").order_by(r.id))
             if retryable(row.error_code)]
 
-
-def retry_failed(session: Session, broadcast: Broadcast, *, now) -> Broadcast:
-    from hub.broadcasts.lifecycle import BroadcastProblem, create
-
-    members = retryable_failures(session, broadcast)
-    if not members:
-        raise BroadcastProblem("no failure of this broadcast is worth retrying", field="id", status=409)
-    return create(session, name=f"{broadcast.name} (retry of failures)", channel_id=broadcast.channel_id,
-                  audience_id=None, template_name=broadcast.template_name,
-                  template_language=broadcast.template_language, variables=broadcast.variables,
-                  header=broadcast.header, buttons=broadcast.buttons, timezone=broadcast.timezone,
-                  allowed_days=broadcast.allowed_days, window_start=broadcast.window_start,
-                  window_end=broadcast.window_end, failure_threshold=broadcast.failure_threshold,
-                  failure_window=broadcast.failure_window, retry_of_id=broadcast.id, members=members, now=now)

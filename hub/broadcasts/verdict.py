@@ -10,9 +10,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from hub.broadcasts import compose, consent, limits
-from hub.channels.whatsapp.rate_card import MissingRate, RateCard, region_of
-from hub.models import Template
+from hub.broadcasts import audiences, compose, consent, limits
+from hub.broadcasts.problems import BroadcastProblem
+from hub.channels.whatsapp import templates as tpl
+from hub.channels.whatsapp.rate_card import MissingRate, RateCard, rate_card_for, region_of
+from hub.models import Audience, Channel, Template
 
 
 def cost_by_category_and_country(card: RateCard, category: str, phones: list[str]) -> dict[str, Any]:
@@ -76,12 +78,6 @@ def for_composition(session: Session, *, config: Any, channel_id: int, audience_
                     buttons: list[dict[str, Any]] | None = None, now: datetime) -> dict[str, Any]:
     """The verdict of a broadcast as the REST API and the admin wizard compose it; bad
     input raises BroadcastProblem naming the field."""
-    from hub.broadcasts import audiences
-    from hub.broadcasts.lifecycle import BroadcastProblem
-    from hub.channels.whatsapp import templates as tpl
-    from hub.channels.whatsapp.rate_card import rate_card_for
-    from hub.models import Audience, Channel
-
     channel = session.get(Channel, channel_id)
     if channel is None:
         raise BroadcastProblem(f"no channel with id {channel_id}", field="channel_id", status=404)

@@ -323,7 +323,7 @@ class RetryFailed(MethodView):
     @blp.response(201, BroadcastOut)
     def post(self, broadcast_id: int):
         """A new draft broadcast of the failures worth retrying (131049, 130472, ...)."""
-        return _action(broadcast_id, lambda s, i, now: results.retry_failed(s, s.get(Broadcast, i), now=now))
+        return _action(broadcast_id, lambda s, i, now: lifecycle.retry_failed(s, s.get(Broadcast, i), now=now))
 
 
 class RecipientQuery(Schema):
