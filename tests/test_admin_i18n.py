@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
 from hub.web.admin.i18n import SOURCE_DIR, compile_catalogues
+from tests.support.paths import ROOT
 
 PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 
@@ -39,7 +39,7 @@ def test_every_text_has_a_russian_translation_with_the_same_placeholders():
 def test_catalogue_template_is_up_to_date(tmp_path):
     """Every text marked in the admin's code and templates, and every label and help of
     the connectors' settings forms, is in the catalogue."""
-    root = Path(__file__).resolve().parent.parent
+    root = ROOT
     out = tmp_path / "messages.pot"
     subprocess.run([sys.executable, "-m", "babel.messages.frontend", "extract", "-F",
                     str(SOURCE_DIR / "babel.cfg"), "-k", "_l", "--no-location", "--omit-header", "-o", str(out),

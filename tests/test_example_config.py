@@ -1,8 +1,7 @@
-from pathlib import Path
-
 from hub.config import ConfigSchema, load_config
+from tests.support.paths import ROOT
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"
+EXAMPLE = ROOT / "config.example.toml"
 
 
 def test_example_config_loads_and_matches_defaults():

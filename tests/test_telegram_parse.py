@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 
 from hub.channels.telegram.parse import callback_answer, parse
 from hub.channels.telegram.types import Ignored, MemberChange, TelegramMessage
 from hub.inbound import PayloadError
+from tests.support.paths import FIXTURES as ALL_FIXTURES
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "telegram"
+FIXTURES = ALL_FIXTURES / "telegram"
 ANA = 111222333
 
 

@@ -5,7 +5,6 @@ import json
 import shutil
 import subprocess
 from datetime import timedelta
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -20,6 +19,7 @@ from hub.tracking.visits import ga_client_id, record_visit, visit_fields
 from tests.conftest import make_config
 from tests.support.tracking import make_link, prefilled, visit
 from tests.support.whatsapp import make_channel
+from tests.support.paths import ROOT
 
 
 @pytest.fixture
@@ -290,7 +290,7 @@ console.log(JSON.stringify({hrefs: anchors.map((a) => a.href), stored: store}));
 def run_t_js(tmp_path, search: str, href: str) -> dict:
     harness = tmp_path / "harness.js"
     harness.write_text(JS_HARNESS)
-    script = Path(__file__).resolve().parent.parent / "hub" / "web" / "static" / "t.js"
+    script = ROOT / "hub" / "web" / "static" / "t.js"
     page = json.dumps({"search": search, "href": href})
     return json.loads(subprocess.run(["node", str(harness), str(script), page], capture_output=True, text=True,
                                      check=True, timeout=30).stdout)

@@ -29,8 +29,9 @@ from hub.channels.whatsapp.types import (
 )
 from hub.inbound import PayloadError
 from hub.security import hmac_sha256_hex
+from tests.support.paths import FIXTURES as ALL_FIXTURES
 
-FIXTURES = Path(__file__).parent / "fixtures" / "whatsapp"
+FIXTURES = ALL_FIXTURES / "whatsapp"
 WABA, PNID, DISPLAY, USER = "1100000000000001", "2200000000000002", "15550001111", "15557654321"
 BSUID = "US.13491208655302741918"
 ROUTE = Route(waba_id=WABA, phone_number_id=PNID, display_phone_number=DISPLAY)

@@ -19,7 +19,7 @@ from typing import Any, Callable
 from hub.inbound import PayloadError
 
 from hub import storable
-from .types import (
+from hub.channels.whatsapp.types import (
     InboundMessage,
     Item,
     Media,
