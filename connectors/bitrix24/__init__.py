@@ -13,9 +13,10 @@ from connectors.bitrix24 import webhooks
 from connectors.automation_notes import with_automation_notes
 from connectors.broadcast_notes import with_broadcast_notes
 from connectors.bitrix24.client import Bitrix24Client
-from connectors.bitrix24.errors import Bitrix24Error
+from connectors.bitrix24.errors import AuthFailed, Bitrix24Error
 from connectors.bitrix24.mapping import Options
 from connectors.bitrix24.settings import Bitrix24Settings
+from connectors.bitrix24.stages import Stages, resolve
 from connectors.bitrix24.sync import HANDLED, WaveSync
 
 log = logging.getLogger(__name__)
@@ -81,8 +82,21 @@ class Bitrix24Connector(Connector):
         return outcomes
 
     def _timeline(self, batch: list[HubEvent]) -> list[Outcome]:
+        stages = Stages(str(self.settings.get("portal_url") or ""), self.client.list_all, self.ctx.clock,
+                        target=self.options.target, category_id=self.options.category_id)
+        try:
+            batch, skipped = resolve(batch, stages)
+        except Bitrix24Error as exc:  # the whole batch again later: order holds per conversation
+            message = f"reading the pipelines and stages for a stage move: {exc.summary()}"
+            if isinstance(exc, AuthFailed):
+                self._mark(False, message)
+                return [Outcome.wait(message) for _ in batch]
+            return [Outcome.retry(message, retry_at=getattr(exc, "retry_at", None)) for _ in batch]
+        rest = [e for i, e in enumerate(batch) if i not in skipped]
         sync = WaveSync(self.client, self.ctx.links, self.options, self.ctx.clock)
-        return sync.run(with_automation_notes(with_broadcast_notes(batch)), on_auth=lambda message: self._mark(False, message))
+        done = iter(sync.run(with_automation_notes(with_broadcast_notes(rest)),
+                             on_auth=lambda message: self._mark(False, message)) if rest else [])
+        return [Outcome.done({"skipped": skipped[i]}) if i in skipped else next(done) for i in range(len(batch))]
 
     # -- admin ------------------------------------------------------------------------
     def _stage_entity(self) -> str:
