@@ -23,6 +23,7 @@ NAV = [
     ("admin.templates", _l("Templates"), ("admin", "operator", "viewer")),
     ("admin.routing", _l("Routing"), ("admin", "operator", "viewer")),
     ("admin.automations", _l("Automations"), ("admin", "operator", "viewer")),
+    ("admin.broadcasts", _l("Broadcasts"), ("admin", "operator", "viewer")),
     ("admin.operators", _l("Operators"), ("admin", "operator", "viewer")),
     ("admin.reports", _l("Reports"), ("admin", "operator", "viewer")),
     ("admin.users", _l("Users & tokens"), ("admin",)),
@@ -92,6 +93,7 @@ def _nav() -> list[tuple[str, Any]]:
 AREAS = {"dashboard": "admin.dashboard", "inbox": "admin.inbox", "channels": "admin.channels",
          "connectors": "admin.connectors", "connector_oauth": "admin.connectors", "deliveries": "admin.deliveries", "templates": "admin.templates",
          "accounts": "admin.users", "routing": "admin.routing", "automations": "admin.automations",
+         "broadcasts": "admin.broadcasts",
          "presence": "admin.operators",
          "reports": "admin.reports"}
 

@@ -1,0 +1,296 @@
+"""Broadcasts in the admin: a wizard (audience from a CSV or a saved audience, template
+and its variables, schedule and pacing, the pre-send verdict, confirm), a live progress
+page (counts, rate, pause / resume / cancel) and the results with their CSV export.
+
+Every step goes through hub.broadcasts as the REST API does, so the same refusals name
+the same fields; nothing is written before the last step but an uploaded CSV's audience.
+Admins and operators make and steer broadcasts; viewers read."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from sqlalchemy import func, select
+
+from hub.broadcasts import audiences, lifecycle, results, schedule, verdict
+from hub.broadcasts.problems import BroadcastProblem
+from hub.broadcasts.csv_upload import CsvProblem
+from hub.channels.whatsapp import templates as tpl
+from hub.db import utcnow
+from hub.models import Audience, Broadcast, BroadcastRecipient, Channel, Message, Template
+from hub.models.broadcasts import RECIPIENT_STATUSES
+from hub.web.admin import bp
+from hub.web.admin.auth import OPERATORS, roles
+
+# What the wizard carries from step to step in hidden fields.
+STATE = ("name", "channel_id", "template_id", "audience_id", "start_at", "timezone", "window_start", "window_end",
+         "failure_threshold", "header")
+RESULTS_PAGE = 200
+
+
+def _db() -> Any:
+    return current_app.extensions["hub"].db
+
+
+def _get(s: Any, broadcast_id: int) -> Broadcast:
+    broadcast = s.get(Broadcast, broadcast_id)
+    if broadcast is None:
+        abort(404)
+    return broadcast
+
+
+def variable_slots(template: Template) -> list[str]:
+    """The template's body variables as the wizard names them: "1", "2", ... or their names."""
+    wanted = tpl.body_parameters(template)
+    return [str(i + 1) for i in range(wanted)] if isinstance(wanted, int) else list(wanted)
+
+
+def sources_from_form(template: Template, form: Any) -> Any:
+    """The variables' sources from the wizard's fields var_<slot> ("column:x", "contact:name",
+    "value") and value_<slot>: a list for positional templates, an object for named ones."""
+    def source(slot: str) -> dict[str, str]:
+        choice = form.get(f"var_{slot}", "")
+        kind, _sep, name = choice.partition(":")
+        if kind in ("column", "contact") and name:
+            return {kind: name}
+        return {"value": form.get(f"value_{slot}", "")}
+
+    slots = variable_slots(template)
+    if isinstance(tpl.body_parameters(template), int):
+        return [source(slot) for slot in slots]
+    return {slot: source(slot) for slot in slots}
+
+
+def start_moment(text: str, zone: str) -> datetime | None:
+    """A datetime-local value read in the broadcast's time zone, as UTC; None when blank."""
+    if not text.strip():
+        return None
+    try:
+        local = datetime.fromisoformat(text.strip())
+        tz = ZoneInfo(zone or "UTC")
+    except (ValueError, ZoneInfoNotFoundError):
+        raise BroadcastProblem(_("start_at must be a date and time, in a known time zone"),
+                                         field="start_at") from None
+    return (local.replace(tzinfo=tz) if local.tzinfo is None else local).astimezone(ZoneInfo("UTC"))
+
+
+def _when(state: dict[str, Any], days: list[int]) -> dict[str, Any]:
+    """The schedule and pacing fields as lifecycle.create takes them, checked now so the
+    verdict step already names a schedule in the past (nothing is written for it)."""
+    try:
+        threshold = float(state["failure_threshold"]) / 100
+    except ValueError:
+        raise BroadcastProblem(_("failure_threshold must be a percentage"), field="failure_threshold") from None
+    when = {"start_at": start_moment(state["start_at"], state["timezone"]), "timezone": state["timezone"],
+            "allowed_days": days, "window_start": state["window_start"], "window_end": state["window_end"],
+            "failure_threshold": threshold}
+    try:
+        schedule.validate(start_at=when["start_at"], timezone=when["timezone"], allowed_days=days,
+                          window_start=when["window_start"], window_end=when["window_end"], now=utcnow())
+    except schedule.ScheduleProblem as exc:
+        raise BroadcastProblem(str(exc), field=exc.field) from None
+    if not 0 < threshold <= 1:
+        raise BroadcastProblem(_("failure_threshold must be above 0 and at most 100 percent"), field="failure_threshold")
+    return when
+
+
+def _choices(s: Any) -> dict[str, Any]:
+    channels = list(s.scalars(select(Channel).where(Channel.kind == "whatsapp").order_by(Channel.id)))
+    wabas = {c.waba_id for c in channels}
+    templates = list(s.scalars(select(Template).where(Template.waba_id.in_(wabas), Template.status == "APPROVED")
+                               .order_by(Template.name, Template.language))) if wabas else []
+    saved = list(s.scalars(select(Audience).order_by(Audience.id.desc()).limit(100)))
+    return {"channels": channels, "templates": templates, "audiences": saved}
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+@bp.get("/broadcasts")
+def broadcasts() -> Any:
+    with _db().scope() as s:
+        rows = [{"b": b, "counts": results.counts(s, b.id)}
+                for b in s.scalars(select(Broadcast).order_by(Broadcast.id.desc()).limit(200))]
+    return render_template("admin/broadcasts.html", rows=rows)
+
+
+@bp.route("/broadcasts/new", methods=["GET", "POST"])
+@roles(*OPERATORS)
+def broadcast_new() -> Any:
+    form = request.form if request.method == "POST" else request.args
+    step = form.get("step", "audience")
+    state = {k: form.get(k, "") for k in STATE}
+    state["timezone"] = state["timezone"] or "UTC"
+    state["window_start"], state["window_end"] = state["window_start"] or "00:00", state["window_end"] or "24:00"
+    state["failure_threshold"] = state["failure_threshold"] or "20"
+    days = [d for d in (_int(v) for v in form.getlist("allowed_days")) if d] or list(range(1, 8))
+    errors: list[str] = []
+    with _db().scope() as s:
+        page: dict[str, Any] = {"state": state, "days": days, "errors": errors, **_choices(s)}
+        if request.method == "POST" and step == "audience":
+            step = _audience_step(s, state, errors)
+        template = s.get(Template, _int(state["template_id"])) if state["template_id"] else None
+        audience = s.get(Audience, _int(state["audience_id"])) if state["audience_id"] else None
+        page.update(template=template, audience=audience)
+        if template is not None:
+            page["slots"] = variable_slots(template)
+            page["body"] = (tpl.component(template, "BODY") or {}).get("text", "")
+            page["chosen"] = {slot: form.get(f"var_{slot}", "") for slot in page["slots"]}
+            page["values"] = {slot: form.get(f"value_{slot}", "") for slot in page["slots"]}
+        if audience is not None:
+            page["summary"] = audiences.summary(audience)
+            page["refused_rows"] = list(audience.refused or [])[:20]
+        if step in ("verdict", "create") and (template is None or audience is None):
+            errors.append(_("Choose a template and an audience first."))
+            step = "audience"
+        if step in ("verdict", "create"):
+            spec = sources_from_form(template, form)
+            header = state["header"] or None
+            try:
+                when = _when(state, days)
+                page["verdict"] = verdict.for_composition(
+                    s, config=current_app.extensions["hub"].config, channel_id=_int(state["channel_id"]) or 0,
+                    audience_id=audience.id, template_name=template.name, template_language=template.language,
+                    variables=spec, header=header, now=utcnow())
+                if step == "create":
+                    broadcast = lifecycle.create(
+                        s, name=state["name"] or template.name, channel_id=_int(state["channel_id"]) or 0,
+                        audience_id=audience.id, template_name=template.name, template_language=template.language,
+                        variables=spec, header=header, **when, now=utcnow())
+                    if form.get("launch") == "1":
+                        lifecycle.start(s, broadcast.id, now=utcnow())
+                    broadcast_id = broadcast.id
+                    s.commit()
+                    flash(_("Broadcast created."), "ok")
+                    return redirect(url_for("admin.broadcast", broadcast_id=broadcast_id))
+            except BroadcastProblem as exc:
+                s.rollback()
+                page.pop("verdict", None)
+                errors.append(f"{exc.field}: {exc}")
+                for row in exc.rows[:20]:
+                    errors.append(_("row %(row)s (%(phone)s) lacks %(missing)s", row=row.get("row") or "—",
+                                    phone=row.get("phone", ""), missing=", ".join(row.get("missing") or [])))
+                step = "audience" if exc.field in ("channel_id", "audience_id", "template", "template_name") \
+                    else "compose"
+        page["step"] = step if step in ("audience", "compose", "verdict") else "compose"
+        status = 422 if errors and request.method == "POST" else 200
+        return render_template("admin/broadcast_new.html", **page), status
+
+
+def _audience_step(s: Any, state: dict[str, Any], errors: list[str]) -> str:
+    """Step one's answer: the channel, the template and the audience (uploaded now, or saved)."""
+    channel = s.get(Channel, _int(state["channel_id"])) if state["channel_id"] else None
+    template = s.get(Template, _int(state["template_id"])) if state["template_id"] else None
+    if channel is None or channel.kind != "whatsapp":
+        errors.append(_("Choose a WhatsApp channel."))
+    if template is None or (channel is not None and template.waba_id != channel.waba_id):
+        errors.append(_("Choose an approved template of that channel's account."))
+    upload = request.files.get("csv_file")
+    if upload is not None and upload.filename:
+        try:
+            audience = audiences.create_from_csv(
+                s, name=state["name"] or upload.filename, data=upload.read(),
+                region=(request.form.get("region") or "").strip().upper() or None, now=utcnow())
+        except CsvProblem as exc:
+            errors.append(f"{exc.field}: {exc}")
+            return "audience"
+        if errors:
+            s.rollback()
+            return "audience"
+        s.flush()
+        state["audience_id"] = str(audience.id)
+        s.commit()
+    elif not state["audience_id"]:
+        errors.append(_("Upload a CSV or choose a saved audience."))
+    return "audience" if errors else "compose"
+
+
+def progress_of(s: Any, broadcast: Broadcast, *, now: datetime) -> dict[str, Any]:
+    """Counts, how far it got and the rate over the last minute, for the live page."""
+    counts = results.counts(s, broadcast.id)
+    total = sum(counts.values())
+    done = total - counts.get("pending", 0) - counts.get("queued", 0)
+    rate = s.scalar(select(func.count()).select_from(BroadcastRecipient).join(
+        Message, Message.id == BroadcastRecipient.message_id).where(
+        BroadcastRecipient.broadcast_id == broadcast.id, Message.accepted_at >= now - timedelta(seconds=60))) or 0
+    return {"counts": counts, "total": total, "done": done,
+            "percent": round(100 * done / total) if total else 100, "per_minute": rate}
+
+
+@bp.get("/broadcasts/<int:broadcast_id>")
+def broadcast(broadcast_id: int) -> Any:
+    with _db().scope() as s:
+        b = _get(s, broadcast_id)
+        return render_template("admin/broadcast.html", b=b, p=progress_of(s, b, now=utcnow()),
+                               funnel=results.funnel(s, b))
+
+
+@bp.get("/broadcasts/<int:broadcast_id>/progress")
+def broadcast_progress(broadcast_id: int) -> Any:
+    """The live part of the progress page, polled by htmx."""
+    with _db().scope() as s:
+        b = _get(s, broadcast_id)
+        return render_template("admin/_broadcast_progress.html", b=b, p=progress_of(s, b, now=utcnow()))
+
+
+ACTIONS = {
+    "start": lambda s, i, now: lifecycle.start(s, i, now=now),
+    "pause": lambda s, i, now: lifecycle.pause(s, i, reason="paused by hand", by="user", now=now),
+    "resume": lambda s, i, now: lifecycle.resume(s, i, now=now),
+    "cancel": lambda s, i, now: lifecycle.cancel(s, i, now=now),
+}
+
+
+@bp.post("/broadcasts/<int:broadcast_id>/<any(start, pause, resume, cancel):action>")
+@roles(*OPERATORS)
+def broadcast_action(broadcast_id: int, action: str) -> Any:
+    try:
+        with _db().scope() as s:
+            _get(s, broadcast_id)
+            ACTIONS[action](s, broadcast_id, utcnow())
+    except BroadcastProblem as exc:
+        flash(str(exc), "error")
+    return redirect(url_for("admin.broadcast", broadcast_id=broadcast_id))
+
+
+@bp.post("/broadcasts/<int:broadcast_id>/retry-failed")
+@roles(*OPERATORS)
+def broadcast_retry(broadcast_id: int) -> Any:
+    try:
+        with _db().scope() as s:
+            retry = lifecycle.retry_failed(s, _get(s, broadcast_id), now=utcnow())
+            retry_id = retry.id
+    except BroadcastProblem as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("admin.broadcast_results", broadcast_id=broadcast_id))
+    flash(_("A draft of the failures worth another try was made."), "ok")
+    return redirect(url_for("admin.broadcast", broadcast_id=retry_id))
+
+
+@bp.get("/broadcasts/<int:broadcast_id>/results")
+def broadcast_results(broadcast_id: int) -> Any:
+    status = request.args.get("status") or None
+    if status not in (None, *RECIPIENT_STATUSES):
+        abort(400, description="unknown status")
+    offset = max(0, _int(request.args.get("offset")) or 0)
+    with _db().scope() as s:
+        b = _get(s, broadcast_id)
+        rows = list(results.rows(s, b, status=status, limit=RESULTS_PAGE, offset=offset))
+        return render_template("admin/broadcast_results.html", b=b, rows=rows, status=status, offset=offset,
+                               page=RESULTS_PAGE, funnel=results.funnel(s, b), counts=results.counts(s, b.id),
+                               refused=results.refused_rows(s, b)[:100], statuses=RECIPIENT_STATUSES)
+
+
+@bp.get("/broadcasts/<int:broadcast_id>/results.csv")
+def broadcast_results_csv(broadcast_id: int) -> Any:
+    with _db().scope() as s:
+        text = results.export_csv(s, _get(s, broadcast_id))
+    return Response(text, mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="broadcast-{broadcast_id}.csv"'})
