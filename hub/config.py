@@ -133,6 +133,9 @@ class BroadcastsSchema(_Section):
                                             "Write START to subscribe again.")
     start_keywords = fields.List(fields.String(validate=validate.Length(min=1, max=64)),
                                  load_default=lambda: ["START", "СТАРТ"])
+    # On: a marketing broadcast sends only to contacts with a recorded marketing opt-in
+    # (START, WhatsApp's "resume" button); the others are skipped as no_marketing_consent.
+    require_marketing_opt_in = fields.Boolean(load_default=False)
     # How often sending broadcasts queue their next slice, and how far ahead (seconds).
     pacing_seconds = fields.Float(load_default=1.0, validate=validate.Range(min=0.05, max=60))
 

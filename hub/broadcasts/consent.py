@@ -95,8 +95,8 @@ def marketing_opted_out(session: Session, contact_id: int) -> bool:
     return bool(session.scalar(select(or_(Contact.opted_out_at.is_not(None), said_no)).where(Contact.id == contact_id)))
 
 
-def opted_out_phones(session: Session, phones: Iterable[str], subscription: str) -> set[str]:
-    """The E.164 numbers among `phones` whose contact opted out of `subscription`."""
+def _contacts_of(session: Session, phones: Iterable[str]) -> dict[int, str]:
+    """contact id -> E.164 number, for the numbers among `phones` that have a contact."""
     by_wa_id = {p.lstrip("+"): p for p in phones}
     wa_ids = list(by_wa_id)
     contact_of: dict[int, str] = {}
@@ -104,7 +104,38 @@ def opted_out_phones(session: Session, phones: Iterable[str], subscription: str)
         for contact_id, wa_id in session.execute(select(Contact.id, Contact.wa_id).where(
                 Contact.wa_id.in_(wa_ids[start:start + 500]))):
             contact_of[contact_id] = by_wa_id[wa_id]
+    return contact_of
+
+
+def opted_out_phones(session: Session, phones: Iterable[str], subscription: str) -> set[str]:
+    """The E.164 numbers among `phones` whose contact opted out of `subscription`."""
+    contact_of = _contacts_of(session, phones)
     return {contact_of[c] for c in opted_out_contacts(session, contact_of, subscription)}
+
+
+def marketing_opted_in_phones(session: Session, phones: Iterable[str]) -> set[str]:
+    """The numbers among `phones` whose latest recorded marketing word is an opt-in."""
+    contact_of = _contacts_of(session, phones)
+    ids = list(contact_of)
+    out: set[str] = set()
+    for start in range(0, len(ids), 500):
+        out.update(contact_of[c] for c in session.scalars(select(Consent.contact_id).where(
+            Consent.contact_id.in_(ids[start:start + 500]), Consent.subscription == "marketing",
+            Consent.status == OPTED_IN)))
+    return out
+
+
+def skip_reasons(session: Session, phones: Iterable[str], subscription: str, *,
+                 require_marketing_opt_in: bool) -> dict[str, str]:
+    """Number -> why it must not get this subscription's messages: `opted_out`, or (with
+    [broadcasts] require_marketing_opt_in, marketing only) `no_marketing_consent` for
+    anyone without a recorded opt-in. The verdict and the pump ask the same question."""
+    phones = list(phones)
+    reasons = dict.fromkeys(opted_out_phones(session, phones, subscription), "opted_out")
+    if require_marketing_opt_in and subscription == "marketing":
+        opted_in = marketing_opted_in_phones(session, [p for p in phones if p not in reasons])
+        reasons.update((p, "no_marketing_consent") for p in phones if p not in reasons and p not in opted_in)
+    return reasons
 
 
 def withdraw_from_broadcasts(session: Session, contact_id: int, subscription: str, *, now: datetime) -> int:

@@ -204,15 +204,17 @@ class BroadcastPump:
         if not pending:
             return 0
         phones = [p.phone for p in pending]
-        opted_out = consent.opted_out_phones(session, phones, broadcast.subscription)
+        no_consent = consent.skip_reasons(
+            session, phones, broadcast.subscription,
+            require_marketing_opt_in=self.runtime.config.broadcasts.require_marketing_opt_in)
         room = limits.room(session, now=now, count_unlimited=False)
         left = room.left
         recent = limits.reached_recently(session, phones, now=now) if left is not None else set()
         done = queued = 0
         ready: list[tuple[BroadcastRecipient, Any]] = []  # recipients to queue now, with their template
         for recipient in pending:
-            if recipient.phone in opted_out:
-                self._skip(recipient, "opted_out", now)
+            if recipient.phone in no_consent:
+                self._skip(recipient, no_consent[recipient.phone], now)
                 done += 1
                 continue
             if left is not None and recipient.phone not in recent:

@@ -39,14 +39,16 @@ def cost_by_category_and_country(card: RateCard, category: str, phones: list[str
 
 def verdict(session: Session, *, template: Template, spec: Any, members: list[dict[str, Any]],
             refused: list[dict[str, Any]], subscription: str, card: RateCard, header: Any = None,
-            buttons: list[dict[str, Any]] | None = None, now: datetime) -> dict[str, Any]:
+            buttons: list[dict[str, Any]] | None = None, require_marketing_opt_in: bool = False,
+            now: datetime) -> dict[str, Any]:
     skipped: Counter[str] = Counter(r["reason"] for r in refused)
-    opted_out = consent.opted_out_phones(session, [m["phone"] for m in members], subscription)
+    no_consent = consent.skip_reasons(session, [m["phone"] for m in members], subscription,
+                                      require_marketing_opt_in=require_marketing_opt_in)
     missing = {r["phone"] for r in compose.rows_missing_variables(template, spec, members)}
     sendable: list[dict[str, Any]] = []
     for m in members:
-        if m["phone"] in opted_out:
-            skipped["opted_out"] += 1
+        if m["phone"] in no_consent:
+            skipped[no_consent[m["phone"]]] += 1
         elif m["phone"] in missing:
             skipped["missing_variables"] += 1
         else:
@@ -97,7 +99,8 @@ def for_composition(session: Session, *, config: Any, channel_id: int, audience_
     try:
         return verdict(session, template=template, spec=variables, members=members,
                        refused=list(audience.refused or []), subscription=subscription,
-                       card=rate_card_for(config), header=header, buttons=buttons, now=now)
+                       card=rate_card_for(config), header=header, buttons=buttons,
+                       require_marketing_opt_in=config.broadcasts.require_marketing_opt_in, now=now)
     except tpl.TemplateProblem as exc:
         field = "header" if "header" in str(exc) else "buttons"
         raise BroadcastProblem(f"{field}: {exc}", field=field) from None
