@@ -16,7 +16,7 @@ from hub.automations import checks, engine, examples, stats, store
 from hub.automations.definition import DefinitionError
 from hub.db import utcnow
 from hub.models import Run, Scenario, ScenarioVersion
-from hub.web.admin import bp
+from hub.web.admin import automation_forms, bp
 from hub.web.admin.auth import ADMIN, roles
 
 MAX_FORM_JSON = 256 * 1024
@@ -109,7 +109,10 @@ def _page(scenario_id: int, *, text: str | None = None, problems: list[str] | No
         figures = stats.of_scenario(s, scenario_id)
         s.expunge_all()
     document = scenario.draft
+    trigger = document.get("trigger") if isinstance(document, dict) else None
     return render_template("admin/automation.html", scenario=scenario, versions=versions, runs=runs, stats=figures,
+                           revision=automation_forms.revision(document), step_types=automation_forms.TYPES,
+                           trigger_type=trigger.get("type") if isinstance(trigger, dict) else None,
                            text=text if text is not None else json.dumps(document, indent=2, ensure_ascii=False),
                            steps=step_rows(document), problems=problems if problems is not None else
                            _problems(document)), status
@@ -129,7 +132,13 @@ def automation_save(scenario_id: int) -> Any:
         return _page(scenario_id, text=text, problems=[error], status=422)
     with _db().scope() as s:
         scenario = _get(s, scenario_id)
+        given = request.form.get("revision")
+        stale = bool(given) and given != automation_forms.revision(scenario.draft)
         try:
+            if stale:
+                raise store.ScenarioRefused([_(
+                    "The draft changed since this page was opened (a step form or another editor saved it); "
+                    "nothing was saved. Copy your text, reload the page and apply it again.")])
             store.save_draft(scenario, document, now=utcnow())
             if request.form.get("publish"):
                 version = store.publish(s, scenario, now=utcnow())
@@ -138,7 +147,7 @@ def automation_save(scenario_id: int) -> Any:
                 flash(_("Draft saved."), "success")
         except store.ScenarioRefused as exc:
             s.rollback()
-            return _page(scenario_id, text=text, problems=exc.problems, status=422)
+            return _page(scenario_id, text=text, problems=exc.problems, status=409 if stale else 422)
     return redirect(url_for("admin.automation", scenario_id=scenario_id))
 
 
@@ -250,3 +259,6 @@ def automation_simulate(scenario_id: int) -> Any:
                            transcript=transcript, state=json.dumps(state) if state is not None else "",
                            transcript_json=json.dumps(transcript), status=status, buttons=buttons,
                            window_open=window_open)
+
+
+from hub.web.admin import automation_steps  # noqa: E402,F401  (the step and trigger forms' routes)
