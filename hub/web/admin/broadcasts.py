@@ -116,8 +116,14 @@ def _int(value: Any) -> int | None:
 @bp.get("/broadcasts")
 def broadcasts() -> Any:
     with _db().scope() as s:
-        rows = [{"b": b, "counts": results.counts(s, b.id)}
-                for b in s.scalars(select(Broadcast).order_by(Broadcast.id.desc()).limit(200))]
+        listed = list(s.scalars(select(Broadcast).order_by(Broadcast.id.desc()).limit(200)))
+        counts = {b.id: dict.fromkeys(RECIPIENT_STATUSES, 0) for b in listed}
+        for broadcast_id, status, n in s.execute(
+                select(BroadcastRecipient.broadcast_id, BroadcastRecipient.status, func.count())
+                .where(BroadcastRecipient.broadcast_id.in_(list(counts)))
+                .group_by(BroadcastRecipient.broadcast_id, BroadcastRecipient.status)):
+            counts[broadcast_id][status] = n
+        rows = [{"b": b, "counts": counts[b.id]} for b in listed]
     return render_template("admin/broadcasts.html", rows=rows)
 
 
