@@ -135,9 +135,18 @@ def test_bad_forms_name_the_step_and_field_and_save_nothing(app, runtime):
     newer = _draft(runtime, sid)
     assert newer["steps"][3]["retry_text"] == "Digits, please."
     r = post(admin, f"{base}/steps/save", {**form, "retry_text": "lost"}, page=base)
-    assert r.status_code == 303 and _draft(runtime, sid) == newer
+    assert r.status_code == 409 and "Digits, please." in r.get_data(as_text=True)
+    assert "The draft changed since this form was opened" in r.get_data(as_text=True)
+    assert _draft(runtime, sid) == newer
     r = post(admin, f"{base}/steps/1/delete", {"revision": form["revision"]}, page=base)
-    assert r.status_code == 303 and _draft(runtime, sid) == newer
+    assert r.status_code == 409 and _draft(runtime, sid) == newer
+    rev = forms.revision(newer)
+    r = post(admin, f"{base}/steps/1/move", {"direction": "sideways", "revision": rev}, page=base)
+    assert r.status_code == 400 and _draft(runtime, sid) == newer
+    r = post(admin, f"{base}/steps/99/delete", {"revision": rev}, page=base)
+    assert r.status_code == 404 and _draft(runtime, sid) == newer
+    r = post(admin, f"{base}/steps/save", {**form, "type": "teleport", "revision": rev}, page=base)
+    assert r.status_code == 404 and _draft(runtime, sid) == newer
 
 
 def test_reorder_the_trigger_and_roles(app, runtime):

@@ -17,7 +17,7 @@ from hub.db import utcnow
 from hub.web.admin import automation_forms as forms
 from hub.web.admin import bp
 from hub.web.admin.auth import ADMIN, roles
-from hub.web.admin.automations import _db, _get
+from hub.web.admin.automations import _db, _get, _page
 
 
 def _steps(document: Any) -> list[Any]:
@@ -29,13 +29,25 @@ def _step_ids(document: Any) -> list[str]:
     return [s["id"] for s in _steps(document) if isinstance(s, dict) and isinstance(s.get("id"), str)]
 
 
-def _stale(document: Any) -> Any:
-    """The 409 page when the form was made from another revision of the draft."""
-    if request.form.get("revision", "") == forms.revision(document):
-        return None
+class StaleDraft(Exception):
+    """The form was made from another revision of the draft."""
+
+    def __init__(self, scenario_id: int):
+        super().__init__(scenario_id)
+        self.scenario_id = scenario_id
+
+
+def _check_revision(scenario_id: int, document: Any) -> None:
+    if request.form.get("revision", "") != forms.revision(document):
+        raise StaleDraft(scenario_id)
+
+
+@bp.errorhandler(StaleDraft)
+def _stale(exc: StaleDraft) -> Any:
+    """409 with the draft as it is now (the transaction that found it has ended)."""
     flash(_("The draft changed since this form was opened; nothing was saved. Here is the draft as it is now."),
           "error")
-    return redirect(url_for("admin.automation", scenario_id=request.view_args["scenario_id"]), code=303)
+    return _page(exc.scenario_id, status=409)
 
 
 def _step_page(scenario_id: int, document: Any, *, index: int | None, at: int, kind: str, values: list[Any],
@@ -87,9 +99,7 @@ def automation_step_save(scenario_id: int) -> Any:
     with _db().scope() as s:
         scenario = _get(s, scenario_id)
         document = copy.deepcopy(scenario.draft)
-        stale = _stale(document)
-        if stale is not None:
-            return stale
+        _check_revision(scenario_id, document)
         steps = _steps(document)
         raw_index, raw_at = request.form.get("index", ""), request.form.get("at", "")
         if raw_index.isdigit():
@@ -146,9 +156,7 @@ def automation_step_delete(scenario_id: int, index: int) -> Any:
     with _db().scope() as s:
         scenario = _get(s, scenario_id)
         document = copy.deepcopy(scenario.draft)
-        stale = _stale(document)
-        if stale is not None:
-            return stale
+        _check_revision(scenario_id, document)
         steps = _steps(document)
         if index >= len(steps):
             abort(404)
@@ -171,9 +179,7 @@ def automation_step_move(scenario_id: int, index: int) -> Any:
     with _db().scope() as s:
         scenario = _get(s, scenario_id)
         document = copy.deepcopy(scenario.draft)
-        stale = _stale(document)
-        if stale is not None:
-            return stale
+        _check_revision(scenario_id, document)
         steps = _steps(document)
         other = index - 1 if direction == "up" else index + 1
         if index >= len(steps) or not 0 <= other < len(steps):
@@ -205,9 +211,7 @@ def automation_trigger(scenario_id: int) -> Any:
         if request.method == "GET":
             return _trigger_page(scenario_id, document, kind,
                                  forms.shown(specs, old if old.get("type") == kind else {}))
-        stale = _stale(document)
-        if stale is not None:
-            return stale
+        _check_revision(scenario_id, document)
         form = request.form.to_dict()
         try:
             document["trigger"] = forms.build_trigger(kind, form)
