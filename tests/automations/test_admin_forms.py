@@ -186,3 +186,49 @@ def test_reorder_the_trigger_and_roles(app, runtime):
     rev = forms.revision(_draft(runtime, sid))
     assert post(viewer, f"{base}/steps/0/delete", {"revision": rev}, page=base).status_code == 403
     assert "Edit the trigger" not in viewer.get(base).get_data(as_text=True)
+
+
+def _as_posted(values) -> dict:
+    """What a browser posts for the fields as the form shows them (blank rows included)."""
+    data = {}
+    for f in values:
+        if f.spec.kind == "table":
+            rows = f.value + [[""] * len(f.spec.columns)] * forms.BLANK_ROWS
+            data[f"{f.spec.name}-rows"] = str(len(rows))
+            for r, row in enumerate(rows):
+                for c, col in enumerate(f.spec.columns):
+                    data[f"{f.spec.name}-{r}-{c}"] = row[c] or (col.choices[0] if col.kind == "select" else "")
+        elif f.spec.kind == "template":
+            data.update({f"template-{k}": v for k, v in f.value.items()})
+        else:
+            data[f.spec.name] = f.value
+    return data
+
+
+def test_every_example_step_goes_through_its_form_unchanged():
+    from hub.automations import examples
+
+    seen = set()
+    for name in examples.names():
+        document = examples.load(name)
+        document = document.get("scenario", document)
+        for i, step in enumerate(document["steps"]):
+            values = forms.shown(forms.STEP_FIELDS[step["type"]], step)
+            assert forms.build_step(step["type"], {"id": step["id"], **_as_posted(values)}, step, i) == step, (name, i)
+            seen.add(step["type"])
+        trigger = document["trigger"]
+        values = forms.shown(forms.TRIGGER_FIELDS[trigger["type"]], trigger)
+        assert forms.build_trigger(trigger["type"], _as_posted(values)) == trigger, name
+    assert {"text", "ask", "branch", "handoff"} <= seen
+
+
+def test_a_branch_keeps_its_working_hours_conditions():
+    step = {"id": "when", "type": "branch", "else": "later",
+            "cases": [{"next": "now", "when": [{"hours": {"mon": [["09:00", "18:00"]]}, "time_zone": "Europe/Moscow"},
+                                               {"tag": "vip", "has": True}]}]}
+    values = forms.shown(forms.STEP_FIELDS["branch"], step)
+    assert values[0].value == [["1", "now", "", "", "", "vip", "yes"]]
+    posted = {"id": "when", **_as_posted(values), "cases-0-5": "gold"}
+    assert forms.build_step("branch", posted, step, 0)["cases"] == [
+        {"next": "now", "when": [{"tag": "gold", "has": True},
+                                 {"hours": {"mon": [["09:00", "18:00"]]}, "time_zone": "Europe/Moscow"}]}]
