@@ -74,6 +74,9 @@ def create_app(config: Config | Mapping[str, Any] | None = None, *, runtime: Run
     check_transport(config)  # before anything connects to the database
     if runtime is None:
         runtime = Runtime.from_config(config)
+    from hub.wiring import install_reactions
+
+    install_reactions()  # routing and automations react to ingest, sends and closes
     secure = config.base_url.startswith("https://")
 
     app = Flask(__name__, template_folder="web/templates", static_folder="web/static")

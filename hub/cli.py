@@ -48,6 +48,9 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> None:
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None) -> None:
     """hub: WhatsApp conversations into your CRM."""
+    from hub.wiring import install_reactions
+
+    install_reactions()  # e.g. `hub webhooks replay` routes the chats it starts
     ctx.ensure_object(dict)
     ctx.obj["config_path"] = config_path
 

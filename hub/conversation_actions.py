@@ -5,7 +5,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from hub import payloads
+from hub import conversation_reactions, payloads
 from hub.events import emit
 from hub.models import Contact, Conversation, QueueEntry, User
 
@@ -43,6 +43,4 @@ def close(session: Session, conversation: Conversation, *, reason: str, now: dat
         "conversation": payloads.conversation(session, conversation), "contact": payloads.contact(contact),
         "reason": reason,
     }, now=now, ordering_key=payloads.ordering_key(conversation))
-    from hub.routing.hooks import conversation_closed  # routing builds on these actions
-
-    conversation_closed(session, conversation, now=now)
+    conversation_reactions.closed(session, conversation, now=now)  # routing frees the place

@@ -37,7 +37,9 @@ def make_worker(runtime: Runtime) -> Worker:
     from hub.broadcasts.pump import BroadcastPump
     from hub.channels import registry
     from hub.connector_pull import ConnectorPuller
+    from hub.wiring import install_reactions
 
+    install_reactions()  # a scenario that closes a chat frees its place, a reply claims one
     owner = worker_id()
     sources = [source for kind in registry.every(runtime.config) for source in kind.background(runtime, owner).sources]
     return Worker(runtime.db, runtime.vault, runtime.config, owner=owner,
@@ -60,6 +62,9 @@ def start_scheduler(runtime: Runtime, stop: threading.Event) -> threading.Thread
     import hub.connector_pull  # noqa: F401  (registers the connector pulls)
     import hub.reports.jobs  # noqa: F401  (registers the scheduled reports)
     import hub.routing.jobs  # noqa: F401  (registers the routing sweep)
+    from hub.wiring import install_reactions
+
+    install_reactions()
 
     scheduler = LeaderScheduler(runtime)
     t = threading.Thread(target=scheduler.run, args=(stop,), name="scheduler", daemon=True)

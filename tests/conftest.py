@@ -17,6 +17,9 @@ from hub.config import load_config
 from hub.db import Base, utcnow
 from hub.migrate import head_revision, upgrade
 from hub.runtime import Runtime
+from hub.wiring import install_reactions
+
+install_reactions()  # as every hub process does: tests call ingest and sending directly too
 
 BACKEND = os.environ.get("HUB_TEST_DB", "sqlite")
 POSTGRES_URL = os.environ.get("HUB_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

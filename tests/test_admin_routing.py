@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from hub.db import utcnow
 from hub.models import Conversation, Message, OperatorState, QueueEntry, RoutingRule, Team, TeamMember, User
-from hub.routing import engine, hooks
+from hub.routing import engine, known
 from hub.routing.store import save_rule, save_team
 from tests.support.admin import field_errors, make_user, post, signed_in
 from tests.support.tracking import text_message
@@ -23,9 +23,9 @@ _numbers = itertools.count(1)
 
 @pytest.fixture(autouse=True)
 def _fresh_rule_cache():
-    hooks.forget()
+    known.forget()
     yield
-    hooks.forget()
+    known.forget()
 
 
 def customer_writes(app, key, text="Hello", name="Ana Souza") -> int:
@@ -50,7 +50,7 @@ def team_with_rule(runtime, name: str, members: list[int], **fields) -> int:
         save_rule(s, {"team_id": team.id, "conditions": fields.pop("conditions", {}), "position": team.id},
                   now=utcnow())
         team_id = team.id
-    hooks.forget()
+    known.forget()
     return team_id
 
 
@@ -146,7 +146,7 @@ def test_a_rule_is_saved_through_the_form_and_routing_sees_it_at_once(app, runti
     ana = make_user(runtime, "operator", "ana@example.com", name="Ana")
     with runtime.db.scope() as s:
         team_id = save_team(s, {"name": "Support", "member_ids": [ana]}, now=utcnow()).id
-        assert hooks.snapshot(s).rules == ()  # remembered: no rule
+        assert known.snapshot(s).rules == ()  # remembered: no rule
 
     form = {"name": "Prices", "target": f"team:{team_id}", "position": "10", "enabled": "on",
             "channel_ids": [str(channel_id)], "lead_kinds": ["tracked_link", "ad"], "utm_source": "google, yandex",
@@ -172,7 +172,7 @@ def test_a_rule_is_saved_through_the_form_and_routing_sees_it_at_once(app, runti
                                    "utm_source": ["google", "yandex"], "keywords": ["price", "цена"],
                                    "contact": {"name": "ООО"}, "hours": ["09:00", "18:00"],
                                    "time_zone": "Europe/Moscow"}
-        assert [r.id for r in hooks.snapshot(s).rules] == [rule.id]  # forgotten: read again
+        assert [r.id for r in known.snapshot(s).rules] == [rule.id]  # forgotten: read again
         rule_id = rule.id
     listing = admin.get("/admin/routing").get_data(as_text=True)
     assert "Prices" in listing and "keywords: price, цена" in listing
@@ -183,7 +183,7 @@ def test_a_rule_is_saved_through_the_form_and_routing_sees_it_at_once(app, runti
     with runtime.db.scope() as s:
         rule = s.get(RoutingRule, rule_id)
         assert (rule.enabled, rule.team_id, rule.user_id, rule.conditions) == (False, None, ana, {})
-        assert hooks.snapshot(s).rules == ()  # disabled
+        assert known.snapshot(s).rules == ()  # disabled
     assert post(admin, f"/admin/routing/rules/{rule_id}/delete", page="/admin/routing").status_code == 302
     with runtime.db.scope() as s:
         assert s.get(RoutingRule, rule_id) is None

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from hub.db import utcnow
-from hub.models import Contact, Conversation, Event
+from hub.models import Contact, Conversation, Event, OperatorState
 from hub.routing import engine
 from hub.routing.store import save_rule, save_team
 from hub.users import create_user
@@ -90,7 +90,7 @@ def test_the_fast_path_writes_nothing_when_the_chat_was_taken_meanwhile(runtime)
     if runtime.db.is_sqlite:
         pytest.skip("the fast path is PostgreSQL's")
     from hub.routing import fast
-    from hub.routing.hooks import snapshot
+    from hub.routing.known import snapshot
 
     ids, user_id = _setup(runtime, 2, capacity=5)
     with runtime.db.scope() as session:
@@ -105,4 +105,28 @@ def test_the_fast_path_writes_nothing_when_the_chat_was_taken_meanwhile(runtime)
         events = session.scalars(select(Event).where(Event.type == "conversation.assigned")).all()
         assert [e.data["conversation"]["id"] for e in events] == [ids[1]], "no event for the chat not assigned"
         assert events[0].data["assignee"]["id"] == user_id
+        assert events[0].data["conversation"]["assignee"] == events[0].data["assignee"]
+        assert set(events[0].data["assignee"]) == {"id", "email", "name"}
         assert session.get(Conversation, ids[0]).assignee_id is None
+
+
+def test_the_fast_path_skips_a_member_another_router_holds(runtime):
+    """The member's state row locked by another transaction: the fast path writes
+    nothing at once (the general path then waits for the lock)."""
+    if runtime.db.is_sqlite:
+        pytest.skip("the fast path is PostgreSQL's")
+    from hub.routing import fast
+    from hub.routing.known import snapshot
+
+    ids, user_id = _setup(runtime, 1, capacity=5)
+    with runtime.db.scope() as holder:
+        holder.execute(select(OperatorState).where(OperatorState.user_id == user_id).with_for_update())
+        with runtime.db.scope() as session:
+            team_id = next(iter(snapshot(session).teams))
+            chat = session.get(Conversation, ids[0])
+            assert fast.assign_in_team(session, chat, team_id, "least_busy", now=utcnow()) is None
+            assert chat.assignee_id is None
+    with runtime.db.scope() as session:
+        assert session.get(Conversation, ids[0]).assignee_id is None
+        assert session.scalar(select(func.count()).select_from(Event)
+                              .where(Event.type == "conversation.assigned")) == 0

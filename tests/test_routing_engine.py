@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from hub.db import utcnow
 from hub.models import Conversation, Event, Message, OperatorState, QueueEntry, RoutingRule, Team
-from hub.routing import hooks
+from hub.routing import known
 from hub.routing.jobs import routing_sweep
 from hub.users import create_api_token, create_user
 from tests.support.tracking import text_message
@@ -21,9 +21,9 @@ _numbers = itertools.count(1)
 
 @pytest.fixture(autouse=True)
 def _fresh_rule_cache():
-    hooks.forget()
+    known.forget()
     yield
-    hooks.forget()
+    known.forget()
 
 
 @pytest.fixture

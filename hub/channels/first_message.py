@@ -10,10 +10,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from hub import payloads
+from hub import conversation_reactions, payloads
 from hub.broadcasts import consent
 from hub.events import emit
-from hub.routing import hooks as routing_hooks
 
 
 def emit_started(session: Session, conversation: Any, contact: Any, *, channel: Any, now: datetime,
@@ -39,4 +38,4 @@ def emit_stored(session: Session, conversation: Any, contact: Any, message: Any,
         "message": payloads.message(session, message, media_link=media_link),
     }, now=now, ordering_key=payloads.ordering_key(conversation))
     if started:
-        routing_hooks.conversation_started(session, conversation.id, first_text=first_text, now=now)
+        conversation_reactions.started(session, conversation.id, first_text=first_text, now=now)

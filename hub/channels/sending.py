@@ -7,10 +7,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from hub import conversation_reactions
 from hub.channels import registry
 from hub.channels.base import ChannelKind, Outgoing
 from hub.models import Channel, Conversation, Message
-from hub.routing import hooks as routing_hooks
 
 
 def kind_for(session: Session, outgoing: Outgoing, config: Any = None) -> ChannelKind:
@@ -27,12 +27,10 @@ def kind_for(session: Session, outgoing: Outgoing, config: Any = None) -> Channe
 
 def queue(session: Session, outgoing: Outgoing, *, now: datetime, config: Any = None) -> Message:
     """Queue `outgoing` in the caller's transaction (raises hub.channels.base.SendRefused).
-    A person's message to a chat offered to their team (first responder) takes it, and
-    pauses a scenario running there."""
+    A person's message reaches the rooms that react to it (hub.conversation_reactions):
+    a chat offered to their team (first responder) becomes theirs, a scenario running
+    there is paused."""
     message = kind_for(session, outgoing, config).queue(session, outgoing, now=now)
     if outgoing.author_id is not None:
-        routing_hooks.human_reply(session, message.conversation_id, outgoing.author_id, now=now)
-        from hub.automations.runtime import pause_for_operator
-
-        pause_for_operator(session, message.conversation_id, now=now)  # a person took over from the bot
+        conversation_reactions.operator_replied(session, message.conversation_id, outgoing.author_id, now=now)
     return message

@@ -21,7 +21,8 @@ from hub import payloads
 from hub.conversation_actions import assign
 from hub.events import emit
 from hub.models import Channel, Contact, Conversation, OperatorState, QueueEntry, Team, TeamMember, User
-from hub.routing import fast, hooks, hours, rules, strategies
+from hub.routing import fast, hours, known, rules, strategies
+from hub.routing.replies import off_hours_reply
 
 log = logging.getLogger(__name__)
 
@@ -110,16 +111,16 @@ def load_for_routing(session: Session, conversation_id: int) -> Conversation | N
 
 
 def matching_rule(session: Session, conversation: Conversation, first_text: str,
-                  now: datetime) -> hooks.RuleView | None:
+                  now: datetime) -> known.RuleView | None:
     """The first enabled rule, in order, whose conditions hold (rules to a team that does
     not serve the conversation's channel are skipped)."""
-    known = hooks.snapshot(session)
-    if not known.rules:
+    rules_now = known.snapshot(session)
+    if not rules_now.rules:
         return None
     facts = _facts(session, conversation, first_text, now)
-    for rule in known.rules:
+    for rule in rules_now.rules:
         if rule.team_id is not None:
-            team = known.teams.get(rule.team_id)
+            team = rules_now.teams.get(rule.team_id)
             if team is None or not team.serves(conversation.channel_id):
                 continue
         if rules.matches(rule.conditions, facts):
@@ -141,7 +142,7 @@ def route(session: Session, conversation: Conversation, *, now: datetime, first_
             return Routed("assigned", user_id=rule.user_id)
         enqueue(session, conversation, user_id=rule.user_id, reason="waiting_for_operator", now=now)
         return Routed("queued", user_id=rule.user_id, reason="waiting_for_operator")
-    view = hooks.snapshot(session).teams[rule.team_id]
+    view = known.snapshot(session).teams[rule.team_id]
     if fast.usable(session, view.strategy) and hours.is_open(view.hours, list(view.holidays), view.time_zone, now):
         user_id = fast.assign_in_team(session, conversation, view.id, view.strategy, now=now)
         if user_id is not None:
@@ -166,8 +167,6 @@ def route_to_team(session: Session, conversation: Conversation, team: Team, *, n
         conversation.team_id = team.id
         entry = enqueue(session, conversation, team_id=team.id, reason="off_hours", now=now)
         if team.off_hours_reply and entry.off_hours_replied_at is None:
-            from hub.routing.replies import off_hours_reply
-
             if (send_reply or off_hours_reply)(session, conversation, team.off_hours_reply, now):
                 entry.off_hours_replied_at = now
         return Routed("queued", team_id=team.id, reason="off_hours")

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from hub.models import Channel, RoutingRule, Team, TeamMember, User
 from hub.models.routing import STRATEGIES
-from hub.routing import hooks, hours, rules, sla
+from hub.routing import hours, known, rules, sla
 
 
 class InvalidRouting(ValueError):
@@ -83,7 +83,7 @@ def save_team(session: Session, data: dict[str, Any], *, now: datetime, team: Te
         session.execute(delete(TeamMember).where(TeamMember.team_id == team.id))
         session.add_all(TeamMember(team_id=team.id, user_id=uid) for uid in dict.fromkeys(data["member_ids"]))
         session.flush()
-    hooks.forget()
+    known.forget()
     return team
 
 
@@ -115,5 +115,5 @@ def save_rule(session: Session, data: dict[str, Any], *, now: datetime, rule: Ro
         if key in data:
             setattr(rule, key, data[key])
     session.flush()
-    hooks.forget()
+    known.forget()
     return rule

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol
 from sqlalchemy import Insert, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from hub import payloads
+from hub import conversation_reactions, payloads
 from hub.broadcasts import inbound as broadcast_keywords
 from hub.channels.first_message import emit_started
 from hub.channels.whatsapp import account_events
@@ -51,7 +51,6 @@ from hub.events import emit, emit_riding, is_first_event
 from hub.inbound import RAW_COLUMNS, Processor, register_processor, take_pending_raw
 from hub.models import Channel, Contact, Conversation, Message, RawWebhook
 from hub.tracking.matching import DEFAULT_WINDOW, attribute_first_message
-from hub.routing import hooks as routing_hooks
 
 if TYPE_CHECKING:
     from hub.runtime import Runtime
@@ -280,7 +279,7 @@ def store_inbound(session: Session, channels: Channels, m: InboundMessage, now: 
         _emit_received(session, channel, contact, conversation, message, started=started, now=now,
                        media_link=media_link, says=says)
     if started:
-        routing_hooks.conversation_started(session, conversation.id, first_text=m.text or "", now=now)
+        conversation_reactions.started(session, conversation.id, first_text=m.text or "", now=now)
     if m.original_message_id:
         _annotate_original(session, m)
     return message

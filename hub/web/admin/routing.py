@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from hub.db import utcnow
 from hub.models import Channel, Conversation, QueueEntry, RoutingRule, Team, TeamMember, User
-from hub.routing import hooks, hours
+from hub.routing import hours, known
 from hub.routing.hours import WEEKDAYS
 from hub.routing.store import InvalidRouting, check_team, member_ids, save_rule, save_team
 from hub.web.admin import bp
@@ -155,7 +155,7 @@ def _save_team(team_id: int | None) -> Any:
     if errors:
         values = {**submitted_values(request.form), "channel_ids": channel_ids, "member_ids": members}
         return _team_page(current, values=values, errors=errors, status=422)
-    hooks.forget()
+    known.forget()
     flash(_("Team saved."), "success")
     return redirect(url_for("admin.team", team_id=saved_id))
 
@@ -195,7 +195,7 @@ def team_delete(team_id: int) -> Any:
         t = _get(s, Team, team_id)
         name = t.name
         s.delete(t)
-    hooks.forget()
+    known.forget()
     flash(_("Team %(name)s deleted.", name=name), "success")
     return redirect(url_for("admin.routing"))
 
@@ -253,7 +253,7 @@ def _save_rule(rule_id: int | None) -> Any:
     if errors:
         values = {**submitted_values(request.form), "channel_ids": channel_ids, "lead_kinds": kinds}
         return _rule_page(current, values=values, errors=errors, status=422)
-    hooks.forget()
+    known.forget()
     flash(_("Routing rule saved."), "success")
     return redirect(url_for("admin.routing") + "#rules")
 
@@ -290,6 +290,6 @@ def rule_update(rule_id: int) -> Any:
 def rule_delete(rule_id: int) -> Any:
     with _db().scope() as s:
         s.delete(_get(s, RoutingRule, rule_id))
-    hooks.forget()
+    known.forget()
     flash(_("Routing rule deleted."), "success")
     return redirect(url_for("admin.routing") + "#rules")

@@ -13,7 +13,7 @@ from hub import payloads
 from hub.db import utcnow
 from hub.models import Channel, Conversation, OperatorState, QueueEntry, RoutingRule, Team, TeamMember, User
 from hub.models.routing import PRESENCES, STRATEGIES
-from hub.routing import engine, hooks
+from hub.routing import engine, known
 from hub.routing.store import InvalidRouting, member_ids, save_rule, save_team
 from hub.web.api.auth import authenticate, require_role
 from hub.web.api.fields import Id, Int, Text
@@ -172,7 +172,7 @@ class Teams(MethodView):
             except InvalidRouting as exc:
                 _invalid(exc)
             out = _team_out(session, team)
-        hooks.forget()  # once committed: other requests of this process read it from now on
+        known.forget()  # once committed: other requests of this process read it from now on
         return out
 
 
@@ -194,7 +194,7 @@ class TeamItem(MethodView):
             except InvalidRouting as exc:
                 _invalid(exc)
             out = _team_out(session, team)
-        hooks.forget()
+        known.forget()
         return out
 
     @require_role("admin")
@@ -203,7 +203,7 @@ class TeamItem(MethodView):
         """The team's waiting chats stay unassigned (its rules go with it)."""
         with _db().scope() as session:
             session.delete(_get(session, Team, team_id, "team"))
-        hooks.forget()
+        known.forget()
 
 
 @blp.route("/teams/<id:team_id>/queue")
@@ -239,7 +239,7 @@ class Rules(MethodView):
             except InvalidRouting as exc:
                 _invalid(exc)
             out = _rule_out(rule)
-        hooks.forget()
+        known.forget()
         return out
 
 
@@ -261,7 +261,7 @@ class RuleItem(MethodView):
             except InvalidRouting as exc:
                 _invalid(exc)
             out = _rule_out(rule)
-        hooks.forget()
+        known.forget()
         return out
 
     @require_role("admin")
@@ -269,7 +269,7 @@ class RuleItem(MethodView):
     def delete(self, rule_id: int):
         with _db().scope() as session:
             session.delete(_get(session, RoutingRule, rule_id, "routing rule"))
-        hooks.forget()
+        known.forget()
 
 
 def _operator_out(session, user: User) -> dict[str, Any]:
