@@ -69,7 +69,9 @@ def test_each_customer_event_becomes_one_message_with_its_events(client, runtime
 
 
 @pytest.mark.parametrize("name", IGNORED_FIXTURES)
-def test_echoes_reads_and_comments_are_kept_but_not_messages(client, runtime, account, name):
+def test_echoes_of_strangers_reads_and_comments_are_kept_but_not_messages(client, runtime, account, name):
+    """An echo to a customer the hub has no conversation with is kept in the raw
+    webhook only (tests/test_instagram_echoes.py has the others)."""
     assert post_webhook(client, account[1], fixture(name)).status_code == 200
     assert count(runtime, Message) == 0 and count(runtime, Contact) == 0
     assert count(runtime, RawWebhook, RawWebhook.status == "processed") == 1

@@ -135,7 +135,10 @@ def test_message_with_ad_referral():
 
 
 def test_echo():
-    assert ignored("echo").kind == "echo"
+    """The account's own message, keyed on the customer it went to."""
+    e = event("echo")
+    assert (e.kind, e.sender_id, e.account_id, e.type, e.text) == (
+        "echo", "1234567890123456", "17841400000000001", "text", "Yes, it is!")
 
 
 def test_deleted():

@@ -3,7 +3,7 @@ from hub.models.automations import ContactProfile, Cursor, Run, Scenario, Scenar
 from hub.models.broadcasts import Audience, Broadcast, BroadcastRecipient, Consent
 from hub.models.channels import Channel
 from hub.models.connectors import ConnectorRecord, CrmLink
-from hub.models.contacts import Contact
+from hub.models.contacts import Contact, ProfileFetch
 from hub.models.conversations import Conversation, Message, MessageStatus
 from hub.models.events import Delivery, Event
 from hub.models.leases import Lease
@@ -32,6 +32,7 @@ __all__ = [
     "ConnectorRecord",
     "Consent",
     "Contact",
+    "ProfileFetch",
     "Conversation",
     "CrmLink",
     "Delivery",

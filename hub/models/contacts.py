@@ -51,3 +51,19 @@ class ContactMerge(Base):
     merged_at: Mapped[datetime] = mapped_column(UTCDateTime())
     undone_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     undone_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class ProfileFetch(Base):
+    """A contact's name still to be asked of its channel (Instagram's webhooks name no
+    one): one row per contact, so it is asked once, retried with backoff while `due_at`
+    is set; `fetched_at` (or `error`, for good) once done."""
+
+    __tablename__ = "profile_fetches"
+
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True)
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"), index=True)
+    attempts: Mapped[int] = mapped_column(default=0)
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    error: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = created_at()

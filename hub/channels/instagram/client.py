@@ -1,6 +1,7 @@
 """The Graph API calls of an Instagram channel (Messenger Platform): the Send API
 (POST /{version}/{ig-user-id}/messages) and the account itself
-(GET /{version}/{ig-user-id}?fields=username). The access token goes in the
+(GET /{version}/{ig-user-id}?fields=username) and its customers' profiles
+(GET /{version}/{IGSID}?fields=name,username,profile_pic). The access token goes in the
 Authorization header, never in a URL, an error or a repr.
 
 Meta's errors are {"error": {"message", "type", "code", "error_subcode", "fbtrace_id"}};
@@ -94,6 +95,11 @@ class InstagramClient:
     def account(self, ig_user_id: str) -> dict[str, Any]:
         """{"id", "username"} of the account (Test connection)."""
         return self._call("GET", ig_user_id, params={"fields": "username"})
+
+    def profile(self, igsid: str) -> dict[str, Any]:
+        """A customer's {"id", "name", "username", "profile_pic"} (the User Profile API;
+        a field the customer has not set is absent)."""
+        return self._call("GET", igsid, params={"fields": "name,username,profile_pic"})
 
     def send(self, ig_user_id: str, body: dict[str, Any]) -> dict[str, Any]:
         """{"recipient_id", "message_id"}."""

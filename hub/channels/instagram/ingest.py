@@ -20,7 +20,9 @@ from sqlalchemy.orm import Session
 
 from hub import payloads
 from hub.channels.first_message import emit_stored
+from hub.channels.instagram.echo import store_echo
 from hub.channels.instagram.parse import parse
+from hub.channels.instagram.profiles import queue_fetch
 from hub.channels.instagram.types import Ignored, InstagramEvent, ParsedWebhook
 from hub.conversations import ensure_contact, find_for_message, open_conversation_row, update_conversation
 from hub.inbound import Processor, register_processor
@@ -125,8 +127,11 @@ def lead_source(session: Session, conversation: Any, message: Message, referral:
 
 def store_event(session: Session, channel: Any, event: InstagramEvent, now: datetime, *,
                 attribution_window: timedelta = DEFAULT_WINDOW, media_link: Any = None) -> Message | None:
-    """One customer event as a message, and its events; None when stored before."""
+    """One customer event as a message, and its events; None when stored before. An
+    echo of the account's own message goes on the timeline without events (echo.py)."""
     key = message_key(event)
+    if event.kind == "echo":
+        return store_echo(session, channel, event, key=key, payload=_payload(event), now=now)
     sender = find_for_message(session, channel_id=channel.id, wa_id=None, user_id=event.contact_key,
                               wa_message_id=key)
     if sender.duplicate:
@@ -138,6 +143,8 @@ def store_event(session: Session, channel: Any, event: InstagramEvent, now: date
     at = event.timestamp
     conversation, started = (sender.conversation, False) if sender.conversation is not None else \
         open_conversation_row(session, channel_id=channel.id, contact_id=contact.id, now=at)
+    if started and not contact.name:  # the webhook names no one: a worker asks Meta (profiles.py)
+        queue_fetch(session, contact.id, channel.id, now)
     text = event.reaction["emoji"] if event.reaction else event.text
     message = Message(conversation_id=conversation.id, wa_message_id=key, direction="in", type=event.type,
                       text=text, payload=_payload(event), status="received", sent_at=at, attempts=0,

@@ -60,6 +60,7 @@ class Instagram(ChannelKind):
         return float(channel.mps)
 
     def background(self, runtime: "Runtime", owner: str) -> Background:
+        from hub.channels.instagram.profiles import ProfileFetcher
         from hub.channels.instagram.sender import InstagramSender
 
-        return Background([InstagramSender(runtime, owner).run_once])
+        return Background([InstagramSender(runtime, owner).run_once, ProfileFetcher(runtime).run_once])

@@ -2,8 +2,9 @@
 
 Pure: bytes in, a ParsedWebhook out, or PayloadError for a body that is not one. Every
 entry[].messaging[] event becomes an InstagramEvent or is named Ignored (the raw body
-keeps it): the business's own sends come back as `is_echo` and are not customer
-messages; read receipts, edits and comment notifications are not acted on. An event
+keeps it): the business's own sends come back as `is_echo` (kind "echo", with the
+customer as sender_id, so they land on the customer's conversation as outbound);
+read receipts, edits and comment notifications are not acted on. An event
 that is malformed is refused by name (problems) and the others still apply.
 """
 from __future__ import annotations
@@ -130,9 +131,10 @@ def _referral(data: dict[str, Any]) -> dict[str, Any]:
 
 def _message(message: dict[str, Any], head: dict[str, Any]) -> InstagramEvent | Ignored:
     mid = _id(message.get("mid"), "message.mid")
-    if message.get("is_echo") is True:
-        return Ignored("echo", "the business's own message (is_echo), not a customer's")
-    if message.get("is_deleted") is True:
+    echo = message.get("is_echo") is True
+    if echo:  # the account wrote (sender) to the customer (recipient): keyed on the customer
+        head = {**head, "sender_id": head["account_id"], "account_id": head["sender_id"]}
+    elif message.get("is_deleted") is True:
         return InstagramEvent(kind="deleted", mid=mid, type="revoke", reply_to_mid=mid, **head)
     text = _str(message.get("text"))
     attachments = []
@@ -162,7 +164,7 @@ def _message(message: dict[str, Any], head: dict[str, Any]) -> InstagramEvent | 
     else:
         type_ = "unsupported"
     return InstagramEvent(
-        kind="message", mid=mid, type=type_, text=text, attachments=tuple(attachments),
+        kind="echo" if echo else "message", mid=mid, type=type_, text=text, attachments=tuple(attachments),
         reply_to_mid=_str(reply.get("mid")), button=button,
         story={"id": _str(story.get("id")), "url": _str(story.get("url"))} if story else None,
         referral=_referral(referral) if isinstance(referral, dict) else None, **head)

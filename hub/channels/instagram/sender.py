@@ -19,6 +19,7 @@ from sqlalchemy import update
 
 from hub.channels.instagram.channels import KIND, account_id, client_for
 from hub.channels.instagram.client import InstagramError, verdict
+from hub.channels.instagram.echo import drop_echo_of
 from hub.channels.ledger import record_failure, record_sent, send_round
 from hub.channels.whatsapp.sender import Claimed
 from hub.db import utcnow
@@ -51,6 +52,8 @@ class InstagramSender:
 
     def _sent(self, session, channel: Channel, message, item: Claimed, result: dict) -> None:
         mid = result.get("message_id")
+        if mid:  # Meta's echo of this send may have come first
+            drop_echo_of(session, f"ig:{mid}", message.id)
         record_sent(session, message, item, key=f"ig:{mid}" if mid else None, now=self.clock())
 
     def _failed(self, session, channel: Channel, message, item: Claimed, error: InstagramError) -> None:

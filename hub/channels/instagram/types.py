@@ -12,10 +12,12 @@ class InstagramEvent:
 
     kind: "message" (text and/or attachments, quick-reply presses, story replies),
     "postback" (a button press), "reaction", "referral" (an ad or ig.me link opened
-    an existing thread), "deleted" (the customer unsent a message)."""
+    an existing thread), "deleted" (the customer unsent a message), "echo" (the
+    account's own message, from the Instagram app or the hub; sender_id is then the
+    customer it went to)."""
 
     kind: str
-    sender_id: str  # the customer's Instagram-scoped id (IGSID)
+    sender_id: str  # the customer's Instagram-scoped id (IGSID), also for an echo
     account_id: str  # the business's Instagram account id (recipient.id)
     timestamp: datetime
     mid: str | None

@@ -12,6 +12,9 @@ Instagram docs:
   person is unavailable, 613 past the per-account call rate, any error injected with
   fail_next();
 - GET /{version}/{ig-user-id}?fields=username (or /me): {"id", "username"};
+- GET /{version}/{IGSID}?fields=name,username,profile_pic (the User Profile API): a
+  customer's profile, once they wrote to the token's account; (#230) "User consent is
+  required to access user profile" before that;
 - GET /ig_messaging_cdn/?asset_id=...: an attachment's bytes, as Meta's lookaside CDN.
 
 Make a customer write; the webhook ({"object": "instagram", "entry": [...]}) is POSTed
@@ -38,7 +41,8 @@ from typing import Any, Callable, Iterator, Mapping
 from flask import Flask, Response, request
 
 from hub.channels.emulator_http import HttpTransport, serving
-from hub.channels.instagram.emulator.state import Account, GraphError, Sent, World, bad_token, dumps, now_ms
+from hub.channels.instagram.emulator.state import Account, GraphError, Sent, World, bad_token, consent_required, \
+    dumps, echo_webhook, now_ms
 
 __all__ = ["InstagramEmulator", "Customer", "Account", "Sent", "GraphError", "HttpTransport"]
 
@@ -112,6 +116,19 @@ class Customer:
 
     def received(self) -> list[Sent]:
         return [s for s in self.emu.world.sent if s.recipient_id == self.id and s.account_id == self.account.id]
+
+    def set_profile(self, name: str | None, username: str | None, profile_pic: str | None = None) -> None:
+        """What the User Profile API answers for this customer."""
+        self.emu.world.profiles[(self.account.id, self.id)] = {"name": name, "username": username,
+                                                               "profile_pic": profile_pic}
+
+    def reply_from_app(self, text: str) -> str:
+        """The business answers this customer in the Instagram app: Meta echoes it."""
+        world = self.emu.world
+        mid = world.next_mid()
+        self.account.pending.append(echo_webhook(self.account.id, self.id, now_ms(world.clock),
+                                                 {"mid": mid, "text": text}))
+        return mid
 
 
 class InstagramEmulator:
@@ -190,10 +207,30 @@ def create_app(emu: InstagramEmulator) -> Flask:
     app = Flask("instagram_emulator")
     world = emu.world
 
-    def authorised(node: str) -> Account:
+    def _token() -> str:
         header = request.headers.get("Authorization", "")
-        token = header[7:] if header.startswith("Bearer ") else request.args.get("access_token", "")
-        account = world.by_token(token)
+        return header[7:] if header.startswith("Bearer ") else request.args.get("access_token", "")
+
+    def profile(account: Account, igsid: str):
+        """The User Profile API: only a customer who wrote to the account (consent)."""
+        with world.lock:
+            injected = world._injected()
+        if injected is not None:
+            raise injected
+        if (account.id, igsid) not in world.last_message:
+            raise consent_required()
+        known = {"id": igsid, "name": None, "username": None, "profile_pic": None,
+                 **world.profiles.get((account.id, igsid), {})}
+        fields = [f for f in request.args.get("fields", "id").split(",") if f]
+        unknown = [f for f in fields if f not in known]
+        if unknown:
+            raise GraphError(100, f"(#100) Tried accessing nonexisting field ({unknown[0]}) on node type "
+                                  f"(InstagramUser)", type_="IGApiException")
+        world.requests.append((account.id, "profile", 200))
+        return _answer({"id": igsid, **{f: known[f] for f in fields if known[f] is not None}})
+
+    def authorised(node: str) -> Account:
+        account = world.by_token(_token())
         if account is None or node not in ("me", account.id):
             raise bad_token()
         return account
@@ -205,6 +242,9 @@ def create_app(emu: InstagramEmulator) -> Flask:
 
     @app.get("/<version>/<node>")
     def node(version: str, node: str):
+        owner = world.by_token(_token())
+        if owner is not None and node not in ("me", owner.id):
+            return profile(owner, node)  # a customer's IGSID
         account = authorised(node)
         fields = [f for f in request.args.get("fields", "id").split(",") if f]
         known = {"id": account.id, "username": account.username, "name": account.username.title()}

@@ -84,6 +84,17 @@ class Failure:
     count: int
 
 
+def echo_webhook(account_id: str, igsid: str, at_ms: int, message: dict[str, Any]) -> dict[str, Any]:
+    """The account's own message as Meta echoes it: from the account, to the customer."""
+    return {"object": "instagram", "entry": [{"time": at_ms, "id": account_id, "messaging": [
+        {"sender": {"id": account_id}, "recipient": {"id": igsid}, "timestamp": at_ms,
+         "message": {**message, "is_echo": True}}]}]}
+
+
+def consent_required() -> GraphError:
+    return GraphError(230, "User consent is required to access user profile", status=400)
+
+
 def now_ms(clock: Callable[[], datetime]) -> int:
     return int(clock().timestamp() * 1000)
 
@@ -105,6 +116,9 @@ class World:
         self.requests: list[tuple[str, str, int]] = []  # (account id, what, HTTP status)
         self.lock = threading.Lock()
         self.assets: dict[str, tuple[bytes, str]] = {}  # asset id -> (bytes, content type) on the CDN
+        # (account, IGSID) -> the customer's profile: name, username, profile_pic (User Profile API)
+        self.profiles: dict[tuple[str, str], dict[str, Any]] = {}
+        self.echo_sends = False  # Meta echoes every send of the account back as is_echo
         self._mid = 0
 
     def add_asset(self, data: bytes, content_type: str, base_url: str) -> str:
@@ -179,6 +193,9 @@ class World:
         sent = Sent(account.id, str(recipient), self.next_mid(), body)
         with self.lock:
             self.sent.append(sent)
+            if self.echo_sends:
+                account.pending.append(echo_webhook(account.id, sent.recipient_id, now_ms(self.clock),
+                                                    {"mid": sent.message_id, **body["message"]}))
         return {"recipient_id": sent.recipient_id, "message_id": sent.message_id}
 
 
