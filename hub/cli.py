@@ -101,16 +101,23 @@ def scheduler(ctx: click.Context) -> None:
 @click.option("--every", default=5.0, show_default=True, help="Seconds between customer messages.")
 @click.option("--chat/--no-chat", default=True, show_default=True,
               help="Also show the chats inside the CRM (its chat page, where managers answer).")
+@click.option("--channels", default="whatsapp", show_default=True,
+              help="Emulated channels, comma-separated: whatsapp, telegram, instagram.")
 @click.pass_context
-def demo(ctx: click.Context, crm: str, every: float, chat: bool) -> None:
-    """Everything on this machine: emulated WhatsApp, an emulated CRM, chatty customers."""
+def demo(ctx: click.Context, crm: str, every: float, chat: bool, channels: str) -> None:
+    """Everything on this machine: emulated channels, an emulated CRM, chatty customers."""
     from hub.config import load_config
-    from hub.demo import run
+    from hub.demo import CHANNELS, run
     from hub.runtime import setup_logging
 
+    kinds = tuple(k.strip() for k in channels.split(",") if k.strip())
+    unknown = [k for k in kinds if k not in CHANNELS]
+    if unknown or not kinds:
+        raise click.BadParameter(f"choose from {', '.join(CHANNELS)} (not {', '.join(unknown) or 'nothing'})",
+                                 param_hint="--channels")
     config = load_config(ctx.obj.get("config_path"))
     setup_logging(config)
-    run(config, crm=None if crm == "none" else crm, every=every, chat=chat)
+    run(config, crm=None if crm == "none" else crm, every=every, chat=chat, channels=kinds)
 
 
 @cli.command()

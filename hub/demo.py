@@ -1,9 +1,11 @@
-"""`hub demo`: the whole hub on one machine, with emulated WhatsApp and an emulated CRM.
+"""`hub demo`: the whole hub on one machine, with emulated channels and an emulated CRM.
 
-Nothing leaves the machine: a fresh SQLite database in <data_dir>/demo, the WhatsApp
-Cloud API emulator with one number and two templates, a CRM emulator (any installed
-connector with a benchkit), and emulated customers who write every few seconds, some of
-them from a Click-to-WhatsApp ad. Operators log in, answer, and watch the CRM fill up;
+Nothing leaves the machine: a fresh SQLite database in <data_dir>/demo, the emulators
+of the channels chosen (`--channels whatsapp,telegram,instagram`: the WhatsApp Cloud
+API with one number and two templates, a Telegram bot, an Instagram account), each
+configured as a channel of the hub, a CRM emulator (any installed connector with a
+benchkit), and emulated customers who write every few seconds on one channel or
+another, some of them from a Click-to-WhatsApp ad. Operators log in, answer, and watch the CRM fill up;
 with the chat mode (the default) the CRM's emulator also shows each conversation as a chat
 on a page of its own (amoCRM chats, Bitrix24 Open Lines, HubSpot inbox threads) where a
 manager answers, and the answer reaches the customer through the hub.
@@ -89,37 +91,153 @@ def connect_crm(runtime: Any, crm: CrmDemo, *, now: datetime) -> tuple[int, list
     return cid, pages, run_check(runtime, cid, now=now)
 
 
-def customers(emu, number, stop: threading.Event, every: float, rng: random.Random) -> None:
-    """Emulated customers: new ones now and then, regulars writing again."""
-    people = []
-    while not stop.is_set():
-        if not people or (len(people) < len(NAMES) and rng.random() < 0.4):
-            i = len(people)
-            people.append(emu.customer(number, f"4915{rng.randrange(10**7, 10**8)}", name=NAMES[i]))
-            person = people[-1]
-            if rng.random() < 0.5:
-                person.send_from_ad("Hi, I saw your ad. Tell me more?", headline="Spring collection")
-            else:
-                person.send_text(QUESTIONS[0])
+class Chatter:
+    """Emulated customers of one channel: new ones now and then, regulars writing again."""
+
+    def __init__(self, new: Callable[[int, random.Random], Any], again: Callable[[Any, random.Random], None],
+                 flush: Callable[[], Any]):
+        self.new, self.again, self.flush, self.people = new, again, flush, []
+
+    def step(self, rng: random.Random) -> None:
+        if not self.people or (len(self.people) < len(NAMES) and rng.random() < 0.4):
+            self.people.append(self.new(len(self.people), rng))
         else:
-            rng.choice(people).send_text(rng.choice(QUESTIONS))
+            self.again(rng.choice(self.people), rng)
+        self.flush()
+
+
+def customers(chatters: list[Chatter], stop: threading.Event, every: float, rng: random.Random) -> None:
+    """Every `every` seconds a customer of one of the demo's channels writes."""
+    while not stop.is_set():
         try:
-            emu.flush()
-        except Exception:  # the hub may be restarting; the driver keeps what failed
+            rng.choice(chatters).step(rng)
+        except Exception:  # the hub may be restarting; the emulators keep what failed
             log.exception("the emulated customers could not reach the hub")
         stop.wait(every)
 
 
-def run(config: Config, *, crm: str | None, every: float, chat: bool = True,
-        announce: Callable[[str], None] = print) -> None:
+@dataclass
+class ChannelDemo:
+    kind: str
+    emulator_url: str
+    chatter: Chatter
+    note: str = ""
+
+
+@contextlib.contextmanager
+def whatsapp_demo(runtime: Any, hub_url: str) -> Iterator[ChannelDemo]:
+    """A WhatsApp number with two templates, some customers coming from an ad."""
     from hub.channels.whatsapp.channels import create_channel
     from hub.channels.whatsapp.emulator import WhatsAppEmulator
     from hub.channels.whatsapp.template_sync import sync_channel
+
+    app_secret, token = secrets.token_hex(16), "EAAG" + secrets.token_hex(12)
+    emu = WhatsAppEmulator()
+    with emu.serve() as server:
+        now = utcnow()
+        with runtime.db.scope() as session:
+            channel = create_channel(session, runtime.vault, {
+                "name": "Demo shop", "phone_number_id": PNID, "waba_id": WABA, "display_number": "+" + DISPLAY,
+                "access_token": token, "app_secret": app_secret, "api_base_url": server.base_url}, now=now)
+            channel_id, key = channel.id, channel.key
+        number = emu.add_number(phone_number_id=PNID, waba_id=WABA, display_phone_number=DISPLAY, token=token,
+                                app_secret=app_secret, webhook_url=f"{hub_url}/webhooks/whatsapp/{key}")
+        for name, category, components in TEMPLATES:
+            emu.add_template(WABA, name=name, language="en", category=category, components=components)
+        sync_channel(runtime, channel_id, now=utcnow())
+
+        def new(i: int, rng: random.Random) -> Any:
+            person = emu.customer(number, f"4915{rng.randrange(10**7, 10**8)}", name=NAMES[i])
+            if rng.random() < 0.5:
+                person.send_from_ad("Hi, I saw your ad. Tell me more?", headline="Spring collection")
+            else:
+                person.send_text(QUESTIONS[0])
+            return person
+
+        yield ChannelDemo("whatsapp", server.base_url,
+                          Chatter(new, lambda person, rng: person.send_text(rng.choice(QUESTIONS)), emu.flush),
+                          f"number +{DISPLAY}")
+
+
+@contextlib.contextmanager
+def telegram_demo(runtime: Any, hub_url: str) -> Iterator[ChannelDemo]:
+    """A Telegram bot (getMe and setWebhook against the emulator); some customers open
+    it with /start, one shares their phone now and then."""
+    from hub.channels.telegram.channels import create_telegram_channel
+    from hub.channels.telegram.emulator import TelegramEmulator
+
+    emu = TelegramEmulator()
+    bot = emu.add_bot("demo_shop_bot", "Demo shop")
+    with emu.serve() as base:
+        registered = create_telegram_channel(runtime, {"name": "Demo shop bot", "bot_token": bot.token,
+                                                       "api_base_url": base}, now=utcnow())
+        if registered.webhook_error:
+            log.warning("demo: the Telegram bot's webhook: %s", registered.webhook_error)
+
+        def new(i: int, rng: random.Random) -> Any:
+            first, _, last = NAMES[i].partition(" ")
+            user = emu.user(bot, 7_000_000 + rng.randrange(10**6), first, last, username=first.lower())
+            user.send_text("/start" if rng.random() < 0.5 else QUESTIONS[0])
+            return user
+
+        def again(user: Any, rng: random.Random) -> None:
+            if rng.random() < 0.1:
+                user.share_contact(f"+4915{rng.randrange(10**7, 10**8)}")
+            else:
+                user.send_text(rng.choice(QUESTIONS))
+
+        yield ChannelDemo("telegram", base, Chatter(new, again, emu.flush), f"bot @{bot.username}")
+
+
+@contextlib.contextmanager
+def instagram_demo(runtime: Any, hub_url: str) -> Iterator[ChannelDemo]:
+    """An Instagram account whose customers have profiles (names come from the User
+    Profile API), some answered from the Instagram app (echoes)."""
+    from hub.channels.instagram.channels import create_instagram_channel
+    from hub.channels.instagram.emulator import InstagramEmulator
+    from hub.models import Channel
+
+    emu = InstagramEmulator()
+    account = emu.add_account("demo.shop")
+    emu.world.echo_sends = True
+    with emu.serve() as base:
+        channel_id = create_instagram_channel(runtime, {
+            "name": "Demo shop Instagram", "ig_user_id": account.id, "access_token": account.token,
+            "app_secret": account.app_secret, "verify_token": account.verify_token, "api_base_url": base},
+            now=utcnow())
+        with runtime.db.scope() as session:
+            key = session.get(Channel, channel_id).key
+        emu.subscribe(account, f"{hub_url}/webhooks/instagram/{key}")
+
+        def new(i: int, rng: random.Random) -> Any:
+            customer = emu.customer(account, str(rng.randrange(10**15, 10**16)))
+            customer.set_profile(NAMES[i], NAMES[i].lower().replace(" ", "."))
+            customer.send_text(QUESTIONS[0])
+            return customer
+
+        def again(customer: Any, rng: random.Random) -> None:
+            if rng.random() < 0.15:
+                customer.reply_from_app("Thanks for writing! We'll answer here shortly.")
+            else:
+                customer.send_text(rng.choice(QUESTIONS))
+
+        yield ChannelDemo("instagram", base, Chatter(new, again, emu.flush), f"account @{account.username}")
+
+
+CHANNELS: dict[str, Callable[[Any, str], Any]] = {
+    "whatsapp": whatsapp_demo, "telegram": telegram_demo, "instagram": instagram_demo}
+
+
+def run(config: Config, *, crm: str | None, every: float, chat: bool = True,
+        channels: tuple[str, ...] = ("whatsapp",), announce: Callable[[str], None] = print) -> None:
     from hub.migrate import upgrade
     from hub.processes import run_web
     from hub.runtime import Runtime
     from hub.users import create_user
 
+    unknown = [kind for kind in channels if kind not in CHANNELS]
+    if unknown or not channels:
+        raise ValueError(f"demo channels are {', '.join(CHANNELS)}; not {', '.join(unknown) or 'none'}")
     config = demo_config(config)
     db_file = Path(config.database_url.removeprefix("sqlite:///"))
     for suffix in ("", "-wal", "-shm"):
@@ -127,36 +245,31 @@ def run(config: Config, *, crm: str | None, every: float, chat: bool = True,
     upgrade(config.database_url)
     runtime = Runtime.from_config(config)
     hub_url = config.base_url.rstrip("/")
-    app_secret, token, password = secrets.token_hex(16), "EAAG" + secrets.token_hex(12), secrets.token_urlsafe(9)
-    emu = WhatsAppEmulator()
-    with emu.serve() as server, crm_emulator(crm, chat=chat) as crm_setup:
+    password = secrets.token_urlsafe(9)
+    with contextlib.ExitStack() as stack, crm_emulator(crm, chat=chat) as crm_setup:
         now = utcnow()
         with runtime.db.scope() as session:
             create_user(session, email="demo@example.com", password=password, role="admin", now=now,
                         name="Demo admin")
-            channel = create_channel(session, runtime.vault, {
-                "name": "Demo shop", "phone_number_id": PNID, "waba_id": WABA, "display_number": "+" + DISPLAY,
-                "access_token": token, "app_secret": app_secret, "api_base_url": server.base_url}, now=now)
-            channel_id, key = channel.id, channel.key
+        demos = [stack.enter_context(CHANNELS[kind](runtime, hub_url)) for kind in dict.fromkeys(channels)]
         pages: list[tuple[str, str]] = []
         if crm_setup:
             _, pages, checked = connect_crm(runtime, crm_setup, now=now)
             announce(f"demo: {crm_setup.kind} Test connection: {checked.message}")
-        number = emu.add_number(phone_number_id=PNID, waba_id=WABA, display_phone_number=DISPLAY, token=token,
-                                app_secret=app_secret, webhook_url=f"{hub_url}/webhooks/whatsapp/{key}")
-        for name, category, components in TEMPLATES:
-            emu.add_template(WABA, name=name, language="en", category=category, components=components)
-        sync_channel(runtime, channel_id, now=utcnow())
         stop = threading.Event()
-        chatter = threading.Thread(target=lambda: (time.sleep(3), customers(emu, number, stop, every,
+        chatters = [d.chatter for d in demos]
+        chatter = threading.Thread(target=lambda: (time.sleep(3), customers(chatters, stop, every,
                                                                           random.Random())),
                                    name="demo-customers", daemon=True)
         chatter.start()
         announce(f"demo: log in as demo@example.com / {password}")
-        announce(f"demo: WhatsApp emulator at {server.base_url}"
-                 + (f", {crm_setup.kind} emulator connected" if crm_setup else ""))
+        for d in demos:
+            announce(f"demo: {d.kind} emulator at {d.emulator_url} ({d.note})")
+        if crm_setup:
+            announce(f"demo: {crm_setup.kind} emulator connected")
         for title, url in pages:
             announce(f"demo: {title} (read and answer the chats there): {url}")
+        announce(f"demo: the inbox at {hub_url}/admin/inbox shows every channel's conversations")
         try:
             run_web(runtime, with_background=True, announce=announce)
         finally:
