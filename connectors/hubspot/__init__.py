@@ -13,8 +13,9 @@ from connectors.base import CheckResult, Command, Connector, HubEvent, InboundRe
 from connectors.hubspot import inbox, inbox_hooks, mapping, properties, rules, signature, webhooks
 from connectors.automation_notes import with_automation_notes
 from connectors.broadcast_notes import with_broadcast_notes
-from connectors.hubspot.client import (
-    AuthFailed, ClientConfig, HubSpotClient, HubSpotError, OAuthFailed, RateLimited, Unavailable,
+from connectors.hubspot.client import ClientConfig, HubSpotClient
+from connectors.hubspot.errors import (
+    AuthFailed, HubSpotError, OAuthFailed, RateLimited, Unavailable,
 )
 from connectors.hubspot.oauth import OAuthTokens, PrivateAppToken
 from connectors.hubspot.settings import AUTH_OAUTH, DEFAULT_AUTHORIZE_URL, HubSpotSettings

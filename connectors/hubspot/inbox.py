@@ -25,7 +25,8 @@ import uuid
 from typing import Any, Callable, Mapping
 
 from connectors.base import HubEvent, LinkStore, Outcome, media_link
-from connectors.hubspot.client import HubSpotClient, HubSpotError, Unavailable
+from connectors.hubspot.client import HubSpotClient
+from connectors.hubspot.errors import HubSpotError, Unavailable
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import requests
 
-from connectors.hubspot.client import OAuthFailed, Unavailable
+from connectors.hubspot.errors import OAuthFailed, Unavailable
 from hub.http import describe_response
 from hub.security import redact_text
 

@@ -13,13 +13,10 @@ HubSpot has no deal for yet creates the deal (and contact) first, as amoCRM does
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from connectors.hubspot import mapping
-from connectors.hubspot.client import HubSpotError, Unavailable
-
-if TYPE_CHECKING:
-    from connectors.hubspot.sync import Entry, Item, WaveSync
+from connectors.hubspot.errors import HubSpotError, Unavailable
+from connectors.hubspot.wave import Entry, Item, Wave
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +26,7 @@ TASK_INTENT = "hubspot_task_intent"   # hub event id -> deal id, written before 
 RECOVER_PROPERTIES = ["hs_task_body", "hs_timestamp"]
 
 
-def create_tasks(sync: "WaveSync", items: list["Item"]) -> None:
-    from connectors.hubspot.sync import Entry
-
+def create_tasks(sync: Wave, items: list[Item]) -> None:
     wanted = [i for i in items if i.event.type == SLA_EVENT]
     if not wanted:
         return
@@ -45,7 +40,7 @@ def create_tasks(sync: "WaveSync", items: list["Item"]) -> None:
     if not by_event:
         return
 
-    def entry(item: "Item") -> "Entry":
+    def entry(item: Item) -> Entry:
         owner = sync.owners.owner_for(mapping.task_holder(item.data))
         body = mapping.task_create_input(item.data, str(item.event.id), item.event.occurred_at,
                                          str(item.deal_crm_id), item.contact_crm_id, owner)
@@ -67,7 +62,7 @@ def create_tasks(sync: "WaveSync", items: list["Item"]) -> None:
         sync._create_chunk("tasks", chunk, None)
 
 
-def _recover(sync: "WaveSync", items: list["Item"]) -> None:
+def _recover(sync: Wave, items: list[Item]) -> None:
     """Breaches whose task an earlier attempt may have created before its answer was lost."""
     deals = sorted({str(i.deal_crm_id) for i in items})
     try:

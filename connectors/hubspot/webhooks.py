@@ -15,7 +15,8 @@ from typing import Any
 
 from connectors.base import AssignConversation, Command, LinkStore, ReportDealStage, SendTemplate
 from connectors.hubspot import mapping, rules
-from connectors.hubspot.client import HubSpotClient, HubSpotError, Unavailable
+from connectors.hubspot.client import HubSpotClient
+from connectors.hubspot.errors import HubSpotError, Unavailable
 from connectors.hubspot.sync import OWNER_SEEN
 
 log = logging.getLogger(__name__)

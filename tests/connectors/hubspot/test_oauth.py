@@ -17,7 +17,7 @@ import requests
 from sqlalchemy import select
 
 from connectors.hubspot import emulator
-from connectors.hubspot.client import AuthFailed, OAuthFailed, Unavailable
+from connectors.hubspot.errors import AuthFailed, OAuthFailed, Unavailable
 from hub.connector_store import InvalidConnector, build_connector, full_settings, update_connector
 from hub.db import utcnow
 from hub.delivery.worker import Worker
