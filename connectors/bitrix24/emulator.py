@@ -31,6 +31,7 @@ from flask import Flask, Response, request
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from connectors.bitrix24 import emulator_openlines, phpquery
+from connectors.bitrix24.emulator_answers import Answer, ApiError
 
 PAGE = 50
 MAX_BATCH = 50
@@ -50,19 +51,6 @@ LEAD_STATUSES = [("NEW", "Unassigned", "P"), ("IN_PROCESS", "In progress", "P"),
                  ("PROCESSED", "Processed", "P"), ("CONVERTED", "Good lead", "S"), ("JUNK", "Junk lead", "F")]
 SOURCES = ["CALL", "EMAIL", "WEB", "ADVERTISING", "PARTNER", "RECOMMENDATION", "TRADE_SHOW",
            "WEBFORM", "CALLBACK", "RC_GENERATOR", "STORE", "OTHER"]
-
-
-class ApiError(Exception):
-    def __init__(self, code: str, description: str, status: int = 400):
-        super().__init__(description)
-        self.code, self.description, self.status = code, description, status
-
-
-@dataclass
-class Answer:
-    result: Any
-    total: int | None = None
-    next: int | None = None
 
 
 @dataclass

@@ -19,6 +19,8 @@ from datetime import datetime, timezone
 from dataclasses import dataclass, field
 from typing import Any
 
+from connectors.bitrix24.emulator_answers import Answer, ApiError
+
 REPLY_PATH = "/openlines/reply"  # the page's reply form (hub demo)
 APP_ONLY = ("WRONG_AUTH_TYPE", "Current authorization type is denied for this method Application context required")
 
@@ -49,15 +51,11 @@ class OpenLinesState:
 
 
 def _app_only(p: Any) -> None:
-    from connectors.bitrix24.emulator import ApiError
-
     if getattr(p, "_auth_kind", "") != "oauth":
         raise ApiError(*APP_ONLY, 403)
 
 
 def _arg(params: dict[str, Any], name: str) -> Any:
-    from connectors.bitrix24.emulator import ApiError
-
     value = params.get(name)
     if value in (None, "", [], {}):
         raise ApiError("ERROR_ARGUMENT", f"Argument '{name}' is null or empty")
@@ -65,8 +63,6 @@ def _arg(params: dict[str, Any], name: str) -> Any:
 
 
 def _line(p: Any, params: dict[str, Any]) -> int:
-    from connectors.bitrix24.emulator import ApiError
-
     raw = str(_arg(params, "LINE"))
     if not raw.isdigit():
         raise ApiError("ERROR_ARGUMENT", "Argument 'LINE' is null or empty")
@@ -82,8 +78,6 @@ def _items(value: Any) -> list[Any]:
 
 
 def register(p: Any, params: dict[str, Any]) -> Any:
-    from connectors.bitrix24.emulator import Answer
-
     _app_only(p)
 
     def refused(code: str, text: str) -> Any:
@@ -111,8 +105,6 @@ def register(p: Any, params: dict[str, Any]) -> Any:
 
 
 def _connector(p: Any, params: dict[str, Any]) -> str:
-    from connectors.bitrix24.emulator import ApiError
-
     cid = str(_arg(params, "CONNECTOR")).lower()
     if cid not in p.ol.connectors:
         raise ApiError("IMCONNECTOR_NO_CORRECT_PROVIDER", "Failed to find a suitable provider for the connector")
@@ -120,8 +112,6 @@ def _connector(p: Any, params: dict[str, Any]) -> str:
 
 
 def activate(p: Any, params: dict[str, Any]) -> Any:
-    from connectors.bitrix24.emulator import Answer, ApiError
-
     _app_only(p)
     cid = _connector(p, params)
     line = _line(p, params)
@@ -135,8 +125,6 @@ def activate(p: Any, params: dict[str, Any]) -> Any:
 
 
 def status(p: Any, params: dict[str, Any]) -> Any:
-    from connectors.bitrix24.emulator import Answer
-
     _app_only(p)
     cid = str(_arg(params, "CONNECTOR")).lower()
     line = int(str(params.get("LINE") or 0)) if str(params.get("LINE") or 0).isdigit() else 0
@@ -147,8 +135,6 @@ def status(p: Any, params: dict[str, Any]) -> Any:
 
 
 def set_error(p: Any, params: dict[str, Any]) -> Any:
-    from connectors.bitrix24.emulator import Answer
-
     _app_only(p)
     cid = _connector(p, params)
     p.ol.errors.add((cid, _line(p, params)))
@@ -156,8 +142,6 @@ def set_error(p: Any, params: dict[str, Any]) -> Any:
 
 
 def _active_line(p: Any, params: dict[str, Any]) -> tuple[str, int]:
-    from connectors.bitrix24.emulator import ApiError
-
     cid = _connector(p, params)
     line = _line(p, params)
     if p.ol.lines.get(line, {}).get("ACTIVE") != "Y" or (cid, line) not in p.ol.active:
@@ -166,8 +150,6 @@ def _active_line(p: Any, params: dict[str, Any]) -> tuple[str, int]:
 
 
 def send_messages(p: Any, params: dict[str, Any]) -> Any:
-    from connectors.bitrix24.emulator import Answer, ApiError
-
     _app_only(p)
     cid, line = _active_line(p, params)
     raw = _arg(params, "MESSAGES")
@@ -219,8 +201,6 @@ def send_messages(p: Any, params: dict[str, Any]) -> Any:
 
 def _status(kind: str):
     def method(p: Any, params: dict[str, Any]) -> Any:
-        from connectors.bitrix24.emulator import Answer, ApiError
-
         _app_only(p)
         _active_line(p, params)
         items = _items(_arg(params, "MESSAGES"))
@@ -239,8 +219,6 @@ def _status(kind: str):
 
 
 def config_list(p: Any, params: dict[str, Any]) -> Any:
-    from connectors.bitrix24.emulator import Answer
-
     query = params.get("PARAMS") if isinstance(params.get("PARAMS"), dict) else {}
     flt = query.get("filter") if isinstance(query.get("filter"), dict) else {}
     rows = [dict(r) for r in p.ol.lines.values() if all(str(r.get(k)) == str(v) for k, v in flt.items())]
@@ -254,8 +232,6 @@ def config_list(p: Any, params: dict[str, Any]) -> Any:
 
 def message_add(p: Any, params: dict[str, Any]) -> Any:
     """im.message.add into an open line chat ("chat<id>"); SYSTEM=Y for a system message."""
-    from connectors.bitrix24.emulator import Answer, ApiError
-
     dialog = str(params.get("DIALOG_ID") or "")
     if not dialog:
         raise ApiError("DIALOG_ID_EMPTY", "Dialog ID can't be empty")
@@ -279,8 +255,6 @@ def message_add(p: Any, params: dict[str, Any]) -> Any:
 
 def dialog_messages(p: Any, params: dict[str, Any]) -> Any:
     """im.dialog.messages.get: the chat's latest messages (LIMIT, at most 50), newest first."""
-    from connectors.bitrix24.emulator import Answer, ApiError
-
     dialog = str(params.get("DIALOG_ID") or "")
     room = p.ol.chat_by_id(int(dialog[4:])) if dialog.startswith("chat") and dialog[4:].isdigit() else None
     if room is None:
@@ -295,8 +269,6 @@ def dialog_messages(p: Any, params: dict[str, Any]) -> Any:
 def dialog_get(p: Any, params: dict[str, Any]) -> Any:
     """imopenlines.dialog.get by CHAT_ID, DIALOG_ID or USER_CODE
     (<connector>|<line>|<external chat id>|<Bitrix24 user id>)."""
-    from connectors.bitrix24.emulator import Answer, ApiError
-
     room = None
     if str(params.get("CHAT_ID") or "").isdigit():
         room = p.ol.chat_by_id(int(params["CHAT_ID"]))
@@ -318,8 +290,6 @@ def dialog_get(p: Any, params: dict[str, Any]) -> Any:
 
 
 def _iso_time(params: dict[str, Any], name: str) -> float | None:
-    from connectors.bitrix24.emulator import ApiError
-
     raw = params.get(name)
     if raw in (None, ""):
         return None
@@ -336,8 +306,6 @@ def session_list(p: Any, params: dict[str, Any]) -> Any:
     """imopenlines.v2.Session.list (statistics): the sessions of the lines and sources
     asked for, created within the period, oldest or newest first; userCode is
     <connector>|<line>|<external chat id>|<user id> for a connector's chats."""
-    from connectors.bitrix24.emulator import Answer, ApiError
-
     if not p.ol.reports:
         raise ApiError("TARIFF_RESTRICTION", "Statistics reports are not available on the current tariff plan", 400)
 

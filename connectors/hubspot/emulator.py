@@ -30,6 +30,7 @@ from flask import Flask, Response, request
 from werkzeug.serving import make_server
 
 from connectors.hubspot import signature
+from connectors.hubspot.emulator_errors import ApiError
 
 BATCH_LIMIT = 100
 SEARCH_LIMIT = 200
@@ -165,12 +166,6 @@ def default_owners() -> list[dict[str, Any]]:
     return [owner("41629779", "olga@example.com", "Olga", "Petrova", 9001),
             owner("41629780", "ivan@example.com", "Ivan", "Sokolov", 9002),
             owner("41629781", "ana@example.com", "Ana", "Souza", 9003)]
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, category: str, **extra: Any):
-        super().__init__(message)
-        self.status, self.message, self.category, self.extra = status, message, category, extra
 
 
 def _now_iso() -> str:

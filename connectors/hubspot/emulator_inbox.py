@@ -21,6 +21,7 @@ import requests
 from flask import Flask, Response, request
 
 from connectors.hubspot import signature
+from connectors.hubspot.emulator_errors import ApiError
 
 PHONE = "HS_PHONE_NUMBER"
 IDENTIFIER_TYPES = ("CHANNEL_SPECIFIC_OPAQUE_ID", "HS_EMAIL_ADDRESS", "HS_PHONE_NUMBER", "HS_SHORT_CODE")
@@ -71,13 +72,11 @@ class InboxState:
 
 
 def _invalid(message: str, field_name: str, code: str = "INVALID") -> Any:
-    from connectors.hubspot.emulator import ApiError
     return ApiError(400, message, "VALIDATION_ERROR",
                     errors=[{"message": message, "in": field_name, "code": code}])
 
 
 def _not_found(message: str) -> Any:
-    from connectors.hubspot.emulator import ApiError
     return ApiError(404, message, "OBJECT_NOT_FOUND")
 
 
@@ -115,7 +114,6 @@ def register(app: Flask, state: Any, ok: Callable[..., Response], body: Callable
     @app.post("/conversations/v3/custom-channels")
     @app.post("/conversations/custom-channels/v3")
     def create_channel() -> Response:
-        from connectors.hubspot.emulator import ApiError
         if request.args.get("hapikey") != inbox.developer_api_key:
             raise ApiError(401, "The API key provided is invalid. View or manage your API key here: "
                                 "https://app.hubspot.com/l/api-key/", "INVALID_AUTHENTICATION")
@@ -185,7 +183,6 @@ def register(app: Flask, state: Any, ok: Callable[..., Response], body: Callable
 
     @app.post("/conversations/v3/custom-channels/<channel_id>/messages")
     def publish(channel_id: str) -> Response:
-        from connectors.hubspot.emulator import ApiError
         data = body()
         for name in ("text", "timestamp", "channelAccountId", "messageDirection"):
             if data.get(name) is None:
