@@ -14,6 +14,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Callable
 
 from connectors.base import HubEvent, LinkStore, Outcome
@@ -121,6 +122,46 @@ def outcome_for(item: Item, *, now: datetime, on_auth: Callable[[str], None]) ->
     return Outcome.retry(f"{method}: {err.text()}", retry_at=retry_at)
 
 
+@dataclass
+class Plan:
+    """One wave's picture, shared by its lookups and writes steps: what is linked (hub id
+    -> Bitrix24 id, per kind; the batch's answers add to these), the contacts still
+    unknown, and the batch calls being planned with the items each one serves."""
+
+    options: Options
+    contacts: dict[str, str]   # hub contact id -> contact
+    entities: dict[str, str]   # conversation id -> deal (lead)
+    messages: dict[str, str]   # message id -> timeline comment
+    tasks: dict[str, str]      # sla.breached event id -> to-do
+    unresolved: dict[str, list[Item]] = field(default_factory=dict)  # contact key -> items
+    found: dict[str, int] = field(default_factory=dict)              # contact key -> contact found
+    calls: list[Call] = field(default_factory=list)
+    owners: dict[str, list[Item]] = field(default_factory=dict)      # call key -> the items it serves
+    contact_ref: dict[str, Ref] = field(default_factory=dict)        # hub contact id -> its add in this batch
+    entity_ref: dict[str, Ref] = field(default_factory=dict)         # conversation id -> its add in this batch
+    created_now: set[str] = field(default_factory=set)               # conversations whose deal this batch adds
+    # RESPONSIBLE markers: of updates, stored before the calls; of deals (leads)
+    # created, stored once their ids are known
+    writing: dict[str, str] = field(default_factory=dict)
+    written: dict[str, str] = field(default_factory=dict)
+
+    def wants_comment(self, item: Item) -> bool:
+        return (mapping.wants_on_timeline(item.message, self.options)
+                and str(item.message.get("id")) not in self.messages)
+
+    def wants_task(self, item: Item) -> bool:
+        return item.event.type == "sla.breached" and str(item.event.id) not in self.tasks
+
+    def creates(self, item: Item) -> bool:
+        """Whether the item may create something (then a try marker is written first)."""
+        return (item.contact_id not in self.contacts or item.conv_id not in self.entities
+                or self.wants_comment(item) or self.wants_task(item))
+
+    def add(self, call: Call, who: list[Item]) -> None:
+        self.calls.append(call)
+        self.owners[call.key] = who
+
+
 class WaveSync:
     def __init__(self, client: Any, links: LinkStore, options: Options, clock: Callable[[], datetime]):
         self.client = client
@@ -218,65 +259,79 @@ class WaveSync:
         return [outcomes[i] for i in range(len(events))]
 
     def _sync(self, items: list[Item]) -> None:
-        o = self.options
-        link_type = o.conversation_link
-        contacts = self.links.get_many("contact", sorted({i.contact_id for i in items}))
-        entities = self.links.get_many(link_type, sorted({i.conv_id for i in items}))
-        messages = self.links.get_many("message", sorted({str(i.message["id"]) for i in items
-                                                           if i.message and "id" in i.message}))
+        plan = self._read_links(items)
+        self._mark_tries([i for i in items if plan.creates(i)])
+        self._lookups(plan, items)
+        self._writes(plan, items)
 
-        tasks = self.links.get_many(SLA_TASK, sorted({str(i.event.id) for i in items if i.event.type == "sla.breached"}))
+    # -- the wave's steps ----------------------------------------------------------------
+    def _read_links(self, items: list[Item]) -> Plan:
+        """What the hub already linked for these items: contacts, deals (leads), comments, to-dos."""
+        return Plan(
+            self.options,
+            contacts=self.links.get_many("contact", sorted({i.contact_id for i in items})),
+            entities=self.links.get_many(self.options.conversation_link, sorted({i.conv_id for i in items})),
+            messages=self.links.get_many("message", sorted({str(i.message["id"]) for i in items
+                                                            if i.message and "id" in i.message})),
+            tasks=self.links.get_many(SLA_TASK, sorted({str(i.event.id) for i in items
+                                                        if i.event.type == "sla.breached"})))
 
-        def wants_comment(item: Item) -> bool:
-            return mapping.wants_on_timeline(item.message, o) and str(item.message.get("id")) not in messages
-
-        def wants_task(item: Item) -> bool:
-            return item.event.type == "sla.breached" and str(item.event.id) not in tasks
-
-        creating = [i for i in items if i.contact_id not in contacts or i.conv_id not in entities or wants_comment(i)
-                    or wants_task(i)]
-        self._mark_tries(creating)
-
-        # ---- lookups -------------------------------------------------------------------
-        unresolved: dict[str, list[Item]] = {}  # contact key -> items
+    def _lookups(self, plan: Plan, items: list[Item]) -> None:
+        """Find in Bitrix24 what is not linked yet: contacts by phone or origin, deals
+        (leads) of the contacts, and - for events an earlier try may have half-written -
+        their comments and to-dos; each one found is linked at once."""
         for item in items:
-            if item.contact_id not in contacts:
-                unresolved.setdefault(mapping.contact_key(item.contact), []).append(item)
-        found: dict[str, int] = {}  # contact key -> CRM contact id
-        self._find_contacts(unresolved, found)
-        for key, group in unresolved.items():
-            if key in found:
+            if item.contact_id not in plan.contacts:
+                plan.unresolved.setdefault(mapping.contact_key(item.contact), []).append(item)
+        self._find_contacts(plan.unresolved, plan.found)
+        for key, group in plan.unresolved.items():
+            if key in plan.found:
                 for item in group:
-                    contacts[item.contact_id] = self.links.put("contact", item.contact_id, "contact", str(found[key]))
+                    plan.contacts[item.contact_id] = self.links.put("contact", item.contact_id, "contact",
+                                                                    str(plan.found[key]))
 
-        need_entity = [i for i in items if i.conv_id not in entities and not i.errors]
-        self._find_entities(need_entity, contacts, entities)
+        need_entity = [i for i in items if i.conv_id not in plan.entities and not i.errors]
+        self._find_entities(need_entity, plan.contacts, plan.entities)
 
         comments_found: dict[str, str] = {}
-        suspects = [i for i in items if i.suspect and wants_comment(i) and i.conv_id in entities and not i.errors]
-        self._find_comments(suspects, entities, comments_found)
+        suspects = [i for i in items if i.suspect and plan.wants_comment(i) and i.conv_id in plan.entities
+                    and not i.errors]
+        self._find_comments(suspects, plan.entities, comments_found)
         for item in suspects:
             mid = str(item.message["id"])
             if mid in comments_found:
-                messages[mid] = self.links.put("message", mid, "timeline_comment", comments_found[mid])
-        task_suspects = [i for i in items if i.suspect and wants_task(i) and i.conv_id in entities and not i.errors]
-        for event_id, activity_id in self._find_tasks(task_suspects, entities).items():
-            tasks[event_id] = self.links.put(SLA_TASK, event_id, "activity", activity_id)
+                plan.messages[mid] = self.links.put("message", mid, "timeline_comment", comments_found[mid])
+        task_suspects = [i for i in items if i.suspect and plan.wants_task(i) and i.conv_id in plan.entities
+                         and not i.errors]
+        for event_id, activity_id in self._find_tasks(task_suspects, plan.entities).items():
+            plan.tasks[event_id] = self.links.put(SLA_TASK, event_id, "activity", activity_id)
 
-        # ---- writes ----------------------------------------------------------------------
-        calls: list[Call] = []
-        owners: dict[str, list[Item]] = {}
-        created_now: set[str] = set()
-        writing: dict[str, str] = {}  # RESPONSIBLE markers of updates, stored before the calls
-        written: dict[str, str] = {}  # ... of deals (leads) created, stored once their ids are known
+    def _writes(self, plan: Plan, items: list[Item]) -> None:
+        """Create what the lookups did not find and write each event's part, in one batch run
+        (calls refer to the contacts and deals created before them in the same batch)."""
+        self._add_contacts(plan)
+        self._add_entities(plan, items)
+        for item in items:
+            if not item.errors:
+                self._add_event_writes(plan, item)
+        self.links.set_many(RESPONSIBLE, [(key, "user", user) for key, user in plan.writing.items()
+                                          if key.split(":")[1].isdigit()])
+        self._run(plan.calls, plan.owners)
+        self.links.set_many(RESPONSIBLE, [(key, "user", user) for key, user in plan.written.items()])
+        o = self.options
+        for item in items:
+            if not item.errors:
+                item.info = {k: v for k, v in {
+                    "contact_id": plan.contacts.get(item.contact_id),
+                    f"{o.target}_id": plan.entities.get(item.conv_id),
+                    "comment_id": plan.messages.get(str((item.message or {}).get("id"))),
+                    "task_id": plan.tasks.get(str(item.event.id)) if item.event.type == "sla.breached" else None,
+                }.items() if v}
 
-        def add(call: Call, who: list[Item]) -> None:
-            calls.append(call)
-            owners[call.key] = who
-
-        contact_ref: dict[str, Any] = {}
-        to_create = {key: live for key, group in unresolved.items()
-                     if key not in found and (live := [i for i in group if not i.errors])}
+    def _add_contacts(self, plan: Plan) -> None:
+        """One crm.contact.add per contact key nobody found, if this worker holds its claim."""
+        to_create = {key: live for key, group in plan.unresolved.items()
+                     if key not in plan.found and (live := [i for i in group if not i.errors])}
         granted = self._claim_contacts(to_create)
         for key, live in to_create.items():
             if key not in granted:
@@ -285,93 +340,81 @@ class WaveSync:
                         "busy", "another worker is creating this contact right now", "transient",
                         self.clock() + timedelta(seconds=10)))
                 continue
-            hub_ids = sorted({i.contact_id for i in live})
-
-            def store_contact(result: Any, hub_ids: list[str] = hub_ids) -> None:
-                for hid in hub_ids:
-                    self._link_later("contact", hid, "contact", result, contacts)
-
             call_key = f"c{live[0].contact_id}"
-            add(Call(call_key, "crm.contact.add",
-                     {"fields": mapping.contact_fields(live[0].contact, o), "params": {"REGISTER_SONET_EVENT": "N"}},
-                     on_done=store_contact), live)
+            plan.add(Call(call_key, "crm.contact.add",
+                          {"fields": mapping.contact_fields(live[0].contact, self.options),
+                           "params": {"REGISTER_SONET_EVENT": "N"}},
+                          on_done=partial(self._link_contacts, sorted({i.contact_id for i in live}), plan.contacts)),
+                     live)
             for item in live:
-                contact_ref[item.contact_id] = Ref(call_key)
+                plan.contact_ref[item.contact_id] = Ref(call_key)
 
-        entity_ref: dict[str, Any] = {}
+    def _add_entities(self, plan: Plan, items: list[Item]) -> None:
+        """One deal (lead) add per conversation without one, on its contact (found or being added)."""
+        o = self.options
         for item in items:
-            if item.errors or item.conv_id in entities or item.conv_id in entity_ref:
+            if item.errors or item.conv_id in plan.entities or item.conv_id in plan.entity_ref:
                 continue
-            cid = contacts.get(item.contact_id)
-            contact_value: Any = int(cid) if cid else contact_ref.get(item.contact_id)
+            cid = plan.contacts.get(item.contact_id)
+            contact_value: Any = int(cid) if cid else plan.contact_ref.get(item.contact_id)
             if contact_value is None:
                 continue
             call_key = f"d{item.conv_id}"
-
             fields = mapping.entity_fields(item.conversation, item.contact, contact_value, o)
+            plan.add(Call(call_key, f"crm.{o.target}.add",
+                          {"fields": fields, "params": {"REGISTER_SONET_EVENT": "N"}},
+                          on_done=partial(self._link_entity, plan, item.conv_id, fields.get("ASSIGNED_BY_ID"))),
+                     [item])
+            plan.entity_ref[item.conv_id] = Ref(call_key, inline=True)
+            plan.created_now.add(item.conv_id)
 
-            def store_entity(result: Any, conv: str = item.conv_id, user: Any = fields.get("ASSIGNED_BY_ID")) -> None:
-                self._link_later(link_type, conv, o.target, result, entities)
-                if user and o.operators and str(result or "").isdigit():
-                    written[f"{o.target}:{result}"] = str(user)
+    def _add_event_writes(self, plan: Plan, item: Item) -> None:
+        """The event's own writes on its deal (lead): a timeline comment, an SLA to-do, an update."""
+        o = self.options
+        target: Any = int(plan.entities[item.conv_id]) if item.conv_id in plan.entities \
+            else plan.entity_ref.get(item.conv_id)
+        if target is None:
+            return
+        if plan.wants_comment(item):
+            mid = str(item.message["id"])
+            plan.add(Call(f"m{mid}", "crm.timeline.comment.add",
+                          {"fields": {"ENTITY_ID": target, "ENTITY_TYPE": mapping.TIMELINE_ENTITY[o.target],
+                                      "COMMENT": mapping.comment_text(item.message, item.contact)}},
+                          on_done=partial(self._link_later, "message", mid, "timeline_comment", into=plan.messages)),
+                     [item])
+        if plan.wants_task(item):
+            event_id = str(item.event.id)
+            task = {"ownerTypeId": mapping.TODO_OWNER_TYPE[o.target], "ownerId": target,
+                    "deadline": (item.event.occurred_at + mapping.TASK_DUE).isoformat(),
+                    "description": mapping.task_description(item.event.data or {}, event_id)}
+            responsible = mapping.task_responsible(item.event.data or {}, o)
+            if responsible:
+                task["responsibleId"] = responsible
+            plan.add(Call(f"s{event_id}", "crm.activity.todo.add", task,
+                          on_done=partial(self._link_task, event_id, plan.tasks)), [item])
+        if item.conv_id in plan.created_now and item.event.type != "automation.step":
+            return  # the new deal already carries the snapshot's assignee, source, stage
+        update = update_fields(item, o)
+        if update:
+            if update.get("ASSIGNED_BY_ID") and o.operators:
+                # Remembered before the call: an ONCRM*UPDATE read while it is on its
+                # way is not taken for a change made in Bitrix24.
+                plan.writing[f"{o.target}:{target}"] = str(update["ASSIGNED_BY_ID"])
+            plan.add(Call(f"u{item.conv_id}", f"crm.{o.target}.update", {"id": target, "fields": update}), [item])
 
-            add(Call(call_key, f"crm.{o.target}.add",
-                     {"fields": fields, "params": {"REGISTER_SONET_EVENT": "N"}},
-                     on_done=store_entity), [item])
-            entity_ref[item.conv_id] = Ref(call_key, inline=True)
-            created_now.add(item.conv_id)
+    # -- what an answer links ----------------------------------------------------------------
+    def _link_contacts(self, hub_ids: list[str], into: dict[str, str], result: Any) -> None:
+        for hid in hub_ids:
+            self._link_later("contact", hid, "contact", result, into)
 
-        for item in items:
-            if item.errors:
-                continue
-            target: Any = int(entities[item.conv_id]) if item.conv_id in entities else entity_ref.get(item.conv_id)
-            if target is None:
-                continue
-            if wants_comment(item) and str(item.message["id"]) not in messages:
-                mid = str(item.message["id"])
+    def _link_entity(self, plan: Plan, conv_id: str, user: Any, result: Any) -> None:
+        o = self.options
+        self._link_later(o.conversation_link, conv_id, o.target, result, plan.entities)
+        if user and o.operators and str(result or "").isdigit():
+            plan.written[f"{o.target}:{result}"] = str(user)
 
-                def store_comment(result: Any, mid: str = mid) -> None:
-                    self._link_later("message", mid, "timeline_comment", result, messages)
-
-                add(Call(f"m{mid}", "crm.timeline.comment.add",
-                         {"fields": {"ENTITY_ID": target, "ENTITY_TYPE": mapping.TIMELINE_ENTITY[o.target],
-                                     "COMMENT": mapping.comment_text(item.message, item.contact)}},
-                         on_done=store_comment), [item])
-            if wants_task(item):
-                event_id = str(item.event.id)
-
-                def store_task(result: Any, event_id: str = event_id) -> None:
-                    self._link_later(SLA_TASK, event_id, "activity", (result or {}).get("id"), tasks)
-
-                task = {"ownerTypeId": mapping.TODO_OWNER_TYPE[o.target], "ownerId": target,
-                        "deadline": (item.event.occurred_at + mapping.TASK_DUE).isoformat(),
-                        "description": mapping.task_description(item.event.data or {}, event_id)}
-                responsible = mapping.task_responsible(item.event.data or {}, o)
-                if responsible:
-                    task["responsibleId"] = responsible
-                add(Call(f"s{event_id}", "crm.activity.todo.add", task, on_done=store_task), [item])
-            if item.conv_id in created_now and item.event.type != "automation.step":
-                continue  # the new deal already carries the snapshot's assignee, source, stage
-            update = update_fields(item, o)
-            if update:
-                if update.get("ASSIGNED_BY_ID") and o.operators:
-                    # Remembered before the call: an ONCRM*UPDATE read while it is on its
-                    # way is not taken for a change made in Bitrix24.
-                    writing[f"{o.target}:{target}"] = str(update["ASSIGNED_BY_ID"])
-                add(Call(f"u{item.conv_id}", f"crm.{o.target}.update", {"id": target, "fields": update}), [item])
-
-        self.links.set_many(RESPONSIBLE, [(key, "user", user) for key, user in writing.items()
-                                          if key.split(":")[1].isdigit()])
-        self._run(calls, owners)
-        self.links.set_many(RESPONSIBLE, [(key, "user", user) for key, user in written.items()])
-        for item in items:
-            if not item.errors:
-                item.info = {k: v for k, v in {
-                    "contact_id": contacts.get(item.contact_id),
-                    f"{o.target}_id": entities.get(item.conv_id),
-                    "comment_id": messages.get(str((item.message or {}).get("id"))),
-                    "task_id": tasks.get(str(item.event.id)) if item.event.type == "sla.breached" else None,
-                }.items() if v}
+    def _link_task(self, event_id: str, into: dict[str, str], result: Any) -> None:
+        self._link_later(SLA_TASK, event_id, "activity", (result or {}).get("id"), into)
 
     # -- lookups -------------------------------------------------------------------------
     def _find_contacts(self, unresolved: dict[str, list[Item]], found: dict[str, int]) -> None:
