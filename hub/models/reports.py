@@ -99,7 +99,8 @@ class ReportFact(Base):
     __table_args__ = (
         Index("ix_report_facts_opened", "opened_at"),
         # The chats still waiting for a first human reply, whose missed verdict moves with time.
-        Index("ix_report_facts_waiting", "opened_at",
+        # With the team and the first message, so the missed count reads the index alone.
+        Index("ix_report_facts_waiting", "opened_at", "team_id", "first_inbound_at",
               postgresql_where=text("first_inbound_at IS NOT NULL AND first_wait_seconds IS NULL"),
               sqlite_where=text("first_inbound_at IS NOT NULL AND first_wait_seconds IS NULL")),
     )
@@ -215,6 +216,8 @@ class ReportBucket(Base):
     __tablename__ = "report_buckets"
     __table_args__ = (
         UniqueConstraint("start", "metric", "bucket", "dim", "value", name="one_count_per_bucket"),
+        # A period's counts for one filter (or none): the days of one (dim, value).
+        Index("ix_report_buckets_dim", "dim", "value", "start"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -231,8 +234,11 @@ class ReportTime(Base):
     exact values the percentiles read, a bucket at a time."""
 
     __tablename__ = "report_times"
-    __table_args__ = (Index("ix_report_times_lookup", "metric", "bucket", "opened_at"),
-                      Index("ix_report_times_opened", "opened_at"))
+    # Ranked: a bucket's times in order, so a percentile's offset walks the index alone
+    # instead of sorting a crowded bucket; opened: a period's edges counted per bucket
+    # from the index alone.
+    __table_args__ = (Index("ix_report_times_ranked", "metric", "bucket", "seconds", "opened_at"),
+                      Index("ix_report_times_opened", "opened_at", "metric", "bucket"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
