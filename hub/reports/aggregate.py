@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session
 
 from hub.models import Channel, ReportBucket, ReportFact, ReportRollup, ReportRollupMoney, ReportTime, Team, User
 from hub.reports import metrics
-from hub.reports.rollups import BOUNDS, bucket_of
+from hub.reports.grouping import slot_of, slots
+from hub.reports.rollups import BOUNDS, bucket_of, ceil, floor
 from hub.reports.rows import Filters, Summary, _clock
 from hub.reports.spans import Range, Spans, split
 
@@ -231,7 +232,33 @@ def summary(session: Session, f: Filters, *, now: datetime) -> dict[str, Any]:
     figures.update(first_response_seconds=_seconds(session, f, "first", counts["first"]),
                    response_seconds=_seconds(session, f, "response", counts["response"]),
                    resolution_seconds=_seconds(session, f, "resolution", counts["resolution"]),
-                   response_histogram=_histogram(counts["response"]))
+                   response_histogram=_histogram(counts["response"]),
+                   first_response_histogram=_histogram(counts["first"]))
     for key, name in (("by_operator", "operator"), ("by_team", "team")):
         figures[key].sort(key=lambda entry: (-entry["conversations"], entry[name]))
     return figures
+
+
+def per_slot(session: Session, f: Filters) -> list[tuple[datetime, int]]:
+    """(slot start, conversations opened in it) for every chart slot of the period
+    (hub.reports.grouping.slots): the whole UTC hours that lie in one slot from the hour
+    rollups, the rest (the edges, and hours a slot boundary cuts, as in a time zone half
+    an hour off UTC) from the facts."""
+    every, step = slots(f.start, f.end)
+    counts: Counter = Counter()
+    low, high = ceil(f.start, "hour"), floor(f.end, "hour")
+    cut = {floor(at, "hour") for at in every[1:] if floor(at, "hour") != at}
+    if low >= high:
+        from_facts = [(f.start, f.end)] if f.start < f.end else []
+    else:
+        from_facts = [r for r in ((f.start, low), (high, f.end)) if r[0] < r[1]]
+        from_facts += [(hour, hour + timedelta(hours=1)) for hour in sorted(cut) if low <= hour < high]
+        for start, n in session.execute(
+                select(R.start, func.sum(R.conversations)).where(R.grain == "hour", R.start >= low, R.start < high,
+                                                                 *_filters(f, R)).group_by(R.start)):
+            if start not in cut:
+                counts[slot_of(f.start, step, start)] += int(n)
+    if from_facts:
+        for (opened,) in session.execute(select(F.opened_at).where(_in(F.opened_at, from_facts), *_filters(f, F))):
+            counts[slot_of(f.start, step, opened)] += 1
+    return [(at, counts[at]) for at in every]

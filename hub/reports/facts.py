@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import Any, Iterable
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hub.models import Conversation, Event, ReportFact, ReportFactState, Team
@@ -87,6 +88,17 @@ def _touched(session: Session, since: datetime) -> set[int]:
         if tail.isdigit():
             out.add(int(tail))
     return out
+
+
+def catch_up(db: Any, *, now: datetime) -> None:
+    """Take in the events since the scheduler's last pass before figures are read, so a
+    report is as of `now`; two readers building the very first facts at once leave one
+    to do it (the other's insert fails on the state row, harmlessly)."""
+    try:
+        with db.scope() as session:
+            follow(session, now=now, recheck=False)
+    except IntegrityError:
+        pass
 
 
 def follow(session: Session, *, now: datetime, recheck: bool = True) -> int:

@@ -270,6 +270,7 @@ class Summary:
             "missed": self.missed, "first_response_seconds": seconds(self.first_response),
             "response_seconds": seconds(self.response), "resolution_seconds": seconds(self.resolution),
             "response_histogram": metrics.histogram(self.response),
+            "first_response_histogram": metrics.histogram(self.first_response),
             "sla": self.sla.figures(),
             "deals": self.leads.deals, "won": self.leads.won, "revenue": revenue,
             "funnel": [{"stage": "started", "conversations": self.conversations},

@@ -19,11 +19,10 @@ from sqlalchemy.exc import IntegrityError
 from hub.config import ConfigError
 from hub.events import emit
 from hub.models import ReportRun, ReportSchedule
-from hub.reports import mail, metrics
+from hub.reports import aggregate, facts, mail
 from hub.reports.export import csv_chunks
-from hub.reports.grouping import per_slot
 from hub.reports.links import ExportLinks
-from hub.reports.rows import Filters, Summary, rows, summary
+from hub.reports.rows import Filters
 from hub.reports.schedule import When, due
 
 log = logging.getLogger(__name__)
@@ -67,13 +66,13 @@ def run_due(runtime: Any, now: datetime, *, send_mail: Callable = mail.send) -> 
     return made
 
 
-def _charts(figures: dict[str, Any], start: datetime, end: datetime, opened: list[datetime],
-            histogram: dict[str, int]) -> list[mail.Chart]:
+def _charts(figures: dict[str, Any], start: datetime, end: datetime,
+            counted: list[tuple[datetime, int]]) -> list[mail.Chart]:
     """The e-mail's charts; a chart that cannot be drawn leaves the e-mail without them
     (the figures are all in its text), never unsent."""
     try:
-        return mail.report_charts(figures, start=start, end=end, per_slot=per_slot(start, end, opened),
-                                  first_response_histogram=histogram)
+        return mail.report_charts(figures, start=start, end=end, per_slot=counted,
+                                  first_response_histogram=figures["first_response_histogram"])
     except Exception:  # noqa: BLE001 - Pillow's errors are many; the report still goes
         log.exception("the charts of the report of %s - %s could not be drawn", start, end)
         return []
@@ -103,16 +102,13 @@ def produce(runtime: Any, schedule_id: int, start: datetime, end: datetime, *, n
     except IntegrityError:
         return None
     problems: list[str] = []
+    facts.catch_up(runtime.db, now=now)
     with runtime.db.scope() as session:
         schedule = session.get(ReportSchedule, schedule_id)
         filters = filters_of(schedule, start, end)
-        total, opened = Summary(), []
-        for row in rows(session, filters, now=now):
-            total.add(row)
-            opened.append(datetime.fromisoformat(row["opened_at"]))
-        figures = total.figures()
-        histogram = metrics.histogram(total.first_response)
-        previous = summary(session, filters_of(schedule, start - (end - start), start), now=now)
+        figures = aggregate.summary(session, filters, now=now)
+        previous = aggregate.summary(session, filters_of(schedule, start - (end - start), start), now=now)
+        counted = aggregate.per_slot(session, filters)
         export = "".join(csv_chunks(session, filters, now=now)).encode("utf-8")
         name, recipients, webhook = schedule.name, list(schedule.recipients or []), schedule.webhook
         period = f"{start:%Y-%m-%d %H:%M} - {end:%Y-%m-%d %H:%M} UTC"
@@ -122,7 +118,7 @@ def produce(runtime: Any, schedule_id: int, start: datetime, end: datetime, *, n
         message = mail.build(name=name, period=period, figures=figures, previous=previous,
                              sender=settings.from_address or "hub@localhost", recipients=recipients,
                              attachment=export, attachment_name=f"conversations-{start:%Y%m%d}-{end:%Y%m%d}.csv",
-                             charts=_charts(figures, start, end, opened, histogram), export_url=export_url,
+                             charts=_charts(figures, start, end, counted), export_url=export_url,
                              export_expires=f"{expires:%Y-%m-%d %H:%M} UTC" if expires else None)
         try:
             send_mail(message, settings)

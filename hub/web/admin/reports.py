@@ -2,12 +2,12 @@
 period of the same length before it, charts drawn on the server, the conversations
 behind every figure and bar, and the exports for a signed-in user. Every role reads.
 
-The figures come from hub.reports (rows and Summary), the same code as the API and the
-scheduled reports; this module only groups rows for the charts and the drill-down.
+The figures and the charts' counts come from the rollups (hub.reports.aggregate), as
+the API's summary and the scheduled reports' do; the drill-down lists the conversations
+behind a figure from their rows (hub.reports.rows), with the same definitions.
 """
 from __future__ import annotations
 
-from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterator
 
@@ -17,10 +17,10 @@ from sqlalchemy import select
 
 from hub.db import utcnow
 from hub.models import Channel, Team, User
-from hub.reports import metrics
+from hub.reports import aggregate, facts, metrics
 from hub.reports.export import csv_chunks, xlsx_file
-from hub.reports.grouping import slot_label, slot_of, slots
-from hub.reports.rows import Summary, rows, source_of
+from hub.reports.grouping import slot_label, slots
+from hub.reports.rows import rows, source_of
 from hub.routing.hours import zone
 from hub.web.admin import bp, charts
 from hub.web.admin.report_period import NONE, PRESETS, ReportInputError, ReportQuery, read_query
@@ -157,15 +157,14 @@ def _tiles(q: ReportQuery, now_f: dict[str, Any], before_f: dict[str, Any]) -> l
     return out
 
 
-def _charts(q: ReportQuery, total: Summary, per_slot: Counter, users: dict[str, int],
-            teams: dict[str, int]) -> dict[str, Any]:
-    figures = total.figures()
-    moments, step = slots(q.start, q.end)
+def _charts(q: ReportQuery, figures: dict[str, Any], counted: list[tuple[datetime, int]],
+            users: dict[str, int], teams: dict[str, int]) -> dict[str, Any]:
+    _moments, step = slots(q.start, q.end)
     hourly = step < timedelta(days=1)
-    series = [charts.Bar(slot_label(at.astimezone(zone(q.time_zone)), step), per_slot[at],
+    series = [charts.Bar(slot_label(at.astimezone(zone(q.time_zone)), step), n,
                          url_for("admin.report_conversations", metric="conversations",
                                  **q.slot(at, at + step).args()))
-              for at in moments]
+              for at, n in counted]
 
     def drill(**over: Any) -> str:
         return url_for("admin.report_conversations", metric="conversations", **q.args(**over))
@@ -181,9 +180,8 @@ def _charts(q: ReportQuery, total: Summary, per_slot: Counter, users: dict[str, 
     funnel = [charts.Bar(str(FUNNEL_LABELS[step["stage"]][0]), step["conversations"],
                          url_for("admin.report_conversations", metric=FUNNEL_LABELS[step["stage"]][1], **q.args()))
               for step in figures["funnel"]]
-    histogram = metrics.histogram(total.first_response)
     buckets = [charts.Bar(label, n, url_for("admin.report_conversations", metric="answered", bucket=label,
-                                            **q.args())) for label, n in histogram.items()]
+                                            **q.args())) for label, n in figures["first_response_histogram"].items()]
     return {
         "series": charts.columns(series, title=str(_l("Conversations per hour") if hourly
                                                    else _l("Conversations per day")), width=1180),
@@ -205,19 +203,15 @@ def reports() -> Any:
             s.rollback()
             return _error_page(exc)
         choices = _choices(s)
-        total, per_slot = Summary(), Counter()
-        moments, step = slots(q.start, q.end)
-        for row in _matching(s, q):
-            total.add(row)
-            opened = datetime.fromisoformat(row["opened_at"])
-            per_slot[slot_of(q.start, step, opened)] += 1
-        before = Summary()
-        for row in _matching(s, q, previous=True):
-            before.add(row)
+    now = utcnow()
+    facts.catch_up(_db(), now=now)
+    with _db().scope() as s:
+        figures = aggregate.summary(s, q.filters(), now=now)
+        previous = aggregate.summary(s, q.filters(previous=True), now=now)
+        counted = aggregate.per_slot(s, q.filters())
         users = {u.email: u.id for u in choices["users"]}
         teams = {t.name: t.id for t in choices["teams"]}
-        figures, previous = total.figures(), before.figures()
-        chart_markup = _charts(q, total, per_slot, users, teams)
+        chart_markup = _charts(q, figures, counted, users, teams)
     return render_template(
         "admin/reports.html", q=q, error=None, presets=PRESETS, raw=request.args, kept=_kept(), **choices,
         tiles=_tiles(q, figures, previous), figures=figures, previous=previous, charts=chart_markup,

@@ -10,7 +10,6 @@ from flask.views import MethodView
 from flask_smorest import abort
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from hub.db import utcnow
 from hub.models import Channel, ReportRun, ReportSchedule, Team, User
@@ -74,11 +73,7 @@ class Summary(MethodView):
         now = utcnow()
         span = args["end"] - args["start"]
         db = current_app.extensions["hub"].db
-        try:
-            with db.scope() as session:  # what happened since the scheduler's last pass
-                facts.follow(session, now=now, recheck=False)
-        except IntegrityError:  # another request built the first facts at the same moment
-            pass
+        facts.catch_up(db, now=now)
         with db.scope() as session:
             return {"period": {"from": args["start"].isoformat(), "to": args["end"].isoformat()},
                     "figures": aggregate.summary(session, _filters(args), now=now),
