@@ -47,6 +47,18 @@ def test_a_reply_from_the_instagram_app_is_on_the_timeline_as_sent_from_the_app(
         assert conversation.last_inbound_at == before and conversation.last_message_at == echo.sent_at
 
 
+def test_the_inbox_marks_a_reply_from_the_instagram_app(app, client, runtime):
+    from tests.support.admin import signed_in
+
+    _, key = make_account_channel(runtime)
+    post_webhook(client, key, fixture("text"))
+    post_webhook(client, key, fixture("echo"))
+    echo = messages(runtime)[1]
+    page = signed_in(app, runtime, "admin").get(f"/admin/inbox/{echo.conversation_id}").get_data(as_text=True)
+    bubble = page.split(f'id="m{echo.id}"')[1].split('class="msg ')[0]
+    assert "Yes, it is!" in bubble and "sent from the Instagram app" in bubble
+
+
 def test_the_echo_of_a_hub_send_is_not_a_second_message(client, runtime):
     clock = FakeClock(utcnow())
     with wired(runtime, client, clock) as w:
