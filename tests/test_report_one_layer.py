@@ -4,7 +4,7 @@ and filters they show the same numbers and the same bars (both databases)."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -75,3 +75,35 @@ def test_dashboard_email_and_api_show_the_same_figures(app, client, runtime, adm
     assert [(label, int(v)) for label, v, _h in bars(html, "teams")] == [
         (t["team"], t["conversations"]) for t in figures["by_team"]]
     assert sum(int(v) for _label, v, _h in bars(html, "series")) == figures["conversations"]
+
+
+@pytest.mark.parametrize("zone_offset, days", [(timedelta(0), 3), (timedelta(hours=5, minutes=30), 3),
+                                               (timedelta(hours=5, minutes=30), 0),
+                                               (timedelta(hours=-3, minutes=-45), 1)])
+def test_conversations_per_slot_from_the_rollups_equal_those_counted_one_by_one(runtime, zone_offset, days):
+    """Slots that start off the UTC hour (a zone half an hour off) take the hours they
+    cut from the facts: the counts equal those of the conversations' own start times."""
+    from hub.models import Contact, Conversation
+    from hub.reports import aggregate, facts
+    from hub.reports.grouping import per_slot
+    from hub.reports.rows import Filters, rows
+
+    seeded = seed(runtime)
+    with runtime.db.scope() as s:  # two more at 10:50 and 18:40 UTC, late in hours a slot boundary cuts
+        for n, at in ((8, T0 + timedelta(minutes=110)), (9, T0 + timedelta(hours=9, minutes=40))):
+            contact = Contact(wa_id=f"1555100{n:04d}", phone=f"+1555100{n:04d}", name=f"Late {n}", created_at=at,
+                              updated_at=at)
+            s.add(contact)
+            s.flush()
+            s.add(Conversation(channel_id=seeded["channel"], contact_id=contact.id, status="open", opened_at=at,
+                               created_at=at, updated_at=at))
+    start = START - zone_offset  # the local midnight
+    # days=0: the local day alone, in hourly slots
+    f = Filters(start=start - timedelta(days=1 if days else 0), end=start + timedelta(days=days or 1))
+    facts.catch_up(runtime.db, now=END + timedelta(days=3))
+    with runtime.db.scope() as s:
+        counted = aggregate.per_slot(s, f)
+        opened = [datetime.fromisoformat(r["opened_at"]) for r in rows(s, f, now=END + timedelta(days=3))]
+    assert len(opened) >= 4, "most of the seed falls in the period"
+    assert counted == per_slot(f.start, f.end, opened)
+    assert sum(n for _at, n in counted) == len(opened)
