@@ -41,7 +41,6 @@ from hub.conversations import (
     e164,
     ensure_contact,
     find_for_message,
-    insert_contact_row,
     open_conversation_row,
     refresh_contact,
     update_contact,
@@ -255,21 +254,16 @@ def store_inbound(session: Session, channels: Channels, m: InboundMessage, now: 
     if sender.duplicate:
         return None
     profile = {"name": m.contact.name if m.contact else "", "username": m.contact.username if m.contact else None}
-    new_contact = False
-    if contact is None and m.from_wa_id and m.from_user_id:
-        # find_for_message looked by the phone only: the user id may still name a contact.
+    if contact is None:
         contact = ensure_contact(session, wa_id=m.from_wa_id, user_id=m.from_user_id, now=now, **profile)
-    elif contact is None:  # nobody by the one id the message has: no need to look again
-        contact, new_contact = insert_contact_row(session, wa_id=m.from_wa_id, user_id=m.from_user_id, now=now,
-                                                  **profile)
-    if not new_contact:
+    else:
         refresh_contact(session, contact, wa_id=m.from_wa_id, user_id=m.from_user_id, **profile)
     if m.type == "system":
         _number_change(session, contact, m, now)
     started = False
     if conversation is None:
         conversation, started = open_conversation_row(session, channel_id=channel.id, contact_id=contact.id,
-                                                      now=m.timestamp, new_contact=new_contact)
+                                                      now=m.timestamp)
     message = _new_message(conversation, m, now)
     changes = _conversation_changes(conversation, m)
     if started:
@@ -283,7 +277,7 @@ def store_inbound(session: Session, channels: Channels, m: InboundMessage, now: 
     else:
         _insert_message(session, message, conversation, changes)
         _emit_received(session, channel, contact, conversation, message, started=started, now=now,
-                       media_link=media_link, says=says, new_contact=new_contact)
+                       media_link=media_link, says=says)
     if started:
         conversation_reactions.started(session, conversation.id, first_text=m.text or "", now=now)
     if m.original_message_id:
@@ -345,11 +339,10 @@ def _conversation_changes(conversation: ConversationRow, m: InboundMessage) -> d
 
 def _emit_received(session: Session, channel: ChannelRef, contact: ContactRow, conversation: ConversationRow,
                    message: Message, *, started: bool, now: datetime,
-                   media_link: Callable[[int], str] | None = None, says: str | None = None,
-                   new_contact: bool = False) -> None:
+                   media_link: Callable[[int], str] | None = None, says: str | None = None) -> None:
     key = payloads.ordering_key(conversation)
     if started:
-        emit_started(session, conversation, contact, channel=channel, now=now, says=says, new_contact=new_contact)
+        emit_started(session, conversation, contact, channel=channel, now=now, says=says)
     emit(session, "message.received", _received_data(session, channel, contact, conversation, message,
                                                      media_link=media_link), now=now, ordering_key=key)
 
