@@ -259,6 +259,3 @@ def automation_simulate(scenario_id: int) -> Any:
                            transcript=transcript, state=json.dumps(state) if state is not None else "",
                            transcript_json=json.dumps(transcript), status=status, buttons=buttons,
                            window_open=window_open)
-
-
-from hub.web.admin import automation_steps  # noqa: E402,F401  (the step and trigger forms' routes)
