@@ -185,6 +185,29 @@ def emit_guarded(session: Session, type_: str, data: dict[str, Any], *, now: dat
     return written
 
 
+# The enabled connectors as one JSON value: a column of a caller's own statement.
+SUBSCRIBERS_JSON = ("(SELECT json_agg(json_build_object('id', c.id, 'kind', c.kind, 'event_types', c.event_types))"
+                    " FROM connectors c WHERE c.enabled)")
+
+
+def event_params(session: Session, type_: str, data: dict[str, Any], *, now: datetime,
+                 ordering_key: str | None = None) -> dict[str, Any]:
+    """The row emit() would write, as parameters event_<column>, for a caller whose own
+    PostgreSQL statement inserts the event (then call event_written with its result)."""
+    row = _row(session, type_, data, now=now, ordering_key=ordering_key)
+    return {f"event_{k}": v for k, v in row.items()}
+
+
+def event_written(session: Session, params: dict[str, Any], subscribers: list[dict[str, Any]] | None, *,
+                  now: datetime) -> None:
+    """The caller's statement wrote the event of `params`: its deliveries. `subscribers`:
+    the statement's SUBSCRIBERS_JSON column when it was the transaction's first event."""
+    if is_first_event(session):
+        session.info[_SUBSCRIBERS] = [(c["id"], c["kind"], c["event_types"]) for c in (subscribers or [])]
+    row = {k.removeprefix("event_"): v for k, v in params.items() if k.startswith("event_")}
+    _insert_deliveries(session, row, session.info[_SUBSCRIBERS], now=now)
+
+
 @functools.lru_cache(maxsize=32)
 def _guarded_statement(guard: Any, also: tuple[Any, ...], first: bool) -> Any:
     from sqlalchemy import exists, func, literal_column

@@ -1,34 +1,35 @@
-"""PostgreSQL fast path of a team assignment: two round trips where the general path
+"""PostgreSQL fast path of a team assignment: one round trip where the general path
 takes a dozen.
 
-1. pick: the team's best available member by the strategy (least busy, or the next in
-   the round-robin ring), their open chats counted through the partial index, locked
-   FOR UPDATE SKIP LOCKED (a member another router is assigning to right now is
-   skipped, not waited for);
-2. assign: a statement that starts after the lock was granted, so its snapshot holds
-   every assignment committed to that member; it re-counts their open chats and, only
-   when they still have room and the conversation is still open and unassigned, sets
-   the assignee, stamps the operator (and the team's round-robin turn), takes the chat
-   out of any queue and writes conversation.assigned (hub.events.emit_guarded).
+One statement picks the team's best available member by the strategy (least busy, or
+the next in the round-robin ring), their open chats counted through the partial index,
+and locks their state row FOR UPDATE SKIP LOCKED (a member another router is assigning
+to right now is skipped, not waited for). The count is only as fresh as the statement's
+snapshot, so the assignment is written only when the locked row is the very version that
+snapshot saw (same xmin): every router's assignment rewrites the member's state row, so
+an assignment committed between the snapshot and the lock shows as a newer version, and
+then nothing is written. Otherwise the same statement sets the assignee (when the chat
+is still open and unassigned), stamps the operator (and the team's round-robin turn),
+takes the chat out of any queue and inserts conversation.assigned with the member filled
+in.
 
-When either step finds nothing (every candidate locked, full, or the chat taken), the
-caller falls back to the general path, which waits for locks and queues if need be.
+When it writes nothing (every candidate locked, full or just changed, or the chat taken),
+the caller falls back to the general path, which waits for locks and queues if need be.
 """
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import bindparam, delete, exists, func, literal_column, select, text, update
+from sqlalchemy import bindparam, text
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from hub import payloads
-from hub.events import emit_guarded
-from hub.models import Channel, Contact, Conversation, OperatorState, QueueEntry, Team
+from hub.events import SUBSCRIBERS_JSON, event_params, event_written, is_first_event
+from hub.models import Channel, Contact, Conversation, Event, OperatorState, QueueEntry, Team
 
 _PICK = """
-SELECT s.user_id, s.capacity, u.email, u.name
+SELECT s.user_id, s.xmin AS seen, u.email, u.name
 FROM team_members m
 JOIN teams t ON t.id = m.team_id
 JOIN operator_states s ON s.user_id = m.user_id
@@ -40,69 +41,68 @@ ORDER BY {order}
 LIMIT 1
 FOR UPDATE OF s SKIP LOCKED
 """
-PICK = {
-    "least_busy": text(_PICK.format(order="load.n, s.last_assigned_at NULLS FIRST, s.user_id")),
-    "round_robin": text(_PICK.format(order="s.user_id <= coalesce(t.last_assigned_user_id, 0), s.user_id")),
+ORDER = {
+    "least_busy": "load.n, s.last_assigned_at NULLS FIRST, s.user_id",
+    "round_robin": "s.user_id <= coalesce(t.last_assigned_user_id, 0), s.user_id",
 }
-
-_c = Conversation.__table__
-_open_chats = (select(func.count()).select_from(_c.alias("mine"))
-               .where(literal_column("mine.assignee_id") == bindparam("g_uid"),
-                      text("mine.status = 'open'")).scalar_subquery())
-GUARD = (update(_c)
-         .where(_c.c.id == bindparam("g_cid"), text("conversations.status = 'open'"), _c.c.assignee_id.is_(None),
-                _open_chats < bindparam("g_capacity"))
-         .values(assignee_id=bindparam("g_uid"), team_id=bindparam("g_team"), updated_at=bindparam("g_now"))
-         .returning(_c.c.id))
-
-
-def _wrote(guarded: Any) -> Any:
-    return exists(select(literal_column("1")).select_from(guarded))
-
-
-def _stamp_operator(guarded: Any) -> Any:
-    s = OperatorState.__table__
-    return (update(s).where(s.c.user_id == bindparam("g_uid"), _wrote(guarded))
-            .values(last_assigned_at=bindparam("g_now"), changed_at=bindparam("g_now")))
-
-
-def _unqueue(guarded: Any) -> Any:
-    q = QueueEntry.__table__
-    return delete(q).where(q.c.conversation_id == bindparam("g_cid"), _wrote(guarded))
+_TURN = """,
+turn AS (UPDATE teams SET last_assigned_user_id = g.user_id, updated_at = :now
+         FROM guarded g WHERE teams.id = :team_id)"""
+_ASSIGN = """
+WITH picked AS ({pick}),
+fresh AS (SELECT p.user_id, p.email, p.name FROM picked p
+          JOIN operator_states seen ON seen.user_id = p.user_id AND seen.xmin = p.seen),
+guarded AS (UPDATE conversations SET assignee_id = f.user_id, team_id = :team_id, updated_at = :now
+            FROM fresh f
+            WHERE conversations.id = :conversation_id AND conversations.status = 'open'
+              AND conversations.assignee_id IS NULL
+            RETURNING f.user_id, jsonb_build_object('id', f.user_id, 'email', f.email, 'name', f.name) AS assignee),
+stamp AS (UPDATE operator_states SET last_assigned_at = :now, changed_at = :now
+          FROM guarded g WHERE operator_states.user_id = g.user_id),
+unqueue AS (DELETE FROM routing_queue q USING guarded g WHERE q.conversation_id = :conversation_id),
+event AS (INSERT INTO events (id, type, version, occurred_at, ordering_key, data, created_at)
+          SELECT :event_id, :event_type, :event_version, :event_occurred_at, :event_ordering_key,
+                 jsonb_set(jsonb_set(:event_data, '{{assignee}}', g.assignee), '{{conversation,assignee}}', g.assignee),
+                 :event_created_at
+          FROM guarded g){turn}
+SELECT (SELECT user_id FROM guarded), {subscribers}
+"""
+_events = Event.__table__
 
 
-def _turn(guarded: Any) -> Any:
-    t = Team.__table__
-    return (update(t).where(t.c.id == bindparam("g_team"), _wrote(guarded))
-            .values(last_assigned_user_id=bindparam("g_uid"), updated_at=bindparam("g_now")))
+def _statement(strategy: str, first: bool):
+    sql = _ASSIGN.format(pick=_PICK.format(order=ORDER[strategy]).strip(),
+                         turn=_TURN if strategy == "round_robin" else "",
+                         subscribers=SUBSCRIBERS_JSON if first else "NULL")
+    return text(sql).bindparams(*[bindparam(f"event_{name}", type_=_events.c[name].type)
+                                  for name in ("id", "type", "version", "occurred_at", "ordering_key", "data",
+                                               "created_at")])
 
 
-ALSO = {"least_busy": (_stamp_operator, _unqueue), "round_robin": (_stamp_operator, _unqueue, _turn)}
+STATEMENTS = {(strategy, first): _statement(strategy, first) for strategy in ORDER for first in (True, False)}
 
 
 def usable(session: Session, strategy: str) -> bool:
-    return strategy in PICK and session.get_bind().dialect.name == "postgresql"
+    return strategy in ORDER and session.get_bind().dialect.name == "postgresql"
 
 
 def assign_in_team(session: Session, conversation: Conversation, team_id: int, strategy: str, *,
                    now: datetime) -> int | None:
     """The member of team `team_id` (whose strategy is `strategy`) the chat was given
-    to, or None (nothing written: take the general path)."""
-    picked = session.execute(PICK[strategy], {"team_id": team_id}).first()
-    if picked is None:
-        return None
-    user_id, capacity, email, name = picked
+    to, or None (nothing written: take the general path). `conversation` is loaded with
+    its contact and channel (hub.routing.engine.load_for_routing)."""
     channel = session.get(Channel, conversation.channel_id)
     contact = session.get(Contact, conversation.contact_id)
-    assignee = {"id": user_id, "email": email, "name": name}
-    shown = {**payloads.conversation(session, conversation, known_channel=channel), "assignee": assignee}
-    data = {"conversation": shown, "contact": payloads.contact(contact), "assignee": assignee, "previous": None}
-    wrote = emit_guarded(session, "conversation.assigned", data, now=now, guard=GUARD, also=ALSO[strategy],
-                         params={"g_cid": conversation.id, "g_uid": user_id, "g_team": team_id,
-                                 "g_capacity": capacity, "g_now": now},
-                         ordering_key=payloads.ordering_key(conversation))
-    if not wrote:
+    shown = {**payloads.conversation(session, conversation, known_channel=channel), "assignee": None}
+    data = {"conversation": shown, "contact": payloads.contact(contact), "assignee": None, "previous": None}
+    params = event_params(session, "conversation.assigned", data, now=now,
+                          ordering_key=payloads.ordering_key(conversation))
+    first = is_first_event(session)
+    user_id, subscribers = session.execute(STATEMENTS[strategy, first], {
+        **params, "team_id": team_id, "conversation_id": conversation.id, "now": now}).one()
+    if user_id is None:
         return None
+    event_written(session, params, subscribers, now=now)
     # The rows changed behind the ORM's back: tell the objects this session holds.
     set_committed_value(conversation, "assignee_id", user_id)
     set_committed_value(conversation, "team_id", team_id)
