@@ -25,10 +25,10 @@ from ingest import APP_SECRET, PNID, WABA, _up, free_port, gunicorn, load
 
 from hub.automations import store  # noqa: E402
 from hub.channels.whatsapp.channels import create_channel  # noqa: E402
-from hub.db import Database, utcnow  # noqa: E402
+from hub.platform.db import Database, utcnow  # noqa: E402
 from hub.automations.runtime import STREAM_TYPES  # noqa: E402
 from hub.models import Cursor, Event, Run  # noqa: E402
-from hub.security import Vault  # noqa: E402
+from hub.shared.security import Vault  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
 SCENARIOS = 20

@@ -25,9 +25,9 @@ from _support import hub_env, scratch_postgres, start, stop, wait_for_workers, w
 from hub.broadcasts import audiences, lifecycle  # noqa: E402
 from hub.channels.whatsapp.channels import create_channel  # noqa: E402
 from hub.channels.whatsapp.emulator import WhatsAppEmulator  # noqa: E402
-from hub.db import Database, utcnow  # noqa: E402
+from hub.platform.db import Database, utcnow  # noqa: E402
 from hub.models import Broadcast, Channel, Template  # noqa: E402
-from hub.security import Vault  # noqa: E402
+from hub.shared.security import Vault  # noqa: E402
 
 PNID, WABA, TOKEN = "2200000000000777", "1100000000000777", "EAAG-bench"
 BODY = [{"type": "BODY", "text": "Hi {{1}}, your code is {{2}}."}]

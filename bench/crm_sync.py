@@ -31,11 +31,11 @@ from cryptography.fernet import Fernet
 
 from _support import hub_env, scratch_postgres, start, stop, wait_for_workers, wait_until, worker_env
 
-from hub.connector_store import build_connector, create_connector  # noqa: E402
-from hub.db import Database, utcnow  # noqa: E402
-from hub.events import emit  # noqa: E402
+from hub.crm.store import build_connector, create_connector  # noqa: E402
+from hub.platform.db import Database, utcnow  # noqa: E402
+from hub.events.outbox import emit  # noqa: E402
 from hub.models import ConnectorRecord, Delivery  # noqa: E402
-from hub.security import Vault  # noqa: E402
+from hub.shared.security import Vault  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)

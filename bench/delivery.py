@@ -23,11 +23,11 @@ from cryptography.fernet import Fernet
 
 from _support import ROOT, hub_env, scratch_postgres, start, stop, wait_until
 
-from hub.connector_store import create_connector, update_connector  # noqa: E402
-from hub.db import Database, utcnow  # noqa: E402
-from hub.events import emit  # noqa: E402
+from hub.crm.store import create_connector, update_connector  # noqa: E402
+from hub.platform.db import Database, utcnow  # noqa: E402
+from hub.events.outbox import emit  # noqa: E402
 from hub.models import ConnectorRecord, Delivery  # noqa: E402
-from hub.security import Vault  # noqa: E402
+from hub.shared.security import Vault  # noqa: E402
 from connectors.webhook import signing  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 

@@ -32,9 +32,9 @@ from cryptography.fernet import Fernet
 from _support import ROOT, hub_env, scratch_postgres, start, stop, wait_until
 
 from hub.channels.whatsapp.channels import create_channel  # noqa: E402
-from hub.db import Database, utcnow  # noqa: E402
+from hub.platform.db import Database, utcnow  # noqa: E402
 from hub.models import Visit  # noqa: E402
-from hub.security import Vault  # noqa: E402
+from hub.shared.security import Vault  # noqa: E402
 from hub.tracking.links import create_link  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 

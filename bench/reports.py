@@ -25,8 +25,8 @@ from _support import scratch_postgres
 
 from sqlalchemy import insert, select, text  # noqa: E402
 
-from hub.db import Database, utcnow  # noqa: E402
-from hub.events import emit  # noqa: E402
+from hub.platform.db import Database, utcnow  # noqa: E402
+from hub.events.outbox import emit  # noqa: E402
 from hub.models import Channel, Message, Team, User  # noqa: E402
 from hub.reports import aggregate, facts  # noqa: E402
 from hub.reports.rows import Filters  # noqa: E402

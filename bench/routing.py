@@ -24,7 +24,7 @@ from _support import scratch_postgres
 
 from sqlalchemy import insert, select, text, update  # noqa: E402
 
-from hub.db import Database, utcnow  # noqa: E402
+from hub.platform.db import Database, utcnow  # noqa: E402
 from hub.models import Channel, Contact, Conversation, OperatorState, RoutingRule, Team, TeamMember, User  # noqa: E402
 from hub.routing import engine  # noqa: E402
 

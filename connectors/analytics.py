@@ -190,7 +190,7 @@ def classify(response: Any, service: str, now: datetime, secrets: list[str]) -> 
     credentials were refused; 408/429/5xx retry (Retry-After honoured); other 4xx dead
     with the destination's own words."""
     from connectors.base import Outcome
-    from hub.http import describe_response, parse_retry_after
+    from hub.shared.http import describe_response, parse_retry_after
 
     described = describe_response(response, secrets)
     status = response.status_code

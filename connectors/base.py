@@ -268,7 +268,7 @@ class Connector:
     #     The requests deliver() would make for these events, without sending anything
     #     (the admin's mapping preview): [{"method", "path", "body"}].
     # def pull(self, since: datetime) -> list[Command]
-    #     Scheduled sync from the service (hub.connector_pull, every [scheduler]
+    #     Scheduled sync from the service (hub.crm.pull, every [scheduler]
     #     pull_minutes): what changed since then, as commands. Pulls overlap and may see
     #     what a webhook already brought, so each command must act once (the connector's
     #     own keys, as for webhooks).

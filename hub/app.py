@@ -10,9 +10,9 @@ from flask import Flask, Request, Response, current_app
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from hub.config import Config, ConfigError, load_config
-from hub.runtime import Runtime, setup_logging
-from hub.security import load_secret_key
+from hub.platform.config import Config, ConfigError, load_config
+from hub.platform.runtime import Runtime, setup_logging
+from hub.shared.security import load_secret_key
 
 
 log = logging.getLogger(__name__)

@@ -9,12 +9,12 @@ from typing import Any
 import click
 from sqlalchemy import select
 
-from hub.config import ConfigError, load_config
-from hub.db import utcnow
+from hub.platform.config import ConfigError, load_config
+from hub.platform.db import utcnow
 
 
 def _runtime(ctx: click.Context):
-    from hub.runtime import Runtime, setup_logging
+    from hub.platform.runtime import Runtime, setup_logging
 
     if "runtime" not in ctx.obj:
         config = load_config(ctx.obj.get("config_path"))
@@ -106,9 +106,9 @@ def scheduler(ctx: click.Context) -> None:
 @click.pass_context
 def demo(ctx: click.Context, crm: str, every: float, chat: bool, channels: str) -> None:
     """Everything on this machine: emulated channels, an emulated CRM, chatty customers."""
-    from hub.config import load_config
+    from hub.platform.config import load_config
     from hub.demo import CHANNELS, run
-    from hub.runtime import setup_logging
+    from hub.platform.runtime import setup_logging
 
     kinds = tuple(k.strip() for k in channels.split(",") if k.strip())
     unknown = [k for k in kinds if k not in CHANNELS]
@@ -124,7 +124,7 @@ def demo(ctx: click.Context, crm: str, every: float, chat: bool, channels: str) 
 @click.pass_context
 def migrate(ctx: click.Context) -> None:
     """Bring the database schema up to date."""
-    from hub.migrate import current_revision, upgrade
+    from hub.platform.migrate import current_revision, upgrade
 
     runtime = _runtime(ctx)
     import logging
@@ -157,7 +157,7 @@ def user() -> None:
               help="Prompted for when not given.")
 @click.pass_context
 def user_create(ctx: click.Context, email: str, role: str, name: str, password: str) -> None:
-    from hub.users import InvalidUser, create_user
+    from hub.platform.users import InvalidUser, create_user
 
     runtime = _runtime(ctx)
     try:
@@ -190,7 +190,7 @@ def token() -> None:
 @click.pass_context
 def token_create(ctx: click.Context, email: str, name: str) -> None:
     """Create a token; it is printed once and only its hash is kept."""
-    from hub.users import InvalidUser, create_api_token
+    from hub.platform.users import InvalidUser, create_api_token
 
     runtime = _runtime(ctx)
     try:
@@ -238,7 +238,7 @@ def connector() -> None:
 def connector_kinds() -> None:
     """Installed connector kinds and their settings."""
     from connectors.base import registry
-    from hub.settings_form import describe_settings
+    from hub.crm.settings_form import describe_settings
 
     for kind, cls in registry.kinds().items():
         click.echo(f"{kind}: {cls.title}")
@@ -270,7 +270,7 @@ def _parse_sets(pairs: tuple[str, ...]) -> dict[str, Any]:
 def connector_add(ctx: click.Context, kind: str, name: str, sets: tuple[str, ...],
                   events: str | None, disabled: bool) -> None:
     from connectors.base import UnknownConnectorKind
-    from hub.connector_store import InvalidConnector, create_connector
+    from hub.crm.store import InvalidConnector, create_connector
 
     runtime = _runtime(ctx)
     try:
@@ -301,7 +301,7 @@ def connector_list(ctx: click.Context) -> None:
 @click.pass_context
 def connector_check(ctx: click.Context, connector_id: int) -> None:
     """Test the connection (the admin's "Test connection")."""
-    from hub.connector_check import run_check
+    from hub.crm.check import run_check
 
     try:
         result = run_check(_runtime(ctx), connector_id, now=utcnow())
@@ -391,7 +391,7 @@ def webhooks_list(ctx: click.Context, failed: bool, limit: int) -> None:
 def webhooks_replay(ctx: click.Context, webhook_ids: tuple[int, ...]) -> None:
     """Process failed raw webhooks again (all failed ones when no id is given)."""
     import hub.channels  # noqa: F401  (registers the processors)
-    from hub.inbound import replay
+    from hub.events.raw_webhooks import replay
 
     result = replay(_runtime(ctx), now=utcnow(), ids=list(webhook_ids) or None)
     click.echo(f"processed {result['processed']}, still failing {result['failed']}")

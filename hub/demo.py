@@ -24,8 +24,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from hub.config import Config
-from hub.db import utcnow
+from hub.platform.config import Config
+from hub.platform.db import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +80,8 @@ def connect_crm(runtime: Any, crm: CrmDemo, *, now: datetime) -> tuple[int, list
     """The demo's CRM connector: created, its emulator wired to the hub's hook, and Test
     connection pressed (which registers the chat channel, the open line connector or the
     custom channel). -> (connector id, chat pages, the check's result)."""
-    from hub.connector_check import run_check
-    from hub.connector_store import create_connector
+    from hub.crm.check import run_check
+    from hub.crm.store import create_connector
 
     with runtime.db.scope() as session:
         record = create_connector(session, runtime.vault, kind=crm.kind, name=f"Demo {crm.kind}",
@@ -129,7 +129,7 @@ def whatsapp_demo(runtime: Any, hub_url: str) -> Iterator[ChannelDemo]:
     """A WhatsApp number with two templates, some customers coming from an ad."""
     from hub.channels.whatsapp.channels import create_channel
     from hub.channels.whatsapp.emulator import WhatsAppEmulator
-    from hub.channels.whatsapp.template_sync import sync_channel
+    from hub.channels.whatsapp.templates.sync import sync_channel
 
     app_secret, token = secrets.token_hex(16), "EAAG" + secrets.token_hex(12)
     emu = WhatsAppEmulator()
@@ -230,10 +230,10 @@ CHANNELS: dict[str, Callable[[Any, str], Any]] = {
 
 def run(config: Config, *, crm: str | None, every: float, chat: bool = True,
         channels: tuple[str, ...] = ("whatsapp",), announce: Callable[[str], None] = print) -> None:
-    from hub.migrate import upgrade
+    from hub.platform.migrate import upgrade
     from hub.processes import run_web
-    from hub.runtime import Runtime
-    from hub.users import create_user
+    from hub.platform.runtime import Runtime
+    from hub.platform.users import create_user
 
     unknown = [kind for kind in channels if kind not in CHANNELS]
     if unknown or not channels:

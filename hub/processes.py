@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from hub.delivery.worker import Worker, worker_id
 from hub.models import User
-from hub.runtime import Runtime
-from hub.scheduler import LeaderScheduler
+from hub.platform.runtime import Runtime
+from hub.jobs.scheduler import LeaderScheduler
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def make_worker(runtime: Runtime) -> Worker:
     from hub.automations.runtime import Runner
     from hub.broadcasts.pump import BroadcastPump
     from hub.channels import registry
-    from hub.connector_pull import ConnectorPuller
+    from hub.crm.pull import ConnectorPuller
     from hub.wiring import install_reactions
 
     install_reactions()  # a scenario that closes a chat frees its place, a reply claims one
@@ -59,7 +59,7 @@ def start_workers(runtime: Runtime, threads: int, stop: threading.Event) -> list
 
 def start_scheduler(runtime: Runtime, stop: threading.Event) -> threading.Thread:
     import hub.channels  # noqa: F401  (registers the channels' jobs)
-    import hub.connector_pull  # noqa: F401  (registers the connector pulls)
+    import hub.crm.pull  # noqa: F401  (registers the connector pulls)
     import hub.reports.jobs  # noqa: F401  (registers the scheduled reports)
     import hub.routing.jobs  # noqa: F401  (registers the routing sweep)
     from hub.wiring import install_reactions

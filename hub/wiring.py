@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from hub import conversation_reactions
+from hub.conversations import reactions as conversation_reactions
 from hub.automations.runtime import pause_for_operator
 from hub.routing import hooks as routing_hooks
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 from alembic import context
 
 import hub.models  # noqa: F401  (registers every table on Base.metadata)
-from hub.config import load_config
-from hub.db import Base, JSONType, make_engine
+from hub.platform.config import load_config
+from hub.platform.db import Base, JSONType, make_engine
 
 config = context.config
 target_metadata = Base.metadata
@@ -38,8 +38,8 @@ def run_online() -> None:
 def _render_item(type_, obj, autogen_context):
     """Render the hub's own column types by name in generated revisions."""
     if type_ == "type" and obj is JSONType:
-        autogen_context.imports.add("import hub.db")
-        return "hub.db.JSONType"
+        autogen_context.imports.add("import hub.platform.db")
+        return "hub.platform.db.JSONType"
     return False
 
 

@@ -13,10 +13,10 @@ from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from hub.config import load_config
-from hub.db import Base, utcnow
-from hub.migrate import head_revision, upgrade
-from hub.runtime import Runtime
+from hub.platform.config import load_config
+from hub.platform.db import Base, utcnow
+from hub.platform.migrate import head_revision, upgrade
+from hub.platform.runtime import Runtime
 from hub.wiring import install_reactions
 
 install_reactions()  # as every hub process does: tests call ingest and sending directly too
@@ -131,7 +131,7 @@ def client(app):
 
 
 def _token(runtime: Runtime, role: str) -> str:
-    from hub.users import create_api_token, create_user
+    from hub.platform.users import create_api_token, create_user
 
     email = f"{role}@example.com"
     with runtime.db.scope() as session:

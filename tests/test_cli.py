@@ -10,9 +10,9 @@ from cryptography.fernet import Fernet
 from sqlalchemy import func, select
 
 from hub.cli import cli
-from hub.db import utcnow
-from hub.events import emit
-from hub.inbound import PayloadError, Processor, register_processor
+from hub.platform.db import utcnow
+from hub.events.outbox import emit
+from hub.events.raw_webhooks import PayloadError, Processor, register_processor
 from hub.models import ConnectorRecord, Delivery, RawWebhook, User
 from tests.support.factories import SECRET, webhook_connector
 from tests.support.processes import hub_env

@@ -16,7 +16,7 @@ from hub.app import create_app
 from hub.cli import cli
 from hub.demo import CHANNELS
 from hub.models import Channel, Contact, Conversation
-from hub.runtime import Runtime
+from hub.platform.runtime import Runtime
 from tests.conftest import make_config
 from tests.support.browser import LiveHub
 

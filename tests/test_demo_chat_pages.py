@@ -12,9 +12,9 @@ import pytest
 import requests
 
 from hub.app import create_app
-from hub.db import utcnow
+from hub.platform.db import utcnow
 from hub.demo import connect_crm, crm_emulator, demo_config
-from hub.runtime import Runtime
+from hub.platform.runtime import Runtime
 from tests.conftest import make_config
 from tests.support.browser import LiveHub
 from tests.support.wa_emulator import wired, worker

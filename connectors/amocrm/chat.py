@@ -28,7 +28,7 @@ from connectors.base import HubEvent, LinkStore, Outcome, media_link
 log = logging.getLogger(__name__)
 
 INBOUND_LINK = "amojo_msg"  # hub message id -> amojo message id (posted into the chat)
-CRM_MESSAGE = "crm_message"  # hub message id -> amojo message id (typed by a manager); hub/commands.py
+CRM_MESSAGE = "crm_message"  # hub message id -> amojo message id (typed by a manager); hub/crm/commands.py
 WAMID_LINK = "amojo_wamid"  # WhatsApp id of a manager's message -> amojo id (for reply quotes)
 CHAT_TYPES = frozenset({"message.received", "message.sent", "message.status"})
 CONVERSATION_PREFIX = "wa-conv-"

@@ -28,7 +28,7 @@ from connectors.amocrm.errors import (
 )
 from connectors.amocrm.oauth import TokenKeeper
 from connectors.base import RateLimiter
-from hub.http import describe_response
+from hub.shared.http import describe_response
 
 log = logging.getLogger(__name__)
 

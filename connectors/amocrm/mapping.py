@@ -17,7 +17,7 @@ import phonenumbers
 from connectors.amocrm.settings import DEAL_NAME_PLACEHOLDERS
 from connectors.automation_notes import answers_text
 from connectors.base import media_link
-from hub.phones import to_e164
+from hub.shared.phones import to_e164
 
 MAX_TEXT = 255  # amoCRM text and tracking fields keep 255 characters
 MAX_NOTE = 20_000

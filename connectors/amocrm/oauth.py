@@ -20,7 +20,7 @@ from typing import Any, Callable
 import requests
 
 from connectors.amocrm.errors import AuthProblem, ConfigurationError, Transient
-from hub.http import describe_response
+from hub.shared.http import describe_response
 
 log = logging.getLogger(__name__)
 

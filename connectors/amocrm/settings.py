@@ -16,7 +16,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates, va
 from connectors.amocrm import rules
 from connectors.person import new_channel_opens_deal_field
 from connectors.base import TEMPLATES_CONTEXT_KEY  # filled by the hub while validating
-from hub.text_templates import placeholder_problem
+from hub.shared.text_templates import placeholder_problem
 
 ACCOUNT_DOMAINS = ("amocrm.ru", "amocrm.com", "kommo.com")
 DEAL_NAME_PLACEHOLDERS = (

@@ -17,9 +17,9 @@ from connectors.bitrix24 import phpquery
 from connectors.bitrix24.errors import (
     AuthFailed, Bitrix24Error, MethodBlocked, MethodError, RateLimited, Transient, classify,
 )
-from hub.http import parse_retry_after
-from hub.security import redact_text
-from hub.ratelimit import MemoryBucket
+from hub.shared.http import parse_retry_after
+from hub.shared.security import redact_text
+from hub.shared.ratelimit import MemoryBucket
 
 MAX_BATCH = 50
 PAGE_SIZE = 50

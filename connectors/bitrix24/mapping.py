@@ -14,7 +14,7 @@ from typing import Any
 from connectors.automation_notes import stage_move
 from connectors.bitrix24 import rules
 from connectors.base import ReportDealStage, media_link
-from hub.phones import to_e164
+from hub.shared.phones import to_e164
 
 ORIGINATOR = "whatsapp-hub"
 CONVERSATION_LINK = {"deal": "conversation", "lead": "conversation.lead"}

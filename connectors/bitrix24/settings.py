@@ -9,7 +9,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates, va
 
 from connectors.bitrix24 import rules
 from connectors.person import new_channel_opens_deal_field
-from hub.text_templates import placeholder_problem
+from hub.shared.text_templates import placeholder_problem
 
 WEBHOOK_PATH = re.compile(r"^/rest/\d+/[A-Za-z0-9]+/?$")
 OPENLINES_CONNECTOR = re.compile(r"^[a-z0-9_]{1,50}$")

@@ -18,7 +18,7 @@ from connectors.base import AssignConversation, Command, InboundRequest, LinkSto
 from connectors.bitrix24 import mapping, phpquery
 from connectors.bitrix24.errors import Bitrix24Error
 from connectors.bitrix24.mapping import Options
-from hub.security import constant_time_equal
+from hub.shared.security import constant_time_equal
 
 ENTITY_EVENTS = {
     "ONCRMDEALUPDATE": "deal", "ONCRMDEALADD": "deal",

@@ -20,7 +20,7 @@ from connectors.hubspot.errors import (
 from connectors.hubspot.oauth import OAuthTokens, PrivateAppToken
 from connectors.hubspot.settings import AUTH_OAUTH, DEFAULT_AUTHORIZE_URL, HubSpotSettings
 from connectors.hubspot.sync import HANDLED, OwnerDirectory, WaveSync
-from hub.security import redact_text
+from hub.shared.security import redact_text
 
 log = logging.getLogger(__name__)
 

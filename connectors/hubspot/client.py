@@ -3,7 +3,7 @@
 Authentication comes from oauth.py: a private app token, or OAuth tokens renewed before
 they expire and once more when HubSpot answers 401 (then the request is sent again).
 Every request first takes a slot of the connector's shared rolling 10-second window (all
-workers of one connector draw from it, hub.ratelimit.SlidingWindow), searches also a
+workers of one connector draw from it, hub.shared.ratelimit.SlidingWindow), searches also a
 token from the lower search bucket. A 429 is answered by holding the right limit back
 for the time HubSpot asks and trying again; the rate-limit
 headers of ordinary answers are read too, because other apps of the same account spend
@@ -21,8 +21,8 @@ from connectors.hubspot.errors import (
     AuthFailed, Conflict, HubSpotError, NotFound, RateLimited, Unavailable, ValidationFailed,
 )
 from connectors.hubspot.oauth import PrivateAppToken
-from hub.http import describe_response
-from hub.ratelimit import MemoryBucket, MemoryWindow
+from hub.shared.http import describe_response
+from hub.shared.ratelimit import MemoryBucket, MemoryWindow
 
 REQUESTS_PER_WINDOW_BURST = 1  # tokens kept for bursts; the rest is spread over the window
 

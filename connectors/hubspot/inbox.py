@@ -35,7 +35,7 @@ MODES = (MODE_TIMELINE, MODE_INBOX, MODE_BOTH)
 INBOX_TYPES = frozenset({"message.received", "message.sent", "message.status"})
 PUBLISHED = "hubspot_inbox_msg"      # hub message id -> HubSpot message id (published by the hub)
 INTENT = "hubspot_inbox_intent"      # hub message id -> "<unix time>:<token>" before the request
-CRM_MESSAGE = "crm_message"          # hub message id -> HubSpot message id (typed by an agent); hub/commands.py
+CRM_MESSAGE = "crm_message"          # hub message id -> HubSpot message id (typed by an agent); hub/crm/commands.py
 PHONE = "HS_PHONE_NUMBER"
 MAX_TEXT = 65_000
 # What the custom channel can do, as registered (capabilities of the channel create body).

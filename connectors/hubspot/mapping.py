@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Iterator, Sequence, TypeVar
 
 from connectors.base import media_link
-from hub.phones import to_e164
+from hub.shared.phones import to_e164
 
 # Default (HUBSPOT_DEFINED) association type ids, associations v4.
 # https://developers.hubspot.com/docs/api/crm/associations#association-type-id-values

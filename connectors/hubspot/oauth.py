@@ -22,8 +22,8 @@ from typing import Any, Callable
 import requests
 
 from connectors.hubspot.errors import OAuthFailed, Unavailable
-from hub.http import describe_response
-from hub.security import redact_text
+from hub.shared.http import describe_response
+from hub.shared.security import redact_text
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates, va
 
 from connectors.hubspot import rules
 from connectors.person import new_channel_opens_deal_field
-from hub.text_templates import placeholder_problem
+from hub.shared.text_templates import placeholder_problem
 
 DEFAULT_BASE_URL = "https://api.hubapi.com"
 DEFAULT_AUTHORIZE_URL = "https://app.hubspot.com/oauth/authorize"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Mapping
 
-from hub.security import constant_time_equal, hmac_sha256_b64
+from hub.shared.security import constant_time_equal, hmac_sha256_b64
 
 SIGNATURE_HEADER = "X-HubSpot-Signature-v3"
 TIMESTAMP_HEADER = "X-HubSpot-Request-Timestamp"

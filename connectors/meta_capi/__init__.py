@@ -16,7 +16,7 @@ from connectors import analytics
 from connectors.base import CheckResult, Connector, ConnectorContext, Outcome
 from connectors.meta_capi import mapping
 from connectors.meta_capi.settings import EVENT_NAME, MetaCapiSettings
-from hub.http import describe_response, parse_retry_after
+from hub.shared.http import describe_response, parse_retry_after
 
 RETRIED_CODES = frozenset({1, 2, 4, 17, 32, 341, 613, 80004})
 TOKEN_CODES = frozenset({102, 190})

@@ -16,7 +16,7 @@ from connectors import analytics
 from connectors.base import CheckResult, Connector, ConnectorContext, Outcome
 from connectors.roistat import mapping
 from connectors.roistat.settings import STATUS_ID, RoistatSettings, parse_statuses
-from hub.http import describe_response
+from hub.shared.http import describe_response
 
 AUTH_ERRORS = frozenset({"authentication_failed", "access_denied", "incorrect_api_key"})
 

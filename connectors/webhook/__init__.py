@@ -11,7 +11,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from connectors.base import CheckResult, Connector, ConnectorContext, HubEvent, Outcome
 from connectors.webhook import signing
-from hub.http import describe_response, parse_retry_after
+from hub.shared.http import describe_response, parse_retry_after
 
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
 

@@ -9,7 +9,7 @@ import base64
 import binascii
 import secrets as _secrets
 
-from hub.security import constant_time_equal, hmac_sha256_b64
+from hub.shared.security import constant_time_equal, hmac_sha256_b64
 
 PREFIX = "whsec_"
 TOLERANCE_SECONDS = 5 * 60

@@ -10,10 +10,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from hub import payloads
+from hub.events import payloads
 from hub.automations import engine
 from hub.channels.base import Outgoing, SendRefused, TemplateInput
-from hub.events import emit
+from hub.events.outbox import emit
 from hub.models import Contact, ContactProfile, Conversation, Run, Scenario, Team
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ def apply(session: Session, run: Run, outcome: engine.Outcome, *, now: datetime,
                 deal_fields = {}
             done.append({"kind": "handoff", **_handoff(session, conversation, action, now=now)})
         elif isinstance(action, engine.Close):
-            from hub.conversation_actions import close
+            from hub.conversations.actions import close
 
             close(session, conversation, reason="automation", now=now)
     if deal_fields:

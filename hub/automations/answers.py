@@ -5,7 +5,7 @@ import re
 from datetime import date, datetime
 from typing import Any
 
-from hub.phones import to_e164
+from hub.shared.phones import to_e164
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 DATE_FORMATS = ("%Y-%m-%d", "%d.%m.%Y", "%d/%m/%Y", "%d.%m.%y", "%d-%m-%Y")

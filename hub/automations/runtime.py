@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from hub.automations import actions, engine, store, triggers
 from hub.automations.store import STREAM
-from hub.db import utcnow
+from hub.platform.db import utcnow
 from hub.models import Conversation, Cursor, Event, Message, Run, Scenario, ScenarioVersion, StepLog
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from hub.channels.base import TemplateInput
-from hub.channels.whatsapp import templates as tpl
+from hub.channels.whatsapp.templates import parameters as tpl
 from hub.models import Template
 
 CONTACT_FIELDS = ("name", "phone")

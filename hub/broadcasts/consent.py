@@ -13,8 +13,8 @@ from typing import Any, Iterable
 from sqlalchemy import delete, exists, or_, select
 from sqlalchemy.orm import Session
 
-from hub import payloads
-from hub.events import emit
+from hub.events import payloads
+from hub.events.outbox import emit
 from hub.models import BroadcastRecipient, Consent, Contact, Message
 from hub.models.broadcasts import SUBSCRIPTIONS
 

@@ -2,7 +2,7 @@
 
 Pure: bytes in, accepted rows and a per-row refusal report out. UTF-8 (with or without
 a BOM) or Windows-1251, as Excel saves it in Russia; `;` or `,` between fields, told
-from the header line. Numbers go to E.164 (hub.phones); national forms are read in
+from the header line. Numbers go to E.164 (hub.shared.phones); national forms are read in
 `region` when one is given.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import io
 from dataclasses import dataclass, field
 from typing import Any
 
-from hub.phones import to_e164
+from hub.shared.phones import to_e164
 
 PHONE_HEADERS = ("phone", "phone_number", "telephone", "tel", "mobile", "number", "msisdn", "wa_id",
                  "телефон", "номер", "номер телефона", "мобильный")

@@ -17,8 +17,8 @@ from hub.broadcasts import audiences, compose, consent, schedule
 from hub.broadcasts.problems import BroadcastProblem
 from hub.broadcasts.recipients import unqueue
 from hub.broadcasts.results import counts, retryable_failures
-from hub.channels.whatsapp import templates as tpl
-from hub.events import emit
+from hub.channels.whatsapp.templates import parameters as tpl
+from hub.events.outbox import emit
 from hub.models import Audience, Broadcast, BroadcastRecipient, Channel, Message
 
 __all__ = ["BroadcastProblem", "cancel", "create", "pause", "pause_locked", "resume", "retry_failed", "start"]

@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from hub import payloads
+from hub.events import payloads
 from hub.broadcasts.meta_errors import explain
-from hub.events import emit
+from hub.events.outbox import emit
 from hub.models import Broadcast, BroadcastRecipient, Contact, Conversation, Message
 
 RANK = {"pending": 0, "queued": 1, "sent": 2, "delivered": 3, "read": 4, "replied": 5}

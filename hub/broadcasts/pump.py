@@ -23,14 +23,14 @@ from typing import Any, Callable
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from hub import leases
+from hub.jobs import leases
 from hub.broadcasts import compose, consent, limits, outcomes, schedule, targets
 from hub.broadcasts.lifecycle import _locked, pause_locked
 from hub.channels.base import Outgoing, SendRefused
-from hub.channels.whatsapp import templates as tpl
-from hub.db import utcnow
+from hub.channels.whatsapp.templates import parameters as tpl
+from hub.platform.db import utcnow
 from hub.models import Broadcast, BroadcastRecipient, Channel, Conversation, Message, Template
-from hub.runtime import Runtime
+from hub.platform.runtime import Runtime
 
 log = logging.getLogger(__name__)
 BAD_QUALITY = ("RED", "FLAGGED")

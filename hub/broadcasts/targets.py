@@ -12,9 +12,9 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from hub import payloads
-from hub.conversations import e164
-from hub.events import emit
+from hub.events import payloads
+from hub.conversations.store import e164
+from hub.events.outbox import emit
 from hub.models import Contact, Conversation
 
 _INSERT = {dialect.__name__.rsplit(".", 1)[-1]: {table: dialect.insert(table).on_conflict_do_nothing()

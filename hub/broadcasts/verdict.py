@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 
 from hub.broadcasts import audiences, compose, consent, limits
 from hub.broadcasts.problems import BroadcastProblem
-from hub.channels.whatsapp import templates as tpl
-from hub.channels.whatsapp.rate_card import MissingRate, RateCard, rate_card_for, region_of
+from hub.channels.whatsapp.templates import parameters as tpl
+from hub.channels.whatsapp.billing.rate_card import MissingRate, RateCard, rate_card_for, region_of
 from hub.models import Audience, Channel, Template
 
 

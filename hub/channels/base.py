@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 if TYPE_CHECKING:
     from hub.models import Message
-    from hub.runtime import Runtime
+    from hub.platform.runtime import Runtime
 
 
 class SendRefused(Exception):
@@ -180,7 +180,7 @@ class ChannelKind(ABC):
     kind: ClassVar[str]  # "whatsapp": the name in URLs, rows and the registry
     title: ClassVar[str]
     capabilities: ClassVar[Capabilities]
-    # The raw-webhook processor (hub.inbound) that parses and applies its bodies.
+    # The raw-webhook processor (hub.events.raw_webhooks) that parses and applies its bodies.
     source: ClassVar[str]
     # Where its emulator lives (a module path): for tests, benchmarks and `hub demo`
     # only; production code never imports it.
@@ -195,7 +195,7 @@ class ChannelKind(ABC):
 
     @abstractmethod
     def parse(self, body: bytes) -> Any:
-        """The body as the hub's message types (raises hub.inbound.PayloadError)."""
+        """The body as the hub's message types (raises hub.events.raw_webhooks.PayloadError)."""
 
     @abstractmethod
     def window(self, conversation: Any, now: datetime) -> WindowState:

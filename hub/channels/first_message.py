@@ -10,9 +10,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from hub import conversation_reactions, payloads
+from hub.conversations import reactions as conversation_reactions
+from hub.events import payloads
 from hub.broadcasts import consent
-from hub.events import emit
+from hub.events.outbox import emit
 
 
 def emit_started(session: Session, conversation: Any, contact: Any, *, channel: Any, now: datetime,

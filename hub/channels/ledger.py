@@ -12,12 +12,12 @@ from typing import Any, Callable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub import payloads
-from hub.channels.whatsapp.sender import Claimed, claim
-from hub.delivery.backoff import next_attempt_at
-from hub.events import emit
+from hub.events import payloads
+from hub.channels.whatsapp.outbound.sender import Claimed, claim
+from hub.shared.backoff import next_attempt_at
+from hub.events.outbox import emit
 from hub.models import Channel, Contact, Conversation, Message
-from hub.ratelimit import TokenBucket
+from hub.shared.ratelimit import TokenBucket
 
 
 def healthy_channels(db: Any, kind: str) -> list[Channel]:

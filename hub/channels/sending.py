@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from hub import conversation_reactions
+from hub.conversations import reactions as conversation_reactions
 from hub.channels import registry
 from hub.channels.base import ChannelKind, Outgoing
 from hub.models import Channel, Conversation, Message
@@ -27,7 +27,7 @@ def kind_for(session: Session, outgoing: Outgoing, config: Any = None) -> Channe
 
 def queue(session: Session, outgoing: Outgoing, *, now: datetime, config: Any = None) -> Message:
     """Queue `outgoing` in the caller's transaction (raises hub.channels.base.SendRefused).
-    A person's message reaches the rooms that react to it (hub.conversation_reactions):
+    A person's message reaches the rooms that react to it (hub.conversations.reactions):
     a chat offered to their team (first responder) becomes theirs, a scenario running
     there is paused."""
     message = kind_for(session, outgoing, config).queue(session, outgoing, now=now)

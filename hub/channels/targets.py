@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.channels.base import NotFound, Outgoing, SendRefused
-from hub.conversations import open_conversation
+from hub.conversations.store import open_conversation
 from hub.models import Channel, Contact, Conversation
 
 

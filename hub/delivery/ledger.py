@@ -17,7 +17,7 @@ from sqlalchemy import and_, bindparam, or_, select, text, update
 from sqlalchemy.orm import Session, aliased
 
 from connectors.base import Outcome
-from hub.delivery.backoff import next_attempt_at
+from hub.shared.backoff import next_attempt_at
 from hub.models import ConnectorRecord, Delivery, Event
 
 

@@ -19,13 +19,13 @@ from typing import Callable
 from sqlalchemy import select
 
 from connectors.base import Connector, HubEvent, Outcome, UnknownConnectorKind, registry
-from hub.config import Config
-from hub.connector_store import build_connector
-from hub.db import Database, utcnow
+from hub.platform.config import Config
+from hub.crm.store import build_connector
+from hub.platform.db import Database, utcnow
 from hub.delivery import ledger
 from hub.delivery.ledger import Claimed, Policy
 from hub.models import ConnectorRecord
-from hub.security import SecretsUnreadable, Vault
+from hub.shared.security import SecretsUnreadable, Vault
 
 log = logging.getLogger(__name__)
 

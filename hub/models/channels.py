@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from hub.db import Base, UTCDateTime
+from hub.platform.db import Base, UTCDateTime
 from hub.models._types import created_at, updated_at
 
 PROVIDERS = ("cloud", "360dialog", "bot_api", "instagram")

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import Boolean, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from hub.db import Base, JSONType, UTCDateTime
+from hub.platform.db import Base, JSONType, UTCDateTime
 from hub.models._types import BigId, created_at, updated_at
 
 
@@ -28,7 +28,7 @@ class ConnectorRecord(Base):
     health: Mapped[str] = mapped_column(String(16), default="unknown")
     health_message: Mapped[str] = mapped_column(Text, default="")
     health_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    # Scheduled pulls from the CRM (hub.connector_pull): asked for by the scheduler, done
+    # Scheduled pulls from the CRM (hub.crm.pull): asked for by the scheduler, done
     # by a worker; `pulled_until` is where the next pull starts reading.
     pull_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     pulled_until: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import CheckConstraint, ForeignKey, Index, Numeric, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from hub.db import Base, JSONType, UTCDateTime
+from hub.platform.db import Base, JSONType, UTCDateTime
 from hub.models._types import BigId, created_at, updated_at
 
 
@@ -92,7 +92,7 @@ class Message(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     lease_owner: Mapped[str | None] = mapped_column(String(128))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    # Derived from the message_statuses rows of this wamid (status.py), so any order or
+    # Derived from the message_statuses rows of this wamid (whatsapp/inbound/status_order.py), so any order or
     # duplication of status webhooks ends in the same state.
     accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # status "sent"
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import Float, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from hub.db import Base, UTCDateTime
+from hub.platform.db import Base, UTCDateTime
 
 
 class RateBucket(Base):

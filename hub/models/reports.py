@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
-from hub.db import Base, JSONType, UTCDateTime
+from hub.platform.db import Base, JSONType, UTCDateTime
 from hub.models._types import created_at, updated_at
 
 FREQUENCIES = ("daily", "weekly", "monthly")

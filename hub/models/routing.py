@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from hub.db import Base, JSONType, UTCDateTime
+from hub.platform.db import Base, JSONType, UTCDateTime
 from hub.models._types import created_at, updated_at
 
 STRATEGIES = ("round_robin", "least_busy", "sticky", "first_responder")

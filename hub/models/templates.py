@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from hub.db import Base, JSONType, UTCDateTime
+from hub.platform.db import Base, JSONType, UTCDateTime
 from hub.models._types import created_at, updated_at
 
 

@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from hub.db import Base, UTCDateTime
+from hub.platform.db import Base, UTCDateTime
 from hub.models._types import BigId, created_at, updated_at
 
 

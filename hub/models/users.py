@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from hub.db import Base, UTCDateTime
+from hub.platform.db import Base, UTCDateTime
 from hub.models._types import created_at
 
 ROLES = ("admin", "operator", "viewer")

@@ -1,6 +1,6 @@
 """The reports' read model of CRM deals (report_deals): one row per deal of a
 conversation, brought to its latest stage whenever a CRM connector reports a move
-(hub.deal_outcomes, the same transaction as deal.stage_changed). Reports read deals,
+(hub.crm.deal_outcomes, the same transaction as deal.stage_changed). Reports read deals,
 won deals and revenue from here, never from a CRM."""
 from __future__ import annotations
 

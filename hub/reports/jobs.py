@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from hub.db import utcnow
+from hub.platform.db import utcnow
 from hub.reports import facts
 from hub.reports.runs import run_due
-from hub.runtime import Runtime
-from hub.scheduler import JobSpec, register_job
+from hub.platform.runtime import Runtime
+from hub.jobs.scheduler import JobSpec, register_job
 
 
 def scheduled_reports(runtime: Runtime, now: datetime) -> list[int]:

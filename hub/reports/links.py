@@ -1,6 +1,6 @@
 """Signed, expiring links to a report run's export, for the people a report goes to
 (an e-mail's reader, a webhook's consumer) who have no API token or login. The scheme
-is hub.media_links': the link names one run and an expiry and is signed (HMAC-SHA256)
+is hub.shared.media_links': the link names one run and an expiry and is signed (HMAC-SHA256)
 with a key derived from the hub's secret key, under its own label so a media link's
 signature never opens an export. The run holds the period and filters, so nothing
 in the URL but the run id can be chosen."""
@@ -10,7 +10,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from hub.security import constant_time_equal, hmac_sha256_hex
+from hub.shared.security import constant_time_equal, hmac_sha256_hex
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class ExportLinks:
 
     @classmethod
     def from_runtime(cls, runtime) -> "ExportLinks":
-        from hub.security import load_secret_key
+        from hub.shared.security import load_secret_key
 
         config = runtime.config
         return cls(config.base_url, load_secret_key(config), timedelta(days=config.reports.link_days))

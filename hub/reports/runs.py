@@ -16,8 +16,8 @@ from urllib.parse import urlencode
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from hub.config import ConfigError
-from hub.events import emit
+from hub.platform.config import ConfigError
+from hub.events.outbox import emit
 from hub.models import ReportRun, ReportSchedule
 from hub.reports import aggregate, facts, mail
 from hub.reports.export import csv_chunks

@@ -17,9 +17,9 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from hub import payloads
-from hub.conversation_actions import assign
-from hub.events import emit
+from hub.events import payloads
+from hub.conversations.actions import assign
+from hub.events.outbox import emit
 from hub.models import Channel, Contact, Conversation, OperatorState, QueueEntry, Team, TeamMember, User
 from hub.routing import fast, hours, known, rules, strategies
 from hub.routing.replies import off_hours_reply

@@ -24,8 +24,8 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from hub import payloads
-from hub.events import SUBSCRIBERS_JSON, event_params, event_written, is_first_event
+from hub.events import payloads
+from hub.events.outbox import SUBSCRIBERS_JSON, event_params, event_written, is_first_event
 from hub.models import Channel, Contact, Conversation, Event, OperatorState, QueueEntry, Team
 
 _PICK = """

@@ -2,7 +2,7 @@
 message, a human reply (first responder), a chat closed, the periodic sweep.
 
 Ingest, sending and the conversation actions reach these through
-hub.conversation_reactions (installed by hub.wiring); with no routing rule configured a
+hub.conversations.reactions (installed by hub.wiring); with no routing rule configured a
 started conversation costs nothing (hub.routing.known remembers the rules).
 """
 from __future__ import annotations

@@ -6,8 +6,8 @@ import logging
 from datetime import datetime, timedelta
 
 from hub.routing.hooks import sweep
-from hub.runtime import Runtime
-from hub.scheduler import JobSpec, register_job
+from hub.platform.runtime import Runtime
+from hub.jobs.scheduler import JobSpec, register_job
 
 log = logging.getLogger(__name__)
 

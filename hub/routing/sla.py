@@ -24,8 +24,8 @@ from typing import Any, Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub import payloads
-from hub.events import emit
+from hub.events import payloads
+from hub.events.outbox import emit
 from hub.models import Contact, Conversation, Message, SlaMark, Team, User
 from hub.routing import hours
 

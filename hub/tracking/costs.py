@@ -21,7 +21,7 @@ from typing import Any, Iterable, Mapping
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from hub import payloads
+from hub.events import payloads
 from hub.models import Broadcast, BroadcastRecipient, Conversation, Message, ReportDeal
 
 GROUPS = ("conversation", "deal", "lead_source", "utm_campaign", "broadcast")

@@ -19,7 +19,7 @@ from typing import Any, Mapping
 
 import psycopg
 
-from hub.db import Database
+from hub.platform.db import Database
 from hub.models import Visit
 
 CONNECTION_ATTEMPTS = 3

@@ -9,8 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from hub import payloads
-from hub.attribution import UTM_FIELDS
+from hub.events import payloads
+from hub.tracking.attribution import UTM_FIELDS
 from hub.models import Channel, TrackedLink
 from hub.tracking.codes import normalise_static_code, static_code_problem
 from hub.tracking.visits import chat_url, number_digits, prefilled_text

@@ -15,8 +15,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from hub import payloads
-from hub.attribution import UTM_FIELDS, attribute, from_tracked_link
+from hub.events import payloads
+from hub.tracking.attribution import UTM_FIELDS, attribute, from_tracked_link
 from hub.models import Conversation, LeadAttribution, Message, TrackedLink, Visit
 from hub.tracking.codes import Candidate, candidates, clean_text, is_visit_code, static_code_problem
 

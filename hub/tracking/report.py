@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from hub import payloads
+from hub.events import payloads
 from hub.models import LeadAttribution, TrackedLink, Visit
 
 

@@ -18,11 +18,11 @@ import psycopg
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from hub.attribution import CLICK_IDS, UTM_FIELDS
-from hub.config import Config, ConfigError
-from hub.db import Database
+from hub.tracking.attribution import CLICK_IDS, UTM_FIELDS
+from hub.platform.config import Config, ConfigError
+from hub.platform.db import Database
 from hub.models import Channel, TrackedLink, Visit
-from hub.security import _dev_generated, hmac_sha256_hex
+from hub.shared.security import _dev_generated, hmac_sha256_hex
 from hub.tracking.codes import mint_code
 from hub.tracking.fast_visit import insert_visit
 

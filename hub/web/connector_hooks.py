@@ -13,9 +13,9 @@ from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy import select
 
 from connectors.base import InboundRequest, WebhookRejected
-from hub.commands import execute
-from hub.connector_store import build_connector
-from hub.db import utcnow
+from hub.crm.commands import execute
+from hub.crm.store import build_connector
+from hub.platform.db import utcnow
 from hub.models import ConnectorRecord
 from hub.web.webhooks import possible_key
 

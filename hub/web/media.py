@@ -1,11 +1,11 @@
 """GET /media/<message id>?expires=...&signature=...: a message's media through a signed
-link (hub.media_links), for CRM users without an API token."""
+link (hub.shared.media_links), for CRM users without an API token."""
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from hub.channels.whatsapp.media import MediaUnavailable, fetch_media
-from hub.db import utcnow
+from hub.channels.whatsapp.outbound.media import MediaUnavailable, fetch_media
+from hub.platform.db import utcnow
 
 bp = Blueprint("media", __name__)
 

@@ -8,7 +8,7 @@ from typing import Iterator
 
 from flask import Blueprint, Response, current_app, request, stream_with_context
 
-from hub.db import utcnow
+from hub.platform.db import utcnow
 from hub.models import ReportRun, ReportSchedule
 from hub.reports.export import csv_chunks
 from hub.reports.links import ExportLinks

@@ -25,7 +25,7 @@ from markupsafe import escape
 from werkzeug.exceptions import InternalServerError
 from werkzeug.wrappers import Request as WerkzeugRequest
 
-from hub.db import utcnow
+from hub.platform.db import utcnow
 from hub.tracking.visits import (
     CodesExhausted, LinkNotFound, find_link, is_preview_bot, load_ip_salt, record_visit, visit_fields,
 )

@@ -16,11 +16,11 @@ import hub.channels  # noqa: F401  (registers the processors)
 from hub.channels.whatsapp.channels import secrets_of
 from hub.channels import registry
 from hub.channels.base import Inbound
-from hub.channels.whatsapp.webhook_channels import WebhookChannel, WebhookChannels
-from hub.db import utcnow
-from hub.inbound import describe, is_bad_data, receive
+from hub.channels.whatsapp.inbound.channel_cache import WebhookChannel, WebhookChannels
+from hub.platform.db import utcnow
+from hub.events.raw_webhooks import describe, is_bad_data, receive
 from hub.models import Channel
-from hub.security import constant_time_equal
+from hub.shared.security import constant_time_equal
 
 log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")

@@ -6,7 +6,7 @@ Create Date: 2026-11-25
 """
 from alembic import op
 import sqlalchemy as sa
-import hub.db
+import hub.platform.db
 
 
 revision = '0002'
@@ -19,7 +19,7 @@ def upgrade() -> None:
     op.create_table('rate_buckets',
     sa.Column('name', sa.String(length=128), nullable=False),
     sa.Column('tokens', sa.Float(), nullable=False),
-    sa.Column('updated_at', hub.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', hub.platform.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('name', name=op.f('pk_rate_buckets'))
     )
 

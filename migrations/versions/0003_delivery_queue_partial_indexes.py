@@ -6,7 +6,7 @@ Create Date: 2026-11-25
 """
 from alembic import op
 import sqlalchemy as sa
-import hub.db
+import hub.platform.db
 
 
 revision = '0003'

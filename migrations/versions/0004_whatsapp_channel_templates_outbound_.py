@@ -6,8 +6,8 @@ Create Date: 2026-11-25
 """
 from alembic import op
 import sqlalchemy as sa
-import hub.db
-import hub.db
+import hub.platform.db
+import hub.platform.db
 
 revision = '0004'
 down_revision = '0003'
@@ -20,9 +20,9 @@ def upgrade() -> None:
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('wa_message_id', sa.String(length=255), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
-    sa.Column('timestamp', hub.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('data', hub.db.JSONType, nullable=False),
-    sa.Column('received_at', hub.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('timestamp', hub.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('data', hub.platform.db.JSONType, nullable=False),
+    sa.Column('received_at', hub.platform.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_message_statuses')),
     sa.UniqueConstraint('wa_message_id', 'status', name=op.f('uq_message_statuses_wa_message_id_status'))
     )
@@ -36,12 +36,12 @@ def upgrade() -> None:
     sa.Column('category', sa.String(length=32), nullable=True),
     sa.Column('quality_score', sa.String(length=16), nullable=True),
     sa.Column('parameter_format', sa.String(length=16), nullable=False),
-    sa.Column('components', hub.db.JSONType, nullable=False),
+    sa.Column('components', hub.platform.db.JSONType, nullable=False),
     sa.Column('status_reason', sa.Text(), nullable=True),
-    sa.Column('last_event_at', hub.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('synced_at', hub.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('created_at', hub.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', hub.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_event_at', hub.platform.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('synced_at', hub.platform.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', hub.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', hub.platform.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_templates')),
     sa.UniqueConstraint('waba_id', 'name', 'language', name=op.f('uq_templates_waba_id_name_language'))
     )
@@ -54,28 +54,28 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('quality_rating', sa.String(length=16), nullable=True))
         batch_op.add_column(sa.Column('messaging_limit', sa.String(length=32), nullable=True))
         batch_op.add_column(sa.Column('throughput_level', sa.String(length=32), nullable=True))
-        batch_op.add_column(sa.Column('templates_synced_at', hub.db.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('templates_synced_at', hub.platform.db.UTCDateTime(timezone=True), nullable=True))
 
     with op.batch_alter_table('conversations', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('ctwa_entry_at', hub.db.UTCDateTime(timezone=True), nullable=True))
-        batch_op.add_column(sa.Column('fep_expires_at', hub.db.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('ctwa_entry_at', hub.platform.db.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('fep_expires_at', hub.platform.db.UTCDateTime(timezone=True), nullable=True))
 
     with op.batch_alter_table('messages', schema=None) as batch_op:
         batch_op.add_column(sa.Column('reply_to', sa.String(length=255), nullable=True))
         batch_op.add_column(sa.Column('author_id', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('recipient', sa.String(length=160), nullable=True))
-        batch_op.add_column(sa.Column('request', hub.db.JSONType, nullable=True))
+        batch_op.add_column(sa.Column('request', hub.platform.db.JSONType, nullable=True))
         batch_op.add_column(sa.Column('template_name', sa.String(length=512), nullable=True))
         batch_op.add_column(sa.Column('template_language', sa.String(length=16), nullable=True))
         batch_op.add_column(sa.Column('template_category', sa.String(length=32), nullable=True))
         batch_op.add_column(sa.Column('attempts', sa.Integer(), nullable=False, server_default='0'))
-        batch_op.add_column(sa.Column('next_attempt_at', hub.db.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('next_attempt_at', hub.platform.db.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('lease_owner', sa.String(length=128), nullable=True))
-        batch_op.add_column(sa.Column('lease_expires_at', hub.db.UTCDateTime(timezone=True), nullable=True))
-        batch_op.add_column(sa.Column('accepted_at', hub.db.UTCDateTime(timezone=True), nullable=True))
-        batch_op.add_column(sa.Column('delivered_at', hub.db.UTCDateTime(timezone=True), nullable=True))
-        batch_op.add_column(sa.Column('read_at', hub.db.UTCDateTime(timezone=True), nullable=True))
-        batch_op.add_column(sa.Column('failed_at', hub.db.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('lease_expires_at', hub.platform.db.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('accepted_at', hub.platform.db.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('delivered_at', hub.platform.db.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('read_at', hub.platform.db.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('failed_at', hub.platform.db.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('billable', sa.Boolean(), nullable=True))
         batch_op.add_column(sa.Column('pricing_model', sa.String(length=8), nullable=True))
         batch_op.add_column(sa.Column('pricing_type', sa.String(length=32), nullable=True))

@@ -6,7 +6,7 @@ Create Date: 2026-11-25
 """
 from alembic import op
 import sqlalchemy as sa
-import hub.db
+import hub.platform.db
 
 
 revision = '0005'
@@ -29,8 +29,8 @@ def upgrade() -> None:
     sa.Column('utm_term', sa.String(length=255), nullable=False),
     sa.Column('static_code', sa.String(length=16), nullable=True),
     sa.Column('active', sa.Boolean(), nullable=False),
-    sa.Column('created_at', hub.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', hub.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', hub.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', hub.platform.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['channel_id'], ['channels.id'], name=op.f('fk_tracked_links_channel_id_channels'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_tracked_links')),
     sa.UniqueConstraint('slug', name=op.f('uq_tracked_links_slug')),
@@ -44,7 +44,7 @@ def upgrade() -> None:
     sa.Column('link_id', sa.Integer(), nullable=False),
     sa.Column('code', sa.String(length=16), nullable=False),
     sa.Column('live_code', sa.String(length=16), nullable=True),
-    sa.Column('visited_at', hub.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('visited_at', hub.platform.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('utm_source', sa.String(length=255), nullable=True),
     sa.Column('utm_medium', sa.String(length=255), nullable=True),
     sa.Column('utm_campaign', sa.String(length=255), nullable=True),
@@ -59,7 +59,7 @@ def upgrade() -> None:
     sa.Column('landing_page', sa.Text(), nullable=True),
     sa.Column('user_agent', sa.Text(), nullable=True),
     sa.Column('ip_hash', sa.String(length=64), nullable=True),
-    sa.Column('matched_at', hub.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('matched_at', hub.platform.db.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['link_id'], ['tracked_links.id'], name=op.f('fk_tracking_visits_link_id_tracked_links'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_tracking_visits')),
     sa.UniqueConstraint('live_code', name=op.f('uq_tracking_visits_live_code'))
@@ -73,7 +73,7 @@ def upgrade() -> None:
     sa.Column('link_id', sa.Integer(), nullable=True),
     sa.Column('visit_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('code', sa.String(length=16), nullable=False),
-    sa.Column('attributed_at', hub.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('attributed_at', hub.platform.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['conversation_id'], ['conversations.id'], name=op.f('fk_lead_attributions_conversation_id_conversations'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['link_id'], ['tracked_links.id'], name=op.f('fk_lead_attributions_link_id_tracked_links'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['visit_id'], ['tracking_visits.id'], name=op.f('fk_lead_attributions_visit_id_tracking_visits'), ondelete='SET NULL'),

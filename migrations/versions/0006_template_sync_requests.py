@@ -6,7 +6,7 @@ Create Date: 2026-11-25
 """
 from alembic import op
 import sqlalchemy as sa
-import hub.db
+import hub.platform.db
 
 
 revision = '0006'
@@ -17,7 +17,7 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table('channels', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('templates_sync_requested_at', hub.db.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('templates_sync_requested_at', hub.platform.db.UTCDateTime(timezone=True), nullable=True))
 
 
 

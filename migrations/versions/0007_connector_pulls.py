@@ -6,7 +6,7 @@ Create Date: 2026-11-25
 """
 from alembic import op
 import sqlalchemy as sa
-import hub.db
+import hub.platform.db
 
 
 revision = '0007'
@@ -17,8 +17,8 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table('connectors', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('pull_requested_at', hub.db.UTCDateTime(timezone=True), nullable=True))
-        batch_op.add_column(sa.Column('pulled_until', hub.db.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('pull_requested_at', hub.platform.db.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('pulled_until', hub.platform.db.UTCDateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:

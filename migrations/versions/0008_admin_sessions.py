@@ -6,7 +6,7 @@ Create Date: 2026-11-26
 """
 from alembic import op
 import sqlalchemy as sa
-import hub.db
+import hub.platform.db
 
 
 revision = '0008'
@@ -20,8 +20,8 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=False),
     sa.Column('token_hash', sa.String(length=64), nullable=False),
-    sa.Column('created_at', hub.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('last_seen_at', hub.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', hub.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_seen_at', hub.platform.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_admin_sessions_user_id_users'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_admin_sessions')),
     sa.UniqueConstraint('token_hash', name=op.f('uq_admin_sessions_token_hash'))

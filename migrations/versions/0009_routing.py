@@ -6,7 +6,7 @@ Create Date: 2026-12-06 13:14:32.608443
 """
 from alembic import op
 import sqlalchemy as sa
-import hub.db
+import hub.platform.db
 
 revision = '0009'
 down_revision = '0008'
@@ -19,9 +19,9 @@ def upgrade() -> None:
     sa.Column('user_id', sa.Integer(), nullable=False),
     sa.Column('presence', sa.String(length=16), nullable=False),
     sa.Column('capacity', sa.Integer(), nullable=False),
-    sa.Column('seen_at', hub.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('last_assigned_at', hub.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('changed_at', hub.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('seen_at', hub.platform.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_assigned_at', hub.platform.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('changed_at', hub.platform.db.UTCDateTime(timezone=True), nullable=False),
     sa.CheckConstraint("presence IN ('online', 'away', 'offline')", name=op.f('ck_operator_states_presence')),
     sa.CheckConstraint('capacity >= 0', name=op.f('ck_operator_states_capacity')),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_operator_states_user_id_users'), ondelete='CASCADE'),
@@ -32,14 +32,14 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=200), nullable=False),
     sa.Column('strategy', sa.String(length=16), nullable=False),
     sa.Column('time_zone', sa.String(length=64), nullable=False),
-    sa.Column('hours', hub.db.JSONType, nullable=False),
-    sa.Column('holidays', hub.db.JSONType, nullable=False),
-    sa.Column('channel_ids', hub.db.JSONType, nullable=False),
+    sa.Column('hours', hub.platform.db.JSONType, nullable=False),
+    sa.Column('holidays', hub.platform.db.JSONType, nullable=False),
+    sa.Column('channel_ids', hub.platform.db.JSONType, nullable=False),
     sa.Column('sticky_wait_seconds', sa.Integer(), nullable=False),
     sa.Column('off_hours_reply', sa.Text(), nullable=True),
     sa.Column('last_assigned_user_id', sa.Integer(), nullable=True),
-    sa.Column('created_at', hub.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', hub.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', hub.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', hub.platform.db.UTCDateTime(timezone=True), nullable=False),
     sa.CheckConstraint("strategy IN ('round_robin', 'least_busy', 'sticky', 'first_responder')", name=op.f('ck_teams_strategy')),
     sa.ForeignKeyConstraint(['last_assigned_user_id'], ['users.id'], name=op.f('fk_teams_last_assigned_user_id_users'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_teams')),
@@ -50,9 +50,9 @@ def upgrade() -> None:
     sa.Column('team_id', sa.Integer(), nullable=True),
     sa.Column('user_id', sa.Integer(), nullable=True),
     sa.Column('reason', sa.String(length=32), nullable=False),
-    sa.Column('queued_at', hub.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('wait_until', hub.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('off_hours_replied_at', hub.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('queued_at', hub.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('wait_until', hub.platform.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('off_hours_replied_at', hub.platform.db.UTCDateTime(timezone=True), nullable=True),
     sa.CheckConstraint('team_id IS NOT NULL OR user_id IS NOT NULL', name=op.f('ck_routing_queue_has_target')),
     sa.ForeignKeyConstraint(['conversation_id'], ['conversations.id'], name=op.f('fk_routing_queue_conversation_id_conversations'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['team_id'], ['teams.id'], name=op.f('fk_routing_queue_team_id_teams'), ondelete='CASCADE'),
@@ -68,10 +68,10 @@ def upgrade() -> None:
     sa.Column('position', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=200), nullable=False),
     sa.Column('enabled', sa.Boolean(), nullable=False),
-    sa.Column('conditions', hub.db.JSONType, nullable=False),
+    sa.Column('conditions', hub.platform.db.JSONType, nullable=False),
     sa.Column('team_id', sa.Integer(), nullable=True),
     sa.Column('user_id', sa.Integer(), nullable=True),
-    sa.Column('created_at', hub.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', hub.platform.db.UTCDateTime(timezone=True), nullable=False),
     sa.CheckConstraint('(team_id IS NULL) <> (user_id IS NULL)', name=op.f('ck_routing_rules_one_target')),
     sa.ForeignKeyConstraint(['team_id'], ['teams.id'], name=op.f('fk_routing_rules_team_id_teams'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_routing_rules_user_id_users'), ondelete='CASCADE'),

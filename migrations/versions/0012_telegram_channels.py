@@ -7,7 +7,7 @@ Create Date: 2026-12-07 02:40:00
 """
 from alembic import op
 import sqlalchemy as sa
-import hub.db
+import hub.platform.db
 
 revision = '0012'
 down_revision = '0011'
@@ -19,7 +19,7 @@ def upgrade() -> None:
     op.create_table('channel_updates',
     sa.Column('channel_id', sa.Integer(), nullable=False),
     sa.Column('update_id', sa.BigInteger(), autoincrement=False, nullable=False),
-    sa.Column('received_at', hub.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('received_at', hub.platform.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['channel_id'], ['channels.id'], name=op.f('fk_channel_updates_channel_id_channels'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('channel_id', 'update_id', name=op.f('pk_channel_updates'))
     )
@@ -29,7 +29,7 @@ def upgrade() -> None:
         batch_op.create_check_constraint(batch_op.f('ck_channels_provider'),
                                          "provider IN ('cloud', '360dialog', 'bot_api')")
     with op.batch_alter_table('contacts', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('unreachable_at', hub.db.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('unreachable_at', hub.platform.db.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('unreachable_reason', sa.String(length=200), nullable=True))
 
 

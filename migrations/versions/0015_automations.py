@@ -6,7 +6,7 @@ Create Date: 2026-12-07 05:50:00.853815
 """
 from alembic import op
 import sqlalchemy as sa
-import hub.db
+import hub.platform.db
 
 revision = '0015'
 down_revision = '0014'
@@ -17,18 +17,18 @@ depends_on = None
 def upgrade() -> None:
     op.create_table('automation_cursors',
     sa.Column('name', sa.String(length=32), nullable=False),
-    sa.Column('last_at', hub.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_at', hub.platform.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('last_id', sa.String(length=64), nullable=True),
     sa.PrimaryKeyConstraint('name', name=op.f('pk_automation_cursors'))
     )
     op.create_table('automation_scenarios',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=200), nullable=False),
-    sa.Column('draft', hub.db.JSONType, nullable=False),
+    sa.Column('draft', hub.platform.db.JSONType, nullable=False),
     sa.Column('published_version_id', sa.Integer(), nullable=True),
     sa.Column('trigger_type', sa.String(length=32), nullable=True),
-    sa.Column('created_at', hub.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', hub.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', hub.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', hub.platform.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_automation_scenarios'))
     )
     with op.batch_alter_table('automation_scenarios', schema=None) as batch_op:
@@ -36,9 +36,9 @@ def upgrade() -> None:
 
     op.create_table('automation_profiles',
     sa.Column('contact_id', sa.Integer(), nullable=False),
-    sa.Column('tags', hub.db.JSONType, nullable=False),
-    sa.Column('fields', hub.db.JSONType, nullable=False),
-    sa.Column('updated_at', hub.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('tags', hub.platform.db.JSONType, nullable=False),
+    sa.Column('fields', hub.platform.db.JSONType, nullable=False),
+    sa.Column('updated_at', hub.platform.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['contact_id'], ['contacts.id'], name=op.f('fk_automation_profiles_contact_id_contacts'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('contact_id', name=op.f('pk_automation_profiles'))
     )
@@ -46,9 +46,9 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('scenario_id', sa.Integer(), nullable=False),
     sa.Column('number', sa.Integer(), nullable=False),
-    sa.Column('definition', hub.db.JSONType, nullable=False),
-    sa.Column('published_at', hub.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('created_at', hub.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('definition', hub.platform.db.JSONType, nullable=False),
+    sa.Column('published_at', hub.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', hub.platform.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['scenario_id'], ['automation_scenarios.id'], name=op.f('fk_automation_versions_scenario_id_automation_scenarios'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_automation_versions')),
     sa.UniqueConstraint('scenario_id', 'number', name=op.f('uq_automation_versions_scenario_id_number'))
@@ -61,13 +61,13 @@ def upgrade() -> None:
     sa.Column('contact_id', sa.Integer(), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('step_id', sa.String(length=64), nullable=True),
-    sa.Column('state', hub.db.JSONType, nullable=False),
-    sa.Column('trigger', hub.db.JSONType, nullable=False),
-    sa.Column('wake_at', hub.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('state', hub.platform.db.JSONType, nullable=False),
+    sa.Column('trigger', hub.platform.db.JSONType, nullable=False),
+    sa.Column('wake_at', hub.platform.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('reason', sa.Text(), nullable=True),
-    sa.Column('started_at', hub.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('finished_at', hub.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('updated_at', hub.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('started_at', hub.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('finished_at', hub.platform.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('updated_at', hub.platform.db.UTCDateTime(timezone=True), nullable=False),
     sa.CheckConstraint("status IN ('active', 'waiting', 'paused', 'completed', 'handed_off', 'closed', 'stopped', 'failed')", name=op.f('ck_automation_runs_status')),
     sa.ForeignKeyConstraint(['contact_id'], ['contacts.id'], name=op.f('fk_automation_runs_contact_id_contacts'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['conversation_id'], ['conversations.id'], name=op.f('fk_automation_runs_conversation_id_conversations'), ondelete='CASCADE'),
@@ -86,8 +86,8 @@ def upgrade() -> None:
     sa.Column('conversation_id', sa.Integer(), nullable=False),
     sa.Column('step_id', sa.String(length=64), nullable=True),
     sa.Column('kind', sa.String(length=32), nullable=False),
-    sa.Column('detail', hub.db.JSONType, nullable=False),
-    sa.Column('at', hub.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('detail', hub.platform.db.JSONType, nullable=False),
+    sa.Column('at', hub.platform.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['conversation_id'], ['conversations.id'], name=op.f('fk_automation_step_logs_conversation_id_conversations'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['run_id'], ['automation_runs.id'], name=op.f('fk_automation_step_logs_run_id_automation_runs'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_automation_step_logs'))

@@ -6,7 +6,7 @@ Create Date: 2026-12-07 06:05:00
 """
 from alembic import op
 import sqlalchemy as sa
-import hub.db
+import hub.platform.db
 
 revision = '0016'
 down_revision = '0015'
@@ -24,7 +24,7 @@ def upgrade() -> None:
     sa.Column('outcome', sa.String(length=8), nullable=False),
     sa.Column('amount', sa.Numeric(precision=16, scale=2), nullable=True),
     sa.Column('currency', sa.String(length=3), nullable=True),
-    sa.Column('changed_at', hub.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('changed_at', hub.platform.db.UTCDateTime(timezone=True), nullable=False),
     sa.CheckConstraint("outcome IN ('won', 'lost', 'open')", name=op.f('ck_report_deals_outcome')),
     sa.ForeignKeyConstraint(['connector_id'], ['connectors.id'], name=op.f('fk_report_deals_connector_id_connectors'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['conversation_id'], ['conversations.id'], name=op.f('fk_report_deals_conversation_id_conversations'), ondelete='CASCADE'),

@@ -6,7 +6,7 @@ Create Date: 2026-12-07 09:58:39.092479
 """
 from alembic import op
 import sqlalchemy as sa
-import hub.db
+import hub.platform.db
 
 
 revision = '0020'
@@ -18,7 +18,7 @@ depends_on = None
 def upgrade() -> None:
     op.create_table('report_buckets',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('start', hub.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('start', hub.platform.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('metric', sa.String(length=10), nullable=False),
     sa.Column('bucket', sa.Integer(), nullable=False),
     sa.Column('dim', sa.String(length=8), nullable=False),
@@ -30,7 +30,7 @@ def upgrade() -> None:
     op.create_table('report_rollup_money',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('grain', sa.String(length=4), nullable=False),
-    sa.Column('start', hub.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('start', hub.platform.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('channel_id', sa.Integer(), nullable=False),
     sa.Column('team_id', sa.Integer(), nullable=False),
     sa.Column('assignee_id', sa.Integer(), nullable=False),
@@ -48,7 +48,7 @@ def upgrade() -> None:
     op.create_table('report_rollups',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('grain', sa.String(length=4), nullable=False),
-    sa.Column('start', hub.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('start', hub.platform.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('channel_id', sa.Integer(), nullable=False),
     sa.Column('team_id', sa.Integer(), nullable=False),
     sa.Column('assignee_id', sa.Integer(), nullable=False),
@@ -75,7 +75,7 @@ def upgrade() -> None:
     sa.Column('metric', sa.String(length=10), nullable=False),
     sa.Column('bucket', sa.Integer(), nullable=False),
     sa.Column('seconds', sa.Float(), nullable=False),
-    sa.Column('opened_at', hub.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('opened_at', hub.platform.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('channel_id', sa.Integer(), nullable=True),
     sa.Column('team_id', sa.Integer(), nullable=True),
     sa.Column('assignee_id', sa.Integer(), nullable=True),

@@ -6,7 +6,7 @@ Create Date: 2026-12-07 10:25:00
 """
 from alembic import op
 import sqlalchemy as sa
-import hub.db
+import hub.platform.db
 
 
 revision = '0021'
@@ -27,9 +27,9 @@ def upgrade() -> None:
     sa.Column('person_id', sa.Integer(), nullable=False),
     sa.Column('reason', sa.String(length=16), nullable=False),
     sa.Column('author_id', sa.Integer(), nullable=True),
-    sa.Column('moved', hub.db.JSONType, nullable=False),
-    sa.Column('merged_at', hub.db.UTCDateTime(), nullable=False),
-    sa.Column('undone_at', hub.db.UTCDateTime(), nullable=True),
+    sa.Column('moved', hub.platform.db.JSONType, nullable=False),
+    sa.Column('merged_at', hub.platform.db.UTCDateTime(), nullable=False),
+    sa.Column('undone_at', hub.platform.db.UTCDateTime(), nullable=True),
     sa.Column('undone_by_id', sa.Integer(), nullable=True),
     sa.CheckConstraint("reason IN ('shared_phone', 'operator')", name=op.f('ck_contact_merges_reason')),
     sa.ForeignKeyConstraint(['author_id'], ['users.id'], name=op.f('fk_contact_merges_author_id_users'),

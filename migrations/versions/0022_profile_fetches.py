@@ -6,7 +6,7 @@ Create Date: 2026-12-07 13:20:00
 """
 from alembic import op
 import sqlalchemy as sa
-import hub.db
+import hub.platform.db
 
 
 revision = '0022'
@@ -20,10 +20,10 @@ def upgrade() -> None:
     sa.Column('contact_id', sa.Integer(), nullable=False),
     sa.Column('channel_id', sa.Integer(), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('due_at', hub.db.UTCDateTime(), nullable=True),
-    sa.Column('fetched_at', hub.db.UTCDateTime(), nullable=True),
+    sa.Column('due_at', hub.platform.db.UTCDateTime(), nullable=True),
+    sa.Column('fetched_at', hub.platform.db.UTCDateTime(), nullable=True),
     sa.Column('error', sa.String(length=300), nullable=True),
-    sa.Column('created_at', hub.db.UTCDateTime(), nullable=False),
+    sa.Column('created_at', hub.platform.db.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['channel_id'], ['channels.id'], name=op.f('fk_profile_fetches_channel_id_channels'),
                             ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['contact_id'], ['contacts.id'], name=op.f('fk_profile_fetches_contact_id_contacts'),

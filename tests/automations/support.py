@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from hub.automations import store
 from hub.automations.runtime import Runner
-from hub.db import utcnow
+from hub.platform.db import utcnow
 from tests.support.clock import FakeClock
 from tests.support.whatsapp import PHONE_NUMBER_ID, envelope, make_channel, post_signed
 

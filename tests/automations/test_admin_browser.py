@@ -10,7 +10,7 @@ from sqlalchemy import select
 from hub.models import Message, Scenario, ScenarioVersion
 from tests.support.admin import PASSWORD, make_user
 from tests.support.browser import LiveHub, Shots, browser_page, needs_chromium  # noqa: F401 (fixtures)
-from tests.test_admin_browser import CspWatch
+from tests.web.admin.test_browser import CspWatch
 
 pytestmark = [pytest.mark.slow, needs_chromium]
 

@@ -11,12 +11,12 @@ from sqlalchemy import select
 
 from connectors.amocrm import benchkit, pipelines
 from connectors.amocrm.emulator import serve
-from hub.connector_store import create_connector
+from hub.crm.store import create_connector
 from tests.connectors.amocrm.conftest import dead_errors, drain
 
 from hub.automations import examples, store
 from hub.automations.runtime import Runner
-from hub.db import utcnow
+from hub.platform.db import utcnow
 from hub.delivery.worker import Worker
 from hub.models import Event, QueueEntry, Run, Team
 from tests.support.clock import FakeClock

@@ -2,7 +2,7 @@
 import pytest
 
 from hub.automations import examples, store
-from hub.db import utcnow
+from hub.platform.db import utcnow
 from hub.models import Template
 from tests.support.whatsapp import WABA_ID
 

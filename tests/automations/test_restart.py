@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from hub.db import utcnow
+from hub.platform.db import utcnow
 from hub.models import Message, Run
 from tests.automations.support import Hub
 from tests.support.processes import hub_env, start_hub, stop, wait_for

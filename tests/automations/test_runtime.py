@@ -7,8 +7,8 @@ from sqlalchemy import func, select
 
 from hub.automations import runtime as automation_runtime
 from hub.automations.runtime import Runner, pause_for_operator, start_manually
-from hub.db import utcnow
-from hub.events import emit
+from hub.platform.db import utcnow
+from hub.events.outbox import emit
 from hub.models import (ContactProfile, Conversation, Event, Message, QueueEntry, Run, Scenario, StepLog,
                         Team, Template)
 from tests.automations.support import Hub
@@ -186,7 +186,7 @@ def test_a_closed_conversation_gets_the_feedback_poll_as_a_template_and_its_answ
         {"id": "t", "type": "text", "text": "Thanks: {{answers.score}}"}]})
     hub.say("491510000008", "thanks, bye")
     with runtime.db.scope() as session:
-        from hub.conversation_actions import close
+        from hub.conversations.actions import close
 
         close(session, session.scalar(select(Conversation)), reason="operator", now=utcnow())
     hub.work()

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import func, select
 
-from hub.db import utcnow
+from hub.platform.db import utcnow
 from hub.models import ConnectorRecord, Contact, Conversation, Message
 from tests.support.wa_emulator import wired, worker
 

@@ -11,7 +11,7 @@ import re
 import pytest
 
 from hub.demo import connect_crm, crm_emulator
-from hub.db import utcnow
+from hub.platform.db import utcnow
 from tests.support.admin import post, signed_in
 
 HOPS = {

@@ -7,9 +7,9 @@ from sqlalchemy import select
 from connectors.amocrm import AmoCrmConnector
 from connectors.bitrix24 import Bitrix24Connector
 from connectors.hubspot import HubSpotConnector
-from hub.connector_store import create_connector
-from hub.db import utcnow
-from hub.links import DbLinkStore
+from hub.crm.store import create_connector
+from hub.platform.db import utcnow
+from hub.crm.links import DbLinkStore
 from hub.models import Conversation
 from tests.support.admin import signed_in
 from tests.support.whatsapp import fixture, make_channel, post_signed

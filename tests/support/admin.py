@@ -4,8 +4,8 @@ from __future__ import annotations
 import html as html_lib
 import re
 
-from hub.db import utcnow
-from hub.users import create_user
+from hub.platform.db import utcnow
+from hub.platform.users import create_user
 
 PASSWORD = "correct horse battery"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')

@@ -67,7 +67,7 @@ def fixture_names(source: str) -> list[str]:
 
 def connector(cls, settings: dict[str, Any], http: requests.Session, links: MemoryLinks | None = None,
               clock=None):
-    from hub.db import utcnow
+    from hub.platform.db import utcnow
 
     loaded = cls.Settings().load(settings)
     ctx = ConnectorContext(connector_id=7, name=cls.kind, settings=loaded, links=links or MemoryLinks(),
@@ -76,6 +76,6 @@ def connector(cls, settings: dict[str, Any], http: requests.Session, links: Memo
 
 
 def lead_source(**overrides: Any) -> dict[str, Any]:
-    from hub.attribution import empty_source
+    from hub.tracking.attribution import empty_source
 
     return {**empty_source("tracked_link"), **overrides}

@@ -6,7 +6,7 @@ from typing import Any
 
 import requests
 
-from hub.connector_store import full_settings
+from hub.crm.store import full_settings
 from hub.models import ConnectorRecord
 
 BASE_URL = "http://localhost:8000"  # HubSpot takes http redirect URLs for localhost only

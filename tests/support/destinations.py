@@ -9,8 +9,8 @@ from connectors.ga4 import emulator as ga4_emulator
 from connectors.meta_capi import emulator as meta_emulator
 from connectors.metrica import emulator as metrica_emulator
 from connectors.roistat import emulator as roistat_emulator
-from hub.connector_store import create_connector
-from hub.db import utcnow
+from hub.crm.store import create_connector
+from hub.platform.db import utcnow
 
 METRICA_GOALS = ["first_message -> whatsapp_chat", "won -> deal_won = amount", "lost -> deal_lost"]
 

@@ -1,10 +1,10 @@
 """Small builders for test data."""
 from __future__ import annotations
 
-from hub.connector_store import create_connector
-from hub.db import utcnow
-from hub.events import emit
-from hub.runtime import Runtime
+from hub.crm.store import create_connector
+from hub.platform.db import utcnow
+from hub.events.outbox import emit
+from hub.platform.runtime import Runtime
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 

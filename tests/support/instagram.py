@@ -7,10 +7,10 @@ import random
 from pathlib import Path
 from typing import Iterator
 
-from hub.channels.whatsapp.signature import sign_meta
-from hub.db import utcnow
+from hub.channels.whatsapp.inbound.signature import sign_meta
+from hub.platform.db import utcnow
 from hub.models import Channel
-from hub.security import random_key
+from hub.shared.security import random_key
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "instagram"
 IG_ID = "17841400000000001"

@@ -9,8 +9,8 @@ from typing import Callable
 
 from sqlalchemy import func, select
 
-from hub.db import utcnow
-from hub.events import emit
+from hub.platform.db import utcnow
+from hub.events.outbox import emit
 from hub.models import Delivery
 from tests.support.processes import hub_env, start_hub, stop, wait_for
 

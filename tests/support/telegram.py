@@ -11,10 +11,10 @@ from typing import Iterator
 from hub.channels.telegram.channels import create_telegram_channel
 from hub.channels.telegram.emulator import TelegramEmulator
 from hub.channels.telegram.sender import TelegramSender
-from hub.db import utcnow
+from hub.platform.db import utcnow
 from hub.delivery.worker import Worker
 from hub.models import Channel
-from hub.security import random_key
+from hub.shared.security import random_key
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "telegram"
 SECRET = "tg-secret_token-0123456789"

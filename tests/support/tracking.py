@@ -5,7 +5,7 @@ import itertools
 import time
 from urllib.parse import parse_qs, urlsplit
 
-from hub.db import utcnow
+from hub.platform.db import utcnow
 from hub.tracking.links import create_link
 from tests.support.whatsapp import PHONE_NUMBER_ID, envelope
 

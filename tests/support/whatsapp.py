@@ -5,8 +5,8 @@ import json
 from pathlib import Path
 
 from hub.channels.whatsapp.channels import create_channel
-from hub.channels.whatsapp.signature import sign_meta
-from hub.db import utcnow
+from hub.channels.whatsapp.inbound.signature import sign_meta
+from hub.platform.db import utcnow
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "whatsapp"
 PHONE_NUMBER_ID = "2200000000000002"

@@ -20,12 +20,12 @@ from sqlalchemy import select
 
 from hub.channels.instagram.client import DEFAULT_API, InstagramClient, InstagramError
 from hub.channels.whatsapp.channels import InvalidChannel, secrets_of
-from hub.http import TimeoutSession
+from hub.shared.http import TimeoutSession
 from hub.models import Channel
-from hub.security import random_key
+from hub.shared.security import random_key
 
 if TYPE_CHECKING:
-    from hub.runtime import Runtime
+    from hub.platform.runtime import Runtime
 
 KIND = "instagram"
 PROVIDER = "instagram"

@@ -19,7 +19,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from hub.channels.instagram.types import InstagramEvent
-from hub.conversations import find_contact_row
+from hub.conversations.store import find_contact_row
 from hub.models import Conversation, Message
 
 log = logging.getLogger(__name__)

@@ -1,5 +1,5 @@
 """Store what an Instagram messaging webhook means, in the caller's transaction (the
-"instagram" raw-webhook processor of hub.inbound: the raw body is kept in the same
+"instagram" raw-webhook processor of hub.events.raw_webhooks: the raw body is kept in the same
 transaction, so a body that does not parse is stored, marked failed and replayable).
 
 Customers are contacts keyed "ig:<IGSID>"; each message is keyed "ig:<mid>" (Meta's
@@ -18,19 +18,19 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from hub import payloads
+from hub.events import payloads
 from hub.channels.first_message import emit_stored
 from hub.channels.instagram.echo import store_echo
 from hub.channels.instagram.parse import parse
 from hub.channels.instagram.profiles import queue_fetch
 from hub.channels.instagram.types import Ignored, InstagramEvent, ParsedWebhook
-from hub.conversations import ensure_contact, find_for_message, open_conversation_row, update_conversation
-from hub.inbound import Processor, register_processor
+from hub.conversations.store import ensure_contact, find_for_message, open_conversation_row, update_conversation
+from hub.events.raw_webhooks import Processor, register_processor
 from hub.models import Channel, Contact, Message, RawWebhook
 from hub.tracking.matching import DEFAULT_WINDOW, attribute_first_message
 
 if TYPE_CHECKING:
-    from hub.runtime import Runtime
+    from hub.platform.runtime import Runtime
 
 log = logging.getLogger(__name__)
 SOURCE = "instagram"

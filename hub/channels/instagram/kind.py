@@ -13,11 +13,11 @@ from hub.channels.instagram import window
 from hub.channels.instagram.compose import KINDS, MAX_QUICK_REPLIES, MAX_TEXT, MEDIA_TYPES
 from hub.channels.instagram.parse import parse
 from hub.channels.registry import register
-from hub.channels.whatsapp.signature import HEADER, verify_meta_signature
+from hub.channels.whatsapp.inbound.signature import HEADER, verify_meta_signature
 
 if TYPE_CHECKING:
     from hub.models import Message
-    from hub.runtime import Runtime
+    from hub.platform.runtime import Runtime
 
 CLOSING_SOON = timedelta(hours=2)
 

@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
-from hub.http import TimeoutSession
+from hub.shared.http import TimeoutSession
 
 if TYPE_CHECKING:
-    from hub.runtime import Runtime
+    from hub.platform.runtime import Runtime
 
 
 def fetch_attachment(runtime: "Runtime", media: dict[str, Any], message_id: int) -> Any:
-    from hub.channels.whatsapp.media import Media, MediaUnavailable
+    from hub.channels.whatsapp.outbound.media import Media, MediaUnavailable
 
     url = str(media.get("link") or media.get("id") or "")
     if not url.startswith(("https://", "http://")):

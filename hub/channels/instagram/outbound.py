@@ -16,11 +16,11 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from hub import payloads
+from hub.events import payloads
 from hub.channels import targets
 from hub.channels.base import Outgoing, SendRefused, Unreachable, WindowClosed
 from hub.channels.instagram import compose as ig, window
-from hub.events import emit
+from hub.events.outbox import emit
 from hub.models import Contact, Conversation, Message
 
 

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from hub.channels.instagram.types import Ignored, InstagramEvent, ParsedWebhook
-from hub.inbound import PayloadError
+from hub.events.raw_webhooks import PayloadError
 
 # Meta's attachment types and the hub's message type for each.
 ATTACHMENT_TYPES = {"image": "image", "video": "video", "audio": "audio", "file": "document",

@@ -23,9 +23,9 @@ from sqlalchemy.orm import Session
 
 from hub.channels.instagram.channels import KIND, client_for
 from hub.channels.instagram.client import InstagramError, verdict
-from hub.db import utcnow
-from hub.delivery.backoff import next_attempt_at
-from hub.http import TimeoutSession
+from hub.platform.db import utcnow
+from hub.shared.backoff import next_attempt_at
+from hub.shared.http import TimeoutSession
 from hub.models import Channel, Contact, ProfileFetch
 
 log = logging.getLogger(__name__)

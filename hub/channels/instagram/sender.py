@@ -21,11 +21,11 @@ from hub.channels.instagram.channels import KIND, account_id, client_for
 from hub.channels.instagram.client import InstagramError, verdict
 from hub.channels.instagram.echo import drop_echo_of
 from hub.channels.ledger import record_failure, record_sent, send_round
-from hub.channels.whatsapp.sender import Claimed
-from hub.db import utcnow
-from hub.http import TimeoutSession
+from hub.channels.whatsapp.outbound.sender import Claimed
+from hub.platform.db import utcnow
+from hub.shared.http import TimeoutSession
 from hub.models import Channel, Contact
-from hub.runtime import Runtime
+from hub.platform.runtime import Runtime
 
 log = logging.getLogger(__name__)
 BATCH = 20

@@ -5,7 +5,7 @@ GET echoes hub.challenge when hub.mode is "subscribe" and hub.verify_token is th
 channel's (else 403). POST is signed with the app secret (X-Hub-Signature-256 over the
 raw bytes): a wrong or missing signature is refused with 401 before anything is
 stored. Otherwise the raw body is stored and applied in ONE transaction
-(hub.inbound.receive) and 200 answered after the commit: a body that does not parse is
+(hub.events.raw_webhooks.receive) and 200 answered after the commit: a body that does not parse is
 kept (failed, replayable) and still answered 200, so Meta does not resend it; a
 database failure answers 500, so Meta retries.
 """
@@ -22,12 +22,12 @@ from hub.channels.base import Inbound
 from hub.channels.instagram.channels import KIND
 from hub.channels.instagram.kind import Instagram
 from hub.channels.whatsapp.channels import secrets_of
-from hub.inbound import describe, is_bad_data, receive
+from hub.events.raw_webhooks import describe, is_bad_data, receive
 from hub.models import Channel
-from hub.security import constant_time_equal
+from hub.shared.security import constant_time_equal
 
 if TYPE_CHECKING:
-    from hub.runtime import Runtime
+    from hub.platform.runtime import Runtime
 
 log = logging.getLogger(__name__)
 KEPT_HEADERS = ("Content-Type", "User-Agent", "X-Hub-Signature-256", "X-Forwarded-For")

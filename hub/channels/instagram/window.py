@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from hub.channels.whatsapp.window import HasWindow, _aware
+from hub.channels.whatsapp.outbound.window import HasWindow, _aware
 
 STANDARD = timedelta(hours=24)
 HUMAN_AGENT = timedelta(days=7)

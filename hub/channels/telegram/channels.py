@@ -20,12 +20,12 @@ from sqlalchemy import select
 
 from hub.channels.telegram.client import DEFAULT_API, TelegramClient, TelegramError
 from hub.channels.whatsapp.channels import InvalidChannel, secrets_of
-from hub.http import TimeoutSession
+from hub.shared.http import TimeoutSession
 from hub.models import Channel
-from hub.security import random_key
+from hub.shared.security import random_key
 
 if TYPE_CHECKING:
-    from hub.runtime import Runtime
+    from hub.platform.runtime import Runtime
 
 log = logging.getLogger(__name__)
 KIND = "telegram"

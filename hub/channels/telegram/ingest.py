@@ -1,5 +1,5 @@
 """Store what a Telegram update means, in the caller's transaction (the "telegram"
-raw-webhook processor of hub.inbound: the raw body is kept in the same transaction, so a
+raw-webhook processor of hub.events.raw_webhooks: the raw body is kept in the same transaction, so a
 body that does not parse is stored, marked failed and replayable).
 
 Each update_id is applied once per bot (channel_updates): Telegram resends an update
@@ -19,20 +19,20 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from hub import payloads
+from hub.events import payloads
 from hub.channels.first_message import emit_stored
 from hub.channels.telegram.compose import message_key
 from hub.channels.telegram.parse import parse
 from hub.channels.telegram.types import Ignored, MemberChange, ParsedUpdate, TelegramMessage
-from hub.conversations import ensure_contact, find_contact_row, find_for_message, open_conversation_row, \
+from hub.conversations.store import ensure_contact, find_contact_row, find_for_message, open_conversation_row, \
     update_conversation
-from hub.inbound import Processor, register_processor
+from hub.events.raw_webhooks import Processor, register_processor
 from hub.models import Channel, ChannelUpdate, Contact, Message, RawWebhook
-from hub.persons import link_shared_phone
+from hub.conversations.persons import link_shared_phone
 from hub.tracking.matching import DEFAULT_WINDOW, attribute_first_message
 
 if TYPE_CHECKING:
-    from hub.runtime import Runtime
+    from hub.platform.runtime import Runtime
 
 log = logging.getLogger(__name__)
 SOURCE = "telegram"

@@ -12,11 +12,11 @@ from hub.channels.base import Background, Capabilities, ChannelKind, Inbound, Ou
 from hub.channels.registry import register
 from hub.channels.telegram.compose import KINDS, MAX_TEXT, MEDIA_METHODS
 from hub.channels.telegram.parse import parse
-from hub.security import constant_time_equal
+from hub.shared.security import constant_time_equal
 
 if TYPE_CHECKING:
     from hub.models import Message
-    from hub.runtime import Runtime
+    from hub.platform.runtime import Runtime
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 

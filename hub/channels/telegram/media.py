@@ -8,11 +8,11 @@ from hub.channels.telegram.channels import client_for
 from hub.channels.telegram.client import TelegramError
 
 if TYPE_CHECKING:
-    from hub.runtime import Runtime
+    from hub.platform.runtime import Runtime
 
 
 def fetch_file(runtime: "Runtime", channel: Any, media: dict[str, Any], message_id: int) -> Any:
-    from hub.channels.whatsapp.media import Media, MediaUnavailable
+    from hub.channels.whatsapp.outbound.media import Media, MediaUnavailable
 
     client = client_for(channel, runtime)
     try:

@@ -11,11 +11,11 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from hub import payloads
+from hub.events import payloads
 from hub.channels import targets
 from hub.channels.base import Outgoing, SendRefused, Unreachable
 from hub.channels.telegram import compose as tg
-from hub.events import emit
+from hub.events.outbox import emit
 from hub.models import Contact, Message
 
 

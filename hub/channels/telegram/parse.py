@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from hub.channels.telegram.types import Ignored, MemberChange, ParsedUpdate, TelegramMessage, TelegramUser
-from hub.inbound import PayloadError
+from hub.events.raw_webhooks import PayloadError
 
 MAX_ID = 2 ** 63 - 1
 # Telegram's media fields and the hub's message type for each.

@@ -23,11 +23,11 @@ from hub.channels.telegram.channels import KIND, client_for
 from hub.channels.telegram.client import TelegramError
 from hub.channels.telegram.compose import message_key
 from hub.channels.telegram.ingest import BLOCKED
-from hub.channels.whatsapp.sender import Claimed
-from hub.db import utcnow
-from hub.http import TimeoutSession
+from hub.channels.whatsapp.outbound.sender import Claimed
+from hub.platform.db import utcnow
+from hub.shared.http import TimeoutSession
 from hub.models import Channel, Contact
-from hub.runtime import Runtime
+from hub.platform.runtime import Runtime
 
 log = logging.getLogger(__name__)
 BATCH = 30

@@ -3,7 +3,7 @@
 Telegram signs nothing; the secret_token given to setWebhook comes back in
 X-Telegram-Bot-Api-Secret-Token, and a request without the channel's is refused with
 403 before anything is stored. Otherwise the raw body is stored and applied in ONE
-transaction (hub.inbound.receive) and 200 answered after the commit: a body that does
+transaction (hub.events.raw_webhooks.receive) and 200 answered after the commit: a body that does
 not parse is kept (failed, replayable) and still answered 200, so Telegram does not
 resend it for hours; a database failure answers 500, so Telegram retries.
 """
@@ -22,11 +22,11 @@ from hub.channels.telegram.channels import KIND
 from hub.channels.telegram.kind import Telegram
 from hub.channels.telegram.parse import callback_answer
 from hub.channels.whatsapp.channels import secrets_of
-from hub.inbound import describe, is_bad_data, receive
+from hub.events.raw_webhooks import describe, is_bad_data, receive
 from hub.models import Channel
 
 if TYPE_CHECKING:
-    from hub.runtime import Runtime
+    from hub.platform.runtime import Runtime
 
 log = logging.getLogger(__name__)
 KEPT_HEADERS = ("Content-Type", "User-Agent", "X-Forwarded-For")  # never the secret token

@@ -10,9 +10,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from hub.config import Config
+from hub.platform.config import Config
 from hub.models import Channel
-from hub.security import Vault, random_key
+from hub.shared.security import Vault, random_key
 
 SECRET_FIELDS = ("access_token", "d360_api_key", "app_secret", "verify_token", "webhook_token")
 SECRET_MAX = 4096  # Meta's tokens run to a few hundred characters

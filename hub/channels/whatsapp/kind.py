@@ -9,15 +9,15 @@ from sqlalchemy.orm import Session
 
 from hub.channels.base import Background, Capabilities, ChannelKind, Inbound, Outgoing, WindowState
 from hub.channels.registry import register
-from hub.channels.whatsapp import window
-from hub.channels.whatsapp.compose import FREE_FORM_TYPES, MEDIA_TYPES
-from hub.channels.whatsapp.parse import parse
-from hub.channels.whatsapp.signature import verify_meta_signature
-from hub.security import constant_time_equal
+from hub.channels.whatsapp.outbound import window
+from hub.channels.whatsapp.outbound.compose import FREE_FORM_TYPES, MEDIA_TYPES
+from hub.channels.whatsapp.inbound.parse import parse
+from hub.channels.whatsapp.inbound.signature import verify_meta_signature
+from hub.shared.security import constant_time_equal
 
 if TYPE_CHECKING:
     from hub.models import Message
-    from hub.runtime import Runtime
+    from hub.platform.runtime import Runtime
 
 # Unless [whatsapp] d360_webhook_header / [admin] closing_soon_minutes say otherwise.
 D360_HEADER = "X-Hub-Token"
@@ -58,7 +58,7 @@ class WhatsApp(ChannelKind):
                            after_close="template")
 
     def queue(self, session: Session, outgoing: Outgoing, *, now: datetime) -> "Message":
-        from hub.channels.whatsapp.outbound import queue_message
+        from hub.channels.whatsapp.outbound.queue import queue_message
 
         return queue_message(session, kind=outgoing.kind, content=outgoing.content, template=outgoing.template,
                              conversation_id=outgoing.conversation_id, channel_id=outgoing.channel_id,
@@ -69,7 +69,7 @@ class WhatsApp(ChannelKind):
 
     def background(self, runtime: "Runtime", owner: str) -> Background:
         """Send queued messages under each number's limit; sync templates when asked."""
-        from hub.channels.whatsapp.sender import Sender
-        from hub.channels.whatsapp.template_sync import TemplateSyncer
+        from hub.channels.whatsapp.outbound.sender import Sender
+        from hub.channels.whatsapp.templates.sync import TemplateSyncer
 
         return Background([Sender(runtime, owner).run_once, TemplateSyncer(runtime).run_once])

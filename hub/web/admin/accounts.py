@@ -10,10 +10,10 @@ from flask_login import current_user
 from marshmallow import Schema, ValidationError, fields, validate
 from sqlalchemy import select
 
-from hub.db import utcnow
+from hub.platform.db import utcnow
 from hub.models import ApiToken, User
 from hub.models.users import ROLES
-from hub.users import MIN_PASSWORD, InvalidUser, create_api_token, create_user
+from hub.platform.users import MIN_PASSWORD, InvalidUser, create_api_token, create_user
 from hub.web.admin import bp, sessions
 from hub.web.admin.auth import ADMIN, roles
 from hub.web.admin.forms import fields_for, flatten_errors, read_form, submitted_values

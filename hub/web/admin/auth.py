@@ -24,10 +24,10 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy import func, select
 
-from hub.db import utcnow
+from hub.platform.db import utcnow
 from hub.models import User
-from hub.security import check_password, hash_password
-from hub.users import MIN_PASSWORD, InvalidUser, create_user
+from hub.shared.security import check_password, hash_password
+from hub.platform.users import MIN_PASSWORD, InvalidUser, create_user
 from hub.web.admin import bp, sessions, signin_limits
 from hub.web.admin.forms import fields_for, flatten_errors, read_form, submitted_values
 

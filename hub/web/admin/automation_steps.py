@@ -13,7 +13,7 @@ from flask_babel import gettext as _
 
 from hub.automations import store
 from hub.automations.definition import TRIGGER_TYPES, step_path
-from hub.db import utcnow
+from hub.platform.db import utcnow
 from hub.web.admin import automation_forms as forms
 from hub.web.admin import bp
 from hub.web.admin.auth import ADMIN, roles

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from hub.automations import checks, engine, examples, stats, store
 from hub.automations.definition import DefinitionError
-from hub.db import utcnow
+from hub.platform.db import utcnow
 from hub.models import Run, Scenario, ScenarioVersion
 from hub.web.admin import automation_forms, bp
 from hub.web.admin.auth import ADMIN, roles

@@ -18,8 +18,8 @@ from sqlalchemy import func, select
 from hub.broadcasts import audiences, lifecycle, results, schedule, verdict
 from hub.broadcasts.problems import BroadcastProblem
 from hub.broadcasts.csv_upload import CsvProblem
-from hub.channels.whatsapp import templates as tpl
-from hub.db import utcnow
+from hub.channels.whatsapp.templates import parameters as tpl
+from hub.platform.db import utcnow
 from hub.models import Audience, Broadcast, BroadcastRecipient, Channel, Message, Template
 from hub.models.broadcasts import RECIPIENT_STATUSES
 from hub.web.admin import bp

@@ -14,8 +14,8 @@ from hub.channels.whatsapp.channels import (
     ChannelSettings, InvalidChannel, create_channel, secrets_of, update_channel, webhook_url,
 )
 from hub.channels.whatsapp.errors import WhatsAppError
-from hub.channels.whatsapp.template_sync import sync_channel
-from hub.db import utcnow
+from hub.channels.whatsapp.templates.sync import sync_channel
+from hub.platform.db import utcnow
 from hub.models import Channel, Conversation, Template
 from hub.web.admin import bp
 from hub.web.admin.auth import ADMIN, roles, safe_next

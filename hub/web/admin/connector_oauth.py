@@ -16,11 +16,11 @@ from flask import abort, current_app, flash, redirect, request, session, url_for
 from flask_babel import gettext as _
 
 from connectors.base import Connector, registry
-from hub.connector_check import run_check
-from hub.connector_store import InvalidConnector, build_connector, update_connector
-from hub.db import utcnow
+from hub.crm.check import run_check
+from hub.crm.store import InvalidConnector, build_connector, update_connector
+from hub.platform.db import utcnow
 from hub.models import ConnectorRecord
-from hub.security import constant_time_equal, redact_text
+from hub.shared.security import constant_time_equal, redact_text
 from hub.web.admin import bp
 from hub.web.admin.auth import ADMIN, roles
 from hub.web.admin.views import detached_or_404

@@ -18,15 +18,15 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from connectors.base import Connector, UnknownConnectorKind, registry
-from hub.connector_check import run_check
-from hub.connector_store import (
+from hub.crm.check import run_check
+from hub.crm.store import (
     InvalidConnector, build_connector, create_connector, update_connector, validate_settings,
 )
-from hub.db import utcnow
+from hub.platform.db import utcnow
 from hub.delivery import queries
-from hub.events import EVENT_TYPES
+from hub.events.outbox import EVENT_TYPES
 from hub.models import ConnectorRecord
-from hub.security import redact_text
+from hub.shared.security import redact_text
 from hub.web.admin import bp, sample
 from hub.web.admin.auth import ADMIN, roles
 from hub.web.admin.connector_oauth import connect_offer

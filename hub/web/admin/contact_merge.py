@@ -1,5 +1,5 @@
 """Merging a conversation's contact with another contact of the same person (the inbox's
-"Merge with…"), and undoing a merge: hub.persons does the linking; this is the page, the
+"Merge with…"), and undoing a merge: hub.conversations.persons does the linking; this is the page, the
 search and the role check. Conversations never move, so undo restores both exactly."""
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ from flask_babel import gettext as _, lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import or_, select
 
-from hub.db import utcnow
+from hub.platform.db import utcnow
 from hub.models import Contact, Conversation
 from hub.models.contacts import ContactMerge
-from hub.persons import OPERATOR, MergeRefused, link, person_of, undo
+from hub.conversations.persons import OPERATOR, MergeRefused, link, person_of, undo
 from hub.web.admin import bp
 from hub.web.admin.auth import OPERATORS, roles
 
 FOUND = 20
-# hub.persons' refusals, as the admin says them.
+# hub.conversations.persons' refusals, as the admin says them.
 REFUSALS = {
     "these contacts are already one person": _l("these contacts are already one person"),
     "this merge was undone before": _l("this merge was undone before"),

@@ -7,7 +7,7 @@ from flask import current_app, render_template
 from flask_login import current_user
 from sqlalchemy import func, select
 
-from hub.db import utcnow
+from hub.platform.db import utcnow
 from hub.delivery import queries
 from hub.models import Channel, ConnectorRecord, Conversation
 from hub.web.admin import bp

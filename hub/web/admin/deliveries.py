@@ -9,11 +9,11 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_babel import gettext as _, ngettext
 from sqlalchemy import select
 
-from hub.db import utcnow
+from hub.platform.db import utcnow
 from hub.delivery import ledger, queries
 from hub.models import ConnectorRecord
 from hub.models.events import DELIVERY_STATUSES
-from hub.security import redact_text
+from hub.shared.security import redact_text
 from hub.web.admin import bp
 from hub.web.admin.auth import ADMIN, roles
 from hub.web.admin.views import pretty_json

@@ -15,7 +15,7 @@ from flask_babel import lazy_gettext as _l
 from marshmallow import Schema, ValidationError, fields, missing
 from werkzeug.datastructures import MultiDict
 
-from hub.settings_form import describe_settings
+from hub.crm.settings_form import describe_settings
 
 SCHEMA_ERRORS = "_schema"
 

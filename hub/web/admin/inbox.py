@@ -15,13 +15,14 @@ from flask_login import current_user
 from sqlalchemy import func, or_, select
 
 from connectors.base import registry
-from hub.channels.whatsapp import templates as tpl, window
-from hub.channels.whatsapp.media import MediaUnavailable, fetch_media
+from hub.channels.whatsapp.templates import parameters as tpl
+from hub.channels.whatsapp.outbound import window
+from hub.channels.whatsapp.outbound.media import MediaUnavailable, fetch_media
 from hub.channels import registry as channel_kinds
 from hub.channels.base import Outgoing, SendRefused, WindowClosed
 from hub.channels.sending import queue
-from hub.conversation_actions import assign, close
-from hub.db import utcnow
+from hub.conversations.actions import assign, close
+from hub.platform.db import utcnow
 from hub.models import Channel, ConnectorRecord, Contact, Conversation, CrmLink, Message, Team, Template, User
 from hub.routing import engine
 from hub.web.admin import automation_log, bp, inbox_queues, template_form

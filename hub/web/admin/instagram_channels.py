@@ -15,7 +15,7 @@ from hub.channels.instagram.channels import (
     update_instagram_channel, webhook_url,
 )
 from hub.channels.whatsapp.channels import InvalidChannel, secrets_of
-from hub.db import utcnow
+from hub.platform.db import utcnow
 from hub.models import Channel
 from hub.web.admin import bp
 from hub.web.admin.auth import ADMIN, roles

@@ -11,7 +11,7 @@ from flask_babel import gettext as _, lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import func, select
 
-from hub.db import utcnow
+from hub.platform.db import utcnow
 from hub.models import Conversation, OperatorState, Team, TeamMember, User
 from hub.models.routing import PRESENCES
 from hub.routing import engine

@@ -15,7 +15,7 @@ from flask import Response, current_app, render_template, request, send_file, st
 from flask_babel import gettext as _, lazy_gettext as _l
 from sqlalchemy import select
 
-from hub.db import utcnow
+from hub.platform.db import utcnow
 from hub.models import Channel, Team, User
 from hub.reports import aggregate, facts, metrics
 from hub.reports.export import csv_chunks, xlsx_file

@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 from marshmallow import ValidationError
 from sqlalchemy import func, select
 
-from hub.db import utcnow
+from hub.platform.db import utcnow
 from hub.models import Channel, Conversation, QueueEntry, RoutingRule, Team, TeamMember, User
 from hub.routing import hours, known
 from hub.routing.hours import WEEKDAYS

@@ -10,8 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connectors.base import HubEvent
-from hub import payloads
-from hub.events import EVENT_VERSION, subscribes
+from hub.events import payloads
+from hub.events.outbox import EVENT_VERSION, subscribes
 from hub.models import Channel, Conversation, Event
 
 MAX_EVENTS = 20

@@ -14,7 +14,7 @@ from hub.channels.telegram.channels import (
     update_telegram_channel, webhook_url,
 )
 from hub.channels.whatsapp.channels import InvalidChannel
-from hub.db import utcnow
+from hub.platform.db import utcnow
 from hub.models import Channel
 from hub.web.admin import bp
 from hub.web.admin.auth import ADMIN, roles

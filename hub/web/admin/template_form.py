@@ -10,7 +10,7 @@ from typing import Any, Mapping
 
 from flask_babel import lazy_gettext as _l
 
-from hub.channels.whatsapp import templates as tpl
+from hub.channels.whatsapp.templates import parameters as tpl
 from hub.models import Template
 
 

@@ -10,7 +10,7 @@ from flask import Flask, abort, current_app, request
 from flask_babel import format_datetime, format_timedelta, get_locale, gettext, lazy_gettext as _l
 from flask_login import current_user
 
-from hub.db import utcnow
+from hub.platform.db import utcnow
 from hub.web.admin.i18n import LANGUAGES
 
 # (endpoint, label, roles that see it)

@@ -9,9 +9,9 @@ from flask import current_app, g, request
 from flask_smorest import abort
 from sqlalchemy import select
 
-from hub.db import utcnow
+from hub.platform.db import utcnow
 from hub.models import ApiToken, OperatorState, User
-from hub.security import hash_api_token
+from hub.shared.security import hash_api_token
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)  # don't write on every call
 

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from hub.automations import runtime as automation_runtime
 from hub.automations import stats, store
 from hub.automations.store import ScenarioRefused
-from hub.db import utcnow
+from hub.platform.db import utcnow
 from hub.models import Conversation, Run, Scenario, ScenarioVersion, StepLog
 from hub.models.automations import RUN_STATUSES
 from hub.web.api.auth import authenticate, require_role

@@ -16,7 +16,7 @@ from hub.broadcasts import audiences, lifecycle, results
 from hub.broadcasts.csv_upload import CsvProblem
 from hub.broadcasts.segments import KEYS as SEGMENT_KEYS, SegmentProblem
 from hub.broadcasts import verdict
-from hub.db import utcnow
+from hub.platform.db import utcnow
 from hub.models import Audience, Broadcast, Channel
 from hub.models.broadcasts import RECIPIENT_STATUSES, SUBSCRIPTIONS
 from hub.web.api.auth import authenticate, require_role

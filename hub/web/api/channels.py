@@ -11,7 +11,7 @@ from sqlalchemy import select
 from hub.channels.whatsapp.channels import (
     ChannelSettings, InvalidChannel, create_channel, secrets_of, update_channel, webhook_url,
 )
-from hub.db import utcnow
+from hub.platform.db import utcnow
 from hub.models import Channel
 from hub.web.api.schemas import ChannelOut
 from hub.web.api.parsing import Blueprint

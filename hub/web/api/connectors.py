@@ -11,11 +11,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from connectors.base import UnknownConnectorKind, registry, secret_fields
-from hub.connector_store import InvalidConnector, create_connector, update_connector
-from hub.connector_check import run_check
-from hub.db import utcnow
+from hub.crm.store import InvalidConnector, create_connector, update_connector
+from hub.crm.check import run_check
+from hub.platform.db import utcnow
 from hub.models import ConnectorRecord
-from hub.settings_form import describe_settings
+from hub.crm.settings_form import describe_settings
 from hub.web.api.fields import Text
 from hub.web.api.parsing import Blueprint
 from hub.web.api.auth import authenticate, require_role

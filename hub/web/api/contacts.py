@@ -1,5 +1,5 @@
 """/api/v1/contacts: merging a contact with another contact of the same person, and
-undoing the merge (hub.persons), as the inbox's "Merge with…" does."""
+undoing the merge (hub.conversations.persons), as the inbox's "Merge with…" does."""
 from __future__ import annotations
 
 from typing import Any
@@ -9,10 +9,10 @@ from flask.views import MethodView
 from flask_smorest import abort
 from marshmallow import Schema, fields
 
-from hub.db import utcnow
+from hub.platform.db import utcnow
 from hub.models import Contact
 from hub.models.contacts import ContactMerge
-from hub.persons import OPERATOR, MergeRefused, link, undo
+from hub.conversations.persons import OPERATOR, MergeRefused, link, undo
 from hub.web.api.auth import authenticate, require_role
 from hub.web.api.fields import Id
 from hub.web.api.parsing import Blueprint

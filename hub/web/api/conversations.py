@@ -9,8 +9,8 @@ from flask_smorest import abort
 from marshmallow import Schema, ValidationError, validate, validates
 from sqlalchemy import select
 
-from hub.conversation_actions import assign, close
-from hub.db import utcnow
+from hub.conversations.actions import assign, close
+from hub.platform.db import utcnow
 from hub.models import Channel, Conversation, Message, User
 from hub.routing import hooks as routing_hooks
 from hub.web.api.fields import Id, Int, Text, id_max

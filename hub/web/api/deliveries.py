@@ -6,7 +6,7 @@ from flask.views import MethodView
 from flask_smorest import abort
 from marshmallow import Schema, fields, validate, validates_schema, ValidationError
 
-from hub.db import utcnow
+from hub.platform.db import utcnow
 from hub.delivery import ledger, queries
 from hub.models import ConnectorRecord, Delivery
 from hub.models.events import DELIVERY_STATUSES

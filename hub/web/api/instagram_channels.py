@@ -20,7 +20,7 @@ from hub.channels.instagram.channels import (
     update_instagram_channel,
 )
 from hub.channels.whatsapp.channels import InvalidChannel
-from hub.db import utcnow
+from hub.platform.db import utcnow
 from hub.models import Channel
 from hub.web.api.auth import authenticate, require_role
 from hub.web.api.channels import channel_out

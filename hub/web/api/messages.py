@@ -9,10 +9,10 @@ from flask.views import MethodView
 from flask_smorest import abort
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from hub.channels.whatsapp.media import MediaUnavailable, fetch_media
+from hub.channels.whatsapp.outbound.media import MediaUnavailable, fetch_media
 from hub.channels.base import Outgoing, TemplateInput
 from hub.channels.sending import queue
-from hub.db import utcnow
+from hub.platform.db import utcnow
 from hub.models import Channel, Conversation, Message
 from hub.web.api.fields import Id, Text
 from hub.web.api.schemas import MessageOut

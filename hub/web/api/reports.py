@@ -11,7 +11,7 @@ from flask_smorest import abort
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy import select
 
-from hub.db import utcnow
+from hub.platform.db import utcnow
 from hub.models import Channel, ReportRun, ReportSchedule, Team, User
 from hub.reports.export import csv_chunks, xlsx_file
 from hub.reports import aggregate, facts

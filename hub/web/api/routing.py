@@ -9,8 +9,8 @@ from flask_smorest import abort
 from marshmallow import Schema, fields, validate
 from sqlalchemy import func, select
 
-from hub import payloads
-from hub.db import utcnow
+from hub.events import payloads
+from hub.platform.db import utcnow
 from hub.models import Channel, Conversation, OperatorState, QueueEntry, RoutingRule, Team, TeamMember, User
 from hub.models.routing import PRESENCES, STRATEGIES
 from hub.routing import engine, known

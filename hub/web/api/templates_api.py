@@ -9,10 +9,10 @@ from flask_smorest import abort
 from marshmallow import Schema, validate
 from sqlalchemy import select
 
-from hub.channels.whatsapp import templates as tpl
+from hub.channels.whatsapp.templates import parameters as tpl
 from hub.channels.whatsapp.errors import WhatsAppError
-from hub.channels.whatsapp.template_sync import sync_channel
-from hub.db import utcnow
+from hub.channels.whatsapp.templates.sync import sync_channel
+from hub.platform.db import utcnow
 from hub.models import Channel, Template
 from hub.web.api.fields import Id, Text
 from hub.web.api.messages import TemplateValues

@@ -9,8 +9,8 @@ from flask_smorest import abort
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy import select
 
-from hub import payloads
-from hub.db import utcnow
+from hub.events import payloads
+from hub.platform.db import utcnow
 from hub.models import Channel, TrackedLink, Visit
 from hub.tracking.links import InvalidLink, LinkSettings, create_link, link_out, update_link
 from hub.tracking.costs import GROUPS, cost_report

@@ -5,9 +5,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from hub import payloads
+from hub.events import payloads
 from hub.channels import registry
-from hub.db import utcnow
+from hub.platform.db import utcnow
 from hub.models import Channel, Conversation, Message
 
 

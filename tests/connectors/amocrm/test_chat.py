@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from connectors.amocrm import amojo as amojo_mod
 from connectors.amocrm.chat import conversation_ref
 from connectors.amocrm.emulator_amojo import ACCOUNT_ID, CHANNEL_ID, CHANNEL_SECRET, serve_amojo
-from hub.db import utcnow
+from hub.platform.db import utcnow
 from hub.models import ConnectorRecord, Conversation, CrmLink, Message, Template
 from tests.connectors.amocrm import events as ev
 from tests.connectors.amocrm.conftest import add_connector, dead_errors, drain, instance, long_lived_settings

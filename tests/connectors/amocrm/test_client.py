@@ -9,8 +9,8 @@ from connectors.amocrm import errors
 from connectors.amocrm.client import AmoClient
 from connectors.amocrm.emulator import LONG_LIVED_TOKEN, serve
 from connectors.amocrm.oauth import TokenKeeper
-from hub.db import utcnow
-from hub.ratelimit import TokenBucket
+from hub.platform.db import utcnow
+from hub.shared.ratelimit import TokenBucket
 
 
 class RecordingLimiter:

@@ -6,7 +6,7 @@ from collections import Counter
 
 from connectors.amocrm import mapping
 from connectors.amocrm.emulator import serve
-from hub.events import emit
+from hub.events.outbox import emit
 from tests.connectors.amocrm import events as ev
 from tests.connectors.amocrm.conftest import (
     add_connector, dead_errors, drain, instance, long_lived_settings,
@@ -268,7 +268,7 @@ def test_a_backlog_stores_intents_and_links_per_request_not_per_object(runtime, 
     """Each leads/complex or notes request writes its intents in one transaction before
     it and its links in one per link type after it: between two requests at 7 a second
     there is no time for a transaction per deal, contact and note."""
-    from hub.links import DbLinkStore
+    from hub.crm.links import DbLinkStore
 
     calls = {"put": 0, "put_many": 0}
     put, put_many = DbLinkStore.put, DbLinkStore.put_many
@@ -324,7 +324,7 @@ def test_each_sla_breach_becomes_one_follow_up_task_on_the_deal(runtime, amo):
 def test_a_retried_breach_finds_its_task_instead_of_writing_another(runtime, amo):
     from connectors.amocrm import intents
     from connectors.base import HubEvent
-    from hub.db import utcnow
+    from hub.platform.db import utcnow
 
     connector_id = add_connector(runtime, long_lived_settings(amo))
     with runtime.db.scope() as session:

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from connectors.amocrm import errors
-from hub.connector_store import full_settings, update_connector
-from hub.db import utcnow
+from hub.crm.store import full_settings, update_connector
+from hub.platform.db import utcnow
 from hub.delivery.worker import Worker
 from hub.models import ConnectorRecord
 from tests.conftest import ENCRYPTION_KEY

@@ -199,9 +199,9 @@ def test_rules_are_checked_against_the_hubs_stored_templates(runtime, amo):
     does not exist, or with the wrong number of variables, are refused with the rule named."""
     import pytest
 
-    from hub.connector_store import InvalidConnector, create_connector
+    from hub.crm.store import InvalidConnector, create_connector
     from tests.connectors.amocrm.conftest import long_lived_settings
-    from hub.db import utcnow
+    from hub.platform.db import utcnow
     from hub.models import Template
 
     with runtime.db.scope() as session:

@@ -11,7 +11,7 @@ import requests
 
 from connectors.amocrm import AmoCrmConnector
 from connectors.base import ConnectorContext, InboundRequest, SendTemplate, SendText, WebhookRejected
-from hub.db import utcnow
+from hub.platform.db import utcnow
 from tests.connectors.amocrm import events as ev
 from tests.connectors.amocrm.conftest import add_connector, drain, instance, long_lived_settings, wait_for
 from tests.support.receiver import Receiver
@@ -186,7 +186,7 @@ def test_amocrm_unavailable_while_reading_asks_for_a_repeat(runtime, amo):
 
 # -- Test connection subscribes the connector's URL ----------------------------------------------
 def _with_url(runtime, cid):
-    from hub.connector_store import build_connector
+    from hub.crm.store import build_connector
     from hub.models import ConnectorRecord
 
     with runtime.db.scope() as session:

@@ -85,8 +85,8 @@ def emit_conversations(runtime: Any, count: int, *, script: list[tuple[str, dict
                        now: datetime | None = None) -> int:
     """Emit `count` conversations step by step (all first events, then all second, ...),
     as many concurrent chats arrive. Returns the number of events."""
-    from hub.db import utcnow
-    from hub.events import emit
+    from hub.platform.db import utcnow
+    from hub.events.outbox import emit
 
     emitted = 0
     with runtime.db.scope() as session:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from hub.delivery.worker import Worker
-from hub.runtime import Runtime
+from hub.platform.runtime import Runtime
 from tests.conftest import ENCRYPTION_KEY, make_config
 from tests.connectors.bitrix24.conftest import webhook_settings
 from tests.connectors.bitrix24.factory import NOTES_PER_CONVERSATION, emit_conversations

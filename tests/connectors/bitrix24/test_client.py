@@ -8,7 +8,7 @@ import requests
 
 from connectors.bitrix24.batching import Call, Ref, execute, plan
 from connectors.bitrix24.client import Bitrix24Client
-from hub.ratelimit import MemoryBucket
+from hub.shared.ratelimit import MemoryBucket
 from connectors.bitrix24.errors import AuthFailed, MethodBlocked, MethodError, RateLimited, Transient
 from tests.connectors.bitrix24.conftest import oauth_settings, webhook_settings
 

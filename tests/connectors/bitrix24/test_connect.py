@@ -7,8 +7,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from hub.connector_store import create_connector
-from hub.db import utcnow
+from hub.crm.store import create_connector
+from hub.platform.db import utcnow
 from hub.models import ConnectorRecord
 from tests.conftest import make_config
 from tests.connectors.bitrix24.conftest import oauth_settings
@@ -66,7 +66,7 @@ def test_a_stale_code_says_to_connect_again(app, runtime, portal):
 
 
 def test_access_from_another_portal_is_refused(runtime, portal):
-    from hub.connector_store import build_connector
+    from hub.crm.store import build_connector
 
     cid = not_connected(runtime, portal)
     with runtime.db.scope() as s:

@@ -5,8 +5,8 @@ import pytest
 
 from connectors.bitrix24 import benchkit
 from connectors.bitrix24.sync import TRY_MARKER
-from hub.connector_store import InvalidConnector, build_connector, create_connector
-from hub.db import utcnow
+from hub.crm.store import InvalidConnector, build_connector, create_connector
+from hub.platform.db import utcnow
 from hub.models import ConnectorRecord
 from tests.connectors.bitrix24.conftest import oauth_settings, webhook_settings
 from tests.connectors.bitrix24.factory import hub_event
@@ -150,7 +150,7 @@ def test_oauth_connector_refreshes_and_stores_rotated_tokens(runtime, portal):
     b24 = make(runtime, oauth_settings(portal))
     portal.portal.expire_access_token()
     assert b24.deliver([hub_event("conversation.started", 1)])[0].status == "done"
-    from hub.connector_store import full_settings
+    from hub.crm.store import full_settings
     with runtime.db.scope() as session:
         stored = full_settings(session.get(ConnectorRecord, b24.ctx.connector_id), runtime.vault)
     assert stored["access_token"] == portal.portal.access_token

@@ -4,8 +4,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from connectors.bitrix24 import mapping
-from hub.connector_store import create_connector
-from hub.db import utcnow
+from hub.crm.store import create_connector
+from hub.platform.db import utcnow
 from hub.delivery.worker import Worker
 from hub.models import Delivery
 from tests.connectors.bitrix24.conftest import webhook_settings
@@ -67,7 +67,7 @@ def test_leads_instead_of_deals(runtime, portal):
 def emit_one_by_one(runtime, count: int) -> int:
     """Each conversation's events together, as a backlog piles up (bench/crm_sync.py)."""
     from tests.connectors.bitrix24.factory import SCRIPT, data
-    from hub.events import emit
+    from hub.events.outbox import emit
 
     with runtime.db.scope() as session:
         for i in range(count):
@@ -82,7 +82,7 @@ def test_a_backlog_fills_every_batch_and_stores_links_per_answer(runtime, portal
     is full - the floor's 26 requests (a claim of 250 events made 44). Links and try
     markers go in one transaction per answer, never one per object."""
     from connectors.bitrix24 import benchkit
-    from hub.links import DbLinkStore
+    from hub.crm.links import DbLinkStore
 
     calls = {"put": 0, "put_many": 0}
     put, put_many = DbLinkStore.put, DbLinkStore.put_many

@@ -12,9 +12,9 @@ from connectors.bitrix24 import openlines
 from connectors.bitrix24.client import Bitrix24Client
 from connectors.bitrix24.errors import MethodError
 from connectors.bitrix24.settings import Bitrix24Settings
-from hub.connector_check import run_check
-from hub.connector_store import build_connector, create_connector
-from hub.db import utcnow
+from hub.crm.check import run_check
+from hub.crm.store import build_connector, create_connector
+from hub.platform.db import utcnow
 from hub.delivery.worker import Worker
 from hub.models import ConnectorRecord, Delivery
 from tests.connectors.bitrix24 import factory
@@ -121,7 +121,7 @@ def test_the_emulator_refuses_like_the_portal(portal):
 
 
 def emit_messages(runtime, conversations: int, per: int) -> int:
-    from hub.events import emit
+    from hub.events.outbox import emit
 
     with runtime.db.scope() as session:
         for n in range(1, per + 1):
@@ -192,7 +192,7 @@ def test_5xx_and_lost_answers_end_with_exact_counts(database_url, tmp_path, port
     """40 chats: the first messages open them; then 5xx answers and answers that arrive
     after the client gave up (the portal did the work) while 80 more messages go out:
     every message is in its chat exactly once."""
-    from hub.runtime import Runtime
+    from hub.platform.runtime import Runtime
     from tests.conftest import make_config
     from tests.connectors.bitrix24.test_chaos import drain_until_settled
 
@@ -202,7 +202,7 @@ def test_5xx_and_lost_answers_end_with_exact_counts(database_url, tmp_path, port
     try:
         set_up(runtime, portal)
         with runtime.db.scope() as session:
-            from hub.events import emit
+            from hub.events.outbox import emit
 
             for i in range(40):
                 emit(session, "message.received", factory.data("message.received", i, n=1), now=utcnow(),
@@ -248,8 +248,8 @@ def test_random_5xx_before_and_after_the_work_end_with_exact_counts(database_url
     client takes no 5xx for an answer and the connector looks before it sends again. Every
     conversation ends with one chat holding each message once (and, in both modes, one
     contact, one deal and each note once)."""
-    from hub.events import emit
-    from hub.runtime import Runtime
+    from hub.events.outbox import emit
+    from hub.platform.runtime import Runtime
     from tests.conftest import make_config
     from tests.connectors.bitrix24.test_chaos import drain_until_settled
 
@@ -385,7 +385,7 @@ def test_the_sessions_list_follows_the_documented_shape(runtime, portal):
 
 
 def runtime_links(runtime, cid):
-    from hub.links import DbLinkStore
+    from hub.crm.links import DbLinkStore
 
     return DbLinkStore(runtime.db, cid)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from connectors.bitrix24.settings import Bitrix24Settings
-from hub.events import EVENT_TYPES
+from hub.events.outbox import EVENT_TYPES
 from hub.models import ConnectorRecord
 from tests.support.admin import field_errors, post, signed_in
 

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from connectors.bitrix24 import emulator
-from hub.db import utcnow
+from hub.platform.db import utcnow
 from hub.models import Contact, Conversation, Message, Template
 from tests.connectors.bitrix24.test_openlines import set_up
 from tests.support.clock import FakeClock

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from hub.delivery.worker import Worker
-from hub.runtime import Runtime
+from hub.platform.runtime import Runtime
 from tests.conftest import make_config
 from tests.connectors.bitrix24.test_chaos import _worker_env, drain_until_settled
 from tests.connectors.bitrix24.test_openlines import emit_messages, set_up
@@ -106,8 +106,8 @@ def kill_a_worker_once_the_portal_posted(database_url, tmp_path, p, customer) ->
 
 
 def emit_later_messages(runtime, conversations: int, numbers) -> int:
-    from hub.db import utcnow
-    from hub.events import emit
+    from hub.platform.db import utcnow
+    from hub.events.outbox import emit
     from tests.connectors.bitrix24 import factory
 
     count = 0

@@ -8,9 +8,9 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from connectors.base import SendTemplate
-from hub.connector_pull import ConnectorPuller, request_pulls
-from hub.connector_store import create_connector
-from hub.db import utcnow
+from hub.crm.pull import ConnectorPuller, request_pulls
+from hub.crm.store import create_connector
+from hub.platform.db import utcnow
 from hub.models import ConnectorRecord
 from tests.connectors.bitrix24.conftest import webhook_settings
 from tests.connectors.bitrix24.test_webhooks import connector, request_from

@@ -9,8 +9,8 @@ import pytest
 
 from connectors.base import InboundRequest, SendTemplate, WebhookRejected
 from connectors.bitrix24 import emulator
-from hub.connector_store import build_connector, create_connector
-from hub.db import utcnow
+from hub.crm.store import build_connector, create_connector
+from hub.platform.db import utcnow
 from hub.models import ConnectorRecord
 from tests.connectors.bitrix24.conftest import oauth_settings, webhook_settings
 from tests.support.receiver import Receiver

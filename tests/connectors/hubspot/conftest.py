@@ -6,8 +6,8 @@ import pytest
 
 from connectors.hubspot import benchkit
 from connectors.hubspot.emulator import EmulatorHandle
-from hub.connector_store import create_connector
-from hub.db import utcnow
+from hub.crm.store import create_connector
+from hub.platform.db import utcnow
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from hub.db import utcnow
-from hub.events import emit
+from hub.platform.db import utcnow
+from hub.events.outbox import emit
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 CHANNEL = {"id": 1, "name": "Sales", "display_number": "+15550001111", "phone_number_id": "2200000000000002"}

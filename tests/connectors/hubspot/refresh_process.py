@@ -9,11 +9,11 @@ from __future__ import annotations
 import sys
 import time
 
-from hub.config import load_config
-from hub.connector_store import build_connector
-from hub.db import utcnow
+from hub.platform.config import load_config
+from hub.crm.store import build_connector
+from hub.platform.db import utcnow
 from hub.models import ConnectorRecord
-from hub.runtime import Runtime
+from hub.platform.runtime import Runtime
 
 
 def main() -> None:

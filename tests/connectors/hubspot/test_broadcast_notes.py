@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from connectors.base import HubEvent
-from hub.db import utcnow
+from hub.platform.db import utcnow
 from tests.connectors.hubspot.conftest import make_connector
 from tests.connectors.hubspot.events import contact, conversation
 from tests.connectors.hubspot.test_connector import instance

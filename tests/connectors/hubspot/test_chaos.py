@@ -13,7 +13,7 @@ import pytest
 
 from connectors.hubspot import benchkit
 from hub.delivery.worker import Worker
-from hub.runtime import Runtime
+from hub.platform.runtime import Runtime
 from tests.conftest import ENCRYPTION_KEY, make_config
 from tests.connectors.hubspot.conftest import make_connector
 from tests.connectors.hubspot.events import emit_conversations

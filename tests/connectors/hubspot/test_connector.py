@@ -5,9 +5,9 @@ import pytest
 from sqlalchemy import select
 
 from connectors.base import registry
-from hub.connector_check import run_check
-from hub.connector_store import InvalidConnector, build_connector
-from hub.db import utcnow
+from hub.crm.check import run_check
+from hub.crm.store import InvalidConnector, build_connector
+from hub.platform.db import utcnow
 from hub.delivery.worker import Worker
 from hub.models import ConnectorRecord, Delivery
 from tests.connectors.hubspot.conftest import make_connector
@@ -52,7 +52,7 @@ def test_check_creates_missing_properties_only_when_asked(runtime):
         assert not result.ok and "hub_whatsapp_id" in result.message and "Create missing properties" in result.message
         with runtime.db.scope() as session:
             assert session.get(ConnectorRecord, connector_id).health == "unhealthy"
-            from hub.connector_store import update_connector
+            from hub.crm.store import update_connector
             update_connector(session, runtime.vault, session.get(ConnectorRecord, connector_id), now=utcnow(),
                              settings={"create_missing_properties": True})
         result = run_check(runtime, connector_id, now=utcnow())

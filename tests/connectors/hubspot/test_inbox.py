@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 
 from connectors.hubspot import benchkit, inbox
 from connectors.hubspot.settings import HubSpotSettings
-from hub.connector_store import build_connector
-from hub.db import utcnow
+from hub.crm.store import build_connector
+from hub.platform.db import utcnow
 from hub.delivery.worker import Worker
 from hub.models import ConnectorRecord, Conversation, CrmLink, Delivery, Message, Template
 from tests.connectors.hubspot import events as ev

@@ -11,7 +11,7 @@ from connectors.base import SendText, WebhookRejected
 from connectors.hubspot import inbox, inbox_hooks
 from connectors.hubspot.client import ClientConfig, HubSpotClient, ValidationFailed
 from connectors.hubspot.emulator import Options
-from hub.db import utcnow
+from hub.platform.db import utcnow
 from tests.connectors.hubspot import events as ev
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "hubspot_inbox"

@@ -18,11 +18,11 @@ from sqlalchemy import select
 
 from connectors.hubspot import emulator
 from connectors.hubspot.errors import AuthFailed, OAuthFailed, Unavailable
-from hub.connector_store import InvalidConnector, build_connector, full_settings, update_connector
-from hub.db import utcnow
+from hub.crm.store import InvalidConnector, build_connector, full_settings, update_connector
+from hub.platform.db import utcnow
 from hub.delivery.worker import Worker
 from hub.models import ConnectorRecord, Delivery
-from hub.security import REDACTED
+from hub.shared.security import REDACTED
 from tests.conftest import ENCRYPTION_KEY
 from tests.connectors.hubspot.conftest import make_connector
 from tests.connectors.hubspot.events import contact, conversation, emit_conversations, emit_event

@@ -14,8 +14,8 @@ from sqlalchemy import select
 from connectors.base import HubEvent
 from connectors.hubspot import emulator, mapping, tasks
 from connectors.hubspot.mapping import parse_time
-from hub.connector_store import build_connector
-from hub.db import utcnow
+from hub.crm.store import build_connector
+from hub.platform.db import utcnow
 from hub.delivery.worker import Worker
 from hub.models import ConnectorRecord, CrmLink, Delivery, Event
 from tests.connectors.hubspot import events as ev

@@ -1,0 +1,1 @@
+"""WhatsApp billing: the rate card, pricing periods, the cost of each message."""

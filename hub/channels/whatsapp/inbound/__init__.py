@@ -1,0 +1,1 @@
+"""WhatsApp webhooks in: signature, parse, ingest, statuses, account events."""

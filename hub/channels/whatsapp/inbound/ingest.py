@@ -1,0 +1,376 @@
+"""Store what a WhatsApp webhook means, in the caller's transaction.
+
+Registered as the "whatsapp" raw-webhook processor: the web route stores the raw body
+and calls this in the same transaction, so a body that does not parse is kept, marked and
+replayable, and everything else about it commits together with its events.
+
+Inbound messages are every webhook's hot path: contacts, conversations and messages are
+read and written with Core statements built once, on plain rows (hub.conversations.store), not
+through the ORM's unit of work.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import asdict
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Callable, Protocol
+
+from sqlalchemy import Insert, bindparam, insert, select, update
+from sqlalchemy.orm import Session
+
+from hub.conversations import reactions as conversation_reactions
+from hub.events import payloads
+from hub.broadcasts import inbound as broadcast_keywords
+from hub.channels.first_message import emit_started
+from hub.channels.whatsapp.inbound import account_events
+from hub.channels.whatsapp.inbound.statuses import record_status
+from hub.channels.whatsapp.inbound.parse import parse
+from hub.channels.whatsapp.inbound.types import (
+    InboundMessage,
+    ParsedWebhook,
+    NumberEvent,
+    StatusUpdate,
+    TemplateEvent,
+    Unhandled,
+    UserPreference,
+    ValueErrors,
+)
+from hub.conversations.store import (
+    ContactRow,
+    ConversationRow,
+    e164,
+    ensure_contact,
+    find_for_message,
+    open_conversation_row,
+    refresh_contact,
+    update_contact,
+    update_conversation,
+)
+from hub.platform.db import utcnow
+from hub.events.outbox import emit, emit_riding, is_first_event
+from hub.events.raw_webhooks import RAW_COLUMNS, Processor, register_processor, take_pending_raw
+from hub.models import Channel, Contact, Conversation, Message, RawWebhook
+from hub.tracking.matching import DEFAULT_WINDOW, attribute_first_message
+
+if TYPE_CHECKING:
+    from hub.platform.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+KNOWN_TYPES = frozenset({
+    "text", "image", "audio", "video", "document", "sticker", "location", "contacts",
+    "interactive", "button", "reaction", "order", "system", "unsupported", "revoke", "edit",
+    "request_welcome",
+})
+
+
+class ChannelRef(Protocol):
+    """What a message needs of its channel: the id, and what event payloads show."""
+
+    id: int
+    name: str
+    display_number: str
+    phone_number_id: str
+
+
+class Channels:
+    """Channels of one webhook body, looked up once each."""
+
+    def __init__(self, session: Session, known: ChannelRef | None = None):
+        self.session = session
+        self._by_number: dict[str, Channel | None] = {}
+        self._refs: dict[str, ChannelRef | None] = {}
+        if known is not None:  # the channel whose URL received the webhook
+            self._refs[known.phone_number_id] = known
+            if isinstance(known, Channel):
+                self._by_number[known.phone_number_id] = known
+
+    def by_number(self, phone_number_id: str | None) -> Channel | None:
+        """The channel as an ORM object, for the events that change it."""
+        if not phone_number_id:
+            return None
+        if phone_number_id not in self._by_number:
+            self._by_number[phone_number_id] = self.session.scalar(
+                select(Channel).where(Channel.phone_number_id == phone_number_id))
+        return self._by_number[phone_number_id]
+
+    def for_messages(self, phone_number_id: str | None) -> ChannelRef | None:
+        """The channel a message came to: usually the one the route has already read."""
+        if not phone_number_id:
+            return None
+        if phone_number_id not in self._refs:
+            self._refs[phone_number_id] = self.by_number(phone_number_id)
+        return self._refs[phone_number_id]
+
+    def of_account(self, waba_id: str) -> list[Channel]:
+        return list(self.session.scalars(select(Channel).where(Channel.waba_id == waba_id).order_by(Channel.id)))
+
+
+def apply(session: Session, parsed: ParsedWebhook, raw: RawWebhook, now: datetime, runtime: "Runtime",
+          channel: ChannelRef | None = None) -> None:
+    """`channel`: what the route has already read of raw.channel_id (None on replay)."""
+    if channel is None and raw.channel_id:
+        channel = session.get(Channel, raw.channel_id)
+    channels = Channels(session, channel)
+    window = timedelta(days=runtime.config.tracking.attribution_window_days)
+    links = runtime.media_links
+    for item in parsed.items:
+        if isinstance(item, InboundMessage):
+            says = broadcast_keywords.keyword_of(item.text, runtime.config) if item.type == "text" else None
+            stored = store_inbound(session, channels, item, now, attribution_window=window, says=says,
+                                   media_link=lambda message_id: links.url(message_id, now=now))
+            if stored is not None and stored.type == "text":
+                broadcast_keywords.customer_text(session, stored, now=now, config=runtime.config, says=says)
+        elif isinstance(item, StatusUpdate):
+            record_status(session, item, now=now, runtime=runtime)
+        elif isinstance(item, TemplateEvent):
+            account_events.template_event(session, channels, item, now)
+        elif isinstance(item, NumberEvent):
+            account_events.number_event(session, channels, item, now)
+        elif isinstance(item, UserPreference):
+            account_events.user_preference(session, item, now)
+        elif isinstance(item, ValueErrors):
+            account_events.value_errors(session, channels, item, now)
+        elif isinstance(item, Unhandled):
+            log.info("webhook field %s is not acted on (kept in the raw webhook)", item.field)
+
+
+def _payload(m: InboundMessage) -> dict[str, Any]:
+    return {
+        "message": m.raw,
+        "media": asdict(m.media) if m.media else None,
+        "referral": m.referral,
+        "errors": [asdict(e) for e in m.errors],
+        "forwarded": m.forwarded,
+        "original_type": m.type if m.type not in KNOWN_TYPES else None,
+        **({"parse_errors": list(m.parse_errors)} if m.parse_errors else {}),
+    }
+
+
+# customer_changed_number is how older webhook versions name the same change.
+NUMBER_CHANGES = frozenset({"user_changed_number", "customer_changed_number"})
+
+
+def _number_change(session: Session, contact: ContactRow, m: InboundMessage, now: datetime) -> None:
+    """system/user_changed_number: the contact keeps its history under the new number."""
+    new_wa_id = m.content.get("wa_id") or m.content.get("new_wa_id")
+    if m.content.get("type") not in NUMBER_CHANGES or not isinstance(new_wa_id, str) or \
+            not new_wa_id or new_wa_id == contact.wa_id or len(new_wa_id) > 32:
+        return
+    if session.scalar(select(Contact.id).where(Contact.wa_id == new_wa_id)):
+        log.warning("contact %s changed number to one another contact already has", contact.id)
+        return
+    update_contact(session, contact, {"wa_id": new_wa_id, "phone": e164(new_wa_id), "updated_at": now})
+
+
+def _new_message(conversation: ConversationRow, m: InboundMessage, now: datetime) -> Message:
+    """The message to store, as a Message not attached to the session: it is written with
+    one INSERT (_insert_message), and event payloads read it like any other message."""
+    return Message(
+        conversation_id=conversation.id, wa_message_id=m.id, direction="in",
+        type=m.type if m.type in KNOWN_TYPES else "unsupported", text=m.text, payload=_payload(m),
+        status="received", sent_at=m.timestamp, reply_to=m.reply_to,
+        error_code=m.errors[0].code if m.errors else None,
+        error_title=m.errors[0].title if m.errors else None,
+        attempts=0, created_at=now, updated_at=now,
+    )
+
+
+INBOUND_COLUMNS = ("conversation_id", "wa_message_id", "direction", "type", "text", "payload", "status",
+                   "sent_at", "reply_to", "error_code", "error_title", "attempts", "created_at", "updated_at")
+_messages = Message.__table__
+_conversations = Conversation.__table__
+_raw_webhooks = RawWebhook.__table__
+_INSERT_MESSAGE = insert(_messages).returning(_messages.c.id)
+
+
+def _insert_message(session: Session, message: Message, conversation: ConversationRow,
+                    changes: dict[str, Any]) -> None:
+    """INSERT the message and write its conversation's `changes`. PostgreSQL does both in
+    one statement (_insert_message_touching): nearly every message moves its conversation,
+    and a round trip costs about as much as the rest of the work on it.
+
+    The same statement writes the webhook's raw row when receive() still holds it
+    (hub.events.raw_webhooks.take_pending_raw): one round trip fewer again.
+
+    A concurrent delivery of the same wamid makes this fail on the unique key: the
+    transaction rolls back, the webhook answers 500, Meta retries, and the retry finds
+    the message stored."""
+    postgres = session.get_bind().dialect.name == "postgresql"
+    raw_row = take_pending_raw(session) if postgres else None
+    if postgres and (changes or raw_row is not None):
+        params = {f"message_{column}": getattr(message, column) for column in INBOUND_COLUMNS}
+        if changes:
+            params.update({f"touch_{column}": value for column, value in changes.items()})
+            params.update(touch_id=conversation.id, touch_updated_at=utcnow())
+        if raw_row is not None:
+            params.update({f"raw_{column}": value for column, value in raw_row.items()})
+        statement = _insert_message_touching(tuple(changes), with_raw=raw_row is not None)
+        message.id = session.execute(statement, params).scalar_one()
+        for column, value in changes.items():
+            setattr(conversation, column, value)
+    else:
+        values = {column: getattr(message, column) for column in INBOUND_COLUMNS}
+        message.id = session.execute(_INSERT_MESSAGE, values).scalar_one()
+        update_conversation(session, conversation, changes)
+
+
+@functools.cache
+def _insert_message_touching(columns: tuple[str, ...], *, with_raw: bool = False) -> Insert:
+    """The message's INSERT with its conversation's UPDATE of `columns` (and the raw
+    webhook's INSERT) as data-modifying CTEs (PostgreSQL), built once per shape. In such
+    a statement SQLAlchemy would match a parameter named like a column to that column of
+    every table, and applies no column default or onupdate: so every value is an
+    explicitly named parameter (message_<column>, touch_<column>, touch_id,
+    raw_<column>), updated_at included."""
+    values = {column: bindparam(f"message_{column}", type_=_messages.c[column].type) for column in INBOUND_COLUMNS}
+    statement = insert(_messages).values(values).returning(_messages.c.id)
+    if columns:  # nothing to touch when the message moves no timestamp of its conversation
+        touch = update(_conversations).where(_conversations.c.id == bindparam("touch_id")).values(
+            {column: bindparam(f"touch_{column}", type_=_conversations.c[column].type)
+             for column in columns + ("updated_at",)})
+        statement = statement.add_cte(touch.cte("touched_conversation"))
+    if with_raw:
+        raw = insert(_raw_webhooks).values(
+            {column: bindparam(f"raw_{column}", type_=_raw_webhooks.c[column].type) for column in RAW_COLUMNS})
+        statement = statement.add_cte(raw.cte("raw_webhook"))
+    return statement
+
+
+def store_inbound(session: Session, channels: Channels, m: InboundMessage, now: datetime, *,
+                  attribution_window: timedelta = DEFAULT_WINDOW,
+                  media_link: Callable[[int], str] | None = None, says: str | None = None) -> Message | None:
+    """Store one inbound message and emit its events. None when it is for a number that
+    is not a channel here, or already stored (Meta's retry or duplicate: nothing changes).
+    `says`: the message's opt-out/opt-in keyword verdict (hub.broadcasts.inbound.keyword_of).
+    The Message returned is not attached to the session."""
+    channel = channels.for_messages(m.route.phone_number_id)
+    if channel is None:
+        log.warning("message %s is for number %s, which is not a channel here", m.id, m.route.phone_number_id)
+        return None
+    sender = find_for_message(session, channel_id=channel.id, wa_id=m.from_wa_id, user_id=m.from_user_id,
+                              wa_message_id=m.id)
+    contact, conversation = sender.contact, sender.conversation
+    if sender.duplicate:
+        return None
+    profile = {"name": m.contact.name if m.contact else "", "username": m.contact.username if m.contact else None}
+    if contact is None:
+        contact = ensure_contact(session, wa_id=m.from_wa_id, user_id=m.from_user_id, now=now, **profile)
+    else:
+        refresh_contact(session, contact, wa_id=m.from_wa_id, user_id=m.from_user_id, **profile)
+    if m.type == "system":
+        _number_change(session, contact, m, now)
+    started = False
+    if conversation is None:
+        conversation, started = open_conversation_row(session, channel_id=channel.id, contact_id=contact.id,
+                                                      now=m.timestamp)
+    message = _new_message(conversation, m, now)
+    changes = _conversation_changes(conversation, m)
+    if started:
+        # Before the INSERT, so that a matched code's note on the payload is written with it.
+        changes["lead_source"] = attribute_first_message(session, conversation, message, referral=m.referral,
+                                                         window=attribution_window, now=now)
+    if sender.next_message_id is not None and not started and is_first_event(session):
+        message.id = sender.next_message_id
+        _insert_message_with_event(session, channel, contact, conversation, message, changes, now=now,
+                                   media_link=media_link)
+    else:
+        _insert_message(session, message, conversation, changes)
+        _emit_received(session, channel, contact, conversation, message, started=started, now=now,
+                       media_link=media_link, says=says)
+    if started:
+        conversation_reactions.started(session, conversation.id, first_text=m.text or "", now=now)
+    if m.original_message_id:
+        _annotate_original(session, m)
+    return message
+
+
+def _insert_message_with_event(session: Session, channel: ChannelRef, contact: ContactRow,
+                               conversation: ConversationRow, message: Message, changes: dict[str, Any], *,
+                               now: datetime, media_link: Callable[[int], str] | None) -> None:
+    """PostgreSQL, a known sender's message (its id drawn already, see find_for_message)
+    as the transaction's first event: the message, its conversation's changes, the raw
+    webhook row and message.received in ONE statement, the round trip that reads the
+    event's subscribers. A returning customer's webhook is then three round trips
+    (read, write, commit), as few as keeping the raw body alone."""
+    params = {f"message_{column}": getattr(message, column) for column in ("id", *INBOUND_COLUMNS)}
+    if changes:
+        params.update({f"touch_{column}": value for column, value in changes.items()})
+        params.update(touch_id=conversation.id, touch_updated_at=utcnow())
+    raw_row = take_pending_raw(session)
+    if raw_row is not None:
+        params.update({f"raw_{column}": value for column, value in raw_row.items()})
+    for column, value in changes.items():
+        setattr(conversation, column, value)
+    emit_riding(session, "message.received", _received_data(session, channel, contact, conversation, message,
+                                                             media_link=media_link),
+                now=now, ordering_key=payloads.ordering_key(conversation),
+                with_ctes=_riding_writes(tuple(changes), with_raw=raw_row is not None), params=params)
+
+
+@functools.cache
+def _riding_writes(columns: tuple[str, ...], *, with_raw: bool) -> tuple[Any, ...]:
+    """The writes of _insert_message_with_event, built once per shape (explicitly named
+    parameters, as in _insert_message_touching)."""
+    values = {column: bindparam(f"message_{column}", type_=_messages.c[column].type)
+              for column in ("id", *INBOUND_COLUMNS)}
+    writes: list[Any] = [insert(_messages).values(values)]
+    if columns:
+        writes.append(update(_conversations).where(_conversations.c.id == bindparam("touch_id")).values(
+            {column: bindparam(f"touch_{column}", type_=_conversations.c[column].type)
+             for column in columns + ("updated_at",)}))
+    if with_raw:
+        writes.append(insert(_raw_webhooks).values(
+            {column: bindparam(f"raw_{column}", type_=_raw_webhooks.c[column].type) for column in RAW_COLUMNS}))
+    return tuple(writes)
+
+
+def _conversation_changes(conversation: ConversationRow, m: InboundMessage) -> dict[str, Any]:
+    """The window and activity timestamps this message moves forward."""
+    changes: dict[str, Any] = {}
+    if m.opens_window and (conversation.last_inbound_at is None or m.timestamp > conversation.last_inbound_at):
+        changes["last_inbound_at"] = m.timestamp
+    if m.referral and (conversation.ctwa_entry_at is None or m.timestamp > conversation.ctwa_entry_at):
+        changes["ctwa_entry_at"] = m.timestamp
+    if conversation.last_message_at is None or m.timestamp > conversation.last_message_at:
+        changes["last_message_at"] = m.timestamp
+    return changes
+
+
+def _emit_received(session: Session, channel: ChannelRef, contact: ContactRow, conversation: ConversationRow,
+                   message: Message, *, started: bool, now: datetime,
+                   media_link: Callable[[int], str] | None = None, says: str | None = None) -> None:
+    key = payloads.ordering_key(conversation)
+    if started:
+        emit_started(session, conversation, contact, channel=channel, now=now, says=says)
+    emit(session, "message.received", _received_data(session, channel, contact, conversation, message,
+                                                     media_link=media_link), now=now, ordering_key=key)
+
+
+def _received_data(session: Session, channel: ChannelRef, contact: ContactRow, conversation: ConversationRow,
+                   message: Message, *, media_link: Callable[[int], str] | None) -> dict[str, Any]:
+    return {
+        "conversation": payloads.conversation(session, conversation, known_channel=channel),
+        "contact": payloads.contact(contact),
+        "message": payloads.message(session, message, media_link=media_link),
+    }
+
+
+def _annotate_original(session: Session, m: InboundMessage) -> None:
+    """revoke / edit: mark the message the user deleted or changed."""
+    original = session.scalar(select(Message).where(Message.wa_message_id == m.original_message_id))
+    if original is None:
+        return
+    note = {"revoked_at": payloads.iso(m.timestamp)} if m.type == "revoke" else \
+        {"edited_at": payloads.iso(m.timestamp), "edited_text": m.text}
+    original.payload = {**(original.payload or {}), **note}
+
+
+def split(parsed: ParsedWebhook) -> list[tuple[str, ParsedWebhook]]:
+    """One part per item, named by its place in the body (or its kind and position)."""
+    return [(getattr(item, "where", "") or f"item {i} ({type(item).__name__})", ParsedWebhook(items=(item,)))
+            for i, item in enumerate(parsed.items)]
+
+
+register_processor("whatsapp", Processor(parse=parse, apply=apply, split=split))

@@ -1,0 +1,135 @@
+"""Outgoing messages: queued in the caller's transaction, sent by workers.
+
+Queueing checks everything the hub can know before the network: the 24-hour window for
+free-form messages (refused with the templates that could be used instead), the
+template and its parameters, marketing opt-outs. Sending happens in workers, one
+message per conversation at a time (so a conversation's messages keep their order),
+under the number's messages-per-second limit shared by every worker.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.orm import Session
+
+from hub.events import payloads
+from hub.channels.base import NotFound, OptedOut, SendRefused, TemplateRefused, WindowClosed
+from hub.channels.whatsapp.templates import parameters as tpl
+from hub.channels.whatsapp.outbound import window
+from hub.channels.whatsapp.outbound.compose import compose, request_body
+from hub.conversations.store import open_conversation, upsert_contact
+from hub.events.outbox import emit
+from hub.models import Channel, Contact, Conversation, Message, Template
+
+if TYPE_CHECKING:
+    from hub.platform.runtime import Runtime
+
+__all__ = ["NotFound", "OptedOut", "SendRefused", "TemplateRefused", "WindowClosed", "queue_message"]
+
+
+def template_choices(templates: list[Template]) -> list[dict[str, Any]]:
+    return [{"name": t.name, "language": t.language, "category": t.category} for t in templates]
+
+
+@dataclass(frozen=True)
+class Target:
+    channel: Channel
+    contact: Contact
+    conversation: Conversation
+    started: bool
+
+
+def _digits(phone: str) -> str:
+    digits = "".join(ch for ch in phone if ch.isdigit())
+    if len(digits) < 6:
+        raise SendRefused(f"{phone!r} is not a phone number")
+    return digits
+
+
+def resolve_target(session: Session, *, conversation_id: int | None, channel_id: int | None,
+                   to: str | None, now: datetime) -> Target:
+    if conversation_id is not None:
+        conversation = session.get(Conversation, conversation_id)
+        if conversation is None:
+            raise NotFound(f"no conversation with id {conversation_id}")
+        channel = session.get(Channel, conversation.channel_id)
+        contact = session.get(Contact, conversation.contact_id)
+        if conversation.status != "open":
+            # Writing to a closed conversation reopens the contact's conversation on that number.
+            conversation, started = open_conversation(session, channel_id=channel.id, contact_id=contact.id,
+                                                      now=now)
+            return Target(channel, contact, conversation, started)
+        return Target(channel, contact, conversation, False)
+    if channel_id is None or not to:
+        raise SendRefused("give conversation_id, or channel_id and to")
+    channel = session.get(Channel, channel_id)
+    if channel is None:
+        raise NotFound(f"no channel with id {channel_id}")
+    contact = upsert_contact(session, wa_id=_digits(to), user_id=None, now=now)
+    conversation, started = open_conversation(session, channel_id=channel.id, contact_id=contact.id, now=now)
+    return Target(channel, contact, conversation, started)
+
+
+def queue_message(
+    session: Session,
+    *,
+    kind: str,
+    content: dict[str, Any] | None = None,
+    template: tpl.TemplateInput | None = None,
+    conversation_id: int | None = None,
+    channel_id: int | None = None,
+    to: str | None = None,
+    reply_to: str | None = None,
+    author_id: int | None = None,
+    now: datetime,
+) -> Message:
+    target = resolve_target(session, conversation_id=conversation_id, channel_id=channel_id, to=to, now=now)
+    channel, contact, conversation = target.channel, target.contact, target.conversation
+    template_row = None
+    template_text = ""
+    if kind == "template":
+        if template is None:
+            raise TemplateRefused("a template message needs template.name and template.language")
+        template_row = tpl.find(session, channel.waba_id, template.name, template.language)
+        if template_row is None:
+            raise TemplateRefused(
+                f"no template {template.name!r} in {template.language!r} on this account; sync templates or "
+                f"choose another", templates=template_choices(tpl.usable(session, channel.waba_id)))
+        try:
+            content = tpl.build(template_row, template)
+        except tpl.TemplateProblem as exc:
+            raise TemplateRefused(str(exc)) from None
+        template_text = tpl.as_text(tpl.render(template_row, content))
+        if (template_row.category or "").upper() == "MARKETING" and contact.opted_out_at is not None:
+            raise OptedOut("this contact asked not to receive marketing messages")
+    composed = compose(kind, content or {}, template_text=template_text)
+    if composed.needs_window and not window.is_open(conversation, now):
+        usable = template_choices(tpl.usable(session, channel.waba_id))
+        closes = window.closes_at(conversation)
+        when = f"closed at {payloads.iso(closes)}" if closes else "never opened (the customer has not written)"
+        raise WindowClosed(f"the 24-hour customer service window {when}; only a template can be sent",
+                           templates=usable)
+    recipient = f"+{contact.wa_id}" if contact.wa_id else contact.user_id
+    message = Message(
+        conversation_id=conversation.id, direction="out", type=composed.type, text=composed.text or None,
+        payload={"content": composed.content}, status="queued", sent_at=now, reply_to=reply_to,
+        author_id=author_id, recipient=recipient, attempts=0, next_attempt_at=now,
+        template_name=template_row.name if template_row else None,
+        template_language=template_row.language if template_row else None,
+        template_category=template_row.category if template_row else None,
+        created_at=now, updated_at=now,
+    )
+    session.add(message)
+    session.flush()
+    body = request_body(composed, to=recipient, reply_to=reply_to, callback_data=f"hub:{message.id}")
+    if not contact.wa_id and composed.type != "read":
+        body.pop("to", None)
+        body["recipient"] = contact.user_id  # business-scoped user id (2026+)
+    message.request = body
+    if target.started:
+        emit(session, "conversation.started", {"conversation": payloads.conversation(session, conversation),
+                                               "contact": payloads.contact(contact)},
+             now=now, ordering_key=payloads.ordering_key(conversation))
+    return message

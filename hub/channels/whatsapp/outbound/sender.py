@@ -1,0 +1,268 @@
+"""The worker side of outgoing messages: claim, send under the number's limit, record.
+
+Claims follow the delivery ledger's pattern: per channel (serialised on the channel row
+on PostgreSQL), only the oldest waiting message of each conversation, leased so a
+killed worker's messages go to another worker once the lease lapses.
+"""
+from __future__ import annotations
+
+import logging
+import random
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Callable
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session, aliased
+
+from hub.events import payloads
+from hub.channels.whatsapp.outbound import window
+from hub.channels.whatsapp.channels import endpoint
+from hub.channels.whatsapp.outbound.client import WhatsAppClient
+from hub.channels.whatsapp.inbound.statuses import refresh
+from hub.channels.whatsapp.errors import WhatsAppError, classify
+from hub.platform.db import utcnow
+from hub.shared.backoff import next_attempt_at
+from hub.events.outbox import emit
+from hub.shared.http import TimeoutSession
+from hub.models import Channel, Contact, Conversation, Message, MessageStatus
+from hub.shared.ratelimit import MemoryWindow, TokenBucket
+from hub.platform.runtime import Runtime
+
+log = logging.getLogger(__name__)
+WAITING = ("queued", "sending")
+SPREAD_WINDOW = 1.05  # seconds: Meta's second, and time for the requests to get there
+
+
+@dataclass(frozen=True)
+class Claimed:
+    message_id: int
+    body: dict
+    attempts: int
+    created_at: datetime
+
+
+def _due(m, now: datetime):
+    return or_(and_(m.status == "queued", m.next_attempt_at <= now),
+               and_(m.status == "sending", m.lease_expires_at <= now))
+
+
+def _blocking(m, now: datetime):
+    return or_(and_(m.status == "queued", m.next_attempt_at > now),
+               and_(m.status == "sending", m.lease_expires_at > now))
+
+
+def claim(session: Session, channel_id: int, owner: str, *, now: datetime, limit: int,
+          lease_seconds: float) -> list[Claimed]:
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:
+        session.execute(select(Channel.id).where(Channel.id == channel_id).with_for_update())
+    m, e = Message, aliased(Message)
+    blocked = (
+        select(e.conversation_id, func.min(e.id).label("first_id"))
+        .join(Conversation, Conversation.id == e.conversation_id)
+        .where(Conversation.channel_id == channel_id, e.direction == "out", e.status.in_(WAITING),
+               _blocking(e, now))
+        .group_by(e.conversation_id)
+        .cte("blocked")
+    )
+    query = (
+        select(m.id, m.request, m.attempts, m.created_at, m.conversation_id)
+        .join(Conversation, Conversation.id == m.conversation_id)
+        .outerjoin(blocked, blocked.c.conversation_id == m.conversation_id)
+        .where(Conversation.channel_id == channel_id, m.direction == "out", m.status.in_(WAITING),
+               _due(m, now), or_(blocked.c.first_id.is_(None), m.id < blocked.c.first_id))
+        .order_by(m.id)
+        .limit(limit * 4)
+    )
+    if postgres:
+        query = query.with_for_update(skip_locked=True, of=m)
+    chosen: list[Claimed] = []
+    seen_conversations: set[int] = set()
+    for row in session.execute(query):
+        if row.conversation_id in seen_conversations:
+            continue  # one message per conversation per round keeps their order
+        seen_conversations.add(row.conversation_id)
+        chosen.append(Claimed(row.id, row.request, row.attempts, row.created_at))
+        if len(chosen) == limit:
+            break
+    if chosen:
+        session.execute(
+            update(Message).where(Message.id.in_([c.message_id for c in chosen]))
+            .values(status="sending", lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_seconds))
+            .execution_options(synchronize_session=False)
+        )
+    return chosen
+
+
+class Sender:
+    """Sends queued messages for every channel; `run_once` is one round."""
+
+    def __init__(self, runtime: Runtime, owner: str, *, clock: Callable[[], datetime] = utcnow,
+                 rng: random.Random | None = None):
+        self.runtime = runtime
+        self.owner = owner
+        self.clock = clock
+        self.rng = rng
+        self.http = TimeoutSession(runtime.config.delivery.http_timeout_seconds)
+        self._pool = ThreadPoolExecutor(8, thread_name_prefix="wa-send")
+        self._windows: dict[int, MemoryWindow] = {}
+
+    def run_once(self) -> int:
+        db = self.runtime.db
+        with db.scope() as session:
+            channels = list(session.scalars(  # each kind's own sender sends its channels
+                select(Channel).where(Channel.health != "unhealthy", Channel.kind == "whatsapp").order_by(Channel.id)))
+            for channel in channels:
+                session.expunge(channel)
+        total = 0
+        for channel in channels:
+            with db.scope() as session:
+                claimed = claim(session, channel.id, self.owner, now=self.clock(),
+                                limit=self.runtime.config.whatsapp.send_batch_size,
+                                lease_seconds=self.runtime.config.worker.lease_seconds)
+            if claimed:
+                self._send_all(channel, claimed)
+                total += len(claimed)
+        return total
+
+    def _send_all(self, channel: Channel, claimed: list[Claimed]) -> None:
+        """Send a claimed batch, then record every answer in one transaction: a
+        transaction per message was the sender's bound. A worker killed before that
+        commit leaves messages whose status webhooks adopt them (adopt_orphan), as a
+        kill between one send and its commit always did."""
+        client = WhatsAppClient(endpoint(channel, self.runtime.vault, self.runtime.config), self.http)
+        bucket = TokenBucket(self.runtime.db, f"channel:{channel.id}:mps", rate=channel.mps,
+                             burst=max(1, channel.mps), clock=self.clock)
+        for start in range(0, len(claimed), int(bucket.burst)):  # the batch's tokens in one take
+            bucket.take(float(len(claimed[start:start + int(bucket.burst)])))
+
+        spread = self._spread(channel)
+
+        def send(item: Claimed):
+            spread.take()
+            try:
+                return item, client.send(item.body), None
+            except WhatsAppError as exc:
+                return item, None, exc
+
+        answers = list(self._pool.map(send, claimed))
+        if any(error is not None and classify(error) == "throttled" for _, _, error in answers):
+            bucket.penalise(1.0)  # before the transaction: the bucket has its own
+        try:
+            with self.runtime.db.scope() as session:
+                self._record(session, channel, answers)
+        except Exception:
+            # One bad answer must not cost the batch its record (their messages would be
+            # sent again when the lease lapses): record them one by one.
+            log.exception("channel %s: recording a batch of %d answers failed; one by one", channel.id,
+                          len(answers))
+            for answer in answers:
+                with self.runtime.db.scope() as session:
+                    self._record(session, channel, [answer])
+
+    def _spread(self, channel: Channel) -> MemoryWindow:
+        """This process's sends of the channel within a sliding second (with a little
+        slack for the way there), as Meta counts them (130429): the shared bucket lets a
+        worker that fell behind catch up in a burst; this keeps the catching up under the
+        limit."""
+        window = self._windows.get(channel.id)
+        if window is None or window.limit != max(1, int(channel.mps)):
+            window = self._windows[channel.id] = MemoryWindow(max(1, int(channel.mps)), SPREAD_WINDOW)
+        return window
+
+    def _record(self, session: Session, channel: Channel,
+                answers: list[tuple[Claimed, dict | None, WhatsAppError | None]]) -> None:
+        ids = [item.message_id for item, _, _ in answers]
+        messages = {m.id: m for m in session.scalars(select(Message).where(Message.id.in_(ids)))}
+        conversation_ids = {m.conversation_id for m in messages.values()}
+        conversations = {c.id: c for c in session.scalars(
+            select(Conversation).where(Conversation.id.in_(conversation_ids)))}
+        contact_ids = {c.contact_id for c in conversations.values()}
+        # Held while recording: the identity map keeps unchanged objects only as long as someone does.
+        contacts = list(session.scalars(select(Contact).where(Contact.id.in_(contact_ids))))
+        wamids = [result["wa_message_id"] for _, result, _ in answers if result and result.get("wa_message_id")]
+        with_statuses = set(session.scalars(select(MessageStatus.wa_message_id).where(
+            MessageStatus.wa_message_id.in_(wamids)))) if wamids else set()
+        with session.no_autoflush:  # the messages' UPDATEs go together at commit
+            for item, result, error in answers:
+                message = messages.get(item.message_id)
+                if message is None or message.lease_owner != self.owner or message.status != "sending":
+                    continue  # our lease lapsed and another worker took it
+                if error is None:
+                    self._accepted(session, message, item, result,
+                                   statuses_waiting=result.get("wa_message_id") in with_statuses)
+                else:
+                    self._failed(session, channel, message, item, error)
+        del contacts
+
+    def _accepted(self, session: Session, message: Message, item: Claimed, result: dict, *,
+                  statuses_waiting: bool) -> None:
+        now = self.clock()
+        conversation = session.get(Conversation, message.conversation_id)
+        message.wa_message_id = result["wa_message_id"]
+        message.status = "accepted"
+        message.accepted_at = now
+        message.attempts = item.attempts + 1
+        message.lease_owner = message.lease_expires_at = None
+        message.error_code = message.error_title = None
+        message.updated_at = now
+        if message.type == "read":
+            return
+        fep_expires = window.fep_start_on_reply(conversation, now)
+        if fep_expires is not None:
+            conversation.fep_expires_at = fep_expires
+        conversation.last_message_at = now
+        if statuses_waiting:
+            session.flush()
+            refresh(session, message, now=now, runtime=self.runtime)  # statuses that outran us
+        contact = session.get(Contact, conversation.contact_id)
+        emit(session, "message.sent", {
+            "conversation": payloads.conversation(session, conversation),
+            "contact": payloads.contact(contact),
+            "message": payloads.message(session, message),
+        }, now=now, ordering_key=payloads.ordering_key(conversation))
+
+    def _failed(self, session: Session, channel: Channel, message: Message, item: Claimed,
+                error: WhatsAppError) -> None:
+        now = self.clock()
+        verdict = classify(error)
+        message.attempts = item.attempts + 1
+        message.lease_owner = message.lease_expires_at = None
+        message.error_code, message.error_title = error.code, str(error)[:2000]
+        message.updated_at = now
+        too_old = now - item.created_at > timedelta(seconds=self.runtime.config.delivery.max_age_seconds)
+        if verdict in ("retry", "throttled", "pair_limit") and not too_old:
+            message.status = "queued"
+            if verdict == "throttled":
+                delay = error.retry_after or 1.0 + (self.rng or random).random()
+                message.next_attempt_at = now + timedelta(seconds=delay)
+            elif verdict == "pair_limit":
+                # Meta: wait 4^X seconds before writing to the same user again.
+                message.next_attempt_at = now + timedelta(seconds=min(4 ** item.attempts, 3600))
+            else:
+                cfg = self.runtime.config.delivery
+                message.next_attempt_at = next_attempt_at(
+                    now, message.attempts, base=cfg.backoff_base_seconds, cap=cfg.backoff_max_seconds,
+                    retry_at=now + timedelta(seconds=error.retry_after) if error.retry_after else None,
+                    rng=self.rng)
+            return
+        message.status = "failed"
+        message.failed_at = now
+        if verdict == "window_closed":
+            message.error_title = "window_closed: " + message.error_title
+        if verdict == "token":
+            fresh = session.get(Channel, channel.id)
+            fresh.health = "unhealthy"
+            fresh.health_message = f"the access token was refused: {error}; update it in the channel settings"
+            log.error("channel %s: access token refused (%s)", channel.id, error.code)
+        conversation = session.get(Conversation, message.conversation_id)
+        if message.type == "read":
+            return
+        emit(session, "message.status", {
+            "conversation_id": conversation.id, "contact_id": conversation.contact_id,
+            "message": {"id": message.id, "wa_message_id": message.wa_message_id, "status": "failed",
+                        "error": {"code": error.code, "title": error.title, "details": error.details},
+                        "pricing": None},
+        }, now=now, ordering_key=payloads.ordering_key(conversation))

@@ -1,0 +1,1 @@
+"""Conversations: contacts and conversations, persons across channels, assignment and closing."""

@@ -1,0 +1,1 @@
+"""Events: the transactional outbox, the event payloads, raw webhooks kept and replayed."""

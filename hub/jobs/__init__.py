@@ -1,0 +1,1 @@
+"""Background jobs: the scheduler (one leader at a time), its leases, retention."""

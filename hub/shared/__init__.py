@@ -1,0 +1,1 @@
+"""Shared leaves: HTTP, secrets and signatures, phones, rate limits, text templates, media links, backoff. The only part of the hub the connectors import."""

@@ -1,0 +1,253 @@
+"""Rate limits kept in the database and shared by every process: a token bucket, and a
+sliding window for services that count requests in a rolling window.
+
+Each take is a short transaction that locks the bucket row (SELECT ... FOR UPDATE on
+PostgreSQL; SQLite serialises writers anyway), refills it for the time elapsed and takes
+a token if there is one. Callers that find it empty sleep exactly until the next token.
+"""
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Callable
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from hub.platform.db import Database, utcnow
+from hub.models import RateBucket
+
+
+class TokenBucket:
+    def __init__(self, db: Database, name: str, *, rate: float, burst: float,
+                 clock: Callable[[], datetime] = utcnow, sleep: Callable[[float], None] = time.sleep):
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate must be > 0 and burst >= 1")
+        self.db = db
+        self.name = name
+        self.rate = rate
+        self.burst = burst
+        self.clock = clock
+        self.sleep = sleep
+
+    def try_take(self, tokens: float = 1.0) -> float:
+        """Take `tokens` if available; returns 0, or the seconds to wait before retrying."""
+        now = self.clock()
+        with self.db.scope() as session:
+            bucket = session.scalar(
+                select(RateBucket).where(RateBucket.name == self.name).with_for_update()
+            )
+            if bucket is None:
+                try:
+                    with session.begin_nested():
+                        session.add(RateBucket(name=self.name, tokens=self.burst - tokens, updated_at=now))
+                    return 0.0
+                except IntegrityError:
+                    bucket = session.scalar(
+                        select(RateBucket).where(RateBucket.name == self.name).with_for_update()
+                    )
+            elapsed = max(0.0, (now - bucket.updated_at).total_seconds())
+            available = min(self.burst, bucket.tokens + elapsed * self.rate)
+            bucket.updated_at = now
+            if available >= tokens:
+                bucket.tokens = available - tokens
+                return 0.0
+            bucket.tokens = available
+            return (tokens - available) / self.rate
+
+    def give_back(self, tokens: float = 1.0) -> None:
+        """Return tokens taken for an attempt that turned out not to count (a sign-in that
+        succeeded), never filling the bucket past its burst."""
+        now = self.clock()
+        with self.db.scope() as session:
+            bucket = session.scalar(
+                select(RateBucket).where(RateBucket.name == self.name).with_for_update()
+            )
+            if bucket is not None:
+                elapsed = max(0.0, (now - bucket.updated_at).total_seconds())
+                bucket.tokens = min(self.burst, bucket.tokens + elapsed * self.rate + tokens)
+                bucket.updated_at = now
+
+    def take(self, tokens: float = 1.0) -> None:
+        """Block until `tokens` are taken."""
+        while True:
+            wait = self.try_take(tokens)
+            if wait <= 0:
+                return
+            self.sleep(wait)
+
+    def penalise(self, seconds: float) -> None:
+        """The service said "too many requests": empty the bucket for `seconds`."""
+        now = self.clock()
+        with self.db.scope() as session:
+            bucket = session.scalar(
+                select(RateBucket).where(RateBucket.name == self.name).with_for_update()
+            )
+            if bucket is not None:
+                bucket.tokens = min(bucket.tokens, -seconds * self.rate)
+                bucket.updated_at = now
+
+
+class MemoryBucket:
+    """The same token bucket held in one process's memory: for a client used outside the
+    hub (scripts, tests) or for calls that must not draw on the shared budget."""
+
+    def __init__(self, rate: float, burst: float, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep):
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate must be > 0 and burst >= 1")
+        self.rate, self.burst, self.clock, self.sleep = rate, burst, clock, sleep
+        self.tokens, self.updated = burst, clock()
+        self._lock = threading.Lock()
+
+    def try_take(self, tokens: float = 1.0) -> float:
+        with self._lock:
+            now = self.clock()
+            self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+            self.updated = now
+            if self.tokens >= tokens:
+                self.tokens -= tokens
+                return 0.0
+            return (tokens - self.tokens) / self.rate
+
+    def give_back(self, tokens: float = 1.0) -> None:
+        with self._lock:
+            now = self.clock()
+            self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate + tokens)
+            self.updated = now
+
+    def take(self, tokens: float = 1.0) -> None:
+        while (wait := self.try_take(tokens)) > 0:
+            self.sleep(wait)
+
+    def penalise(self, seconds: float) -> None:
+        with self._lock:
+            self.tokens = min(self.tokens, -seconds * self.rate)
+            self.updated = self.clock()
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+class SlidingWindow:
+    """At most `limit` takes in any rolling `window` seconds, shared by every process:
+    the limit services such as HubSpot state ("100 requests per 10 seconds, rolling").
+
+    A token bucket can only honour such a limit by spreading it (one request every
+    window/limit seconds), so a client that spends a little longer than that between
+    two requests loses the difference for good. Here the window itself is kept: one row
+    per slot (`<name>#<n>`), each holding when it was last used; a take locks the
+    least recently used slot that no other process holds (SKIP LOCKED) and uses it if
+    it is more than `window` seconds old."""
+
+    def __init__(self, db: Database, name: str, *, limit: int, window: float,
+                 clock: Callable[[], datetime] = utcnow, sleep: Callable[[float], None] = time.sleep):
+        if limit < 1 or window <= 0:
+            raise ValueError("limit must be >= 1 and window > 0")
+        self.db = db
+        self.name = name
+        self.limit = limit
+        self.window = timedelta(seconds=window)
+        self.clock = clock
+        self.sleep = sleep
+        self.slots = [f"{name}#{n}" for n in range(limit)]
+
+    def _range(self, column=RateBucket.name):
+        # The slots' names sort together: "<name>#" up to (not including) "<name>$".
+        return and_(column >= f"{self.name}#", column < f"{self.name}$")
+
+    def _create_slots(self) -> None:
+        with self.db.scope() as session:
+            have = set(session.scalars(select(RateBucket.name).where(self._range())))
+            for name in self.slots:
+                if name not in have:
+                    try:
+                        with session.begin_nested():
+                            session.add(RateBucket(name=name, tokens=0.0, updated_at=EPOCH))
+                    except IntegrityError:
+                        pass  # another process made it
+
+    def try_take(self, tokens: float = 1.0) -> float:
+        """Take one slot; returns 0, or the seconds until the oldest slot frees.
+
+        One statement in the usual case: the least recently used free slot no other
+        process holds right now, stamped with the time of this request."""
+        if tokens != 1.0:
+            raise ValueError("a sliding window takes one request at a time")
+        now = self.clock()
+        cutoff = now - self.window
+        free = (select(RateBucket.name).where(self._range(), RateBucket.name.in_(self.slots),
+                                              RateBucket.updated_at <= cutoff)
+                .order_by(RateBucket.updated_at).limit(1).with_for_update(skip_locked=True).scalar_subquery())
+        with self.db.scope() as session:
+            taken = session.execute(update(RateBucket).where(RateBucket.name == free)
+                                    .values(updated_at=now).returning(RateBucket.name)).first()
+            if taken is not None:
+                return 0.0
+            used = session.execute(select(func.count(), func.min(RateBucket.updated_at))
+                                   .where(self._range(), RateBucket.name.in_(self.slots))).one()
+        if used[0] < self.limit:
+            self._create_slots()  # first use, or a larger limit than before
+            return self.try_take(tokens)
+        if used[1] is None or used[1] + self.window <= now:
+            return 0.01  # the free ones are being taken by other processes right now
+        return max((used[1] + self.window - now).total_seconds(), 0.001)
+
+    def take(self, tokens: float = 1.0) -> None:
+        while (wait := self.try_take(tokens)) > 0:
+            self.sleep(wait)
+
+    def give_back(self, tokens: float = 1.0) -> None:
+        """Free the most recently used slot (a request that turned out not to count)."""
+        with self.db.scope() as session:
+            slot = session.scalar(select(RateBucket).where(RateBucket.name.in_(self.slots))
+                                  .order_by(RateBucket.updated_at.desc()).limit(1).with_for_update())
+            if slot is not None:
+                slot.updated_at = EPOCH
+
+    def penalise(self, seconds: float) -> None:
+        """The service said "too many requests": no slot frees for `seconds`."""
+        held = self.clock() + timedelta(seconds=seconds) - self.window
+        with self.db.scope() as session:
+            session.execute(update(RateBucket).where(RateBucket.name.in_(self.slots),
+                                                     RateBucket.updated_at < held).values(updated_at=held))
+
+
+class MemoryWindow:
+    """The same sliding window in one process's memory."""
+
+    def __init__(self, limit: int, window: float, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep):
+        if limit < 1 or window <= 0:
+            raise ValueError("limit must be >= 1 and window > 0")
+        self.limit, self.window, self.clock, self.sleep = limit, window, clock, sleep
+        self.used: collections.deque[float] = collections.deque()
+        self._lock = threading.Lock()
+
+    def try_take(self, tokens: float = 1.0) -> float:
+        with self._lock:
+            now = self.clock()
+            while self.used and self.used[0] <= now - self.window:
+                self.used.popleft()
+            if len(self.used) < self.limit:
+                self.used.append(now)
+                return 0.0
+            return max(self.used[0] + self.window - now, 0.001)
+
+    def take(self, tokens: float = 1.0) -> None:
+        while (wait := self.try_take(tokens)) > 0:
+            self.sleep(wait)
+
+    def give_back(self, tokens: float = 1.0) -> None:
+        with self._lock:
+            if self.used:
+                self.used.pop()
+
+    def penalise(self, seconds: float) -> None:
+        with self._lock:
+            held = self.clock() + seconds - self.window
+            self.used = collections.deque(max(t, held) for t in self.used)
+            while len(self.used) < self.limit:
+                self.used.appendleft(held)

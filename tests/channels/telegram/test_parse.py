@@ -1,0 +1,151 @@
+"""Telegram updates (tests/fixtures/telegram, Bot API bodies) as the hub's values: a test
+per fixture; parsing is pure."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import pytest
+
+from hub.channels.telegram.parse import callback_answer, parse
+from hub.channels.telegram.types import Ignored, MemberChange, TelegramMessage
+from hub.events.raw_webhooks import PayloadError
+from tests.support.paths import FIXTURES as ALL_FIXTURES
+
+FIXTURES = ALL_FIXTURES / "telegram"
+ANA = 111222333
+
+
+def fixture(name: str) -> bytes:
+    return (FIXTURES / f"{name}.json").read_bytes()
+
+
+def message(name: str) -> TelegramMessage:
+    parsed = parse(fixture(name))
+    assert parsed.update_id == json.loads(fixture(name))["update_id"]
+    assert isinstance(parsed.item, TelegramMessage), parsed.item
+    assert parsed.item.sender.id == ANA and parsed.item.chat_id == ANA
+    return parsed.item
+
+
+def test_every_fixture_has_a_test():
+    names = {p.stem for p in FIXTURES.glob("*.json")}
+    tested = {name.removeprefix("test_") for name in globals() if name.startswith("test_")}
+    assert names <= tested, f"fixtures without a test: {sorted(names - tested)}"
+
+
+def test_text():
+    m = message("text")
+    assert (m.type, m.text, m.message_id, m.edit) == ("text", "Hi, is the blue sofa still available?", 101, False)
+    assert m.date == datetime.fromtimestamp(1765100101, tz=timezone.utc)
+    assert (m.sender.name, m.sender.username, m.sender.contact_key) == ("Ana Silva", "ana_silva", "tg:111222333")
+    assert m.media is None and m.reply_to_message_id is None
+
+
+def test_start_deep_link():
+    m = message("start_deep_link")
+    assert (m.type, m.text) == ("text", "/start c-AbC123")
+
+
+def test_photo():
+    m = message("photo")
+    assert (m.type, m.text, m.original_type) == ("image", "This one", "photo")
+    assert m.media["id"] == "AgACAgIAAxkBAAIBZ2Large", "the largest size"
+    assert (m.media["mime_type"], m.media["file_size"], m.media["caption"]) == ("image/jpeg", 71200, "This one")
+
+
+def test_document():
+    m = message("document")
+    assert (m.type, m.text, m.original_type) == ("document", "The invoice", None)
+    assert m.media == {"id": "BQACAgIAAxkBAAIBaGDoc", "unique_id": "AgADdoc", "mime_type": "application/pdf",
+                       "filename": "invoice-42.pdf", "file_size": 48211, "caption": "The invoice"}
+
+
+def test_voice():
+    m = message("voice")
+    assert (m.type, m.original_type, m.text) == ("audio", "voice", None)
+    assert m.media["id"] == "AwACAgIAAxkBAAIBaVoice" and m.media["mime_type"] == "audio/ogg"
+    assert m.content == {"voice": True, "duration": 4}
+
+
+def test_video():
+    m = message("video")
+    assert (m.type, m.media["id"], m.media["filename"]) == ("video", "BAACAgIAAxkBAAIBalVideo", "sofa.mp4")
+    assert m.content == {"duration": 12}
+
+
+def test_location():
+    m = message("location")
+    assert (m.type, m.content) == ("location", {"latitude": 38.722252, "longitude": -9.139337})
+
+
+def test_venue():
+    m = message("venue")
+    assert (m.type, m.original_type) == ("location", "venue")
+    assert m.content == {"latitude": 38.7, "longitude": -9.1, "name": "Sofa Store", "address": "Rua Augusta 1"}
+
+
+def test_contact():
+    m = message("contact")
+    assert (m.type, m.original_type, m.text) == ("contacts", "contact", "Ana Silva +351912345678")
+    assert m.content["phone_number"] == "+351912345678" and m.content["user_id"] == ANA
+
+
+def test_reply():
+    m = message("reply")
+    assert (m.type, m.text, m.reply_to_message_id) == ("text", "Yes, that one", 55)
+
+
+def test_edited_message():
+    m = message("edited_message")
+    assert m.edit and m.message_id == 101 and m.text.endswith("(the 3-seater)")
+    assert m.edit_date == datetime.fromtimestamp(1765100300, tz=timezone.utc)
+
+
+def test_sticker():
+    m = message("sticker")
+    assert (m.type, m.media["id"], m.content["emoji"]) == ("sticker", "CAACAgIAAxkBAAIBbStick", "\N{THUMBS UP SIGN}")
+
+
+def test_poll():
+    m = message("poll")
+    assert (m.type, m.original_type) == ("unsupported", "poll")
+
+
+def test_my_chat_member_kicked():
+    item = parse(fixture("my_chat_member_kicked")).item
+    assert isinstance(item, MemberChange) and item.blocked and item.user.id == ANA
+    assert (item.old_status, item.new_status) == ("member", "kicked")
+
+
+def test_my_chat_member_member():
+    item = parse(fixture("my_chat_member_member")).item
+    assert isinstance(item, MemberChange) and not item.blocked and item.new_status == "member"
+
+
+def test_group_message():
+    item = parse(fixture("group_message")).item
+    assert isinstance(item, Ignored) and "supergroup" in item.reason
+
+
+def test_callback_query():
+    m = message("callback_query")
+    assert (m.type, m.text, m.callback_id, m.reply_to_message_id) == ("interactive", "Blue", "4382bfdwdsb323b2d9", 56)
+    assert m.content == {"button_reply": {"id": "sofa:blue", "title": "Blue"}}
+    assert callback_answer(fixture("callback_query")) == {"method": "answerCallbackQuery",
+                                                          "callback_query_id": "4382bfdwdsb323b2d9"}
+    assert callback_answer(fixture("text")) is None and callback_answer(b"{") is None
+
+
+@pytest.mark.parametrize("body, problem", [
+    (b"{", "not JSON"), (b"[]", "JSON object"), (b'{"message": {}}', "update_id"),
+    (b'{"update_id": "1"}', "update_id"), (b'{"update_id": 1, "message": []}', "message is not an object"),
+    (b'{"update_id": 1, "message": {"chat": {"type": "private", "id": 1}, "from": {"id": 1}, "date": 1}}',
+     "message_id"),
+    (b'{"update_id": 1, "message": {"message_id": 1, "chat": {"type": "private", "id": 1}, "from": {"id": 1},'
+     b' "date": 1, "photo": []}}', "photo has no sizes"),
+    (b'\xff\xfe', "not JSON"),
+])
+def test_bodies_that_are_not_updates_are_refused_by_name(body, problem):
+    with pytest.raises(PayloadError, match=problem):
+        parse(body)

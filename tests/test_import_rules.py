@@ -1,0 +1,107 @@
+"""The import rules of docs/architecture.md, read from every module's imports (those
+inside functions too): connectors see only the hub's shared leaves, the hub never
+imports a connector package, and production code never imports an emulator."""
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from tests.support.paths import ROOT
+
+CONNECTOR_PACKAGES = {p.parent.name for p in (ROOT / "connectors").glob("*/__init__.py")}
+# These drive emulators on purpose: the demo and the connectors' benchmark kits.
+EMULATOR_DRIVERS = {"hub.demo"} | {f"connectors.{name}.benchkit" for name in CONNECTOR_PACKAGES}
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _modules(top: str) -> dict[str, Path]:
+    return {_module_name(p): p for p in sorted((ROOT / top).rglob("*.py"))}
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    """(line, imported name) for every absolute import; `from a import b` gives a.b."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found += [(node.lineno, f"{node.module}.{alias.name}") for alias in node.names]
+    return found
+
+
+def _is_emulator(name: str) -> bool:
+    return any(part.startswith("emulator") for part in name.split("."))
+
+
+def _connector_package(name: str) -> str | None:
+    parts = name.split(".")
+    return parts[1] if parts[0] == "connectors" and len(parts) > 1 and parts[1] in CONNECTOR_PACKAGES else None
+
+
+def test_the_rules_see_the_whole_tree():
+    assert len(_modules("hub")) > 200 and len(_modules("connectors")) > 50
+    assert {"amocrm", "bitrix24", "hubspot", "webhook"} <= CONNECTOR_PACKAGES
+
+
+def test_connectors_import_only_the_shared_leaves_of_the_hub_and_never_each_other():
+    wrong = []
+    for module, path in _modules("connectors").items():
+        own = _connector_package(module)
+        for line, name in _imports(path):
+            if name.split(".")[0] == "hub" and not name.startswith("hub.shared."):
+                wrong.append(f"{module}:{line} imports {name}")
+            other = _connector_package(name)
+            if other and other != own:
+                wrong.append(f"{module}:{line} imports {name}")
+    assert wrong == []
+
+
+def test_nothing_in_the_hub_imports_a_connector_package():
+    wrong = [f"{module}:{line} imports {name}"
+             for module, path in _modules("hub").items()
+             for line, name in _imports(path) if _connector_package(name)]
+    assert wrong == []
+
+
+def test_production_code_never_imports_an_emulator():
+    wrong = []
+    for top in ("hub", "connectors"):
+        for module, path in _modules(top).items():
+            if _is_emulator(module) or module in EMULATOR_DRIVERS:
+                continue
+            wrong += [f"{module}:{line} imports {name}" for line, name in _imports(path) if _is_emulator(name)]
+    assert wrong == []
+
+
+def test_every_channel_module_imports_with_the_emulators_blocked():
+    """In a fresh interpreter where any `emulator` module under hub.channels refuses to
+    load, every production module of the channels still imports."""
+    modules = sorted(m for m in _modules("hub") if m.startswith("hub.channels") and not _is_emulator(m))
+    assert "hub.channels.whatsapp.outbound.sender" in modules
+    script = textwrap.dedent(f"""
+        import importlib, importlib.abc, sys
+
+        class BlockEmulators(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.startswith("hub.channels") and any(p.startswith("emulator") for p in name.split(".")):
+                    raise ImportError(f"emulator blocked: {{name}}")
+                return None
+
+        sys.meta_path.insert(0, BlockEmulators())
+        for name in {modules!r}:
+            importlib.import_module(name)
+        loaded = sorted(m for m in sys.modules if m.startswith("hub.channels") and "emulator" in m)
+        assert loaded == [], loaded
+        print("imported", len({modules!r}))
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == f"imported {len(modules)}"
