@@ -79,6 +79,7 @@ def message(session: Session, m: Message, *, media_link: Callable[[int], str] | 
         "reply_to": m.reply_to,
         "template": template,
         "author": user(session.get(User, m.author_id)) if m.author_id else None,
+        "member": (m.payload or {}).get("member"),
     }
 
 

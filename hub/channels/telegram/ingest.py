@@ -7,7 +7,11 @@ whose answer it did not get, and a repeated one changes nothing. Private-chat me
 become the contact (keyed "tg:<user id>", with name and @username), their open
 conversation on the bot and a message keyed "tg:<channel>:<chat>:<message id>", with
 the same events as WhatsApp's (conversation.started, lead.attributed,
-message.received) and the same routing and lead-source attribution.
+message.received) and the same routing and lead-source attribution. A group (group
+or supergroup) is one conversation whose contact is the group (keyed "tg:<chat id>",
+negative, named by its title); each message names the member who wrote
+(`payload.member`); joins, departures and renames are system messages on its open
+conversation, and the move to a supergroup re-keys the group's contact.
 """
 from __future__ import annotations
 
@@ -22,8 +26,9 @@ from sqlalchemy.orm import Session
 from hub.events import payloads
 from hub.channels.first_message import emit_stored
 from hub.channels.telegram.compose import message_key
+from hub.channels.telegram.groups import group_event
 from hub.channels.telegram.parse import parse
-from hub.channels.telegram.types import Ignored, MemberChange, ParsedUpdate, TelegramMessage
+from hub.channels.telegram.types import GroupEvent, Ignored, MemberChange, ParsedUpdate, TelegramMessage
 from hub.conversations.store import ensure_contact, find_contact_row, find_for_message, open_conversation_row, \
     update_conversation
 from hub.events.raw_webhooks import Processor, register_processor
@@ -37,6 +42,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 SOURCE = "telegram"
 BLOCKED = "blocked the bot on Telegram"
+REMOVED = "the bot was removed from the Telegram group"
 _updates = ChannelUpdate.__table__
 _INSERT_UPDATE = {
     "postgresql": postgresql.insert(_updates).on_conflict_do_nothing().returning(_updates.c.update_id),
@@ -66,6 +72,9 @@ def apply(session: Session, parsed: ParsedUpdate, raw: RawWebhook, now: datetime
     if isinstance(item, TelegramMessage):
         store_message(session, channel, item, now, attribution_window=window,
                       media_link=lambda message_id: runtime.media_links.url(message_id, now=now))
+    elif isinstance(item, GroupEvent):
+        group_event(session, channel, item, now, media_link=lambda message_id: runtime.media_links.url(
+            message_id, now=now))
     elif isinstance(item, MemberChange):
         member_change(session, item, now)
     elif isinstance(item, Ignored):
@@ -73,8 +82,12 @@ def apply(session: Session, parsed: ParsedUpdate, raw: RawWebhook, now: datetime
 
 
 def _payload(m: TelegramMessage) -> dict[str, Any]:
-    return {"message": m.raw, "media": m.media, "content": m.content or None, "original_type": m.original_type,
-            "telegram": {"chat_id": m.chat_id, "message_id": m.message_id, "user_id": m.sender.id}}
+    payload = {"message": m.raw, "media": m.media, "content": m.content or None, "original_type": m.original_type,
+               "telegram": {"chat_id": m.chat_id, "message_id": m.message_id, "user_id": m.sender.id}}
+    if m.in_group:
+        payload["member"] = m.member
+        payload["telegram"]["chat_type"] = m.chat_type
+    return payload
 
 
 def store_message(session: Session, channel: Any, m: TelegramMessage, now: datetime, *,
@@ -86,13 +99,13 @@ def store_message(session: Session, channel: Any, m: TelegramMessage, now: datet
         key = message_key(channel.id, m.chat_id, m.message_id) + f"@{int((m.edit_date or m.date).timestamp())}"
     else:
         key = message_key(channel.id, m.chat_id, m.message_id)
-    user_key = m.sender.contact_key
+    user_key = m.contact_key
     sender = find_for_message(session, channel_id=channel.id, wa_id=None, user_id=user_key, wa_message_id=key)
     if sender.duplicate:
         return None
-    contact = ensure_contact(session, wa_id=None, user_id=user_key, name=m.sender.name,
-                             username=m.sender.username, now=now)
-    # Writing to the bot again means it is no longer blocked.
+    name, username = (m.chat_title or "", m.chat_username) if m.in_group else (m.sender.name, m.sender.username)
+    contact = ensure_contact(session, wa_id=None, user_id=user_key, name=name, username=username, now=now)
+    # Writing to the bot again (in a group: the bot hears it, so it is in it) means it is reachable.
     session.execute(update(Contact).where(Contact.id == contact.id, Contact.unreachable_at.is_not(None))
                     .values(unreachable_at=None, unreachable_reason=None, updated_at=now))
     if _shares_own_contact(m):
@@ -128,9 +141,10 @@ def store_message(session: Session, channel: Any, m: TelegramMessage, now: datet
 
 
 def _shares_own_contact(m: TelegramMessage) -> bool:
-    """A contact the user shared as their own (the "share my phone" button), not
-    someone else's card: only then is its phone theirs."""
-    return m.type == "contacts" and not m.edit and m.content.get("user_id") == m.sender.id
+    """A contact the user shared as their own (the "share my phone" button) in a private
+    chat, not someone else's card: only then is its phone theirs. In a group the
+    conversation's contact is the group, so a shared contact links nobody."""
+    return m.type == "contacts" and not m.edit and not m.in_group and m.content.get("user_id") == m.sender.id
 
 
 def _annotate_original(session: Session, channel_id: int, m: TelegramMessage) -> None:
@@ -142,15 +156,15 @@ def _annotate_original(session: Session, channel_id: int, m: TelegramMessage) ->
 
 
 def member_change(session: Session, change: MemberChange, now: datetime) -> None:
-    """The user blocked the bot ("kicked"): the contact is unreachable until they
-    unblock it or write again."""
-    contact = find_contact_row(session, wa_id=None, user_id=change.user.contact_key)
+    """The user blocked the bot ("kicked"), or the bot was removed from a group ("left",
+    "kicked"): the contact is unreachable until the bot is back or the user writes again."""
+    contact = find_contact_row(session, wa_id=None, user_id=change.contact_key)
     if contact is None:
-        log.info("a Telegram user the hub does not know changed the bot's membership")
+        log.info("a Telegram chat the hub does not know changed the bot's membership")
         return
     if change.blocked:
-        values = {"unreachable_at": change.date, "unreachable_reason": BLOCKED}
-    elif change.new_status == "member":
+        values = {"unreachable_at": change.date, "unreachable_reason": REMOVED if change.in_group else BLOCKED}
+    elif change.restored:
         values = {"unreachable_at": None, "unreachable_reason": None}
     else:
         return

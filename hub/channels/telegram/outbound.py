@@ -1,4 +1,5 @@
-"""Queue a message to a Telegram user, in the caller's transaction; TelegramSender sends.
+"""Queue a message to a Telegram user or group, in the caller's transaction;
+TelegramSender sends (to a group: its chat id, the contact's negative key).
 
 What the hub can know before the network is refused here, by name: a kind Telegram
 does not carry, text over 4096 characters, a user who blocked the bot (409
@@ -34,6 +35,10 @@ def queue_message(session: Session, outgoing: Outgoing, *, now: datetime) -> Mes
         raise SendRefused("Telegram has no templates: send text or media (there is no window to wait for)")
     composed = tg.compose(outgoing.kind, outgoing.content or {})
     chat_id = chat_id_of(contact)
+    if contact.unreachable_at is not None and chat_id < 0:
+        raise Unreachable(f"the bot {channel.display_number or channel.name} was removed from the Telegram group "
+                          f"{contact.name or chat_id} ({payloads.iso(contact.unreachable_at)}): it can write there "
+                          f"again once someone adds it back", reason=contact.unreachable_reason or "removed")
     if contact.unreachable_at is not None:
         who = contact.name or (f"@{contact.username}" if contact.username else f"user {chat_id}")
         raise Unreachable(f"{who} blocked the bot {channel.display_number or channel.name} on Telegram "

@@ -1,8 +1,10 @@
 """A Telegram Update (https://core.telegram.org/bots/api#update) as the hub's values.
 
 Pure: bytes in, a ParsedUpdate out, or PayloadError for a body that is not an Update.
-Only private chats are conversations; groups, channels and other update kinds are
-named as Ignored (the raw body keeps them).
+Private chats and groups (group, supergroup) are conversations; a group's service
+messages (members joining or leaving, a new title, the move to a supergroup) are
+GroupEvents; channels and other update kinds are named as Ignored (the raw body keeps
+them).
 """
 from __future__ import annotations
 
@@ -10,7 +12,8 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
-from hub.channels.telegram.types import Ignored, MemberChange, ParsedUpdate, TelegramMessage, TelegramUser
+from hub.channels.telegram.types import GROUP_TYPES, GroupEvent, Ignored, MemberChange, ParsedUpdate, TelegramMessage, \
+    TelegramUser
 from hub.events.raw_webhooks import PayloadError
 
 MAX_ID = 2 ** 63 - 1
@@ -66,14 +69,31 @@ def user(value: Any, where: str = "from") -> TelegramUser:
                         language_code=_str(data.get("language_code")), is_bot=data.get("is_bot") is True)
 
 
-def _message(data: dict[str, Any], where: str, *, edit: bool) -> TelegramMessage | Ignored:
+# A group's service messages: Telegram's field and the GroupEvent's kind.
+SERVICE_FIELDS = {"new_chat_members": "joined", "left_chat_member": "left", "new_chat_title": "title",
+                  "migrate_to_chat_id": "migrated", "migrate_from_chat_id": "migrated",
+                  "group_chat_created": "created", "supergroup_chat_created": "created"}
+CONVERSATION_CHATS = GROUP_TYPES | {"private"}
+
+
+def _message(data: dict[str, Any], where: str, *, edit: bool) -> TelegramMessage | GroupEvent | Ignored:
     chat = _object(data.get("chat"), f"{where}.chat")
-    if chat.get("type") != "private":
-        return Ignored(where, f"{chat.get('type')} chats are not conversations (private chats only)")
+    chat_type = chat.get("type")
+    if chat_type not in CONVERSATION_CHATS:
+        return Ignored(where, f"{chat_type} chats are not conversations (private chats and groups only)")
+    if chat_type in GROUP_TYPES and not edit:
+        service = next((f for f in SERVICE_FIELDS if f in data), None)
+        if service is not None:
+            return _group_event(data, chat, service, where)
     if "from" not in data:
         return Ignored(where, "a message without a sender")
     message_id = _int(data.get("message_id"), f"{where}.message_id")
     sender = user(data["from"], f"{where}.from")
+    if isinstance(data.get("sender_chat"), dict) and chat_type in GROUP_TYPES:
+        # An anonymous admin (or a linked channel) writes as a chat: its title names it.
+        sender_chat = data["sender_chat"]
+        sender = TelegramUser(id=sender.id, first_name=_str(sender_chat.get("title")) or sender.first_name,
+                              username=_str(sender_chat.get("username")), is_bot=sender.is_bot)
     kind, text, media, content, original = _content(data)
     reply = data.get("reply_to_message")
     reply_to = _int(reply.get("message_id"), f"{where}.reply_to_message.message_id") \
@@ -83,7 +103,31 @@ def _message(data: dict[str, Any], where: str, *, edit: bool) -> TelegramMessage
         date=_time(data.get("date"), f"{where}.date"), type=kind, text=text, media=media, content=content,
         reply_to_message_id=reply_to, edit=edit,
         edit_date=_time(data["edit_date"], f"{where}.edit_date") if edit and "edit_date" in data else None,
-        original_type=original, raw=data)
+        original_type=original, raw=data, chat_type=chat_type, chat_title=_str(chat.get("title")),
+        chat_username=_str(chat.get("username")))
+
+
+def _group_event(data: dict[str, Any], chat: dict[str, Any], service: str, where: str) -> GroupEvent:
+    chat_id = _int(chat.get("id"), f"{where}.chat.id")
+    kind = SERVICE_FIELDS[service]
+    value = data[service]
+    members: tuple[TelegramUser, ...] = ()
+    old_id = new_id = None
+    if service == "new_chat_members":
+        if not isinstance(value, list):
+            raise PayloadError(f"{where}.new_chat_members is not a list")
+        members = tuple(user(m, f"{where}.new_chat_members[{i}]") for i, m in enumerate(value))
+    elif service == "left_chat_member":
+        members = (user(value, f"{where}.left_chat_member"),)
+    elif service == "migrate_to_chat_id":
+        old_id, new_id = chat_id, _int(value, f"{where}.migrate_to_chat_id")
+    elif service == "migrate_from_chat_id":
+        old_id, new_id = _int(value, f"{where}.migrate_from_chat_id"), chat_id
+    title = _str(value) if service == "new_chat_title" else _str(chat.get("title"))
+    return GroupEvent(kind=kind, chat_id=chat_id, message_id=_int(data.get("message_id"), f"{where}.message_id"),
+                      date=_time(data.get("date"), f"{where}.date"),
+                      actor=user(data["from"], f"{where}.from") if isinstance(data.get("from"), dict) else None,
+                      title=title, members=members, old_chat_id=old_id, new_chat_id=new_id, raw=data)
 
 
 def _content(data: dict[str, Any]) -> tuple[str, str | None, dict[str, Any] | None, dict[str, Any], str | None]:
@@ -129,7 +173,8 @@ def _content(data: dict[str, Any]) -> tuple[str, str | None, dict[str, Any] | No
         name = " ".join(p for p in (content["first_name"], content["last_name"]) if p)
         return "contacts", f"{name} {content['phone_number'] or ''}".strip(), None, content, "contact"
     kinds = [k for k in data if k not in ("message_id", "from", "chat", "date", "edit_date", "reply_to_message",
-                                           "entities", "caption_entities", "message_thread_id")]
+                                           "entities", "caption_entities", "message_thread_id",
+                                           "sender_chat", "is_topic_message", "author_signature")]
     return "unsupported", caption, None, {}, kinds[0] if kinds else None
 
 
@@ -138,8 +183,8 @@ def _callback(data: dict[str, Any]) -> TelegramMessage | Ignored:
     button (id: its callback_data, title: its text) as an "interactive" reply to it."""
     message = data.get("message")
     if not isinstance(message, dict) or not isinstance(message.get("chat"), dict) or \
-            message["chat"].get("type") != "private":
-        return Ignored("callback_query", "a button press outside a private chat (or of an inline message)")
+            message["chat"].get("type") not in CONVERSATION_CHATS:
+        return Ignored("callback_query", "a button press outside a private chat or group (or of an inline message)")
     callback_id = _str(data.get("id"))
     if not callback_id:
         raise PayloadError("callback_query.id is missing")
@@ -157,7 +202,8 @@ def _callback(data: dict[str, Any]) -> TelegramMessage | Ignored:
         sender=user(data.get("from"), "callback_query.from"),
         date=_time(message.get("date"), "callback_query.message.date"), type="interactive", text=title,
         content={"button_reply": {"id": chosen, "title": title}}, reply_to_message_id=message.get("message_id"),
-        original_type="callback_query", raw=data, callback_id=callback_id)
+        original_type="callback_query", raw=data, callback_id=callback_id, chat_type=message["chat"]["type"],
+        chat_title=_str(message["chat"].get("title")), chat_username=_str(message["chat"].get("username")))
 
 
 def callback_answer(body: bytes) -> dict[str, Any] | None:
@@ -175,11 +221,12 @@ def callback_answer(body: bytes) -> dict[str, Any] | None:
 
 def _member_change(data: dict[str, Any]) -> MemberChange | Ignored:
     chat = _object(data.get("chat"), "my_chat_member.chat")
-    if chat.get("type") != "private":
-        return Ignored("my_chat_member", "membership of a group or channel")
+    if chat.get("type") not in CONVERSATION_CHATS:
+        return Ignored("my_chat_member", f"membership of a {chat.get('type')}")
     old = _object(data.get("old_chat_member"), "my_chat_member.old_chat_member")
     new = _object(data.get("new_chat_member"), "my_chat_member.new_chat_member")
     return MemberChange(user=user(data.get("from"), "my_chat_member.from"),
                         chat_id=_int(chat.get("id"), "my_chat_member.chat.id"),
                         old_status=_str(old.get("status")) or "", new_status=_str(new.get("status")) or "",
-                        date=_time(data.get("date"), "my_chat_member.date"))
+                        date=_time(data.get("date"), "my_chat_member.date"), chat_type=chat["type"],
+                        chat_title=_str(chat.get("title")))

@@ -214,3 +214,55 @@ def test_buttons_go_out_as_an_inline_keyboard_and_a_press_comes_back_answered(cl
             sent = session.get(Message, r.json["id"])
             assert (pressed.text, pressed.reply_to) == ("Green", sent.wa_message_id)
             assert pressed.payload["content"]["button_reply"] == {"id": "sofa:green", "title": "Green"}
+
+
+def test_a_group_chat_is_one_conversation_through_its_renames_and_upgrade(client, runtime, admin_headers):
+    with wired(runtime, client) as w:
+        emu, bot = w["emu"], w["bot"]
+        ana, bo = emu.user(bot, 42, "Ana", "Silva", username="ana"), emu.user(bot, 43, "Bo")
+        group = emu.group(bot, -4000000001, "Sofa buyers")
+        group.say(ana, "Is the grey sofa in stock?")
+        group.join(bo, added_by=ana)
+        group.say(bo, "and in blue?")
+        ana.send_text("a private question")  # her own chat stays her own conversation
+        assert emu.flush(duplicate=True) == 4
+        assert count(runtime, Contact) == 2 and count(runtime, Conversation) == 2
+        conv = conversation_of(runtime, -4000000001)
+        with runtime.db.scope() as session:
+            rows = session.execute(select(Message.type, Message.text, Message.payload).where(
+                Message.conversation_id == conv).order_by(Message.sent_at, Message.wa_message_id)).all()
+        assert [(t, text, p["member"]["name"]) for t, text, p in rows] == [
+            ("text", "Is the grey sofa in stock?", "Ana Silva"), ("system", "Ana Silva added Bo to the group", "Ana Silva"),
+            ("text", "and in blue?", "Bo")]
+
+        r = client.post("/api/v1/messages", headers=admin_headers, json={
+            "conversation_id": conv, "type": "text", "text": {"body": "Both colours, yes"}})
+        assert r.status_code == 202, r.json
+        assert worker(runtime).drain() >= 1
+        assert [s.body["text"] for s in group.received()] == ["Both colours, yes"]
+        assert not [s for s in ana.received() if s.body.get("text") == "Both colours, yes"]
+
+        # Renamed, then upgraded to a supergroup: the same conversation, replies to the new id.
+        group.rename(bo, "Sofa buyers 2026")
+        supergroup = group.upgrade(ana, -1004000000001)
+        supergroup.say(ana, "still here")
+        emu.flush()
+        assert conversation_of(runtime, -1004000000001) == conv and count(runtime, Conversation) == 2
+        with runtime.db.scope() as session:
+            assert session.scalar(select(Contact.name).where(Contact.user_id == "tg:-1004000000001")) == \
+                "Sofa buyers 2026"
+        r = client.post("/api/v1/messages", headers=admin_headers, json={
+            "conversation_id": conv, "type": "text", "text": {"body": "welcome to the supergroup"}})
+        assert r.status_code == 202
+        worker(runtime).drain()
+        assert [s.body["text"] for s in supergroup.received()] == ["welcome to the supergroup"]
+
+        # The bot is removed: the next reply is refused by name before the network.
+        supergroup.remove_bot(bo)
+        emu.flush()
+        r = client.post("/api/v1/messages", headers=admin_headers, json={
+            "conversation_id": conv, "type": "text", "text": {"body": "hello?"}})
+        assert r.status_code == 409 and r.json["error"] == "unreachable"
+        assert "removed from the Telegram group Sofa buyers 2026" in r.json["message"]
+        events = event_counts(runtime)
+        assert (events["conversation.started"], events["message.received"], events["message.sent"]) == (2, 6, 2)

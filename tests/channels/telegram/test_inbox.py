@@ -32,3 +32,16 @@ def test_a_telegram_chat_can_be_answered_from_the_inbox_any_time(app, client, ru
     with runtime.db.scope() as s:
         out = s.scalars(select(Message).where(Message.direction == "out")).one()
         assert out.request == {"method": "sendMessage", "body": {"chat_id": 111222333, "text": "Yes, it is!"}}
+
+
+def test_a_group_thread_names_the_member_of_each_message(app, client, runtime):
+    _, key = make_bot_channel(runtime)
+    for name in ("group_text", "group_new_chat_members"):
+        post_update(client, key, fixture(name))
+    with runtime.db.scope() as s:
+        conversation_id = s.scalar(select(Conversation.id))
+    admin = signed_in(app, runtime, "admin")
+    page = admin.get(f"/admin/inbox/{conversation_id}").get_data(as_text=True)
+    thread = page.split('id="m', 1)[1]
+    assert thread.count('<div class="member">Ana Silva</div>') == 2
+    assert "Ana Silva added Bo to the group" in thread and "Sofa buyers" in page

@@ -133,12 +133,6 @@ def test_an_edit_is_recorded_on_the_original(client, runtime, bot):
     assert sorted(e["message"]["type"] for _, e in events(runtime, "message.received")) == ["edit", "text"]
 
 
-def test_a_group_message_is_kept_but_not_a_conversation(client, runtime, bot):
-    assert post_update(client, bot[1], fixture("group_message")).status_code == 200
-    assert count(runtime, Message) == 0 and count(runtime, Contact) == 0
-    assert count(runtime, RawWebhook, RawWebhook.status == "processed") == 1
-
-
 def test_a_button_press_is_an_interactive_reply_and_answered_in_the_webhook_answer(client, runtime, bot):
     for _ in range(2):
         r = post_update(client, bot[1], fixture("callback_query"))

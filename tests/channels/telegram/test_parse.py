@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import pytest
 
 from hub.channels.telegram.parse import callback_answer, parse
-from hub.channels.telegram.types import Ignored, MemberChange, TelegramMessage
+from hub.channels.telegram.types import GroupEvent, Ignored, MemberChange, TelegramMessage
 from hub.events.raw_webhooks import PayloadError
 from tests.support.paths import FIXTURES as ALL_FIXTURES
 
@@ -123,9 +123,95 @@ def test_my_chat_member_member():
     assert isinstance(item, MemberChange) and not item.blocked and item.new_status == "member"
 
 
+BO = 222333444
+GROUP = -4012345678
+
+
+def group_item(name: str):
+    parsed = parse(fixture(name))
+    assert parsed.update_id == json.loads(fixture(name))["update_id"]
+    return parsed.item
+
+
 def test_group_message():
-    item = parse(fixture("group_message")).item
-    assert isinstance(item, Ignored) and "supergroup" in item.reason
+    m = group_item("group_message")
+    assert isinstance(m, TelegramMessage) and m.in_group and m.chat_type == "supergroup"
+    assert (m.chat_id, m.chat_title, m.contact_key, m.sender.id) == \
+        (-1001234567890, "Sofa fans", "tg:-1001234567890", ANA)
+    assert m.member == {"id": "tg:111222333", "name": "Ana Silva", "username": "ana_silva"}
+
+
+def test_group_text():
+    m = group_item("group_text")
+    assert isinstance(m, TelegramMessage) and (m.chat_type, m.chat_id, m.contact_key) == \
+        ("group", GROUP, f"tg:{GROUP}")
+    assert (m.type, m.text, m.chat_title) == ("text", "Is the grey sofa in stock?", "Sofa buyers")
+
+
+def test_a_private_message_names_no_member():
+    m = message("text")
+    assert not m.in_group and m.member is None and m.contact_key == "tg:111222333"
+
+
+def test_group_new_chat_members():
+    e = group_item("group_new_chat_members")
+    assert isinstance(e, GroupEvent) and (e.kind, e.chat_id, e.message_id) == ("joined", GROUP, 32)
+    assert [m.id for m in e.members] == [BO] and e.actor.id == ANA
+
+
+def test_group_left_chat_member():
+    e = group_item("group_left_chat_member")
+    assert isinstance(e, GroupEvent) and e.kind == "left" and [m.name for m in e.members] == ["Bo"]
+
+
+def test_group_new_chat_title():
+    e = group_item("group_new_chat_title")
+    assert isinstance(e, GroupEvent) and (e.kind, e.title) == ("title", "Sofa buyers 2026")
+
+
+def test_group_migrate_to_chat_id():
+    e = group_item("group_migrate_to_chat_id")
+    assert isinstance(e, GroupEvent) and (e.kind, e.old_chat_id, e.new_chat_id) == \
+        ("migrated", GROUP, -1009876543210)
+
+
+def test_group_migrate_from_chat_id():
+    e = group_item("group_migrate_from_chat_id")
+    assert isinstance(e, GroupEvent) and (e.kind, e.old_chat_id, e.new_chat_id) == \
+        ("migrated", GROUP, -1009876543210)
+
+
+def test_group_my_chat_member_left():
+    item = group_item("group_my_chat_member_left")
+    assert isinstance(item, MemberChange) and item.in_group and item.blocked
+    assert (item.contact_key, item.new_status, item.chat_title) == (f"tg:{GROUP}", "left", "Sofa buyers")
+
+
+def test_a_private_left_is_not_a_block():
+    data = json.loads(fixture("my_chat_member_kicked"))
+    data["my_chat_member"]["new_chat_member"] = {"user": data["my_chat_member"]["new_chat_member"]["user"],
+                                                 "status": "left"}
+    item = parse(json.dumps(data).encode()).item
+    assert isinstance(item, MemberChange) and not item.blocked and not item.restored
+
+
+def test_group_contact():
+    m = group_item("group_contact")
+    assert isinstance(m, TelegramMessage) and m.in_group and m.type == "contacts"
+    assert m.content["user_id"] == ANA and m.contact_key == f"tg:{GROUP}"
+
+
+def test_group_anonymous_admin():
+    m = group_item("group_anonymous_admin")
+    assert isinstance(m, TelegramMessage) and m.member == {"id": "tg:1087968824", "name": "Sofa fans",
+                                                           "username": None}
+
+
+def test_a_channel_post_is_not_a_conversation():
+    data = json.loads(fixture("group_text"))
+    data["message"]["chat"] = {"id": -1001111111111, "title": "News", "type": "channel"}
+    item = parse(json.dumps(data).encode()).item
+    assert isinstance(item, Ignored) and "channel chats" in item.reason
 
 
 def test_callback_query():

@@ -21,6 +21,8 @@ with X-Telegram-Bot-Api-Secret-Token, when flush() runs (retried on non-2xx)::
         ana.send_text("Hi!")
         emu.flush()                          # the hub receives the update
         emu.sent                             # what the bot sent (Sent: method, body, message)
+        fans = emu.group(bot, -1001234567890, "Sofa fans", "supergroup")
+        fans.say(ana, "hello all")           # a group chat: join, leave, rename, upgrade, remove_bot
 """
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ from hub.channels.emulator_http import HttpTransport, serving
 from hub.channels.telegram.emulator import api
 from hub.channels.telegram.emulator.state import ApiError, Bot, Delivery, File, Sent, World, dumps, now_unix
 
-__all__ = ["TelegramEmulator", "User", "Bot", "Sent", "File", "ApiError", "HttpTransport"]
+__all__ = ["TelegramEmulator", "User", "Group", "Bot", "Sent", "File", "ApiError", "HttpTransport"]
 
 
 class User:
@@ -141,6 +143,80 @@ class User:
         return [s for s in self.emu.world.sent if s.chat_id == self.id and s.message["from"]["id"] == self.bot.id]
 
 
+class Group:
+    """A group (or supergroup) the bot is a member of: members write in it, join and
+    leave, rename it; it can become a supergroup (a new chat id) and remove the bot."""
+
+    def __init__(self, emu: "TelegramEmulator", bot: Bot, chat_id: int, title: str, chat_type: str = "group"):
+        self.emu, self.bot, self.id, self.title, self.type = emu, bot, chat_id, title, chat_type
+        emu.world.groups[(bot.id, chat_id)] = self
+        emu.world.chats.setdefault((bot.id, chat_id), {})
+
+    @property
+    def chat(self) -> dict[str, Any]:
+        chat: dict[str, Any] = {"id": self.id, "title": self.title, "type": self.type}
+        if self.type == "group":
+            chat["all_members_are_administrators"] = True
+        return chat
+
+    def _message(self, member: "User", **content: Any) -> dict[str, Any]:
+        world = self.emu.world
+        message = {"message_id": world.next_message_id(self.bot, self.id), "from": dict(member.profile),
+                   "chat": self.chat, "date": now_unix(world.clock), **content}
+        world.remember(self.bot, self.id, message)
+        world.new_update(self.bot, message=message)
+        return message
+
+    def say(self, member: "User", text: str, *, reply_to: int | None = None) -> dict[str, Any]:
+        extra: dict[str, Any] = {}
+        if reply_to is not None and (quoted := self.emu.world.chats[(self.bot.id, self.id)].get(reply_to)):
+            extra["reply_to_message"] = quoted
+        return self._message(member, text=text, **extra)
+
+    def share_contact(self, member: "User", phone_number: str) -> dict[str, Any]:
+        return self._message(member, contact={"phone_number": phone_number,
+                                              "first_name": member.profile["first_name"], "user_id": member.id})
+
+    def join(self, member: "User", *, added_by: "User | None" = None) -> dict[str, Any]:
+        by = added_by or member
+        return self._message(by, new_chat_member=dict(member.profile), new_chat_participant=dict(member.profile),
+                             new_chat_members=[dict(member.profile)])
+
+    def leave(self, member: "User", *, removed_by: "User | None" = None) -> dict[str, Any]:
+        by = removed_by or member
+        return self._message(by, left_chat_member=dict(member.profile), left_chat_participant=dict(member.profile))
+
+    def rename(self, member: "User", title: str) -> dict[str, Any]:
+        self.title = title
+        return self._message(member, new_chat_title=title)
+
+    def upgrade(self, member: "User", new_chat_id: int) -> "Group":
+        """The group becomes a supergroup, as Telegram tells it: migrate_to_chat_id in the
+        old group, migrate_from_chat_id in the new one; the old chat id is gone."""
+        world = self.emu.world
+        self._message(member, migrate_to_chat_id=new_chat_id)
+        del world.groups[(self.bot.id, self.id)]
+        world.upgraded[(self.bot.id, self.id)] = new_chat_id
+        new = Group(self.emu, self.bot, new_chat_id, self.title, "supergroup")
+        new_message = {"message_id": world.next_message_id(self.bot, new_chat_id), "from": dict(member.profile),
+                       "chat": new.chat, "date": now_unix(world.clock), "migrate_from_chat_id": self.id}
+        world.remember(self.bot, new_chat_id, new_message)
+        world.new_update(self.bot, message=new_message)
+        return new
+
+    def remove_bot(self, member: "User") -> None:
+        """A member removes the bot: my_chat_member "left", and sends fail with 403."""
+        world = self.emu.world
+        world.blocked.add((self.bot.id, self.id))
+        me = {"id": self.bot.id, "is_bot": True, "first_name": self.bot.first_name, "username": self.bot.username}
+        world.new_update(self.bot, my_chat_member={
+            "chat": self.chat, "from": dict(member.profile), "date": now_unix(world.clock),
+            "old_chat_member": {"user": me, "status": "member"}, "new_chat_member": {"user": me, "status": "left"}})
+
+    def received(self) -> list[Sent]:
+        return [s for s in self.emu.world.sent if s.chat_id == self.id]
+
+
 class TelegramEmulator:
     def __init__(self, clock: Callable[[], datetime] | None = None, *,
                  transport: Callable[[str, bytes, Mapping[str, str]], Any] | None = None, **limits: Any):
@@ -156,6 +232,10 @@ class TelegramEmulator:
     def user(self, bot: Bot, user_id: int, first_name: str, last_name: str = "", username: str | None = None,
              language_code: str | None = "en") -> User:
         return User(self, bot, user_id, first_name, last_name, username, language_code)
+
+    def group(self, bot: Bot, chat_id: int, title: str, chat_type: str = "group") -> Group:
+        """A group the bot is in (chat ids of groups are negative: -100... for supergroups)."""
+        return Group(self, bot, chat_id, title, chat_type)
 
     def fail_next(self, method: str | None, code: int, description: str, *, retry_after: int | None = None,
                   count: int = 1) -> None:

@@ -67,6 +67,14 @@ def _chat_id(world: World, bot: Bot, params: dict[str, Any]) -> int:
         chat_id = int(raw)
     except (TypeError, ValueError):
         raise ApiError(400, "Bad Request: chat not found") from None
+    if (bot.id, chat_id) in world.upgraded:
+        raise ApiError(400, "Bad Request: group chat was upgraded to a supergroup chat",
+                       migrate_to_chat_id=world.upgraded[(bot.id, chat_id)])
+    group = world.groups.get((bot.id, chat_id))
+    if group is not None:
+        if (bot.id, chat_id) in world.blocked:
+            raise ApiError(403, f"Forbidden: bot was kicked from the {group.type} chat")
+        return chat_id
     if chat_id not in world.users or (bot.id, chat_id) not in world.chats:
         raise ApiError(400, "Bad Request: chat not found")
     if (bot.id, chat_id) in world.blocked:
@@ -122,10 +130,11 @@ def _send(world: World, bot: Bot, method: str, params: dict[str, Any]) -> dict[s
             world.take(("bot", bot.id), world.bot_rate, world.bot_rate)
         if wait:
             raise ApiError(429, f"Too Many Requests: retry after {wait}", retry_after=wait)
-        user = world.users[chat_id]
+        group = world.groups.get((bot.id, chat_id))
+        chat = group.chat if group is not None else {"id": chat_id, "type": "private", **_names(world.users[chat_id])}
         out = {"message_id": world.next_message_id(bot, chat_id),
                "from": {"id": bot.id, "is_bot": True, "first_name": bot.first_name, "username": bot.username},
-               "chat": {"id": chat_id, "type": "private", **_names(user)}, "date": now_unix(world.clock), **message}
+               "chat": chat, "date": now_unix(world.clock), **message}
         world.remember(bot, chat_id, out)
         world.sent.append(Sent(chat_id, method, dict(params), out))
         return out

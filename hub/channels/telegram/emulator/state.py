@@ -1,4 +1,4 @@
-"""The emulated Bot API's world: bots, users and their private chats, files, sent
+"""The emulated Bot API's world: bots, users and their private chats, groups, files, sent
 messages, per-chat and per-bot rate limits, and injected failures (see __init__.py)."""
 from __future__ import annotations
 
@@ -20,16 +20,20 @@ MAX_CAPTION = 1024
 class ApiError(Exception):
     """An error answer: {"ok": false, "error_code", "description", "parameters"}."""
 
-    def __init__(self, code: int, description: str, retry_after: int | None = None):
+    def __init__(self, code: int, description: str, retry_after: int | None = None,
+                 migrate_to_chat_id: int | None = None):
         super().__init__(description)
         self.code = code
         self.description = description
         self.retry_after = retry_after
+        self.migrate_to_chat_id = migrate_to_chat_id
 
     def body(self) -> dict[str, Any]:
         out: dict[str, Any] = {"ok": False, "error_code": self.code, "description": self.description}
-        if self.retry_after is not None:
-            out["parameters"] = {"retry_after": self.retry_after}
+        parameters = {k: v for k, v in (("retry_after", self.retry_after),
+                                        ("migrate_to_chat_id", self.migrate_to_chat_id)) if v is not None}
+        if parameters:
+            out["parameters"] = parameters
         return out
 
 
@@ -91,6 +95,8 @@ class World:
         self.deliveries: list[Delivery] = []
         self.blocked: set[tuple[int, int]] = set()  # (bot id, user id)
         self.users: dict[int, dict[str, Any]] = {}
+        self.groups: dict[tuple[int, int], Any] = {}  # (bot, chat) -> emulator.Group
+        self.upgraded: dict[tuple[int, int], int] = {}  # (bot, old group chat) -> its supergroup's id
         self.callbacks: set[str] = set()  # callback_query ids sent to the hub
         self.answered: list[str] = []  # ... and those answered (answerCallbackQuery)
         self.chats: dict[tuple[int, int], dict[int, dict[str, Any]]] = {}  # (bot, chat) -> messages by id
