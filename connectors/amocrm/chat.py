@@ -24,6 +24,7 @@ from connectors.amocrm import mapping
 from connectors.amocrm.amojo import AmojoClient, NotConnected
 from connectors.amocrm.errors import AmoError
 from connectors.base import HubEvent, LinkStore, Outcome, media_link
+from connectors.person import as_person
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,10 @@ def conversation_of(ref: str | None) -> int | None:
 
 
 def sender_of(contact: Mapping[str, Any]) -> dict[str, Any]:
-    """The customer as a chat participant: one per hub contact."""
+    """The customer as a chat participant: one per person, so amoCRM binds every
+    channel's chat of a linked contact to the person's contact (the chat user's
+    client_id names the contact; a chat keeps the user it started with)."""
+    contact = as_person(contact)
     out: dict[str, Any] = {"id": f"wa-contact-{mapping.require(contact, 'id')}", "name": mapping.contact_name(contact)}
     phone = mapping.e164(contact.get("phone"))
     if phone:

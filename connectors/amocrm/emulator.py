@@ -546,6 +546,19 @@ class Emulator:
             return hal({"_links": {"self": {"href": emu.base_url + "/api/v4/contacts"}},
                         "_embedded": {"contacts": created}})
 
+        @app.post("/api/v4/<any(leads, contacts):entity>/<int:entity_id>/<any(link, unlink):action>")
+        def links_change(entity: str, entity_id: int, action: str) -> Response:
+            """Entity links: 200 with the links made; unlink answers 204 No Content."""
+            try:
+                made = store.link(entity, entity_id, request.get_json(silent=True), unlink=action == "unlink")
+            except Invalid as exc:
+                return _invalid(exc)
+            if made is None:
+                return problem(404, "Not Found", "Not Found")
+            if action == "unlink":
+                return Response(status=204)
+            return hal({"_total_items": len(made), "_embedded": {"links": made}})
+
         @app.post("/api/v4/<any(leads, contacts):entity>/notes")
         def notes_add(entity: str) -> Response:
             try:

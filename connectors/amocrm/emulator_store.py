@@ -320,6 +320,46 @@ class Store:
                 out.append({"id": contact["id"], "request_id": rid})
             return out
 
+    def link(self, entity: str, entity_id: int, items: Any, *, unlink: bool = False) -> list[dict[str, Any]] | None:
+        """POST /api/v4/{leads|contacts}/{id}/link (and /unlink): a deal and its contacts,
+        either side. Linking what is linked changes nothing; None when the entity is unknown."""
+        table, other_table = (self.leads, self.contacts) if entity == "leads" else (self.contacts, self.leads)
+        wanted = "contacts" if entity == "leads" else "leads"
+        if not isinstance(items, list) or not items:
+            raise Invalid([_err("0", "", "This value should be a non-empty array.", "InvalidType")])
+        with self.lock:
+            this = table.get(entity_id)
+            if this is None or this.get("is_deleted"):
+                return None
+            problems, pairs = [], []
+            for i, body in enumerate(items):
+                target = body.get("to_entity_id") if isinstance(body, dict) else None
+                if not isinstance(body, dict) or body.get("to_entity_type") != wanted:
+                    problems.append(_err(str(i), "to_entity_type", f"This value should be {wanted!r}."))
+                elif not isinstance(target, int) or target not in other_table or other_table[target].get("is_deleted"):
+                    problems.append(_err(str(i), "to_entity_id", "This entity is not found.", "NotFound"))
+                else:
+                    pairs.append((target, body.get("metadata") or {}))
+            if problems:
+                raise Invalid(problems)
+            out = []
+            for target, metadata in pairs:
+                lead, contact = (this, other_table[target]) if entity == "leads" else (other_table[target], this)
+                if unlink:
+                    if contact["id"] in lead["contact_ids"]:
+                        lead["contact_ids"].remove(contact["id"])
+                        contact["lead_ids"].remove(lead["id"])
+                    continue
+                if contact["id"] not in lead["contact_ids"]:
+                    if metadata.get("main_contact"):
+                        lead["contact_ids"].insert(0, contact["id"])
+                    else:
+                        lead["contact_ids"].append(contact["id"])
+                    contact["lead_ids"].append(lead["id"])
+                out.append({"entity_id": entity_id, "entity_type": entity, "to_entity_id": target,
+                            "to_entity_type": wanted, "metadata": metadata or None})
+            return out
+
     def update_leads(self, items: Any) -> list[dict[str, Any]]:
         """PATCH /api/v4/leads: all validated first; status changes fire webhooks."""
         if not isinstance(items, list) or not items:

@@ -195,17 +195,27 @@ def wants_note(message: Mapping[str, Any], setting: str) -> bool:
         setting == "outbound" and direction == "out")
 
 
-def note_text(message: Mapping[str, Any], contact: Mapping[str, Any]) -> str:
-    """A readable timeline entry; the hub message id makes it unique, so a retry can
-    recognise a note an interrupted attempt already added."""
+CHANNEL_LABELS = {"whatsapp": "WhatsApp", "telegram": "Telegram", "instagram": "Instagram"}
+
+
+def channel_label(conversation: Mapping[str, Any] | None) -> str:
+    """The channel a conversation is on, as its notes name it (the payload's
+    conversation.channel.kind; WhatsApp when the payload does not say)."""
+    kind = str(((conversation or {}).get("channel") or {}).get("kind") or "whatsapp")
+    return CHANNEL_LABELS.get(kind, kind.capitalize())
+
+
+def note_text(message: Mapping[str, Any], contact: Mapping[str, Any], channel: str = "WhatsApp") -> str:
+    """A readable timeline entry headed by the message's channel; the hub message id makes
+    it unique, so a retry can recognise a note an interrupted attempt already added."""
     who = contact_name(contact)
     when = datetime.fromtimestamp(unix(message.get("timestamp")) or 0, tz=timezone.utc)
     stamp = when.strftime("%Y-%m-%d %H:%M:%S UTC")
     if message.get("direction") == "out":
         author = (message.get("author") or {}).get("name")
-        head = f"WhatsApp #{message.get('id')} → {who}" + (f" (by {author})" if author else "")
+        head = f"{channel} #{message.get('id')} → {who}" + (f" (by {author})" if author else "")
     else:
-        head = f"WhatsApp #{message.get('id')} ← {who}"
+        head = f"{channel} #{message.get('id')} ← {who}"
     lines = [f"{head} · {stamp}"]
     template = message.get("template")
     if template:
@@ -222,9 +232,9 @@ def note_text(message: Mapping[str, Any], contact: Mapping[str, Any]) -> str:
 
 
 def note_body(lead_id: int, message: Mapping[str, Any], contact: Mapping[str, Any],
-              note_type: str) -> dict[str, Any]:
-    text = note_text(message, contact)
-    params = {"text": text} if note_type == "common" else {"service": "WhatsApp", "text": text}
+              note_type: str, channel: str = "WhatsApp") -> dict[str, Any]:
+    text = note_text(message, contact, channel)
+    params = {"text": text} if note_type == "common" else {"service": channel, "text": text}
     return {"entity_id": int(lead_id), "note_type": note_type, "params": params,
             "request_id": str(require(message, "id"))}
 

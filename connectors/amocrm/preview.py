@@ -96,7 +96,8 @@ def _message(draft: Draft, data: dict[str, Any], contact: dict[str, Any], lead_r
     settings = draft.settings
     message = data.get("message") or {}
     if message.get("id") is not None and mapping.wants_note(message, settings.get("timeline_messages", "all")):
-        body = mapping.note_body(0, message, contact, settings.get("note_type") or "common")
+        body = mapping.note_body(0, message, contact, settings.get("note_type") or "common",
+                                 mapping.channel_label(data.get("conversation")))
         body["entity_id"] = lead_ref
         draft.notes.append(body)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from connectors import automation_notes
-from connectors.amocrm import intents, mapping, recovery
+from connectors.amocrm import intents, mapping, merges, recovery
 from connectors.amocrm.pipelines import Pipelines
 from connectors.amocrm.client import AmoClient
 from connectors.amocrm.errors import AmoError, Transient, ValidationFailed
@@ -26,7 +26,7 @@ CONVERSATION_TYPES = frozenset({
     "conversation.started", "message.received", "message.sent", "conversation.assigned",
     "conversation.closed", "lead.attributed", "sla.breached", "automation.step",
 })
-HANDLED = CONVERSATION_TYPES | {"contact.opted_out"}
+HANDLED = CONVERSATION_TYPES | {"contact.opted_out"} | merges.TYPES
 
 
 @dataclass
@@ -49,12 +49,15 @@ class WaveSync:
         out: list[Outcome | None] = [None] * len(batch)
         wanted: list[tuple[int, Wanted]] = []
         opted_out: list[tuple[int, Mapping[str, Any]]] = []
+        person_changes: list[int] = []
         for i, event in enumerate(batch):
             try:
                 if event.type in CONVERSATION_TYPES:
                     w = Wanted.of(mapping.require(event.data, "conversation"), mapping.require(event.data, "contact"))
                     w.validate()
                     wanted.append((i, w))
+                elif event.type in merges.TYPES:
+                    person_changes.append(i)
                 elif event.type == "contact.opted_out":
                     contact = mapping.require(event.data, "contact")
                     mapping.contact_key(contact)
@@ -97,7 +100,7 @@ class WaveSync:
         self._send_notes("/api/v4/leads/notes", notes, out)
         self._send_tasks(tasks, out)
         self._send_patches(patches, out)
-        self._opt_outs(batch, opted_out, out)
+        self._opt_outs(batch, opted_out, out, self._person_changes(batch, person_changes, out))
         return [o if o is not None else Outcome.retry("not handled (connector bug)") for o in out]
 
     # -- per event --------------------------------------------------------------------------
@@ -109,7 +112,8 @@ class WaveSync:
             if not mapping.wants_note(message, self.settings.get("timeline_messages", "all")):
                 return ("skip", "message not shown on the timeline (settings)")
             return ("note", mapping.note_body(lead_id, message, w.contact,
-                                              self.settings.get("note_type") or "common"))
+                                              self.settings.get("note_type") or "common",
+                                              mapping.channel_label(w.conversation)))
         if event.type == "conversation.assigned":
             user = mapping.responsible_user({"assignee": data.get("assignee")},
                                             {**self.settings, "responsible_user_id": None})
@@ -270,9 +274,29 @@ class WaveSync:
                             k for k in body if k not in ("id", "request_id"))})
                 break
 
-    def _opt_outs(self, batch: list[HubEvent], opted_out: list[tuple[int, Mapping[str, Any]]],
-                  out: list[Outcome | None]) -> None:
+    def _person_changes(self, batch: list[HubEvent], indices: list[int], out: list[Outcome | None]) -> list[_Note]:
+        """contact.linked / contact.unlinked: fold the contact's amoCRM contact into the
+        person's (or back); the note they leave goes with the other contact notes."""
         notes: list[_Note] = []
+        person_merges = merges.PersonMerges(self.client, self.links)
+        for i in indices:
+            try:
+                kind, what = person_merges.apply(batch[i])
+            except mapping.PayloadError as exc:
+                out[i] = Outcome.dead(f"{batch[i].type} {batch[i].id}: {exc}")
+                continue
+            except AmoError as exc:
+                out[i] = self.failure(exc)
+                continue
+            if kind == "note":
+                notes.append(_Note(i, what))
+            else:
+                out[i] = Outcome.done(what)
+        return notes
+
+    def _opt_outs(self, batch: list[HubEvent], opted_out: list[tuple[int, Mapping[str, Any]]],
+                  out: list[Outcome | None], notes: list[_Note] | None = None) -> None:
+        notes = list(notes or [])
         for i, contact in opted_out:
             etype, eid = mapping.contact_key(contact)
             contact_id = self.links.get(etype, eid)

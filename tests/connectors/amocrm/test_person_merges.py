@@ -1,0 +1,118 @@
+"""A Telegram contact synced to amoCRM before it was linked to a person ends as one amoCRM
+contact: contact.linked moves its deals (and their notes) to the person's contact, marks
+its own contact with a note and points its links at the person's; contact.unlinked points
+them back for what comes next. A replay does nothing twice."""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from connectors.base import HubEvent
+from tests.connectors.amocrm import events as ev
+from tests.connectors.amocrm.conftest import add_connector, instance, long_lived_settings
+
+PERSON = ev.contact(1)
+
+
+def telegram(*, linked: bool) -> dict[str, Any]:
+    """The Telegram contact as its events show it; linked: it shared the person's phone."""
+    contact = {"id": 2001, "wa_id": None, "phone": None, "name": "Ana on Telegram", "username": "ana_tg",
+               "user_id": "tg:42", "person_id": None}
+    if linked:
+        contact.update(phone=PERSON["phone"], person_id=PERSON["id"],
+                       person={k: PERSON[k] for k in ("id", "wa_id", "user_id", "phone", "name")})
+    return contact
+
+
+def conversation_events(n: int, contact: dict[str, Any], kind: str = "telegram") -> list[HubEvent]:
+    conv = ev.conversation(n)
+    conv["channel"] = {**conv["channel"], "kind": kind}
+    data = {"conversation": conv, "contact": contact}
+    key = f"conversation:{conv['id']}"
+    return [HubEvent(f"evt-start-{n}", "conversation.started", 1, ev.T0, data, ordering_key=key),
+            HubEvent(f"evt-msg-{n}", "message.received", 1, ev.T0, {**data, "message": ev.message(n, 0)},
+                     ordering_key=key)]
+
+
+def merge_event(type_: str, merge_id: int = 7) -> HubEvent:
+    contact = telegram(linked=type_ == "contact.linked")
+    merge = {"id": merge_id, "reason": "shared_phone", "merged_at": ev.iso(ev.T0),
+             "undone_at": None if type_ == "contact.linked" else ev.iso(ev.T0)}
+    return HubEvent(f"evt-{type_}-{merge_id}", type_, 1, ev.T0, {"contact": contact, "person": PERSON, "merge": merge},
+                    ordering_key=f"contact:{PERSON['id']}")
+
+
+def deliver(connector, events: list[HubEvent]) -> None:
+    for event in events:  # one at a time: a wave holds one event per conversation
+        outcome, = connector.deliver([event])
+        assert outcome.status == "done", (event.type, outcome)
+
+
+def contact_notes(amo, contact_id: int) -> list[str]:
+    return [n["params"]["text"] for n in amo.store.notes.values()
+            if n["entity"] == "contacts" and n["entity_id"] == contact_id]
+
+
+def lead_of(amo, conversation_n: int) -> dict[str, Any]:
+    lead_id = next(n["entity_id"] for n in amo.store.notes.values()
+                   if n["entity"] == "leads" and f"#{ev.message(conversation_n, 0)['id']} " in n["params"]["text"])
+    return amo.store.leads[lead_id]
+
+
+def test_a_contact_synced_before_the_link_is_folded_into_the_persons_contact_once(runtime, amo):
+    connector = instance(runtime, add_connector(runtime, long_lived_settings(amo)))
+    deliver(connector, conversation_events(1, PERSON, "whatsapp") + conversation_events(2, telegram(linked=False)))
+    (person_crm,) = [c["id"] for c in amo.store.contacts.values() if c["name"] == "Customer 1"]
+    (own_crm,) = [c["id"] for c in amo.store.contacts.values() if c["name"] == "Ana on Telegram"]
+    assert lead_of(amo, 2)["contact_ids"] == [own_crm]
+
+    linked = merge_event("contact.linked")
+    deliver(connector, [linked, replace(linked, attempt=2)])
+    assert lead_of(amo, 2)["contact_ids"] == [person_crm]  # the deal and its notes moved
+    assert amo.store.contacts[own_crm]["lead_ids"] == []
+    assert sorted(amo.store.contacts[person_crm]["lead_ids"]) == sorted(
+        [lead_of(amo, 1)["id"], lead_of(amo, 2)["id"]])
+    (note,) = contact_notes(amo, own_crm)  # the replay wrote no second note
+    assert note.startswith(f"Merged into contact #{person_crm}: hub contact 2001 (Ana on Telegram) is one person "
+                           "with hub contact 1001 (Customer 1), merge 7.")
+    assert own_crm in amo.store.contacts and not amo.store.contacts[own_crm]["is_deleted"]
+
+    # the linked contact's next conversation reaches the person's contact
+    deliver(connector, conversation_events(3, telegram(linked=True)))
+    assert lead_of(amo, 3)["contact_ids"] == [person_crm]
+    assert len(amo.store.contacts) == 2
+
+    unlinked = merge_event("contact.unlinked")
+    deliver(connector, [unlinked, replace(unlinked, attempt=2)])
+    assert contact_notes(amo, own_crm)[1:] == [
+        "Merge 7 undone: hub contact 2001 (Ana on Telegram) is its own person again; "
+        "its new conversations come back here."]
+    deliver(connector, conversation_events(4, telegram(linked=False)))
+    assert lead_of(amo, 4)["contact_ids"] == [own_crm]
+    assert len(amo.store.contacts) == 2
+
+
+def test_when_the_person_had_no_amocrm_contact_the_channels_contact_becomes_the_persons(runtime, amo):
+    connector = instance(runtime, add_connector(runtime, long_lived_settings(amo, existing_contacts="create")))
+    deliver(connector, conversation_events(2, telegram(linked=False)))
+    deliver(connector, [merge_event("contact.linked")])
+    deliver(connector, conversation_events(1, PERSON, "whatsapp"))
+    (only,) = amo.store.contacts.values()
+    assert lead_of(amo, 1)["contact_ids"] == lead_of(amo, 2)["contact_ids"] == [only["id"]]
+    assert contact_notes(amo, only["id"]) == []
+    deliver(connector, [merge_event("contact.unlinked")])  # nothing was folded: nothing to undo
+    assert contact_notes(amo, only["id"]) == []
+
+
+def test_a_contact_never_synced_needs_nothing(runtime, amo):
+    connector = instance(runtime, add_connector(runtime, long_lived_settings(amo)))
+    outcome, = connector.deliver([merge_event("contact.linked")])
+    assert outcome.status == "done" and outcome.response == {"skipped": "the contact had no amoCRM contact of its own"}
+    assert amo.store.contacts == {}
+
+
+def test_the_chat_of_a_linked_contact_is_the_persons_chat_user():
+    from connectors.amocrm.chat import sender_of
+    assert sender_of(telegram(linked=True)) == {"id": "wa-contact-1001", "name": "Customer 1",
+                                                "profile": {"phone": PERSON["phone"]}}
+    assert sender_of(telegram(linked=False))["id"] == "wa-contact-2001"
