@@ -78,12 +78,17 @@ def opted_out_contacts(session: Session, contact_ids: Iterable[int], subscriptio
     return out
 
 
-def marketing_contact(session: Session, contact: Contact, *, says: str | None = None) -> dict[str, Any]:
+def marketing_contact(session: Session, contact: Contact, *, says: str | None = None,
+                      new_contact: bool = False) -> dict[str, Any]:
     """The contact's event payload with `opted_out`: whether they said no to marketing, so
     that ad and analytics destinations send nothing for them. `says`: the keyword verdict
     (OPTED_OUT / OPTED_IN) of the message being stored, whose consent is recorded only
-    after its events are written."""
-    opted_out = says == OPTED_OUT if says is not None else marketing_opted_out(session, contact.id)
+    after its events are written. `new_contact`: created in this transaction, so nothing
+    can have recorded a word of theirs yet (no query)."""
+    if says is not None:
+        opted_out = says == OPTED_OUT
+    else:
+        opted_out = False if new_contact else marketing_opted_out(session, contact.id)
     return {**payloads.contact(contact), "opted_out": opted_out}
 
 

@@ -16,15 +16,26 @@ from hub.broadcasts import consent
 from hub.events.outbox import emit
 
 
-def emit_started(session: Session, conversation: Any, contact: Any, *, channel: Any, now: datetime,
-                 says: str | None = None) -> None:
-    """`says`: the first message's own opt-out/opt-in keyword verdict, if the channel reads them."""
-    key = payloads.ordering_key(conversation)
+def started_events(session: Session, conversation: Any, contact: Any, *, channel: Any, says: str | None = None,
+                   new_contact: bool = False) -> list[tuple[str, dict[str, Any]]]:
+    """conversation.started and lead.attributed as (type, data), for a caller that writes
+    them in a statement of its own (hub.events.outbox.emit_riding). `says`: the first
+    message's own opt-out/opt-in keyword verdict, if the channel reads them;
+    `new_contact`: the contact was created in this transaction (so it has no consent to read)."""
     data = {"conversation": payloads.conversation(session, conversation, known_channel=channel),
             "contact": payloads.contact(contact)}
-    emit(session, "conversation.started", data, now=now, ordering_key=key)
-    emit(session, "lead.attributed", {**data, "contact": consent.marketing_contact(session, contact, says=says),
-                                      "lead_source": conversation.lead_source}, now=now, ordering_key=key)
+    marketing = consent.marketing_contact(session, contact, says=says, new_contact=new_contact)
+    return [("conversation.started", data),
+            ("lead.attributed", {**data, "contact": marketing, "lead_source": conversation.lead_source})]
+
+
+def emit_started(session: Session, conversation: Any, contact: Any, *, channel: Any, now: datetime,
+                 says: str | None = None, new_contact: bool = False) -> None:
+    """started_events(), emitted."""
+    key = payloads.ordering_key(conversation)
+    for type_, data in started_events(session, conversation, contact, channel=channel, says=says,
+                                      new_contact=new_contact):
+        emit(session, type_, data, now=now, ordering_key=key)
 
 
 def emit_stored(session: Session, conversation: Any, contact: Any, message: Any, *, channel: Any, started: bool,

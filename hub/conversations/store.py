@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, bindparam, func, select, update
+from sqlalchemy import and_, bindparam, func, literal_column, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -67,8 +67,8 @@ class Sender(NamedTuple):
     contact: ContactRow | None
     conversation: ConversationRow | None  # open, on the channel asked about
     duplicate: bool  # the message is already stored
-    # PostgreSQL, known sender: an id drawn for the message from its sequence in the same
-    # round trip, so that the message and its event can be written in one statement.
+    # PostgreSQL: an id drawn for the message from its sequence in the same round trip,
+    # so that the message and its events can be written in one statement.
     next_message_id: int | None = None
 
 
@@ -92,18 +92,21 @@ _OPEN_CONVERSATION = select(*CONVERSATION_COLUMNS).where(
 
 def _sender_query(key: str, *, draw_id: bool = False):
     """Contact by `key`, its open conversation on the channel, and whether the message
-    is stored, in one round trip; `draw_id` (PostgreSQL): and the next message id."""
+    is stored, in one round trip; `draw_id` (PostgreSQL): and the next message id. The
+    row comes back for an unknown sender too (from a one-row source, the contact and
+    conversation columns NULL), so that a new customer's first message also learns in
+    that round trip whether it is stored already."""
     stored = select(_messages.c.id).where(_messages.c.wa_message_id == bindparam("wa_message_id")).scalar_subquery()
     open_here = and_(_conversations.c.contact_id == _contacts.c.id,
                      _conversations.c.channel_id == bindparam("channel_id"), _conversations.c.status == "open")
     extra = [func.nextval(func.pg_get_serial_sequence("messages", "id"))] if draw_id else []
+    one_row = select(literal_column("1").label("one")).subquery("one_row")
     return (select(*CONTACT_COLUMNS, *CONVERSATION_COLUMNS, *extra, stored)
-            .select_from(_contacts.outerjoin(_conversations, open_here))
-            .where(_contacts.c[key] == bindparam("key")))
+            .select_from(one_row.outerjoin(_contacts, _contacts.c[key] == bindparam("key"))
+                         .outerjoin(_conversations, open_here)))
 
 
 _SENDER_BY = {(key, draw): _sender_query(key, draw_id=draw) for key in ("wa_id", "user_id") for draw in (False, True)}
-_MESSAGE_STORED = select(_messages.c.id).where(_messages.c.wa_message_id == bindparam("wa_message_id"))
 
 
 # INSERT ... ON CONFLICT DO NOTHING RETURNING (the syntax is the same on both databases,
@@ -181,16 +184,31 @@ def ensure_contact(session: Session, *, wa_id: str | None, user_id: str | None, 
         raise ValueError("a contact needs a wa_id or a business-scoped user id")
     contact = find_contact_row(session, wa_id=wa_id, user_id=user_id)
     if contact is None:
-        created = session.execute(_INSERT_CONTACT[_dialect(session)], {
-            "wa_id": wa_id, "user_id": user_id, "phone": e164(wa_id), "name": name or "", "username": username,
-            "created_at": now, "updated_at": now}).first()
-        if created is not None:
-            return ContactRow(*created)
-        contact = find_contact_row(session, wa_id=wa_id, user_id=user_id)  # a concurrent webhook's
-        if contact is None:
-            raise LookupError("a new contact conflicts on a unique key but cannot be read")
+        contact, created = insert_contact_row(session, wa_id=wa_id, user_id=user_id, name=name,
+                                              username=username, now=now)
+        if created:
+            return contact
     refresh_contact(session, contact, wa_id=wa_id, user_id=user_id, name=name, username=username)
     return contact
+
+
+def insert_contact_row(session: Session, *, wa_id: str | None, user_id: str | None, name: str = "",
+                       username: str | None = None, now: datetime) -> tuple[ContactRow, bool]:
+    """The contact for a user no contact was found for, INSERTed without looking again:
+    (the row, True) when this transaction created it, so it has no consent and no
+    conversation yet; (a concurrent webhook's row, False) when that one won the race,
+    not yet refreshed with this message's profile."""
+    if not wa_id and not user_id:
+        raise ValueError("a contact needs a wa_id or a business-scoped user id")
+    created = session.execute(_INSERT_CONTACT[_dialect(session)], {
+        "wa_id": wa_id, "user_id": user_id, "phone": e164(wa_id), "name": name or "", "username": username,
+        "created_at": now, "updated_at": now}).first()
+    if created is not None:
+        return ContactRow(*created), True
+    contact = find_contact_row(session, wa_id=wa_id, user_id=user_id)  # a concurrent webhook's
+    if contact is None:
+        raise LookupError("a new contact conflicts on a unique key but cannot be read")
+    return contact, False
 
 
 def upsert_contact(session: Session, *, wa_id: str | None, user_id: str | None, name: str = "",
@@ -203,16 +221,16 @@ def upsert_contact(session: Session, *, wa_id: str | None, user_id: str | None, 
 def find_for_message(session: Session, *, channel_id: int, wa_id: str | None, user_id: str | None,
                      wa_message_id: str) -> Sender:
     """The sender's contact, their open conversation on this number and whether the
-    message is already stored, in one round trip for the usual case (a known user)."""
+    message is already stored, in one round trip (on PostgreSQL with an id drawn for
+    the message)."""
     key, value = ("wa_id", wa_id) if wa_id else ("user_id", user_id)
     draw = _dialect(session) == "postgresql"
     row = session.execute(_SENDER_BY[key, draw], {"key": value, "channel_id": channel_id,
                                                   "wa_message_id": wa_message_id}).first()
-    if row is None:
-        duplicate = session.execute(_MESSAGE_STORED, {"wa_message_id": wa_message_id}).first() is not None
-        return Sender(None, None, duplicate)
     split = len(CONTACT_COLUMNS)
     end = split + len(CONVERSATION_COLUMNS)
+    if row[0] is None:  # no contact by that key
+        return Sender(None, None, row[-1] is not None, row[end] if draw else None)
     contact = ContactRow(*row[:split])
     conversation = ConversationRow(*row[split:end]) if row[split] is not None else None
     return Sender(contact, conversation, row[-1] is not None, row[end] if draw else None)
@@ -227,11 +245,13 @@ def update_conversation(session: Session, conversation: ConversationRow, changes
             setattr(conversation, name, value)
 
 
-def open_conversation_row(session: Session, *, channel_id: int, contact_id: int,
-                          now: datetime) -> tuple[ConversationRow, bool]:
-    """The open conversation of this contact on this number, or a new one (True)."""
+def open_conversation_row(session: Session, *, channel_id: int, contact_id: int, now: datetime,
+                          new_contact: bool = False) -> tuple[ConversationRow, bool]:
+    """The open conversation of this contact on this number, or a new one (True).
+    `new_contact`: the contact was created in this transaction, so there is none to
+    look for (one round trip fewer on a new customer's first message)."""
     where = {"channel_id": channel_id, "contact_id": contact_id}
-    found = session.execute(_OPEN_CONVERSATION, where).first()
+    found = None if new_contact else session.execute(_OPEN_CONVERSATION, where).first()
     if found is None:
         created = session.execute(_INSERT_CONVERSATION[_dialect(session)], {
             **where, "status": "open", "opened_at": now, "created_at": now, "updated_at": now}).first()

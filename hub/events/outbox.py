@@ -95,31 +95,41 @@ def is_first_event(session: Session) -> bool:
 
 def emit_riding(session: Session, type_: str, data: dict[str, Any], *, now: datetime,
                 ordering_key: str | None = None, with_ctes: tuple[Any, ...] = (),
-                params: dict[str, Any] | None = None) -> Event:
+                params: dict[str, Any] | None = None, before: tuple[tuple[str, dict[str, Any]], ...] = ()) -> Event:
     """emit() of a transaction's first event on PostgreSQL, with the caller's own
     data-modifying statements (`with_ctes`, their parameters in `params`, none named like
     an events column) as CTEs of the same round trip. Ingest writes a message and its
-    message.received event this way: one round trip instead of two."""
+    message.received event this way: one round trip instead of two. `before`: events
+    (type, data) emitted ahead of this one in the same round trip, with the same
+    ordering key (a new conversation's conversation.started and lead.attributed)."""
     if not is_first_event(session):
         raise RuntimeError("emit_riding() writes only the first event of a transaction")
-    row = _row(session, type_, data, now=now, ordering_key=ordering_key)
-    statement = _riding_statement(tuple(with_ctes))
-    subscribers = session.execute(statement, {**(params or {}), **{f"event_{k}": v for k, v in row.items()}}).all()
+    rows = [_row(session, t, d, now=now, ordering_key=ordering_key) for t, d in (*before, (type_, data))]
+    statement = _riding_statement(tuple(with_ctes), len(rows))
+    values = dict(params or {})
+    for i, row in enumerate(rows):
+        values.update({f"{_event_prefix(i)}{k}": v for k, v in row.items()})
+    subscribers = session.execute(statement, values).all()
     session.info[_SUBSCRIBERS] = subscribers
-    _insert_deliveries(session, row, subscribers, now=now)
-    return Event(**row)
+    _insert_deliveries(session, rows, subscribers, now=now)
+    return Event(**rows[-1])
 
 
 _EVENT_COLUMNS = ("id", "type", "version", "occurred_at", "ordering_key", "data", "created_at")
 
 
+def _event_prefix(i: int) -> str:
+    return "event_" if i == 0 else f"event{i}_"
+
+
 @functools.lru_cache(maxsize=64)
-def _riding_statement(writes: tuple[Any, ...]) -> Any:
-    """The subscribers' SELECT with the event's INSERT and `writes` as CTEs. Every
-    parameter has a prefixed name (event_<column>): in a statement of several tables,
-    SQLAlchemy would give a parameter named like a column to that column of each table."""
-    event = insert(_events).values({name: bindparam(f"event_{name}", type_=_events.c[name].type)
-                                    for name in _EVENT_COLUMNS})
+def _riding_statement(writes: tuple[Any, ...], events: int = 1) -> Any:
+    """The subscribers' SELECT with the INSERT of `events` events (rows in the order
+    given) and `writes` as CTEs. Every parameter has a prefixed name (event_<column>,
+    event1_<column>, ...): in a statement of several tables, SQLAlchemy would give a
+    parameter named like a column to that column of each table."""
+    event = insert(_events).values([{name: bindparam(f"{_event_prefix(i)}{name}", type_=_events.c[name].type)
+                                     for name in _EVENT_COLUMNS} for i in range(events)])
     statement = _ENABLED_CONNECTORS.add_cte(event.cte("new_event"))
     for i, write in enumerate(writes):
         statement = statement.add_cte(write.cte(f"riding_{i}"))
@@ -135,10 +145,12 @@ def _row(session: Session, type_: str, data: dict[str, Any], *, now: datetime,
             "ordering_key": ordering_key, "data": data, "created_at": now}
 
 
-def _insert_deliveries(session: Session, row: dict[str, Any], subscribers, *, now: datetime) -> None:
+def _insert_deliveries(session: Session, rows: list[dict[str, Any]], subscribers, *, now: datetime) -> None:
+    """The deliveries of the events `rows`, in their order, in one statement."""
     deliveries = [
         {"event_id": row["id"], "connector_id": connector_id, "ordering_key": row["ordering_key"],
          "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now}
+        for row in rows
         for connector_id, kind, event_types in subscribers
         if subscribes(kind, event_types, row["type"])
     ]
@@ -160,7 +172,7 @@ def emit(
     the rows are never changed in the same transaction. Returns the event (not attached
     to the session)."""
     row = _row(session, type_, data, now=now, ordering_key=ordering_key)
-    _insert_deliveries(session, row, _insert_event(session, row), now=now)
+    _insert_deliveries(session, [row], _insert_event(session, row), now=now)
     return Event(**row)
 
 
@@ -181,7 +193,7 @@ def emit_guarded(session: Session, type_: str, data: dict[str, Any], *, now: dat
         subscribers = [(s["id"], s["kind"], s["event_types"]) for s in (result[1] or [])]
         session.info[_SUBSCRIBERS] = subscribers
     if written:
-        _insert_deliveries(session, row, session.info[_SUBSCRIBERS], now=now)
+        _insert_deliveries(session, [row], session.info[_SUBSCRIBERS], now=now)
     return written
 
 
@@ -205,7 +217,7 @@ def event_written(session: Session, params: dict[str, Any], subscribers: list[di
     if is_first_event(session):
         session.info[_SUBSCRIBERS] = [(c["id"], c["kind"], c["event_types"]) for c in (subscribers or [])]
     row = {k.removeprefix("event_"): v for k, v in params.items() if k.startswith("event_")}
-    _insert_deliveries(session, row, session.info[_SUBSCRIBERS], now=now)
+    _insert_deliveries(session, [row], session.info[_SUBSCRIBERS], now=now)
 
 
 @functools.lru_cache(maxsize=32)

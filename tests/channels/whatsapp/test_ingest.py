@@ -288,3 +288,34 @@ def test_a_returning_customers_message_is_one_write_on_postgresql(client, runtim
     assert raw.body == json.dumps(later).encode() and raw.status == "processed"
     assert conversation.last_inbound_at == stored.sent_at
     assert received[0].data["conversation"]["id"] == conversation.id
+
+
+def test_a_new_customers_first_message_writes_its_events_with_the_message_on_postgresql(client, runtime, channel):
+    """A new customer: read the sender, create the contact and the conversation, then
+    the message, the raw row and all three events in one statement, in their order."""
+    from sqlalchemy import event as sa_event
+
+    _, key = channel
+    statements = []
+
+    def seen(conn, cursor, statement, *args):
+        statements.append(" ".join(statement.split()[:3]))
+
+    sa_event.listen(runtime.db.engine, "before_cursor_execute", seen)
+    try:
+        assert post_signed(client, key, fixture("text")).status_code == 200
+    finally:
+        sa_event.remove(runtime.db.engine, "before_cursor_execute", seen)
+    if runtime.db.dialect == "postgresql":
+        # Reads aside (the channel, the sender, tracked links), and the channel's last-webhook note:
+        writes = [s.split()[0] for s in statements if not s.startswith(("SELECT", "UPDATE channels"))]
+        assert writes == ["INSERT", "INSERT", "WITH"], statements  # contact, conversation, the rest
+    with runtime.db.scope() as session:
+        stored = session.scalars(select(Message)).one()
+        events = {e.type: e for e in session.scalars(select(Event))}
+        raw = session.scalars(select(RawWebhook)).one()
+    assert set(events) == {"conversation.started", "lead.attributed", "message.received"}
+    assert events["message.received"].data["message"]["id"] == stored.id
+    assert events["lead.attributed"].data["contact"]["opted_out"] is False
+    assert {e.data["conversation"]["id"] for e in events.values()} == {stored.conversation_id}
+    assert raw.status == "processed" and raw.body == fixture("text")

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from hub.conversations import reactions as conversation_reactions
 from hub.events import payloads
 from hub.broadcasts import inbound as broadcast_keywords
-from hub.channels.first_message import emit_started
+from hub.channels.first_message import emit_started, started_events
 from hub.channels.whatsapp.inbound import account_events
 from hub.channels.whatsapp.inbound.statuses import record_status
 from hub.channels.whatsapp.inbound.parse import parse
@@ -42,6 +42,7 @@ from hub.conversations.store import (
     e164,
     ensure_contact,
     find_for_message,
+    insert_contact_row,
     open_conversation_row,
     refresh_contact,
     update_contact,
@@ -255,30 +256,35 @@ def store_inbound(session: Session, channels: Channels, m: InboundMessage, now: 
     if sender.duplicate:
         return None
     profile = {"name": m.contact.name if m.contact else "", "username": m.contact.username if m.contact else None}
-    if contact is None:
+    new_contact = False
+    if contact is None and m.from_wa_id and m.from_user_id:
+        # find_for_message looked by the phone only: the user id may still name a contact.
         contact = ensure_contact(session, wa_id=m.from_wa_id, user_id=m.from_user_id, now=now, **profile)
-    else:
+    elif contact is None:  # nobody by the one id the message has: no need to look again
+        contact, new_contact = insert_contact_row(session, wa_id=m.from_wa_id, user_id=m.from_user_id, now=now,
+                                                  **profile)
+    if not new_contact:
         refresh_contact(session, contact, wa_id=m.from_wa_id, user_id=m.from_user_id, **profile)
     if m.type == "system":
         _number_change(session, contact, m, now)
     started = False
     if conversation is None:
         conversation, started = open_conversation_row(session, channel_id=channel.id, contact_id=contact.id,
-                                                      now=m.timestamp)
+                                                      now=m.timestamp, new_contact=new_contact)
     message = _new_message(conversation, m, now)
     changes = _conversation_changes(conversation, m)
     if started:
         # Before the INSERT, so that a matched code's note on the payload is written with it.
         changes["lead_source"] = attribute_first_message(session, conversation, message, referral=m.referral,
                                                          window=attribution_window, now=now)
-    if sender.next_message_id is not None and not started and is_first_event(session):
+    if sender.next_message_id is not None and is_first_event(session):
         message.id = sender.next_message_id
         _insert_message_with_event(session, channel, contact, conversation, message, changes, now=now,
-                                   media_link=media_link)
+                                   media_link=media_link, started=started, says=says, new_contact=new_contact)
     else:
         _insert_message(session, message, conversation, changes)
         _emit_received(session, channel, contact, conversation, message, started=started, now=now,
-                       media_link=media_link, says=says)
+                       media_link=media_link, says=says, new_contact=new_contact)
     if started:
         conversation_reactions.started(session, conversation.id, first_text=m.text or "", now=now)
     if m.original_message_id:
@@ -288,12 +294,14 @@ def store_inbound(session: Session, channels: Channels, m: InboundMessage, now: 
 
 def _insert_message_with_event(session: Session, channel: ChannelRef, contact: ContactRow,
                                conversation: ConversationRow, message: Message, changes: dict[str, Any], *,
-                               now: datetime, media_link: Callable[[int], str] | None) -> None:
-    """PostgreSQL, a known sender's message (its id drawn already, see find_for_message)
-    as the transaction's first event: the message, its conversation's changes, the raw
-    webhook row and message.received in ONE statement, the round trip that reads the
-    event's subscribers. A returning customer's webhook is then three round trips
-    (read, write, commit), as few as keeping the raw body alone."""
+                               now: datetime, media_link: Callable[[int], str] | None, started: bool = False,
+                               says: str | None = None, new_contact: bool = False) -> None:
+    """PostgreSQL, a message whose id find_for_message drew, as the transaction's first
+    event: the message, its conversation's changes, the raw webhook row and
+    message.received (after conversation.started and lead.attributed when it starts the
+    conversation) in ONE statement, the round trip that reads the events' subscribers.
+    A returning customer's webhook is then three round trips (read, write, commit), as
+    few as keeping the raw body alone."""
     params = {f"message_{column}": getattr(message, column) for column in ("id", *INBOUND_COLUMNS)}
     if changes:
         params.update({f"touch_{column}": value for column, value in changes.items()})
@@ -303,9 +311,11 @@ def _insert_message_with_event(session: Session, channel: ChannelRef, contact: C
         params.update({f"raw_{column}": value for column, value in raw_row.items()})
     for column, value in changes.items():
         setattr(conversation, column, value)
+    before = tuple(started_events(session, conversation, contact, channel=channel, says=says,
+                                  new_contact=new_contact)) if started else ()
     emit_riding(session, "message.received", _received_data(session, channel, contact, conversation, message,
                                                              media_link=media_link),
-                now=now, ordering_key=payloads.ordering_key(conversation),
+                now=now, ordering_key=payloads.ordering_key(conversation), before=before,
                 with_ctes=_riding_writes(tuple(changes), with_raw=raw_row is not None), params=params)
 
 
@@ -340,10 +350,11 @@ def _conversation_changes(conversation: ConversationRow, m: InboundMessage) -> d
 
 def _emit_received(session: Session, channel: ChannelRef, contact: ContactRow, conversation: ConversationRow,
                    message: Message, *, started: bool, now: datetime,
-                   media_link: Callable[[int], str] | None = None, says: str | None = None) -> None:
+                   media_link: Callable[[int], str] | None = None, says: str | None = None,
+                   new_contact: bool = False) -> None:
     key = payloads.ordering_key(conversation)
     if started:
-        emit_started(session, conversation, contact, channel=channel, now=now, says=says)
+        emit_started(session, conversation, contact, channel=channel, now=now, says=says, new_contact=new_contact)
     emit(session, "message.received", _received_data(session, channel, contact, conversation, message,
                                                      media_link=media_link), now=now, ordering_key=key)
 
