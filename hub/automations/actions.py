@@ -14,17 +14,10 @@ from hub.events import payloads
 from hub.automations import engine
 from hub.channels.base import Outgoing, SendRefused, TemplateInput
 from hub.events.outbox import emit
-from hub.models import Contact, ContactProfile, Conversation, Run, Scenario, Team
+from hub.conversations import tags_and_fields
+from hub.models import Contact, Conversation, Run, Scenario, Team
 
 log = logging.getLogger(__name__)
-
-
-def profile(session: Session, contact_id: int, *, now: datetime) -> ContactProfile:
-    found = session.get(ContactProfile, contact_id)
-    if found is None:
-        found = ContactProfile(contact_id=contact_id, tags=[], fields={}, updated_at=now)
-        session.add(found)
-    return found
 
 
 def facts(session: Session, conversation: Conversation, *, now: datetime, config: Any) -> engine.Facts:
@@ -32,14 +25,13 @@ def facts(session: Session, conversation: Conversation, *, now: datetime, config
     from hub.models import Channel
 
     contact = session.get(Contact, conversation.contact_id)
-    stored = session.get(ContactProfile, conversation.contact_id)
     kind = registry.of(session.get(Channel, conversation.channel_id), config)
     window = kind.window(conversation, now)
     return engine.Facts(
         contact={"name": contact.name if contact else "", "phone": contact.phone if contact else None,
-                 **(stored.fields if stored else {})},
+                 **tags_and_fields.fields_of(session, conversation.contact_id)},
         # A closed conversation is reopened by the next send, and a new one has no window yet.
-        tags=tuple(stored.tags if stored else ()),
+        tags=tuple(tags_and_fields.tags_of(session, conversation.contact_id)),
         window_open=conversation.status == "open" and (window.open or not window.applies))
 
 
@@ -108,14 +100,12 @@ def apply(session: Session, run: Run, outcome: engine.Outcome, *, now: datetime,
         elif isinstance(action, engine.Store):
             where, name = action.target.split(".", 1)
             if where == "contact":  # the profile, not the contact row: WhatsApp refreshes its name
-                row = profile(session, conversation.contact_id, now=now)
-                row.fields = {**(row.fields or {}), name: action.value}
+                tags_and_fields.change_fields(session, conversation.contact_id, {name: action.value}, now=now)
             elif where == "deal":
                 deal_fields[name] = action.value
         elif isinstance(action, engine.Tags):
-            row = profile(session, conversation.contact_id, now=now)
-            row.tags = [t for t in (row.tags or []) if t not in action.remove] + [
-                t for t in action.add if t not in (row.tags or [])]
+            tags_and_fields.change_tags(session, conversation.contact_id, add=action.add, remove=action.remove,
+                                        now=now)
         elif isinstance(action, engine.DealStage):
             if deal_fields:
                 _deal_event(session, run, conversation, step, "deal_fields", {"fields": deal_fields}, now=now)

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Iterable
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.broadcasts import consent, segments
 from hub.broadcasts.csv_upload import parse_csv
-from hub.models import Audience
+from hub.conversations.tags_and_fields import fields_of_contacts
+from hub.models import Audience, Contact
 
 
 def create_from_csv(session: Session, *, name: str, data: bytes, region: str | None = None,
@@ -37,11 +39,34 @@ def create_segment(session: Session, *, name: str, segment: dict[str, Any], now:
     return audience
 
 
-def members(session: Session, audience: Audience, *, now: datetime) -> list[dict[str, Any]]:
-    """[{"phone", "variables", "contact_id"?, "row"?}] in the audience's order."""
+def members(session: Session, audience: Audience, *, now: datetime,
+            contact_fields: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """[{"phone", "variables", "contact_id"?, "row"?}] in the audience's order, with the
+    contact custom fields named in `contact_fields` among the variables ("contact.city")."""
     if audience.kind == "segment":
-        return segments.evaluate(session, audience.segment or {}, now=now)
-    return list(audience.rows)
+        found = segments.evaluate(session, audience.segment or {}, now=now)
+    else:
+        found = list(audience.rows)
+    names = list(contact_fields)
+    return with_contact_fields(session, found, names) if names else found
+
+
+def with_contact_fields(session: Session, found: list[dict[str, Any]], names: list[str]) -> list[dict[str, Any]]:
+    """The members with their contacts' custom fields; a CSV row is the contact of its
+    number, if the hub knows one."""
+    by_phone: dict[str, int] = {}
+    unknown = sorted({m["phone"].lstrip("+") for m in found if m.get("contact_id") is None})
+    for start in range(0, len(unknown), 1000):
+        by_phone.update({f"+{wa_id}": cid for cid, wa_id in session.execute(
+            select(Contact.id, Contact.wa_id).where(Contact.wa_id.in_(unknown[start:start + 1000])))})
+    ids = {m["phone"]: m.get("contact_id") or by_phone.get(m["phone"]) for m in found}
+    values = fields_of_contacts(session, [i for i in ids.values() if i is not None], names)
+    out = []
+    for m in found:
+        own = values.get(ids[m["phone"]], {}) if ids[m["phone"]] is not None else {}
+        out.append({**m, "variables": {**(m.get("variables") or {}),
+                                       **{f"contact.{n}": own[n] for n in names if n in own}}})
+    return out
 
 
 def summary(audience: Audience) -> dict[str, Any]:

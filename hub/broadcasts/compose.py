@@ -3,8 +3,10 @@ contact fields or a fixed value. Pure: the template and rows in, inputs or the l
 rows that cannot be filled out.
 
 A variable's source is {"column": "first_name"} (the CSV column), {"contact": "name"}
-(a contact field: name, phone) or {"value": "..."}; positional templates take a list of
-sources, named ones an object of them by name.
+(the contact's name or phone, or one of its custom fields: {"contact": "city"}) or
+{"value": "..."}; positional templates take a list of sources, named ones an object of
+them by name. Custom fields are looked up when the audience is read (`custom_fields`
+names them) and travel in a member's variables as "contact.<field>".
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from typing import Any
 
 from hub.channels.base import TemplateInput
 from hub.channels.whatsapp.templates import parameters as tpl
+from hub.conversations.tags_and_fields import AttributeProblem, check_field_name
 from hub.models import Template
 
 CONTACT_FIELDS = ("name", "phone")
@@ -34,7 +37,11 @@ def _check_source(source: Any, where: str, columns: list[str] | None) -> None:
     if not isinstance(name, str) or (kind != "value" and not name):
         raise CompositionProblem(f"{where}: {kind} must be a text", field=where)
     if kind == "contact" and name not in CONTACT_FIELDS:
-        raise CompositionProblem(f"{where}: contact fields are {', '.join(CONTACT_FIELDS)}", field=where)
+        try:
+            check_field_name(name, where=where)
+        except AttributeProblem:
+            raise CompositionProblem(f"{where}: {name!r} is neither {' nor '.join(CONTACT_FIELDS)} nor a custom "
+                                     "field name (a-z, 0-9, _)", field=where) from None
     if kind == "column" and columns is not None and name not in columns:
         raise CompositionProblem(f"{where}: the audience has no column {name!r}; its columns are "
                                  f"{', '.join(columns) or 'none'}", field=where)
@@ -69,13 +76,23 @@ def check_spec(template: Template, spec: Any, columns: list[str] | None, header:
             _check_source(source, f"variables.{name}", columns)
 
 
+def custom_fields(spec: Any) -> list[str]:
+    """The contact custom fields the sources read."""
+    sources = spec if isinstance(spec, list) else list(spec.values()) if isinstance(spec, dict) else []
+    return sorted({s["contact"] for s in sources
+                   if isinstance(s, dict) and isinstance(s.get("contact"), str) and s["contact"] not in CONTACT_FIELDS})
+
+
 def _value(source: dict[str, Any], member: dict[str, Any]) -> str:
     kind, name = next(iter(source.items()))
     if kind == "value":
         return name
+    variables = member.get("variables") or {}
     if kind == "contact":
-        return str(member["phone"] if name == "phone" else (member.get("variables") or {}).get(name) or "")
-    return str((member.get("variables") or {}).get(name) or "")
+        if name == "phone":
+            return str(member["phone"])
+        return str(variables.get(name if name == "name" else f"contact.{name}") or "")
+    return str(variables.get(name) or "")
 
 
 def fill(template: Template, spec: Any, member: dict[str, Any], *, header: Any = None,

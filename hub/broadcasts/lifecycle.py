@@ -72,7 +72,7 @@ def create(session: Session, *, name: str, channel_id: int, audience_id: int, te
     except compose.CompositionProblem as exc:
         raise BroadcastProblem(str(exc), field=exc.field) from None
     if members is None:
-        members = audiences.members(session, audience, now=now)
+        members = audiences.members(session, audience, now=now, contact_fields=compose.custom_fields(variables))
     if not members:
         raise BroadcastProblem("the audience has nobody to send to", field="audience_id")
     missing = compose.rows_missing_variables(template, variables, members)

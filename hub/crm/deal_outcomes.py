@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from connectors.base import ReportDealStage
 from hub.events import payloads
 from hub.broadcasts.consent import marketing_contact
+from hub.crm import contact_stages
 from hub.events.outbox import emit
 from hub.models import ConnectorRecord, Contact, Conversation
 from hub.reports import deals as report_deals
@@ -85,4 +86,6 @@ def report_stage(session: Session, report: ReportDealStage, *, now: datetime, co
     report_deals.record(session, conversation_id=conversation.id, connector_id=record.id if record else None,
                         deal_id=deal["id"], stage=deal["stage_name"] or deal["stage"], outcome=report.outcome,
                         amount=deal["amount"], currency=deal["currency"], now=now)
+    contact_stages.record(session, contact_id=conversation.contact_id, deal=deal,
+                          connector_id=record.id if record else None, now=now)
     return f"deal {report.deal_id} {report.outcome} at stage {report.stage}"

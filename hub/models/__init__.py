@@ -1,9 +1,9 @@
 """All models, imported here so Base.metadata knows every table."""
-from hub.models.automations import ContactProfile, Cursor, Run, Scenario, ScenarioVersion, StepLog
+from hub.models.automations import Cursor, Run, Scenario, ScenarioVersion, StepLog
 from hub.models.broadcasts import Audience, Broadcast, BroadcastRecipient, Consent
 from hub.models.channels import Channel
 from hub.models.connectors import ConnectorRecord, CrmLink
-from hub.models.contacts import Contact, ProfileFetch
+from hub.models.contacts import Contact, ContactCrmStage, ContactField, ContactTag, ProfileFetch
 from hub.models.conversations import Conversation, Message, MessageStatus
 from hub.models.events import Delivery, Event
 from hub.models.leases import Lease
@@ -17,7 +17,6 @@ from hub.models.users import ApiToken, User
 from hub.models.webhooks import ChannelUpdate, RawWebhook
 
 __all__ = [
-    "ContactProfile",
     "Cursor",
     "Run",
     "Scenario",
@@ -32,6 +31,9 @@ __all__ = [
     "ConnectorRecord",
     "Consent",
     "Contact",
+    "ContactCrmStage",
+    "ContactField",
+    "ContactTag",
     "ProfileFetch",
     "Conversation",
     "CrmLink",

@@ -96,17 +96,6 @@ class StepLog(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class ContactProfile(Base):
-    """Tags and fields scenarios store about a contact (answers saved "contact.<field>")."""
-
-    __tablename__ = "automation_profiles"
-
-    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True)
-    tags: Mapped[list[str]] = mapped_column(JSONType, default=list)
-    fields: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
-    updated_at: Mapped[datetime] = updated_at()
-
-
 class Cursor(Base):
     """How far the automations have read a stream (events by (created_at, id))."""
 

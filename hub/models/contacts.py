@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, String
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.platform.db import Base, JSONType, UTCDateTime
@@ -67,3 +67,47 @@ class ProfileFetch(Base):
     fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     error: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[datetime] = created_at()
+
+
+class ContactTag(Base):
+    """A tag on a contact (set through the API, the admin or a scenario), one row per tag
+    so that an audience "has tag X" is an indexed lookup, not a scan of every contact."""
+
+    __tablename__ = "contact_tags"
+    __table_args__ = (Index("ix_contact_tags_tag", "tag", "contact_id"),)
+
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = created_at()
+
+
+class ContactField(Base):
+    """A custom field of a contact ("city": "Berlin") kept as text: broadcasts compare it
+    and fill template variables with it, scenarios read numbers back out of it."""
+
+    __tablename__ = "contact_fields"
+    __table_args__ = (Index("ix_contact_fields_value", "name", "value"),)
+
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(500))  # indexed: 500 characters fit a b-tree key
+    updated_at: Mapped[datetime] = updated_at()
+
+
+class ContactCrmStage(Base):
+    """Where the contact's deal stands in each CRM pipeline, as the connector last reported
+    it (hub.crm.deal_outcomes): audiences select by it without asking the CRM. `pipeline`
+    is "" when the CRM named none."""
+
+    __tablename__ = "contact_crm_stages"
+    __table_args__ = (Index("ix_contact_crm_stages_stage", "stage", "pipeline"),
+                      Index("ix_contact_crm_stages_stage_name", "stage_name", "pipeline"))
+
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True)
+    pipeline: Mapped[str] = mapped_column(String(64), primary_key=True, default="")
+    stage: Mapped[str] = mapped_column(String(64))
+    stage_name: Mapped[str] = mapped_column(String(200), default="")
+    outcome: Mapped[str] = mapped_column(String(8))
+    deal_id: Mapped[str] = mapped_column(String(64))
+    connector_id: Mapped[int | None] = mapped_column(ForeignKey("connectors.id", ondelete="SET NULL"))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -7,9 +7,10 @@ from sqlalchemy import func, select
 
 from hub.automations import runtime as automation_runtime
 from hub.automations.runtime import Runner, pause_for_operator, start_manually
+from hub.conversations import tags_and_fields
 from hub.platform.db import utcnow
 from hub.events.outbox import emit
-from hub.models import (ContactProfile, Conversation, Event, Message, QueueEntry, Run, Scenario, StepLog,
+from hub.models import (Conversation, Event, Message, QueueEntry, Run, Scenario, StepLog,
                         Team, Template)
 from tests.automations.support import Hub
 from tests.support.whatsapp import WABA_ID
@@ -64,8 +65,8 @@ def test_a_keyword_starts_the_scenario_which_asks_re_asks_stores_and_hands_off(h
     run = the_run(runtime)
     assert run.status == "handed_off" and run.state["answers"] == {"name": "Anna", "budget": 5000}
     with runtime.db.scope() as session:
-        profile = session.get(ContactProfile, run.contact_id)
-        assert profile.tags == ["lead"] and profile.fields == {"name": "Anna", "city": "Berlin"}
+        assert tags_and_fields.tags_of(session, run.contact_id) == ["lead"]
+        assert tags_and_fields.fields_of(session, run.contact_id) == {"city": "Berlin", "name": "Anna"}
         entry = session.get(QueueEntry, run.conversation_id)
         assert entry is not None and entry.team_id == 1 and entry.reason == "no_operator"
         step_event = session.scalar(select(Event).where(Event.type == "automation.step"))

@@ -151,3 +151,39 @@ def test_lifecycle_and_results_export(client, admin_headers, runtime, channel_id
 
 def test_viewers_cannot_make_broadcasts(client, viewer_headers, channel_id):
     assert upload(client, viewer_headers).status_code == 403
+
+
+def test_contact_custom_fields_fill_template_variables(client, admin_headers, runtime, channel_id):
+    """A CSV row is the contact of its number: {"contact": "city"} reads that contact's
+    field, set through the contacts API; a row whose contact lacks it is named."""
+    now = utcnow()
+    with runtime.db.scope() as s:
+        ana = Contact(wa_id="4915112345678", phone="+4915112345678", name="Ana", created_at=now, updated_at=now)
+        s.add(ana)
+        s.flush()
+        ana_id = ana.id
+    r = client.patch(f"/api/v1/contacts/{ana_id}/fields", json={"fields": {"city": "Berlin"}}, headers=admin_headers)
+    assert r.status_code == 200, r.json
+    data = b"phone,first_name\n+4915112345678,Ana\n+447700900123,Bob\n"
+    audience_id = upload(client, admin_headers, data=data).json["id"]
+    variables = [{"column": "first_name"}, {"contact": "city"}]
+    r = client.post("/api/v1/broadcasts/verdict", headers=admin_headers, json={
+        k: v for k, v in body(channel_id, audience_id, variables=variables).items() if k != "name"})
+    assert r.status_code == 200, r.json
+    assert r.json["preview"][0]["text"] == "Hi Ana, code Berlin"
+    assert r.json["skipped_by_reason"] == {"missing_variables": 1}
+    r = client.post("/api/v1/broadcasts", headers=admin_headers, json=body(channel_id, audience_id,
+                                                                           variables=variables))
+    assert r.status_code == 422 and r.json["errors"]["rows"] == [
+        {"row": 3, "phone": "+447700900123", "missing": ["{{2}} (contact city)"]}]
+    r = client.post("/api/v1/broadcasts", headers=admin_headers, json=body(
+        channel_id, audience_id, variables=[{"column": "first_name"}, {"contact": "City!"}]))
+    assert r.status_code == 422 and "variables[1]" in r.json["errors"]["json"]
+    client.patch(f"/api/v1/contacts/{ana_id}/fields", json={"fields": {"city": None}}, headers=admin_headers)
+    one = upload(client, admin_headers, data=b"phone,first_name\n+4915112345678,Ana\n").json["id"]
+    client.patch(f"/api/v1/contacts/{ana_id}/fields", json={"fields": {"city": "Köln"}}, headers=admin_headers)
+    r = client.post("/api/v1/broadcasts", headers=admin_headers, json=body(channel_id, one, variables=variables))
+    assert r.status_code == 201, r.json
+    with runtime.db.scope() as s:
+        recipient = s.scalar(select(BroadcastRecipient).where(BroadcastRecipient.broadcast_id == r.json["id"]))
+        assert recipient.variables == {"first_name": "Ana", "contact.city": "Köln"}

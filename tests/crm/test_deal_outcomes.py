@@ -90,3 +90,22 @@ def test_a_marketing_opt_out_of_the_consent_model_reaches_the_event(client, runt
         record(session, contact, "marketing", "opted_out", source="api", at=utcnow(), now=utcnow())
     assert run(runtime, [ReportDealStage(deal_id="9", stage="142", outcome="won", conversation_id=conv_id)], None)[0]["ok"]
     assert stage_events(runtime)[0].data["contact"]["opted_out"] is True
+
+
+def test_the_contact_keeps_its_latest_stage_per_pipeline(client, runtime):
+    from hub.crm import contact_stages
+    from hub.models import Contact
+
+    conv_id = conversation_with_source(client, runtime)
+    cid = webhook_connector(runtime, "http://127.0.0.1:9/none")
+    run(runtime, [ReportDealStage(deal_id="25399013", stage="32001", stage_name="Переговоры", outcome="open",
+                                  conversation_id=conv_id, pipeline="7000001")], cid)
+    run(runtime, [ReportDealStage(deal_id="25399013", stage="142", stage_name="Успешно реализовано", outcome="won",
+                                  conversation_id=conv_id, pipeline="7000001"),
+                  ReportDealStage(deal_id="C1:77", stage="C1:NEW", outcome="open", phone="+4915112345678")], cid)
+    with runtime.db.scope() as session:
+        contact_id = session.scalars(select(Contact.id)).one()
+        stages = {s["pipeline"]: (s["stage"], s["stage_name"], s["outcome"], s["deal_id"])
+                  for s in contact_stages.of_contact(session, contact_id)}
+    assert stages == {"7000001": ("142", "Успешно реализовано", "won", "25399013"),
+                      None: ("C1:NEW", "", "open", "C1:77")}

@@ -1,5 +1,7 @@
-"""/api/v1/contacts: merging a contact with another contact of the same person, and
-undoing the merge (hub.conversations.persons), as the inbox's "Merge with…" does."""
+"""/api/v1/contacts: a contact's tags, custom fields and CRM stages (what audiences select
+by and templates are filled from), and merging a contact with another contact of the
+same person, and undoing the merge (hub.conversations.persons), as the inbox's "Merge
+with…" does."""
 from __future__ import annotations
 
 from typing import Any
@@ -7,18 +9,21 @@ from typing import Any
 from flask import current_app, g
 from flask.views import MethodView
 from flask_smorest import abort
-from marshmallow import Schema, fields
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from hub.platform.db import utcnow
 from hub.models import Contact
 from hub.models.contacts import ContactMerge
+from hub.conversations import tags_and_fields as attrs
 from hub.conversations.persons import OPERATOR, MergeRefused, link, undo
+from hub.crm import contact_stages
 from hub.web.api.auth import authenticate, require_role
-from hub.web.api.fields import Id
+from hub.web.api.fields import Id, Text
 from hub.web.api.parsing import Blueprint
 
 blp = Blueprint("contacts", __name__, url_prefix="/contacts",
-                description="Contacts: merge two contacts into one person, undo a merge.")
+                description="Contacts: tags, custom fields and CRM stages; merge two contacts into one person, "
+                            "undo a merge.")
 blp.before_request(authenticate)
 
 
@@ -34,6 +39,63 @@ class MergeOut(Schema):
     reason = fields.String(metadata={"description": "operator or shared_phone"})
     merged_at = fields.DateTime()
     undone_at = fields.DateTime(allow_none=True)
+
+
+def _checked(check: Any):
+    """A marshmallow validator from one of tags_and_fields' checks."""
+    def run(value: Any) -> None:
+        try:
+            check(value)
+        except attrs.AttributeProblem as exc:
+            raise ValidationError(str(exc).split(": ", 1)[-1]) from None
+    return run
+
+
+class TagsIn(Schema):
+    add = fields.List(Text(attrs.TAG_MAX, validate=_checked(attrs.check_tag)), load_default=list,
+                      validate=validate.Length(max=100), metadata={"description": "tags to add (at most 100)"})
+    remove = fields.List(Text(attrs.TAG_MAX, validate=_checked(attrs.check_tag)), load_default=list,
+                         validate=validate.Length(max=100), metadata={"description": "tags to remove"})
+
+    @validates_schema
+    def _both(self, data: dict[str, Any], **_: Any) -> None:
+        both = {t.strip() for t in data.get("add", [])} & {t.strip() for t in data.get("remove", [])}
+        if both:
+            raise ValidationError(f"a tag cannot be added and removed at once: {', '.join(sorted(both))}",
+                                  field_name="remove")
+        if not data.get("add") and not data.get("remove"):
+            raise ValidationError("give tags to add or to remove", field_name="add")
+
+
+class FieldsIn(Schema):
+    values = fields.Dict(data_key="fields",
+        keys=Text(attrs.FIELD_NAME_MAX, validate=_checked(attrs.check_field_name)),
+        values=Text(attrs.FIELD_VALUE_MAX, allow_none=True), required=True,
+        validate=validate.Length(1, 100), metadata={
+            "description": 'custom fields to set, by name ("city": "Berlin"); null unsets one; 1-100 at once'})
+
+
+class CrmStageOut(Schema):
+    pipeline = fields.String(allow_none=True)
+    stage = fields.String()
+    stage_name = fields.String()
+    outcome = fields.String(metadata={"description": "open, won or lost"})
+    deal_id = fields.String()
+    changed_at = fields.DateTime()
+
+
+class AttributesOut(Schema):
+    contact_id = fields.Integer()
+    tags = fields.List(fields.String())
+    custom_fields = fields.Dict(keys=fields.String(), values=fields.String(), data_key="fields")
+    crm_stages = fields.List(fields.Nested(CrmStageOut), metadata={
+        "description": "the contact's stage in each CRM pipeline, as the connector last reported it"})
+
+
+def _attributes(session: Any, contact_id: int) -> dict[str, Any]:
+    return {"contact_id": contact_id, "tags": attrs.tags_of(session, contact_id),
+            "custom_fields": attrs.fields_of(session, contact_id),
+            "crm_stages": contact_stages.of_contact(session, contact_id)}
 
 
 def _contact(session: Any, contact_id: int) -> Contact:
@@ -80,3 +142,40 @@ class MergeItem(MethodView):
             except MergeRefused as exc:
                 abort(409, message=str(exc))
             return _out(merge)
+
+
+@blp.route("/<id:contact_id>/attributes")
+class Attributes(MethodView):
+    @blp.response(200, AttributesOut)
+    def get(self, contact_id: int):
+        """The contact's tags, custom fields and CRM stages."""
+        with current_app.extensions["hub"].db.scope() as session:
+            _contact(session, contact_id)
+            return _attributes(session, contact_id)
+
+
+@blp.route("/<id:contact_id>/tags")
+class Tags(MethodView):
+    @require_role("admin", "operator")
+    @blp.arguments(TagsIn)
+    @blp.response(200, AttributesOut)
+    def post(self, body: dict[str, Any], contact_id: int):
+        """Add and remove tags; answers the contact's tags, fields and stages."""
+        with current_app.extensions["hub"].db.scope() as session:
+            _contact(session, contact_id)
+            attrs.change_tags(session, contact_id, add=[t.strip() for t in body["add"]],
+                              remove=[t.strip() for t in body["remove"]], now=utcnow())
+            return _attributes(session, contact_id)
+
+
+@blp.route("/<id:contact_id>/fields")
+class Fields(MethodView):
+    @require_role("admin", "operator")
+    @blp.arguments(FieldsIn)
+    @blp.response(200, AttributesOut)
+    def patch(self, body: dict[str, Any], contact_id: int):
+        """Set custom fields (null unsets one); answers the contact's tags, fields and stages."""
+        with current_app.extensions["hub"].db.scope() as session:
+            _contact(session, contact_id)
+            attrs.change_fields(session, contact_id, body["values"], now=utcnow())
+            return _attributes(session, contact_id)

@@ -57,6 +57,8 @@ BODIES: dict[tuple[str, str], list[dict[str, Any]]] = {
     ("post", "/conversations/{conversation_id}/assign"): [{"assignee_id": "{user_id}"}],
     ("post", "/conversations/{conversation_id}/close"): [{"reason": "done"}],
     ("post", "/contacts/{contact_id}/merge"): [{"person_contact_id": "{other_contact_id}"}],
+    ("post", "/contacts/{contact_id}/tags"): [{"add": ["vip", "Постоянный клиент"], "remove": ["new"]}],
+    ("patch", "/contacts/{contact_id}/fields"): [{"fields": {"city": "Berlin", "first_name": None}}],
     ("post", "/messages"): [
         {"conversation_id": "{conversation_id}", "type": "text", "text": {"body": "On its way", "preview_url": False},
          "reply_to": "wamid.X"},
