@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from connectors.base import CheckResult, Command, Connector, HubEvent, InboundRequest, Outcome
-from connectors.bitrix24 import openlines
+from connectors.bitrix24 import merges, openlines
 from connectors.bitrix24 import preview as preview_module
 from connectors.bitrix24 import webhooks
 from connectors.automation_notes import with_automation_notes
@@ -38,7 +38,7 @@ class Bitrix24Connector(Connector):
     kind = "bitrix24"
     title = "Bitrix24"
     Settings = Bitrix24Settings
-    handles = HANDLED | openlines.HANDLED | {"broadcast.recipient"}
+    handles = HANDLED | openlines.HANDLED | merges.TYPES | {"broadcast.recipient"}
     # A `batch` request carries 50 commands and a wave holds one event per conversation.
     # With a few events waiting per conversation, 1000 events make waves of a few
     # hundred: the contact lookups of a whole wave share one request (20 phones a
@@ -82,6 +82,12 @@ class Bitrix24Connector(Connector):
         return outcomes
 
     def _timeline(self, batch: list[HubEvent]) -> list[Outcome]:
+        if any(e.type in merges.TYPES for e in batch):  # a contact linked to a person, or unlinked
+            folded = iter(merges.PersonMerges(self.client, self.ctx.links, self.options, self.ctx.clock).deliver(
+                [e for e in batch if e.type in merges.TYPES]))
+            others = [e for e in batch if e.type not in merges.TYPES]
+            rest = iter(self._timeline(others) if others else [])
+            return [next(folded) if e.type in merges.TYPES else next(rest) for e in batch]
         stages = Stages(str(self.settings.get("portal_url") or ""), self.client.list_all, self.ctx.clock,
                         target=self.options.target, category_id=self.options.category_id)
         try:

@@ -158,6 +158,8 @@ class Portal:
         self.deals: dict[int, dict[str, Any]] = {}
         self.leads: dict[int, dict[str, Any]] = {}
         self.comments: dict[int, dict[str, Any]] = {}
+        # a deal's (lead's) contacts beyond CONTACT_ID, once crm.<deal|lead>.contact.* touched them
+        self.bindings: dict[tuple[str, int], list[int]] = {}
         self.activities: dict[int, dict[str, Any]] = {}  # crm.activity.todo.add's "universal" activities
         self.users = [
             {"ID": "1", "ACTIVE": True, "NAME": "Anna", "LAST_NAME": "Admin", "EMAIL": "admin@example.com"},
@@ -473,6 +475,36 @@ class Portal:
         self._queue_event(f"ONCRM{kind.upper()}UPDATE", eid)
         return Answer(True)
 
+    def entity_contacts(self, kind: str, action: str, params: dict[str, Any]) -> Answer:
+        """crm.deal.contact.add / .delete / .items.get (and the lead's): the contacts bound
+        to a deal; CONTACT_ID is the primary one. Binding a bound contact changes nothing."""
+        eid = _int(params.get("id", params.get("ID", "")), "id")
+        row = (self.deals if kind == "deal" else self.leads).get(eid)
+        if row is None:
+            raise ApiError("", "Not found")
+        bound = self.bindings.setdefault((kind, eid), [int(row["CONTACT_ID"])] if row.get("CONTACT_ID") else [])
+        if action == "items.get":
+            return Answer([{"CONTACT_ID": cid, "SORT": 10 * (i + 1), "ROLE_ID": 0, "IS_PRIMARY": "Y" if i == 0 else "N"}
+                           for i, cid in enumerate(bound)])
+        fields = params.get("fields")
+        if not isinstance(fields, dict):
+            raise ApiError("", "Parameter 'fields' must be array.")
+        cid = _int(fields.get("CONTACT_ID", ""), "CONTACT_ID")
+        if action == "add":
+            if cid not in self.contacts:
+                raise ApiError("", f"Field 'CONTACT_ID': contact {cid} not found")
+            if cid in bound:
+                bound.remove(cid)
+            if str(fields.get("IS_PRIMARY") or "N") == "Y":
+                bound.insert(0, cid)
+            else:
+                bound.append(cid)
+        elif cid in bound:
+            bound.remove(cid)
+        row["CONTACT_ID"] = str(bound[0]) if bound else None
+        row["DATE_MODIFY"] = self._stamp()
+        return Answer(True)
+
     def _get(self, table: dict[int, dict[str, Any]], params: dict[str, Any]) -> Answer:
         eid = _int(params.get("id", params.get("ID", "")), "id")
         if eid not in table:
@@ -762,6 +794,12 @@ METHODS: dict[str, Callable[[Portal, dict[str, Any]], Answer]] = {
     "crm.deal.get": lambda p, a: p._get(p.deals, a),
     "crm.deal.list": lambda p, a: p._list(list(p.deals.values()), a),
     "crm.deal.update": lambda p, a: p._entity_update("deal", a),
+    "crm.deal.contact.add": lambda p, a: p.entity_contacts("deal", "add", a),
+    "crm.deal.contact.delete": lambda p, a: p.entity_contacts("deal", "delete", a),
+    "crm.deal.contact.items.get": lambda p, a: p.entity_contacts("deal", "items.get", a),
+    "crm.lead.contact.add": lambda p, a: p.entity_contacts("lead", "add", a),
+    "crm.lead.contact.delete": lambda p, a: p.entity_contacts("lead", "delete", a),
+    "crm.lead.contact.items.get": lambda p, a: p.entity_contacts("lead", "items.get", a),
     "crm.lead.add": lambda p, a: p._entity_add("lead", a),
     "crm.lead.get": lambda p, a: p._get(p.leads, a),
     "crm.lead.list": lambda p, a: p._list(list(p.leads.values()), a),

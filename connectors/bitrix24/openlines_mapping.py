@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import quote
 
 from connectors.base import media_link
+from connectors.person import as_person
 
 NAME_CHARS = re.compile(r"[^\w\s'\-]", re.UNICODE)
 ICON = ("data:image/svg+xml," + quote(
@@ -39,12 +40,15 @@ def unix(stamp: Any) -> int:
 def message_item(data: dict[str, Any]) -> dict[str, Any]:
     """One element of imconnector.send.messages' MESSAGES from a `message.received` event."""
     contact, conversation, message = data["contact"], data["conversation"], data["message"]
-    first, last = person_name(contact.get("name") or contact.get("username"))
-    user: dict[str, Any] = {"id": str(contact["id"]), "name": first}
+    # The chat's user is the person (connectors.person): Open Lines binds every channel's
+    # session of a linked contact to the person's one CRM contact.
+    person = as_person(contact)
+    first, last = person_name(person.get("name") or person.get("username"))
+    user: dict[str, Any] = {"id": str(person["id"]), "name": first}
     if last:
         user["last_name"] = last
-    if contact.get("phone"):
-        user.update(phone=str(contact["phone"]), skip_phone_validate="Y")
+    if person.get("phone"):
+        user.update(phone=str(person["phone"]), skip_phone_validate="Y")
     body: dict[str, Any] = {"id": external_id(message), "date": unix(message.get("timestamp"))}
     link = media_link(message.get("media"))
     if link:

@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from connectors.base import CheckResult, Command, Connector, HubEvent, InboundRequest, Outcome, WebhookRejected
-from connectors.hubspot import inbox, inbox_hooks, mapping, properties, rules, signature, webhooks
+from connectors.hubspot import inbox, inbox_hooks, mapping, merges, properties, rules, signature, webhooks
 from connectors.automation_notes import with_automation_notes
 from connectors.broadcast_notes import with_broadcast_notes
 from connectors.hubspot.client import ClientConfig, HubSpotClient
@@ -39,7 +39,7 @@ class HubSpotConnector(Connector):
     kind = "hubspot"
     title = "HubSpot"
     Settings = HubSpotSettings
-    handles = HANDLED | inbox.INBOX_TYPES | {"broadcast.recipient"}
+    handles = HANDLED | inbox.INBOX_TYPES | merges.TYPES | {"broadcast.recipient"}
     # Batch endpoints take 100 inputs; claim enough that each wave can fill them.
     claim_size = 400
     scratch_links = frozenset({"hubspot_communication_intent", "hubspot_task_intent", inbox.INTENT})
@@ -148,12 +148,25 @@ class HubSpotConnector(Connector):
         if self.mode in (inbox.MODE_TIMELINE, inbox.MODE_BOTH):
             timeline = [e for e in with_automation_notes(with_broadcast_notes(batch)) if e.type in HANDLED]
             notes = iter(sync.run(timeline) if timeline else [])
-            merged = [next(notes) if e.type in HANDLED | {"broadcast.recipient"} else Outcome.done({"skipped": f"{e.type}: not on the timeline"})
-                      for e in batch]
+            folds = self._person_merges([e for e in batch if e.type in merges.TYPES], sync)
+            merged = [folds[e.id] if e.id in folds else next(notes) if e.type in HANDLED | {"broadcast.recipient"}
+                      else Outcome.done({"skipped": f"{e.type}: not on the timeline"}) for e in batch]
             outcomes = merged if outcomes is None else [c if c.status != "done" else n
                                                         for c, n in zip(outcomes, merged)]
         assert outcomes is not None
         return outcomes
+
+    def _person_merges(self, events: list[HubEvent], sync: WaveSync) -> dict[str, Outcome]:
+        """contact.linked / contact.unlinked: the contact's HubSpot contact folded into the
+        person's (or its link pointed back); connectors/hubspot/merges.py."""
+        folding = merges.PersonMerges(self.client, self.ctx.links)
+        out: dict[str, Outcome] = {}
+        for event in events:
+            try:
+                out[event.id] = folding.apply(event)
+            except (HubSpotError, Unavailable) as exc:
+                out[event.id] = sync.outcome_for(exc)
+        return out
 
     # -- inbox mode: the custom channel -------------------------------------------------------
     def _inbox_sync(self) -> inbox.InboxSync:

@@ -40,25 +40,28 @@ SEARCH_MAX_FILTERS = 25
 SEARCH_MAX_VALUES = 100
 ASSOCIATION_PAGE = 500
 
-TYPES = {"contacts": "0-1", "deals": "0-3", "communications": "0-18", "tasks": "0-27"}
+TYPES = {"contacts": "0-1", "deals": "0-3", "communications": "0-18", "tasks": "0-27", "notes": "0-46"}
 ALIASES = {"contact": "contacts", "0-1": "contacts", "contacts": "contacts",
            "deal": "deals", "0-3": "deals", "deals": "deals",
            "communication": "communications", "0-18": "communications", "communications": "communications",
-           "task": "tasks", "0-27": "tasks", "tasks": "tasks"}
-SINGULAR = {"contacts": "Contact", "deals": "Deal", "communications": "Communication", "tasks": "Task"}
-ACTIVITIES = ("communications", "tasks")  # hs_createdate instead of createdate
+           "task": "tasks", "0-27": "tasks", "tasks": "tasks",
+           "note": "notes", "0-46": "notes", "notes": "notes"}
+SINGULAR = {"contacts": "Contact", "deals": "Deal", "communications": "Communication", "tasks": "Task", "notes": "Note"}
+ACTIVITIES = ("communications", "tasks", "notes")  # hs_createdate instead of createdate
 
 # HUBSPOT_DEFINED association type id -> (from type, to type); inverse ids pair up.
 ASSOCIATION_TYPES = {3: ("deals", "contacts"), 4: ("contacts", "deals"),
                      81: ("communications", "contacts"), 82: ("contacts", "communications"),
                      85: ("communications", "deals"), 86: ("deals", "communications"),
                      203: ("contacts", "tasks"), 204: ("tasks", "contacts"),
-                     215: ("deals", "tasks"), 216: ("tasks", "deals")}
-INVERSE = {3: 4, 4: 3, 81: 82, 82: 81, 85: 86, 86: 85, 203: 204, 204: 203, 215: 216, 216: 215}
+                     215: ("deals", "tasks"), 216: ("tasks", "deals"),
+                     201: ("contacts", "notes"), 202: ("notes", "contacts")}
+INVERSE = {3: 4, 4: 3, 81: 82, 82: 81, 85: 86, 86: 85, 203: 204, 204: 203, 215: 216, 216: 215, 201: 202, 202: 201}
 DEFAULT_TYPE = {("deals", "contacts"): 3, ("contacts", "deals"): 4, ("communications", "contacts"): 81,
                 ("contacts", "communications"): 82, ("communications", "deals"): 85,
                 ("deals", "communications"): 86, ("contacts", "tasks"): 203, ("tasks", "contacts"): 204,
-                ("deals", "tasks"): 215, ("tasks", "deals"): 216}
+                ("deals", "tasks"): 215, ("tasks", "deals"): 216, ("contacts", "notes"): 201,
+                ("notes", "contacts"): 202}
 
 READ_ONLY = {"hs_object_id", "createdate", "lastmodifieddate", "hs_lastmodifieddate", "hs_createdate",
              "hs_is_closed", "hs_is_closed_won"}
@@ -68,6 +71,7 @@ DEFAULT_RETURNED = {
               "hs_object_id", "pipeline"],
     "communications": ["hs_createdate", "hs_lastmodifieddate", "hs_object_id"],
     "tasks": ["hs_createdate", "hs_lastmodifieddate", "hs_object_id"],
+    "notes": ["hs_createdate", "hs_lastmodifieddate", "hs_object_id"],
 }
 
 
@@ -128,8 +132,14 @@ def default_properties() -> dict[str, dict[str, dict[str, Any]]]:
         _prop("hs_task_reminders", "Reminder", "string", "text", "task"),
         _prop("hubspot_owner_id", "Assigned to", "enumeration", "select", "task"),
     ]
+    notes = [
+        _prop("hs_timestamp", "Activity date", "datetime", "date", "note"),
+        _prop("hs_note_body", "Note body", "string", "html", "note"),
+        _prop("hubspot_owner_id", "Activity assigned to", "enumeration", "select", "note"),
+    ]
     out = {"contacts": {p["name"]: p for p in contacts}, "deals": {p["name"]: p for p in deals},
-           "communications": {p["name"]: p for p in comms}, "tasks": {p["name"]: p for p in tasks}}
+           "communications": {p["name"]: p for p in comms}, "tasks": {p["name"]: p for p in tasks},
+           "notes": {p["name"]: p for p in notes}}
     for type_, props in out.items():
         for name in READ_ONLY:
             props[name] = _prop(name, name, "datetime" if "date" in name else "string", "text", "", read_only=True)
@@ -302,7 +312,7 @@ class State:
     def _required(type_: str) -> list[str]:
         return {"deals": ["dealname", "dealstage"],
                 "communications": ["hs_communication_channel_type", "hs_communication_logged_from"],
-                "tasks": ["hs_timestamp"]}.get(type_, [])
+                "tasks": ["hs_timestamp"], "notes": ["hs_timestamp"]}.get(type_, [])
 
     def _check_value(self, type_: str, definition: dict[str, Any], text: str, props: dict[str, Any],
                      current: dict[str, Any] | None) -> tuple[str, str] | None:
@@ -840,6 +850,22 @@ def create_app(state: State) -> Flask:
                 results.append({"fromObjectTypeId": TYPES[from_type], "fromObjectId": int(a),
                                 "toObjectTypeId": TYPES[to_type], "toObjectId": int(b), "labels": []})
         return ok({"status": "COMPLETE", "results": results, "startedAt": _now_iso(), "completedAt": _now_iso()}, 201)
+
+    @app.post("/crm/v4/associations/<from_name>/<to_name>/batch/archive")
+    def assoc_archive(from_name: str, to_name: str) -> Response:
+        """Remove every association between each pair (both directions); 204 No Content."""
+        from_type, to_type = object_type(from_name), object_type(to_name)
+        inputs = body().get("inputs") or []
+        if not inputs or len(inputs) > 2000:
+            raise ApiError(400, "inputs must hold between 1 and 2000 associations", "VALIDATION_ERROR")
+        with state.lock:
+            for item in inputs:
+                a = str(((item or {}).get("from") or {}).get("id") or "")
+                for target in (item or {}).get("to") or []:
+                    b = str((target or {}).get("id") or "")
+                    state.associations.get((from_type, a), {}).pop((to_type, b), None)
+                    state.associations.get((to_type, b), {}).pop((from_type, a), None)
+        return Response(status=204)
 
     @app.post("/crm/v4/associations/<from_name>/<to_name>/batch/create")
     def assoc_create(from_name: str, to_name: str) -> Response:

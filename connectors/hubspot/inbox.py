@@ -25,6 +25,7 @@ import uuid
 from typing import Any, Callable, Mapping
 
 from connectors.base import HubEvent, LinkStore, Outcome, media_link
+from connectors.person import as_person
 from connectors.hubspot.client import HubSpotClient
 from connectors.hubspot.errors import HubSpotError, Unavailable
 
@@ -112,7 +113,9 @@ def publish_body(data: Mapping[str, Any], channel_account_id: str, business_phon
     """The message as POST .../messages wants it: INCOMING from the customer, or OUTGOING
     (the hub's own messages) from the business number to the customer."""
     message = require(data, "message")
-    contact = require(data, "contact")
+    # the person's phone (connectors.person): HubSpot associates every channel's thread of
+    # a linked contact with the person's one contact
+    contact = as_person(require(data, "contact"))
     conversation = require(data, "conversation")
     phone = contact.get("phone") or (f"+{contact['wa_id']}" if contact.get("wa_id") else None)
     if not phone:
