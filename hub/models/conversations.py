@@ -13,6 +13,7 @@ from hub.models._types import BigId, created_at, updated_at
 
 
 OUTBOX = "direction = 'out' AND status IN ('queued', 'sending')"
+TEMPLATED = "direction = 'out' AND template_name IS NOT NULL"
 
 
 class Conversation(Base):
@@ -65,6 +66,8 @@ class Message(Base):
         # The outbound queue: only messages still waiting to be sent.
         Index("ix_messages_outbox", "conversation_id", "id",
               sqlite_where=text(OUTBOX), postgresql_where=text(OUTBOX)),
+        # The template funnels (hub.reports.funnels): a period's template messages.
+        Index("ix_messages_templated_sent", "sent_at", sqlite_where=text(TEMPLATED), postgresql_where=text(TEMPLATED)),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

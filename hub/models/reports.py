@@ -37,6 +37,8 @@ class ReportSchedule(Base):
     filters: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)  # channel_id, team_id, missed_minutes
     recipients: Mapped[list[str]] = mapped_column(JSONType, default=list)
     webhook: Mapped[bool] = mapped_column(Boolean, default=False)  # emit report.ready
+    # Optional parts beside the headline figures (hub.reports.runs.SECTIONS): "templates", "broadcasts".
+    sections: Mapped[list[str]] = mapped_column(JSONType, default=list)
     created_at: Mapped[datetime] = created_at()
     updated_at: Mapped[datetime] = updated_at()
 

@@ -72,6 +72,21 @@ def lead_lines(figures: dict[str, Any]) -> list[tuple[str, int, int, int, str, s
              money(s.get("cost"))) for s in figures.get("by_source", [])]
 
 
+STAGE_COLUMNS = ("messages", "sent", "delivered", "read", "replied", "failed")
+
+
+def funnel_lines(figures: dict[str, Any]) -> list[tuple[str, str, list[tuple[str, ...]]]]:
+    """(title, first column, rows) for the template and broadcast funnels a schedule
+    chose (hub.reports.funnels); each row: the name, the stages, the cost."""
+    out = []
+    for key, title, first in (("templates", "Template funnels", "Template"), ("broadcasts", "Broadcasts", "Broadcast")):
+        if key in figures:
+            out.append((title, first, [
+                (f"{row['template']} ({row['language']}, {row['category']})" if key == "templates" else row["name"],
+                 *(str(row[stage]) for stage in STAGE_COLUMNS), money(row["cost"])) for row in figures[key]]))
+    return out
+
+
 @dataclass(frozen=True)
 class Chart:
     """One chart of the e-mail: its bars (also written out in the text part) and PNG."""
@@ -123,6 +138,10 @@ def build(*, name: str, period: str, figures: dict[str, Any], previous: dict[str
         f"  {source}: {n}, {deals}, {won}, {revenue}, {cost}" for source, n, deals, won, revenue, cost in
         lead_lines(figures)]
     text += ["", "Funnel:"] + [f"  {step['stage']}: {step['conversations']}" for step in figures.get("funnel", [])]
+    funnels = funnel_lines(figures)
+    for title, _first, found in funnels:
+        text += ["", f"{title} ({', '.join(STAGE_COLUMNS)}, cost):"] + [
+            f"  {row[0]}: {', '.join(row[1:])}" for row in found] + ([] if found else ["  -"])
     for chart in charts:
         if chart.key != "operators":  # written out above, with the replies
             text += ["", f"{chart.title}:"] + [f"  {label}: {charts_png.number(n)}" for label, n in chart.bars]
@@ -143,13 +162,20 @@ def build(*, name: str, period: str, figures: dict[str, Any], previous: dict[str
                     f"<td align='right'>{won}</td><td align='right'>{html.escape(revenue)}</td>"
                     f"<td align='right'>{html.escape(cost)}</td></tr>"
                     for source, n, deals, won, revenue, cost in lead_lines(figures))
+    heads = "".join(f"<th>{stage.capitalize()}</th>" for stage in STAGE_COLUMNS)
+    funnel_tables = "".join(
+        f"<h3>{title}</h3><table cellpadding='4'><tr><th>{first}</th>{heads}<th>Cost</th></tr>"
+        + "".join("<tr><td>" + html.escape(row[0]) + "</td>"
+                  + "".join(f"<td align='right'>{html.escape(cell)}</td>" for cell in row[1:]) + "</tr>"
+                  for row in found) + "</table>" for title, first, found in funnels)
     message.add_alternative(
         f"<html><body><h2>{html.escape(name)}</h2><p>{html.escape(period)}</p>"
         f"<table cellpadding='4'><tr><th></th><th>This period</th><th>Before</th></tr>{cells}</table>"
         f"<h3>By operator</h3><table cellpadding='4'><tr><th>Operator</th><th>Conversations</th>"
         f"<th>Replies</th></tr>{operators}</table>"
         f"<h3>Lead sources</h3><table cellpadding='4'><tr><th>Source</th><th>Conversations</th><th>Deals</th>"
-        f"<th>Won</th><th>Revenue</th><th>Cost</th></tr>{leads}</table>{images}{link}</body></html>", subtype="html")
+        f"<th>Won</th><th>Revenue</th><th>Cost</th></tr>{leads}</table>{funnel_tables}{images}{link}</body></html>",
+        subtype="html")
     body = message.get_payload()[1]
     for chart, cid in zip(charts, cids):
         body.add_related(chart.png, maintype="image", subtype="png", cid=cid, disposition="inline",

@@ -19,13 +19,15 @@ from sqlalchemy.exc import IntegrityError
 from hub.platform.config import ConfigError
 from hub.events.outbox import emit
 from hub.models import ReportRun, ReportSchedule
-from hub.reports import aggregate, facts, mail
+from hub.reports import aggregate, facts, funnels, mail
 from hub.reports.export import csv_chunks
 from hub.reports.links import ExportLinks
 from hub.reports.rows import Filters
 from hub.reports.schedule import When, due
 
 log = logging.getLogger(__name__)
+# The parts a schedule may add to the headline figures: the template and the broadcast funnels.
+SECTIONS = ("templates", "broadcasts")
 
 
 def when_of(schedule: ReportSchedule) -> When:
@@ -47,6 +49,16 @@ def export_filters(run: ReportRun, schedule: ReportSchedule) -> Filters:
     return Filters(start=run.period_start, end=run.period_end, channel_id=kept.get("channel_id"),
                    team_id=kept.get("team_id"), missed_seconds=kept.get("missed_seconds", 15 * 60),
                    source=kept.get("source"))
+
+
+def figures_of(session: Any, schedule: ReportSchedule, f: Filters, *, now: datetime) -> dict[str, Any]:
+    """The summary, with the funnels the schedule chose."""
+    figures = aggregate.summary(session, f, now=now)
+    chosen = [key for key in SECTIONS if key in (schedule.sections or [])]
+    if chosen:
+        found = funnels.funnels(session, f)
+        figures.update({key: found[key] for key in chosen})
+    return figures
 
 
 def run_due(runtime: Any, now: datetime, *, send_mail: Callable = mail.send) -> list[int]:
@@ -106,8 +118,8 @@ def produce(runtime: Any, schedule_id: int, start: datetime, end: datetime, *, n
     with runtime.db.scope() as session:
         schedule = session.get(ReportSchedule, schedule_id)
         filters = filters_of(schedule, start, end)
-        figures = aggregate.summary(session, filters, now=now)
-        previous = aggregate.summary(session, filters_of(schedule, start - (end - start), start), now=now)
+        figures = figures_of(session, schedule, filters, now=now)
+        previous = figures_of(session, schedule, filters_of(schedule, start - (end - start), start), now=now)
         counted = aggregate.per_slot(session, filters)
         export = "".join(csv_chunks(session, filters, now=now)).encode("utf-8")
         name, recipients, webhook = schedule.name, list(schedule.recipients or []), schedule.webhook

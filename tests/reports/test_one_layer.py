@@ -33,7 +33,8 @@ def _mailed(runtime, **filters):
     sent = []
     with runtime.db.scope() as s:
         schedule = ReportSchedule(name="Daily", frequency="daily", at_time="00:00", time_zone="UTC", filters=filters,
-                                  recipients=["head@example.com"], webhook=False, created_at=T0)
+                                  recipients=["head@example.com"], webhook=False,
+                                  sections=["templates", "broadcasts"], created_at=T0)  # all the API has
         s.add(schedule)
         s.flush()
         schedule_id = schedule.id

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from hub.platform.db import utcnow
 from hub.models import Channel, Team, User
-from hub.reports import aggregate, facts, metrics
+from hub.reports import aggregate, facts, funnels, metrics
 from hub.reports.export import csv_chunks, xlsx_file
 from hub.reports.grouping import slot_label, slots
 from hub.reports.rows import rows, source_of
@@ -57,6 +57,13 @@ DEFINITIONS = {
     "campaigns": _l("The same per UTM campaign of the conversations' lead sources (conversations without one are "
                     "not listed)."),
     "sla_by_team": _l("SLA met % per team and per operator (operator: the one assigned now)."),
+    "templates": _l("Template messages sent in the period, per template (name, language, category): sent = "
+                    "accepted by WhatsApp, delivered, read, replied = the customer wrote within 24 hours after it "
+                    "(in any of their conversations on the channel), failed; each stage counts the messages that "
+                    "got at least that far (a reply was also delivered and read); percentages are of the sent "
+                    "ones, failed of all; cost is what WhatsApp billed for them, cost per reply divides it by "
+                    "the replies."),
+    "broadcasts": _l("The same per broadcast: its template messages sent in the period."),
 }
 
 # (key, label, value from the figures, kind, better when, drill-down metric)
@@ -92,6 +99,8 @@ DRILL: dict[str, Callable[[dict[str, Any]], bool]] = {
 DRILL_LABELS = {"conversations": _l("Conversations"), "closed": _l("Closed"), "answered": _l("Answered"),
                 "missed": _l("Missed"), "sla_met": _l("SLA met"), "sla_breached": _l("SLA breached"),
                 "deals": _l("Deals"), "won": _l("Won deals")}
+STAGE_LABELS = {"sent": _l("Sent"), "delivered": _l("Delivered"), "read": _l("Read"), "replied": _l("Replied"),
+                "failed": _l("Failed")}
 FUNNEL_LABELS = {"started": (_l("Started"), "conversations"), "answered": (_l("Answered"), "answered"),
                  "deal": (_l("Deal"), "deals"), "won": (_l("Won"), "won")}
 # The summary's names for "none" (hub.reports speaks English), shown translated.
@@ -157,6 +166,12 @@ def _tiles(q: ReportQuery, now_f: dict[str, Any], before_f: dict[str, Any]) -> l
     return out
 
 
+def _template_chart(templates: list[dict[str, Any]]) -> Any:
+    """The template messages of the period by stage, all templates together."""
+    bars = [charts.Bar(str(label), sum(t[stage] for t in templates)) for stage, label in STAGE_LABELS.items()]
+    return charts.horizontal_bars(bars, title=str(_l("Template messages by stage")))
+
+
 def _charts(q: ReportQuery, figures: dict[str, Any], counted: list[tuple[datetime, int]],
             users: dict[str, int], teams: dict[str, int]) -> dict[str, Any]:
     _moments, step = slots(q.start, q.end)
@@ -191,6 +206,7 @@ def _charts(q: ReportQuery, figures: dict[str, Any], counted: list[tuple[datetim
         "sources": charts.horizontal_bars(sources, title=str(_l("Conversations per source"))),
         "histogram": charts.columns(buckets, title=str(_l("First response times")), width=520, every=1),
         "funnel": charts.horizontal_bars(funnel, title=str(_l("Funnel"))),
+        "templates": _template_chart(figures["templates"]),
     }
 
 
@@ -206,7 +222,7 @@ def reports() -> Any:
     now = utcnow()
     facts.catch_up(_db(), now=now)
     with _db().scope() as s:
-        figures = aggregate.summary(s, q.filters(), now=now)
+        figures = {**aggregate.summary(s, q.filters(), now=now), **funnels.funnels(s, q.filters())}
         previous = aggregate.summary(s, q.filters(previous=True), now=now)
         counted = aggregate.per_slot(s, q.filters())
         users = {u.email: u.id for u in choices["users"]}

@@ -14,9 +14,9 @@ from sqlalchemy import select
 from hub.platform.db import utcnow
 from hub.models import Channel, ReportRun, ReportSchedule, Team, User
 from hub.reports.export import csv_chunks, xlsx_file
-from hub.reports import aggregate, facts
+from hub.reports import aggregate, facts, funnels
 from hub.reports.rows import Filters
-from hub.reports.runs import produce, when_of
+from hub.reports.runs import SECTIONS, produce, when_of
 from hub.reports.schedule import FREQUENCIES, ScheduleError, When, check, due
 from hub.web.api.auth import authenticate, require_role
 from hub.web.api.fields import Id, Int, Moment, Text
@@ -69,15 +69,19 @@ class Summary(MethodView):
     def get(self, args: dict[str, Any]):
         """Conversations, first response and response times (median, p90, histogram),
         missed chats, resolution, SLA met %, per operator, team, source and campaign (with
-        deals, won deals and revenue), the funnel, costs per lead and won deal."""
+        deals, won deals and revenue), the funnel, costs per lead and won deal; the template
+        and broadcast funnels (`templates`, `broadcasts`: sent, delivered, read, replied,
+        failed, cost)."""
         now = utcnow()
         span = args["end"] - args["start"]
         db = current_app.extensions["hub"].db
         facts.catch_up(db, now=now)
         with db.scope() as session:
+            figures, previous = (
+                {**aggregate.summary(session, f, now=now), **funnels.funnels(session, f)}
+                for f in (_filters(args), _filters(args, shift=span)))
             return {"period": {"from": args["start"].isoformat(), "to": args["end"].isoformat()},
-                    "figures": aggregate.summary(session, _filters(args), now=now),
-                    "previous": aggregate.summary(session, _filters(args, shift=span), now=now)}
+                    "figures": figures, "previous": previous}
 
 
 @blp.route("/conversations.csv")
@@ -132,6 +136,10 @@ class ScheduleIn(Schema):
     recipients = fields.List(fields.Email(validate=validate.Length(max=254)), load_default=list,
                              validate=validate.Length(max=100))
     webhook = fields.Boolean(load_default=False, metadata={"description": "emit report.ready to the connectors"})
+    sections = fields.List(Text(16, validate=validate.OneOf(SECTIONS)), load_default=list,
+                           validate=validate.Length(max=len(SECTIONS)),
+                           metadata={"description": "added to the headline figures: templates (the template "
+                                                    "funnels), broadcasts (the broadcast funnels)"})
 
 
 class SchedulePatch(ScheduleIn):
@@ -153,6 +161,7 @@ class ScheduleOut(Schema):
     missed_minutes = fields.Integer()
     recipients = fields.List(fields.String())
     webhook = fields.Boolean()
+    sections = fields.List(fields.String())
     next_period = fields.Dict(metadata={"description": "the period the next firing covers"})
 
 
@@ -179,6 +188,7 @@ def _schedule_out(s: ReportSchedule) -> dict[str, Any]:
             "weekday": s.weekday, "day_of_month": s.day_of_month, "time_zone": s.time_zone,
             "channel_id": f.get("channel_id"), "team_id": f.get("team_id"), "source": f.get("source"),
             "missed_minutes": f.get("missed_minutes", 15), "recipients": s.recipients or [], "webhook": s.webhook,
+            "sections": s.sections or [],
             "next_period": {"from": following[0].isoformat(), "to": following[1].isoformat()}}
 
 
@@ -207,6 +217,7 @@ def _save(session, body: dict[str, Any], schedule: ReportSchedule | None = None)
                 "webhook"):
         if key in merged:
             setattr(schedule, key, merged[key])
+    schedule.sections = [key for key in SECTIONS if key in merged.get("sections", [])]
     schedule.filters = {k: merged[k] for k in _FILTER_KEYS if merged.get(k) is not None}
     schedule.updated_at = now
     session.flush()

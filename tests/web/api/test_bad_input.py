@@ -106,9 +106,11 @@ BODIES: dict[tuple[str, str], list[dict[str, Any]]] = {
     ("post", "/report-schedules"): [{"name": "Weekly", "enabled": True, "frequency": "weekly", "at_time": "09:00",
                                      "weekday": 0, "day_of_month": 1, "time_zone": "Europe/Moscow",
                                      "channel_id": "{channel_id}", "team_id": "{team_id}", "missed_minutes": 15,
-                                     "recipients": ["head@example.com"], "webhook": True}],
+                                     "recipients": ["head@example.com"], "webhook": True,
+                                     "sections": ["templates", "broadcasts"]}],
     ("patch", "/report-schedules/{schedule_id}"): [{"name": "Daily", "frequency": "daily", "at_time": "08:00",
-                                                    "recipients": [], "webhook": True, "team_id": None}],
+                                                    "recipients": [], "webhook": True, "team_id": None,
+                                                    "sections": ["broadcasts"]}],
     ("post", "/audiences"): [{"name": "Recent", "segment": {"last_message_within_days": 7}}],
     ("post", "/audiences/csv"): [{}],  # a text/csv or multipart body, no JSON to mutate: its query is walked
     ("post", "/broadcasts/verdict"): [{"channel_id": "{channel_id}", "audience_id": "{audience_id}",
