@@ -10,7 +10,8 @@ from flask import Flask, Request, Response, current_app
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from hub.platform.config import Config, ConfigError, load_config
+from hub.platform.config import Config, load_config
+from hub.shared.config_errors import ConfigError
 from hub.platform.runtime import Runtime, setup_logging
 from hub.shared.security import load_secret_key
 

@@ -9,7 +9,8 @@ from typing import Any
 import click
 from sqlalchemy import select
 
-from hub.platform.config import ConfigError, load_config
+from hub.platform.config import load_config
+from hub.shared.config_errors import ConfigError
 from hub.platform.db import utcnow
 
 

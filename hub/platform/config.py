@@ -14,11 +14,9 @@ from typing import Any, Mapping
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
+from hub.shared.config_errors import ConfigError
+
 ENV_PREFIX = "HUB_"
-
-
-class ConfigError(Exception):
-    """Raised with a message naming the offending key."""
 
 
 def _positive() -> validate.Range:
@@ -77,7 +75,7 @@ class AdminSchema(_Section):
 
 
 def _valid_rate_card(path: str) -> None:
-    # Imported here: the card module needs ConfigError from this one.
+    # Imported when a card is named: the settings room sits below the channels.
     from hub.channels.whatsapp.billing.rate_card import load_rate_card
 
     try:

@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from hub.platform.config import ConfigError
+from hub.shared.config_errors import ConfigError
 from hub.events.outbox import emit
 from hub.models import ReportRun, ReportSchedule
 from hub.reports import aggregate, facts, funnels, mail

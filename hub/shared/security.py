@@ -12,12 +12,15 @@ import json
 import os
 import secrets
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from hub.platform.config import Config, ConfigError
+from hub.shared.config_errors import ConfigError
+
+if TYPE_CHECKING:  # the settings are only read here, never built
+    from hub.platform.config import Config
 
 API_TOKEN_PREFIX = "hub_"
 REDACTED = "[redacted]"

@@ -19,7 +19,8 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from hub.tracking.attribution import CLICK_IDS, UTM_FIELDS
-from hub.platform.config import Config, ConfigError
+from hub.platform.config import Config
+from hub.shared.config_errors import ConfigError
 from hub.platform.db import Database
 from hub.models import Channel, TrackedLink, Visit
 from hub.shared.security import _dev_generated, hmac_sha256_hex

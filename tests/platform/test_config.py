@@ -1,6 +1,7 @@
 import pytest
 
-from hub.platform.config import ConfigError, load_config
+from hub.platform.config import load_config
+from hub.shared.config_errors import ConfigError
 from hub.shared.security import load_vault
 
 

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from sqlalchemy import select
 
-from hub.platform.config import ConfigError
+from hub.shared.config_errors import ConfigError
 from hub.platform.db import utcnow
 from hub.models import TrackedLink, Visit
 from hub.shared.security import hmac_sha256_hex

@@ -11,7 +11,8 @@ import re
 import pytest
 
 from hub.app import create_app, is_local_address
-from hub.platform.config import ConfigError, load_config
+from hub.platform.config import load_config
+from hub.shared.config_errors import ConfigError
 from hub.platform.db import utcnow
 from hub.models import Template
 from hub.platform.runtime import Runtime

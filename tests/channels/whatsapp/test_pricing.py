@@ -26,7 +26,8 @@ from hub.channels.whatsapp.billing.rate_card import (
     region_of,
 )
 from hub.channels.whatsapp.inbound.types import Pricing
-from hub.platform.config import ConfigError, load_config
+from hub.platform.config import load_config
+from hub.shared.config_errors import ConfigError
 
 SECOND = timedelta(seconds=1)
 HOUR = timedelta(hours=1)

@@ -44,7 +44,7 @@ from typing import Any, Mapping
 
 import phonenumbers
 
-from hub.platform.config import ConfigError
+from hub.shared.config_errors import ConfigError
 
 log = logging.getLogger(__name__)
 

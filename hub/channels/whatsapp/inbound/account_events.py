@@ -3,19 +3,16 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.events import payloads
+from hub.channels.whatsapp.inbound.body_channels import Channels
 from hub.channels.whatsapp.inbound.types import NumberEvent, TemplateEvent, UserPreference, ValueErrors
 from hub.conversations.store import find_contact
 from hub.events.outbox import emit
 from hub.models import Channel, Template
-
-if TYPE_CHECKING:
-    from hub.channels.whatsapp.inbound.ingest import Channels
 
 log = logging.getLogger(__name__)
 # The historical FLAGGED / UNFLAGGED events carry no rating: FLAGGED is Meta's "quality
@@ -33,7 +30,7 @@ def _template(session: Session, waba_id: str, name: str, language: str, now: dat
     return template
 
 
-def template_event(session: Session, channels: "Channels", e: TemplateEvent, now: datetime) -> None:
+def template_event(session: Session, channels: Channels, e: TemplateEvent, now: datetime) -> None:
     template = _template(session, e.route.waba_id, e.name, e.language, now)
     if e.template_id:
         template.wa_template_id = e.template_id
@@ -78,7 +75,7 @@ def _merge_components(components: list[dict], e: TemplateEvent) -> list[dict]:
     return [by_type[t] for t in order if t in by_type] + [c for t, c in by_type.items() if t not in order]
 
 
-def _number_channels(session: Session, channels: "Channels", e: NumberEvent) -> list[Channel]:
+def _number_channels(session: Session, channels: Channels, e: NumberEvent) -> list[Channel]:
     candidates = channels.of_account(e.route.waba_id)
     if e.route.phone_number_id:
         return [c for c in candidates if c.phone_number_id == e.route.phone_number_id]
@@ -88,7 +85,7 @@ def _number_channels(session: Session, channels: "Channels", e: NumberEvent) -> 
     return candidates  # account-wide (messaging limits are per business portfolio)
 
 
-def number_event(session: Session, channels: "Channels", e: NumberEvent, now: datetime) -> None:
+def number_event(session: Session, channels: Channels, e: NumberEvent, now: datetime) -> None:
     for channel in _number_channels(session, channels, e):
         before = (channel.quality_rating, channel.messaging_limit, channel.throughput_level)
         if e.quality_rating:
@@ -124,7 +121,7 @@ def user_preference(session: Session, p: UserPreference, now: datetime) -> None:
              now=now, ordering_key=f"contact:{contact.id}")
 
 
-def value_errors(session: Session, channels: "Channels", e: ValueErrors, now: datetime) -> None:
+def value_errors(session: Session, channels: Channels, e: ValueErrors, now: datetime) -> None:
     channel = channels.by_number(e.route.phone_number_id)
     text = "; ".join(f"{err.code} {err.title}" for err in e.errors)
     log.warning("WhatsApp reported errors for %s: %s", e.route.phone_number_id, text)
