@@ -4,7 +4,7 @@ with their cost.
 
 Read straight from what the hub stores (the messages with the statuses the webhooks
 set, their cost, broadcast_recipients.message_id), in one grouped statement over the
-period's template messages (migration 0024 indexes them by time). A reply is a message
+period's template messages (migration 0025 indexes them by time). A reply is a message
 from the same contact on the same channel, in any of its conversations (a reply to a
 closed conversation opens a new one), within REPLY_WINDOW after the template message
 was sent.

@@ -1,7 +1,7 @@
 """Template and broadcast funnels: the template messages indexed by their time, and the optional sections a scheduled report carries
 
-Revision ID: 0024
-Revises: 0023
+Revision ID: 0025
+Revises: 0024
 Create Date: 2026-12-07 17:00:00
 """
 from alembic import op
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 import hub.platform.db
 
 
-revision = '0024'
-down_revision = '0023'
+revision = '0025'
+down_revision = '0024'
 branch_labels = None
 depends_on = None
 
