@@ -44,6 +44,7 @@ class ContactRow:
     name: str
     username: str | None
     person_id: int | None = None  # the canonical contact of its person (hub.conversations.persons)
+    unreachable_at: datetime | None = None  # a channel said messages no longer reach them
 
 
 @dataclass

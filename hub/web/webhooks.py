@@ -28,11 +28,19 @@ bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 # Kept with the raw body; named as werkzeug spells them, so the stored keys stay the same.
 KEPT_HEADERS = ("Content-Type", "User-Agent", "X-Hub-Signature-256", "X-Forwarded-For")
 CHANNELS = "hub.webhook_channels"  # app.extensions key of the app's WebhookChannels
+BOTS = "hub.webhook_bots"  # ... of its Telegram bots' copies
+ACCOUNTS = "hub.webhook_accounts"  # ... of its Instagram accounts' copies
 
 
 @bp.record_once
 def _remember_channels(state) -> None:
-    state.app.extensions[CHANNELS] = WebhookChannels(state.app.extensions["hub"].vault)
+    from hub.channels.instagram.webhook import account_cache
+    from hub.channels.telegram.webhook import bot_cache
+
+    vault = state.app.extensions["hub"].vault
+    state.app.extensions[CHANNELS] = WebhookChannels(vault)
+    state.app.extensions[BOTS] = bot_cache(vault)
+    state.app.extensions[ACCOUNTS] = account_cache(vault)
 
 
 def possible_key(key: str) -> bool:
@@ -133,7 +141,7 @@ def telegram_receive(key: str):
     if not possible_key(key):
         abort(404)
     status, body, mimetype = receive_update(current_app.extensions["hub"], key, request.headers,
-                                            request.get_data(cache=False), utcnow())
+                                            request.get_data(cache=False), utcnow(), current_app.extensions[BOTS])
     return Response(body, status=status, mimetype=mimetype)
 
 
@@ -156,7 +164,7 @@ def instagram_receive(key: str):
     if not possible_key(key):
         abort(404)
     status, body = receive_webhook(current_app.extensions["hub"], key, request.headers,
-                                   request.get_data(cache=False), utcnow())
+                                   request.get_data(cache=False), utcnow(), current_app.extensions[ACCOUNTS])
     return Response(body, status=status, mimetype="text/plain")
 
 

@@ -20,11 +20,12 @@ from sqlalchemy.orm import Session
 
 from hub.events import payloads
 from hub.channels.first_message import emit_stored
+from hub.channels.inbound_writes import can_ride, insert_message, insert_message_with_event
 from hub.channels.instagram.echo import store_echo
 from hub.channels.instagram.parse import parse
 from hub.channels.instagram.profiles import queue_fetch
 from hub.channels.instagram.types import Ignored, InstagramEvent, ParsedWebhook
-from hub.conversations.store import ensure_contact, find_for_message, open_conversation_row, update_conversation
+from hub.conversations.store import ensure_contact, find_for_message, open_conversation_row
 from hub.events.raw_webhooks import Processor, register_processor
 from hub.models import Channel, Contact, Message, RawWebhook
 from hub.tracking.matching import DEFAULT_WINDOW, attribute_first_message
@@ -136,10 +137,10 @@ def store_event(session: Session, channel: Any, event: InstagramEvent, now: date
                               wa_message_id=key)
     if sender.duplicate:
         return None
-    contact = ensure_contact(session, wa_id=None, user_id=event.contact_key, now=now)
-    # Writing again means Instagram will carry messages to them again.
-    session.execute(update(Contact).where(Contact.id == contact.id, Contact.unreachable_at.is_not(None))
-                    .values(unreachable_at=None, unreachable_reason=None, updated_at=now))
+    contact = sender.contact or ensure_contact(session, wa_id=None, user_id=event.contact_key, now=now)
+    if contact.unreachable_at is not None:  # writing again means Instagram will carry messages to them again
+        session.execute(update(Contact).where(Contact.id == contact.id)
+                        .values(unreachable_at=None, unreachable_reason=None, updated_at=now))
     at = event.timestamp
     conversation, started = (sender.conversation, False) if sender.conversation is not None else \
         open_conversation_row(session, channel_id=channel.id, contact_id=contact.id, now=at)
@@ -158,14 +159,18 @@ def store_event(session: Session, channel: Any, event: InstagramEvent, now: date
     if started:
         changes["lead_source"] = lead_source(session, conversation, message, event.referral,
                                              window=attribution_window, now=now)
-    session.add(message)
-    session.flush()
-    session.expunge(message)
-    update_conversation(session, conversation, changes)
+    rides = not started and can_ride(session, sender)
+    if rides:  # PostgreSQL: the message, its conversation's changes, the raw row and its event at once
+        message.id = sender.next_message_id
+        insert_message_with_event(session, channel, contact, conversation, message, changes, now=now,
+                                  media_link=media_link)
+    else:
+        insert_message(session, message, conversation, changes)
     if event.kind == "deleted":
         _mark_deleted(session, event)
-    emit_stored(session, conversation, contact, message, channel=channel, started=started,
-                first_text=event.text or "", now=now, media_link=media_link)
+    if not rides:
+        emit_stored(session, conversation, contact, message, channel=channel, started=started,
+                    first_text=event.text or "", now=now, media_link=media_link)
     return message
 
 

@@ -16,22 +16,24 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Mapping
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, update
 
 from hub.channels.base import Inbound
 from hub.channels.instagram.channels import KIND
 from hub.channels.instagram.kind import Instagram
-from hub.channels.whatsapp.channels import secrets_of
+from hub.channels.webhook_cache import WebhookCache, channel_of_kind
 from hub.events.raw_webhooks import describe, is_bad_data, receive
 from hub.models import Channel
 from hub.shared.security import constant_time_equal
 
 if TYPE_CHECKING:
     from hub.platform.runtime import Runtime
+    from hub.shared.security import Vault
 
 log = logging.getLogger(__name__)
 KEPT_HEADERS = ("Content-Type", "User-Agent", "X-Hub-Signature-256", "X-Forwarded-For")
 LAST_WEBHOOK_EVERY = timedelta(seconds=30)
+_NOTE_LAST_WEBHOOK = update(Channel.__table__).where(Channel.__table__.c.id == bindparam("channel_id"))
 
 
 @dataclass(frozen=True)
@@ -48,18 +50,23 @@ class WebhookAccount:
     last_webhook_at: datetime | None
 
 
-def find_account(session, runtime: "Runtime", key: str) -> WebhookAccount | None:
-    channel = session.scalar(select(Channel).where(Channel.key == key, Channel.kind == KIND))
-    if channel is None:
+def find_account(session, vault: "Vault", key: str) -> WebhookAccount | None:
+    row = channel_of_kind(session, key, KIND)
+    if row is None:
         return None
-    secrets = secrets_of(channel, runtime.vault)
-    return WebhookAccount(channel.id, channel.name, channel.display_number, channel.phone_number_id, channel.kind,
-                          secrets.get("app_secret", ""), secrets.get("verify_token", ""), channel.last_webhook_at)
+    secrets = vault.decrypt(row.secrets_enc)
+    return WebhookAccount(row.id, row.name, row.display_number, row.phone_number_id, row.kind,
+                          secrets.get("app_secret", ""), secrets.get("verify_token", ""), row.last_webhook_at)
+
+
+def account_cache(vault: "Vault") -> WebhookCache[WebhookAccount]:
+    """A web process's copies of its accounts (hub.channels.webhook_cache)."""
+    return WebhookCache(lambda session, key: find_account(session, vault, key))
 
 
 def verify(runtime: "Runtime", key: str, args: Mapping[str, str]) -> tuple[int, str]:
     with runtime.db.scope() as session:
-        account = find_account(session, runtime, key)
+        account = find_account(session, runtime.vault, key)
     if account is None:
         return 404, "no such channel"
     token = args.get("hub.verify_token", "")
@@ -70,32 +77,43 @@ def verify(runtime: "Runtime", key: str, args: Mapping[str, str]) -> tuple[int, 
 
 
 def receive_webhook(runtime: "Runtime", key: str, headers: Mapping[str, str], body: bytes,
-                    now: datetime) -> tuple[int, str]:
-    """(HTTP status, body) for one webhook request."""
+                    now: datetime, accounts: WebhookCache[WebhookAccount] | None = None) -> tuple[int, str]:
+    """(HTTP status, body) for one webhook request; `accounts`: the process's copies of
+    its accounts (else the row is read)."""
     kept = {name: value for name in KEPT_HEADERS if (value := headers.get(name)) is not None}
+    accounts = accounts or account_cache(runtime.vault)
+    kind = Instagram(runtime.config)
+    inbound = Inbound(headers=headers, body=body)
     account = None
     try:
         with runtime.db.scope() as session:
-            account = find_account(session, runtime, key)
+            account = accounts.get(session, key)
+            if account is not None and not kind.authentic(account, inbound):
+                account = accounts.get(session, key, fresh=True)  # the app secret may have just changed
+                if account is not None and not kind.authentic(account, inbound):
+                    log.warning("rejected an Instagram webhook for channel %s: bad signature", account.id)
+                    return 401, "signature does not match"
             if account is None:
                 return 404, "no such channel"
-            if not Instagram(runtime.config).authentic(account, Inbound(headers=headers, body=body)):
-                log.warning("rejected an Instagram webhook for channel %s: bad signature", account.id)
-                return 401, "signature does not match"
-            _store(session, runtime, account, kept, body, now)
+            noted = _store(session, runtime, account, kept, body, now)
     except Exception as exc:
         if account is None or not is_bad_data(exc):
             raise
         log.warning("instagram webhook for channel %s did not store whole (%s); storing it part by part",
                     account.id, describe(exc))
         with runtime.db.scope() as session:
-            _store(session, runtime, account, kept, body, now, isolate=True)
+            noted = _store(session, runtime, account, kept, body, now, isolate=True)
+    if noted:
+        accounts.webhook_seen(key, now)
     return 200, "ok"
 
 
 def _store(session, runtime: "Runtime", account: WebhookAccount, headers: dict[str, str], body: bytes,
-           now: datetime, *, isolate: bool = False) -> None:
+           now: datetime, *, isolate: bool = False) -> bool:
+    """Keep and apply the body; True when the channel's last-webhook time was written."""
     receive(session, source="instagram", channel_id=account.id, channel=account, headers=headers, body=body,
             now=now, runtime=runtime, isolate=isolate)
-    if account.last_webhook_at is None or now - account.last_webhook_at > LAST_WEBHOOK_EVERY:
-        session.execute(update(Channel).where(Channel.id == account.id).values(last_webhook_at=now))
+    noted = account.last_webhook_at is None or now - account.last_webhook_at > LAST_WEBHOOK_EVERY
+    if noted:
+        session.execute(_NOTE_LAST_WEBHOOK, {"channel_id": account.id, "last_webhook_at": now})
+    return noted

@@ -25,12 +25,13 @@ from sqlalchemy.orm import Session
 
 from hub.events import payloads
 from hub.channels.first_message import emit_stored
+from hub.channels.inbound_writes import can_ride, insert_message, insert_message_with_event
 from hub.channels.telegram.compose import message_key
 from hub.channels.telegram.groups import group_event
 from hub.channels.telegram.parse import parse
 from hub.channels.telegram.types import GroupEvent, Ignored, MemberChange, ParsedUpdate, TelegramMessage
 from hub.conversations.store import ensure_contact, find_contact_row, find_for_message, open_conversation_row, \
-    update_conversation
+    refresh_contact
 from hub.events.raw_webhooks import Processor, register_processor
 from hub.models import Channel, ChannelUpdate, Contact, Message, RawWebhook
 from hub.conversations.persons import link_shared_phone
@@ -104,10 +105,15 @@ def store_message(session: Session, channel: Any, m: TelegramMessage, now: datet
     if sender.duplicate:
         return None
     name, username = (m.chat_title or "", m.chat_username) if m.in_group else (m.sender.name, m.sender.username)
-    contact = ensure_contact(session, wa_id=None, user_id=user_key, name=name, username=username, now=now)
+    contact = sender.contact
+    if contact is None:
+        contact = ensure_contact(session, wa_id=None, user_id=user_key, name=name, username=username, now=now)
+    else:
+        refresh_contact(session, contact, wa_id=None, user_id=user_key, name=name, username=username)
     # Writing to the bot again (in a group: the bot hears it, so it is in it) means it is reachable.
-    session.execute(update(Contact).where(Contact.id == contact.id, Contact.unreachable_at.is_not(None))
-                    .values(unreachable_at=None, unreachable_reason=None, updated_at=now))
+    if contact.unreachable_at is not None:
+        session.execute(update(Contact).where(Contact.id == contact.id)
+                        .values(unreachable_at=None, unreachable_reason=None, updated_at=now))
     if _shares_own_contact(m):
         merge = link_shared_phone(session, contact.id, m.content.get("phone_number"), now=now)
         if merge is not None:
@@ -129,14 +135,18 @@ def store_message(session: Session, channel: Any, m: TelegramMessage, now: datet
     if started:
         changes["lead_source"] = attribute_first_message(session, conversation, message, referral=None,
                                                          window=attribution_window, now=now)
-    session.add(message)
-    session.flush()
-    session.expunge(message)
-    update_conversation(session, conversation, changes)
+    rides = not started and can_ride(session, sender)
+    if rides:  # PostgreSQL: the message, its conversation's changes, the raw row and its event at once
+        message.id = sender.next_message_id
+        insert_message_with_event(session, channel, contact, conversation, message, changes, now=now,
+                                  media_link=media_link)
+    else:
+        insert_message(session, message, conversation, changes)
     if m.edit:
         _annotate_original(session, channel.id, m)
-    emit_stored(session, conversation, contact, message, channel=channel, started=started,
-                first_text=m.text or "", now=now, media_link=media_link)
+    if not rides:
+        emit_stored(session, conversation, contact, message, channel=channel, started=started,
+                    first_text=m.text or "", now=now, media_link=media_link)
     return message
 
 

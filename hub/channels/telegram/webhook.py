@@ -15,23 +15,25 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Mapping
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, update
 
 from hub.channels.base import Inbound
 from hub.channels.telegram.channels import KIND
 from hub.channels.telegram.kind import Telegram
 from hub.channels.telegram.parse import callback_answer
-from hub.channels.whatsapp.channels import secrets_of
+from hub.channels.webhook_cache import WebhookCache, channel_of_kind
 from hub.events.raw_webhooks import describe, is_bad_data, receive
 from hub.models import Channel
 
 if TYPE_CHECKING:
     from hub.platform.runtime import Runtime
+    from hub.shared.security import Vault
 
 log = logging.getLogger(__name__)
 KEPT_HEADERS = ("Content-Type", "User-Agent", "X-Forwarded-For")  # never the secret token
 LAST_WEBHOOK_EVERY = timedelta(seconds=30)
 TEXT = "text/plain"
+_NOTE_LAST_WEBHOOK = update(Channel.__table__).where(Channel.__table__.c.id == bindparam("channel_id"))
 
 
 @dataclass(frozen=True)
@@ -47,37 +49,50 @@ class WebhookBot:
     last_webhook_at: datetime | None
 
 
-def find_bot(session, runtime: "Runtime", key: str) -> WebhookBot | None:
-    channel = session.scalar(select(Channel).where(Channel.key == key, Channel.kind == KIND))
-    if channel is None:
+def find_bot(session, vault: "Vault", key: str) -> WebhookBot | None:
+    row = channel_of_kind(session, key, KIND)
+    if row is None:
         return None
-    return WebhookBot(channel.id, channel.name, channel.display_number, channel.phone_number_id, channel.kind,
-                      secrets_of(channel, runtime.vault).get("secret_token", ""), channel.last_webhook_at)
+    return WebhookBot(row.id, row.name, row.display_number, row.phone_number_id, row.kind,
+                      vault.decrypt(row.secrets_enc).get("secret_token", ""), row.last_webhook_at)
+
+
+def bot_cache(vault: "Vault") -> WebhookCache[WebhookBot]:
+    """A web process's copies of its bots (hub.channels.webhook_cache)."""
+    return WebhookCache(lambda session, key: find_bot(session, vault, key))
 
 
 def receive_update(runtime: "Runtime", key: str, headers: Mapping[str, str], body: bytes,
-                   now: datetime) -> tuple[int, str, str]:
-    """(HTTP status, body, content type) for one webhook request. A button press is
-    answered with answerCallbackQuery in the webhook's answer (the Bot API runs a method
-    given there), so the user's button stops spinning without a call of the hub's own."""
+                   now: datetime, bots: WebhookCache[WebhookBot] | None = None) -> tuple[int, str, str]:
+    """(HTTP status, body, content type) for one webhook request; `bots`: the process's
+    copies of its bots (else the row is read). A button press is answered with
+    answerCallbackQuery in the webhook's answer (the Bot API runs a method given there),
+    so the user's button stops spinning without a call of the hub's own."""
     kept = {name: value for name in KEPT_HEADERS if (value := headers.get(name)) is not None}
+    bots = bots or bot_cache(runtime.vault)
+    kind = Telegram(runtime.config)
+    inbound = Inbound(headers=headers, body=body)
     bot = None
     try:
         with runtime.db.scope() as session:
-            bot = find_bot(session, runtime, key)
+            bot = bots.get(session, key)
+            if bot is not None and not kind.authentic(bot, inbound):
+                bot = bots.get(session, key, fresh=True)  # the secret token may have just changed
+                if bot is not None and not kind.authentic(bot, inbound):
+                    log.warning("rejected a Telegram update for channel %s: wrong secret token", bot.id)
+                    return 403, "secret token does not match", TEXT
             if bot is None:
                 return 404, "no such channel", TEXT
-            if not Telegram(runtime.config).authentic(bot, Inbound(headers=headers, body=body)):
-                log.warning("rejected a Telegram update for channel %s: wrong secret token", bot.id)
-                return 403, "secret token does not match", TEXT
-            _store(session, runtime, bot, kept, body, now)
+            noted = _store(session, runtime, bot, kept, body, now)
     except Exception as exc:
         if bot is None or not is_bad_data(exc):
             raise
         log.warning("telegram update for channel %s did not store (%s); keeping it as failed", bot.id,
                     describe(exc))
         with runtime.db.scope() as session:
-            _store(session, runtime, bot, kept, body, now, isolate=True)
+            noted = _store(session, runtime, bot, kept, body, now, isolate=True)
+    if noted:
+        bots.webhook_seen(key, now)
     answer = callback_answer(body)
     if answer is not None:
         return 200, json.dumps(answer), "application/json"
@@ -85,8 +100,11 @@ def receive_update(runtime: "Runtime", key: str, headers: Mapping[str, str], bod
 
 
 def _store(session, runtime: "Runtime", bot: WebhookBot, headers: dict[str, str], body: bytes, now: datetime, *,
-           isolate: bool = False) -> None:
+           isolate: bool = False) -> bool:
+    """Keep and apply the body; True when the channel's last-webhook time was written."""
     receive(session, source="telegram", channel_id=bot.id, channel=bot, headers=headers, body=body, now=now,
             runtime=runtime, isolate=isolate)
-    if bot.last_webhook_at is None or now - bot.last_webhook_at > LAST_WEBHOOK_EVERY:
-        session.execute(update(Channel).where(Channel.id == bot.id).values(last_webhook_at=now))
+    noted = bot.last_webhook_at is None or now - bot.last_webhook_at > LAST_WEBHOOK_EVERY
+    if noted:
+        session.execute(_NOTE_LAST_WEBHOOK, {"channel_id": bot.id, "last_webhook_at": now})
+    return noted

@@ -10,19 +10,19 @@ through the ORM's unit of work.
 """
 from __future__ import annotations
 
-import functools
 import logging
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Callable
 
-from sqlalchemy import Insert, bindparam, insert, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.conversations import reactions as conversation_reactions
 from hub.events import payloads
 from hub.broadcasts import inbound as broadcast_keywords
 from hub.channels.first_message import emit_started, started_events
+from hub.channels.inbound_writes import can_ride, insert_message, insert_message_with_event, received_data
 from hub.channels.whatsapp.inbound import account_events
 from hub.channels.whatsapp.inbound.body_channels import ChannelRef, Channels
 from hub.channels.whatsapp.inbound.statuses import record_status
@@ -47,12 +47,10 @@ from hub.conversations.store import (
     open_conversation_row,
     refresh_contact,
     update_contact,
-    update_conversation,
 )
-from hub.platform.db import utcnow
-from hub.events.outbox import emit, emit_riding, is_first_event
-from hub.events.raw_webhooks import RAW_COLUMNS, Processor, register_processor, take_pending_raw
-from hub.models import Channel, Contact, Conversation, Message, RawWebhook
+from hub.events.outbox import emit
+from hub.events.raw_webhooks import Processor, register_processor
+from hub.models import Channel, Contact, Message, RawWebhook
 from hub.tracking.matching import DEFAULT_WINDOW, attribute_first_message
 
 if TYPE_CHECKING:
@@ -126,7 +124,7 @@ def _number_change(session: Session, contact: ContactRow, m: InboundMessage, now
 
 def _new_message(conversation: ConversationRow, m: InboundMessage, now: datetime) -> Message:
     """The message to store, as a Message not attached to the session: it is written with
-    one INSERT (_insert_message), and event payloads read it like any other message."""
+    one INSERT (hub.channels.inbound_writes), and event payloads read it like any other message."""
     return Message(
         conversation_id=conversation.id, wa_message_id=m.id, direction="in",
         type=m.type if m.type in KNOWN_TYPES else "unsupported", text=m.text, payload=_payload(m),
@@ -135,67 +133,6 @@ def _new_message(conversation: ConversationRow, m: InboundMessage, now: datetime
         error_title=m.errors[0].title if m.errors else None,
         attempts=0, created_at=now, updated_at=now,
     )
-
-
-INBOUND_COLUMNS = ("conversation_id", "wa_message_id", "direction", "type", "text", "payload", "status",
-                   "sent_at", "reply_to", "error_code", "error_title", "attempts", "created_at", "updated_at")
-_messages = Message.__table__
-_conversations = Conversation.__table__
-_raw_webhooks = RawWebhook.__table__
-_INSERT_MESSAGE = insert(_messages).returning(_messages.c.id)
-
-
-def _insert_message(session: Session, message: Message, conversation: ConversationRow,
-                    changes: dict[str, Any]) -> None:
-    """INSERT the message and write its conversation's `changes`. PostgreSQL does both in
-    one statement (_insert_message_touching): nearly every message moves its conversation,
-    and a round trip costs about as much as the rest of the work on it.
-
-    The same statement writes the webhook's raw row when receive() still holds it
-    (hub.events.raw_webhooks.take_pending_raw): one round trip fewer again.
-
-    A concurrent delivery of the same wamid makes this fail on the unique key: the
-    transaction rolls back, the webhook answers 500, Meta retries, and the retry finds
-    the message stored."""
-    postgres = session.get_bind().dialect.name == "postgresql"
-    raw_row = take_pending_raw(session) if postgres else None
-    if postgres and (changes or raw_row is not None):
-        params = {f"message_{column}": getattr(message, column) for column in INBOUND_COLUMNS}
-        if changes:
-            params.update({f"touch_{column}": value for column, value in changes.items()})
-            params.update(touch_id=conversation.id, touch_updated_at=utcnow())
-        if raw_row is not None:
-            params.update({f"raw_{column}": value for column, value in raw_row.items()})
-        statement = _insert_message_touching(tuple(changes), with_raw=raw_row is not None)
-        message.id = session.execute(statement, params).scalar_one()
-        for column, value in changes.items():
-            setattr(conversation, column, value)
-    else:
-        values = {column: getattr(message, column) for column in INBOUND_COLUMNS}
-        message.id = session.execute(_INSERT_MESSAGE, values).scalar_one()
-        update_conversation(session, conversation, changes)
-
-
-@functools.cache
-def _insert_message_touching(columns: tuple[str, ...], *, with_raw: bool = False) -> Insert:
-    """The message's INSERT with its conversation's UPDATE of `columns` (and the raw
-    webhook's INSERT) as data-modifying CTEs (PostgreSQL), built once per shape. In such
-    a statement SQLAlchemy would match a parameter named like a column to that column of
-    every table, and applies no column default or onupdate: so every value is an
-    explicitly named parameter (message_<column>, touch_<column>, touch_id,
-    raw_<column>), updated_at included."""
-    values = {column: bindparam(f"message_{column}", type_=_messages.c[column].type) for column in INBOUND_COLUMNS}
-    statement = insert(_messages).values(values).returning(_messages.c.id)
-    if columns:  # nothing to touch when the message moves no timestamp of its conversation
-        touch = update(_conversations).where(_conversations.c.id == bindparam("touch_id")).values(
-            {column: bindparam(f"touch_{column}", type_=_conversations.c[column].type)
-             for column in columns + ("updated_at",)})
-        statement = statement.add_cte(touch.cte("touched_conversation"))
-    if with_raw:
-        raw = insert(_raw_webhooks).values(
-            {column: bindparam(f"raw_{column}", type_=_raw_webhooks.c[column].type) for column in RAW_COLUMNS})
-        statement = statement.add_cte(raw.cte("raw_webhook"))
-    return statement
 
 
 def store_inbound(session: Session, channels: Channels, m: InboundMessage, now: datetime, *,
@@ -236,12 +173,16 @@ def store_inbound(session: Session, channels: Channels, m: InboundMessage, now: 
         # Before the INSERT, so that a matched code's note on the payload is written with it.
         changes["lead_source"] = attribute_first_message(session, conversation, message, referral=m.referral,
                                                          window=attribution_window, now=now)
-    if sender.next_message_id is not None and is_first_event(session):
+    if can_ride(session, sender):
         message.id = sender.next_message_id
-        _insert_message_with_event(session, channel, contact, conversation, message, changes, now=now,
-                                   media_link=media_link, started=started, says=says, new_contact=new_contact)
+
+        def before() -> tuple[tuple[str, dict[str, Any]], ...]:
+            return tuple(started_events(session, conversation, contact, channel=channel, says=says,
+                                        new_contact=new_contact)) if started else ()
+        insert_message_with_event(session, channel, contact, conversation, message, changes, now=now,
+                                  media_link=media_link, before=before)
     else:
-        _insert_message(session, message, conversation, changes)
+        insert_message(session, message, conversation, changes)
         _emit_received(session, channel, contact, conversation, message, started=started, now=now,
                        media_link=media_link, says=says, new_contact=new_contact)
     if started:
@@ -249,50 +190,6 @@ def store_inbound(session: Session, channels: Channels, m: InboundMessage, now: 
     if m.original_message_id:
         _annotate_original(session, m)
     return message
-
-
-def _insert_message_with_event(session: Session, channel: ChannelRef, contact: ContactRow,
-                               conversation: ConversationRow, message: Message, changes: dict[str, Any], *,
-                               now: datetime, media_link: Callable[[int], str] | None, started: bool = False,
-                               says: str | None = None, new_contact: bool = False) -> None:
-    """PostgreSQL, a message whose id find_for_message drew, as the transaction's first
-    event: the message, its conversation's changes, the raw webhook row and
-    message.received (after conversation.started and lead.attributed when it starts the
-    conversation) in ONE statement, the round trip that reads the events' subscribers.
-    A returning customer's webhook is then three round trips (read, write, commit), as
-    few as keeping the raw body alone."""
-    params = {f"message_{column}": getattr(message, column) for column in ("id", *INBOUND_COLUMNS)}
-    if changes:
-        params.update({f"touch_{column}": value for column, value in changes.items()})
-        params.update(touch_id=conversation.id, touch_updated_at=utcnow())
-    raw_row = take_pending_raw(session)
-    if raw_row is not None:
-        params.update({f"raw_{column}": value for column, value in raw_row.items()})
-    for column, value in changes.items():
-        setattr(conversation, column, value)
-    before = tuple(started_events(session, conversation, contact, channel=channel, says=says,
-                                  new_contact=new_contact)) if started else ()
-    emit_riding(session, "message.received", _received_data(session, channel, contact, conversation, message,
-                                                             media_link=media_link),
-                now=now, ordering_key=payloads.ordering_key(conversation), before=before,
-                with_ctes=_riding_writes(tuple(changes), with_raw=raw_row is not None), params=params)
-
-
-@functools.cache
-def _riding_writes(columns: tuple[str, ...], *, with_raw: bool) -> tuple[Any, ...]:
-    """The writes of _insert_message_with_event, built once per shape (explicitly named
-    parameters, as in _insert_message_touching)."""
-    values = {column: bindparam(f"message_{column}", type_=_messages.c[column].type)
-              for column in ("id", *INBOUND_COLUMNS)}
-    writes: list[Any] = [insert(_messages).values(values)]
-    if columns:
-        writes.append(update(_conversations).where(_conversations.c.id == bindparam("touch_id")).values(
-            {column: bindparam(f"touch_{column}", type_=_conversations.c[column].type)
-             for column in columns + ("updated_at",)}))
-    if with_raw:
-        writes.append(insert(_raw_webhooks).values(
-            {column: bindparam(f"raw_{column}", type_=_raw_webhooks.c[column].type) for column in RAW_COLUMNS}))
-    return tuple(writes)
 
 
 def _conversation_changes(conversation: ConversationRow, m: InboundMessage) -> dict[str, Any]:
@@ -314,17 +211,8 @@ def _emit_received(session: Session, channel: ChannelRef, contact: ContactRow, c
     key = payloads.ordering_key(conversation)
     if started:
         emit_started(session, conversation, contact, channel=channel, now=now, says=says, new_contact=new_contact)
-    emit(session, "message.received", _received_data(session, channel, contact, conversation, message,
-                                                     media_link=media_link), now=now, ordering_key=key)
-
-
-def _received_data(session: Session, channel: ChannelRef, contact: ContactRow, conversation: ConversationRow,
-                   message: Message, *, media_link: Callable[[int], str] | None) -> dict[str, Any]:
-    return {
-        "conversation": payloads.conversation(session, conversation, known_channel=channel),
-        "contact": payloads.contact(contact),
-        "message": payloads.message(session, message, media_link=media_link),
-    }
+    emit(session, "message.received", received_data(session, channel, contact, conversation, message,
+                                                    media_link=media_link), now=now, ordering_key=key)
 
 
 def _annotate_original(session: Session, m: InboundMessage) -> None:
