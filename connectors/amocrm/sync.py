@@ -66,6 +66,8 @@ class WaveSync:
                     out[i] = Outcome.done({"skipped": f"{event.type} is not synced to amoCRM"})
             except mapping.PayloadError as exc:
                 out[i] = Outcome.dead(f"{event.type} {event.id}: {exc}")
+        # links first: a conversation event of the same wave already finds the contact they name
+        person_notes = self._person_changes(batch, person_changes, out)
         ensurer = LeadEnsurer(self.client, self.links, self.settings, self.now)
         unique = {w.conv_id: w for _, w in wanted}
         ensured = ensurer.ensure(list(unique.values()))
@@ -100,7 +102,7 @@ class WaveSync:
         self._send_notes("/api/v4/leads/notes", notes, out)
         self._send_tasks(tasks, out)
         self._send_patches(patches, out)
-        self._opt_outs(batch, opted_out, out, self._person_changes(batch, person_changes, out))
+        self._opt_outs(batch, opted_out, out, person_notes)
         return [o if o is not None else Outcome.retry("not handled (connector bug)") for o in out]
 
     # -- per event --------------------------------------------------------------------------

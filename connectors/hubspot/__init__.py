@@ -147,8 +147,9 @@ class HubSpotConnector(Connector):
             outcomes = self._inbox_sync().run(batch)
         if self.mode in (inbox.MODE_TIMELINE, inbox.MODE_BOTH):
             timeline = [e for e in with_automation_notes(with_broadcast_notes(batch)) if e.type in HANDLED]
-            notes = iter(sync.run(timeline) if timeline else [])
+            # links first: a conversation event of the same wave already finds the contact they name
             folds = self._person_merges([e for e in batch if e.type in merges.TYPES], sync)
+            notes = iter(sync.run(timeline) if timeline else [])
             merged = [folds[e.id] if e.id in folds else next(notes) if e.type in HANDLED | {"broadcast.recipient"}
                       else Outcome.done({"skipped": f"{e.type}: not on the timeline"}) for e in batch]
             outcomes = merged if outcomes is None else [c if c.status != "done" else n

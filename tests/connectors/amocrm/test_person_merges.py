@@ -5,6 +5,8 @@ them back for what comes next. A replay does nothing twice."""
 from __future__ import annotations
 
 from dataclasses import replace
+
+from sqlalchemy import select
 from typing import Any
 
 from connectors.base import HubEvent
@@ -116,3 +118,43 @@ def test_the_chat_of_a_linked_contact_is_the_persons_chat_user():
     assert sender_of(telegram(linked=True)) == {"id": "wa-contact-1001", "name": "Customer 1",
                                                 "profile": {"phone": PERSON["phone"]}}
     assert sender_of(telegram(linked=False))["id"] == "wa-contact-2001"
+
+
+def test_through_the_hub_an_operators_merge_and_its_undo_reach_amocrm_once(runtime, amo):
+    """The hub's own contact.linked / contact.unlinked (hub.conversations.persons), as the
+    outbox writes them, delivered by the worker."""
+    from datetime import datetime, timezone
+
+    from hub.conversations.persons import OPERATOR, link, undo
+    from hub.conversations.store import upsert_contact
+    from hub.events import payloads
+    from hub.models import Contact
+    from hub.models.contacts import ContactMerge
+    from tests.connectors.amocrm.conftest import drain
+
+    now = datetime(2026, 12, 7, 10, 0, tzinfo=timezone.utc)
+    add_connector(runtime, long_lived_settings(amo))
+
+    def emit_conversation(session, n: int, contact: Contact) -> None:
+        conv = ev.conversation(n)
+        ev.emit_event(session, "conversation.started", {"conversation": conv, "contact": payloads.contact(contact)})
+
+    with runtime.db.scope() as session:
+        wa = upsert_contact(session, wa_id="351912345678", user_id=None, name="Ana WA", now=now)
+        tg = upsert_contact(session, wa_id=None, user_id="tg:111222333", name="Ana TG", now=now)
+        emit_conversation(session, 1, wa)
+        emit_conversation(session, 2, tg)
+    drain(runtime)
+    assert len(amo.store.contacts) == 2
+    with runtime.db.scope() as session:
+        link(session, session.get(Contact, tg.id), session.get(Contact, wa.id), reason=OPERATOR, now=now)
+    assert drain(runtime) == {"done": 3}
+    by_name = {c["name"]: c for c in amo.store.contacts.values()}
+    assert by_name["Ana TG"]["lead_ids"] == [] and len(by_name["Ana WA"]["lead_ids"]) == 2
+    assert contact_notes(amo, by_name["Ana TG"]["id"])[0].startswith(f"Merged into contact #{by_name['Ana WA']['id']}")
+    with runtime.db.scope() as session:
+        undo(session, session.scalars(select(ContactMerge)).one(), now=now)
+        emit_conversation(session, 3, session.get(Contact, tg.id))
+    assert drain(runtime) == {"done": 5}
+    assert len(amo.store.contacts) == 2 and len(by_name["Ana TG"]["lead_ids"]) == 1
+    assert len(contact_notes(amo, by_name["Ana TG"]["id"])) == 2
