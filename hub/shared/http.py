@@ -53,7 +53,7 @@ def parse_retry_after(value: str | None, now: datetime) -> datetime | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return now + timedelta(seconds=int(value))
     try:
         when = parsedate_to_datetime(value)

@@ -37,7 +37,7 @@ class MediaLinks:
 
     def check(self, message_id: int, expires: str, signature: str, *, now: datetime) -> str | None:
         """Why the link may not be used, or None when it may."""
-        if not expires.isdigit() or not signature:
+        if not (expires.isascii() and expires.isdigit()) or not signature:
             return "the link is incomplete"
         if not constant_time_equal(self._signature(message_id, int(expires)), signature):
             return "the link's signature does not match"

@@ -852,7 +852,7 @@ def _plain(d: Decimal) -> str:
 
 def _timestamp(value: Any, where: str) -> datetime:
     """Unix seconds, as a string (messages, statuses) or an integer (entry.time)."""
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         seconds = int(value.strip())
     elif isinstance(value, int) and not isinstance(value, bool):
         seconds = value
