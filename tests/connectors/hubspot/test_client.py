@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import pytest
 import requests
 
-from connectors.hubspot import emulator
+from connectors.hubspot import emulator, emulator_associations
 from connectors.hubspot.client import (
     AuthFailed, ClientConfig, Conflict, HubSpotClient, RateLimited, Unavailable, ValidationFailed, bucket_shape,
 )
@@ -110,7 +110,7 @@ def test_empty_association_lists(hs):
 
 
 def test_association_pages_are_followed(hs, monkeypatch):
-    monkeypatch.setattr(emulator, "ASSOCIATION_PAGE", 3)
+    monkeypatch.setattr(emulator_associations, "ASSOCIATION_PAGE", 3)
     client = client_for(hs.base_url)
     contact = client.batch_create("contacts", [{"properties": {"firstname": "A"}}])[0]["id"]
     assoc = [{"to": {"id": contact}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 3}]}]
