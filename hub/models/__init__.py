@@ -9,7 +9,8 @@ from hub.models.events import Delivery, Event
 from hub.models.leases import Lease
 from hub.models.ratelimits import RateBucket
 from hub.models.reports import (ReportBucket, ReportDeal, ReportFact, ReportFactState, ReportRollup,
-                                ReportRollupMoney, ReportRun, ReportSchedule, ReportTime)
+                                ReportRollupMoney, ReportRun, ReportSchedule, ReportTemplateMessage,
+                                ReportTime)
 from hub.models.routing import OperatorState, QueueEntry, RoutingRule, SlaMark, Team, TeamMember
 from hub.models.templates import Template
 from hub.models.tracking import LeadAttribution, TrackedLink, Visit
@@ -53,6 +54,7 @@ __all__ = [
     "ReportFactState",
     "ReportRollup",
     "ReportRollupMoney",
+    "ReportTemplateMessage",
     "ReportTime",
     "ReportRun",
     "ReportSchedule",

@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.platform.db import Base, JSONType, UTCDateTime
-from hub.models._types import created_at, updated_at
+from hub.models._types import BigId, created_at, updated_at
 
 FREQUENCIES = ("daily", "weekly", "monthly")
 
@@ -87,6 +87,38 @@ class ReportDeal(Base):
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class ReportTemplateMessage(Base):
+    """One template message's funnel (docs/metrics.md): the stages it reached, whether
+    the customer answered within the reply window, its cost, and the keys the funnels
+    group and filter by (its conversation's channel, team, operator and lead source).
+    Kept by the reports' pass for every template message of the contacts of the
+    conversations it computes (hub.reports.template_facts), so a period's funnels add up
+    one narrow row per message instead of probing each message's contact for a reply."""
+
+    __tablename__ = "report_template_messages"
+    __table_args__ = (Index("ix_report_template_messages_sent", "sent_at"),)
+
+    message_id: Mapped[int] = mapped_column(BigId, ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True,
+                                            autoincrement=False)
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime())  # queued, as messages.sent_at
+    template_name: Mapped[str] = mapped_column(String(512))
+    template_language: Mapped[str | None] = mapped_column(String(16))
+    template_category: Mapped[str | None] = mapped_column(String(32))
+    broadcast_id: Mapped[int | None] = mapped_column(Integer)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    channel_id: Mapped[int | None] = mapped_column(Integer)
+    team_id: Mapped[int | None] = mapped_column(Integer)
+    assignee_id: Mapped[int | None] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(200), default="")
+    # 1 when the message got at least that far, else 0 (a reply was delivered and read).
+    sent: Mapped[int] = mapped_column(Integer)
+    delivered: Mapped[int] = mapped_column(Integer)
+    read: Mapped[int] = mapped_column(Integer)
+    replied: Mapped[int] = mapped_column(Integer)
+    failed: Mapped[int] = mapped_column(Integer)
+    cost: Mapped[Decimal | None] = mapped_column(Numeric(14, 6))
+
+
 # A native float8[] on PostgreSQL (unnest() of it is what the percentiles read), JSON elsewhere.
 FloatList = JSON().with_variant(ARRAY(Float), "postgresql")
 
@@ -107,8 +139,9 @@ class ReportFact(Base):
               sqlite_where=text("first_inbound_at IS NOT NULL AND first_wait_seconds IS NULL")),
     )
 
-    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"),
-                                                 primary_key=True, autoincrement=False)
+    # No foreign key: a fact outlives its conversation (a channel or contact deleted with
+    # its conversations) until the next pass takes it out of the rollups (hub.reports.facts).
+    conversation_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime())
     channel_id: Mapped[int | None] = mapped_column(Integer)
     team_id: Mapped[int | None] = mapped_column(Integer)

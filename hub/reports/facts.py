@@ -5,12 +5,15 @@ an event of the outbox with the conversation in its ordering key (a message in o
 a status with its price, an assignment, a close, a deal's stage). follow() reads the
 events since it last looked (with a margin, since a transaction may commit an event
 stamped a little earlier) and computes those conversations again, plus the open ones
-whose SLA verdict can change with time alone. Computing a conversation again is
+whose SLA verdict can change with time alone, and those deleted since (a channel or
+contact removed with its conversations leaves no event; its facts, which have no foreign
+key for that reason, are found by an anti-join and taken out of the rollups). Computing a conversation again is
 idempotent, so reading an event twice costs time, never a wrong figure; each fact
 written changes the per-hour and per-day rollups by its difference (hub.reports.rollups)
 in the same transaction, under the lock on report_fact_state that every writer of
-facts takes first. rebuild() computes every conversation and the rollups from nothing
-(`hub reports rebuild`).
+facts takes first; the same transaction computes again the funnel rows of the template
+messages of those conversations' contacts (hub.reports.template_facts). rebuild()
+computes every conversation and the rollups from nothing (`hub reports rebuild`).
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hub.models import Conversation, Event, ReportFact, ReportFactState, Team
-from hub.reports import rollups
+from hub.reports import rollups, template_facts
 from hub.reports.rows import Filters, rows, source_of
 
 # The events that may change a conversation's figures.
@@ -59,9 +62,10 @@ def _policies(session: Session) -> set[int]:
     return {t.id for t in session.scalars(select(Team)) if t.sla}
 
 
-def refresh(session: Session, conversation_ids: Iterable[int], *, now: datetime) -> int:
-    """Compute these conversations' facts again (a deleted conversation's fact goes with
-    it, by its foreign key). Returns how many were written."""
+def refresh(session: Session, conversation_ids: Iterable[int], *, now: datetime, marks: bool = True) -> int:
+    """Compute these conversations' facts again (a conversation deleted since: its fact
+    taken out of the rollups and gone) and, with `marks`, the funnels of the template
+    messages of their contacts (hub.reports.template_facts). Returns how many were written."""
     ids = sorted(set(conversation_ids))
     with_policy = _policies(session)
     written = 0
@@ -75,6 +79,8 @@ def refresh(session: Session, conversation_ids: Iterable[int], *, now: datetime)
         if facts:
             session.execute(ReportFact.__table__.insert(), facts)
         rollups.apply(session, old, facts, chunk)
+        if marks:
+            template_facts.mark(session, chunk)
         written += len(facts)
     return written
 
@@ -101,6 +107,14 @@ def catch_up(db: Any, *, now: datetime) -> None:
         pass
 
 
+def _orphaned(session: Session) -> set[int]:
+    """The facts whose conversation is gone (deleted with its channel or contact, which
+    leaves no event): computed again, they leave the rollups. One anti-join of two
+    primary keys."""
+    alive = select(Conversation.id).where(Conversation.id == ReportFact.conversation_id)
+    return set(session.scalars(select(ReportFact.conversation_id).where(~alive.exists())))
+
+
 def follow(session: Session, *, now: datetime, recheck: bool = True) -> int:
     """Bring the facts up to `now`: the conversations with events since the last look
     and (`recheck`, the scheduler's pass) those whose SLA verdict waits on the clock.
@@ -111,6 +125,7 @@ def follow(session: Session, *, now: datetime, recheck: bool = True) -> int:
     ids = _touched(session, state.followed_until - MARGIN)
     if recheck:
         ids |= set(session.scalars(select(ReportFact.conversation_id).where(ReportFact.recheck.is_(True))))
+    ids |= _orphaned(session)
     # Conversations written without an event (imports, tests' fixtures): past the newest fact.
     newest = session.scalar(select(func.max(ReportFact.conversation_id))) or 0
     ids |= set(session.scalars(select(Conversation.id).where(Conversation.id > newest)))
@@ -134,8 +149,9 @@ def rebuild(session: Session, *, now: datetime) -> int:
                                    .order_by(Conversation.id).limit(BATCH * 4)))
         if not ids:
             break
-        written += refresh(session, ids, now=now)
+        written += refresh(session, ids, now=now, marks=False)
         last = ids[-1]
+    template_facts.rebuild(session)
     return written
 
 

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from hub.events.outbox import emit
 from hub.models import (Contact, Conversation, Message, ReportBucket, ReportFact, ReportRollup, ReportRollupMoney,
@@ -201,3 +201,86 @@ def test_rollups_kept_from_the_events_equal_a_rebuild(runtime):
     with runtime.db.scope() as s:
         assert _rollups(s) == kept
         assert kept["report_rollups"] and kept["report_buckets"] and kept["report_times"]
+
+
+def test_a_deleted_channel_leaves_the_rollups_with_the_next_pass(runtime):
+    """A channel removed with its conversations leaves no event; the next pass (the one
+    a summary request takes first) finds the facts whose conversation is gone and takes
+    them out of every rollup: the figures are those of the channel left, and the rollups
+    what a rebuild makes."""
+    from sqlalchemy import delete
+
+    from hub.models import Channel
+
+    ids = seed_random(runtime, 6)
+    other, _key = make_channel(runtime, name="Support", phone_number_id="200000000000002", waba_id="300000000000003")
+    now = T0 + timedelta(days=5)
+    with runtime.db.scope() as s:
+        for cid in ids[::2]:
+            s.get(Conversation, cid).channel_id = other
+        facts.rebuild(s, now=now)
+    period = Filters(start=T0 - timedelta(hours=1), end=T0 + timedelta(days=4))
+    with runtime.db.scope() as s:
+        assert aggregate.summary(s, period, now=now)["conversations"] == len(ids)
+        s.execute(delete(Channel).where(Channel.id == other))
+    facts.catch_up(runtime.db, now=now + timedelta(minutes=1))
+    with runtime.db.scope() as s:
+        assert s.scalar(select(func.count()).select_from(Conversation)) == len(ids[1::2]), "gone with the channel"
+        figures = aggregate.summary(s, period, now=now)
+        assert figures["conversations"] == len(ids[1::2])
+        assert normalized(figures) == normalized(summary(s, period, now=now))
+        kept = _rollups(s)
+        assert all(row[2] != other for row in kept["report_rollups"]), "no rollup of the deleted channel"
+    with runtime.db.scope() as s:
+        facts.rebuild(s, now=now + timedelta(minutes=1))
+    with runtime.db.scope() as s:
+        assert _rollups(s) == kept
+
+
+def test_percentiles_are_exact_in_a_crowded_bucket(runtime):
+    """The summary's median and p90 from the rollups are the very values, not a bucket's
+    bound: 61 resolutions all in the one bucket [3600, 3866) s, 30 of them exactly one
+    hour, the rest spread through the bucket, over whole days (report_buckets) and
+    edges (report_times), with one filter (its dim's buckets) and with two (no buckets)."""
+    from hub.reports import metrics
+    from hub.reports.rollups import BOUNDS, bucket_of
+
+    assert bucket_of(3600) == bucket_of(3865) == BOUNDS.index(3600) and BOUNDS[bucket_of(3600) + 1] == 3866
+    channel_id, _key = make_channel(runtime)
+    seconds = [3600] * 30 + [3601 + 8 * k for k in range(31)]  # 3601 .. 3841
+    random.Random(7).shuffle(seconds)
+    with runtime.db.scope() as s:
+        team = Team(name="Crowd", strategy="round_robin", time_zone="UTC", hours={}, holidays=[], channel_ids=[],
+                    sla={}, created_at=T0, updated_at=T0)
+        s.add(team)
+        s.flush()
+        for k, resolution in enumerate(seconds):
+            opened = T0 + timedelta(hours=2 * k, minutes=k % 7)  # five days, from 09:00 on the first
+            contact = Contact(wa_id=f"1888{k:06d}", phone=f"+1888{k:06d}", name=f"C{k}", created_at=opened,
+                              updated_at=opened)
+            s.add(contact)
+            s.flush()
+            c = Conversation(channel_id=channel_id, contact_id=contact.id, team_id=team.id if k % 2 else None,
+                             status="closed", opened_at=opened, closed_at=opened + timedelta(seconds=resolution),
+                             lead_source={"utm_source": "google"} if k % 3 else {}, created_at=opened,
+                             updated_at=opened)
+            s.add(c)
+            s.flush()
+            s.add(Message(conversation_id=c.id, direction="in", type="text", text="?", status="received",
+                          sent_at=opened, payload={}))
+        now = T0 + timedelta(days=7)
+        facts.rebuild(s, now=now)
+    periods = [Filters(start=T0 - timedelta(hours=9), end=T0 + timedelta(days=5)),  # whole days and an edge
+               Filters(start=T0 + timedelta(minutes=30), end=T0 + timedelta(days=4, hours=15, minutes=10)),
+               Filters(start=T0 - timedelta(hours=9), end=T0 + timedelta(days=5), team_id=team.id),
+               Filters(start=T0 - timedelta(hours=9), end=T0 + timedelta(days=5), team_id=team.id, source="google")]
+    with runtime.db.scope() as s:
+        for f in periods:
+            chosen = [r for k, r in enumerate(seconds)
+                      if f.start <= T0 + timedelta(hours=2 * k, minutes=k % 7) < f.end
+                      and (f.team_id is None or k % 2) and (f.source is None or k % 3)]
+            got = aggregate.summary(s, f, now=now)["resolution_seconds"]
+            assert len(chosen) > 10 and len(set(chosen)) > 5, f
+            assert got == {"count": len(chosen), "median": metrics.median(chosen),
+                           "p90": metrics.percentile(chosen, 0.9)}, f
+            assert got == summary(s, f, now=now)["resolution_seconds"], f

@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 
 from hub.models import Broadcast, BroadcastRecipient, Contact, Conversation, Message, Team
+from hub.reports.facts import follow
 from hub.reports.funnels import funnels
 from hub.reports.rows import Filters
 from tests.support.whatsapp import make_channel
@@ -32,7 +33,8 @@ def sent(runtime):
     4 failed (131026, undeliverable)                  -> failed
     5 accepted by WhatsApp, nothing since              -> sent
     6 order_ready delivered and read; a reply before it was sent does not count
-    A seventh template message, a week earlier, is out of the period."""
+    A seventh template message, a week earlier, is out of the period. The reports' pass
+    has run over them."""
     channel_id, _key = make_channel(runtime)
     with runtime.db.scope() as s:
         team = Team(name="Sales", strategy="round_robin", time_zone="UTC", hours={}, holidays=[], channel_ids=[],
@@ -98,7 +100,10 @@ def sent(runtime):
         inbound(own, 4)
         template(own, "order_ready", "en_US", "UTILITY", 5, delivered=6, read=7, cost="0.0200")
         template(own, "order_ready", "en_US", "UTILITY", -7 * 24 * 60, delivered=1, cost="0.0200")
-        return {"broadcast": b.id, "channel": channel_id, "team": team.id}
+        made = {"broadcast": b.id, "channel": channel_id, "team": team.id}
+    with runtime.db.scope() as s:
+        follow(s, now=WEEK.end)  # the reports' pass, which marks the replies
+    return made
 
 
 def test_template_funnel_counts_each_stage_reached(runtime, sent):
@@ -184,3 +189,62 @@ def test_schedule_sections_through_the_api(client, admin_headers):
     r = client.post("/api/v1/report-schedules", json={**body, "name": "Bad", "sections": ["costs"]},
                     headers=admin_headers)
     assert r.status_code == 422 and "sections" in r.json["errors"]["json"], r.json
+
+
+def _customer_writes(runtime, person: int, minutes: float, *, pass_at: datetime) -> None:
+    """Person n writes `minutes` after T0, with the event ingest emits, after the
+    fixture's pass; then the reports' pass runs at `pass_at`."""
+    from sqlalchemy import select
+
+    from hub.events.outbox import emit
+
+    with runtime.db.scope() as s:
+        cid = s.scalar(select(Conversation.id).join(Contact, Contact.id == Conversation.contact_id)
+                       .where(Contact.wa_id == f"7916000{person:04d}"))
+        s.add(Message(conversation_id=cid, direction="in", type="text", text="А можно подробнее?", status="received",
+                      sent_at=at(minutes), payload={}))
+        s.flush()
+        emit(s, "message.received", {"conversation": {"id": cid}}, now=pass_at - timedelta(seconds=30),
+             ordering_key=f"conversation:{cid}")
+    with runtime.db.scope() as s:
+        follow(s, now=pass_at)
+
+
+def test_a_reply_after_the_pass_ran_is_marked_by_the_next_one(runtime, sent):
+    _customer_writes(runtime, 5, 23 * 60, pass_at=WEEK.end + timedelta(minutes=5))
+    with runtime.db.scope() as s:
+        marked, live = funnels(s, WEEK), funnels(s, WEEK, live=True)
+    autumn = marked["templates"][0]
+    assert (autumn["replied"], autumn["read"], autumn["delivered"]) == (3, 3, 4), \
+        "person 5 wrote 23 h after the template: replied, so read and delivered too"
+    assert marked == live, "the marks and the message-by-message check agree"
+
+
+def test_a_reply_after_the_window_is_no_reply_on_the_incremental_path(runtime, sent):
+    _customer_writes(runtime, 5, 24 * 60 + 1, pass_at=WEEK.end + timedelta(minutes=5))
+    with runtime.db.scope() as s:
+        marked, live = funnels(s, WEEK), funnels(s, WEEK, live=True)
+    assert marked["templates"][0]["replied"] == 2, "24 h and 1 minute after the template is past the window"
+    assert marked == live
+
+
+def test_a_failed_template_answered_still_counts_no_reply(runtime, sent):
+    _customer_writes(runtime, 4, 30, pass_at=WEEK.end + timedelta(minutes=5))
+    with runtime.db.scope() as s:
+        autumn = funnels(s, WEEK)["templates"][0]
+    assert (autumn["replied"], autumn["failed"]) == (2, 1), "a message after a failed template answers nothing"
+
+
+def test_the_rebuild_keeps_the_same_rows_as_the_passes(runtime, sent):
+    from sqlalchemy import select
+
+    from hub.models import ReportTemplateMessage
+    from hub.reports.facts import rebuild
+
+    _customer_writes(runtime, 5, 60, pass_at=WEEK.end + timedelta(minutes=5))
+    table = ReportTemplateMessage.__table__
+    with runtime.db.scope() as s:
+        kept = sorted(s.execute(select(table)).all())
+        rebuild(s, now=WEEK.end + timedelta(minutes=5))
+        assert sorted(s.execute(select(table)).all()) == kept
+    assert len(kept) == 7 and sum(row.replied for row in kept) == 3
