@@ -80,7 +80,7 @@ def status_of(runtime, broadcast_id):
         return s.get(Broadcast, broadcast_id).status
 
 
-def run(runtime, w, broadcast_id, *, seconds=90, until=("completed", "cancelled", "paused")):
+def run(runtime, w, broadcast_id, *, seconds=300, until=("completed", "cancelled", "paused")):
     """Pump, send and play the webhooks back until the broadcast is `until` (the pace is
     real time: messages come due at the number's throughput)."""
     pump, work = BroadcastPump(runtime, step_seconds=0), worker(runtime)
