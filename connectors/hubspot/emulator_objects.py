@@ -10,7 +10,7 @@ from flask import Flask, Response, request
 from connectors.hubspot.emulator_errors import ApiError
 from connectors.hubspot.emulator_requests import body, inputs_of, object_type, ok
 from connectors.hubspot.emulator_state import (
-    ACTIVITIES, SINGULAR, State, now_iso, queue_deal_change, queue_stage_change)
+    SINGULAR, State, now_iso, queue_deal_change, queue_stage_change)
 
 
 def register(app: Flask, state: State) -> None:
@@ -38,14 +38,7 @@ def register(app: Flask, state: State) -> None:
                 planned.append((props, assocs, (item or {}).get("objectWriteTraceId")))
             results = []
             for props, assocs, trace in planned:
-                id_ = state.new_id()
-                stamp = now_iso()
-                record = {"id": id_, "createdAt": stamp, "updatedAt": stamp,
-                          "properties": {**props, "hs_object_id": id_,
-                                         ("hs_createdate" if type_ in ACTIVITIES else "createdate"): stamp}}
-                state.objects[type_][id_] = record
-                for to_type, to_id, type_id in assocs:
-                    state.associate(type_, id_, to_type, to_id, type_id)
+                record = state.insert(type_, props, assocs)
                 public = state.public(type_, record, sorted(props))
                 if trace:
                     public["objectWriteTraceId"] = trace
@@ -64,14 +57,7 @@ def register(app: Flask, state: State) -> None:
             for name in state.unique_names(type_):
                 if props.get(name) and (existing := state.find_unique(type_, name, props[name])):
                     raise ApiError(409, f"{SINGULAR[type_]} already exists. Existing ID: {existing}", "CONFLICT")
-            id_ = state.new_id()
-            stamp = now_iso()
-            record = {"id": id_, "createdAt": stamp, "updatedAt": stamp,
-                      "properties": {**props, "hs_object_id": id_,
-                                     ("hs_createdate" if type_ in ACTIVITIES else "createdate"): stamp}}
-            state.objects[type_][id_] = record
-            for to_type, to_id, type_id in assocs:
-                state.associate(type_, id_, to_type, to_id, type_id)
+            record = state.insert(type_, props, assocs)
             state.counters[f"created:{type_}"] += 1
             return ok(state.public(type_, record, sorted(props)), 201)
 

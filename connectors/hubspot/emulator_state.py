@@ -362,6 +362,18 @@ class State:
         return {"id": record["id"], "properties": props, "createdAt": record["createdAt"],
                 "updatedAt": record["updatedAt"], "archived": False}
 
+    def insert(self, type_: str, props: dict[str, str], assocs: list[tuple[str, str, int]]) -> dict[str, Any]:
+        """Store a checked new record with its associations: the single and the batch create share it."""
+        id_ = self.new_id()
+        stamp = now_iso()
+        record = {"id": id_, "createdAt": stamp, "updatedAt": stamp,
+                  "properties": {**props, "hs_object_id": id_,
+                                 ("hs_createdate" if type_ in ACTIVITIES else "createdate"): stamp}}
+        self.objects[type_][id_] = record
+        for to_type, to_id, type_id in assocs:
+            self.associate(type_, id_, to_type, to_id, type_id)
+        return record
+
     def associate(self, a_type: str, a_id: str, b_type: str, b_id: str, type_id: int) -> None:
         self.associations.setdefault((a_type, a_id), {})[(b_type, b_id)] = type_id
         self.associations.setdefault((b_type, b_id), {})[(a_type, a_id)] = INVERSE[type_id]
