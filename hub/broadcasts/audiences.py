@@ -32,7 +32,9 @@ def create_from_csv(session: Session, *, name: str, data: bytes, region: str | N
 
 
 def create_segment(session: Session, *, name: str, segment: dict[str, Any], now: datetime) -> Audience:
-    audience = Audience(name=name, kind="segment", segment=segments.validate(segment), rows=[], refused=[],
+    """Raises SegmentProblem naming the part at fault (an unknown filter, a wrong type, a
+    field no contact has, a CRM stage no connector reported)."""
+    audience = Audience(name=name, kind="segment", segment=segments.check_known(session, segment), rows=[], refused=[],
                         columns=["name"], created_at=now, updated_at=now)
     session.add(audience)
     session.flush()
@@ -66,6 +68,18 @@ def with_contact_fields(session: Session, found: list[dict[str, Any]], names: li
         own = values.get(ids[m["phone"]], {}) if ids[m["phone"]] is not None else {}
         out.append({**m, "variables": {**(m.get("variables") or {}),
                                        **{f"contact.{n}": own[n] for n in names if n in own}}})
+    return out
+
+
+def definition(audience: Audience) -> dict[str, Any]:
+    """What the audience is, as the verdict shows it before sending: a segment's filters,
+    or a CSV's columns and its accepted and refused rows."""
+    out: dict[str, Any] = {"id": audience.id, "name": audience.name, "kind": audience.kind}
+    if audience.kind == "segment":
+        out["segment"] = dict(audience.segment or {})
+    else:
+        out.update(columns=list(audience.columns or []), accepted=len(audience.rows or []),
+                   refused=len(audience.refused or []))
     return out
 
 

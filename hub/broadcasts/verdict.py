@@ -40,7 +40,7 @@ def cost_by_category_and_country(card: RateCard, category: str, phones: list[str
 def verdict(session: Session, *, template: Template, spec: Any, members: list[dict[str, Any]],
             refused: list[dict[str, Any]], subscription: str, card: RateCard, header: Any = None,
             buttons: list[dict[str, Any]] | None = None, require_marketing_opt_in: bool = False,
-            now: datetime) -> dict[str, Any]:
+            audience: Audience | None = None, now: datetime) -> dict[str, Any]:
     skipped: Counter[str] = Counter(r["reason"] for r in refused)
     no_consent = consent.skip_reasons(session, [m["phone"] for m in members], subscription,
                                       require_marketing_opt_in=require_marketing_opt_in)
@@ -62,6 +62,7 @@ def verdict(session: Session, *, template: Template, spec: Any, members: list[di
         problems.append(f"template {template.name} is {template.status}, not APPROVED")
     fits = room.left is None or new_people <= room.left
     return {
+        "audience": audiences.definition(audience) if audience is not None else None,
         "would_send": len(sendable),
         "skipped": sum(skipped.values()),
         "skipped_by_reason": dict(sorted(skipped.items())),
@@ -100,7 +101,8 @@ def for_composition(session: Session, *, config: Any, channel_id: int, audience_
         return verdict(session, template=template, spec=variables, members=members,
                        refused=list(audience.refused or []), subscription=subscription,
                        card=rate_card_for(config), header=header, buttons=buttons,
-                       require_marketing_opt_in=config.broadcasts.require_marketing_opt_in, now=now)
+                       require_marketing_opt_in=config.broadcasts.require_marketing_opt_in, audience=audience,
+                       now=now)
     except tpl.TemplateProblem as exc:
         field = "header" if "header" in str(exc) else "buttons"
         raise BroadcastProblem(f"{field}: {exc}", field=field) from None

@@ -68,8 +68,8 @@ def test_segment_audiences_and_their_bad_filters(client, admin_headers, runtime,
     r = client.post("/api/v1/audiences", headers=admin_headers,
                     json={"name": "recent", "segment": {"last_message_within_days": 7}})
     assert r.status_code == 201 and r.json["kind"] == "segment"
-    r = client.post("/api/v1/audiences", headers=admin_headers, json={"name": "x", "segment": {"tag": "vip"}})
-    assert r.status_code == 422 and "segment.tag" in r.json["errors"]["json"]
+    r = client.post("/api/v1/audiences", headers=admin_headers, json={"name": "x", "segment": {"zodiac": "leo"}})
+    assert r.status_code == 422 and "segment.zodiac" in r.json["errors"]["json"]
     assert count(runtime, Audience) == 1
 
 
@@ -187,3 +187,78 @@ def test_contact_custom_fields_fill_template_variables(client, admin_headers, ru
     with runtime.db.scope() as s:
         recipient = s.scalar(select(BroadcastRecipient).where(BroadcastRecipient.broadcast_id == r.json["id"]))
         assert recipient.variables == {"first_name": "Ana", "contact.city": "Köln"}
+
+
+def tagged_contacts(runtime, channel_id):
+    from hub.conversations.tags_and_fields import change_fields, change_tags
+    from hub.crm import contact_stages
+    from hub.models import Conversation
+
+    now = utcnow()
+    with runtime.db.scope() as s:
+        for i, (tags, city, stage) in enumerate([(["vip"], "Berlin", "Won"), (["new"], "Berlin", None),
+                                                 (["vip", "new"], None, "Lead")]):
+            c = Contact(wa_id=f"49151000000{i}", phone=f"+49151000000{i}", name=f"C{i}", created_at=now,
+                        updated_at=now)
+            s.add(c)
+            s.flush()
+            s.add(Conversation(channel_id=channel_id, contact_id=c.id, status="open", opened_at=now,
+                               last_inbound_at=now, created_at=now, updated_at=now))
+            change_tags(s, c.id, add=tags, now=now)
+            if city:
+                change_fields(s, c.id, {"city": city}, now=now)
+            if stage:
+                contact_stages.record(s, contact_id=c.id, connector_id=None, now=now, deal={
+                    "id": f"d{i}", "stage": stage.lower(), "stage_name": stage, "pipeline": "sales",
+                    "outcome": "won" if stage == "Won" else "open"})
+
+
+def test_counting_a_segment_before_saving_it(client, admin_headers, viewer_headers, runtime, channel_id):
+    tagged_contacts(runtime, channel_id)
+
+    def counted(segment, headers=admin_headers):
+        return client.post("/api/v1/audiences/count", headers=headers, json={"segment": segment})
+
+    assert counted({"tag": "vip"}).json == {"count": 2, "segment": {"tag": "vip"}}
+    assert counted({"tags_any": ["vip", "new"], "field": {"name": "city", "equals": "Berlin"}},
+                   headers=viewer_headers).json["count"] == 2
+    assert counted({"crm_stage": {"stage": "Won", "pipeline": "sales"}, "tag": "vip"}).json["count"] == 1
+    assert counted({"field": {"name": "city"}, "channel_id": channel_id}).json["count"] == 2
+    assert counted({}).json["count"] == 3
+    for segment, field in [({"tags_any": ["vip", ""]}, "segment.tags_any[1]"),
+                           ({"field": {"name": "town"}}, "segment.field.name"),
+                           ({"crm_stage": {"stage": "Lost"}}, "segment.crm_stage.stage"),
+                           ({"crm_stage": {"stage": "Won", "pipeline": 3}}, "segment.crm_stage.pipeline"),
+                           ({"zodiac": "leo"}, "segment.zodiac")]:
+        r = counted(segment)
+        assert r.status_code == 422 and list(r.json["errors"]["json"]) == [field], (segment, r.json)
+        assert field in r.json["message"]
+    r = client.post("/api/v1/audiences", headers=admin_headers, json={"name": "typo", "segment": {
+        "field": {"name": "town", "equals": "Berlin"}}})
+    assert r.status_code == 422 and "segment.field.name" in r.json["errors"]["json"] and "'town'" in r.json["message"]
+    assert count(runtime, Audience) == 0
+    assert client.post("/api/v1/audiences/count", headers=admin_headers, json={}).status_code == 422
+    assert client.post("/api/v1/audiences/count", json={"segment": {}}).status_code == 401
+    spec = client.get("/api/v1/openapi.json").json
+    operation = spec["paths"]["/api/v1/audiences/count"]["post"]
+    assert "200" in operation["responses"] and "crm_stage" in str(spec["components"]["schemas"])
+
+
+def test_the_verdict_shows_the_audience_it_is_for(client, admin_headers, runtime, channel_id):
+    tagged_contacts(runtime, channel_id)
+    segment = {"tags_any": ["vip"], "crm_stage": "Won"}
+    r = client.post("/api/v1/audiences", headers=admin_headers, json={"name": "won vips", "segment": segment})
+    assert r.status_code == 201, r.json
+    audience_id = r.json["id"]
+    r = client.post("/api/v1/broadcasts/verdict", headers=admin_headers, json={
+        "channel_id": channel_id, "audience_id": audience_id, "template_name": "promo", "template_language": "en",
+        "variables": [{"contact": "name"}, {"value": "X1"}]})
+    assert r.status_code == 200, r.json
+    assert r.json["audience"] == {"id": audience_id, "name": "won vips", "kind": "segment",
+                                  "segment": {"tags_any": ["vip"], "crm_stage": {"stage": "Won"}}}
+    assert r.json["would_send"] == 1 and r.json["preview"][0]["text"] == "Hi C0, code X1"
+    csv_id = upload(client, admin_headers).json["id"]
+    r = client.post("/api/v1/broadcasts/verdict", headers=admin_headers, json={
+        k: v for k, v in body(channel_id, csv_id).items() if k != "name"})
+    assert r.json["audience"] == {"id": csv_id, "name": "December", "kind": "csv", "columns": ["first_name", "code"],
+                                  "accepted": 4, "refused": 2}

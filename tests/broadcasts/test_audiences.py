@@ -104,7 +104,7 @@ def test_segments_over_channel_last_message_name_and_lead_source(runtime):
 
 def test_unknown_segment_filters_are_refused_by_name():
     with pytest.raises(segments.SegmentProblem) as caught:
-        segments.validate({"tag": "vip"})
-    assert caught.value.field == "tag"
+        segments.validate({"zodiac": "leo"})
+    assert caught.value.field == "zodiac"
     with pytest.raises(segments.SegmentProblem):
         segments.validate({"last_message_within_days": "seven"})

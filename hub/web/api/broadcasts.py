@@ -12,7 +12,7 @@ from flask_smorest import abort
 from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
-from hub.broadcasts import audiences, lifecycle, results
+from hub.broadcasts import audiences, lifecycle, results, segments
 from hub.broadcasts.csv_upload import CsvProblem
 from hub.broadcasts.segments import KEYS as SEGMENT_KEYS, SegmentProblem
 from hub.broadcasts import verdict
@@ -58,10 +58,23 @@ class AudienceDetail(AudienceOut):
     refused_rows = fields.List(fields.Dict(), metadata={"description": "{row, phone, reason, detail}"})
 
 
+SEGMENT_HELP = ("filters, all must hold: " + ", ".join(sorted(SEGMENT_KEYS)) + '; e.g. {"tags_any": ["vip", "new"], '
+                '"field": {"name": "city", "equals": "Berlin"}, "crm_stage": {"stage": "won", "pipeline": "sales"}, '
+                '"last_message_within_days": 30}; a field without "equals" means "is set"')
+
+
 class SegmentIn(Schema):
     name = Text(200, min_length=1, required=True)
-    segment = fields.Dict(keys=Text(64), required=True, metadata={
-        "description": "filters, all must hold: " + ", ".join(sorted(SEGMENT_KEYS))})
+    segment = fields.Dict(keys=Text(64), required=True, metadata={"description": SEGMENT_HELP})
+
+
+class SegmentCountIn(Schema):
+    segment = fields.Dict(keys=Text(64), required=True, metadata={"description": SEGMENT_HELP})
+
+
+class SegmentCountOut(Schema):
+    count = fields.Integer(metadata={"description": "contacts with a phone the segment matches now"})
+    segment = fields.Dict(metadata={"description": "the segment as checked and normalised"})
 
 
 class CsvQuery(Schema):
@@ -94,6 +107,21 @@ class Audiences(MethodView):
             with _runtime().db.scope() as session:
                 return audiences.summary(audiences.create_segment(session, name=body["name"],
                                                                   segment=body["segment"], now=utcnow()))
+        except SegmentProblem as exc:
+            _refuse(422, f"segment.{exc.field}", f"segment.{exc.field}: {exc}")
+
+
+@blp.route("/audiences/count")
+class AudienceCount(MethodView):
+    @blp.arguments(SegmentCountIn)
+    @blp.response(200, SegmentCountOut)
+    def post(self, body: dict[str, Any]):
+        """How many contacts a segment matches now, before it is saved; refused as saving
+        it would be (422 naming the part at fault). Writes nothing."""
+        try:
+            with _runtime().db.scope() as session:
+                segment = segments.check_known(session, body["segment"])
+                return {"count": segments.count(session, segment, now=utcnow()), "segment": segment}
         except SegmentProblem as exc:
             _refuse(422, f"segment.{exc.field}", f"segment.{exc.field}: {exc}")
 
@@ -157,6 +185,9 @@ class BroadcastIn(ComposeIn):
 
 
 class VerdictOut(Schema):
+    audience = fields.Dict(allow_none=True, metadata={
+        "description": "what the audience is: id, name, kind and a segment's filters, or a CSV's columns, "
+                       "accepted and refused rows"})
     would_send = fields.Integer()
     skipped = fields.Integer()
     skipped_by_reason = fields.Dict()

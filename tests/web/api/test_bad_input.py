@@ -112,6 +112,7 @@ BODIES: dict[tuple[str, str], list[dict[str, Any]]] = {
                                                     "recipients": [], "webhook": True, "team_id": None,
                                                     "sections": ["broadcasts"]}],
     ("post", "/audiences"): [{"name": "Recent", "segment": {"last_message_within_days": 7}}],
+    ("post", "/audiences/count"): [{"segment": {"tags_any": ["vip"], "last_message_within_days": 7}}],
     ("post", "/audiences/csv"): [{}],  # a text/csv or multipart body, no JSON to mutate: its query is walked
     ("post", "/broadcasts/verdict"): [{"channel_id": "{channel_id}", "audience_id": "{audience_id}",
                                        "template_name": "order_update", "template_language": "en",
