@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from hub.jobs import leases
 from hub.broadcasts import compose, consent, limits, outcomes, schedule, targets
 from hub.broadcasts.lifecycle import _locked, pause_locked
-from hub.channels.base import Outgoing, SendRefused
+from hub.channels.base import SendRefused
 from hub.channels.whatsapp.templates import parameters as tpl
 from hub.platform.db import utcnow
 from hub.models import Broadcast, BroadcastRecipient, Channel, Conversation, Message, Template
@@ -192,7 +192,7 @@ class BroadcastPump:
 
     def _queue_slice(self, session: Session, broadcast: Broadcast, channel: Channel, template: Template,
                      *, now: datetime) -> int:
-        from hub.channels.sending import queue
+        from hub.channels.whatsapp.outbound.queue import queue_message
 
         pace = self._pace(session, channel, now)
         budget = pace.room
@@ -234,15 +234,16 @@ class BroadcastPump:
             target = conversation_of.get(recipient.phone)
             conversation_id = target[0].id if target is not None else None
             try:
-                message = queue(session, Outgoing(kind="template", template=given, conversation_id=conversation_id,
-                                                  channel_id=None if conversation_id else channel.id,
-                                                  to=None if conversation_id else recipient.phone),
-                                now=now, config=self.runtime.config)
+                # Broadcasts are WhatsApp's alone: its queue takes the slice's template row
+                # (read once per slice) and each message's due time.
+                message = queue_message(session, kind="template", template=given, conversation_id=conversation_id,
+                                        channel_id=None if conversation_id else channel.id,
+                                        to=None if conversation_id else recipient.phone, template_row=template,
+                                        due_at=pace.due(queued), now=now)
             except SendRefused as exc:
                 self._skip(recipient, f"{exc.code}: {exc}", now)
                 done += 1
                 continue
-            message.next_attempt_at = pace.due(queued)
             queued += 1
             conversation = session.get(Conversation, message.conversation_id)
             recipient.status, recipient.message_id, recipient.queued_at = "queued", message.id, now

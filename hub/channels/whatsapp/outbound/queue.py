@@ -83,16 +83,25 @@ def queue_message(
     to: str | None = None,
     reply_to: str | None = None,
     author_id: int | None = None,
+    template_row: Template | None = None,
+    due_at: datetime | None = None,
     now: datetime,
 ) -> Message:
+    """`template_row`: the template already looked up by a caller queueing many messages
+    of it (a broadcast slice), so it is not read again per message (it is read when it is
+    not the one `template` names on this channel's account); `due_at`: when the sender may
+    take the message (a paced broadcast), instead of now."""
     target = resolve_target(session, conversation_id=conversation_id, channel_id=channel_id, to=to, now=now)
     channel, contact, conversation = target.channel, target.contact, target.conversation
-    template_row = None
     template_text = ""
-    if kind == "template":
+    if kind != "template":
+        template_row = None
+    else:
         if template is None:
             raise TemplateRefused("a template message needs template.name and template.language")
-        template_row = tpl.find(session, channel.waba_id, template.name, template.language)
+        if template_row is None or (template_row.waba_id, template_row.name, template_row.language) != (
+                channel.waba_id, template.name, template.language):
+            template_row = tpl.find(session, channel.waba_id, template.name, template.language)
         if template_row is None:
             raise TemplateRefused(
                 f"no template {template.name!r} in {template.language!r} on this account; sync templates or "
@@ -115,7 +124,7 @@ def queue_message(
     message = Message(
         conversation_id=conversation.id, direction="out", type=composed.type, text=composed.text or None,
         payload={"content": composed.content}, status="queued", sent_at=now, reply_to=reply_to,
-        author_id=author_id, recipient=recipient, attempts=0, next_attempt_at=now,
+        author_id=author_id, recipient=recipient, attempts=0, next_attempt_at=due_at or now,
         template_name=template_row.name if template_row else None,
         template_language=template_row.language if template_row else None,
         template_category=template_row.category if template_row else None,
