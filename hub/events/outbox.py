@@ -124,13 +124,16 @@ def _event_prefix(i: int) -> str:
 
 @functools.lru_cache(maxsize=64)
 def _riding_statement(writes: tuple[Any, ...], events: int = 1) -> Any:
-    """The subscribers' SELECT with the INSERT of `events` events (rows in the order
-    given) and `writes` as CTEs. Every parameter has a prefixed name (event_<column>,
+    """The subscribers' SELECT with one single-row INSERT per event (a multi-row VALUES
+    has no cache key, so it would be compiled again on every webhook) and `writes` as
+    CTEs. The events' order is their deliveries' order, written after. Every parameter has a prefixed name (event_<column>,
     event1_<column>, ...): in a statement of several tables, SQLAlchemy would give a
     parameter named like a column to that column of each table."""
-    event = insert(_events).values([{name: bindparam(f"{_event_prefix(i)}{name}", type_=_events.c[name].type)
-                                     for name in _EVENT_COLUMNS} for i in range(events)])
-    statement = _ENABLED_CONNECTORS.add_cte(event.cte("new_event"))
+    statement = _ENABLED_CONNECTORS
+    for i in range(events):
+        statement = statement.add_cte(insert(_events).values(
+            {name: bindparam(f"{_event_prefix(i)}{name}", type_=_events.c[name].type)
+             for name in _EVENT_COLUMNS}).cte(f"new_event_{i}"))
     for i, write in enumerate(writes):
         statement = statement.add_cte(write.cte(f"riding_{i}"))
     return statement
