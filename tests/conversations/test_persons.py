@@ -63,17 +63,29 @@ def test_a_shared_own_phone_known_from_whatsapp_links_the_telegram_user(client, 
         assert started["person"]["id"] == wa
 
 
-@pytest.mark.parametrize("card, phone", [(999, "+351912345678"), (None, "+351912345678"),
-                                         (111222333, "+351 000"), (111222333, "+351919999999")])
-def test_someone_elses_card_or_an_unknown_phone_links_nothing(client, runtime, bot, card, phone):
+@pytest.mark.parametrize("card, phone, stored", [(999, "+351912345678", None), (None, "+351912345678", None),
+                                                 (111222333, "+351 000", None),
+                                                 (111222333, "+351919999999", "+351919999999"),
+                                                 (111222333, "351 919 999 999", "+351919999999")])
+def test_someone_elses_card_or_an_unknown_phone_links_nothing(client, runtime, bot, card, phone, stored):
+    """Only the user's own phone is theirs: kept on the contact though no WhatsApp contact has it."""
     whatsapp_contact(runtime)
     assert post_update(client, bot[1], share(contact_user_id=card, phone=phone)).status_code == 200
     with runtime.db.scope() as session:
         tg = telegram_contact(session)
-        assert (tg.person_id, tg.phone) == (None, None)
+        assert (tg.person_id, tg.phone) == (None, stored)
         assert session.scalars(select(ContactMerge)).all() == []
         assert events(session, "contact.linked") == []
         assert "person" not in events(session, "message.received")[0]["contact"]
+
+
+def test_an_unknown_own_phone_reaches_the_next_events_contact(client, runtime, bot):
+    assert post_update(client, bot[1], share(phone="+351919999999")).status_code == 200
+    assert post_update(client, bot[1], share(phone="+351919999999", update_id=400000009)).status_code == 200
+    with runtime.db.scope() as session:
+        assert telegram_contact(session).phone == "+351919999999"
+        received = events(session, "message.received")
+        assert [r["contact"]["phone"] for r in received] == ["+351919999999", "+351919999999"]
 
 
 def test_sharing_again_links_once(client, runtime, bot):

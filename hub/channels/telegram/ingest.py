@@ -31,10 +31,11 @@ from hub.channels.telegram.groups import group_event
 from hub.channels.telegram.parse import parse
 from hub.channels.telegram.types import GroupEvent, Ignored, MemberChange, ParsedUpdate, TelegramMessage
 from hub.conversations.store import ensure_contact, find_contact_row, find_for_message, open_conversation_row, \
-    refresh_contact
+    refresh_contact, update_contact
 from hub.events.raw_webhooks import Processor, register_processor
 from hub.models import Channel, ChannelUpdate, Contact, Message, RawWebhook
 from hub.conversations.persons import link_shared_phone
+from hub.shared.phones import to_e164
 from hub.tracking.matching import DEFAULT_WINDOW, attribute_first_message
 
 if TYPE_CHECKING:
@@ -118,6 +119,10 @@ def store_message(session: Session, channel: Any, m: TelegramMessage, now: datet
         merge = link_shared_phone(session, contact.id, m.content.get("phone_number"), now=now)
         if merge is not None:
             contact.person_id, contact.phone = merge.person_id, session.get(Contact, contact.id).phone
+        else:  # no WhatsApp contact has it (yet): the phone is still theirs, for the CRM and the inbox
+            phone = to_e164(m.content.get("phone_number"))
+            if phone is not None and contact.phone != phone:
+                update_contact(session, contact, {"phone": phone, "updated_at": now})
     # A press carries no time of its own: it is now.
     at = now if m.callback_id else (m.edit_date or m.date) if m.edit else m.date
     conversation, started = (sender.conversation, False) if sender.conversation is not None else \
