@@ -1,4 +1,6 @@
-"""Broadcasts in the admin: a wizard (audience from a CSV or a saved audience, template
+"""Broadcasts in the admin: a wizard (audience from a CSV, a segment built on the spot
+over tags, a custom field, the CRM stage and the last message, with its live count, or
+a saved audience; template
 and its variables, schedule and pacing, the pre-send verdict, confirm), a live progress
 page (counts, rate, pause / resume / cancel) and the results with their CSV export.
 
@@ -7,20 +9,22 @@ the same fields; nothing is written before the last step but an uploaded CSV's a
 Admins and operators make and steer broadcasts; viewers read."""
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
-from flask_babel import gettext as _
+from flask_babel import gettext as _, lazy_gettext as _l
 from sqlalchemy import func, select
 
-from hub.broadcasts import audiences, lifecycle, results, schedule, verdict
+from hub.broadcasts import audiences, lifecycle, results, schedule, segments, verdict
 from hub.broadcasts.problems import BroadcastProblem
 from hub.broadcasts.csv_upload import CsvProblem
 from hub.channels.whatsapp.templates import parameters as tpl
 from hub.platform.db import utcnow
-from hub.models import Audience, Broadcast, BroadcastRecipient, Channel, Message, Template
+from hub.models import (Audience, Broadcast, BroadcastRecipient, Channel, ContactCrmStage, ContactField, Message,
+                        Template)
 from hub.models.broadcasts import RECIPIENT_STATUSES
 from hub.web.admin import bp
 from hub.web.admin.auth import OPERATORS, roles
@@ -29,6 +33,112 @@ from hub.web.admin.auth import OPERATORS, roles
 STATE = ("name", "channel_id", "template_id", "audience_id", "start_at", "timezone", "window_start", "window_end",
          "failure_threshold", "header")
 RESULTS_PAGE = 200
+# The segment builder's fields on the audience step.
+SEGMENT_FORM = ("seg_tags", "seg_field_name", "seg_field_value", "seg_crm_stage", "seg_within_days")
+# Why a recipient or a CSV row is skipped, as people read it (the data holds the keys).
+SKIP_REASONS = {
+    "opted_out": _l("opted out"), "no_marketing_consent": _l("no consent to marketing messages"),
+    "missing_variables": _l("template variables missing"), "bad_number": _l("not a phone number"),
+    "duplicate": _l("duplicate number"), "cancelled": _l("broadcast cancelled"),
+}
+
+
+@bp.app_template_filter("skip_reason")
+def skip_reason(value: Any) -> str:
+    """A skip reason's label ("missing_variables: {{1}}" -> "template variables missing: {{1}}");
+    a reason that is a sentence already (Meta's explanation) is translated as it is."""
+    if value in (None, ""):
+        return ""
+    key, sep, rest = str(value).partition(": ")
+    label = SKIP_REASONS.get(key)
+    if label is None:
+        return _(str(value))
+    return f"{label}{sep}{rest}"
+
+
+def segment_from_form(form: Any) -> dict[str, Any]:
+    """The segment the audience step's builder describes ({} when it is left blank):
+    tags (any of, comma-separated), a custom field (equal to a value, or set when the value
+    is blank), a CRM stage ({"stage", "pipeline"} as JSON in the choice) and a last message
+    within N days. Raises SegmentProblem naming the part, as the API does."""
+    segment: dict[str, Any] = {}
+    tags = [t.strip() for t in (form.get("seg_tags") or "").split(",") if t.strip()]
+    if tags:
+        segment["tags_any"] = tags
+    name = (form.get("seg_field_name") or "").strip()
+    value = form.get("seg_field_value") or ""
+    if name:
+        segment["field"] = {"name": name, **({"equals": value.strip()} if value.strip() else {})}
+    elif value.strip():
+        raise segments.SegmentProblem(_("field.name: choose the field the value is for"), field="field.name")
+    stage = form.get("seg_crm_stage") or ""
+    if stage:
+        try:
+            segment["crm_stage"] = json.loads(stage)
+        except ValueError:
+            raise segments.SegmentProblem(_("crm_stage: choose a stage from the list"), field="crm_stage") from None
+    days = (form.get("seg_within_days") or "").strip()
+    if days:
+        if not days.isdigit() or len(days) > 5:
+            raise segments.SegmentProblem(_("last_message_within_days: a whole number of days"),
+                                          field="last_message_within_days")
+        segment["last_message_within_days"] = int(days)
+    return segment
+
+
+def segment_choices(s: Any) -> dict[str, Any]:
+    """What the segment builder offers: the custom fields contacts have and the CRM stages
+    connectors reported ({"stage", "pipeline"} JSON, label)."""
+    names = list(s.scalars(select(ContactField.name).distinct().order_by(ContactField.name).limit(200)))
+    stages = []
+    for pipeline, stage, stage_name in s.execute(
+            select(ContactCrmStage.pipeline, ContactCrmStage.stage, ContactCrmStage.stage_name).distinct()
+            .order_by(ContactCrmStage.pipeline, ContactCrmStage.stage_name, ContactCrmStage.stage).limit(200)):
+        wanted = {"stage": stage, **({"pipeline": pipeline} if pipeline else {})}
+        label = stage_name or stage
+        stages.append((json.dumps(wanted, ensure_ascii=False), f"{label} · {pipeline}" if pipeline else label))
+    return {"field_names": names, "crm_stages": stages}
+
+
+def _stage_label(s: Any, wanted: dict[str, str]) -> str:
+    """A stage chosen by its id with the name the connector gave it: "Won (142)"."""
+    where = [ContactCrmStage.stage == wanted["stage"][:64]]
+    if "pipeline" in wanted:
+        where.append(ContactCrmStage.pipeline == wanted["pipeline"])
+    name = s.scalar(select(ContactCrmStage.stage_name).where(*where, ContactCrmStage.stage_name != "").limit(1))
+    return f"{name} ({wanted['stage']})" if name and name != wanted["stage"] else wanted["stage"]
+
+
+def segment_lines(s: Any, segment: dict[str, Any]) -> list[str]:
+    """A segment's filters in words, for the verdict."""
+    lines = []
+    for key, value in (segment or {}).items():
+        if key == "channel_id":
+            channel = s.get(Channel, value)
+            lines.append(_("on channel %(name)s", name=channel.name if channel else f"#{value}"))
+        elif key == "tag":
+            lines.append(_("has the tag %(tag)s", tag=value))
+        elif key == "tags_any":
+            lines.append(_("has any of the tags %(tags)s", tags=", ".join(value)))
+        elif key == "field":
+            for c in value:
+                lines.append(_("field %(name)s is %(value)s", name=c["name"], value=c["equals"]) if "equals" in c
+                             else _("field %(name)s is set", name=c["name"]))
+        elif key == "crm_stage":
+            stage = _stage_label(s, value)
+            lines.append(_("CRM stage %(stage)s in pipeline %(pipeline)s", stage=stage, pipeline=value["pipeline"])
+                         if "pipeline" in value else _("CRM stage %(stage)s", stage=stage))
+        elif key == "last_message_within_days":
+            lines.append(_("wrote within the last %(n)s days", n=value))
+        elif key == "last_message_older_than_days":
+            lines.append(_("last wrote more than %(n)s days ago, or never", n=value))
+        elif key == "name_contains":
+            lines.append(_("name contains %(text)s", text=value))
+        elif key == "phone_prefix":
+            lines.append(_("number starts with %(prefix)s", prefix=value))
+        else:  # lead_source, utm_source, utm_campaign
+            lines.append(f"{key} = {value}")
+    return lines or [_("every contact with a phone number")]
 
 
 def _db() -> Any:
@@ -139,7 +249,8 @@ def broadcast_new() -> Any:
     days = [d for d in (_int(v) for v in form.getlist("allowed_days")) if d] or list(range(1, 8))
     errors: list[str] = []
     with _db().scope() as s:
-        page: dict[str, Any] = {"state": state, "days": days, "errors": errors, **_choices(s)}
+        page: dict[str, Any] = {"state": state, "days": days, "errors": errors, **_choices(s), **segment_choices(s),
+                                "seg": {k: form.get(k, "") for k in SEGMENT_FORM}}
         if request.method == "POST" and step == "audience":
             step = _audience_step(s, state, errors)
         template = s.get(Template, _int(state["template_id"])) if state["template_id"] else None
@@ -165,6 +276,8 @@ def broadcast_new() -> Any:
                     s, config=current_app.extensions["hub"].config, channel_id=_int(state["channel_id"]) or 0,
                     audience_id=audience.id, template_name=template.name, template_language=template.language,
                     variables=spec, header=header, now=utcnow())
+                if audience.kind == "segment":
+                    page["segment_lines"] = segment_lines(s, audience.segment or {})
                 if step == "create":
                     broadcast = lifecycle.create(
                         s, name=state["name"] or template.name, channel_id=_int(state["channel_id"]) or 0,
@@ -213,9 +326,37 @@ def _audience_step(s: Any, state: dict[str, Any], errors: list[str]) -> str:
         s.flush()
         state["audience_id"] = str(audience.id)
         s.commit()
+    elif any((request.form.get(k) or "").strip() for k in SEGMENT_FORM):
+        try:
+            audience = audiences.create_segment(s, name=state["name"] or _("Segment"),
+                                                segment=segment_from_form(request.form), now=utcnow())
+        except segments.SegmentProblem as exc:
+            s.rollback()
+            errors.append(f"segment.{exc.field}: {exc}")
+            return "audience"
+        if errors:
+            s.rollback()
+            return "audience"
+        state["audience_id"] = str(audience.id)
+        s.commit()
     elif not state["audience_id"]:
-        errors.append(_("Upload a CSV or choose a saved audience."))
+        errors.append(_("Upload a CSV, build a segment or choose a saved audience."))
     return "audience" if errors else "compose"
+
+
+@bp.get("/broadcasts/segment-count")
+@roles(*OPERATORS)
+def broadcast_segment_count() -> Any:
+    """The segment builder's live count (polled by htmx as the fields change); writes nothing."""
+    count, problem = None, None
+    with _db().scope() as s:
+        try:
+            segment = segment_from_form(request.args)
+            if segment:
+                count = segments.count(s, segments.check_known(s, segment), now=utcnow())
+        except segments.SegmentProblem as exc:
+            problem = f"segment.{exc.field}: {exc}"
+    return render_template("admin/_segment_count.html", count=count, problem=problem)
 
 
 def progress_of(s: Any, broadcast: Broadcast, *, now: datetime) -> dict[str, Any]:

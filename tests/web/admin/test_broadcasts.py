@@ -59,7 +59,7 @@ def test_wizard_uploads_shows_the_refusals_then_the_verdict_then_creates(app, ru
     r = upload(operator, setup)
     page = r.get_data(as_text=True)
     assert r.status_code == 200 and 'id="step-compose"' in page
-    assert "bad_number" in page and "Hi {{1}}, code {{2}}" in page and 'value="column:first_name"' in page
+    assert "not a phone number" in page and "Hi {{1}}, code {{2}}" in page and 'value="column:first_name"' in page
     audience = audience_id(runtime)
     r = post(operator, "/admin/broadcasts/new", {"step": "verdict", **compose(setup, audience, var_1="contact:name",
                                                                                 value_1="")},
@@ -67,11 +67,12 @@ def test_wizard_uploads_shows_the_refusals_then_the_verdict_then_creates(app, ru
     page = r.get_data(as_text=True)
     assert r.status_code == 200 and 'id="verdict"' in page
     # the contact's name is unknown for new numbers: every row lacks it
-    assert re.search(r'id="would-send">0<', page) and "missing_variables: 3" in page
+    assert re.search(r'id="would-send">0<', page) and "template variables missing: 3" in page
     r = post(operator, "/admin/broadcasts/new", {"step": "verdict", **compose(setup, audience)},
              page="/admin/broadcasts/new")
     page = r.get_data(as_text=True)
-    assert re.search(r'id="would-send">2<', page) and "missing_variables: 1" in page and "bad_number: 1" in page
+    assert re.search(r'id="would-send">2<', page) and "template variables missing: 1" in page \
+        and "not a phone number: 1" in page
     assert "Hi Ana, code A1" in page
     assert count(runtime, Broadcast) == 0
     # the empty first_name of one row refuses the broadcast, naming that row; nothing saved
@@ -166,7 +167,7 @@ def test_progress_actions_and_results_with_csv_export(app, runtime, setup):
     fragment = operator.get(f"{url}/progress").get_data(as_text=True)
     assert "<html" not in fragment and "3 of 3 done" in fragment
     results = operator.get(f"{url}/results").get_data(as_text=True)
-    assert results.count("+44770090012") == 2 and "cancelled" in results and "bad_number" in results
+    assert results.count("+44770090012") == 2 and "cancelled" in results and "not a phone number" in results
     assert operator.get(f"{url}/results?status=bogus").status_code == 400
     skipped = operator.get(f"{url}/results?status=skipped").get_data(as_text=True)
     assert "+4915112345678" in skipped
@@ -176,3 +177,102 @@ def test_progress_actions_and_results_with_csv_export(app, runtime, setup):
     assert lines[0].startswith("phone,status,reason") and len(lines) == 1 + 3 + 1
     assert any(line.startswith("oops,skipped,bad_number") for line in lines)
     assert operator.get("/admin/broadcasts/999").status_code == 404
+
+
+def segment_people(runtime, channel_id):
+    """Ana (vip, Berlin, won in sales), Bob (new, Berlin), Cleo (vip, Moscow, lead in sales)."""
+    from hub.conversations.tags_and_fields import change_fields, change_tags
+    from hub.crm import contact_stages
+    from hub.models import Contact, Conversation
+
+    now = utcnow()
+    with runtime.db.scope() as s:
+        for i, (name, tag, city, stage) in enumerate([("Ana", "vip", "Berlin", ("142", "Won")),
+                                                      ("Bob", "new", "Berlin", None),
+                                                      ("Cleo", "vip", "Moscow", ("7", "Lead"))]):
+            c = Contact(wa_id=f"4915100000{i}", phone=f"+4915100000{i}", name=name, created_at=now, updated_at=now)
+            s.add(c)
+            s.flush()
+            s.add(Conversation(channel_id=int(channel_id), contact_id=c.id, status="open", opened_at=now,
+                               last_inbound_at=now - timedelta(days=i), created_at=now, updated_at=now))
+            change_tags(s, c.id, add=[tag], now=now)
+            change_fields(s, c.id, {"city": city}, now=now)
+            if stage:
+                contact_stages.record(s, contact_id=c.id, connector_id=None, now=now, deal={
+                    "id": f"d{i}", "stage": stage[0], "stage_name": stage[1], "pipeline": "sales", "outcome": "open"})
+
+
+def test_the_audience_step_builds_a_segment_with_its_live_count(app, runtime, setup):
+    segment_people(runtime, setup["channel_id"])
+    operator = signed_in(app, runtime, "operator")
+    page = operator.get("/admin/broadcasts/new").get_data(as_text=True)
+    assert 'id="segment-builder"' in page and '<option value="city">city</option>' in page
+    assert "Won · sales" in page and "Lead · sales" in page
+    won = '{"stage": "142", "pipeline": "sales"}'
+
+    def live(**fields):
+        r = operator.get("/admin/broadcasts/segment-count", query_string=fields)
+        assert r.status_code == 200 and "<html" not in r.get_data(as_text=True)
+        return r.get_data(as_text=True)
+
+    assert "Fill in a part" in live()
+    assert "3 contacts match now" in live(seg_tags="vip, new")
+    assert "2 contacts match now" in live(seg_tags="vip", seg_field_name="city")
+    assert "1 contact matches now" in live(seg_field_name="city", seg_field_value="Berlin", seg_crm_stage=won)
+    assert "2 contacts match now" in live(seg_within_days="2")
+    assert "segment.tags_any[1]:" in live(seg_tags="vip, -x")
+    assert "segment.field.name:" in live(seg_field_value="Berlin")
+    assert "segment.crm_stage:" in live(seg_crm_stage="{oops")
+    assert "segment.last_message_within_days:" in live(seg_within_days="-3")
+    assert count(runtime, Audience) == 0  # counting writes nothing
+    # a field no contact has is named, and nothing is saved
+    r = post(operator, "/admin/broadcasts/new", {"step": "audience", "name": "Typo", **setup,
+                                                  "seg_field_name": "town", "seg_field_value": ""},
+             page="/admin/broadcasts/new")
+    page = r.get_data(as_text=True)
+    assert r.status_code == 422 and "segment.field.name:" in page and 'id="step-audience"' in page
+    assert count(runtime, Audience) == 0
+    r = post(operator, "/admin/broadcasts/new", {"step": "audience", "name": "Berlin vips", **setup,
+                                                  "seg_tags": "vip", "seg_field_name": "city",
+                                                  "seg_field_value": "Berlin", "seg_crm_stage": won},
+             page="/admin/broadcasts/new")
+    page = r.get_data(as_text=True)
+    assert r.status_code == 200 and 'id="step-compose"' in page, page[:3000]
+    with runtime.db.scope() as s:
+        audience = s.scalar(select(Audience))
+        assert (audience.kind, audience.segment) == ("segment", {
+            "tags_any": ["vip"], "field": [{"name": "city", "equals": "Berlin"}],
+            "crm_stage": {"stage": "142", "pipeline": "sales"}})
+        audience = str(audience.id)
+    r = post(operator, "/admin/broadcasts/new", {"step": "verdict", **compose(
+        setup, audience, var_1="contact:name", var_2="value", value_2="Z9")}, page="/admin/broadcasts/new")
+    page = r.get_data(as_text=True)
+    assert r.status_code == 200 and re.search(r'id="would-send">1<', page) and "Hi Ana, code Z9" in page
+    verdict = page[page.index('id="verdict-audience"'):page.index('id="would-send"')]
+    for line in ("Audience: Berlin vips", "has any of the tags vip", "field city is Berlin",
+                 "CRM stage Won (142) in pipeline sales"):
+        assert line in verdict, verdict
+
+
+def test_the_verdict_speaks_russian_including_the_skip_reasons(app, runtime, setup):
+    from hub.broadcasts import consent
+    from hub.models import Contact
+
+    now = utcnow()
+    with runtime.db.scope() as s:
+        c = Contact(wa_id="447700900123", phone="+447700900123", name="Bob", created_at=now, updated_at=now)
+        s.add(c)
+        s.flush()
+        consent.record(s, c, "marketing", "opted_out", source="api", at=now, now=now)
+    operator = signed_in(app, runtime, "operator")
+    operator.get("/admin/language/ru?next=/admin/")
+    data = (CSV + "+4915112345678;Ana;A1\n").encode("cp1251")
+    upload(operator, setup, data=data)
+    page = post(operator, "/admin/broadcasts/new", {"step": "verdict", **compose(setup, audience_id(runtime))},
+                page="/admin/broadcasts/new").get_data(as_text=True)
+    reasons = page[page.index('id="skipped-reasons"'):]
+    reasons = reasons[:reasons.index("</ul>")]
+    for label in ("не номер телефона: 1", "повтор номера: 1", "не хватает переменных шаблона: 1", "отписался: 1"):
+        assert label in reasons, reasons
+    assert not re.search(r"[a-z]+_[a-z]+", reasons), reasons  # no raw key left
+    assert "Аудитория: December" in page and "принято строк" in page
