@@ -5,7 +5,7 @@ and its variables, schedule and pacing, the pre-send verdict, confirm), a live p
 page (counts, rate, pause / resume / cancel) and the results with their CSV export.
 
 Every step goes through hub.broadcasts as the REST API does, so the same refusals name
-the same fields; nothing is written before the last step but an uploaded CSV's audience.
+the same fields; nothing is written before the last step but the audience uploaded or built.
 Admins and operators make and steer broadcasts; viewers read."""
 from __future__ import annotations
 
