@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.orm import Session
 
 from hub.events import payloads
@@ -95,14 +95,19 @@ def _serves(team: Team, channel_id: int) -> bool:
     return not team.channel_ids or channel_id in team.channel_ids
 
 
+# Built once: every routing decision starts with it, and building the joins and the
+# comparison again was a tenth of a decision's time in Python.
+_LOAD_FOR_ROUTING = (select(Conversation, Contact, Channel)
+                     .join(Contact, Contact.id == Conversation.contact_id)
+                     .join(Channel, Channel.id == Conversation.channel_id)
+                     .where(Conversation.id == bindparam("conversation_id"))
+                     .execution_options(populate_existing=True))
+
+
 def load_for_routing(session: Session, conversation_id: int) -> Conversation | None:
     """The conversation with its contact and channel, in one round trip (routing reads all
     three: rules see the contact, events show the channel)."""
-    row = session.execute(select(Conversation, Contact, Channel)
-                          .join(Contact, Contact.id == Conversation.contact_id)
-                          .join(Channel, Channel.id == Conversation.channel_id)
-                          .where(Conversation.id == conversation_id)
-                          .execution_options(populate_existing=True)).first()
+    row = session.execute(_LOAD_FOR_ROUTING, {"conversation_id": conversation_id}).first()
     if row is None:
         return None
     # The identity map holds objects weakly: keep the contact and channel for session.get().

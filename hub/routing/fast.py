@@ -30,8 +30,7 @@ from hub.models import Channel, Contact, Conversation, Event, OperatorState, Que
 
 _PICK = """
 SELECT s.user_id, s.xmin AS seen, u.email, u.name
-FROM team_members m
-JOIN teams t ON t.id = m.team_id
+FROM team_members m{ring}
 JOIN operator_states s ON s.user_id = m.user_id
 JOIN users u ON u.id = m.user_id
 CROSS JOIN LATERAL (SELECT count(*) AS n FROM conversations c
@@ -45,6 +44,8 @@ ORDER = {
     "least_busy": "load.n, s.last_assigned_at NULLS FIRST, s.user_id",
     "round_robin": "s.user_id <= coalesce(t.last_assigned_user_id, 0), s.user_id",
 }
+# Only the round-robin order reads the team's row (whose turn it is).
+RING = {"least_busy": "", "round_robin": "\nJOIN teams t ON t.id = m.team_id"}
 _TURN = """,
 turn AS (UPDATE teams SET last_assigned_user_id = g.user_id, updated_at = :now
          FROM guarded g WHERE teams.id = :team_id)"""
@@ -71,7 +72,7 @@ _events = Event.__table__
 
 
 def _statement(strategy: str, first: bool):
-    sql = _ASSIGN.format(pick=_PICK.format(order=ORDER[strategy]).strip(),
+    sql = _ASSIGN.format(pick=_PICK.format(order=ORDER[strategy], ring=RING[strategy]).strip(),
                          turn=_TURN if strategy == "round_robin" else "",
                          subscribers=SUBSCRIBERS_JSON if first else "NULL")
     return text(sql).bindparams(*[bindparam(f"event_{name}", type_=_events.c[name].type)
