@@ -79,7 +79,8 @@ def _stage(value: Any, where: str) -> dict[str, str]:
                              field=where)
     unknown = sorted(set(value) - {"stage", "pipeline"})
     if unknown:
-        raise SegmentProblem(f"{where}: unknown key {unknown[0]!r}; known: pipeline, stage", field=f"{where}.{unknown[0]}")
+        raise SegmentProblem(f"{where}: unknown key {unknown[0]!r}; known: pipeline, stage",
+                             field=f"{where}.{unknown[0]}")
     out = {}
     for key, width in (("stage", 200), ("pipeline", 64)):
         if key not in value:

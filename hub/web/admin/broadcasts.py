@@ -1,11 +1,12 @@
 """Broadcasts in the admin: a wizard (audience from a CSV, a segment built on the spot
 over tags, a custom field, the CRM stage and the last message, with its live count, or
-a saved audience; template
-and its variables, schedule and pacing, the pre-send verdict, confirm), a live progress
-page (counts, rate, pause / resume / cancel) and the results with their CSV export.
+a saved audience; template and its variables, schedule and pacing, the pre-send
+verdict, confirm), a live progress page (counts, rate, pause / resume / cancel) and the
+results with their CSV export.
 
 Every step goes through hub.broadcasts as the REST API does, so the same refusals name
-the same fields; nothing is written before the last step but the audience uploaded or built.
+the same fields; nothing is written before the last step but the audience uploaded or
+built.
 Admins and operators make and steer broadcasts; viewers read."""
 from __future__ import annotations
 
