@@ -16,13 +16,14 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from connectors import person_fold
 from connectors.amocrm import mapping
 from connectors.amocrm.client import AmoClient
 from connectors.amocrm.errors import NotFound
 from connectors.base import HubEvent, LinkStore
 
 MERGE = "amocrm.merge"  # hub merge id -> the amoCRM contact it folded into the person's
-TYPES = frozenset({"contact.linked", "contact.unlinked"})
+TYPES = person_fold.TYPES
 
 
 def own_keys(contact: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -35,14 +36,11 @@ def own_keys(contact: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 def merged_text(contact: Mapping[str, Any], person_crm: int, person: Mapping[str, Any], merge_id: str) -> str:
-    return (f"Merged into contact #{person_crm}: hub contact {contact.get('id')} "
-            f"({mapping.contact_name(contact)}) is one person with hub contact {person.get('id')} "
-            f"({mapping.contact_name(person)}), merge {merge_id}. Its deals and new conversations are there.")
+    return person_fold.merged_text(contact, person_crm, person, merge_id, label=mapping.contact_name)
 
 
 def unmerged_text(contact: Mapping[str, Any], merge_id: str) -> str:
-    return (f"Merge {merge_id} undone: hub contact {contact.get('id')} ({mapping.contact_name(contact)}) "
-            "is its own person again; its new conversations come back here.")
+    return person_fold.unmerged_text(contact, merge_id, label=mapping.contact_name)
 
 
 class PersonMerges:

@@ -18,46 +18,41 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
+from connectors import person_fold
 from connectors.base import HubEvent, LinkStore, Outcome
 from connectors.bitrix24 import mapping
 from connectors.bitrix24.errors import AuthFailed, Bitrix24Error, MethodError, Transient
 from connectors.bitrix24.mapping import Options
 
 MERGE = "bitrix24.merge"  # hub merge id -> the Bitrix24 contact it folded into the person's
-TYPES = frozenset({"contact.linked", "contact.unlinked"})
+TYPES = person_fold.TYPES
 WAIT_SECONDS = 60
 
 
 def merged_text(contact: dict[str, Any], person_crm: str, person: dict[str, Any], merge_id: str) -> str:
-    return (f"Merged into contact #{person_crm}: hub contact {contact.get('id')} ({mapping.display_name(contact)}) "
-            f"is one person with hub contact {person.get('id')} ({mapping.display_name(person)}), merge {merge_id}. "
-            "Its deals and new conversations are there.")
+    return person_fold.merged_text(contact, person_crm, person, merge_id, label=mapping.display_name)
 
 
 def unmerged_text(contact: dict[str, Any], merge_id: str) -> str:
-    return (f"Merge {merge_id} undone: hub contact {contact.get('id')} ({mapping.display_name(contact)}) "
-            "is its own person again; its new conversations come back here.")
+    return person_fold.unmerged_text(contact, merge_id, label=mapping.display_name)
 
 
 class PersonMerges:
     def __init__(self, client: Any, links: LinkStore, options: Options, clock: Callable[[], datetime]):
         self.client = client
-        self.links = links
         self.options = options
         self.clock = clock
+        self.fold = person_fold.PersonFold(links, merge_type=MERGE, crm_type="contact", crm="Bitrix24")
 
     def deliver(self, events: list[HubEvent]) -> list[Outcome]:
         return [self._one(e) for e in events]
 
     def _one(self, event: HubEvent) -> Outcome:
-        data = event.data or {}
-        contact, person, merge = data.get("contact"), data.get("person"), data.get("merge")
-        if not all(isinstance(x, dict) and x.get("id") is not None for x in (contact, person, merge)):
-            return Outcome.dead(f"{event.type} {event.id}: contact, person and merge with their ids are required")
+        merge = person_fold.read_merge(event)
+        if isinstance(merge, Outcome):
+            return merge
         try:
-            if event.type == "contact.linked":
-                return self._fold(contact, person, str(merge["id"]))
-            return self._unfold(contact, person, str(merge["id"]))
+            return self._fold(merge) if merge.linked else self._unfold(merge)
         except AuthFailed as exc:
             return Outcome.wait(f"Bitrix24 refused the connector's credentials ({exc.summary()})",
                                 retry_at=self.clock() + timedelta(seconds=WAIT_SECONDS))
@@ -68,37 +63,21 @@ class PersonMerges:
         except Bitrix24Error as exc:
             return Outcome.retry(exc.summary())
 
-    def _fold(self, contact: dict[str, Any], person: dict[str, Any], merge_id: str) -> Outcome:
-        cid, pid = str(contact["id"]), str(person["id"])
-        known = self.links.get_many("contact", [cid, pid])
-        person_crm = known.get(pid)
-        folded = self.links.get(MERGE, merge_id)
-        if folded is None:
-            own = known.get(cid)
-            if own is None or own == person_crm:
-                return Outcome.done({"skipped": "the contact had no Bitrix24 contact of its own"})
-            if person_crm is None:
-                person_crm = self.links.put("contact", pid, "contact", own)
-            if person_crm == own:
-                return Outcome.done({"contact_id": own, "kept": "the contact's Bitrix24 contact is the person's"})
-            folded = self.links.put(MERGE, merge_id, "contact", own)
-        if person_crm is None or person_crm == folded:
-            return Outcome.done({"contact_id": folded, "kept": "the contact's Bitrix24 contact is the person's"})
-        moved = self._move(folded, person_crm)
-        if self.links.get("contact", cid) == folded:
-            self.links.set_many("contact", [(cid, "contact", person_crm)])
-        self._comment(folded, merged_text(contact, person_crm, person, merge_id))
-        return Outcome.done({"contact_id": person_crm, "merged": folded, "moved": moved})
+    def _fold(self, merge: person_fold.Merge) -> Outcome:
+        cid = str(merge.contact["id"])
+        fold = self.fold.fold(cid, str(merge.person["id"]), merge.merge_id)
+        if isinstance(fold, Outcome):
+            return fold
+        moved = self._move(fold.folded, fold.person_crm)
+        self.fold.point_at_person(cid, fold)
+        self._comment(fold.folded, merged_text(merge.contact, fold.person_crm, merge.person, merge.merge_id))
+        return Outcome.done({"contact_id": fold.person_crm, "merged": fold.folded, "moved": moved})
 
-    def _unfold(self, contact: dict[str, Any], person: dict[str, Any], merge_id: str) -> Outcome:
-        folded = self.links.get(MERGE, merge_id)
-        if folded is None:
-            return Outcome.done({"skipped": "the merge folded no Bitrix24 contact"})
-        cid, pid = str(contact["id"]), str(person["id"])
-        known = self.links.get_many("contact", [cid, pid])
-        if known.get(cid) in (None, known.get(pid)):
-            self.links.set_many("contact", [(cid, "contact", folded)])
-        self._comment(folded, unmerged_text(contact, merge_id))
+    def _unfold(self, merge: person_fold.Merge) -> Outcome:
+        folded = self.fold.unfold(str(merge.contact["id"]), str(merge.person["id"]), merge.merge_id)
+        if isinstance(folded, Outcome):
+            return folded
+        self._comment(folded, unmerged_text(merge.contact, merge.merge_id))
         return Outcome.done({"contact_id": folded})
 
     def _move(self, own: str, person_crm: str) -> list[str]:

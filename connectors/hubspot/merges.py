@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from connectors import person_fold
 from connectors.base import HubEvent, LinkStore, Outcome
 from connectors.hubspot import mapping
 from connectors.hubspot.client import HubSpotClient
@@ -24,7 +25,7 @@ from connectors.hubspot.client import HubSpotClient
 MERGE = "hubspot.merge"  # hub merge id -> the HubSpot contact it folded into the person's
 NOTE = "hubspot.merge_note"  # "merge-<id>" / "unmerge-<id>" -> the note written
 NOTE_TRY = "hubspot.merge_note_try"  # the same key, stored before the note is written
-TYPES = frozenset({"contact.linked", "contact.unlinked"})
+TYPES = person_fold.TYPES
 NOTE_TO_CONTACT = 202
 
 
@@ -33,65 +34,46 @@ def contact_label(contact: dict[str, Any]) -> str:
 
 
 def merged_text(contact: dict[str, Any], person_crm: str, person: dict[str, Any], merge_id: str) -> str:
-    return (f"Merged into contact #{person_crm}: hub contact {contact.get('id')} ({contact_label(contact)}) "
-            f"is one person with hub contact {person.get('id')} ({contact_label(person)}), merge {merge_id}. "
-            "Its deals, timeline and new conversations are there.")
+    return person_fold.merged_text(contact, person_crm, person, merge_id, label=contact_label,
+                                   moved="deals, timeline")
 
 
 def unmerged_text(contact: dict[str, Any], merge_id: str) -> str:
-    return (f"Merge {merge_id} undone: hub contact {contact.get('id')} ({contact_label(contact)}) "
-            "is its own person again; its new conversations come back here.")
+    return person_fold.unmerged_text(contact, merge_id, label=contact_label)
 
 
 class PersonMerges:
     def __init__(self, client: HubSpotClient, links: LinkStore):
         self.client = client
         self.links = links
+        self.fold = person_fold.PersonFold(links, merge_type=MERGE, crm_type="contacts", crm="HubSpot")
 
     def apply(self, event: HubEvent) -> Outcome:
         """The outcome; HubSpot's errors are raised for the caller to judge."""
-        data = event.data or {}
-        contact, person, merge = data.get("contact"), data.get("person"), data.get("merge")
-        if not all(isinstance(x, dict) and x.get("id") is not None for x in (contact, person, merge)):
-            return Outcome.dead(f"{event.type} {event.id}: contact, person and merge with their ids are required")
+        merge = person_fold.read_merge(event)
+        if isinstance(merge, Outcome):
+            return merge
         ms = int(event.occurred_at.timestamp() * 1000)
-        if event.type == "contact.linked":
-            return self._fold(contact, person, str(merge["id"]), ms)
-        return self._unfold(contact, person, str(merge["id"]), ms)
+        return self._fold(merge, ms) if merge.linked else self._unfold(merge, ms)
 
-    def _fold(self, contact: dict[str, Any], person: dict[str, Any], merge_id: str, ms: int) -> Outcome:
-        cid, pid = str(contact["id"]), str(person["id"])
-        known = self.links.get_many("contact", [cid, pid])
-        person_crm = known.get(pid)
-        folded = self.links.get(MERGE, merge_id)
-        if folded is None:
-            own = known.get(cid)
-            if own is None or own == person_crm:
-                return Outcome.done({"skipped": "the contact had no HubSpot contact of its own"})
-            if person_crm is None:
-                person_crm = self.links.put("contact", pid, "contacts", own)
-            if person_crm == own:
-                return Outcome.done({"contact_id": own, "kept": "the contact's HubSpot contact is the person's"})
-            folded = self.links.put(MERGE, merge_id, "contacts", own)
-        if person_crm is None or person_crm == folded:
-            return Outcome.done({"contact_id": folded, "kept": "the contact's HubSpot contact is the person's"})
-        moved = {kind: self._move(kind, type_id, folded, person_crm)
+    def _fold(self, merge: person_fold.Merge, ms: int) -> Outcome:
+        cid = str(merge.contact["id"])
+        fold = self.fold.fold(cid, str(merge.person["id"]), merge.merge_id)
+        if isinstance(fold, Outcome):
+            return fold
+        moved = {kind: self._move(kind, type_id, fold.folded, fold.person_crm)
                  for kind, type_id in (("deals", mapping.DEAL_TO_CONTACT),
                                        ("communications", mapping.COMMUNICATION_TO_CONTACT))}
-        if self.links.get("contact", cid) == folded:
-            self.links.set_many("contact", [(cid, "contacts", person_crm)])
-        self._note(f"merge-{merge_id}", folded, merged_text(contact, person_crm, person, merge_id), ms)
-        return Outcome.done({"contact_id": person_crm, "merged": folded, "moved": moved})
+        self.fold.point_at_person(cid, fold)
+        self._note(f"merge-{merge.merge_id}", fold.folded,
+                   merged_text(merge.contact, fold.person_crm, merge.person, merge.merge_id), ms)
+        return Outcome.done({"contact_id": fold.person_crm, "merged": fold.folded, "moved": moved})
 
-    def _unfold(self, contact: dict[str, Any], person: dict[str, Any], merge_id: str, ms: int) -> Outcome:
-        folded = self.links.get(MERGE, merge_id)
-        if folded is None:
-            return Outcome.done({"skipped": "the merge folded no HubSpot contact"})
-        cid, pid = str(contact["id"]), str(person["id"])
-        known = self.links.get_many("contact", [cid, pid])
-        if known.get(cid) in (None, known.get(pid)):
-            self.links.set_many("contact", [(cid, "contacts", folded)])
-        self._note(f"unmerge-{merge_id}", folded, unmerged_text(contact, merge_id), ms)
+    def _unfold(self, merge: person_fold.Merge, ms: int) -> Outcome:
+        folded = self.fold.unfold(str(merge.contact["id"]), str(merge.person["id"]), merge.merge_id)
+        if isinstance(folded, Outcome):
+            return folded
+        self._note(f"unmerge-{merge.merge_id}", folded, unmerged_text(merge.contact, merge.merge_id), ms)
         return Outcome.done({"contact_id": folded})
 
     def _move(self, kind: str, type_id: int, own: str, person_crm: str) -> list[str]:
