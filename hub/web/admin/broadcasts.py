@@ -265,6 +265,9 @@ def broadcast_new() -> Any:
         if audience is not None:
             page["summary"] = audiences.summary(audience)
             page["refused_rows"] = list(audience.refused or [])[:20]
+            if audience.kind == "segment":
+                page["segment_lines"] = segment_lines(s, audience.segment or {})
+                page["segment_count"] = segments.count(s, audience.segment or {}, now=utcnow())
         if step in ("verdict", "create") and (template is None or audience is None):
             errors.append(_("Choose a template and an audience first."))
             step = "audience"
@@ -277,8 +280,6 @@ def broadcast_new() -> Any:
                     s, config=current_app.extensions["hub"].config, channel_id=_int(state["channel_id"]) or 0,
                     audience_id=audience.id, template_name=template.name, template_language=template.language,
                     variables=spec, header=header, now=utcnow())
-                if audience.kind == "segment":
-                    page["segment_lines"] = segment_lines(s, audience.segment or {})
                 if step == "create":
                     broadcast = lifecycle.create(
                         s, name=state["name"] or template.name, channel_id=_int(state["channel_id"]) or 0,

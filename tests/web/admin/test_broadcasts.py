@@ -238,6 +238,7 @@ def test_the_audience_step_builds_a_segment_with_its_live_count(app, runtime, se
              page="/admin/broadcasts/new")
     page = r.get_data(as_text=True)
     assert r.status_code == 200 and 'id="step-compose"' in page, page[:3000]
+    assert 'id="segment-members">1 contact matches now<' in page and "field city is Berlin" in page
     with runtime.db.scope() as s:
         audience = s.scalar(select(Audience))
         assert (audience.kind, audience.segment) == ("segment", {
