@@ -44,6 +44,10 @@ SKIP_REASONS = {
 }
 
 
+# Template categories as the verdict's cost lines name them.
+CATEGORY_TEXTS = [_l("marketing"), _l("utility"), _l("authentication"), _l("service")]
+
+
 @bp.app_template_filter("skip_reason")
 def skip_reason(value: Any) -> str:
     """A skip reason's label ("missing_variables: {{1}}" -> "template variables missing: {{1}}");

@@ -277,3 +277,6 @@ def test_the_verdict_speaks_russian_including_the_skip_reasons(app, runtime, set
         assert label in reasons, reasons
     assert not re.search(r"[a-z]+_[a-z]+", reasons), reasons  # no raw key left
     assert "Аудитория: December" in page and "принято строк" in page
+    assert "<td>маркетинг</td>" in page  # the cost line's category
+    saved = operator.get("/admin/broadcasts/new").get_data(as_text=True)
+    assert "December (CSV, 2 строки)" in saved
