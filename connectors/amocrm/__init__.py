@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
+from connectors import whatsapp_words
 from connectors.amocrm import chat, chat_hooks, errors, mapping, preview, rules, webhooks
 from connectors.broadcast_notes import with_broadcast_notes
 from connectors.amocrm.amojo import AmojoClient
@@ -438,7 +439,7 @@ class AmoCrmConnector(Connector):
         for amojo_id, result in chat_hooks.refusals(commands, results):
             detail = str(result.get("detail") or "")
             if detail.startswith("window_closed"):
-                text = chat.window_closed_text(detail, result.get("templates"))
+                text = whatsapp_words.window_closed_text(result.get("templates"))
             else:
                 text = f"Not sent to WhatsApp: {detail}"
             self._report_error(amojo_id, text)

@@ -25,6 +25,7 @@ from connectors.amocrm.amojo import AmojoClient, NotConnected
 from connectors.amocrm.errors import AmoError
 from connectors.base import HubEvent, LinkStore, Outcome, media_link
 from connectors.person import as_person
+from connectors.whatsapp_words import failure_text
 
 log = logging.getLogger(__name__)
 
@@ -38,28 +39,6 @@ CONVERSATION_PREFIX = "wa-conv-"
 TYPES = {"text": "text", "image": "picture", "video": "video", "audio": "voice", "document": "file",
          "sticker": "sticker"}
 FILE_TYPES = {"picture", "video", "file"}
-
-# Meta's error codes in words a manager can act on (Cloud API error codes reference).
-META_REASONS = {
-    131026: "the customer's WhatsApp cannot receive it (not a WhatsApp number, an old app, or they blocked "
-            "the business)",
-    131047: "more than 24 hours have passed since the customer last wrote; only an approved template can be sent",
-    131049: "Meta held it back to keep the customer's experience healthy (too many marketing messages); "
-            "try later",
-    131050: "the customer has stopped marketing messages from this business",
-    131051: "WhatsApp does not support this kind of message",
-    131052: "the customer's media could not be downloaded",
-    131053: "the media could not be uploaded to WhatsApp (size or type)",
-    131031: "the WhatsApp business account is locked",
-    131042: "a payment problem on the WhatsApp business account",
-    131045: "the business phone number is not registered",
-    131021: "the sender and the recipient are the same number",
-    131000: "something went wrong at WhatsApp; try again",
-    130472: "Meta is running an experiment on this customer's number and did not deliver it",
-    368: "the business is temporarily blocked for policy violations",
-    470: "more than 24 hours have passed since the customer last wrote; only an approved template can be sent",
-}
-
 
 def conversation_ref(conv_id: Any) -> str:
     return f"{CONVERSATION_PREFIX}{conv_id}"
@@ -164,25 +143,6 @@ def status_report(message: Mapping[str, Any]) -> tuple[int, int | None, str | No
     if status == "failed":
         return -1, 905, failure_text(message.get("error"))
     return None
-
-
-def failure_text(error: Mapping[str, Any] | None) -> str:
-    if not error:
-        return "WhatsApp did not deliver the message"
-    code = error.get("code")
-    words = META_REASONS.get(code) if isinstance(code, int) else None
-    detail = str(error.get("details") or error.get("title") or "").strip()
-    head = f"WhatsApp did not deliver it: {words or detail or 'unknown reason'}"
-    tail = f" (Meta error {code}{': ' + detail if detail and words else ''})" if code is not None else ""
-    return (head + tail)[:1000]
-
-
-def window_closed_text(detail: str, templates: list[dict[str, Any]] | None) -> str:
-    names = ", ".join(f"{t.get('name')} ({t.get('language')})" for t in (templates or [])[:10])
-    hint = (f" Approved templates: {names}." if names else
-            " No approved template exists yet: create one in WhatsApp Manager.")
-    return ("Not sent to WhatsApp: the customer last wrote more than 24 hours ago, so only an approved "
-            "template can be sent now; send one from the hub." + hint)[:1000]
 
 
 class ChatSync:

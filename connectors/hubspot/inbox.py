@@ -28,6 +28,7 @@ from connectors.base import HubEvent, LinkStore, Outcome, media_link
 from connectors.person import as_person
 from connectors.hubspot.client import HubSpotClient
 from connectors.hubspot.errors import HubSpotError, Unavailable
+from connectors.whatsapp_words import failure_text, window_closed_text
 
 log = logging.getLogger(__name__)
 
@@ -45,23 +46,6 @@ CAPABILITIES = {"deliveryIdentifierTypes": [PHONE], "richText": [], "threadingMo
                 "allowedFileAttachmentMimeTypes": [], "maxFileAttachmentCount": 0,
                 "maxFileAttachmentSizeBytes": 0, "maxTotalFileAttachmentSizeBytes": 0,
                 "allowConversationStart": False, "maxTextLength": 4096}
-
-# Meta's error codes in words an agent can act on (Cloud API error codes reference).
-META_REASONS = {
-    131026: "the customer's WhatsApp cannot receive it (not a WhatsApp number, an old app, or they blocked "
-            "the business)",
-    131047: "more than 24 hours have passed since the customer last wrote; only an approved template can be sent",
-    131049: "Meta held it back to keep the customer's experience healthy (too many marketing messages); try later",
-    131050: "the customer has stopped marketing messages from this business",
-    131051: "WhatsApp does not support this kind of message",
-    131053: "the media could not be uploaded to WhatsApp (size or type)",
-    131031: "the WhatsApp business account is locked",
-    131042: "a payment problem on the WhatsApp business account",
-    131000: "something went wrong at WhatsApp; try again",
-    368: "the business is temporarily blocked for policy violations",
-    470: "more than 24 hours have passed since the customer last wrote; only an approved template can be sent",
-}
-
 
 class PayloadError(ValueError):
     """The event lacks what the inbox needs: a dead letter naming it."""
@@ -136,25 +120,6 @@ def publish_body(data: Mapping[str, Any], channel_account_id: str, business_phon
         "recipients": [business if incoming else customer],
         "timestamp": str(message.get("timestamp") or ""),
     }
-
-
-def failure_text(error: Mapping[str, Any] | None) -> str:
-    if not error:
-        return "WhatsApp did not deliver the message"
-    code = error.get("code")
-    words = META_REASONS.get(code) if isinstance(code, int) else None
-    detail = str(error.get("details") or error.get("title") or "").strip()
-    head = f"WhatsApp did not deliver it: {words or detail or 'unknown reason'}"
-    tail = f" (Meta error {code}{': ' + detail if detail and words else ''})" if code is not None else ""
-    return (head + tail)[:1000]
-
-
-def window_closed_text(templates: list[dict[str, Any]] | None) -> str:
-    names = ", ".join(f"{t.get('name')} ({t.get('language')})" for t in (templates or [])[:10])
-    hint = (f" Approved templates: {names}." if names else
-            " No approved template exists yet: create one in WhatsApp Manager.")
-    return ("Not sent to WhatsApp: the customer last wrote more than 24 hours ago, so only an approved "
-            "template can be sent now; send one from the hub." + hint)[:1000]
 
 
 def refusal_text(result: Mapping[str, Any]) -> str:
