@@ -13,7 +13,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, case, func, literal, select, update
 from sqlalchemy.exc import IntegrityError
 
 from hub.platform.db import Database, utcnow
@@ -251,3 +251,86 @@ class MemoryWindow:
             self.used = collections.deque(max(t, held) for t in self.used)
             while len(self.used) < self.limit:
                 self.used.appendleft(held)
+
+
+class HeldWindow:
+    """At most `limit` requests in any rolling `window` seconds *as the service counts
+    them*, shared by every process and thread: a request is counted when it reaches the
+    service, at some moment between the client starting it and reading its answer, and
+    the client cannot know when. So each request holds one of `limit` slots from before
+    it starts until `window` seconds after its answer came back. The service's moments
+    of any `limit` + 1 requests then cannot fall within one window: for a request counted
+    at moment t, every request counted in (t - window, t] started before t and answered
+    after t - window, so its slot was held at t, as was the request's own — `limit` + 1
+    slots at once, which there are not. However late, slow or out of order the requests
+    travel, and whoever retries what.
+
+    One row per slot (`<name>#<n>`) holding the moment it frees: a take stamps up to k
+    free slots "held" (for `hold` seconds, so a process killed mid-request frees them in
+    time) in one statement; `release` stamps each with its request's answer + window."""
+
+    def __init__(self, db: Database, name: str, *, limit: int, window: float, hold: float,
+                 clock: Callable[[], datetime] = utcnow):
+        if limit < 1 or window <= 0 or hold <= window:
+            raise ValueError("limit must be >= 1, window > 0 and hold longer than the window")
+        self.db = db
+        self.name = name
+        self.limit = limit
+        self.window = timedelta(seconds=window)
+        self.hold = timedelta(seconds=hold)
+        self.clock = clock
+        self.slots = [f"{name}#{n}" for n in range(limit)]
+
+    def _create_slots(self) -> None:
+        with self.db.scope() as session:
+            have = set(session.scalars(select(RateBucket.name).where(RateBucket.name.in_(self.slots))))
+            for name in self.slots:
+                if name not in have:
+                    try:
+                        with session.begin_nested():
+                            session.add(RateBucket(name=name, tokens=0.0, updated_at=EPOCH))
+                    except IntegrityError:
+                        pass  # another process made it
+
+    def try_take(self, count: int) -> tuple[list[str], float]:
+        """Up to `count` free slots, held from now: (their names, 0), or ([], the seconds
+        until the first slot frees as far as this process can see)."""
+        if count < 1:
+            raise ValueError("take at least one slot")
+        now = self.clock()
+        free = (select(RateBucket.name).where(RateBucket.name.in_(self.slots), RateBucket.updated_at <= now)
+                .order_by(RateBucket.updated_at).limit(min(count, self.limit))
+                .with_for_update(skip_locked=True))
+        with self.db.scope() as session:
+            taken = list(session.scalars(update(RateBucket).where(RateBucket.name.in_(free))
+                                         .values(updated_at=now + self.hold).returning(RateBucket.name)
+                                         .execution_options(synchronize_session=False)))
+            if taken:
+                return taken, 0.0
+            have, first = session.execute(select(func.count(), func.min(RateBucket.updated_at))
+                                          .where(RateBucket.name.in_(self.slots))).one()
+        if have < self.limit:
+            self._create_slots()  # first use, or a larger limit than before
+            return self.try_take(count)
+        if first is None or first <= now:
+            return [], 0.005  # the free ones are being taken by other processes right now
+        return [], max((first - now).total_seconds(), 0.001)
+
+    def release(self, answered: dict[str, datetime]) -> None:
+        """Each slot frees `window` after its request's answer (or its failure to get one)."""
+        if not answered:
+            return
+        stamp = RateBucket.updated_at.type
+        frees = case({name: literal(at + self.window, stamp) for name, at in answered.items()},
+                     value=RateBucket.name)
+        with self.db.scope() as session:
+            session.execute(update(RateBucket).where(RateBucket.name.in_(list(answered)))
+                            .values(updated_at=frees).execution_options(synchronize_session=False))
+
+    def penalise(self, seconds: float) -> None:
+        """The service said "too many requests" all the same: no slot frees for `seconds`
+        (slots still held stay held)."""
+        until = self.clock() + timedelta(seconds=seconds)
+        with self.db.scope() as session:
+            session.execute(update(RateBucket).where(RateBucket.name.in_(self.slots), RateBucket.updated_at < until)
+                            .values(updated_at=until).execution_options(synchronize_session=False))

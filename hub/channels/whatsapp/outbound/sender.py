@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import random
-from concurrent.futures import ThreadPoolExecutor
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable
@@ -27,12 +29,12 @@ from hub.shared.backoff import next_attempt_at
 from hub.events.outbox import emit
 from hub.shared.http import TimeoutSession
 from hub.models import Channel, Contact, Conversation, Message, MessageStatus
-from hub.shared.ratelimit import MemoryWindow, TokenBucket
+from hub.shared.ratelimit import HeldWindow
 from hub.platform.runtime import Runtime
 
 log = logging.getLogger(__name__)
 WAITING = ("queued", "sending")
-SPREAD_WINDOW = 1.05  # seconds: Meta's second, and time for the requests to get there
+SEND_WINDOW = 1.01  # seconds: Meta's second, and its clock's grain
 
 
 @dataclass(frozen=True)
@@ -100,14 +102,14 @@ class Sender:
     """Sends queued messages for every channel; `run_once` is one round."""
 
     def __init__(self, runtime: Runtime, owner: str, *, clock: Callable[[], datetime] = utcnow,
-                 rng: random.Random | None = None):
+                 rng: random.Random | None = None, sleep: Callable[[float], None] = time.sleep):
         self.runtime = runtime
         self.owner = owner
         self.clock = clock
         self.rng = rng
         self.http = TimeoutSession(runtime.config.delivery.http_timeout_seconds)
         self._pool = ThreadPoolExecutor(8, thread_name_prefix="wa-send")
-        self._windows: dict[int, MemoryWindow] = {}
+        self._sleep = sleep
 
     def run_once(self) -> int:
         db = self.runtime.db
@@ -128,28 +130,12 @@ class Sender:
         return total
 
     def _send_all(self, channel: Channel, claimed: list[Claimed]) -> None:
-        """Send a claimed batch, then record every answer in one transaction: a
-        transaction per message was the sender's bound. A worker killed before that
-        commit leaves messages whose status webhooks adopt them (adopt_orphan), as a
-        kill between one send and its commit always did."""
+        """Send a claimed batch under the number's throughput, then record every answer in
+        one transaction: a transaction per message was the sender's bound. A worker killed
+        before that commit leaves messages whose status webhooks adopt them (adopt_orphan),
+        as a kill between one send and its commit always did."""
         client = WhatsAppClient(endpoint(channel, self.runtime.vault, self.runtime.config), self.http)
-        bucket = TokenBucket(self.runtime.db, f"channel:{channel.id}:mps", rate=channel.mps,
-                             burst=max(1, channel.mps), clock=self.clock)
-        for start in range(0, len(claimed), int(bucket.burst)):  # the batch's tokens in one take
-            bucket.take(float(len(claimed[start:start + int(bucket.burst)])))
-
-        spread = self._spread(channel)
-
-        def send(item: Claimed):
-            spread.take()
-            try:
-                return item, client.send(item.body), None
-            except WhatsAppError as exc:
-                return item, None, exc
-
-        answers = list(self._pool.map(send, claimed))
-        if any(error is not None and classify(error) == "throttled" for _, _, error in answers):
-            bucket.penalise(1.0)  # before the transaction: the bucket has its own
+        answers = self._paced(self._throughput(channel), claimed, client.send)
         try:
             with self.runtime.db.scope() as session:
                 self._record(session, channel, answers)
@@ -162,15 +148,69 @@ class Sender:
                 with self.runtime.db.scope() as session:
                     self._record(session, channel, [answer])
 
-    def _spread(self, channel: Channel) -> MemoryWindow:
-        """This process's sends of the channel within a sliding second (with a little
-        slack for the way there), as Meta counts them (130429): the shared bucket lets a
-        worker that fell behind catch up in a burst; this keeps the catching up under the
-        limit."""
-        window = self._windows.get(channel.id)
-        if window is None or window.limit != max(1, int(channel.mps)):
-            window = self._windows[channel.id] = MemoryWindow(max(1, int(channel.mps)), SPREAD_WINDOW)
-        return window
+    def _throughput(self, channel: Channel) -> HeldWindow:
+        """The number's messages per second as Meta counts them (130429), shared by every
+        thread and process: each send holds a slot from before it starts until a second
+        after its answer, so no second of Meta's can hold more than the limit, however
+        the requests travel and whoever retries what (hub.shared.ratelimit.HeldWindow).
+        Its clock is the real one: it is Meta's second that counts."""
+        hold = self.runtime.config.delivery.http_timeout_seconds + 2 * SEND_WINDOW
+        return HeldWindow(self.runtime.db, f"channel:{channel.id}:sends", limit=max(1, int(channel.mps)),
+                          window=SEND_WINDOW, hold=hold)
+
+    def _paced(self, throughput: HeldWindow, claimed: list[Claimed],
+               send_body: Callable[[dict], dict]) -> list[tuple[Claimed, dict | None, WhatsAppError | None]]:
+        """Each claimed message sent as soon as a slot is free (the pool's threads in
+        parallel), the answers in the claimed order. Slots of answered sends are released
+        before waiting for more, so a batch larger than the free slots goes on from its
+        own answers."""
+
+        def send(item: Claimed):
+            try:
+                result, error = send_body(item.body), None
+            except WhatsAppError as exc:
+                result, error = None, exc
+            except Exception as exc:  # the slot is released all the same; the batch stops here
+                return item, None, exc, utcnow()
+            return item, result, error, utcnow()
+
+        futures: dict[Future, str] = {}
+        released: set[Future] = set()
+
+        def release(done) -> None:
+            fresh = [f for f in done if f not in released]
+            if fresh:
+                throughput.release({futures[f]: f.result()[3] for f in fresh})
+                released.update(fresh)
+
+        started = 0
+        try:
+            while started < len(claimed):
+                slots, wait = throughput.try_take(len(claimed) - started)
+                for slot in slots:
+                    futures[self._pool.submit(send, claimed[started])] = slot
+                    started += 1
+                if slots:
+                    continue
+                in_flight = [f for f in futures if f not in released]
+                if in_flight:  # our own sends free slots first: wait for one of them, at most `wait`
+                    done, _ = wait_futures(in_flight, timeout=wait, return_when=FIRST_COMPLETED)
+                    release(done)
+                else:  # past a window, the first slot is in flight elsewhere: look again soon
+                    self._sleep(wait if wait <= SEND_WINDOW else 0.02)
+        finally:
+            release(wait_futures(list(futures)).done)
+        answers = []
+        throttled = False
+        for future in futures:
+            item, result, error, _ = future.result()
+            if error is not None and not isinstance(error, WhatsAppError):
+                raise error
+            throttled = throttled or (error is not None and classify(error) == "throttled")
+            answers.append((item, result, error))
+        if throttled:
+            throughput.penalise(1.0)  # Meta counts more than we do (another app on the number): hold back
+        return answers
 
     def _record(self, session: Session, channel: Channel,
                 answers: list[tuple[Claimed, dict | None, WhatsAppError | None]]) -> None:
