@@ -17,7 +17,8 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
+from fractions import Fraction
 from typing import Any, Callable
 
 from sqlalchemy import func, select, update
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 BAD_QUALITY = ("RED", "FLAGGED")
 BAD_TEMPLATE = ("PAUSED", "DISABLED")
 LEASE = "broadcasts:pump"
-PACE = 0.96  # of the number's messages per second: headroom for timing jitter
+PACE = 0.97  # of the number's messages per second: the sender's window holds a slot a little over a second
 TICK = 0.25  # seconds: messages of a tick are due together
 MAX_WAIT = 0.05  # seconds the pump waits for a message coming due (other work waits meanwhile)
 
@@ -69,16 +70,33 @@ def failure_cause(session: Session, broadcast: Broadcast) -> tuple[str, str] | N
     return None
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def tick_of(at: datetime) -> int:
+    """The tick (of TICK seconds since the epoch) `at` falls in."""
+    return math.floor((at - EPOCH) / timedelta(seconds=TICK))
+
+
+def tick_start(tick: int) -> datetime:
+    return EPOCH + timedelta(seconds=TICK) * tick
+
+
 @dataclass(frozen=True)
 class Pace:
-    first: datetime  # the tick the next message goes in
-    used: int  # messages already due at `first`
-    per_tick: int
+    """The number's schedule: tick i holds floor(r*(i+1)) - floor(r*i) messages for r
+    messages a tick (a fraction: 19.4 at 80/s), so the rate is PACE of the limit
+    exactly, not what a whole number a tick rounds it down to."""
+    first: int  # the tick the next message goes in
+    used: int  # messages already due in it
+    per_tick: Fraction
     room: int  # how many may be queued now
 
     def due(self, n: int) -> datetime:
         """When the n-th message queued now (from 0) is due."""
-        return self.first + timedelta(seconds=TICK * ((self.used + n) // self.per_tick))
+        r = self.per_tick
+        position = math.floor(r * self.first) + self.used + n  # counted from the epoch's first tick
+        return tick_start(max(self.first, math.ceil((position + 1) / r - 1)))
 
 
 class BroadcastPump:
@@ -166,11 +184,12 @@ class BroadcastPump:
 
     def _pace(self, session: Session, channel: Channel, now: datetime) -> "Pace":
         """Where the next messages go in the number's schedule. Messages are due in ticks
-        of TICK seconds, PACE of the number's throughput in each, after those already
-        waiting and up to two pacing intervals ahead: the sender takes a tick's messages
-        together, and no sliding second holds more than the limit (Meta's 130429)."""
+        of TICK seconds, PACE of the number's throughput spread over them, after those
+        already waiting and up to two pacing intervals ahead: the sender takes a tick's
+        messages together. The sender's own window keeps Meta's second under the limit
+        (130429) whatever the schedule; the schedule keeps the sender just under it."""
         rate = max(0.1, channel.mps * PACE)
-        per_tick = max(1, math.floor(rate * TICK))
+        per_tick = Fraction(max(1, round(rate * TICK * 1000)), 1000)
         horizon = now + timedelta(seconds=2 * self.runtime.config.broadcasts.pacing_seconds)
         waiting = (select(Message.next_attempt_at)
                    .join(BroadcastRecipient, BroadcastRecipient.message_id == Message.id)
@@ -180,14 +199,14 @@ class BroadcastPump:
                    .subquery())
         count, last = session.execute(select(func.count(), func.max(waiting.c.next_attempt_at))).one()
         if last is None or last < now:
-            first, used = now, 0
+            first, used = tick_of(now) + (tick_start(tick_of(now)) < now), 0
         else:
-            first = last
+            first = tick_of(last)
             used = session.scalar(select(func.count()).select_from(waiting).where(
-                waiting.c.next_attempt_at == last))
-        ticks = max(0, math.floor((horizon - first).total_seconds() / TICK)) + 1
-        room = min(ticks * per_tick - used, math.ceil(2 * self.runtime.config.broadcasts.pacing_seconds * rate)
-                   + per_tick - count)
+                waiting.c.next_attempt_at >= tick_start(first), waiting.c.next_attempt_at < tick_start(first + 1)))
+        end = tick_of(horizon) + 1  # the ticks up to the horizon's
+        room = min(math.floor(per_tick * end) - math.floor(per_tick * first) - used,
+                   math.ceil(2 * self.runtime.config.broadcasts.pacing_seconds * rate) + math.ceil(per_tick) - count)
         return Pace(first=first, used=used, per_tick=per_tick, room=max(0, room))
 
     def _queue_slice(self, session: Session, broadcast: Broadcast, channel: Channel, template: Template,
