@@ -93,6 +93,17 @@ def is_first_event(session: Session) -> bool:
     return _SUBSCRIBERS not in session.info
 
 
+def known_subscribers(session: Session, type_: str) -> list[int] | None:
+    """The ids of the enabled connectors that receive events of `type_`, when this
+    transaction has read the connectors already (an earlier event); None before that.
+    A caller whose own statement writes the event can write its deliveries in it too."""
+    subscribers = session.info.get(_SUBSCRIBERS)
+    if subscribers is None:
+        return None
+    return [connector_id for connector_id, kind, event_types in subscribers
+            if subscribes(kind, event_types, type_)]
+
+
 def emit_riding(session: Session, type_: str, data: dict[str, Any], *, now: datetime,
                 ordering_key: str | None = None, with_ctes: tuple[Any, ...] = (),
                 params: dict[str, Any] | None = None, before: tuple[tuple[str, dict[str, Any]], ...] = ()) -> Event:

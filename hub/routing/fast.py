@@ -11,7 +11,8 @@ an assignment committed between the snapshot and the lock shows as a newer versi
 then nothing is written. Otherwise the same statement sets the assignee (when the chat
 is still open and unassigned), stamps the operator (and the team's round-robin turn),
 takes the chat out of any queue and inserts conversation.assigned with the member filled
-in.
+in, and its deliveries when the transaction has read the subscribers already (ingest
+emits the message's events first).
 
 When it writes nothing (every candidate locked, full or just changed, or the chat taken),
 the caller falls back to the general path, which waits for locks and queues if need be.
@@ -25,7 +26,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from hub.events import payloads
-from hub.events.outbox import SUBSCRIBERS_JSON, event_params, event_written, is_first_event
+from hub.events.outbox import SUBSCRIBERS_JSON, event_params, event_written, is_first_event, known_subscribers
 from hub.models import Channel, Contact, Conversation, Event, OperatorState, QueueEntry, Team
 
 _PICK = """
@@ -65,22 +66,31 @@ event AS (INSERT INTO events (id, type, version, occurred_at, ordering_key, data
           SELECT :event_id, :event_type, :event_version, :event_occurred_at, :event_ordering_key,
                  jsonb_set(jsonb_set(:event_data, '{{assignee}}', g.assignee), '{{conversation,assignee}}', g.assignee),
                  :event_created_at
-          FROM guarded g){turn}
+          FROM guarded g){turn}{deliver}
 SELECT (SELECT user_id FROM guarded), {subscribers}
 """
+# The event's deliveries, when the transaction knows its subscribers already (ingest has
+# emitted the message's events before it routes): in the same round trip.
+_DELIVER = """,
+deliver AS (INSERT INTO deliveries (event_id, connector_id, ordering_key, status, attempts, next_attempt_at,
+                                    created_at)
+            SELECT :event_id, d.connector_id, :event_ordering_key, 'pending', 0, :now, :now
+            FROM guarded g CROSS JOIN unnest(CAST(:connector_ids AS integer[])) AS d(connector_id))"""
 _events = Event.__table__
 
 
-def _statement(strategy: str, first: bool):
+def _statement(strategy: str, first: bool, deliver: bool = False):
     sql = _ASSIGN.format(pick=_PICK.format(order=ORDER[strategy], ring=RING[strategy]).strip(),
-                         turn=_TURN if strategy == "round_robin" else "",
+                         turn=_TURN if strategy == "round_robin" else "", deliver=_DELIVER if deliver else "",
                          subscribers=SUBSCRIBERS_JSON if first else "NULL")
     return text(sql).bindparams(*[bindparam(f"event_{name}", type_=_events.c[name].type)
                                   for name in ("id", "type", "version", "occurred_at", "ordering_key", "data",
                                                "created_at")])
 
 
-STATEMENTS = {(strategy, first): _statement(strategy, first) for strategy in ORDER for first in (True, False)}
+# (strategy, first event of the transaction, deliveries written in the statement)
+STATEMENTS = {(strategy, first, deliver): _statement(strategy, first, deliver)
+              for strategy in ORDER for first, deliver in ((True, False), (False, False), (False, True))}
 
 
 def usable(session: Session, strategy: str) -> bool:
@@ -99,11 +109,15 @@ def assign_in_team(session: Session, conversation: Conversation, team_id: int, s
     params = event_params(session, "conversation.assigned", data, now=now,
                           ordering_key=payloads.ordering_key(conversation))
     first = is_first_event(session)
-    user_id, subscribers = session.execute(STATEMENTS[strategy, first], {
-        **params, "team_id": team_id, "conversation_id": conversation.id, "now": now}).one()
+    receivers = None if first else known_subscribers(session, "conversation.assigned")
+    values = {**params, "team_id": team_id, "conversation_id": conversation.id, "now": now}
+    if receivers:
+        values["connector_ids"] = receivers
+    user_id, subscribers = session.execute(STATEMENTS[strategy, first, bool(receivers)], values).one()
     if user_id is None:
         return None
-    event_written(session, params, subscribers, now=now)
+    if not receivers:  # else the statement wrote the deliveries
+        event_written(session, params, subscribers, now=now)
     # The rows changed behind the ORM's back: tell the objects this session holds.
     set_committed_value(conversation, "assignee_id", user_id)
     set_committed_value(conversation, "team_id", team_id)

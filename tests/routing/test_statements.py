@@ -84,3 +84,49 @@ EXPECTED_SQLITE = [
     "SELECT routing_queue.conversation_id,", "SELECT connectors.id,",  # out of any queue; who subscribes
     "UPDATE conversations", "INSERT INTO", "UPDATE operator_states",  # flushed at commit: the event, the stamp
 ]
+
+
+def test_a_decision_after_other_events_writes_its_deliveries_in_the_same_statement(runtime):
+    """Ingest emits the message's events before it routes: the transaction knows its
+    subscribers, and the assignment's deliveries ride in the assignment's statement."""
+    from hub.events.outbox import emit
+    from hub.models import ConnectorRecord, Delivery
+
+    known.forget()
+    users, (first, second) = _team_of_three(runtime)
+    _decide(runtime, first)
+    now = utcnow()
+    with runtime.db.scope() as session:
+        for name, enabled, types in (("all", True, None), ("messages", True, ["message.received"]),
+                                     ("off", False, None), ("assigned", True, ["conversation.assigned"])):
+            session.add(ConnectorRecord(kind="webhook", name=name, enabled=enabled, settings={}, event_types=types,
+                                        webhook_key=f"key-{name}", created_at=now, updated_at=now))
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, *args):
+        statements.append(" ".join(statement.split()[:2]))
+
+    with runtime.db.scope() as session:
+        chat = engine.load_for_routing(session, second)
+        emit(session, "message.received", {"conversation": {"id": second}}, now=now)
+        sa_event.listen(runtime.db.engine, "before_cursor_execute", seen)
+        try:
+            routed = engine.route(session, chat, now=now)
+        finally:
+            sa_event.remove(runtime.db.engine, "before_cursor_execute", seen)
+    assert routed.outcome == "assigned" and routed.user_id == users[0]
+    if runtime.db.dialect == "postgresql":
+        assert statements == ["WITH picked"], statements
+    with runtime.db.scope() as session:
+        assigned = session.scalars(select(Event).where(Event.type == "conversation.assigned")
+                                   .order_by(Event.occurred_at, Event.id)).all()[-1]
+        assert assigned.data["conversation"]["id"] == second
+        names = {session.get(ConnectorRecord, d.connector_id).name: (d.status, d.attempts, d.ordering_key)
+                 for d in session.scalars(select(Delivery).where(Delivery.event_id == assigned.id))}
+        assert names == {"all": ("pending", 0, f"conversation:{second}"),
+                         "assigned": ("pending", 0, f"conversation:{second}")}
+        received = session.scalars(select(Event).where(Event.type == "message.received")).one()
+        receivers = session.scalars(select(ConnectorRecord.name)
+                                    .join(Delivery, Delivery.connector_id == ConnectorRecord.id)
+                                    .where(Delivery.event_id == received.id))
+        assert sorted(receivers) == ["all", "messages"]
