@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _, lazy_gettext as _l
 from flask_login import current_user
 from marshmallow import Schema, ValidationError, fields, validate
@@ -17,6 +17,7 @@ from hub.platform.users import MIN_PASSWORD, InvalidUser, create_api_token, crea
 from hub.web.admin import bp, sessions
 from hub.web.admin.auth import ADMIN, roles
 from hub.web.admin.forms import fields_for, flatten_errors, read_form, submitted_values
+from hub.web.lookups import db, get_or_404
 
 ROLE_LABELS = {"admin": _l("Admin: everything"), "operator": _l("Operator: the inbox"),
                "viewer": _l("Viewer: reads only")}
@@ -46,8 +47,7 @@ def _token_form_class(users: list[User]) -> type[Schema]:
 
 
 def _page(*, user_values=None, user_errors=None, token_values=None, token_errors=None, status=200) -> Any:
-    runtime = current_app.extensions["hub"]
-    with runtime.db.scope() as s:
+    with db().scope() as s:
         users = list(s.scalars(select(User).order_by(User.id)))
         tokens = s.execute(select(ApiToken, User.email).join(User, User.id == ApiToken.user_id)
                            .order_by(ApiToken.revoked_at.is_not(None), ApiToken.id.desc())).all()
@@ -75,7 +75,7 @@ def user_create() -> Any:
     if not errors:
         try:
             loaded = UserForm().load(data)
-            with current_app.extensions["hub"].db.scope() as s:
+            with db().scope() as s:
                 create_user(s, now=utcnow(), **loaded)
         except ValidationError as exc:
             errors = flatten_errors(exc.messages)
@@ -100,10 +100,8 @@ def user_update(user_id: int) -> Any:
     if role not in ROLES:
         flash(_("Choose a role."), "error")
         return redirect(url_for("admin.users"))
-    with current_app.extensions["hub"].db.scope() as s:
-        user = s.get(User, user_id)
-        if user is None:
-            abort(404)
+    with db().scope() as s:
+        user = get_or_404(s, User, user_id)
         losing_admin = user.role == "admin" and user.active and (role != "admin" or not active)
         if losing_admin and _active_admins(s) <= 1:
             flash(_("%(email)s is the last active admin: add another admin first.", email=user.email), "error")
@@ -122,8 +120,7 @@ def user_update(user_id: int) -> Any:
 @bp.post("/tokens")
 @roles(*ADMIN)
 def token_create() -> Any:
-    runtime = current_app.extensions["hub"]
-    with runtime.db.scope() as s:
+    with db().scope() as s:
         users = list(s.scalars(select(User).order_by(User.id)))
     token_form = _token_form_class(users)
     data, errors = read_form(token_form, request.form, creating=True)
@@ -131,7 +128,7 @@ def token_create() -> Any:
     if not errors:
         try:
             loaded = token_form().load(data)
-            with runtime.db.scope() as s:
+            with db().scope() as s:
                 user = s.get(User, loaded["user_id"])
                 if user is None or not user.active:
                     raise ValidationError({"user_id": [str(_l("Choose an active user."))]})
@@ -151,10 +148,8 @@ def token_create() -> Any:
 @bp.post("/tokens/<int:token_id>/revoke")
 @roles(*ADMIN)
 def token_revoke(token_id: int) -> Any:
-    with current_app.extensions["hub"].db.scope() as s:
-        token = s.get(ApiToken, token_id)
-        if token is None:
-            abort(404)
+    with db().scope() as s:
+        token = get_or_404(s, ApiToken, token_id)
         if token.revoked_at is None:
             token.revoked_at = utcnow()
         name = token.name

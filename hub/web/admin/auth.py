@@ -30,6 +30,7 @@ from hub.shared.security import check_password, hash_password
 from hub.platform.users import MIN_PASSWORD, InvalidUser, create_user
 from hub.web.admin import bp, sessions, signin_limits
 from hub.web.admin.forms import fields_for, flatten_errors, read_form, submitted_values
+from hub.web.lookups import db
 
 csrf = CSRFProtect()
 login_manager = LoginManager()
@@ -71,10 +72,6 @@ class AdminUser(UserMixin):
         return self.name or self.email
 
 
-def _runtime() -> Any:
-    return current_app.extensions["hub"]
-
-
 def _lifetime() -> timedelta:
     return current_app.permanent_session_lifetime
 
@@ -84,7 +81,7 @@ def _load_user(cookie_id: str) -> AdminUser | None:
     stamp, _, session_id = cookie_id.partition(".")
     if not session_id:
         return None  # a cookie from before sessions were kept on the server
-    with _runtime().db.scope() as s:
+    with db().scope() as s:
         user = sessions.find(s, session_id, now=utcnow(), idle=_lifetime())
         if user is None:
             return None  # signed out, ended by a password change, or idle too long
@@ -115,7 +112,7 @@ def has_users() -> bool:
     app = current_app
     if app.extensions.get("hub.admin.has_users"):
         return True
-    with _runtime().db.scope() as s:
+    with db().scope() as s:
         found = s.scalar(select(User.id).limit(1)) is not None
     if found:
         app.extensions["hub.admin.has_users"] = True  # users are never all deleted
@@ -205,7 +202,7 @@ class LoginForm(Schema):
 
 def _authenticate(email: str, password: str) -> AdminUser | None:
     now = utcnow()
-    with _runtime().db.scope() as s:
+    with db().scope() as s:
         user = s.scalar(select(User).where(func.lower(User.email) == email))
         if user is None:
             check_password(_DUMMY_HASH, password)
@@ -220,7 +217,7 @@ def sign_in(user: AdminUser, *, end_others: bool = False) -> None:
     """A new server-side session for this browser; `end_others` also ends every other
     session of the user (after a password change)."""
     now = utcnow()
-    with _runtime().db.scope() as s:
+    with db().scope() as s:
         if end_others:
             sessions.end_all(s, user.id)
         sessions.prune(s, now=now, idle=_lifetime())
@@ -234,7 +231,7 @@ def sign_in(user: AdminUser, *, end_others: bool = False) -> None:
 def sign_out() -> None:
     """Ends this browser's session on the server, so a saved copy of the cookie is useless."""
     if current_user.is_authenticated and current_user.session_id:
-        with _runtime().db.scope() as s:
+        with db().scope() as s:
             sessions.end(s, current_user.session_id)
     logout_user()
     session.clear()
@@ -308,7 +305,7 @@ def setup() -> Any:
         if not errors:
             try:
                 loaded = SetupForm().load(data)
-                with _runtime().db.scope() as s:
+                with db().scope() as s:
                     if s.scalar(select(User.id).limit(1)) is not None:
                         return redirect(url_for("admin.login"))  # someone else finished setup first
                     user = create_user(s, email=loaded["email"], password=loaded["password"], role="admin",

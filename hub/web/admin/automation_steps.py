@@ -13,11 +13,13 @@ from flask_babel import gettext as _
 
 from hub.automations import store
 from hub.automations.definition import TRIGGER_TYPES, step_path
+from hub.models import Scenario
 from hub.platform.db import utcnow
 from hub.web.admin import automation_forms as forms
 from hub.web.admin import bp
 from hub.web.admin.auth import ADMIN, roles
-from hub.web.admin.automations import _db, _get, _page
+from hub.web.admin.automations import _page
+from hub.web.lookups import db, get_or_404
 
 
 def _steps(document: Any) -> list[Any]:
@@ -69,8 +71,8 @@ def _kind(default: str) -> str:
 @bp.get("/automations/<int:scenario_id>/steps/new")
 @roles(*ADMIN)
 def automation_step_new(scenario_id: int) -> Any:
-    with _db().scope() as s:
-        document = _get(s, scenario_id).draft
+    with db().scope() as s:
+        document = get_or_404(s, Scenario, scenario_id).draft
     kind = _kind("text")
     raw = request.args.get("at", "")
     at = min(int(raw), len(_steps(document))) if raw.isdigit() else len(_steps(document))
@@ -81,8 +83,8 @@ def automation_step_new(scenario_id: int) -> Any:
 @bp.get("/automations/<int:scenario_id>/steps/<int:index>")
 @roles(*ADMIN)
 def automation_step(scenario_id: int, index: int) -> Any:
-    with _db().scope() as s:
-        document = _get(s, scenario_id).draft
+    with db().scope() as s:
+        document = get_or_404(s, Scenario, scenario_id).draft
     steps = _steps(document)
     if index >= len(steps) or not isinstance(steps[index], dict):
         abort(404)
@@ -96,8 +98,8 @@ def automation_step(scenario_id: int, index: int) -> Any:
 @roles(*ADMIN)
 def automation_step_save(scenario_id: int) -> Any:
     kind = _kind("")
-    with _db().scope() as s:
-        scenario = _get(s, scenario_id)
+    with db().scope() as s:
+        scenario = get_or_404(s, Scenario, scenario_id)
         document = copy.deepcopy(scenario.draft)
         _check_revision(scenario_id, document)
         steps = _steps(document)
@@ -153,8 +155,8 @@ def _posted(spec: forms.Field, form: dict[str, str]) -> Any:
 @bp.post("/automations/<int:scenario_id>/steps/<int:index>/delete")
 @roles(*ADMIN)
 def automation_step_delete(scenario_id: int, index: int) -> Any:
-    with _db().scope() as s:
-        scenario = _get(s, scenario_id)
+    with db().scope() as s:
+        scenario = get_or_404(s, Scenario, scenario_id)
         document = copy.deepcopy(scenario.draft)
         _check_revision(scenario_id, document)
         steps = _steps(document)
@@ -176,8 +178,8 @@ def automation_step_move(scenario_id: int, index: int) -> Any:
     direction = request.form.get("direction", "")
     if direction not in ("up", "down"):
         abort(400, description="direction: up or down")
-    with _db().scope() as s:
-        scenario = _get(s, scenario_id)
+    with db().scope() as s:
+        scenario = get_or_404(s, Scenario, scenario_id)
         document = copy.deepcopy(scenario.draft)
         _check_revision(scenario_id, document)
         steps = _steps(document)
@@ -200,8 +202,8 @@ def _trigger_page(scenario_id: int, document: Any, kind: str, values: list[Any],
 @bp.route("/automations/<int:scenario_id>/trigger", methods=["GET", "POST"])
 @roles(*ADMIN)
 def automation_trigger(scenario_id: int) -> Any:
-    with _db().scope() as s:
-        scenario = _get(s, scenario_id)
+    with db().scope() as s:
+        scenario = get_or_404(s, Scenario, scenario_id)
         document = copy.deepcopy(scenario.draft)
         old = document.get("trigger") if isinstance(document.get("trigger"), dict) else {}
         kind = request.values.get("type") or old.get("type") or "manual"

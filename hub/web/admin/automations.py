@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 
@@ -18,20 +18,10 @@ from hub.platform.db import utcnow
 from hub.models import Run, Scenario, ScenarioVersion
 from hub.web.admin import automation_forms, bp
 from hub.web.admin.auth import ADMIN, roles
+from hub.web.lookups import db, get_or_404
 
 MAX_FORM_JSON = 256 * 1024
 TEST_CONTACT = {"name": "Test contact", "phone": "+10000000000"}
-
-
-def _db() -> Any:
-    return current_app.extensions["hub"].db
-
-
-def _get(s: Any, ident: int) -> Scenario:
-    scenario = s.get(Scenario, ident)
-    if scenario is None:
-        abort(404)
-    return scenario
 
 
 def _parse(text: str) -> tuple[Any, str | None]:
@@ -69,7 +59,7 @@ def _problems(document: Any) -> list[str]:
 
 @bp.get("/automations")
 def automations() -> Any:
-    with _db().scope() as s:
+    with db().scope() as s:
         scenarios = list(s.scalars(select(Scenario).order_by(Scenario.id)))
         versions = {v.id: v.number for v in s.scalars(select(ScenarioVersion))}
         rows = [{"scenario": sc, "version": versions.get(sc.published_version_id), "stats": stats.of_scenario(s, sc.id)}
@@ -89,7 +79,7 @@ def automation_new() -> Any:
         name = request.form.get("name", "").strip()
         document = {"name": name, "trigger": {"type": "manual"},
                     "steps": [{"id": "hello", "type": "text", "text": "Hello, {{contact.name}}!"}]}
-    with _db().scope() as s:
+    with db().scope() as s:
         try:
             scenario = store.import_document(s, document, now=utcnow())
         except store.ScenarioRefused as exc:
@@ -101,8 +91,8 @@ def automation_new() -> Any:
 
 
 def _page(scenario_id: int, *, text: str | None = None, problems: list[str] | None = None, status: int = 200):
-    with _db().scope() as s:
-        scenario = _get(s, scenario_id)
+    with db().scope() as s:
+        scenario = get_or_404(s, Scenario, scenario_id)
         versions = list(s.scalars(select(ScenarioVersion).where(ScenarioVersion.scenario_id == scenario_id)
                                   .order_by(ScenarioVersion.number.desc())))
         runs = list(s.scalars(select(Run).where(Run.scenario_id == scenario_id).order_by(Run.id.desc()).limit(20)))
@@ -130,8 +120,8 @@ def automation_save(scenario_id: int) -> Any:
     document, error = _parse(text)
     if error:
         return _page(scenario_id, text=text, problems=[error], status=422)
-    with _db().scope() as s:
-        scenario = _get(s, scenario_id)
+    with db().scope() as s:
+        scenario = get_or_404(s, Scenario, scenario_id)
         given = request.form.get("revision")
         stale = bool(given) and given != automation_forms.revision(scenario.draft)
         try:
@@ -155,8 +145,8 @@ def automation_save(scenario_id: int) -> Any:
 @roles(*ADMIN)
 def automation_rollback(scenario_id: int) -> Any:
     raw = request.form.get("version", "")
-    with _db().scope() as s:
-        scenario = _get(s, scenario_id)
+    with db().scope() as s:
+        scenario = get_or_404(s, Scenario, scenario_id)
         try:
             if raw == "off":
                 store.unpublish(scenario, now=utcnow())
@@ -213,8 +203,8 @@ def simulate(definition: dict[str, Any], state: dict[str, Any] | None, event: An
 
 @bp.route("/automations/<int:scenario_id>/simulate", methods=["GET", "POST"])
 def automation_simulate(scenario_id: int) -> Any:
-    with _db().scope() as s:
-        scenario = _get(s, scenario_id)
+    with db().scope() as s:
+        scenario = get_or_404(s, Scenario, scenario_id)
         document, name = scenario.draft, scenario.name
     problems = _problems(document)
     transcript: list[dict[str, Any]] = []

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Response, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _, lazy_gettext as _l
 from sqlalchemy import func, select
 
@@ -29,6 +29,7 @@ from hub.models import (Audience, Broadcast, BroadcastRecipient, Channel, Contac
 from hub.models.broadcasts import RECIPIENT_STATUSES
 from hub.web.admin import bp
 from hub.web.admin.auth import OPERATORS, roles
+from hub.web.lookups import current_runtime, db, get_or_404
 
 # What the wizard carries from step to step in hidden fields.
 STATE = ("name", "channel_id", "template_id", "audience_id", "start_at", "timezone", "window_start", "window_end",
@@ -146,17 +147,6 @@ def segment_lines(s: Any, segment: dict[str, Any]) -> list[str]:
     return lines or [_("every contact with a phone number")]
 
 
-def _db() -> Any:
-    return current_app.extensions["hub"].db
-
-
-def _get(s: Any, broadcast_id: int) -> Broadcast:
-    broadcast = s.get(Broadcast, broadcast_id)
-    if broadcast is None:
-        abort(404)
-    return broadcast
-
-
 def variable_slots(template: Template) -> list[str]:
     """The template's body variables as the wizard names them: "1", "2", ... or their names."""
     wanted = tpl.body_parameters(template)
@@ -230,7 +220,7 @@ def _int(value: Any) -> int | None:
 
 @bp.get("/broadcasts")
 def broadcasts() -> Any:
-    with _db().scope() as s:
+    with db().scope() as s:
         listed = list(s.scalars(select(Broadcast).order_by(Broadcast.id.desc()).limit(200)))
         counts = {b.id: dict.fromkeys(RECIPIENT_STATUSES, 0) for b in listed}
         for broadcast_id, status, n in s.execute(
@@ -253,7 +243,7 @@ def broadcast_new() -> Any:
     state["failure_threshold"] = state["failure_threshold"] or "20"
     days = [d for d in (_int(v) for v in form.getlist("allowed_days")) if d] or list(range(1, 8))
     errors: list[str] = []
-    with _db().scope() as s:
+    with db().scope() as s:
         page: dict[str, Any] = {"state": state, "days": days, "errors": errors, **_choices(s), **segment_choices(s),
                                 "seg": {k: form.get(k, "") for k in SEGMENT_FORM}}
         if request.method == "POST" and step == "audience":
@@ -281,7 +271,7 @@ def broadcast_new() -> Any:
             try:
                 when = _when(state, days)
                 page["verdict"] = verdict.for_composition(
-                    s, config=current_app.extensions["hub"].config, channel_id=_int(state["channel_id"]) or 0,
+                    s, config=current_runtime().config, channel_id=_int(state["channel_id"]) or 0,
                     audience_id=audience.id, template_name=template.name, template_language=template.language,
                     variables=spec, header=header, now=utcnow())
                 if step == "create":
@@ -355,7 +345,7 @@ def _audience_step(s: Any, state: dict[str, Any], errors: list[str]) -> str:
 def broadcast_segment_count() -> Any:
     """The segment builder's live count (polled by htmx as the fields change); writes nothing."""
     count, problem = None, None
-    with _db().scope() as s:
+    with db().scope() as s:
         try:
             segment = segment_from_form(request.args)
             if segment:
@@ -379,8 +369,8 @@ def progress_of(s: Any, broadcast: Broadcast, *, now: datetime) -> dict[str, Any
 
 @bp.get("/broadcasts/<int:broadcast_id>")
 def broadcast(broadcast_id: int) -> Any:
-    with _db().scope() as s:
-        b = _get(s, broadcast_id)
+    with db().scope() as s:
+        b = get_or_404(s, Broadcast, broadcast_id)
         return render_template("admin/broadcast.html", b=b, p=progress_of(s, b, now=utcnow()),
                                funnel=results.funnel(s, b))
 
@@ -388,8 +378,8 @@ def broadcast(broadcast_id: int) -> Any:
 @bp.get("/broadcasts/<int:broadcast_id>/progress")
 def broadcast_progress(broadcast_id: int) -> Any:
     """The live part of the progress page, polled by htmx."""
-    with _db().scope() as s:
-        b = _get(s, broadcast_id)
+    with db().scope() as s:
+        b = get_or_404(s, Broadcast, broadcast_id)
         return render_template("admin/_broadcast_progress.html", b=b, p=progress_of(s, b, now=utcnow()))
 
 
@@ -405,8 +395,8 @@ ACTIONS = {
 @roles(*OPERATORS)
 def broadcast_action(broadcast_id: int, action: str) -> Any:
     try:
-        with _db().scope() as s:
-            _get(s, broadcast_id)
+        with db().scope() as s:
+            get_or_404(s, Broadcast, broadcast_id)
             ACTIONS[action](s, broadcast_id, utcnow())
     except BroadcastProblem as exc:
         flash(str(exc), "error")
@@ -417,8 +407,8 @@ def broadcast_action(broadcast_id: int, action: str) -> Any:
 @roles(*OPERATORS)
 def broadcast_retry(broadcast_id: int) -> Any:
     try:
-        with _db().scope() as s:
-            retry = lifecycle.retry_failed(s, _get(s, broadcast_id), now=utcnow())
+        with db().scope() as s:
+            retry = lifecycle.retry_failed(s, get_or_404(s, Broadcast, broadcast_id), now=utcnow())
             retry_id = retry.id
     except BroadcastProblem as exc:
         flash(str(exc), "error")
@@ -433,8 +423,8 @@ def broadcast_results(broadcast_id: int) -> Any:
     if status not in (None, *RECIPIENT_STATUSES):
         abort(400, description="unknown status")
     offset = max(0, _int(request.args.get("offset")) or 0)
-    with _db().scope() as s:
-        b = _get(s, broadcast_id)
+    with db().scope() as s:
+        b = get_or_404(s, Broadcast, broadcast_id)
         rows = list(results.rows(s, b, status=status, limit=RESULTS_PAGE, offset=offset))
         return render_template("admin/broadcast_results.html", b=b, rows=rows, status=status, offset=offset,
                                page=RESULTS_PAGE, funnel=results.funnel(s, b), counts=results.counts(s, b.id),
@@ -443,7 +433,7 @@ def broadcast_results(broadcast_id: int) -> Any:
 
 @bp.get("/broadcasts/<int:broadcast_id>/results.csv")
 def broadcast_results_csv(broadcast_id: int) -> Any:
-    with _db().scope() as s:
-        text = results.export_csv(s, _get(s, broadcast_id))
+    with db().scope() as s:
+        text = results.export_csv(s, get_or_404(s, Broadcast, broadcast_id))
     return Response(text, mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="broadcast-{broadcast_id}.csv"'})

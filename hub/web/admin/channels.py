@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import func, select
@@ -20,6 +20,7 @@ from hub.models import Channel, Conversation, Template
 from hub.web.admin import bp
 from hub.web.admin.auth import ADMIN, roles, safe_next
 from hub.web.admin.forms import fields_for, flatten_errors, read_form, submitted_values, with_other_errors
+from hub.web.lookups import current_runtime, db, get_or_404
 
 STORED = ("name", "provider", "phone_number_id", "waba_id", "display_number", "mps", "api_base_url")
 
@@ -29,26 +30,15 @@ def _check_rest(data: dict[str, Any], pre: dict[str, list[str]], channel: Channe
     stored values and secrets the service does)."""
     merged = dict(data)
     if channel is not None:
-        merged = {**{k: getattr(channel, k) for k in STORED}, **secrets_of(channel, _runtime().vault), **data}
+        merged = {**{k: getattr(channel, k) for k in STORED}, **secrets_of(channel, current_runtime().vault), **data}
     for name in pre:
         merged.pop(name, None)
     return with_other_errors(pre, lambda: ChannelSettings().validate(merged))
 
 
-def _runtime() -> Any:
-    return current_app.extensions["hub"]
-
-
-def _get(s: Any, channel_id: int) -> Channel:
-    channel = s.get(Channel, channel_id)
-    if channel is None:
-        abort(404)
-    return channel
-
-
 @bp.get("/channels")
 def channels() -> Any:
-    with _runtime().db.scope() as s:
+    with db().scope() as s:
         rows = list(s.scalars(select(Channel).order_by(Channel.id)))
     return render_template("admin/channels.html", channels=rows)
 
@@ -57,7 +47,7 @@ def _form(channel: Channel | None, *, values: dict[str, Any] | None = None,
           errors: dict[str, list[str]] | None = None, status: int = 200) -> Any:
     stored: set[str] = set()
     if channel is not None:
-        stored = set(secrets_of(channel, _runtime().vault))
+        stored = set(secrets_of(channel, current_runtime().vault))
         if values is None:
             values = {k: getattr(channel, k) for k in ChannelSettings._declared_fields if hasattr(channel, k)}
     return render_template(
@@ -82,8 +72,8 @@ def channel_create() -> Any:
         errors = _check_rest(data, errors, None)
     else:
         try:
-            with _runtime().db.scope() as s:
-                channel_id = create_channel(s, _runtime().vault, data, now=utcnow()).id
+            with db().scope() as s:
+                channel_id = create_channel(s, current_runtime().vault, data, now=utcnow()).id
         except InvalidChannel as exc:
             errors = flatten_errors(exc.errors)
     if errors:
@@ -94,9 +84,9 @@ def channel_create() -> Any:
 
 @bp.get("/channels/<int:channel_id>")
 def channel(channel_id: int) -> Any:
-    runtime = _runtime()
+    runtime = current_runtime()
     with runtime.db.scope() as s:
-        ch = _get(s, channel_id)
+        ch = get_or_404(s, Channel, channel_id)
         if ch.kind in ("telegram", "instagram"):
             from hub.web.admin import instagram_channels, telegram_channels
 
@@ -123,8 +113,8 @@ def channel(channel_id: int) -> Any:
 @bp.get("/channels/<int:channel_id>/edit")
 @roles(*ADMIN)
 def channel_edit(channel_id: int) -> Any:
-    with _runtime().db.scope() as s:
-        ch = _get(s, channel_id)
+    with db().scope() as s:
+        ch = get_or_404(s, Channel, channel_id)
     if ch.kind == "telegram":
         from hub.web.admin import telegram_channels
 
@@ -139,8 +129,8 @@ def channel_edit(channel_id: int) -> Any:
 @bp.post("/channels/<int:channel_id>/edit")
 @roles(*ADMIN)
 def channel_update(channel_id: int) -> Any:
-    with _runtime().db.scope() as s:
-        ch = _get(s, channel_id)
+    with db().scope() as s:
+        ch = get_or_404(s, Channel, channel_id)
     if ch.kind == "telegram":
         from hub.web.admin import telegram_channels
 
@@ -154,8 +144,8 @@ def channel_update(channel_id: int) -> Any:
         errors = _check_rest(data, errors, ch)
     else:
         try:
-            with _runtime().db.scope() as s:
-                update_channel(s, _runtime().vault, _get(s, channel_id), data, now=utcnow())
+            with db().scope() as s:
+                update_channel(s, current_runtime().vault, get_or_404(s, Channel, channel_id), data, now=utcnow())
         except InvalidChannel as exc:
             errors = flatten_errors(exc.errors)
     if errors:
@@ -168,10 +158,10 @@ def channel_update(channel_id: int) -> Any:
 @roles(*ADMIN)
 def channel_sync(channel_id: int) -> Any:
     """Fetch the templates now; also tells whether the access token still works."""
-    with _runtime().db.scope() as s:
-        _get(s, channel_id)
+    with db().scope() as s:
+        get_or_404(s, Channel, channel_id)
     try:
-        result = sync_channel(_runtime(), channel_id, now=utcnow())
+        result = sync_channel(current_runtime(), channel_id, now=utcnow())
     except WhatsAppError as exc:
         flash(_("WhatsApp refused the template sync: %(error)s", error=str(exc)), "error")
     else:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from flask import abort, current_app, flash, redirect, request, session, url_for
+from flask import flash, redirect, request, session, url_for
 from flask_babel import gettext as _
 
 from connectors.base import Connector, registry
@@ -23,14 +23,14 @@ from hub.models import ConnectorRecord
 from hub.shared.security import constant_time_equal, redact_text
 from hub.web.admin import bp
 from hub.web.admin.auth import ADMIN, roles
-from hub.web.admin.views import detached_or_404
+from hub.web.lookups import current_runtime, detached_or_404, get_or_404
 
 _STATE = "connector_oauth"  # session key: {"state": ..., "connector_id": ...}
 
 
 def callback_url() -> str:
     """The one redirect URL to register in the service's app settings."""
-    return current_app.extensions["hub"].config.base_url.rstrip("/") + "/admin/connectors/oauth/callback"
+    return current_runtime().config.base_url.rstrip("/") + "/admin/connectors/oauth/callback"
 
 
 def offers_connect(kind_cls: type[Connector] | None) -> bool:
@@ -50,7 +50,7 @@ def connect_offer(record: ConnectorRecord) -> str | None:
 
 
 def _build(record: ConnectorRecord) -> Connector:
-    runtime = current_app.extensions["hub"]
+    runtime = current_runtime()
     return build_connector(runtime.db, runtime.vault, record, clock=utcnow,
                            http_timeout=runtime.config.delivery.http_timeout_seconds,
                            base_url=runtime.config.base_url)
@@ -87,13 +87,11 @@ def connector_oauth_callback() -> Any:
     connector_id = int(expected["connector_id"])
     record, connector = _connector(connector_id)
     params = {key: value for key, value in request.args.items()}
-    runtime = current_app.extensions["hub"]
+    runtime = current_runtime()
     try:
         changes = connector.accept_authorization(params, callback_url())
         with runtime.db.scope() as s:
-            fresh = s.get(ConnectorRecord, connector_id)
-            if fresh is None:
-                abort(404)
+            fresh = get_or_404(s, ConnectorRecord, connector_id)
             update_connector(s, runtime.vault, fresh, now=utcnow(), settings=changes)
     except (ValueError, InvalidConnector) as exc:
         flash(_("Connecting failed: %(m)s", m=redact_text(str(exc), [params.get("code", "")])), "error")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _, lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
@@ -33,14 +33,11 @@ from hub.web.admin.connector_oauth import connect_offer
 from hub.web.admin.forms import (
     FormField, fields_for, flatten_errors, hidden_fields, read_form, submitted_values, with_other_errors,
 )
-from hub.web.admin.views import detached_or_404, pretty_json
+from hub.web.admin.views import pretty_json
+from hub.web.lookups import current_runtime, db, detached_or_404, get_or_404
 
 log = logging.getLogger(__name__)
 OWN_FIELDS = ("name", "event_types")  # errors that belong to the connector, not its settings
-
-
-def _runtime() -> Any:
-    return current_app.extensions["hub"]
 
 
 def _kind(kind: str) -> type[Connector]:
@@ -50,19 +47,12 @@ def _kind(kind: str) -> type[Connector]:
         abort(404)
 
 
-def _get(s: Any, connector_id: int) -> ConnectorRecord:
-    record = s.get(ConnectorRecord, connector_id)
-    if record is None:
-        abort(404)
-    return record
-
-
 def _detached(connector_id: int) -> ConnectorRecord:
     return detached_or_404(ConnectorRecord, connector_id)
 
 
 def _secrets(record: ConnectorRecord) -> dict[str, Any]:
-    return _runtime().vault.decrypt(record.secrets_enc) if record.secrets_enc else {}
+    return current_runtime().vault.decrypt(record.secrets_enc) if record.secrets_enc else {}
 
 
 def scrub(text: str, record: ConnectorRecord) -> str:
@@ -101,7 +91,7 @@ def _read_events(kind_cls: type[Connector]) -> tuple[list[str] | None, list[str]
 
 @bp.get("/connectors")
 def connectors() -> Any:
-    with _runtime().db.scope() as s:
+    with db().scope() as s:
         records = list(s.scalars(select(ConnectorRecord).order_by(ConnectorRecord.id)))
         counts = {r.id: queries.counts(s, connector_id=r.id) for r in records}
     kinds = registry.kinds()
@@ -152,7 +142,7 @@ def _form(kind_cls: type[Connector], record: ConnectorRecord | None, *, values: 
 def _load_choices(record: ConnectorRecord) -> tuple[dict[str, list[tuple[str, str]]], str | None]:
     """Values the service offers (pipelines, stages, users), fetched now; a failure only
     means plain inputs instead of lists."""
-    runtime = _runtime()
+    runtime = current_runtime()
     try:
         connector = build_connector(runtime.db, runtime.vault, record, clock=utcnow,
                                     http_timeout=runtime.config.delivery.http_timeout_seconds)
@@ -183,8 +173,8 @@ def connector_create(kind: str) -> Any:
         errors = _check_rest(kind_cls, data, errors, None)
     else:
         try:
-            with _runtime().db.scope() as s:
-                record = create_connector(s, _runtime().vault, kind=kind, name=name, settings=data, now=utcnow(),
+            with db().scope() as s:
+                record = create_connector(s, current_runtime().vault, kind=kind, name=name, settings=data, now=utcnow(),
                                           enabled="enabled" in request.form, event_types=event_types)
                 connector_id = record.id
         except InvalidConnector as exc:
@@ -198,9 +188,9 @@ def connector_create(kind: str) -> Any:
 
 @bp.get("/connectors/<int:connector_id>")
 def connector(connector_id: int) -> Any:
-    runtime = _runtime()
+    runtime = current_runtime()
     with runtime.db.scope() as s:
-        record = _get(s, connector_id)
+        record = get_or_404(s, ConnectorRecord, connector_id)
         counts = queries.counts(s, connector_id=connector_id)
         oldest = queries.oldest_waiting(s, connector_id=connector_id)
         s.expunge(record)
@@ -250,11 +240,11 @@ def connector_update(connector_id: int) -> Any:
         errors = _check_rest(kind_cls, data, errors, record)
     else:
         try:
-            with _runtime().db.scope() as s:
-                fresh = _get(s, connector_id)
+            with db().scope() as s:
+                fresh = get_or_404(s, ConnectorRecord, connector_id)
                 if name != fresh.name and s.scalar(select(ConnectorRecord.id).where(ConnectorRecord.name == name)):
                     raise InvalidConnector({"name": [str(_l("A connector with this name already exists."))]})
-                update_connector(s, _runtime().vault, fresh, now=utcnow(), settings=data, name=name,
+                update_connector(s, current_runtime().vault, fresh, now=utcnow(), settings=data, name=name,
                                  enabled="enabled" in request.form, event_types=event_types)
         except InvalidConnector as exc:
             errors = flatten_errors(exc.errors)
@@ -270,7 +260,7 @@ def connector_update(connector_id: int) -> Any:
 def connector_check(connector_id: int) -> Any:
     """Test connection: runs check() now (no transaction open) and records health."""
     record = _detached(connector_id)
-    result = run_check(_runtime(), connector_id, now=utcnow())
+    result = run_check(current_runtime(), connector_id, now=utcnow())
     message = scrub(result.message, record)
     details = scrub(pretty_json(result.details), record) if result.details else ""
     if request.headers.get("HX-Request"):
@@ -284,7 +274,7 @@ def connector_check(connector_id: int) -> Any:
 @bp.get("/connectors/<int:connector_id>/preview")
 def connector_preview(connector_id: int) -> Any:
     """What a sample conversation would make this connector do, without sending anything."""
-    runtime = _runtime()
+    runtime = current_runtime()
     record = _detached(connector_id)
     kind_cls = _kind(record.kind)
     with runtime.db.scope() as s:
@@ -311,8 +301,9 @@ def connector_preview(connector_id: int) -> Any:
 @roles(*ADMIN)
 def connector_enable(connector_id: int) -> Any:
     enabled = request.form.get("enabled") == "1"
-    with _runtime().db.scope() as s:
-        update_connector(s, _runtime().vault, _get(s, connector_id), now=utcnow(), enabled=enabled)
+    with db().scope() as s:
+        record = get_or_404(s, ConnectorRecord, connector_id)
+        update_connector(s, current_runtime().vault, record, now=utcnow(), enabled=enabled)
     flash(_("Connector enabled: new events go to it.") if enabled
           else _("Connector disabled: it receives no new events until enabled again."), "success")
     return redirect(url_for("admin.connector", connector_id=connector_id))
@@ -321,8 +312,8 @@ def connector_enable(connector_id: int) -> Any:
 @bp.post("/connectors/<int:connector_id>/delete")
 @roles(*ADMIN)
 def connector_delete(connector_id: int) -> Any:
-    with _runtime().db.scope() as s:
-        record = _get(s, connector_id)
+    with db().scope() as s:
+        record = get_or_404(s, ConnectorRecord, connector_id)
         name = record.name
         s.delete(record)
     flash(_("Connector %(name)s removed with its queue.", name=name), "success")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _, lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import or_, select
@@ -16,6 +16,7 @@ from hub.models.contacts import ContactMerge
 from hub.conversations.persons import OPERATOR, MergeRefused, link, person_of, undo
 from hub.web.admin import bp
 from hub.web.admin.auth import OPERATORS, roles
+from hub.web.lookups import db, get_or_404
 
 FOUND = 20
 # hub.conversations.persons' refusals, as the admin says them.
@@ -31,14 +32,8 @@ def _refusal(exc: MergeRefused) -> str:
     return str(REFUSALS.get(str(exc), str(exc)))
 
 
-def _db() -> Any:
-    return current_app.extensions["hub"].db
-
-
 def _conversation_contact(s: Any, conversation_id: int) -> tuple[Conversation, Contact]:
-    conversation = s.get(Conversation, conversation_id)
-    if conversation is None:
-        abort(404)
+    conversation = get_or_404(s, Conversation, conversation_id)
     return conversation, s.get(Contact, conversation.contact_id)
 
 
@@ -61,7 +56,7 @@ def search(s: Any, contact: Contact, text: str) -> list[Contact]:
 def person_panel(contact_id: int) -> dict[str, Any]:
     """What the contact panel shows of the contact's person: the other contacts of it
     and the merges that can be undone."""
-    with _db().scope() as s:
+    with db().scope() as s:
         contact = s.get(Contact, contact_id)
         person = person_of(contact)
         others = s.scalars(select(Contact).where(or_(Contact.id == person, Contact.person_id == person),
@@ -81,7 +76,7 @@ def person_panel(contact_id: int) -> dict[str, Any]:
 @bp.route("/inbox/<int:conversation_id>/merge", methods=["GET", "POST"])
 @roles(*OPERATORS)
 def contact_merge(conversation_id: int) -> Any:
-    with _db().scope() as s:
+    with db().scope() as s:
         conversation, contact = _conversation_contact(s, conversation_id)
         if request.method == "POST":
             target_id = request.form.get("contact_id", "")
@@ -105,10 +100,8 @@ def contact_merge(conversation_id: int) -> Any:
 @bp.post("/inbox/<int:conversation_id>/merges/<int:merge_id>/undo")
 @roles(*OPERATORS)
 def contact_merge_undo(conversation_id: int, merge_id: int) -> Any:
-    with _db().scope() as s:
-        merge = s.get(ContactMerge, merge_id)
-        if merge is None:
-            abort(404)
+    with db().scope() as s:
+        merge = get_or_404(s, ContactMerge, merge_id)
         try:
             undo(s, merge, now=utcnow(), by_id=current_user.id)
         except MergeRefused as exc:

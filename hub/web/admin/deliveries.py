@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _, ngettext
 from sqlalchemy import select
 
@@ -17,12 +17,9 @@ from hub.shared.security import redact_text
 from hub.web.admin import bp
 from hub.web.admin.auth import ADMIN, roles
 from hub.web.admin.views import pretty_json
+from hub.web.lookups import current_runtime, db
 
 PAGE = 50
-
-
-def _runtime() -> Any:
-    return current_app.extensions["hub"]
 
 
 def _int_arg(name: str) -> int | None:
@@ -37,7 +34,7 @@ def deliveries() -> Any:
         status = None
     connector_id = _int_arg("connector_id")
     before_id = _int_arg("before_id")
-    with _runtime().db.scope() as s:
+    with db().scope() as s:
         connectors = list(s.scalars(select(ConnectorRecord).order_by(ConnectorRecord.id)))
         if connector_id is not None and connector_id not in {c.id for c in connectors}:
             abort(404)
@@ -57,7 +54,7 @@ def deliveries() -> Any:
 
 @bp.get("/deliveries/<int:delivery_id>")
 def delivery(delivery_id: int) -> Any:
-    runtime = _runtime()
+    runtime = current_runtime()
     with runtime.db.scope() as s:
         found = queries.show_delivery(s, delivery_id)
         if found is None:
@@ -78,7 +75,7 @@ def delivery(delivery_id: int) -> Any:
 @bp.post("/deliveries/<int:delivery_id>/replay")
 @roles(*ADMIN)
 def delivery_replay(delivery_id: int) -> Any:
-    with _runtime().db.scope() as s:
+    with db().scope() as s:
         count = ledger.replay(s, now=utcnow(), ids=[delivery_id])
     if count:
         flash(_("Delivery %(id)s is back in the queue.", id=delivery_id), "success")
@@ -93,7 +90,7 @@ def delivery_replay(delivery_id: int) -> Any:
 def deliveries_replay() -> Any:
     """Every dead letter of one connector (or of all of them) back in the queue."""
     connector_id = request.form.get("connector_id", "")
-    with _runtime().db.scope() as s:
+    with db().scope() as s:
         count = ledger.replay(s, now=utcnow(), connector_id=int(connector_id) if connector_id.isdigit() else None)
     flash(ngettext("%(num)s dead letter is back in the queue.", "%(num)s dead letters are back in the queue.",
                    count), "success")

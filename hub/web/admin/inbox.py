@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Response, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _, lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import func, or_, select
@@ -28,6 +28,7 @@ from hub.routing import engine
 from hub.web.admin import automation_log, bp, inbox_queues, template_form
 from hub.web.admin.auth import OPERATORS, roles
 from hub.web.admin.routing_forms import REASONS
+from hub.web.lookups import current_runtime, db, get_or_404
 
 PAGE = 50
 VIEWS = {
@@ -41,12 +42,8 @@ VIEWS = {
 }
 
 
-def _runtime() -> Any:
-    return current_app.extensions["hub"]
-
-
 def _closing_within() -> timedelta:
-    return timedelta(minutes=_runtime().config.admin.closing_soon_minutes)
+    return timedelta(minutes=current_runtime().config.admin.closing_soon_minutes)
 
 
 def _list_query(view: str, channel_id: int | None, now: datetime) -> Any:
@@ -82,7 +79,7 @@ def inbox() -> Any:
     now = utcnow()
     within = _closing_within()
     due: dict[int, inbox_queues.Due] = {}
-    with _runtime().db.scope() as s:
+    with db().scope() as s:
         if view == "breaching":
             found = inbox_queues.breaching(s, now=now, channel_id=channel_id)[(page - 1) * PAGE:page * PAGE + 1]
             due = {d.conversation_id: d for d in found}
@@ -162,10 +159,8 @@ def _thread(conversation_id: int, *, reply_error: str | None = None, reply_text:
             template_id: int | None = None, template_values: dict[str, str] | None = None,
             template_error: str | None = None, status: int = 200) -> Any:
     now = utcnow()
-    with _runtime().db.scope() as s:
-        c = s.get(Conversation, conversation_id)
-        if c is None:
-            abort(404)
+    with db().scope() as s:
+        c = get_or_404(s, Conversation, conversation_id)
         contact = s.get(Contact, c.contact_id)
         channel = s.get(Channel, c.channel_id)
         messages = list(s.scalars(select(Message).where(Message.conversation_id == c.id, Message.type != "read")
@@ -214,11 +209,10 @@ def reply(conversation_id: int) -> Any:
     if not text:
         return _thread(conversation_id, reply_error=_("Write a message first."), status=422)
     try:
-        with _runtime().db.scope() as s:
-            if s.get(Conversation, conversation_id) is None:
-                abort(404)
+        with db().scope() as s:
+            get_or_404(s, Conversation, conversation_id)
             message = queue(s, Outgoing(kind="text", content={"body": text}, conversation_id=conversation_id,
-                                        author_id=current_user.id), now=utcnow(), config=_runtime().config)
+                                        author_id=current_user.id), now=utcnow(), config=current_runtime().config)
             target = message.conversation_id
     except WindowClosed as exc:
         if not exc.details.get("templates") and "human_agent_until" in exc.details:  # Instagram: Meta's words
@@ -233,10 +227,8 @@ def reply(conversation_id: int) -> Any:
 
 
 def _chosen_template(conversation_id: int, template_id: str) -> Template:
-    with _runtime().db.scope() as s:
-        c = s.get(Conversation, conversation_id)
-        if c is None:
-            abort(404)
+    with db().scope() as s:
+        c = get_or_404(s, Conversation, conversation_id)
         channel = s.get(Channel, c.channel_id)
         chosen = s.get(Template, int(template_id)) if template_id.isdigit() else None
         if chosen is None or chosen.waba_id != channel.waba_id:
@@ -269,10 +261,10 @@ def template_send(conversation_id: int) -> Any:
     chosen = _chosen_template(conversation_id, request.form.get("template_id", ""))
     values = {k: v for k, v in request.form.items() if k != "csrf_token"}
     try:
-        with _runtime().db.scope() as s:
+        with db().scope() as s:
             outgoing = Outgoing(kind="template", template=template_form.template_input(chosen, request.form),
                                 conversation_id=conversation_id, author_id=current_user.id)
-            message = queue(s, outgoing, now=utcnow(), config=_runtime().config)
+            message = queue(s, outgoing, now=utcnow(), config=current_runtime().config)
             target = message.conversation_id
     except SendRefused as exc:
         return _thread(conversation_id, template_id=chosen.id, template_values=values, template_error=str(exc),
@@ -287,10 +279,8 @@ def conversation_assign(conversation_id: int) -> Any:
     choice = request.form.get("assignee_id", "")
     assignee = current_user.id if choice == "me" else (int(choice) if choice.isdigit() else None)
     try:
-        with _runtime().db.scope() as s:
-            c = s.get(Conversation, conversation_id)
-            if c is None:
-                abort(404)
+        with db().scope() as s:
+            c = get_or_404(s, Conversation, conversation_id)
             assign(s, c, assignee, now=utcnow())
     except LookupError:
         flash(_("That user cannot take conversations."), "error")
@@ -308,10 +298,8 @@ def conversation_transfer(conversation_id: int) -> Any:
     if kind not in ("user", "team") or not ident.isdigit():
         flash(_("Choose an operator or a team to transfer to."), "error")
         return redirect(url_for("admin.conversation", conversation_id=conversation_id))
-    with _runtime().db.scope() as s:
-        c = s.get(Conversation, conversation_id)
-        if c is None:
-            abort(404)
+    with db().scope() as s:
+        c = get_or_404(s, Conversation, conversation_id)
         if c.status != "open":
             flash(_("The conversation is closed."), "error")
             return redirect(url_for("admin.conversation", conversation_id=conversation_id))
@@ -323,9 +311,7 @@ def conversation_transfer(conversation_id: int) -> Any:
             name = target.name or target.email
             result = engine.transfer(s, c, now=utcnow(), to_user_id=target.id, by_user_id=current_user.id)
         else:
-            team = s.get(Team, int(ident))
-            if team is None:
-                abort(404)
+            team = get_or_404(s, Team, int(ident))
             name = team.name
             result = engine.transfer(s, c, now=utcnow(), to_team_id=team.id, by_user_id=current_user.id)
         assignee = s.get(User, result.user_id) if result.outcome == "assigned" and result.user_id else None
@@ -344,10 +330,8 @@ def conversation_transfer(conversation_id: int) -> Any:
 @roles(*OPERATORS)
 def conversation_close(conversation_id: int) -> Any:
     reason = request.form.get("reason", "").strip()[:500]
-    with _runtime().db.scope() as s:
-        c = s.get(Conversation, conversation_id)
-        if c is None:
-            abort(404)
+    with db().scope() as s:
+        c = get_or_404(s, Conversation, conversation_id)
         close(s, c, reason=reason, now=utcnow())
     flash(_("Conversation closed."), "success")
     return redirect(url_for("admin.conversation", conversation_id=conversation_id))
@@ -357,7 +341,7 @@ def conversation_close(conversation_id: int) -> Any:
 def media(message_id: int) -> Any:
     """A message's media for the signed-in admin (the API's /messages/<id>/media takes a token)."""
     try:
-        found = fetch_media(_runtime(), message_id)
+        found = fetch_media(current_runtime(), message_id)
     except MediaUnavailable as exc:
         return Response(exc.message, status=exc.status, mimetype="text/plain")
     # Customers send any file: only pictures, sound and video open in the page, the rest downloads,

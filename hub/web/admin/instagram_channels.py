@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from hub.channels.instagram.channels import (
@@ -20,21 +20,13 @@ from hub.models import Channel
 from hub.web.admin import bp
 from hub.web.admin.auth import ADMIN, roles
 from hub.web.admin.forms import fields_for, flatten_errors, read_form, submitted_values, with_other_errors
+from hub.web.lookups import current_runtime, detached_or_404
 
 SECRETS = {"access_token", "app_secret", "verify_token"}
 
 
-def _runtime() -> Any:
-    return current_app.extensions["hub"]
-
-
 def _account(channel_id: int) -> Channel:
-    with _runtime().db.scope() as s:
-        channel = s.get(Channel, channel_id)
-        if channel is None or channel.kind != "instagram":
-            abort(404)
-        s.expunge(channel)
-        return channel
+    return detached_or_404(Channel, channel_id, where=lambda channel: channel.kind == "instagram")
 
 
 def form(channel: Channel | None, *, values: dict[str, Any] | None = None,
@@ -53,8 +45,8 @@ def form(channel: Channel | None, *, values: dict[str, Any] | None = None,
 def page(channel: Channel, *, open_conversations: int, admin: bool) -> Any:
     setup = None
     if admin:  # what the admin pastes into the Meta app's webhook settings
-        setup = {"webhook_url": webhook_url(channel, _runtime().config),
-                 "verify_token": secrets_of(channel, _runtime().vault).get("verify_token", "")}
+        setup = {"webhook_url": webhook_url(channel, current_runtime().config),
+                 "verify_token": secrets_of(channel, current_runtime().vault).get("verify_token", "")}
     return render_template("admin/instagram_channel.html", channel=channel, setup=setup,
                            open_conversations=open_conversations)
 
@@ -74,7 +66,7 @@ def instagram_channel_create() -> Any:
             {k: v for k, v in data.items() if k not in errors}))
     else:
         try:
-            channel_id = create_instagram_channel(_runtime(), data, now=utcnow())
+            channel_id = create_instagram_channel(current_runtime(), data, now=utcnow())
         except InvalidChannel as exc:
             errors = flatten_errors(exc.errors)
     if errors:
@@ -88,7 +80,7 @@ def update(channel: Channel) -> Any:
     data, errors = read_form(InstagramChannelUpdate, request.form, creating=False)
     if not errors:
         try:
-            update_instagram_channel(_runtime(), channel.id, data, now=utcnow())
+            update_instagram_channel(current_runtime(), channel.id, data, now=utcnow())
         except InvalidChannel as exc:
             errors = flatten_errors(exc.errors)
     if errors:
@@ -101,7 +93,7 @@ def update(channel: Channel) -> Any:
 @roles(*ADMIN)
 def instagram_channel_check(channel_id: int) -> Any:
     _account(channel_id)
-    error = check_connection(_runtime(), channel_id, now=utcnow())
+    error = check_connection(current_runtime(), channel_id, now=utcnow())
     if error:
         flash(_("Test connection failed: %(error)s", error=error), "error")
     else:
@@ -113,6 +105,6 @@ def instagram_channel_check(channel_id: int) -> Any:
 @roles(*ADMIN)
 def instagram_channel_remove(channel_id: int) -> Any:
     _account(channel_id)
-    remove_instagram_channel(_runtime(), channel_id)
+    remove_instagram_channel(current_runtime(), channel_id)
     flash(_("Instagram account removed."), "success")
     return redirect(url_for("admin.channels"))

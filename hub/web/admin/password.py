@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _, lazy_gettext as _l
 from flask_login import current_user
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
@@ -15,7 +15,7 @@ from hub.platform.users import MIN_PASSWORD
 from hub.web.admin import bp, sessions
 from hub.web.admin.auth import ADMIN, AdminUser, roles, sign_in
 from hub.web.admin.forms import fields_for, load_form, submitted_values
-from hub.web.admin.views import detached_or_404
+from hub.web.lookups import db, detached_or_404
 
 
 def _new_password(label: Any) -> Any:
@@ -54,7 +54,7 @@ def password() -> Any:
         return _form(ChangePassword)
     loaded, errors = load_form(ChangePassword, request.form)
     if not errors:
-        with current_app.extensions["hub"].db.scope() as s:
+        with db().scope() as s:
             user = s.get(User, current_user.id)
             if not check_password(user.password_hash, loaded["current_password"]):
                 errors = {"current_password": [_("This is not your current password.")]}
@@ -80,7 +80,7 @@ def user_password(user_id: int) -> Any:
     loaded, errors = load_form(NewPassword, request.form)
     if errors:
         return _form(NewPassword, target=target, values=submitted_values(request.form), errors=errors, status=422)
-    with current_app.extensions["hub"].db.scope() as s:
+    with db().scope() as s:
         user = s.get(User, user_id)
         user.password_hash = hash_password(loaded["new_password"])
         sessions.end_all(s, user_id)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
+from flask import flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _, lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import func, select
@@ -17,14 +17,11 @@ from hub.models.routing import PRESENCES
 from hub.routing import engine
 from hub.web.admin import bp
 from hub.web.admin.auth import ADMIN, OPERATORS, roles, safe_next
+from hub.web.lookups import db, get_or_404
 
 PRESENCE_LABELS = {"online": _l("Online"), "away": _l("Away"), "offline": _l("Offline")}
 SEEN_RESOLUTION = timedelta(minutes=1)  # don't write on every page
 MAX_CAPACITY = 1000
-
-
-def _db() -> Any:
-    return current_app.extensions["hub"].db
 
 
 @bp.before_request
@@ -34,7 +31,7 @@ def _keep_presence() -> None:
     if request.endpoint == "admin.static" or not current_user.is_authenticated or current_user.role not in OPERATORS:
         return
     now = utcnow()
-    with _db().scope() as s:
+    with db().scope() as s:
         state = s.get(OperatorState, current_user.id)
         if state is None:
             g.presence = "offline"
@@ -57,7 +54,7 @@ def presence() -> Any:
     if chosen not in PRESENCES:
         flash(_("Choose online, away or offline."), "error")
     else:
-        with _db().scope() as s:
+        with db().scope() as s:
             engine.set_presence(s, current_user.id, chosen, now=utcnow())
         flash(_("You are %(presence)s.", presence=str(PRESENCE_LABELS[chosen]).lower()), "success")
     back = request.form.get("back")
@@ -80,7 +77,7 @@ def _rows(s: Any) -> list[dict[str, Any]]:
 
 
 def _page(errors: dict[int, str] | None = None, typed: dict[int, str] | None = None, status: int = 200) -> Any:
-    with _db().scope() as s:
+    with db().scope() as s:
         rows = _rows(s)
         s.expunge_all()
     return render_template("admin/operators.html", rows=rows, presences=PRESENCES, errors=errors or {},
@@ -103,10 +100,8 @@ def operator_update(user_id: int) -> Any:
         problem = _("Choose online, away or offline.")
     elif not raw.isdigit() or int(raw) > MAX_CAPACITY:
         problem = _("Capacity: a whole number from 0 to %(n)s.", n=MAX_CAPACITY)
-    with _db().scope() as s:
-        user = s.get(User, user_id)
-        if user is None or not user.active or user.role not in OPERATORS:
-            abort(404)
+    with db().scope() as s:
+        user = get_or_404(s, User, user_id, where=lambda u: u.active and u.role in OPERATORS)
         if problem is None:
             engine.set_presence(s, user_id, chosen, now=utcnow(), capacity=int(raw))
         name = user.name or user.email

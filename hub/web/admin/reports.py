@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterator
 
-from flask import Response, current_app, render_template, request, send_file, stream_with_context, url_for
+from flask import Response, render_template, request, send_file, stream_with_context, url_for
 from flask_babel import gettext as _, lazy_gettext as _l
 from sqlalchemy import select
 
@@ -24,6 +24,7 @@ from hub.reports.rows import rows, source_of
 from hub.routing.hours import zone
 from hub.web.admin import bp, charts
 from hub.web.admin.report_period import NONE, PRESETS, ReportInputError, ReportQuery, read_query
+from hub.web.lookups import db
 
 # The definitions shown beside the figures, in one place (docs/metrics.md says the same).
 DEFINITIONS = {
@@ -122,10 +123,6 @@ def change(current: float | None, previous: float | None, better: str = "") -> d
     return {"arrow": arrow, "text": f"{arrow} {abs(percent):.0f}%", "tone": tone}
 
 
-def _db() -> Any:
-    return current_app.extensions["hub"].db
-
-
 def _matching(session: Any, q: ReportQuery, *, previous: bool = False) -> Iterator[dict[str, Any]]:
     """The period's rows; the drill-down's "no operator" and "no team" are tested here
     because hub.reports' filters only select by id."""
@@ -150,7 +147,7 @@ def _kept() -> dict[str, str]:
 
 
 def _error_page(exc: ReportInputError, template: str = "admin/reports.html", **context: Any) -> Any:
-    with _db().scope() as s:
+    with db().scope() as s:
         choices = _choices(s)
     return render_template(template, error=exc.message, q=None, presets=PRESETS, raw=request.args, kept=_kept(),
                            **choices, **context), exc.status
@@ -212,7 +209,7 @@ def _charts(q: ReportQuery, figures: dict[str, Any], counted: list[tuple[datetim
 
 @bp.get("/reports")
 def reports() -> Any:
-    with _db().scope() as s:
+    with db().scope() as s:
         try:
             q = read_query(request.args, s, now=utcnow())
         except ReportInputError as exc:
@@ -220,8 +217,8 @@ def reports() -> Any:
             return _error_page(exc)
         choices = _choices(s)
     now = utcnow()
-    facts.catch_up(_db(), now=now)
-    with _db().scope() as s:
+    facts.catch_up(db(), now=now)
+    with db().scope() as s:
         figures = {**aggregate.summary(s, q.filters(), now=now), **funnels.funnels(s, q.filters())}
         previous = aggregate.summary(s, q.filters(previous=True), now=now)
         counted = aggregate.per_slot(s, q.filters())
@@ -242,7 +239,7 @@ def report_conversations() -> Any:
     metric = request.args.get("metric", "conversations")
     bucket = request.args.get("bucket") or None
     source = request.args.get("source") or None
-    with _db().scope() as s:
+    with db().scope() as s:
         try:
             if metric not in DRILL:
                 raise ReportInputError(400, _("Unknown figure '%(value)s'.", value=metric[:40]))
@@ -277,21 +274,21 @@ def report_conversations() -> Any:
 @bp.get("/reports/conversations.<any(csv, xlsx):kind>")
 def report_export(kind: str) -> Any:
     """The API's export (hub.reports.export) for a signed-in user, same period and filters."""
-    with _db().scope() as s:
+    with db().scope() as s:
         try:
             q = read_query(request.args, s, now=utcnow())
         except ReportInputError as exc:
             return Response(exc.message + "\n", status=exc.status, mimetype="text/plain")
     name = f"conversations-{q.start:%Y%m%d}-{q.end:%Y%m%d}.{kind}"
-    filters, now, db = q.filters(), utcnow(), _db()
+    filters, now, database = q.filters(), utcnow(), db()
     if kind == "xlsx":
-        with db.scope() as s:
+        with database.scope() as s:
             spool = xlsx_file(s, filters, now=now)
         return send_file(spool, mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                          as_attachment=True, download_name=name)
 
     def generate() -> Iterator[str]:
-        with db.scope() as session:
+        with database.scope() as session:
             yield from csv_chunks(session, filters, now=now)
 
     return Response(stream_with_context(generate()), mimetype="text/csv",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from marshmallow import ValidationError
 from sqlalchemy import func, select
@@ -22,16 +22,7 @@ from hub.web.admin.routing_forms import (
     LEAD_KINDS, REASONS, STRATEGY_LABELS, WEEKDAY_LABELS, format_day, read_hours, rule_data, rule_errors, rule_form,
     rule_values, summary, team_data, team_errors, team_form, team_values,
 )
-
-def _db() -> Any:
-    return current_app.extensions["hub"].db
-
-
-def _get(s: Any, model: Any, ident: int) -> Any:
-    row = s.get(model, ident)
-    if row is None:
-        abort(404)
-    return row
+from hub.web.lookups import db, get_or_404
 
 
 def _operators(s: Any) -> list[User]:
@@ -51,7 +42,7 @@ def hours_summary(team: Team) -> list[tuple[str, str]]:
 @bp.get("/routing")
 def routing() -> Any:
     now = utcnow()
-    with _db().scope() as s:
+    with db().scope() as s:
         teams = list(s.scalars(select(Team).order_by(Team.name)))
         queued = dict(s.execute(select(QueueEntry.team_id, func.count()).where(QueueEntry.team_id.is_not(None))
                                 .group_by(QueueEntry.team_id)).all())
@@ -75,8 +66,8 @@ def routing() -> Any:
 @bp.get("/routing/teams/<int:team_id>")
 def team(team_id: int) -> Any:
     now = utcnow()
-    with _db().scope() as s:
-        t = _get(s, Team, team_id)
+    with db().scope() as s:
+        t = get_or_404(s, Team, team_id)
         users = {u.id: u for u in s.scalars(select(User))}
         members = [users[uid] for uid in member_ids(s, t.id) if uid in users]
         channels = [c.name for c in s.scalars(select(Channel).where(Channel.id.in_(t.channel_ids or [])))]
@@ -97,7 +88,7 @@ def team(team_id: int) -> Any:
 def _team_page(team: Team | None, *, values: dict[str, Any] | None = None,
                errors: dict[str, list[str]] | None = None, status: int = 200) -> Any:
     errors = errors or {}
-    with _db().scope() as s:
+    with db().scope() as s:
         operators = _operators(s)
         channels = list(s.scalars(select(Channel).order_by(Channel.id)))
         if team is not None and values is None:
@@ -134,8 +125,8 @@ def _save_team(team_id: int | None) -> Any:
     errors.update(hour_errors)
     channel_ids, members = _ids("channel_ids"), _ids("member_ids")
     saved_id = None
-    with _db().scope() as s:
-        current = _get(s, Team, team_id) if team_id is not None else None
+    with db().scope() as s:
+        current = get_or_404(s, Team, team_id) if team_id is not None else None
         if errors:
             # One round shows everything wrong: the store's verdict on what the form could read.
             rest = {"channel_ids": channel_ids, "member_ids": members, "name": request.form.get("name", "").strip()}
@@ -175,8 +166,8 @@ def team_create() -> Any:
 @bp.get("/routing/teams/<int:team_id>/edit")
 @roles(*ADMIN)
 def team_edit(team_id: int) -> Any:
-    with _db().scope() as s:
-        t = _get(s, Team, team_id)
+    with db().scope() as s:
+        t = get_or_404(s, Team, team_id)
         s.expunge(t)
     return _team_page(t)
 
@@ -191,8 +182,8 @@ def team_update(team_id: int) -> Any:
 @roles(*ADMIN)
 def team_delete(team_id: int) -> Any:
     """Its rules go with it; its waiting chats stay unassigned."""
-    with _db().scope() as s:
-        t = _get(s, Team, team_id)
+    with db().scope() as s:
+        t = get_or_404(s, Team, team_id)
         name = t.name
         s.delete(t)
     known.forget()
@@ -211,7 +202,7 @@ def _targets(s: Any) -> list[tuple[str, str]]:
 def _rule_page(rule: RoutingRule | None, *, values: dict[str, Any] | None = None,
                errors: dict[str, list[str]] | None = None, status: int = 200) -> Any:
     errors = errors or {}
-    with _db().scope() as s:
+    with db().scope() as s:
         targets = _targets(s)
         channels = list(s.scalars(select(Channel).order_by(Channel.id)))
     if values is None:
@@ -239,8 +230,8 @@ def _save_rule(rule_id: int | None) -> Any:
         except ValidationError as exc:
             errors = flatten_errors(exc.messages)
     channel_ids, kinds = _ids("channel_ids"), [k for k in request.form.getlist("lead_kinds") if k.strip()]
-    with _db().scope() as s:
-        current = _get(s, RoutingRule, rule_id) if rule_id is not None else None
+    with db().scope() as s:
+        current = get_or_404(s, RoutingRule, rule_id) if rule_id is not None else None
         if not errors:
             body, errors = rule_data(loaded, channel_ids, kinds, current)
             if not errors:
@@ -273,8 +264,8 @@ def rule_create() -> Any:
 @bp.get("/routing/rules/<int:rule_id>/edit")
 @roles(*ADMIN)
 def rule_edit(rule_id: int) -> Any:
-    with _db().scope() as s:
-        r = _get(s, RoutingRule, rule_id)
+    with db().scope() as s:
+        r = get_or_404(s, RoutingRule, rule_id)
         s.expunge(r)
     return _rule_page(r)
 
@@ -288,8 +279,8 @@ def rule_update(rule_id: int) -> Any:
 @bp.post("/routing/rules/<int:rule_id>/delete")
 @roles(*ADMIN)
 def rule_delete(rule_id: int) -> Any:
-    with _db().scope() as s:
-        s.delete(_get(s, RoutingRule, rule_id))
+    with db().scope() as s:
+        s.delete(get_or_404(s, RoutingRule, rule_id))
     known.forget()
     flash(_("Routing rule deleted."), "success")
     return redirect(url_for("admin.routing") + "#rules")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from hub.channels.telegram.channels import (
@@ -19,19 +19,11 @@ from hub.models import Channel
 from hub.web.admin import bp
 from hub.web.admin.auth import ADMIN, roles
 from hub.web.admin.forms import fields_for, flatten_errors, read_form, submitted_values
-
-
-def _runtime() -> Any:
-    return current_app.extensions["hub"]
+from hub.web.lookups import current_runtime, detached_or_404
 
 
 def _bot(channel_id: int) -> Channel:
-    with _runtime().db.scope() as s:
-        channel = s.get(Channel, channel_id)
-        if channel is None or channel.kind != "telegram":
-            abort(404)
-        s.expunge(channel)
-        return channel
+    return detached_or_404(Channel, channel_id, where=lambda channel: channel.kind == "telegram")
 
 
 def form(channel: Channel | None, *, values: dict[str, Any] | None = None,
@@ -48,7 +40,7 @@ def form(channel: Channel | None, *, values: dict[str, Any] | None = None,
 
 
 def page(channel: Channel, *, open_conversations: int, admin: bool) -> Any:
-    setup = {"webhook_url": webhook_url(channel, _runtime().config)} if admin else None
+    setup = {"webhook_url": webhook_url(channel, current_runtime().config)} if admin else None
     return render_template("admin/telegram_channel.html", channel=channel, setup=setup,
                            open_conversations=open_conversations)
 
@@ -65,7 +57,7 @@ def telegram_channel_create() -> Any:
     data, errors = read_form(TelegramSettings, request.form, creating=True)
     if not errors:
         try:
-            registered = create_telegram_channel(_runtime(), data, now=utcnow())
+            registered = create_telegram_channel(current_runtime(), data, now=utcnow())
         except InvalidChannel as exc:
             errors = flatten_errors(exc.errors)
     if errors:
@@ -83,7 +75,7 @@ def update(channel: Channel) -> Any:
     data = {k: v for k, v in data.items() if v not in ("", None)}
     if not errors:
         try:
-            error = update_telegram_channel(_runtime(), channel.id, data, now=utcnow())
+            error = update_telegram_channel(current_runtime(), channel.id, data, now=utcnow())
         except InvalidChannel as exc:
             errors = flatten_errors(exc.errors)
     if errors:
@@ -99,7 +91,7 @@ def update(channel: Channel) -> Any:
 @roles(*ADMIN)
 def telegram_channel_webhook(channel_id: int) -> Any:
     _bot(channel_id)
-    error = register_webhook(_runtime(), channel_id, now=utcnow())
+    error = register_webhook(current_runtime(), channel_id, now=utcnow())
     if error:
         flash(_("Telegram refused the webhook: %(error)s", error=error), "error")
     else:
@@ -111,7 +103,7 @@ def telegram_channel_webhook(channel_id: int) -> Any:
 @roles(*ADMIN)
 def telegram_channel_remove(channel_id: int) -> Any:
     _bot(channel_id)
-    error = remove_telegram_channel(_runtime(), channel_id)
+    error = remove_telegram_channel(current_runtime(), channel_id)
     if error:
         flash(_("Bot removed; Telegram refused deleting its webhook: %(error)s", error=error), "error")
     else:

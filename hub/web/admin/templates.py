@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, current_app, render_template, request
+from flask import abort, render_template, request
 from sqlalchemy import select
 
 from hub.models import Channel, Template
 from hub.web.admin import bp, template_form
-from hub.web.admin.views import detached_or_404
+from hub.web.lookups import db, detached_or_404
 
 STATUSES = ("APPROVED", "PENDING", "REJECTED", "PAUSED", "DISABLED", "DELETED")
 CATEGORIES = ("MARKETING", "UTILITY", "AUTHENTICATION")
@@ -18,7 +18,7 @@ CATEGORIES = ("MARKETING", "UTILITY", "AUTHENTICATION")
 @bp.get("/templates")
 def templates() -> Any:
     args = request.args
-    with current_app.extensions["hub"].db.scope() as s:
+    with db().scope() as s:
         channels = list(s.scalars(select(Channel).order_by(Channel.id)))
         query = select(Template).order_by(Template.name, Template.language)
         channel_id = int(args["channel_id"]) if args.get("channel_id", "").isdigit() else None

@@ -6,7 +6,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import Flask, abort, current_app, request
+from flask import Flask, current_app, request
 from flask_babel import format_datetime, format_timedelta, get_locale, gettext, lazy_gettext as _l
 from flask_login import current_user
 
@@ -62,16 +62,6 @@ def duration(value: timedelta | float | None) -> str:
 
 def pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False, default=str)
-
-
-def detached_or_404(model: Any, ident: int) -> Any:
-    """The row, read in a transaction of its own and detached from it; 404 when absent."""
-    with current_app.extensions["hub"].db.scope() as s:
-        row = s.get(model, ident)
-        if row is None:
-            abort(404)
-        s.expunge(row)
-    return row
 
 
 def translate(value: Any) -> str:

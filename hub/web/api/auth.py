@@ -5,13 +5,14 @@ import functools
 from datetime import timedelta
 from typing import Any, Callable
 
-from flask import current_app, g, request
+from flask import g, request
 from flask_smorest import abort
 from sqlalchemy import select
 
 from hub.platform.db import utcnow
 from hub.models import ApiToken, OperatorState, User
 from hub.shared.security import hash_api_token
+from hub.web.lookups import current_runtime
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)  # don't write on every call
 
@@ -22,7 +23,7 @@ def authenticate() -> None:
     if scheme.lower() != "bearer" or not token.strip():
         abort(401, message="missing API token: send 'Authorization: Bearer <token>'",
               headers={"WWW-Authenticate": 'Bearer realm="hub"'})
-    runtime = current_app.extensions["hub"]
+    runtime = current_runtime()
     now = utcnow()
     with runtime.db.scope() as session:
         row = session.execute(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Response, current_app, g
+from flask import Response, g
 from flask.views import MethodView
 from flask_smorest import abort
 from marshmallow import Schema, ValidationError, fields, validate
@@ -20,6 +20,7 @@ from hub.models.automations import RUN_STATUSES
 from hub.web.api.auth import authenticate, require_role
 from hub.web.api.fields import Id, Int, Text
 from hub.web.api.parsing import Blueprint
+from hub.web.lookups import api_get_or_404, db
 
 blp = Blueprint("automations", __name__, url_prefix="/automations",
                 description="Chatbots and auto-funnels: scenarios as versioned JSON documents (docs/automations.md), "
@@ -122,19 +123,12 @@ class ScenarioStatsOut(Schema):
                              metadata={"description": "runs that ended without finishing, by the step they ended at"})
 
 
-def _db() -> Any:
-    return current_app.extensions["hub"].db
-
-
 def _refused(exc: ScenarioRefused) -> None:
     abort(422, message=f"the scenario was refused: {exc}", errors={"json": {"document": exc.problems}})
 
 
 def _scenario(session, scenario_id: int) -> Scenario:
-    scenario = session.get(Scenario, scenario_id)
-    if scenario is None:
-        abort(404, message=f"no scenario with id {scenario_id}")
-    return scenario
+    return api_get_or_404(session, Scenario, scenario_id, "scenario")
 
 
 def _iso(value) -> str | None:
@@ -164,14 +158,14 @@ def _run_out(session, run: Run, *, with_steps: bool) -> dict[str, Any]:
 class Scenarios(MethodView):
     @blp.response(200, ScenarioOut(many=True))
     def get(self):
-        with _db().scope() as session:
+        with db().scope() as session:
             return [_scenario_out(session, s) for s in session.scalars(select(Scenario).order_by(Scenario.id))]
 
     @require_role("admin")
     @blp.arguments(ScenarioIn)
     @blp.response(201, ScenarioOut)
     def post(self, body: dict[str, Any]):
-        with _db().scope() as session:
+        with db().scope() as session:
             try:
                 scenario = store.create(session, body["document"], now=utcnow())
                 if body["publish"]:
@@ -188,7 +182,7 @@ class ScenarioImport(MethodView):
     @blp.response(201, ScenarioOut)
     def post(self, body: dict[str, Any]):
         """A new scenario from an exported file."""
-        with _db().scope() as session:
+        with db().scope() as session:
             try:
                 scenario = store.import_document(session, body["file"], now=utcnow(), publish_now=body["publish"])
             except ScenarioRefused as exc:
@@ -200,7 +194,7 @@ class ScenarioImport(MethodView):
 class ScenarioItem(MethodView):
     @blp.response(200, ScenarioOut)
     def get(self, scenario_id: int):
-        with _db().scope() as session:
+        with db().scope() as session:
             return _scenario_out(session, _scenario(session, scenario_id))
 
     @require_role("admin")
@@ -208,7 +202,7 @@ class ScenarioItem(MethodView):
     @blp.response(200, ScenarioOut)
     def put(self, body: dict[str, Any], scenario_id: int):
         """Save the draft (what runs changes only on publish)."""
-        with _db().scope() as session:
+        with db().scope() as session:
             scenario = _scenario(session, scenario_id)
             try:
                 store.save_draft(scenario, body["document"], now=utcnow())
@@ -220,7 +214,7 @@ class ScenarioItem(MethodView):
     @blp.response(204)
     def delete(self, scenario_id: int):
         """Delete the scenario, its versions and its runs."""
-        with _db().scope() as session:
+        with db().scope() as session:
             session.delete(_scenario(session, scenario_id))
 
 
@@ -228,7 +222,7 @@ class ScenarioItem(MethodView):
 class ScenarioVersions(MethodView):
     @blp.response(200, ScenarioVersionOut(many=True))
     def get(self, scenario_id: int):
-        with _db().scope() as session:
+        with db().scope() as session:
             scenario = _scenario(session, scenario_id)
             return [{"id": v.id, "number": v.number, "published_at": _iso(v.published_at),
                      "live": v.id == scenario.published_version_id}
@@ -242,7 +236,7 @@ class ScenarioPublish(MethodView):
     @blp.response(200, ScenarioOut)
     def post(self, scenario_id: int):
         """Check the draft fully and run it as the next version (422 names every bad part)."""
-        with _db().scope() as session:
+        with db().scope() as session:
             scenario = _scenario(session, scenario_id)
             try:
                 store.publish(session, scenario, now=utcnow())
@@ -257,7 +251,7 @@ class ScenarioUnpublish(MethodView):
     @blp.response(200, ScenarioOut)
     def post(self, scenario_id: int):
         """Start no new runs (live ones go on to their end)."""
-        with _db().scope() as session:
+        with db().scope() as session:
             scenario = _scenario(session, scenario_id)
             store.unpublish(scenario, now=utcnow())
             return _scenario_out(session, scenario)
@@ -269,7 +263,7 @@ class ScenarioRollback(MethodView):
     @blp.arguments(ScenarioRollbackIn)
     @blp.response(200, ScenarioOut)
     def post(self, body: dict[str, Any], scenario_id: int):
-        with _db().scope() as session:
+        with db().scope() as session:
             scenario = _scenario(session, scenario_id)
             try:
                 store.rollback(session, scenario, number=body["version"], now=utcnow())
@@ -282,7 +276,7 @@ class ScenarioRollback(MethodView):
 class ScenarioExport(MethodView):
     @blp.response(200, description="the scenario's draft as a file to import elsewhere (hub.automation/1)")
     def get(self, scenario_id: int):
-        with _db().scope() as session:
+        with db().scope() as session:
             scenario = _scenario(session, scenario_id)
             document = store.export(scenario)
         body = json.dumps(document, ensure_ascii=False, indent=2)
@@ -297,11 +291,9 @@ class ScenarioStart(MethodView):
     @blp.response(201, AutomationRunOut)
     def post(self, body: dict[str, Any], scenario_id: int):
         """Start the published version in a conversation now (its steps run on a worker)."""
-        with _db().scope() as session:
+        with db().scope() as session:
             scenario = _scenario(session, scenario_id)
-            conversation = session.get(Conversation, body["conversation_id"])
-            if conversation is None:
-                abort(404, message=f"no conversation with id {body['conversation_id']}")
+            conversation = api_get_or_404(session, Conversation, body["conversation_id"], "conversation")
             try:
                 run = automation_runtime.start_manually(session, scenario, conversation, now=utcnow(),
                                                         by=f"api:{g.api_user['email']}")
@@ -315,7 +307,7 @@ class ScenarioStats(MethodView):
     @blp.response(200, ScenarioStatsOut)
     def get(self, scenario_id: int):
         """Started, completed, handed off, dropped (and at which step)."""
-        with _db().scope() as session:
+        with db().scope() as session:
             _scenario(session, scenario_id)
             return stats.of_scenario(session, scenario_id)
 
@@ -326,7 +318,7 @@ class Runs(MethodView):
     @blp.response(200, AutomationRunOut(many=True))
     def get(self, query: dict[str, Any]):
         """Runs, newest first (filter by scenario, conversation, status)."""
-        with _db().scope() as session:
+        with db().scope() as session:
             q = select(Run).order_by(Run.id.desc()).limit(query["limit"])
             for name in ("scenario_id", "conversation_id", "status"):
                 if query.get(name) is not None:
@@ -339,10 +331,8 @@ class RunItem(MethodView):
     @blp.response(200, AutomationRunOut)
     def get(self, run_id: int):
         """A run with every step it took: what it sent, stored, why it branched."""
-        with _db().scope() as session:
-            run = session.get(Run, run_id)
-            if run is None:
-                abort(404, message=f"no run with id {run_id}")
+        with db().scope() as session:
+            run = api_get_or_404(session, Run, run_id, "run")
             return _run_out(session, run, with_steps=True)
 
 

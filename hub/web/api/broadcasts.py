@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, NoReturn
 
-from flask import Response, current_app, request
+from flask import Response, request
 from flask.views import MethodView
 from flask_smorest import abort
 from marshmallow import Schema, fields, validate
@@ -22,6 +22,7 @@ from hub.models.broadcasts import RECIPIENT_STATUSES, SUBSCRIPTIONS
 from hub.web.api.auth import authenticate, require_role
 from hub.web.api.fields import Id, Int, Moment, Text
 from hub.web.api.parsing import Blueprint
+from hub.web.lookups import api_get_or_404, current_runtime, db
 
 blp = Blueprint("broadcasts", __name__, description="Broadcasts: audiences, consent-aware pre-send verdicts, "
                 "paced sending under WhatsApp's limits with auto-pause, per-recipient results.")
@@ -29,10 +30,6 @@ blp.before_request(authenticate)
 
 VARIABLES_HELP = ('template body variables in order ([{"column": "first_name"}, {"contact": "name"}, '
                   '{"value": "10%"}]), or by name for named templates ({"first_name": {"column": "name"}})')
-
-
-def _runtime() -> Any:
-    return current_app.extensions["hub"]
 
 
 def _refuse(status: int, field: str, message: str, rows: list[dict[str, Any]] | None = None) -> NoReturn:
@@ -85,17 +82,14 @@ class CsvQuery(Schema):
 
 
 def _audience(session: Any, audience_id: int) -> Audience:
-    audience = session.get(Audience, audience_id)
-    if audience is None:
-        abort(404, message=f"no audience with id {audience_id}")
-    return audience
+    return api_get_or_404(session, Audience, audience_id, "audience")
 
 
 @blp.route("/audiences")
 class Audiences(MethodView):
     @blp.response(200, AudienceOut(many=True))
     def get(self):
-        with _runtime().db.scope() as session:
+        with db().scope() as session:
             return [audiences.summary(a) for a in session.scalars(select(Audience).order_by(Audience.id.desc()))]
 
     @require_role("admin", "operator")
@@ -104,7 +98,7 @@ class Audiences(MethodView):
     def post(self, body: dict[str, Any]):
         """A segment: contacts matching the filters when a broadcast is made of it."""
         try:
-            with _runtime().db.scope() as session:
+            with db().scope() as session:
                 return audiences.summary(audiences.create_segment(session, name=body["name"],
                                                                   segment=body["segment"], now=utcnow()))
         except SegmentProblem as exc:
@@ -119,7 +113,7 @@ class AudienceCount(MethodView):
         """How many contacts a segment matches now, before it is saved; refused as saving
         it would be (422 naming the part at fault). Writes nothing."""
         try:
-            with _runtime().db.scope() as session:
+            with db().scope() as session:
                 segment = segments.check_known(session, body["segment"])
                 return {"count": segments.count(session, segment, now=utcnow()), "segment": segment}
         except SegmentProblem as exc:
@@ -140,7 +134,7 @@ class CsvAudiences(MethodView):
         upload = request.files.get("file")
         data = upload.read() if upload is not None else request.get_data()
         try:
-            with _runtime().db.scope() as session:
+            with db().scope() as session:
                 audience = audiences.create_from_csv(session, name=query["name"], data=data,
                                                      region=query["region"] and query["region"].upper(),
                                                      subscription=query["subscription"], now=utcnow())
@@ -153,7 +147,7 @@ class CsvAudiences(MethodView):
 class AudienceItem(MethodView):
     @blp.response(200, AudienceDetail)
     def get(self, audience_id: int):
-        with _runtime().db.scope() as session:
+        with db().scope() as session:
             audience = _audience(session, audience_id)
             return {**audiences.summary(audience), "refused_rows": audience.refused}
 
@@ -246,7 +240,7 @@ class Verdict(MethodView):
     def post(self, body: dict[str, Any]):
         """What a broadcast of this audience and template would do: sent, skipped and why,
         cost by category and country, messaging-limit room, a preview. Sends nothing."""
-        runtime = _runtime()
+        runtime = current_runtime()
         try:
             with runtime.db.scope() as session:
                 return verdict.for_composition(session, config=runtime.config, now=utcnow(), **body)
@@ -264,7 +258,7 @@ class Broadcasts(MethodView):
     @blp.arguments(BroadcastQuery, location="query")
     @blp.response(200, BroadcastOut(many=True))
     def get(self, query: dict[str, Any]):
-        with _runtime().db.scope() as session:
+        with db().scope() as session:
             q = select(Broadcast).order_by(Broadcast.id.desc()).limit(200)
             if query.get("status"):
                 q = q.where(Broadcast.status == query["status"])
@@ -279,7 +273,7 @@ class Broadcasts(MethodView):
         now = utcnow()
         start = body.pop("start")
         try:
-            with _runtime().db.scope() as session:
+            with db().scope() as session:
                 broadcast = lifecycle.create(session, now=now, **body)
                 if start:
                     lifecycle.start(session, broadcast.id, now=now)
@@ -289,23 +283,20 @@ class Broadcasts(MethodView):
 
 
 def _get(session: Any, broadcast_id: int) -> Broadcast:
-    b = session.get(Broadcast, broadcast_id)
-    if b is None:
-        abort(404, message=f"no broadcast with id {broadcast_id}")
-    return b
+    return api_get_or_404(session, Broadcast, broadcast_id, "broadcast")
 
 
 @blp.route("/broadcasts/<id:broadcast_id>")
 class BroadcastItem(MethodView):
     @blp.response(200, BroadcastOut)
     def get(self, broadcast_id: int):
-        with _runtime().db.scope() as session:
+        with db().scope() as session:
             return broadcast_out(session, _get(session, broadcast_id))
 
 
 def _action(broadcast_id: int, act: Any) -> dict[str, Any]:
     try:
-        with _runtime().db.scope() as session:
+        with db().scope() as session:
             _get(session, broadcast_id)
             return broadcast_out(session, act(session, broadcast_id, utcnow()))
     except lifecycle.BroadcastProblem as exc:
@@ -381,7 +372,7 @@ class Recipients(MethodView):
     @blp.arguments(RecipientQuery, location="query")
     @blp.response(200, RecipientOut(many=True))
     def get(self, query: dict[str, Any], broadcast_id: int):
-        with _runtime().db.scope() as session:
+        with db().scope() as session:
             return list(results.rows(session, _get(session, broadcast_id), status=query.get("status"),
                                      limit=query["limit"], offset=query["offset"]))
 
@@ -391,7 +382,7 @@ class ResultsCsv(MethodView):
     @blp.response(200, content_type="text/csv")
     def get(self, broadcast_id: int):
         """Every recipient with its outcome, and the upload's refused rows."""
-        with _runtime().db.scope() as session:
+        with db().scope() as session:
             text = results.export_csv(session, _get(session, broadcast_id))
         return Response(text, mimetype="text/csv", headers={
             "Content-Disposition": f'attachment; filename="broadcast-{broadcast_id}.csv"'})

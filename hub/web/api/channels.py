@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, g
+from flask import g
 from flask.views import MethodView
 from flask_smorest import abort
 from sqlalchemy import select
@@ -16,13 +16,14 @@ from hub.models import Channel
 from hub.web.api.schemas import ChannelOut
 from hub.web.api.parsing import Blueprint
 from hub.web.api.auth import authenticate, require_role
+from hub.web.lookups import api_get_or_404, current_runtime, db
 
 blp = Blueprint("channels", __name__, url_prefix="/channels", description="WhatsApp numbers.")
 blp.before_request(authenticate)
 
 
 def channel_out(channel: Channel) -> dict[str, Any]:
-    runtime = current_app.extensions["hub"]
+    runtime = current_runtime()
     out = {k: getattr(channel, k) for k in (
         "id", "name", "provider", "phone_number_id", "waba_id", "display_number", "mps", "api_base_url",
         "quality_rating", "messaging_limit", "throughput_level", "health", "health_message")}
@@ -57,7 +58,7 @@ def _invalid(exc: InvalidChannel) -> None:
 class Channels(MethodView):
     @blp.response(200, ChannelOut(many=True))
     def get(self):
-        with current_app.extensions["hub"].db.scope() as session:
+        with db().scope() as session:
             return [channel_out(c) for c in session.scalars(select(Channel).order_by(Channel.id))]
 
     @require_role("admin")
@@ -65,7 +66,7 @@ class Channels(MethodView):
     @blp.response(201, ChannelOut)
     def post(self, body: dict[str, Any]):
         """Add a number; secrets are stored encrypted and never returned."""
-        runtime = current_app.extensions["hub"]
+        runtime = current_runtime()
         try:
             with runtime.db.scope() as session:
                 return channel_out(create_channel(session, runtime.vault, body, now=utcnow()))
@@ -77,22 +78,18 @@ class Channels(MethodView):
 class ChannelItem(MethodView):
     @blp.response(200, ChannelOut)
     def get(self, channel_id: int):
-        with current_app.extensions["hub"].db.scope() as session:
-            channel = session.get(Channel, channel_id)
-            if channel is None:
-                abort(404, message=f"no channel with id {channel_id}")
+        with db().scope() as session:
+            channel = api_get_or_404(session, Channel, channel_id, "channel")
             return channel_out(channel)
 
     @require_role("admin")
     @blp.arguments(ChannelSettings(partial=True))
     @blp.response(200, ChannelOut)
     def patch(self, body: dict[str, Any], channel_id: int):
-        runtime = current_app.extensions["hub"]
+        runtime = current_runtime()
         try:
             with runtime.db.scope() as session:
-                channel = session.get(Channel, channel_id)
-                if channel is None:
-                    abort(404, message=f"no channel with id {channel_id}")
+                channel = api_get_or_404(session, Channel, channel_id, "channel")
                 if channel.kind != "whatsapp":
                     abort(409, message=f"channel {channel_id} is a {channel.kind} channel: "
                                        f"PATCH /api/v1/channels/{channel.kind}/{channel_id}")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, g
+from flask import g
 from flask.views import MethodView
 from flask_smorest import abort
 from marshmallow import Schema, fields, validate
@@ -19,6 +19,7 @@ from hub.crm.settings_form import describe_settings
 from hub.web.api.fields import Text
 from hub.web.api.parsing import Blueprint
 from hub.web.api.auth import authenticate, require_role
+from hub.web.lookups import api_get_or_404, current_runtime, db
 
 blp = Blueprint("connectors", __name__, url_prefix="/connectors",
                 description="Connectors: where hub events go (CRMs, webhooks).")
@@ -90,14 +91,10 @@ class CheckOut(Schema):
     details = fields.Dict()
 
 
-def _runtime() -> Any:
-    return current_app.extensions["hub"]
-
-
 def _out(record: ConnectorRecord) -> dict[str, Any]:
     kind_cls = registry.find(record.kind)
     secret_names = secret_fields(kind_cls.Settings) if kind_cls else set()
-    stored = set(_runtime().vault.decrypt(record.secrets_enc)) if record.secrets_enc else set()
+    stored = set(current_runtime().vault.decrypt(record.secrets_enc)) if record.secrets_enc else set()
     out = {
         "id": record.id, "kind": record.kind, "name": record.name, "enabled": record.enabled,
         "settings": record.settings, "secrets_set": sorted(secret_names & stored),
@@ -106,7 +103,7 @@ def _out(record: ConnectorRecord) -> dict[str, Any]:
         "created_at": record.created_at, "updated_at": record.updated_at,
     }
     if g.api_user["role"] == "admin":
-        out["webhook_url"] = f"{_runtime().config.base_url.rstrip('/')}/webhooks/connectors/{record.webhook_key}"
+        out["webhook_url"] = f"{current_runtime().config.base_url.rstrip('/')}/webhooks/connectors/{record.webhook_key}"
     return out
 
 
@@ -137,7 +134,7 @@ class Connectors(MethodView):
     @blp.response(200, ConnectorOut(many=True))
     def get(self):
         """Configured connectors."""
-        with _runtime().db.scope() as session:
+        with db().scope() as session:
             return [_out(r) for r in session.scalars(select(ConnectorRecord).order_by(ConnectorRecord.id))]
 
     @require_role("admin")
@@ -145,7 +142,7 @@ class Connectors(MethodView):
     @blp.response(201, ConnectorOut)
     def post(self, body):
         """Add a connector; settings are validated by its kind's schema."""
-        runtime = _runtime()
+        runtime = current_runtime()
         try:
             with runtime.db.scope() as session:
                 record = create_connector(session, runtime.vault, now=utcnow(), **body)
@@ -157,17 +154,14 @@ class Connectors(MethodView):
 
 
 def _get(session: Any, connector_id: int) -> ConnectorRecord:
-    record = session.get(ConnectorRecord, connector_id)
-    if record is None:
-        abort(404, message=f"no connector with id {connector_id}")
-    return record
+    return api_get_or_404(session, ConnectorRecord, connector_id, "connector")
 
 
 @blp.route("/<id:connector_id>")
 class ConnectorItem(MethodView):
     @blp.response(200, ConnectorOut)
     def get(self, connector_id: int):
-        with _runtime().db.scope() as session:
+        with db().scope() as session:
             return _out(_get(session, connector_id))
 
     @require_role("admin")
@@ -175,7 +169,7 @@ class ConnectorItem(MethodView):
     @blp.response(200, ConnectorOut)
     def patch(self, body, connector_id: int):
         """Change a connector; omitted fields keep their values."""
-        runtime = _runtime()
+        runtime = current_runtime()
         try:
             with runtime.db.scope() as session:
                 record = _get(session, connector_id)
@@ -196,7 +190,7 @@ class ConnectorItem(MethodView):
     @blp.response(204)
     def delete(self, connector_id: int):
         """Remove a connector with its queue and links."""
-        with _runtime().db.scope() as session:
+        with db().scope() as session:
             session.delete(_get(session, connector_id))
 
 
@@ -206,7 +200,7 @@ class ConnectorCheck(MethodView):
     @blp.response(200, CheckOut)
     def post(self, connector_id: int):
         """Test the connection now and record the connector's health."""
-        runtime = _runtime()
+        runtime = current_runtime()
         with runtime.db.scope() as session:
             _get(session, connector_id)
         result = run_check(runtime, connector_id, now=utcnow())

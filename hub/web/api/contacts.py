@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, g
+from flask import g
 from flask.views import MethodView
 from flask_smorest import abort
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
@@ -20,6 +20,7 @@ from hub.crm import contact_stages
 from hub.web.api.auth import authenticate, require_role
 from hub.web.api.fields import Id, Text
 from hub.web.api.parsing import Blueprint
+from hub.web.lookups import api_get_or_404, db
 
 blp = Blueprint("contacts", __name__, url_prefix="/contacts",
                 description="Contacts: tags, custom fields and CRM stages; merge two contacts into one person, "
@@ -99,10 +100,7 @@ def _attributes(session: Any, contact_id: int) -> dict[str, Any]:
 
 
 def _contact(session: Any, contact_id: int) -> Contact:
-    contact = session.get(Contact, contact_id)
-    if contact is None:
-        abort(404, message=f"no contact with id {contact_id}")
-    return contact
+    return api_get_or_404(session, Contact, contact_id, "contact")
 
 
 def _out(merge: ContactMerge) -> dict[str, Any]:
@@ -117,7 +115,7 @@ class Merge(MethodView):
     @blp.response(201, MergeOut)
     def post(self, body: dict[str, Any], contact_id: int):
         """This contact (and the contacts linked to it) become the other contact's person."""
-        with current_app.extensions["hub"].db.scope() as session:
+        with db().scope() as session:
             contact = _contact(session, contact_id)
             other = _contact(session, body["person_contact_id"])
             try:
@@ -133,7 +131,7 @@ class MergeItem(MethodView):
     @blp.response(200, MergeOut)
     def delete(self, contact_id: int, merge_id: int):
         """Undo the merge: both contacts as they were before it."""
-        with current_app.extensions["hub"].db.scope() as session:
+        with db().scope() as session:
             merge = session.get(ContactMerge, merge_id)
             if merge is None or contact_id not in (merge.contact_id, merge.person_id):
                 abort(404, message=f"contact {contact_id} has no merge {merge_id}")
@@ -149,7 +147,7 @@ class Attributes(MethodView):
     @blp.response(200, AttributesOut)
     def get(self, contact_id: int):
         """The contact's tags, custom fields and CRM stages."""
-        with current_app.extensions["hub"].db.scope() as session:
+        with db().scope() as session:
             _contact(session, contact_id)
             return _attributes(session, contact_id)
 
@@ -161,7 +159,7 @@ class Tags(MethodView):
     @blp.response(200, AttributesOut)
     def post(self, body: dict[str, Any], contact_id: int):
         """Add and remove tags; answers the contact's tags, fields and stages."""
-        with current_app.extensions["hub"].db.scope() as session:
+        with db().scope() as session:
             _contact(session, contact_id)
             attrs.change_tags(session, contact_id, add=[t.strip() for t in body["add"]],
                               remove=[t.strip() for t in body["remove"]], now=utcnow())
@@ -175,7 +173,7 @@ class Fields(MethodView):
     @blp.response(200, AttributesOut)
     def patch(self, body: dict[str, Any], contact_id: int):
         """Set custom fields (null unsets one); answers the contact's tags, fields and stages."""
-        with current_app.extensions["hub"].db.scope() as session:
+        with db().scope() as session:
             _contact(session, contact_id)
             attrs.change_fields(session, contact_id, body["values"], now=utcnow())
             return _attributes(session, contact_id)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, g
+from flask import g
 from flask.views import MethodView
 from flask_smorest import abort
 from marshmallow import Schema, ValidationError, validate, validates
@@ -18,6 +18,7 @@ from hub.web.api.schemas import ConversationOut
 from hub.web.api.parsing import Blueprint
 from hub.web.api.auth import authenticate, require_role
 from hub.web.api.views import conversation_out, message_out
+from hub.web.lookups import api_get_or_404, db
 
 blp = Blueprint("conversations", __name__, url_prefix="/conversations",
                 description="Conversations with customers: list, read, assign, close.")
@@ -48,10 +49,7 @@ class CloseIn(Schema):
 
 
 def _get(session, conversation_id: int) -> Conversation:
-    conversation = session.get(Conversation, conversation_id)
-    if conversation is None:
-        abort(404, message=f"no conversation with id {conversation_id}")
-    return conversation
+    return api_get_or_404(session, Conversation, conversation_id, "conversation")
 
 
 @blp.route("")
@@ -74,7 +72,7 @@ class Conversations(MethodView):
             query = query.where(Conversation.assignee_id.is_(None))
         elif assignee:
             query = query.where(Conversation.assignee_id == int(assignee))
-        with current_app.extensions["hub"].db.scope() as session:
+        with db().scope() as session:
             return [conversation_out(session, c) for c in session.scalars(query)]
 
 
@@ -83,7 +81,7 @@ class ConversationItem(MethodView):
     @blp.response(200, ConversationOut)
     def get(self, conversation_id: int):
         """The conversation with its messages, oldest first."""
-        with current_app.extensions["hub"].db.scope() as session:
+        with db().scope() as session:
             conversation = _get(session, conversation_id)
             out = conversation_out(session, conversation)
             messages = session.scalars(select(Message).where(Message.conversation_id == conversation_id,
@@ -99,7 +97,7 @@ class Assign(MethodView):
     @blp.arguments(AssignIn)
     @blp.response(200, ConversationOut)
     def post(self, body: dict[str, Any], conversation_id: int):
-        with current_app.extensions["hub"].db.scope() as session:
+        with db().scope() as session:
             conversation = _get(session, conversation_id)
             was = conversation.assignee_id
             try:
@@ -117,7 +115,7 @@ class Close(MethodView):
     @blp.arguments(CloseIn)
     @blp.response(200, ConversationOut)
     def post(self, body: dict[str, Any], conversation_id: int):
-        with current_app.extensions["hub"].db.scope() as session:
+        with db().scope() as session:
             conversation = _get(session, conversation_id)
             close(session, conversation, reason=body["reason"], now=utcnow())
             return conversation_out(session, conversation)

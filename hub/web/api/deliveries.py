@@ -1,7 +1,6 @@
 """/api/v1/deliveries: the delivery log, dead letters and replay."""
 from __future__ import annotations
 
-from flask import current_app
 from flask.views import MethodView
 from flask_smorest import abort
 from marshmallow import Schema, fields, validate, validates_schema, ValidationError
@@ -13,6 +12,7 @@ from hub.models.events import DELIVERY_STATUSES
 from hub.web.api.fields import Id, Int
 from hub.web.api.parsing import Blueprint
 from hub.web.api.auth import authenticate, require_role
+from hub.web.lookups import db
 
 blp = Blueprint("deliveries", __name__, url_prefix="/deliveries",
                 description="Deliveries of events to connectors: status, attempts, dead letters.")
@@ -73,17 +73,13 @@ class CountsOut(Schema):
     oldest_waiting_at = fields.DateTime(allow_none=True)
 
 
-def _db():
-    return current_app.extensions["hub"].db
-
-
 @blp.route("")
 class Deliveries(MethodView):
     @blp.arguments(DeliveryQuery, location="query")
     @blp.response(200, DeliveryOut(many=True))
     def get(self, args):
         """Newest first; page with before_id."""
-        with _db().scope() as session:
+        with db().scope() as session:
             return queries.list_deliveries(session, **args)
 
 
@@ -93,7 +89,7 @@ class Counts(MethodView):
     @blp.response(200, CountsOut)
     def get(self, args):
         """Deliveries by status and the age of the oldest still waiting."""
-        with _db().scope() as session:
+        with db().scope() as session:
             return {**queries.counts(session, **args),
                     "oldest_waiting_at": queries.oldest_waiting(session, **args)}
 
@@ -103,7 +99,7 @@ class DeliveryItem(MethodView):
     @blp.response(200, DeliveryDetail)
     def get(self, delivery_id: int):
         """One delivery with its event, last response and error."""
-        with _db().scope() as session:
+        with db().scope() as session:
             found = queries.show_delivery(session, delivery_id)
         if found is None:
             abort(404, message=f"no delivery with id {delivery_id}")
@@ -117,7 +113,7 @@ class Replay(MethodView):
     @blp.response(200, ReplayOut)
     def post(self, body):
         """Put dead letters back in the queue."""
-        with _db().scope() as session:
+        with db().scope() as session:
             count = ledger.replay(
                 session, now=utcnow(), ids=body.get("ids") or None,
                 connector_id=body.get("connector_id"),

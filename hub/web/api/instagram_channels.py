@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
 from flask.views import MethodView
 from flask_smorest import abort
 from marshmallow import Schema, fields
@@ -26,6 +25,7 @@ from hub.web.api.auth import authenticate, require_role
 from hub.web.api.channels import channel_out
 from hub.web.api.parsing import Blueprint
 from hub.web.api.schemas import ChannelOut
+from hub.web.lookups import api_get_or_404, current_runtime, db
 
 blp = Blueprint("instagram_channels", __name__, url_prefix="/channels/instagram",
                 description="Instagram professional accounts.")
@@ -41,15 +41,14 @@ class InstagramRemoved(Schema):
 
 
 def _out(channel_id: int, check_error: str | None = None) -> dict[str, Any]:
-    with current_app.extensions["hub"].db.scope() as session:
+    with db().scope() as session:
         return {**channel_out(session.get(Channel, channel_id)), "check_error": check_error}
 
 
 def _known(channel_id: int) -> None:
-    with current_app.extensions["hub"].db.scope() as session:
-        channel = session.get(Channel, channel_id)
-        if channel is None or channel.kind != "instagram":
-            abort(404, message=f"no Instagram channel with id {channel_id}")
+    with db().scope() as session:
+        api_get_or_404(session, Channel, channel_id, "Instagram channel",
+                       where=lambda channel: channel.kind == "instagram")
 
 
 @blp.route("")
@@ -60,7 +59,7 @@ class InstagramChannels(MethodView):
     def post(self, body: dict[str, Any]):
         """Add an account: the app secret, a token, the account's id and a verify token."""
         try:
-            channel_id = create_instagram_channel(current_app.extensions["hub"], body, now=utcnow())
+            channel_id = create_instagram_channel(current_runtime(), body, now=utcnow())
         except InvalidChannel as exc:
             abort(422, message=f"invalid channel: {exc}", errors={"json": exc.errors})
         return _out(channel_id)
@@ -75,7 +74,7 @@ class InstagramChannelItem(MethodView):
         """Rename the account's channel, or change its token or secrets."""
         _known(channel_id)
         try:
-            update_instagram_channel(current_app.extensions["hub"], channel_id, body, now=utcnow())
+            update_instagram_channel(current_runtime(), channel_id, body, now=utcnow())
         except InvalidChannel as exc:
             abort(422, message=f"invalid channel: {exc}", errors={"json": exc.errors})
         return _out(channel_id)
@@ -85,7 +84,7 @@ class InstagramChannelItem(MethodView):
     def delete(self, channel_id: int):
         """Remove the channel with its conversations."""
         _known(channel_id)
-        remove_instagram_channel(current_app.extensions["hub"], channel_id)
+        remove_instagram_channel(current_runtime(), channel_id)
         return {"id": channel_id}
 
 
@@ -96,4 +95,4 @@ class InstagramCheck(MethodView):
     def post(self, channel_id: int):
         """Test connection: GET /{ig-user-id}?fields=username with the stored token."""
         _known(channel_id)
-        return _out(channel_id, check_connection(current_app.extensions["hub"], channel_id, now=utcnow()))
+        return _out(channel_id, check_connection(current_runtime(), channel_id, now=utcnow()))

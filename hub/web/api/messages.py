@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, current_app, g
+from flask import Response, g
 from flask.views import MethodView
 from flask_smorest import abort
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
@@ -19,6 +19,7 @@ from hub.web.api.schemas import MessageOut
 from hub.web.api.parsing import Blueprint
 from hub.web.api.auth import authenticate, require_role
 from hub.web.api.views import message_out
+from hub.web.lookups import api_get_or_404, current_runtime, db
 
 blp = Blueprint("messages", __name__, url_prefix="/messages",
                 description="WhatsApp messages: send (text, media, templates, interactive, reactions, "
@@ -192,7 +193,7 @@ class Messages(MethodView):
             content = _interactive_object(body["interactive"])
         else:
             content = body[kind]
-        runtime = current_app.extensions["hub"]
+        runtime = current_runtime()
         with runtime.db.scope() as session:
             message = queue(session, Outgoing(
                 kind=kind, content=content, template=template,
@@ -207,10 +208,8 @@ class MessageItem(MethodView):
     @blp.response(200, MessageOut)
     def get(self, message_id: int):
         """A message with its delivery status, error and cost."""
-        with current_app.extensions["hub"].db.scope() as session:
-            message = session.get(Message, message_id)
-            if message is None:
-                abort(404, message=f"no message with id {message_id}")
+        with db().scope() as session:
+            message = api_get_or_404(session, Message, message_id, "message")
             return message_out(session, message)
 
 
@@ -220,7 +219,7 @@ class MessageMedia(MethodView):
     def get(self, message_id: int):
         """The message's media file, fetched fresh from WhatsApp (size-limited)."""
         try:
-            media = fetch_media(current_app.extensions["hub"], message_id)
+            media = fetch_media(current_runtime(), message_id)
         except MediaUnavailable as exc:
             abort(exc.status, message=exc.message)
         return Response(media.data, mimetype=media.content_type,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any, Iterator
 
-from flask import Response, current_app, send_file, stream_with_context
+from flask import Response, send_file, stream_with_context
 from flask.views import MethodView
 from flask_smorest import abort
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
@@ -21,6 +21,7 @@ from hub.reports.schedule import FREQUENCIES, ScheduleError, When, check, due
 from hub.web.api.auth import authenticate, require_role
 from hub.web.api.fields import Id, Int, Moment, Text
 from hub.web.api.parsing import Blueprint
+from hub.web.lookups import api_get_or_404, current_runtime, db
 
 blp = Blueprint("reports", __name__, url_prefix="/reports",
                 description="Metrics of the conversations opened in a period (docs/metrics.md) and their export.")
@@ -74,9 +75,9 @@ class Summary(MethodView):
         failed, cost)."""
         now = utcnow()
         span = args["end"] - args["start"]
-        db = current_app.extensions["hub"].db
-        facts.catch_up(db, now=now)
-        with db.scope() as session:
+        database = db()
+        facts.catch_up(database, now=now)
+        with database.scope() as session:
             figures, previous = (
                 {**aggregate.summary(session, f, now=now), **funnels.funnels(session, f)}
                 for f in (_filters(args), _filters(args, shift=span)))
@@ -90,12 +91,12 @@ class Export(MethodView):
     @blp.response(200, content_type="text/csv")
     def get(self, args: dict[str, Any]):
         """One row per conversation opened in the period, streamed."""
-        db = current_app.extensions["hub"].db
+        database = db()
         filters = _filters(args)
         now = utcnow()
 
         def generate() -> Iterator[str]:
-            with db.scope() as session:
+            with database.scope() as session:
                 yield from csv_chunks(session, filters, now=now)
 
         return Response(stream_with_context(generate()), mimetype="text/csv",
@@ -116,7 +117,7 @@ class ExportXlsx(MethodView):
     def get(self, args: dict[str, Any]):
         """The same rows as the CSV, as a spreadsheet (written row by row to a temporary
         file, then sent from it)."""
-        with current_app.extensions["hub"].db.scope() as session:
+        with db().scope() as session:
             spool = xlsx_file(session, _filters(args), now=utcnow())
         return send_file(spool, mimetype=XLSX, as_attachment=True, download_name=_name(args, "xlsx"))
 
@@ -225,10 +226,7 @@ def _save(session, body: dict[str, Any], schedule: ReportSchedule | None = None)
 
 
 def _schedule(session, schedule_id: int) -> ReportSchedule:
-    schedule = session.get(ReportSchedule, schedule_id)
-    if schedule is None:
-        abort(404, message=f"no report schedule with id {schedule_id}")
-    return schedule
+    return api_get_or_404(session, ReportSchedule, schedule_id, "report schedule")
 
 
 schedules = Blueprint("report_schedules", __name__, url_prefix="/report-schedules",
@@ -240,14 +238,14 @@ schedules.before_request(authenticate)
 class Schedules(MethodView):
     @schedules.response(200, ScheduleOut(many=True))
     def get(self):
-        with current_app.extensions["hub"].db.scope() as session:
+        with db().scope() as session:
             return [_schedule_out(s) for s in session.scalars(select(ReportSchedule).order_by(ReportSchedule.name))]
 
     @require_role("admin")
     @schedules.arguments(ScheduleIn)
     @schedules.response(201, ScheduleOut)
     def post(self, body: dict[str, Any]):
-        with current_app.extensions["hub"].db.scope() as session:
+        with db().scope() as session:
             return _schedule_out(_save(session, body))
 
 
@@ -255,20 +253,20 @@ class Schedules(MethodView):
 class ScheduleItem(MethodView):
     @schedules.response(200, ScheduleOut)
     def get(self, schedule_id: int):
-        with current_app.extensions["hub"].db.scope() as session:
+        with db().scope() as session:
             return _schedule_out(_schedule(session, schedule_id))
 
     @require_role("admin")
     @schedules.arguments(SchedulePatch(partial=True))
     @schedules.response(200, ScheduleOut)
     def patch(self, body: dict[str, Any], schedule_id: int):
-        with current_app.extensions["hub"].db.scope() as session:
+        with db().scope() as session:
             return _schedule_out(_save(session, body, _schedule(session, schedule_id)))
 
     @require_role("admin")
     @schedules.response(204)
     def delete(self, schedule_id: int):
-        with current_app.extensions["hub"].db.scope() as session:
+        with db().scope() as session:
             session.delete(_schedule(session, schedule_id))
 
 
@@ -277,7 +275,7 @@ class Runs(MethodView):
     @schedules.response(200, RunOut(many=True))
     def get(self, schedule_id: int):
         """What was sent, newest first: its period, status and why it failed."""
-        with current_app.extensions["hub"].db.scope() as session:
+        with db().scope() as session:
             _schedule(session, schedule_id)
             found = session.scalars(select(ReportRun).where(ReportRun.schedule_id == schedule_id)
                                     .order_by(ReportRun.id.desc()).limit(100))
@@ -292,7 +290,7 @@ class SendNow(MethodView):
     @schedules.response(201, RunOut)
     def post(self, schedule_id: int):
         """Send now: the period from the last firing up to this moment."""
-        runtime = current_app.extensions["hub"]
+        runtime = current_runtime()
         now = utcnow()
         with runtime.db.scope() as session:
             _before, last_firing = due(when_of(_schedule(session, schedule_id)), now)

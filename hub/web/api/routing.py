@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, g
+from flask import g
 from flask.views import MethodView
 from flask_smorest import abort
 from marshmallow import Schema, fields, validate
@@ -20,6 +20,7 @@ from hub.web.api.fields import Id, Int, Text
 from hub.web.api.parsing import Blueprint
 from hub.web.api.schemas import ConversationOut
 from hub.web.api.views import conversation_out
+from hub.web.lookups import api_get_or_404, db
 
 blp = Blueprint("routing", __name__, description="Contact-center routing: teams with their hours, routing "
                 "rules, operators' presence and capacity, queues and transfers.")
@@ -124,10 +125,6 @@ class TransferIn(Schema):
     team_id = Id(Team, allow_none=True, load_default=None)
 
 
-def _db() -> Any:
-    return current_app.extensions["hub"].db
-
-
 def _invalid(exc: InvalidRouting) -> None:
     abort(422, message=f"invalid routing settings: {exc}", errors={"json": exc.errors})
 
@@ -148,25 +145,18 @@ def _rule_out(rule: RoutingRule) -> dict[str, Any]:
             "conditions": rule.conditions or {}, "team_id": rule.team_id, "user_id": rule.user_id}
 
 
-def _get(session, model: Any, key: int, what: str) -> Any:
-    row = session.get(model, key)
-    if row is None:
-        abort(404, message=f"no {what} with id {key}")
-    return row
-
-
 @blp.route("/teams")
 class Teams(MethodView):
     @blp.response(200, TeamOut(many=True))
     def get(self):
-        with _db().scope() as session:
+        with db().scope() as session:
             return [_team_out(session, t) for t in session.scalars(select(Team).order_by(Team.name))]
 
     @require_role("admin")
     @blp.arguments(TeamIn)
     @blp.response(201, TeamOut)
     def post(self, body: dict[str, Any]):
-        with _db().scope() as session:
+        with db().scope() as session:
             try:
                 team = save_team(session, body, now=utcnow())
             except InvalidRouting as exc:
@@ -180,15 +170,15 @@ class Teams(MethodView):
 class TeamItem(MethodView):
     @blp.response(200, TeamOut)
     def get(self, team_id: int):
-        with _db().scope() as session:
-            return _team_out(session, _get(session, Team, team_id, "team"))
+        with db().scope() as session:
+            return _team_out(session, api_get_or_404(session, Team, team_id, "team"))
 
     @require_role("admin")
     @blp.arguments(TeamPatch(partial=True))
     @blp.response(200, TeamOut)
     def patch(self, body: dict[str, Any], team_id: int):
-        with _db().scope() as session:
-            team = _get(session, Team, team_id, "team")
+        with db().scope() as session:
+            team = api_get_or_404(session, Team, team_id, "team")
             try:
                 save_team(session, body, now=utcnow(), team=team)
             except InvalidRouting as exc:
@@ -201,8 +191,8 @@ class TeamItem(MethodView):
     @blp.response(204)
     def delete(self, team_id: int):
         """The team's waiting chats stay unassigned (its rules go with it)."""
-        with _db().scope() as session:
-            session.delete(_get(session, Team, team_id, "team"))
+        with db().scope() as session:
+            session.delete(api_get_or_404(session, Team, team_id, "team"))
         known.forget()
 
 
@@ -211,8 +201,8 @@ class TeamQueue(MethodView):
     @blp.response(200, QueuedOut(many=True))
     def get(self, team_id: int):
         """The team's waiting conversations, first in line first."""
-        with _db().scope() as session:
-            _get(session, Team, team_id, "team")
+        with db().scope() as session:
+            api_get_or_404(session, Team, team_id, "team")
             entries = session.scalars(select(QueueEntry).where(QueueEntry.team_id == team_id)
                                       .order_by(QueueEntry.queued_at, QueueEntry.conversation_id))
             return [{"conversation_id": e.conversation_id, "position": i, "reason": e.reason,
@@ -225,7 +215,7 @@ class Rules(MethodView):
     @blp.response(200, RuleOut(many=True))
     def get(self):
         """In the order they are tried."""
-        with _db().scope() as session:
+        with db().scope() as session:
             return [_rule_out(r) for r in session.scalars(select(RoutingRule)
                                                           .order_by(RoutingRule.position, RoutingRule.id))]
 
@@ -233,7 +223,7 @@ class Rules(MethodView):
     @blp.arguments(RuleIn)
     @blp.response(201, RuleOut)
     def post(self, body: dict[str, Any]):
-        with _db().scope() as session:
+        with db().scope() as session:
             try:
                 rule = save_rule(session, body, now=utcnow())
             except InvalidRouting as exc:
@@ -247,15 +237,15 @@ class Rules(MethodView):
 class RuleItem(MethodView):
     @blp.response(200, RuleOut)
     def get(self, rule_id: int):
-        with _db().scope() as session:
-            return _rule_out(_get(session, RoutingRule, rule_id, "routing rule"))
+        with db().scope() as session:
+            return _rule_out(api_get_or_404(session, RoutingRule, rule_id, "routing rule"))
 
     @require_role("admin")
     @blp.arguments(RulePatch(partial=True))
     @blp.response(200, RuleOut)
     def patch(self, body: dict[str, Any], rule_id: int):
-        with _db().scope() as session:
-            rule = _get(session, RoutingRule, rule_id, "routing rule")
+        with db().scope() as session:
+            rule = api_get_or_404(session, RoutingRule, rule_id, "routing rule")
             try:
                 save_rule(session, body, now=utcnow(), rule=rule)
             except InvalidRouting as exc:
@@ -267,8 +257,8 @@ class RuleItem(MethodView):
     @require_role("admin")
     @blp.response(204)
     def delete(self, rule_id: int):
-        with _db().scope() as session:
-            session.delete(_get(session, RoutingRule, rule_id, "routing rule"))
+        with db().scope() as session:
+            session.delete(api_get_or_404(session, RoutingRule, rule_id, "routing rule"))
         known.forget()
 
 
@@ -287,7 +277,7 @@ class Operators(MethodView):
     @blp.response(200, OperatorOut(many=True))
     def get(self):
         """Everyone who can take conversations, with presence, capacity and load."""
-        with _db().scope() as session:
+        with db().scope() as session:
             users = session.scalars(select(User).where(User.active.is_(True), User.role != "viewer")
                                     .order_by(User.id))
             return [_operator_out(session, u) for u in users]
@@ -305,8 +295,8 @@ class Presence(MethodView):
             abort(403, message="only an admin sets another operator's presence")
         if "capacity" in body and me["role"] != "admin":
             abort(403, message="only an admin sets capacities")
-        with _db().scope() as session:
-            user = _get(session, User, user_id, "user")
+        with db().scope() as session:
+            user = api_get_or_404(session, User, user_id, "user")
             if not user.active or user.role == "viewer":
                 abort(422, message=f"user {user_id} cannot take conversations",
                       errors={"json": {"user_id": ["not an active operator or admin"]}})
@@ -324,8 +314,8 @@ class Transfer(MethodView):
         to a team (routed by its strategy). The history stays with the conversation."""
         if body["user_id"] is None and body["team_id"] is None:
             abort(422, message="give user_id or team_id", errors={"json": {"user_id": ["give user_id or team_id"]}})
-        with _db().scope() as session:
-            conversation = _get(session, Conversation, conversation_id, "conversation")
+        with db().scope() as session:
+            conversation = api_get_or_404(session, Conversation, conversation_id, "conversation")
             if conversation.status != "open":
                 abort(409, message="the conversation is closed")
             errors: dict[str, list[str]] = {}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
 from flask.views import MethodView
 from flask_smorest import abort
 from marshmallow import Schema, fields
@@ -25,6 +24,7 @@ from hub.web.api.auth import authenticate, require_role
 from hub.web.api.channels import channel_out
 from hub.web.api.parsing import Blueprint
 from hub.web.api.schemas import ChannelOut
+from hub.web.lookups import api_get_or_404, current_runtime, db
 
 blp = Blueprint("telegram_channels", __name__, url_prefix="/channels/telegram", description="Telegram bots.")
 blp.before_request(authenticate)
@@ -44,15 +44,14 @@ def _invalid(exc: InvalidChannel) -> None:
 
 
 def _out(channel_id: int, webhook_error: str | None) -> dict[str, Any]:
-    with current_app.extensions["hub"].db.scope() as session:
+    with db().scope() as session:
         return {**channel_out(session.get(Channel, channel_id)), "webhook_error": webhook_error}
 
 
 def _known(channel_id: int) -> None:
-    with current_app.extensions["hub"].db.scope() as session:
-        channel = session.get(Channel, channel_id)
-        if channel is None or channel.kind != "telegram":
-            abort(404, message=f"no Telegram channel with id {channel_id}")
+    with db().scope() as session:
+        api_get_or_404(session, Channel, channel_id, "Telegram channel",
+                       where=lambda channel: channel.kind == "telegram")
 
 
 @blp.route("")
@@ -63,7 +62,7 @@ class TelegramChannels(MethodView):
     def post(self, body: dict[str, Any]):
         """Add a bot: its token from @BotFather (checked with getMe); the webhook is set."""
         try:
-            registered = create_telegram_channel(current_app.extensions["hub"], body, now=utcnow())
+            registered = create_telegram_channel(current_runtime(), body, now=utcnow())
         except InvalidChannel as exc:
             _invalid(exc)
         return _out(registered.channel_id, registered.webhook_error)
@@ -78,7 +77,7 @@ class TelegramChannelItem(MethodView):
         """Rename the bot's channel, or give a new token of the same bot."""
         _known(channel_id)
         try:
-            error = update_telegram_channel(current_app.extensions["hub"], channel_id, body, now=utcnow())
+            error = update_telegram_channel(current_runtime(), channel_id, body, now=utcnow())
         except InvalidChannel as exc:
             _invalid(exc)
         return _out(channel_id, error)
@@ -88,7 +87,7 @@ class TelegramChannelItem(MethodView):
     def delete(self, channel_id: int):
         """deleteWebhook, then remove the channel with its conversations."""
         _known(channel_id)
-        return {"id": channel_id, "webhook_error": remove_telegram_channel(current_app.extensions["hub"], channel_id)}
+        return {"id": channel_id, "webhook_error": remove_telegram_channel(current_runtime(), channel_id)}
 
 
 @blp.route("/<id:channel_id>/webhook")
@@ -98,4 +97,4 @@ class TelegramWebhook(MethodView):
     def post(self, channel_id: int):
         """setWebhook again (after base_url changed, or a refusal)."""
         _known(channel_id)
-        return _out(channel_id, register_webhook(current_app.extensions["hub"], channel_id, now=utcnow()))
+        return _out(channel_id, register_webhook(current_runtime(), channel_id, now=utcnow()))

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
 from flask.views import MethodView
 from flask_smorest import abort
 from marshmallow import Schema, validate
@@ -19,6 +18,7 @@ from hub.web.api.messages import TemplateValues
 from hub.web.api.schemas import PreviewOut, SyncOut, TemplateOut
 from hub.web.api.parsing import Blueprint
 from hub.web.api.auth import authenticate, require_role
+from hub.web.lookups import api_get_or_404, current_runtime, db
 
 blp = Blueprint("templates", __name__, url_prefix="/templates", description="WhatsApp message templates.")
 blp.before_request(authenticate)
@@ -54,11 +54,9 @@ class Templates(MethodView):
     @blp.response(200, TemplateOut(many=True))
     def get(self, args: dict[str, Any]):
         query = select(Template).order_by(Template.name, Template.language)
-        with current_app.extensions["hub"].db.scope() as session:
+        with db().scope() as session:
             if args.get("channel_id"):
-                channel = session.get(Channel, args["channel_id"])
-                if channel is None:
-                    abort(404, message=f"no channel with id {args['channel_id']}")
+                channel = api_get_or_404(session, Channel, args["channel_id"], "channel")
                 query = query.where(Template.waba_id == (channel.waba_id or channel.phone_number_id))
             if args.get("status"):
                 query = query.where(Template.status == args["status"].upper())
@@ -77,10 +75,8 @@ class Preview(MethodView):
     @blp.response(200, PreviewOut)
     def post(self, body: dict[str, Any], template_id: int):
         """Render with variables; 422 says what does not fit the template."""
-        with current_app.extensions["hub"].db.scope() as session:
-            t = session.get(Template, template_id)
-            if t is None:
-                abort(404, message=f"no template with id {template_id}")
+        with db().scope() as session:
+            t = api_get_or_404(session, Template, template_id, "template")
             try:
                 built = tpl.build(t, tpl.TemplateInput(t.name, t.language, body.get("body"), body.get("header"),
                                                        body.get("buttons")))
@@ -98,7 +94,7 @@ class Sync(MethodView):
     def post(self, body: dict[str, Any]):
         """Fetch the account's templates now."""
         try:
-            return sync_channel(current_app.extensions["hub"], body["channel_id"], now=utcnow())
+            return sync_channel(current_runtime(), body["channel_id"], now=utcnow())
         except LookupError as exc:
             abort(404, message=str(exc))
         except WhatsAppError as exc:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
 from flask.views import MethodView
 from flask_smorest import abort
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
@@ -18,6 +17,7 @@ from hub.tracking.report import tracking_report
 from hub.web.api.fields import Id, Int, Moment, Text
 from hub.web.api.parsing import Blueprint
 from hub.web.api.auth import authenticate, require_role
+from hub.web.lookups import api_get_or_404, current_runtime, db
 
 blp = Blueprint("tracked_links", __name__, url_prefix="/tracked-links",
                 description="Tracked links: per-visit codes in wa.me links, and where leads came from.")
@@ -166,19 +166,12 @@ class CostOut(Schema):
     total = fields.Nested(CostRow, allow_none=True)
 
 
-def _runtime() -> Any:
-    return current_app.extensions["hub"]
-
-
 def _base_url() -> str:
-    return _runtime().config.base_url
+    return current_runtime().config.base_url
 
 
 def _get(session: Any, link_id: int) -> TrackedLink:
-    link = session.get(TrackedLink, link_id)
-    if link is None:
-        abort(404, message=f"no tracked link with id {link_id}")
-    return link
+    return api_get_or_404(session, TrackedLink, link_id, "tracked link")
 
 
 def _invalid(exc: InvalidLink) -> None:
@@ -191,7 +184,7 @@ class Links(MethodView):
     @blp.response(200, LinkOut(many=True))
     def get(self, query: dict[str, Any]):
         """Tracked links, by campaign and slug."""
-        with _runtime().db.scope() as session:
+        with db().scope() as session:
             select_links = select(TrackedLink).order_by(TrackedLink.campaign, TrackedLink.slug)
             if "campaign" in query:
                 select_links = select_links.where(TrackedLink.campaign == query["campaign"])
@@ -203,7 +196,7 @@ class Links(MethodView):
     def post(self, body: dict[str, Any]):
         """Add a link; its URL is <base_url>/l/<slug>."""
         try:
-            with _runtime().db.scope() as session:
+            with db().scope() as session:
                 return link_out(session, create_link(session, body, now=utcnow()), _base_url())
         except InvalidLink as exc:
             _invalid(exc)
@@ -213,7 +206,7 @@ class Links(MethodView):
 class LinkItem(MethodView):
     @blp.response(200, LinkOut)
     def get(self, link_id: int):
-        with _runtime().db.scope() as session:
+        with db().scope() as session:
             return link_out(session, _get(session, link_id), _base_url())
 
     @require_role("admin")
@@ -222,7 +215,7 @@ class LinkItem(MethodView):
     def patch(self, body: dict[str, Any], link_id: int):
         """Change a link; visits already made keep their codes."""
         try:
-            with _runtime().db.scope() as session:
+            with db().scope() as session:
                 return link_out(session, update_link(session, _get(session, link_id), body, now=utcnow()),
                                 _base_url())
         except InvalidLink as exc:
@@ -232,7 +225,7 @@ class LinkItem(MethodView):
     @blp.response(204)
     def delete(self, link_id: int):
         """Delete a link and its visits; conversations keep the lead source they got."""
-        with _runtime().db.scope() as session:
+        with db().scope() as session:
             session.delete(_get(session, link_id))
 
 
@@ -242,7 +235,7 @@ class LinkVisits(MethodView):
     @blp.response(200, VisitOut(many=True))
     def get(self, query: dict[str, Any], link_id: int):
         """The link's visits, newest first."""
-        with _runtime().db.scope() as session:
+        with db().scope() as session:
             _get(session, link_id)
             visits = select(Visit).where(Visit.link_id == link_id).order_by(Visit.id.desc()).limit(query["limit"])
             if "before_id" in query:
@@ -258,7 +251,7 @@ class Report(MethodView):
     @blp.response(200, ReportOut)
     def get(self, query: dict[str, Any]):
         """Visits, conversations started and conversion rate per link and per campaign."""
-        with _runtime().db.scope() as session:
+        with db().scope() as session:
             return tracking_report(session, since=query.get("since"), until=query.get("until"),
                                    campaign=query.get("campaign"))
 
@@ -270,7 +263,7 @@ class Costs(MethodView):
     def get(self, query: dict[str, Any]):
         """WhatsApp cost beside revenue per conversation, deal, lead source or UTM campaign:
         cost per lead, cost per won deal, ROMI (docs/conversions.md)."""
-        with _runtime().db.scope() as session:
+        with db().scope() as session:
             return cost_report(session, group_by=query["group_by"], since=query.get("since"),
                                until=query.get("until"))
 
@@ -281,6 +274,6 @@ class LinkReport(MethodView):
     @blp.response(200, ReportOut)
     def get(self, query: dict[str, Any], link_id: int):
         """The report for one link."""
-        with _runtime().db.scope() as session:
+        with db().scope() as session:
             _get(session, link_id)
             return tracking_report(session, since=query.get("since"), until=query.get("until"), link_id=link_id)
