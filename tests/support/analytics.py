@@ -1,5 +1,6 @@
-"""Helpers for the analytics destinations' tests: events from fixtures, an in-memory
-link store, an HTTP session that records what would be sent."""
+"""Helpers for the analytics destinations' tests: events from fixtures, a connector on
+an in-memory link store (tests/support/links.py), an HTTP session that records what
+would be sent."""
 from __future__ import annotations
 
 import json
@@ -10,29 +11,9 @@ from typing import Any
 import requests
 
 from connectors.base import ConnectorContext, HubEvent
+from tests.support.links import MemoryLinks
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-
-
-class MemoryLinks:
-    def __init__(self) -> None:
-        self.links: dict[tuple[str, str], str] = {}
-
-    def get(self, entity_type, entity_id):
-        return self.links.get((entity_type, str(entity_id)))
-
-    def get_many(self, entity_type, ids):
-        return {str(i): self.links[(entity_type, str(i))] for i in ids if (entity_type, str(i)) in self.links}
-
-    def put(self, entity_type, entity_id, crm_type, crm_id):
-        return self.links.setdefault((entity_type, str(entity_id)), str(crm_id))
-
-    def put_many(self, entity_type, items):
-        return {str(e): self.put(entity_type, e, t, c) for e, t, c in items}
-
-    def set_many(self, entity_type, items):
-        for e, _t, c in items:
-            self.links[(entity_type, str(e))] = str(c)
 
 
 class Recording(requests.Session):

@@ -4,7 +4,8 @@ from __future__ import annotations
 from connectors.base import ReportDealStage
 from tests.connectors.amocrm.conftest import add_connector, drain, instance, long_lived_settings, wait_for
 from tests.connectors.amocrm import events as ev
-from tests.connectors.amocrm.test_webhooks import MemoryLinks, fixture_request, offline_connector, to_inbound
+from tests.connectors.amocrm.test_webhooks import fixture_request, offline_connector, to_inbound
+from tests.support.links import MemoryLinks
 from tests.support.receiver import Receiver
 
 

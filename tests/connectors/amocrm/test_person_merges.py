@@ -12,18 +12,14 @@ from typing import Any
 from connectors.base import HubEvent
 from tests.connectors.amocrm import events as ev
 from tests.connectors.amocrm.conftest import add_connector, instance, long_lived_settings
+from tests.support import person_merges as merges_support
+from tests.support.person_merges import deliver_each as deliver, telegram_contact
 
 PERSON = ev.contact(1)
 
 
 def telegram(*, linked: bool) -> dict[str, Any]:
-    """The Telegram contact as its events show it; linked: it shared the person's phone."""
-    contact = {"id": 2001, "wa_id": None, "phone": None, "name": "Ana on Telegram", "username": "ana_tg",
-               "user_id": "tg:42", "person_id": None}
-    if linked:
-        contact.update(phone=PERSON["phone"], person_id=PERSON["id"],
-                       person={k: PERSON[k] for k in ("id", "wa_id", "user_id", "phone", "name")})
-    return contact
+    return telegram_contact(2001, PERSON, linked=linked)
 
 
 def conversation_events(n: int, contact: dict[str, Any], kind: str = "telegram") -> list[HubEvent]:
@@ -37,17 +33,7 @@ def conversation_events(n: int, contact: dict[str, Any], kind: str = "telegram")
 
 
 def merge_event(type_: str, merge_id: int = 7) -> HubEvent:
-    contact = telegram(linked=type_ == "contact.linked")
-    merge = {"id": merge_id, "reason": "shared_phone", "merged_at": ev.iso(ev.T0),
-             "undone_at": None if type_ == "contact.linked" else ev.iso(ev.T0)}
-    return HubEvent(f"evt-{type_}-{merge_id}", type_, 1, ev.T0, {"contact": contact, "person": PERSON, "merge": merge},
-                    ordering_key=f"contact:{PERSON['id']}")
-
-
-def deliver(connector, events: list[HubEvent]) -> None:
-    for event in events:  # one at a time: a wave holds one event per conversation
-        outcome, = connector.deliver([event])
-        assert outcome.status == "done", (event.type, outcome)
+    return merges_support.merge_event(type_, 2001, PERSON, reason="shared_phone", at=ev.T0, merge_id=merge_id)
 
 
 def contact_notes(amo, contact_id: int) -> list[str]:

@@ -8,7 +8,7 @@ from connectors.amocrm.leads import Wanted
 from connectors.amocrm.settings import AmoCrmSettings
 from tests.connectors.amocrm import events as ev
 from tests.connectors.amocrm.test_client import make_client
-from tests.connectors.amocrm.test_webhooks import MemoryLinks
+from tests.support.links import MemoryLinks
 
 
 def test_intents_tell_a_first_attempt_from_a_repeat():

@@ -15,6 +15,7 @@ from hub.platform.db import utcnow
 from tests.connectors.amocrm import events as ev
 from tests.connectors.amocrm.conftest import add_connector, drain, instance, long_lived_settings, wait_for
 from tests.support.receiver import Receiver
+from tests.support.links import MemoryLinks
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "amocrm"
 
@@ -25,23 +26,6 @@ def fixture_request(name: str) -> InboundRequest:
                           path="/webhooks/connectors/k",
                           headers={"Content-Type": "application/x-www-form-urlencoded"}, query={},
                           body=body.encode(), form=dict(parse_qsl(body, keep_blank_values=True)))
-
-
-class MemoryLinks:
-    def __init__(self, links=None):
-        self.links = dict(links or {})
-
-    def get(self, entity_type, entity_id):
-        return self.links.get((entity_type, str(entity_id)))
-
-    def get_many(self, entity_type, ids):
-        return {str(i): self.links[(entity_type, str(i))] for i in ids if (entity_type, str(i)) in self.links}
-
-    def put(self, entity_type, entity_id, crm_type, crm_id):
-        return self.links.setdefault((entity_type, str(entity_id)), str(crm_id))
-
-    def put_many(self, entity_type, items):
-        return {str(e): self.put(entity_type, e, t, c) for e, t, c in items}
 
 
 class NoNetwork(requests.Session):

@@ -14,6 +14,7 @@ from connectors.bitrix24 import emulator, openlines, phpquery, webhooks
 from connectors.bitrix24.client import BatchResult
 from connectors.bitrix24.errors import classify
 from tests.connectors.bitrix24 import factory
+from tests.support.links import MemoryLinks
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "bitrix24"
 SETTINGS = {"openlines_connector_id": "myconnector", "openlines_line_id": "107"}
@@ -22,27 +23,6 @@ NOW = datetime(2026, 11, 25, 12, 5, tzinfo=timezone.utc)
 
 def load(name):
     return json.loads((FIXTURES / name).read_text())
-
-
-class MemoryLinks:
-    def __init__(self):
-        self.rows: dict[tuple[str, str], str] = {}
-
-    def get(self, entity_type, entity_id):
-        return self.rows.get((entity_type, str(entity_id)))
-
-    def get_many(self, entity_type, ids):
-        return {i: self.rows[(entity_type, i)] for i in ids if (entity_type, i) in self.rows}
-
-    def put(self, entity_type, entity_id, crm_type, crm_id):
-        return self.rows.setdefault((entity_type, str(entity_id)), str(crm_id))
-
-    def put_many(self, entity_type, items):
-        return {e: self.put(entity_type, e, t, c) for e, t, c in items}
-
-    def set_many(self, entity_type, items):
-        for e, _, c in items:
-            self.rows[(entity_type, str(e))] = str(c)
 
 
 class FakeClient:

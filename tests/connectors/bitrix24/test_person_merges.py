@@ -12,17 +12,14 @@ from connectors.base import HubEvent
 from tests.connectors.bitrix24 import factory as f
 from tests.connectors.bitrix24.conftest import portal, webhook_settings  # noqa: F401 (fixture)
 from tests.connectors.bitrix24.test_connector import make
+from tests.support import person_merges as merges_support
+from tests.support.person_merges import deliver_each as deliver, telegram_contact
 
 PERSON = f.contact(1)
 
 
 def telegram(*, linked: bool) -> dict[str, Any]:
-    contact = {"id": 2001, "wa_id": None, "phone": None, "name": "Ana on Telegram", "username": "ana_tg",
-               "user_id": "tg:42", "person_id": None}
-    if linked:
-        contact.update(phone=PERSON["phone"], person_id=PERSON["id"],
-                       person={k: PERSON[k] for k in ("id", "wa_id", "user_id", "phone", "name")})
-    return contact
+    return telegram_contact(2001, PERSON, linked=linked)
 
 
 def conversation_events(i: int, contact: dict[str, Any]) -> list[HubEvent]:
@@ -35,17 +32,7 @@ def conversation_events(i: int, contact: dict[str, Any]) -> list[HubEvent]:
 
 
 def merge_event(type_: str, merge_id: int = 7) -> HubEvent:
-    merge = {"id": merge_id, "reason": "shared_phone", "merged_at": f.iso(f.T0),
-             "undone_at": None if type_ == "contact.linked" else f.iso(f.T0)}
-    return HubEvent(f"evt-{type_}-{merge_id}", type_, 1, f.T0,
-                    {"contact": telegram(linked=type_ == "contact.linked"), "person": PERSON, "merge": merge},
-                    ordering_key=f"contact:{PERSON['id']}")
-
-
-def deliver(connector, events: list[HubEvent]) -> None:
-    for event in events:
-        outcome, = connector.deliver([event])
-        assert outcome.status == "done", (event.type, outcome)
+    return merges_support.merge_event(type_, 2001, PERSON, reason="shared_phone", at=f.T0, merge_id=merge_id)
 
 
 def deal_of(portal, i: int) -> dict[str, Any]:  # noqa: F811

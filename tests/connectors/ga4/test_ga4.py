@@ -9,7 +9,8 @@ from marshmallow import ValidationError
 
 from connectors.ga4 import Ga4Connector
 from connectors.ga4 import emulator
-from tests.support.analytics import MemoryLinks, Recording, connector, fixture, hub_event
+from tests.support.analytics import Recording, connector, fixture, hub_event
+from tests.support.links import MemoryLinks
 
 SETTINGS = {"measurement_id": "G-HUB0000001", "api_secret": "emulator-api-secret-1"}
 

@@ -15,17 +15,14 @@ from hub.models import ConnectorRecord
 from hub.platform.db import utcnow
 from tests.connectors.hubspot import events as ev
 from tests.connectors.hubspot.conftest import emu, make_connector  # noqa: F401 (fixture)
+from tests.support import person_merges as merges_support
+from tests.support.person_merges import deliver_each as deliver, telegram_contact
 
 PERSON = ev.contact(9)
 
 
 def telegram(*, linked: bool) -> dict[str, Any]:
-    contact = {"id": 900, "wa_id": None, "phone": None, "name": "Ana on Telegram", "username": "ana_tg",
-               "user_id": "tg:42", "person_id": None}
-    if linked:
-        contact.update(phone=PERSON["phone"], person_id=PERSON["id"],
-                       person={k: PERSON[k] for k in ("id", "wa_id", "user_id", "phone", "name")})
-    return contact
+    return telegram_contact(900, PERSON, linked=linked)
 
 
 def conversation_events(n: int, contact: dict[str, Any]) -> list[HubEvent]:
@@ -36,11 +33,7 @@ def conversation_events(n: int, contact: dict[str, Any]) -> list[HubEvent]:
 
 
 def merge_event(type_: str, merge_id: int = 7) -> HubEvent:
-    merge = {"id": merge_id, "reason": "operator", "merged_at": ev.iso(ev.T0),
-             "undone_at": None if type_ == "contact.linked" else ev.iso(ev.T0)}
-    return HubEvent(f"evt-{type_}-{merge_id}", type_, 1, ev.T0,
-                    {"contact": telegram(linked=type_ == "contact.linked"), "person": PERSON, "merge": merge},
-                    ordering_key=f"contact:{PERSON['id']}")
+    return merges_support.merge_event(type_, 900, PERSON, reason="operator", at=ev.T0, merge_id=merge_id)
 
 
 def connector(runtime, emu):  # noqa: F811
@@ -48,12 +41,6 @@ def connector(runtime, emu):  # noqa: F811
     with runtime.db.scope() as session:
         return build_connector(runtime.db, runtime.vault, session.get(ConnectorRecord, connector_id), clock=utcnow,
                                http_timeout=5)
-
-
-def deliver(hubspot, events: list[HubEvent]) -> None:
-    for event in events:
-        outcome, = hubspot.deliver([event])
-        assert outcome.status == "done", (event.type, outcome)
 
 
 def deal_contacts(emu, n: int) -> set[str]:  # noqa: F811

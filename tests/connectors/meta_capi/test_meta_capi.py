@@ -11,7 +11,8 @@ from marshmallow import ValidationError
 
 from connectors.analytics import SENT
 from connectors.meta_capi import MetaCapiConnector, emulator
-from tests.support.analytics import MemoryLinks, connector, fixture, hub_event
+from tests.support.analytics import connector, fixture, hub_event
+from tests.support.links import MemoryLinks
 
 SETTINGS = fixture("meta_capi", "purchase_on_won.json")["settings"]
 

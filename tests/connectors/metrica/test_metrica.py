@@ -9,7 +9,8 @@ import requests
 from marshmallow import ValidationError
 
 from connectors.metrica import MetricaConnector, emulator
-from tests.support.analytics import MemoryLinks, connector, fixture, hub_event
+from tests.support.analytics import connector, fixture, hub_event
+from tests.support.links import MemoryLinks
 
 SETTINGS = {"counter_id": 44147844, "oauth_token": "y0_emulator-metrica-token"}
 

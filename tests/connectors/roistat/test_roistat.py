@@ -9,7 +9,8 @@ import requests
 from marshmallow import ValidationError
 
 from connectors.roistat import RoistatConnector, emulator
-from tests.support.analytics import MemoryLinks, connector, fixture, hub_event
+from tests.support.analytics import connector, fixture, hub_event
+from tests.support.links import MemoryLinks
 
 SETTINGS = {"project": "12345", "api_key": "emulator-roistat-key-1"}
 
