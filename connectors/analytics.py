@@ -14,6 +14,8 @@ from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any, Iterable, Mapping
 
+from marshmallow import ValidationError, fields, validate
+
 from connectors.base import HubEvent, LinkStore
 
 HANDLED = frozenset({"lead.attributed", "deal.stage_changed"})
@@ -66,6 +68,31 @@ def parse_goals(lines: Iterable[str], *, name_pattern: re.Pattern[str] | None = 
         goals.append(Goal(trigger, m.group("name"), m.group("value") or "amount", m.group("stage")))
     return goals
 
+
+
+def settings_goals(lines: Iterable[str], *, name_pattern: re.Pattern[str], name_rule: str) -> list[Goal]:
+    """parse_goals for a destination's settings form: a bad line is the goals field's error."""
+    try:
+        return parse_goals(lines, name_pattern=name_pattern, name_rule=name_rule)
+    except GoalError as exc:
+        raise ValidationError(str(exc)) from None
+
+
+def currency_field(default: str) -> fields.String:
+    """A destination's currency for values when the deal names none (ISO 4217)."""
+    return fields.String(
+        load_default=default,
+        validate=validate.Regexp(r"^[A-Z]{3}$", error=f"a three-letter ISO code, e.g. {default}"),
+        metadata={"label": "Currency", "help": "ISO 4217 code for values when the deal names none."},
+    )
+
+
+def timeout_field(default: float = 10.0, most: float = 60) -> fields.Float:
+    """How long a destination's answer may take before the send counts as failed and is retried."""
+    return fields.Float(
+        load_default=default, validate=validate.Range(min=1, max=most),
+        metadata={"label": "Timeout (seconds)", "help": "A slower answer counts as a failure and is retried."},
+    )
 
 @dataclass(frozen=True)
 class Conversion:

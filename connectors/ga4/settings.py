@@ -45,10 +45,7 @@ class Ga4Settings(Schema):
                           "won, lost or stage:STAGE_ID (the CRM's stage id), e.g. 'won -> purchase = amount'. "
                           "GA4 recommends generate_lead, close_convert_lead, close_unconvert_lead and purchase."},
     )
-    currency = fields.String(
-        load_default="USD", validate=validate.Regexp(r"^[A-Z]{3}$", error="a three-letter ISO code, e.g. USD"),
-        metadata={"label": "Currency", "help": "ISO 4217 code for values when the deal names none."},
-    )
+    currency = analytics.currency_field("USD")
     send_lead_source = fields.Boolean(
         load_default=True,
         metadata={"label": "Send the lead source (UTM tags)",
@@ -64,19 +61,13 @@ class Ga4Settings(Schema):
         metadata={"label": "Nothing for contacts who opted out",
                   "help": "GA4 conversions feed Google Ads: skip contacts who opted out of marketing."},
     )
-    timeout_seconds = fields.Float(
-        load_default=10.0, validate=validate.Range(min=1, max=60),
-        metadata={"label": "Timeout (seconds)", "help": "A slower answer counts as a failure and is retried."},
-    )
+    timeout_seconds = analytics.timeout_field()
 
     @validates("goals")
     def _goals(self, value: list[str], **_: Any) -> None:
-        try:
-            goals = analytics.parse_goals(value, name_pattern=EVENT_NAME,
-                                          name_rule="is not a GA4 event name (a letter, then letters, digits "
-                                                    "or _, 40 at most, no reserved prefix)")
-        except analytics.GoalError as exc:
-            raise ValidationError(str(exc)) from None
+        goals = analytics.settings_goals(value, name_pattern=EVENT_NAME,
+                                         name_rule="is not a GA4 event name (a letter, then letters, digits "
+                                                   "or _, 40 at most, no reserved prefix)")
         reserved = sorted({g.name for g in goals} & RESERVED)
         if reserved:
             raise ValidationError(f"{', '.join(reserved)} is reserved by GA4 and cannot be sent")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate, validates
+from marshmallow import Schema, fields, validate, validates
 
 from connectors import analytics
 
@@ -45,10 +45,7 @@ class MetaCapiSettings(Schema):
                           "lost or stage:STAGE_ID. Events: LeadSubmitted, Purchase, AddToCart, InitiateCheckout, "
                           "ViewContent."},
     )
-    currency = fields.String(
-        load_default="USD", validate=validate.Regexp(r"^[A-Z]{3}$", error="a three-letter ISO code, e.g. USD"),
-        metadata={"label": "Currency", "help": "ISO 4217 code for values when the deal names none."},
-    )
+    currency = analytics.currency_field("USD")
     send_phone = fields.Boolean(
         load_default=True,
         metadata={"label": "Send the phone (SHA-256)",
@@ -71,16 +68,10 @@ class MetaCapiSettings(Schema):
         load_default="", validate=validate.Length(max=40),
         metadata={"label": "Test event code", "help": "From Events Manager > Test events; empty in production."},
     )
-    timeout_seconds = fields.Float(
-        load_default=10.0, validate=validate.Range(min=1, max=60),
-        metadata={"label": "Timeout (seconds)", "help": "A slower answer counts as a failure and is retried."},
-    )
+    timeout_seconds = analytics.timeout_field()
 
     @validates("goals")
     def _goals(self, value: list[str], **_: Any) -> None:
-        try:
-            analytics.parse_goals(value, name_pattern=EVENT_NAME,
-                                  name_rule="is not an event Meta accepts for business messaging; use "
-                                            + ", ".join(EVENT_NAMES))
-        except analytics.GoalError as exc:
-            raise ValidationError(str(exc)) from None
+        analytics.settings_goals(value, name_pattern=EVENT_NAME,
+                                 name_rule="is not an event Meta accepts for business messaging; use "
+                                           + ", ".join(EVENT_NAMES))

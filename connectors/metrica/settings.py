@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate, validates
+from marshmallow import Schema, fields, validate, validates
 
 from connectors import analytics
 
@@ -33,10 +33,7 @@ class MetricaSettings(Schema):
                   "help": "One a line: TRIGGER -> GOAL_ID [= amount | a fixed value]; TRIGGER is first_message, won, "
                           "lost or stage:STAGE_ID. GOAL_ID is the identifier of a JavaScript event goal of the counter."},
     )
-    currency = fields.String(
-        load_default="RUB", validate=validate.Regexp(r"^[A-Z]{3}$", error="a three-letter ISO code, e.g. RUB"),
-        metadata={"label": "Currency", "help": "ISO 4217 code for values when the deal names none."},
-    )
+    currency = analytics.currency_field("RUB")
     chats_upload = fields.Boolean(
         load_default=True,
         metadata={"label": "First messages as chats (CHATS)",
@@ -47,15 +44,9 @@ class MetricaSettings(Schema):
         metadata={"label": "Nothing for contacts who opted out",
                   "help": "Metrica is web analytics; switch on when its goals feed Yandex Direct's optimisation."},
     )
-    timeout_seconds = fields.Float(
-        load_default=20.0, validate=validate.Range(min=1, max=120),
-        metadata={"label": "Timeout (seconds)", "help": "A slower answer counts as a failure and is retried."},
-    )
+    timeout_seconds = analytics.timeout_field(20.0, most=120)
 
     @validates("goals")
     def _goals(self, value: list[str], **_: Any) -> None:
-        try:
-            analytics.parse_goals(value, name_pattern=GOAL_ID,
-                                  name_rule="is not a Metrica goal identifier (Latin letters, digits, _ . : -)")
-        except analytics.GoalError as exc:
-            raise ValidationError(str(exc)) from None
+        analytics.settings_goals(value, name_pattern=GOAL_ID,
+                                 name_rule="is not a Metrica goal identifier (Latin letters, digits, _ . : -)")

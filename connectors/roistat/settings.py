@@ -66,17 +66,11 @@ class RoistatSettings(Schema):
         metadata={"label": "Nothing for contacts who opted out",
                   "help": "Roistat is the business's own analytics; switch on if it feeds ad platforms."},
     )
-    timeout_seconds = fields.Float(
-        load_default=10.0, validate=validate.Range(min=1, max=60),
-        metadata={"label": "Timeout (seconds)", "help": "A slower answer counts as a failure and is retried."},
-    )
+    timeout_seconds = analytics.timeout_field()
 
     @validates("goals")
     def _goals(self, value: list[str], **_: Any) -> None:
-        try:
-            analytics.parse_goals(value, name_pattern=STATUS_ID, name_rule="is not a Roistat status ID")
-        except analytics.GoalError as exc:
-            raise ValidationError(str(exc)) from None
+        analytics.settings_goals(value, name_pattern=STATUS_ID, name_rule="is not a Roistat status ID")
 
     @validates("statuses")
     def _statuses(self, value: list[str], **_: Any) -> None:
