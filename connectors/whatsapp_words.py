@@ -40,6 +40,24 @@ def failure_text(error: Mapping[str, Any] | None) -> str:
     return (head + tail)[:1000]
 
 
+def not_sendable(conversation_id: Any, text: str | None, *, thread: str) -> str | None:
+    """Why a message a CRM user typed into a `thread` (amoCRM's chat, HubSpot's inbox thread)
+    cannot go to WhatsApp, or None when it can."""
+    if conversation_id is None:
+        return f"This {thread} is not a WhatsApp conversation of the hub; nothing was sent."
+    if not text:
+        return "Only text (and files as links) can be sent to WhatsApp from here; nothing was sent."
+    return None
+
+
+def refusal_text(result: Mapping[str, Any]) -> str:
+    """What a CRM user is told of their message the hub refused to send (the hub's result)."""
+    detail = str(result.get("detail") or "")
+    if detail.startswith("window_closed"):
+        return window_closed_text(result.get("templates"))
+    return f"Not sent to WhatsApp: {detail}"[:1000]
+
+
 def window_closed_text(templates: list[dict[str, Any]] | None) -> str:
     """A reply refused because the 24-hour window is closed, naming up to ten approved templates."""
     names = ", ".join(f"{t.get('name')} ({t.get('language')})" for t in (templates or [])[:10])

@@ -422,11 +422,7 @@ class AmoCrmConnector(Connector):
     def _chat_hook(self, request: InboundRequest) -> list[Command]:
         message = chat_hooks.parse(request, str(self.settings.get("chat_channel_secret") or ""),
                                    str(self.settings.get("amojo_account_id") or "") or None)
-        problem = None
-        if message.conversation_id is None:
-            problem = "This chat is not a WhatsApp conversation of the hub; nothing was sent."
-        elif not message.text:
-            problem = "Only text (and files as links) can be sent to WhatsApp from here; nothing was sent."
+        problem = whatsapp_words.not_sendable(message.conversation_id, message.text, thread="chat")
         if problem:
             log.warning("amoCRM chat message %s not sent: %s", message.amojo_id, problem)
             self._report_error(message.amojo_id, problem)
@@ -437,12 +433,7 @@ class AmoCrmConnector(Connector):
         """A manager's message the hub refused (window closed, opted out, ...) is marked
         failed in the amoCRM chat with the reason and what to do."""
         for amojo_id, result in chat_hooks.refusals(commands, results):
-            detail = str(result.get("detail") or "")
-            if detail.startswith("window_closed"):
-                text = whatsapp_words.window_closed_text(result.get("templates"))
-            else:
-                text = f"Not sent to WhatsApp: {detail}"
-            self._report_error(amojo_id, text)
+            self._report_error(amojo_id, whatsapp_words.refusal_text(result))
 
     def _report_error(self, amojo_id: str, text: str) -> None:
         if self.amojo is None:

@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
+from connectors import whatsapp_words
 from connectors.base import CheckResult, Command, Connector, HubEvent, InboundRequest, Outcome, WebhookRejected
 from connectors.hubspot import inbox, inbox_hooks, mapping, merges, properties, rules, signature, webhooks
 from connectors.automation_notes import with_automation_notes
@@ -421,11 +422,7 @@ class HubSpotConnector(Connector):
         message = inbox_hooks.parse(request.body)
         if message is None:
             return []
-        problem = None
-        if message.conversation_id is None:
-            problem = "This thread is not a WhatsApp conversation of the hub; nothing was sent."
-        elif not message.text:
-            problem = "Only text (and files as links) can be sent to WhatsApp from here; nothing was sent."
+        problem = whatsapp_words.not_sendable(message.conversation_id, message.text, thread="thread")
         if problem:
             log.warning("HubSpot inbox message %s not sent: %s", message.message_id, problem)
             self._report_failed(message.message_id, problem)
@@ -436,7 +433,7 @@ class HubSpotConnector(Connector):
         """An agent's message the hub refused (window closed, opted out, ...) is marked
         FAILED in the HubSpot thread with the reason and what to do."""
         for message_id, result in inbox_hooks.refusals(commands, results):
-            self._report_failed(message_id, inbox.refusal_text(result))
+            self._report_failed(message_id, whatsapp_words.refusal_text(result))
 
     def _report_failed(self, message_id: str, text: str) -> None:
         channel = str(self.settings.get("custom_channel_id") or "")

@@ -28,7 +28,7 @@ from connectors.base import HubEvent, LinkStore, Outcome, media_link
 from connectors.person import as_person
 from connectors.hubspot.client import HubSpotClient
 from connectors.hubspot.errors import HubSpotError, Unavailable
-from connectors.whatsapp_words import failure_text, window_closed_text
+from connectors.whatsapp_words import failure_text
 
 log = logging.getLogger(__name__)
 
@@ -120,13 +120,6 @@ def publish_body(data: Mapping[str, Any], channel_account_id: str, business_phon
         "recipients": [business if incoming else customer],
         "timestamp": str(message.get("timestamp") or ""),
     }
-
-
-def refusal_text(result: Mapping[str, Any]) -> str:
-    detail = str(result.get("detail") or "")
-    if detail.startswith("window_closed"):
-        return window_closed_text(result.get("templates"))
-    return f"Not sent to WhatsApp: {detail}"[:1000]
 
 
 def status_body(message: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -36,3 +36,19 @@ def test_amocrms_chat_and_hubspots_inbox_say_a_failure_the_same_way():
     assert inbox.status_body({"status": "failed", "error": error}) == {
         "statusType": "FAILED", "errorMessage": whatsapp_words.failure_text(error)}
     assert "the customer's media could not be downloaded" in whatsapp_words.failure_text(error)
+
+
+def test_a_message_from_a_crm_thread_that_cannot_go_to_whatsapp_says_why():
+    assert whatsapp_words.not_sendable(None, "hi", thread="chat") == \
+        "This chat is not a WhatsApp conversation of the hub; nothing was sent."
+    assert whatsapp_words.not_sendable(5, "", thread="thread") == \
+        "Only text (and files as links) can be sent to WhatsApp from here; nothing was sent."
+    assert whatsapp_words.not_sendable(5, "hi", thread="thread") is None
+
+
+def test_a_refused_message_says_the_hubs_reason_or_the_closed_window_with_its_templates():
+    assert whatsapp_words.refusal_text({"ok": False, "detail": "opted_out: the contact opted out"}) == \
+        "Not sent to WhatsApp: opted_out: the contact opted out"
+    closed = {"ok": False, "detail": "window_closed: 24 hours", "templates": [{"name": "hello", "language": "en"}]}
+    assert whatsapp_words.refusal_text(closed) == whatsapp_words.window_closed_text(closed["templates"])
+    assert len(whatsapp_words.refusal_text({"detail": "x" * 2000})) == 1000

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from connectors import whatsapp_words
 from connectors.base import SendText, WebhookRejected
 from connectors.hubspot import inbox, inbox_hooks
 from connectors.hubspot.client import ClientConfig, HubSpotClient, ValidationFailed
@@ -82,7 +83,7 @@ def test_other_event_types_and_bad_bodies():
 
 
 def test_window_refusal_text_names_the_templates():
-    text = inbox.refusal_text({"ok": False, "detail": "window_closed: the 24-hour window is closed",
+    text = whatsapp_words.refusal_text({"ok": False, "detail": "window_closed: the 24-hour window is closed",
                                "templates": [{"name": "order_update", "language": "en"}]})
     assert "24 hours" in text and "order_update (en)" in text
 
