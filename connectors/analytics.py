@@ -239,9 +239,16 @@ class Destination:
     `send(conversions)` (one event's worth), marking them sent when it is done."""
 
     service: str = ""
+    goal_name: re.Pattern[str] | None = None  # what the destination accepts as a goal's name
+
+    def __init__(self, ctx: Any):
+        super().__init__(ctx)  # type: ignore[call-arg]
+        settings = self.settings  # type: ignore[attr-defined]
+        self._goals = parse_goals(settings.get("goals") or [], name_pattern=self.goal_name)
 
     def goals(self) -> list[Goal]:
-        raise NotImplementedError
+        """The goal rules of the connector's settings, read once."""
+        return self._goals
 
     def send(self, conversions: list[Conversion]) -> Any:
         raise NotImplementedError

@@ -12,7 +12,7 @@ from typing import Any
 import requests
 
 from connectors import analytics
-from connectors.base import CheckResult, Connector, ConnectorContext, Outcome
+from connectors.base import CheckResult, Connector, Outcome
 from connectors.ga4 import mapping
 from connectors.ga4.settings import EVENT_NAME, Ga4Settings
 
@@ -23,13 +23,7 @@ class Ga4Connector(analytics.Destination, Connector):
     Settings = Ga4Settings
     handles = analytics.HANDLED
     service = "GA4"
-
-    def __init__(self, ctx: ConnectorContext):
-        super().__init__(ctx)
-        self._goals = analytics.parse_goals(self.settings.get("goals") or [], name_pattern=EVENT_NAME)
-
-    def goals(self) -> list[analytics.Goal]:
-        return self._goals
+    goal_name = EVENT_NAME
 
     def _url(self, path: str) -> str:
         return self.settings["endpoint"].rstrip("/") + path

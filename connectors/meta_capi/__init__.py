@@ -13,7 +13,7 @@ from typing import Any
 import requests
 
 from connectors import analytics
-from connectors.base import CheckResult, Connector, ConnectorContext, Outcome
+from connectors.base import CheckResult, Connector, Outcome
 from connectors.meta_capi import mapping
 from connectors.meta_capi.settings import EVENT_NAME, MetaCapiSettings
 from hub.shared.http import describe_response, parse_retry_after
@@ -36,13 +36,7 @@ class MetaCapiConnector(analytics.Destination, Connector):
     Settings = MetaCapiSettings
     handles = analytics.HANDLED
     service = "Meta"
-
-    def __init__(self, ctx: ConnectorContext):
-        super().__init__(ctx)
-        self._goals = analytics.parse_goals(self.settings.get("goals") or [], name_pattern=EVENT_NAME)
-
-    def goals(self) -> list[analytics.Goal]:
-        return self._goals
+    goal_name = EVENT_NAME
 
     def _url(self, path: str = "/events") -> str:
         return (f"{self.settings['graph_url'].rstrip('/')}/{self.settings['api_version']}/"

@@ -24,14 +24,11 @@ class MetricaConnector(analytics.Destination, Connector):
     Settings = MetricaSettings
     handles = analytics.HANDLED
     service = "Metrica"
+    goal_name = GOAL_ID
 
     def __init__(self, ctx: ConnectorContext):
         super().__init__(ctx)
-        self._goals = analytics.parse_goals(self.settings.get("goals") or [], name_pattern=GOAL_ID)
         self._attempt = 1
-
-    def goals(self) -> list[analytics.Goal]:
-        return self._goals
 
     def _counter_url(self, path: str) -> str:
         return f"{self.settings['api_url'].rstrip('/')}/management/v1/counter/{self.settings['counter_id']}{path}"

@@ -13,7 +13,7 @@ from typing import Any
 import requests
 
 from connectors import analytics
-from connectors.base import CheckResult, Connector, ConnectorContext, Outcome
+from connectors.base import CheckResult, Connector, Outcome
 from connectors.roistat import mapping
 from connectors.roistat.settings import STATUS_ID, RoistatSettings, parse_statuses
 from hub.shared.http import describe_response
@@ -27,13 +27,7 @@ class RoistatConnector(analytics.Destination, Connector):
     Settings = RoistatSettings
     handles = analytics.HANDLED
     service = "Roistat"
-
-    def __init__(self, ctx: ConnectorContext):
-        super().__init__(ctx)
-        self._goals = analytics.parse_goals(self.settings.get("goals") or [], name_pattern=STATUS_ID)
-
-    def goals(self) -> list[analytics.Goal]:
-        return self._goals
+    goal_name = STATUS_ID
 
     def _post(self, method: str, body: Any) -> requests.Response:
         return self.ctx.http.post(f"{self.settings['api_url'].rstrip('/')}/project/{method}", json=body,

@@ -86,7 +86,8 @@ def test_a_merge_event_gives_its_parts_and_one_without_an_id_is_dead():
     assert read_merge(event("contact.unlinked", {"contact": contact, "person": person, "merge": {"id": 7}})) == \
         Merge(linked=False, contact=contact, person=person, merge_id="7")
     assert read_merge(event("contact.linked", {"contact": contact, "person": person, "merge": {"id": 7}})).linked
-    for data in ({"contact": contact, "person": person}, {"contact": {"name": "x"}, "person": person, "merge": {"id": 7}},
+    for data in ({"contact": contact, "person": person},
+                 {"contact": {"name": "x"}, "person": person, "merge": {"id": 7}},
                  {"contact": contact, "person": "1", "merge": {"id": 7}}, None):
         outcome = read_merge(event("contact.linked", data))
         assert outcome.status == "dead"

@@ -17,7 +17,8 @@ def test_an_unknown_code_gives_metas_own_detail_and_nothing_gives_a_plain_failur
     assert whatsapp_words.failure_text({"code": 999, "details": " Odd thing "}) == \
         "WhatsApp did not deliver it: Odd thing (Meta error 999)"
     assert whatsapp_words.failure_text({"code": "x"}) == "WhatsApp did not deliver it: unknown reason (Meta error x)"
-    assert whatsapp_words.failure_text({}) == whatsapp_words.failure_text(None) == "WhatsApp did not deliver the message"
+    assert whatsapp_words.failure_text({}) == whatsapp_words.failure_text(None) == \
+        "WhatsApp did not deliver the message"
     assert len(whatsapp_words.failure_text({"code": 1, "details": "d" * 5000})) == 1000
 
 
