@@ -31,7 +31,7 @@ from cryptography.fernet import Fernet
 from _support import ROOT, hub_env, scratch_postgres, start, stop, wait_until
 
 from hub.channels.whatsapp.channels import create_channel  # noqa: E402
-from hub.channels.whatsapp.inbound.signature import sign_meta  # noqa: E402
+from hub.channels.meta_signature import sign_meta  # noqa: E402
 from hub.platform.db import Database, utcnow  # noqa: E402
 from hub.models import Channel, Message  # noqa: E402
 from hub.shared.security import Vault, random_key  # noqa: E402

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from flask import Flask, request
 from sqlalchemy import create_engine, text
 
-from hub.channels.whatsapp.inbound.signature import verify_meta_signature
+from hub.channels.meta_signature import verify_meta_signature
 
 APP_SECRET = os.environ["BENCH_APP_SECRET"]
 SECRET_TOKEN = os.environ.get("BENCH_SECRET_TOKEN", "")

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
 from sqlalchemy.orm import Session
 
 if TYPE_CHECKING:
+    from hub.channels.media import Media
     from hub.models import Message
     from hub.platform.runtime import Runtime
 
@@ -209,6 +210,11 @@ class ChannelKind(ABC):
     @abstractmethod
     def messages_per_second(self, channel: Any) -> float:
         """How fast one number may send."""
+
+    @abstractmethod
+    def fetch_media(self, runtime: "Runtime", channel: Any, media: dict[str, Any], message_id: int) -> "Media":
+        """A received message's file (`media`: its stored media part), fetched fresh from
+        the channel (raises hub.channels.media.MediaUnavailable)."""
 
     def background(self, runtime: "Runtime", owner: str) -> Background:
         """The worker sources this channel needs (sending queued messages, syncs)."""

@@ -1,23 +1,95 @@
 """The outbound ledger's bookkeeping that every channel's sender shares: which channels
-of a kind to serve, whether a claimed message is still this worker's, and what a sent
-or failed attempt writes (the message row, the conversation, message.sent /
-message.status). Each sender keeps what is its channel's own: the call, the verdict on
-an error, and what a final failure marks (the contact, the channel)."""
+of a kind to serve, the claim of waiting messages, whether a claimed message is still
+this worker's, and what a sent or failed attempt writes (the message row, the
+conversation, message.sent / message.status). Each sender keeps what is its channel's
+own: the call, the verdict on an error, and what a final failure marks (the contact,
+the channel).
+
+Claims follow the delivery ledger's pattern: per channel (serialised on the channel row
+on PostgreSQL), only the oldest waiting message of each conversation, leased so a
+killed worker's messages go to another worker once the lease lapses."""
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session, aliased
 
 from hub.events import payloads
-from hub.channels.whatsapp.outbound.sender import Claimed, claim
 from hub.shared.backoff import next_attempt_at
 from hub.events.outbox import emit
 from hub.models import Channel, Contact, Conversation, Message
 from hub.shared.ratelimit import TokenBucket
+
+WAITING = ("queued", "sending")
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A message this worker holds the lease of: its request body, tries so far, age."""
+
+    message_id: int
+    body: dict
+    attempts: int
+    created_at: datetime
+
+
+def _due(m, now: datetime):
+    return or_(and_(m.status == "queued", m.next_attempt_at <= now),
+               and_(m.status == "sending", m.lease_expires_at <= now))
+
+
+def _blocking(m, now: datetime):
+    return or_(and_(m.status == "queued", m.next_attempt_at > now),
+               and_(m.status == "sending", m.lease_expires_at > now))
+
+
+def claim(session: Session, channel_id: int, owner: str, *, now: datetime, limit: int,
+          lease_seconds: float) -> list[Claimed]:
+    """Lease up to `limit` due messages of the channel, the oldest waiting one of each
+    conversation only, in the caller's transaction."""
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:
+        session.execute(select(Channel.id).where(Channel.id == channel_id).with_for_update())
+    m, e = Message, aliased(Message)
+    blocked = (
+        select(e.conversation_id, func.min(e.id).label("first_id"))
+        .join(Conversation, Conversation.id == e.conversation_id)
+        .where(Conversation.channel_id == channel_id, e.direction == "out", e.status.in_(WAITING),
+               _blocking(e, now))
+        .group_by(e.conversation_id)
+        .cte("blocked")
+    )
+    query = (
+        select(m.id, m.request, m.attempts, m.created_at, m.conversation_id)
+        .join(Conversation, Conversation.id == m.conversation_id)
+        .outerjoin(blocked, blocked.c.conversation_id == m.conversation_id)
+        .where(Conversation.channel_id == channel_id, m.direction == "out", m.status.in_(WAITING),
+               _due(m, now), or_(blocked.c.first_id.is_(None), m.id < blocked.c.first_id))
+        .order_by(m.id)
+        .limit(limit * 4)
+    )
+    if postgres:
+        query = query.with_for_update(skip_locked=True, of=m)
+    chosen: list[Claimed] = []
+    seen_conversations: set[int] = set()
+    for row in session.execute(query):
+        if row.conversation_id in seen_conversations:
+            continue  # one message per conversation per round keeps their order
+        seen_conversations.add(row.conversation_id)
+        chosen.append(Claimed(row.id, row.request, row.attempts, row.created_at))
+        if len(chosen) == limit:
+            break
+    if chosen:
+        session.execute(
+            update(Message).where(Message.id.in_([c.message_id for c in chosen]))
+            .values(status="sending", lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_seconds))
+            .execution_options(synchronize_session=False)
+        )
+    return chosen
 
 
 def healthy_channels(db: Any, kind: str) -> list[Channel]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from hub.channels.whatsapp.outbound.media import MediaUnavailable, fetch_media
+from hub.channels.media import MediaUnavailable, fetch_media
 from hub.platform.db import utcnow
 
 bp = Blueprint("media", __name__)

@@ -13,7 +13,7 @@ from flask import Blueprint, Response, abort, current_app, request
 from sqlalchemy import bindparam, select, update
 
 import hub.channels  # noqa: F401  (registers the processors)
-from hub.channels.whatsapp.channels import secrets_of
+from hub.channels.settings import secrets_of
 from hub.channels import registry
 from hub.channels.base import Inbound
 from hub.channels.whatsapp.inbound.channel_cache import WebhookChannel, WebhookChannels

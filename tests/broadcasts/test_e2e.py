@@ -15,7 +15,8 @@ from hub.broadcasts import audiences, consent, lifecycle, results
 from hub.broadcasts.pump import BroadcastPump
 from hub.channels.whatsapp.channels import endpoint
 from hub.channels.whatsapp.outbound.client import WhatsAppClient
-from hub.channels.whatsapp.outbound.sender import Sender, claim
+from hub.channels.ledger import claim
+from hub.channels.whatsapp.outbound.sender import Sender
 from hub.platform.db import utcnow
 from hub.models import Broadcast, BroadcastRecipient, Channel, Contact, Event, Message
 from tests.support.wa_emulator import wired, worker

@@ -12,7 +12,7 @@ from hub.channels.base import ChannelKind, Inbound, Outgoing, SendRefused, Windo
 from hub.channels.sending import queue
 from hub.channels.whatsapp.outbound import window
 from hub.channels.whatsapp.kind import WhatsApp
-from hub.channels.whatsapp.inbound.signature import sign_meta
+from hub.channels.meta_signature import sign_meta
 from hub.models import Message
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=timezone.utc)

@@ -7,7 +7,7 @@ import random
 from pathlib import Path
 from typing import Iterator
 
-from hub.channels.whatsapp.inbound.signature import sign_meta
+from hub.channels.meta_signature import sign_meta
 from hub.platform.db import utcnow
 from hub.models import Channel
 from hub.shared.security import random_key

@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from hub.channels.whatsapp.channels import create_channel
-from hub.channels.whatsapp.inbound.signature import sign_meta
+from hub.channels.meta_signature import sign_meta
 from hub.platform.db import utcnow
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "whatsapp"

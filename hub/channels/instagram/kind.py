@@ -13,9 +13,10 @@ from hub.channels.instagram import window
 from hub.channels.instagram.compose import KINDS, MAX_QUICK_REPLIES, MAX_TEXT, MEDIA_TYPES
 from hub.channels.instagram.parse import parse
 from hub.channels.registry import register
-from hub.channels.whatsapp.inbound.signature import HEADER, verify_meta_signature
+from hub.channels.meta_signature import HEADER, verify_meta_signature
 
 if TYPE_CHECKING:
+    from hub.channels.media import Media
     from hub.models import Message
     from hub.platform.runtime import Runtime
 
@@ -58,6 +59,11 @@ class Instagram(ChannelKind):
 
     def messages_per_second(self, channel: Any) -> float:
         return float(channel.mps)
+
+    def fetch_media(self, runtime: "Runtime", channel: Any, media: dict[str, Any], message_id: int) -> "Media":
+        from hub.channels.instagram.media import fetch_attachment
+
+        return fetch_attachment(runtime, media, message_id)
 
     def background(self, runtime: "Runtime", owner: str) -> Background:
         from hub.channels.instagram.profiles import ProfileFetcher

@@ -7,15 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
+from hub.channels.media import Media, MediaUnavailable
 from hub.shared.http import TimeoutSession
 
 if TYPE_CHECKING:
     from hub.platform.runtime import Runtime
 
 
-def fetch_attachment(runtime: "Runtime", media: dict[str, Any], message_id: int) -> Any:
-    from hub.channels.whatsapp.outbound.media import Media, MediaUnavailable
-
+def fetch_attachment(runtime: "Runtime", media: dict[str, Any], message_id: int) -> Media:
     url = str(media.get("link") or media.get("id") or "")
     if not url.startswith(("https://", "http://")):
         raise MediaUnavailable(404, f"message {message_id} has no attachment URL")

@@ -20,8 +20,7 @@ from sqlalchemy import update
 from hub.channels.instagram.channels import KIND, account_id, client_for
 from hub.channels.instagram.client import InstagramError, verdict
 from hub.channels.instagram.echo import drop_echo_of
-from hub.channels.ledger import record_failure, record_sent, send_round
-from hub.channels.whatsapp.outbound.sender import Claimed
+from hub.channels.ledger import Claimed, record_failure, record_sent, send_round
 from hub.platform.db import utcnow
 from hub.shared.http import TimeoutSession
 from hub.models import Channel, Contact

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from hub.channels.whatsapp.outbound.window import HasWindow, _aware
+from hub.channels.window import HasWindow, aware
 
 STANDARD = timedelta(hours=24)
 HUMAN_AGENT = timedelta(days=7)
@@ -31,12 +31,12 @@ class Allowed:
 
 def standard_closes_at(conversation: HasWindow) -> datetime | None:
     last = conversation.last_inbound_at
-    return None if last is None else _aware(last, "last_inbound_at") + STANDARD
+    return None if last is None else aware(last, "last_inbound_at") + STANDARD
 
 
 def human_agent_closes_at(conversation: HasWindow) -> datetime | None:
     last = conversation.last_inbound_at
-    return None if last is None else _aware(last, "last_inbound_at") + HUMAN_AGENT
+    return None if last is None else aware(last, "last_inbound_at") + HUMAN_AGENT
 
 
 def allowed(conversation: HasWindow, now: datetime, *, human: bool) -> Allowed | None:
@@ -45,7 +45,7 @@ def allowed(conversation: HasWindow, now: datetime, *, human: bool) -> Allowed |
     standard = standard_closes_at(conversation)
     if standard is None:
         return None
-    now = _aware(now, "now")
+    now = aware(now, "now")
     if now < standard:
         return Allowed("RESPONSE")
     if human and now < human_agent_closes_at(conversation):

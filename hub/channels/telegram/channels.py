@@ -19,7 +19,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 from sqlalchemy import select
 
 from hub.channels.telegram.client import DEFAULT_API, TelegramClient, TelegramError
-from hub.channels.whatsapp.channels import InvalidChannel, secrets_of
+from hub.channels.settings import InvalidChannel, secrets_of
 from hub.shared.http import TimeoutSession
 from hub.models import Channel
 from hub.shared.security import random_key

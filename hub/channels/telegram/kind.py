@@ -15,6 +15,7 @@ from hub.channels.telegram.parse import parse
 from hub.shared.security import constant_time_equal
 
 if TYPE_CHECKING:
+    from hub.channels.media import Media
     from hub.models import Message
     from hub.platform.runtime import Runtime
 
@@ -51,6 +52,11 @@ class Telegram(ChannelKind):
 
     def messages_per_second(self, channel: Any) -> float:
         return float(channel.mps)
+
+    def fetch_media(self, runtime: "Runtime", channel: Any, media: dict[str, Any], message_id: int) -> "Media":
+        from hub.channels.telegram.media import fetch_file
+
+        return fetch_file(runtime, channel, media, message_id)
 
     def background(self, runtime: "Runtime", owner: str) -> Background:
         from hub.channels.telegram.sender import TelegramSender

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from hub.channels.media import Media, MediaUnavailable
 from hub.channels.telegram.channels import client_for
 from hub.channels.telegram.client import TelegramError
 
@@ -11,9 +12,7 @@ if TYPE_CHECKING:
     from hub.platform.runtime import Runtime
 
 
-def fetch_file(runtime: "Runtime", channel: Any, media: dict[str, Any], message_id: int) -> Any:
-    from hub.channels.whatsapp.outbound.media import Media, MediaUnavailable
-
+def fetch_file(runtime: "Runtime", channel: Any, media: dict[str, Any], message_id: int) -> Media:
     client = client_for(channel, runtime)
     try:
         info = client.get_file(media["id"])

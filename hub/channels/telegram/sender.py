@@ -18,12 +18,11 @@ from typing import Callable
 
 from sqlalchemy import update
 
-from hub.channels.ledger import record_failure, record_sent, send_round
+from hub.channels.ledger import Claimed, record_failure, record_sent, send_round
 from hub.channels.telegram.channels import KIND, client_for
 from hub.channels.telegram.client import TelegramError
 from hub.channels.telegram.compose import message_key
 from hub.channels.telegram.ingest import BLOCKED
-from hub.channels.whatsapp.outbound.sender import Claimed
 from hub.platform.db import utcnow
 from hub.shared.http import TimeoutSession
 from hub.models import Channel, Contact

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from hub.channels.settings import InvalidChannel, secrets_of
 from hub.platform.config import Config
 from hub.models import Channel
 from hub.shared.security import Vault, random_key
@@ -61,17 +62,6 @@ class ChannelSettings(Schema):
             missing = [k for k in ("d360_api_key",) if not data.get(k)]
         if missing:
             raise ValidationError({k: ["required for this provider"] for k in missing})
-
-
-class InvalidChannel(ValueError):
-    def __init__(self, errors: Mapping[str, Any]):
-        self.errors = dict(errors)
-        super().__init__("; ".join(f"{k}: {' '.join(v) if isinstance(v, list) else v}"
-                                   for k, v in self.errors.items()))
-
-
-def secrets_of(channel: Channel, vault: Vault) -> dict[str, str]:
-    return vault.decrypt(channel.secrets_enc)
 
 
 def _load(data: Mapping[str, Any], stored: Mapping[str, str]) -> dict[str, Any]:

@@ -12,10 +12,11 @@ from hub.channels.registry import register
 from hub.channels.whatsapp.outbound import window
 from hub.channels.whatsapp.outbound.compose import FREE_FORM_TYPES, MEDIA_TYPES
 from hub.channels.whatsapp.inbound.parse import parse
-from hub.channels.whatsapp.inbound.signature import verify_meta_signature
+from hub.channels.meta_signature import verify_meta_signature
 from hub.shared.security import constant_time_equal
 
 if TYPE_CHECKING:
+    from hub.channels.media import Media
     from hub.models import Message
     from hub.platform.runtime import Runtime
 
@@ -66,6 +67,11 @@ class WhatsApp(ChannelKind):
 
     def messages_per_second(self, channel: Any) -> float:
         return float(channel.mps)
+
+    def fetch_media(self, runtime: "Runtime", channel: Any, media: dict[str, Any], message_id: int) -> "Media":
+        from hub.channels.whatsapp.outbound.media import fetch_from_whatsapp
+
+        return fetch_from_whatsapp(runtime, channel, media, message_id)
 
     def background(self, runtime: "Runtime", owner: str) -> Background:
         """Send queued messages under each number's limit; sync templates when asked."""

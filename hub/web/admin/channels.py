@@ -10,9 +10,8 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import func, select
 
-from hub.channels.whatsapp.channels import (
-    ChannelSettings, InvalidChannel, create_channel, secrets_of, update_channel, webhook_url,
-)
+from hub.channels.settings import InvalidChannel, secrets_of
+from hub.channels.whatsapp.channels import ChannelSettings, create_channel, update_channel, webhook_url
 from hub.channels.whatsapp.errors import WhatsAppError
 from hub.channels.whatsapp.templates.sync import sync_channel
 from hub.platform.db import utcnow

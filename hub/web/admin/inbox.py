@@ -17,7 +17,7 @@ from sqlalchemy import func, or_, select
 from connectors.base import registry
 from hub.channels.whatsapp.templates import parameters as tpl
 from hub.channels.whatsapp.outbound import window
-from hub.channels.whatsapp.outbound.media import MediaUnavailable, fetch_media
+from hub.channels.media import MediaUnavailable, fetch_media
 from hub.channels import registry as channel_kinds
 from hub.channels.base import Outgoing, SendRefused, WindowClosed
 from hub.channels.sending import queue

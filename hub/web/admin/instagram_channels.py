@@ -14,7 +14,7 @@ from hub.channels.instagram.channels import (
     InstagramChannelUpdate, InstagramSettings, check_connection, create_instagram_channel, remove_instagram_channel,
     update_instagram_channel, webhook_url,
 )
-from hub.channels.whatsapp.channels import InvalidChannel, secrets_of
+from hub.channels.settings import InvalidChannel, secrets_of
 from hub.platform.db import utcnow
 from hub.models import Channel
 from hub.web.admin import bp

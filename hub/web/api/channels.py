@@ -8,9 +8,8 @@ from flask.views import MethodView
 from flask_smorest import abort
 from sqlalchemy import select
 
-from hub.channels.whatsapp.channels import (
-    ChannelSettings, InvalidChannel, create_channel, secrets_of, update_channel, webhook_url,
-)
+from hub.channels.settings import InvalidChannel, secrets_of
+from hub.channels.whatsapp.channels import ChannelSettings, create_channel, update_channel, webhook_url
 from hub.platform.db import utcnow
 from hub.models import Channel
 from hub.web.api.schemas import ChannelOut

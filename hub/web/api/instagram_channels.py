@@ -18,7 +18,7 @@ from hub.channels.instagram.channels import (
     InstagramChannelUpdate, InstagramSettings, check_connection, create_instagram_channel, remove_instagram_channel,
     update_instagram_channel,
 )
-from hub.channels.whatsapp.channels import InvalidChannel
+from hub.channels.settings import InvalidChannel
 from hub.platform.db import utcnow
 from hub.models import Channel
 from hub.web.api.auth import authenticate, require_role

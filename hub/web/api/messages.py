@@ -9,7 +9,7 @@ from flask.views import MethodView
 from flask_smorest import abort
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from hub.channels.whatsapp.outbound.media import MediaUnavailable, fetch_media
+from hub.channels.media import MediaUnavailable, fetch_media
 from hub.channels.base import Outgoing, TemplateInput
 from hub.channels.sending import queue
 from hub.platform.db import utcnow

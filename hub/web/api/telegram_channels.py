@@ -17,7 +17,7 @@ from hub.channels.telegram.channels import (
     TelegramChannelUpdate, TelegramSettings, create_telegram_channel, register_webhook, remove_telegram_channel,
     update_telegram_channel,
 )
-from hub.channels.whatsapp.channels import InvalidChannel
+from hub.channels.settings import InvalidChannel
 from hub.platform.db import utcnow
 from hub.models import Channel
 from hub.web.api.auth import authenticate, require_role

@@ -93,7 +93,7 @@ def test_a_wrong_or_missing_signature_is_refused_and_nothing_stored(client, runt
 
 
 def test_a_body_signed_then_changed_is_refused(client, runtime, account):
-    from hub.channels.whatsapp.inbound.signature import sign_meta
+    from hub.channels.meta_signature import sign_meta
 
     body = fixture("text")
     r = post_webhook(client, account[1], body.replace(b"sofa", b"SOFA"), signature=sign_meta(APP_SECRET, body))

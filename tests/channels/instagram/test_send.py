@@ -13,7 +13,7 @@ from hub.channels.base import Outgoing, SendRefused, WindowClosed
 from hub.channels.instagram import compose
 from hub.channels.instagram.channels import create_instagram_channel
 from hub.channels.sending import queue
-from hub.channels.whatsapp.channels import InvalidChannel
+from hub.channels.settings import InvalidChannel
 from hub.platform.db import utcnow
 from hub.models import Channel, Contact, Conversation, Event, Message
 from tests.support.clock import FakeClock

@@ -10,7 +10,7 @@ from typing import Any, Callable
 import pytest
 
 from hub.channels.whatsapp.inbound.parse import normalise_category, normalise_messaging_limit, parse
-from hub.channels.whatsapp.inbound.signature import sign_meta, verify_meta_signature
+from hub.channels.meta_signature import sign_meta, verify_meta_signature
 from hub.channels.whatsapp.inbound.types import (
     InboundMessage,
     Media,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from hub.channels.whatsapp.channels import secrets_of
+from hub.channels.settings import secrets_of
 from hub.models import Channel, Template
 from tests.support.admin import field_errors, post, signed_in
 from tests.support.graph import FakeGraph

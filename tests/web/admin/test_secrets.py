@@ -12,7 +12,7 @@ from sqlalchemy import select
 from hub.platform.db import utcnow
 from hub.events.outbox import emit
 from hub.delivery.worker import Worker
-from hub.channels.whatsapp.channels import secrets_of
+from hub.channels.settings import secrets_of
 from hub.models import Channel, ConnectorRecord, User
 from hub.platform.users import create_api_token
 from tests.conftest import ENCRYPTION_KEY

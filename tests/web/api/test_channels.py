@@ -2,7 +2,7 @@
 secrets; removing a secret the provider needs is refused and changes nothing."""
 from __future__ import annotations
 
-from hub.channels.whatsapp.channels import secrets_of
+from hub.channels.settings import secrets_of
 from hub.platform.db import utcnow
 from hub.models import Channel
 from tests.support.clock import FakeClock

@@ -1,47 +1,19 @@
-"""A message's media file, fetched fresh from WhatsApp (size-limited), for the API and
-the admin alike. Media URLs from WhatsApp expire within minutes, so nothing is cached."""
+"""A WhatsApp message's media file: its URL from the Graph API (or the relay), then the
+file, size-limited and with the channel's token (never sent to another host)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Any
 
+from hub.channels.media import Media, MediaUnavailable
 from hub.channels.whatsapp.channels import endpoint
 from hub.channels.whatsapp.outbound.client import WhatsAppClient
 from hub.channels.whatsapp.errors import WhatsAppError
 from hub.shared.http import TimeoutSession
-from hub.models import Channel, Conversation, Message
+from hub.models import Channel
 from hub.platform.runtime import Runtime
 
 
-class MediaUnavailable(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-@dataclass(frozen=True)
-class Media:
-    data: bytes
-    content_type: str
-    filename: str
-
-
-def fetch_media(runtime: Runtime, message_id: int) -> Media:
-    with runtime.db.scope() as session:
-        message = session.get(Message, message_id)
-        media = ((message.payload or {}).get("media") if message else None) or {}
-        if message is None or not media.get("id"):
-            raise MediaUnavailable(404, f"message {message_id} has no media")
-        channel = session.get(Channel, session.get(Conversation, message.conversation_id).channel_id)
-        session.expunge(channel)
-    if channel.kind == "telegram":
-        from hub.channels.telegram.media import fetch_file
-
-        return fetch_file(runtime, channel, media, message_id)
-    if channel.kind == "instagram":
-        from hub.channels.instagram.media import fetch_attachment
-
-        return fetch_attachment(runtime, media, message_id)
+def fetch_from_whatsapp(runtime: Runtime, channel: Channel, media: dict[str, Any], message_id: int) -> Media:
     client = WhatsAppClient(endpoint(channel, runtime.vault, runtime.config),
                             TimeoutSession(runtime.config.delivery.http_timeout_seconds))
     try:

@@ -3,7 +3,7 @@
 Both decide what may be sent and what it costs, so they are pure functions of stored
 timestamps and an explicit `now`: the caller passes the clock, tests pass any instant.
 Timestamps are WhatsApp's (the webhook `timestamp`), not receipt time, and must be
-timezone-aware (the hub stores UTC; naive values are refused rather than guessed).
+timezone-aware (hub.channels.window: naive values are refused rather than guessed).
 
 Rules (protocol sheet §10):
 - the window is open iff now < last user message + 24 h (exactly 24 h later it is closed);
@@ -17,17 +17,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from hub.channels.window import HasWindow, aware
+
 WINDOW = timedelta(hours=24)
 FEP_REPLY_WITHIN = timedelta(hours=24)
 FEP_DURATION = timedelta(hours=72)
-
-
-class HasWindow(Protocol):
-    """Anything with the last window-opening user message's time (the hub's
-    Conversation model, a test dataclass)."""
-
-    @property
-    def last_inbound_at(self) -> datetime | None: ...
 
 
 class HasEntryPoint(Protocol):
@@ -40,24 +34,18 @@ class HasEntryPoint(Protocol):
     def fep_expires_at(self) -> datetime | None: ...
 
 
-def _aware(value: datetime, name: str) -> datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{name} is a naive datetime; pass a timezone-aware (UTC) one")
-    return value
-
-
 def closes_at(conversation: HasWindow) -> datetime | None:
     """When the customer service window closes (None: the user never wrote)."""
     last = conversation.last_inbound_at
     if last is None:
         return None
-    return _aware(last, "last_inbound_at") + WINDOW
+    return aware(last, "last_inbound_at") + WINDOW
 
 
 def is_open(conversation: HasWindow, now: datetime) -> bool:
     """May a free-form (non-template) message be sent at `now`?"""
     closes = closes_at(conversation)
-    return closes is not None and _aware(now, "now") < closes
+    return closes is not None and aware(now, "now") < closes
 
 
 def closing_soon(conversation: HasWindow, now: datetime, within: timedelta) -> bool:
@@ -65,7 +53,7 @@ def closing_soon(conversation: HasWindow, now: datetime, within: timedelta) -> b
     if within < timedelta(0):
         raise ValueError("within must not be negative")
     closes = closes_at(conversation)
-    return closes is not None and _aware(now, "now") < closes <= now + within
+    return closes is not None and aware(now, "now") < closes <= now + within
 
 
 def fep_start_on_reply(conversation: HasEntryPoint, reply_at: datetime) -> datetime | None:
@@ -79,12 +67,12 @@ def fep_start_on_reply(conversation: HasEntryPoint, reply_at: datetime) -> datet
     entry = conversation.ctwa_entry_at
     if entry is None:
         return None
-    entry = _aware(entry, "ctwa_entry_at")
-    reply_at = _aware(reply_at, "reply_at")
+    entry = aware(entry, "ctwa_entry_at")
+    reply_at = aware(reply_at, "reply_at")
     if not entry <= reply_at < entry + FEP_REPLY_WITHIN:
         return None
     current = conversation.fep_expires_at
-    if current is not None and _aware(current, "fep_expires_at") > entry:
+    if current is not None and aware(current, "fep_expires_at") > entry:
         return None  # an FEP already started from this entry (or was running at it)
     return reply_at + FEP_DURATION
 
@@ -92,7 +80,7 @@ def fep_start_on_reply(conversation: HasEntryPoint, reply_at: datetime) -> datet
 def fep_open(conversation: HasEntryPoint, now: datetime) -> bool:
     """Is a free entry point window running at `now`?"""
     expires = conversation.fep_expires_at
-    return expires is not None and _aware(now, "now") < _aware(expires, "fep_expires_at")
+    return expires is not None and aware(now, "now") < aware(expires, "fep_expires_at")
 
 
 def entry_point_free(conversation: HasEntryPoint, at: datetime) -> bool:

@@ -1,4 +1,5 @@
 """Meta's webhook signature: X-Hub-Signature-256: sha256=<hex HMAC-SHA256(app secret, body)>.
+WhatsApp's and Instagram's webhooks alike are signed so.
 
 Computed over the exact raw request bytes. Meta signs its own escaped-unicode rendering
 (\\uXXXX, "\\/"), so a body parsed and re-serialised no longer matches: verify before
