@@ -17,6 +17,8 @@ from sqlalchemy import and_, bindparam, func, literal_column, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from hub.events import payloads
+from hub.events.outbox import emit
 from hub.models import Contact, Conversation, Message
 from hub.shared.phones import to_e164
 
@@ -161,20 +163,49 @@ def contact_changes(contact: ContactRow, *, wa_id: str | None, user_id: str | No
     return changes
 
 
-def update_contact(session: Session, contact: ContactRow, changes: dict[str, Any]) -> None:
+# What a CRM shows of a contact: a change to one of these emits contact.updated.
+DETAILS = ("name", "phone", "username")
+
+
+def detail_changes(contact: Any, changes: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """{field: {"old", "new"}} for the name, phone and username `changes` really change."""
+    return {key: {"old": getattr(contact, key), "new": changes[key]} for key in DETAILS
+            if key in changes and (changes[key] or None) != (getattr(contact, key) or None)}
+
+
+def emit_contact_updated(session: Session, contact: Any, changed: dict[str, dict[str, Any]], *,
+                         now: datetime) -> None:
+    """contact.updated for `contact` (already showing the new values), ordered with the
+    person's contact.linked / unlinked: the CRM connectors bring the CRM contact up to date."""
+    if changed:
+        emit(session, "contact.updated", {"contact": payloads.contact(contact), "changes": changed},
+             now=now, ordering_key=f"contact:{getattr(contact, 'person_id', None) or contact.id}")
+
+
+def update_contact(session: Session, contact: ContactRow, changes: dict[str, Any], *,
+                   now: datetime | None = None, announce: bool = True) -> None:
     """Write `changes` to the row and to `contact`; updated_at follows the column's
-    onupdate unless `changes` names it (ContactRow does not carry it)."""
+    onupdate unless `changes` names it (ContactRow does not carry it). A new name, phone
+    or username emits contact.updated (at `now`, else at `changes["updated_at"]`), unless
+    `announce` is False: a contact created in the same transaction, whose first events
+    show it as it is now."""
     if changes:
+        changed = detail_changes(contact, changes) if announce else {}
         session.execute(_UPDATE_CONTACT, {"row_id": contact.id, **changes})
         for name, value in changes.items():
             if hasattr(contact, name):
                 setattr(contact, name, value)
+        if changed:
+            at = now or changes.get("updated_at")
+            if at is None:
+                raise ValueError("a change to a contact's name, phone or username needs the time it happened")
+            emit_contact_updated(session, contact, changed, now=at)
 
 
 def refresh_contact(session: Session, contact: ContactRow, *, wa_id: str | None, user_id: str | None,
-                    name: str = "", username: str | None = None) -> None:
+                    name: str = "", username: str | None = None, now: datetime) -> None:
     update_contact(session, contact, contact_changes(contact, wa_id=wa_id, user_id=user_id, name=name,
-                                                     username=username))
+                                                     username=username), now=now)
 
 
 def ensure_contact(session: Session, *, wa_id: str | None, user_id: str | None, name: str = "",
@@ -189,7 +220,7 @@ def ensure_contact(session: Session, *, wa_id: str | None, user_id: str | None, 
                                               username=username, now=now)
         if created:
             return contact
-    refresh_contact(session, contact, wa_id=wa_id, user_id=user_id, name=name, username=username)
+    refresh_contact(session, contact, wa_id=wa_id, user_id=user_id, name=name, username=username, now=now)
     return contact
 
 

@@ -26,6 +26,7 @@ EVENT_TYPES = (
     "conversation.closed",
     "lead.attributed",
     "contact.opted_out",
+    "contact.updated",
     "contact.linked",
     "contact.unlinked",
     "template.status_changed",

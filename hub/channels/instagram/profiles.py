@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from hub.channels.instagram.channels import KIND, client_for
 from hub.channels.instagram.client import InstagramError, verdict
+from hub.conversations.store import detail_changes, emit_contact_updated
 from hub.platform.db import utcnow
 from hub.shared.backoff import next_attempt_at
 from hub.shared.http import TimeoutSession
@@ -100,11 +101,17 @@ class ProfileFetcher:
             contact = session.get(Contact, item.contact_id)
             name, username = str(profile.get("name") or "").strip(), str(profile.get("username") or "").strip()
             if contact is not None:
+                learned: dict[str, str] = {}
                 if name and not contact.name:
-                    contact.name = name[:256]
+                    learned["name"] = name[:256]
                 if username and not contact.username:
-                    contact.username = username[:128]
+                    learned["username"] = username[:128]
+                changed = detail_changes(contact, learned)
+                for key, value in learned.items():
+                    setattr(contact, key, value)
                 contact.updated_at = now
+                session.flush()
+                emit_contact_updated(session, contact, changed, now=now)
             fetch = session.get(ProfileFetch, item.contact_id)
             if fetch is not None:
                 fetch.attempts, fetch.due_at, fetch.fetched_at, fetch.error = item.attempts + 1, None, now, None

@@ -106,11 +106,11 @@ def store_message(session: Session, channel: Any, m: TelegramMessage, now: datet
     if sender.duplicate:
         return None
     name, username = (m.chat_title or "", m.chat_username) if m.in_group else (m.sender.name, m.sender.username)
-    contact = sender.contact
+    contact, created = sender.contact, sender.contact is None
     if contact is None:
         contact = ensure_contact(session, wa_id=None, user_id=user_key, name=name, username=username, now=now)
     else:
-        refresh_contact(session, contact, wa_id=None, user_id=user_key, name=name, username=username)
+        refresh_contact(session, contact, wa_id=None, user_id=user_key, name=name, username=username, now=now)
     # Writing to the bot again (in a group: the bot hears it, so it is in it) means it is reachable.
     if contact.unreachable_at is not None:
         session.execute(update(Contact).where(Contact.id == contact.id)
@@ -121,8 +121,8 @@ def store_message(session: Session, channel: Any, m: TelegramMessage, now: datet
             contact.person_id, contact.phone = merge.person_id, session.get(Contact, contact.id).phone
         else:  # no WhatsApp contact has it (yet): the phone is still theirs, for the CRM and the inbox
             phone = to_e164(m.content.get("phone_number"))
-            if phone is not None and contact.phone != phone:
-                update_contact(session, contact, {"phone": phone, "updated_at": now})
+            if phone and phone != contact.phone:
+                update_contact(session, contact, {"phone": phone, "updated_at": now}, announce=not created)
     # A press carries no time of its own: it is now.
     at = now if m.callback_id else (m.edit_date or m.date) if m.edit else m.date
     conversation, started = (sender.conversation, False) if sender.conversation is not None else \

@@ -1,4 +1,5 @@
-"""/api/v1/contacts: a contact's tags, custom fields and CRM stages (what audiences select
+"""/api/v1/contacts: an operator's edit of a contact's name and phone (contact.updated
+tells the CRMs), a contact's tags, custom fields and CRM stages (what audiences select
 by and templates are filled from), and merging a contact with another contact of the
 same person, and undoing the merge (hub.conversations.persons), as the inbox's "Merge
 with…" does."""
@@ -16,6 +17,8 @@ from hub.models import Contact
 from hub.models.contacts import ContactMerge
 from hub.conversations import tags_and_fields as attrs
 from hub.conversations.persons import OPERATOR, MergeRefused, link, undo
+from hub.conversations.store import detail_changes, emit_contact_updated
+from hub.shared.phones import to_e164
 from hub.crm import contact_stages
 from hub.web.api.auth import authenticate, require_role
 from hub.web.api.fields import Id, Text
@@ -26,6 +29,31 @@ blp = Blueprint("contacts", __name__, url_prefix="/contacts",
                 description="Contacts: tags, custom fields and CRM stages; merge two contacts into one person, "
                             "undo a merge.")
 blp.before_request(authenticate)
+
+
+class ContactIn(Schema):
+    name = Text(256, min_length=1, metadata={"description": "the contact's name as operators and the CRM see it"})
+    phone = Text(32, min_length=1, metadata={"description": "a phone in international form, e.g. +4915100000001"})
+
+    @validates_schema
+    def _a_readable_change(self, data: dict[str, Any], **_: Any) -> None:
+        if not data:
+            raise ValidationError("give a name or a phone to change", field_name="name")
+        if "name" in data and not data["name"].strip():
+            raise ValidationError("the name cannot be blank", field_name="name")
+        if "phone" in data and to_e164(data["phone"]) is None:
+            raise ValidationError("not a phone number in international form (+ and the country code)",
+                                  field_name="phone")
+
+
+class ContactOut(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    phone = fields.String(allow_none=True)
+    username = fields.String(allow_none=True)
+    wa_id = fields.String(allow_none=True)
+    user_id = fields.String(allow_none=True)
+    person_id = fields.Integer(allow_none=True)
 
 
 class MergeIn(Schema):
@@ -106,6 +134,32 @@ def _contact(session: Any, contact_id: int) -> Contact:
 def _out(merge: ContactMerge) -> dict[str, Any]:
     return {"id": merge.id, "contact_id": merge.contact_id, "person_id": merge.person_id, "reason": merge.reason,
             "merged_at": merge.merged_at, "undone_at": merge.undone_at}
+
+
+@blp.route("/<id:contact_id>")
+class ContactItem(MethodView):
+    @require_role("admin", "operator")
+    @blp.arguments(ContactIn)
+    @blp.response(200, ContactOut)
+    def patch(self, body: dict[str, Any], contact_id: int):
+        """Change the contact's name or phone, as the inbox's contact card does; the CRM
+        connectors hear of it (contact.updated) when something really changed."""
+        with db().scope() as session:
+            contact = _contact(session, contact_id)
+            wanted = {}
+            if "name" in body:
+                wanted["name"] = body["name"].strip()
+            if "phone" in body:
+                wanted["phone"] = to_e164(body["phone"])
+            changed = detail_changes(contact, wanted)
+            if changed:
+                now = utcnow()
+                for key, value in wanted.items():
+                    setattr(contact, key, value)
+                contact.updated_at = now
+                session.flush()
+                emit_contact_updated(session, contact, changed, now=now)
+            return contact
 
 
 @blp.route("/<id:contact_id>/merge")

@@ -56,6 +56,7 @@ BODIES: dict[tuple[str, str], list[dict[str, Any]]] = {
     ("patch", "/channels/instagram/{channel_id}"): [{"name": "Shop on Instagram", "access_token": "IGAA" + "D" * 40}],
     ("post", "/conversations/{conversation_id}/assign"): [{"assignee_id": "{user_id}"}],
     ("post", "/conversations/{conversation_id}/close"): [{"reason": "done"}],
+    ("patch", "/contacts/{contact_id}"): [{"name": "Ana Souza", "phone": "+4915100000009"}],
     ("post", "/contacts/{contact_id}/merge"): [{"person_contact_id": "{other_contact_id}"}],
     ("post", "/contacts/{contact_id}/tags"): [{"add": ["vip", "Постоянный клиент"], "remove": ["new"]}],
     ("patch", "/contacts/{contact_id}/fields"): [{"fields": {"city": "Berlin", "first_name": None}}],

@@ -160,7 +160,7 @@ def store_inbound(session: Session, channels: Channels, m: InboundMessage, now: 
         contact, new_contact = insert_contact_row(session, wa_id=m.from_wa_id, user_id=m.from_user_id, now=now,
                                                   **profile)
     if not new_contact:
-        refresh_contact(session, contact, wa_id=m.from_wa_id, user_id=m.from_user_id, **profile)
+        refresh_contact(session, contact, wa_id=m.from_wa_id, user_id=m.from_user_id, now=now, **profile)
     if m.type == "system":
         _number_change(session, contact, m, now)
     started = False
