@@ -546,6 +546,28 @@ class Emulator:
             return hal({"_links": {"self": {"href": emu.base_url + "/api/v4/contacts"}},
                         "_embedded": {"contacts": created}})
 
+        @app.patch("/api/v4/contacts")
+        def contacts_patch() -> Response:
+            try:
+                updated = store.update_contacts(request.get_json(silent=True))
+            except Invalid as exc:
+                return _invalid(exc)
+            return hal({"_links": {"self": {"href": emu.base_url + "/api/v4/contacts"}},
+                        "_embedded": {"contacts": [{**u, "_links": {"self": {
+                            "href": f"{emu.base_url}/api/v4/contacts/{u['id']}"}}} for u in updated]}})
+
+        @app.patch("/api/v4/contacts/<int:contact_id>")
+        def contact_patch(contact_id: int) -> Response:
+            body = request.get_json(silent=True)
+            if contact_id not in store.contacts or store.contacts[contact_id]["is_deleted"]:
+                return problem(404, "Not Found", "Not Found")
+            try:
+                (updated,) = store.update_contacts([{**body, "id": contact_id} if isinstance(body, dict) else body])
+            except Invalid as exc:
+                return _invalid(exc)
+            updated.pop("request_id", None)
+            return hal({**updated, "_links": {"self": {"href": f"{emu.base_url}/api/v4/contacts/{contact_id}"}}})
+
         @app.post("/api/v4/<any(leads, contacts):entity>/<int:entity_id>/<any(link, unlink):action>")
         def links_change(entity: str, entity_id: int, action: str) -> Response:
             """Entity links: 200 with the links made; unlink answers 204 No Content."""

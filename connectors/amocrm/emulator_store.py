@@ -320,6 +320,50 @@ class Store:
                 out.append({"id": contact["id"], "request_id": rid})
             return out
 
+    def update_contacts(self, items: Any) -> list[dict[str, Any]]:
+        """PATCH /api/v4/contacts (and /api/v4/contacts/{id}): all validated first. A custom
+        field sent replaces that field's values; fields not sent stay as they are."""
+        if not isinstance(items, list) or not items:
+            raise Invalid([_err("0", "", "This value should be a non-empty array.", "InvalidType")])
+        now = int(self.clock())
+        with self.lock:
+            problems, planned = [], []
+            for i, body in enumerate(items):
+                rid = str(body.get("request_id", i)) if isinstance(body, dict) else str(i)
+                try:
+                    if not isinstance(body, dict) or body.get("id") not in self.contacts or \
+                            self.contacts[body["id"]]["is_deleted"]:
+                        raise Invalid([_err(rid, "id", "The value you selected is not a valid choice.")])
+                    change: dict[str, Any] = {}
+                    for key in ("name", "first_name", "last_name"):
+                        if key in body:
+                            if not isinstance(body[key], str) or len(body[key]) > 255:
+                                raise Invalid([_err(rid, key, "This value should be of type string of at most 255 "
+                                                              "characters.", "InvalidType")])
+                            change[key] = body[key]
+                    if "responsible_user_id" in body:
+                        change["responsible_user_id"] = self._user(body["responsible_user_id"], rid,
+                                                                   "responsible_user_id")
+                    if "custom_fields_values" in body:
+                        change["custom_fields_values"] = self._custom_fields("contacts", body["custom_fields_values"],
+                                                                             rid, "")
+                    planned.append((rid, self.contacts[body["id"]], change))
+                except Invalid as exc:
+                    problems.extend(exc.errors)
+            if problems:
+                raise Invalid(problems)
+            out = []
+            for rid, contact, change in planned:
+                cfv = change.pop("custom_fields_values", None)
+                if cfv is not None:
+                    by_id = {c["field_id"]: c for c in contact["custom_fields_values"]}
+                    by_id.update({c["field_id"]: c for c in cfv})
+                    contact["custom_fields_values"] = list(by_id.values())
+                contact.update(change)
+                contact["updated_at"] = now
+                out.append({"id": contact["id"], "name": contact["name"], "updated_at": now, "request_id": rid})
+            return out
+
     def link(self, entity: str, entity_id: int, items: Any, *, unlink: bool = False) -> list[dict[str, Any]] | None:
         """POST /api/v4/{leads|contacts}/{id}/link (and /unlink): a deal and its contacts,
         either side. Linking what is linked changes nothing; None when the entity is unknown."""

@@ -10,8 +10,11 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from connectors import automation_notes
+from datetime import datetime, timezone
+
+from connectors import automation_notes, contact_updates
 from connectors.amocrm import intents, mapping, merges, recovery
+from connectors.amocrm.contact_updates import ContactUpdates
 from connectors.amocrm.pipelines import Pipelines
 from connectors.amocrm.client import AmoClient
 from connectors.amocrm.errors import AmoError, Transient, ValidationFailed
@@ -26,7 +29,7 @@ CONVERSATION_TYPES = frozenset({
     "conversation.started", "message.received", "message.sent", "conversation.assigned",
     "conversation.closed", "lead.attributed", "sla.breached", "automation.step",
 })
-HANDLED = CONVERSATION_TYPES | {"contact.opted_out"} | merges.TYPES
+HANDLED = CONVERSATION_TYPES | {"contact.opted_out", contact_updates.TYPE} | merges.TYPES
 
 
 @dataclass
@@ -50,6 +53,7 @@ class WaveSync:
         wanted: list[tuple[int, Wanted]] = []
         opted_out: list[tuple[int, Mapping[str, Any]]] = []
         person_changes: list[int] = []
+        contact_changes: list[int] = []
         for i, event in enumerate(batch):
             try:
                 if event.type in CONVERSATION_TYPES:
@@ -58,6 +62,8 @@ class WaveSync:
                     wanted.append((i, w))
                 elif event.type in merges.TYPES:
                     person_changes.append(i)
+                elif event.type == contact_updates.TYPE:
+                    contact_changes.append(i)
                 elif event.type == "contact.opted_out":
                     contact = mapping.require(event.data, "contact")
                     mapping.contact_key(contact)
@@ -68,6 +74,10 @@ class WaveSync:
                 out[i] = Outcome.dead(f"{event.type} {event.id}: {exc}")
         # links first: a conversation event of the same wave already finds the contact they name
         person_notes = self._person_changes(batch, person_changes, out)
+        updates = ContactUpdates(self.client, self.links, self.settings,
+                                 clock=lambda: datetime.fromtimestamp(self.now(), timezone.utc), failure=self.failure)
+        for i in contact_changes:
+            out[i] = updates.apply(batch[i])
         ensurer = LeadEnsurer(self.client, self.links, self.settings, self.now)
         unique = {w.conv_id: w for _, w in wanted}
         ensured = ensurer.ensure(list(unique.values()))
