@@ -7,7 +7,9 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from connectors.base import CheckResult, Command, Connector, HubEvent, InboundRequest, Outcome
+from connectors.contact_updates import TYPE as CONTACT_UPDATED
 from connectors.bitrix24 import merges, openlines
+from connectors.bitrix24.contact_updates import ContactUpdates
 from connectors.bitrix24 import preview as preview_module
 from connectors.bitrix24 import webhooks
 from connectors.automation_notes import with_automation_notes
@@ -38,7 +40,7 @@ class Bitrix24Connector(Connector):
     kind = "bitrix24"
     title = "Bitrix24"
     Settings = Bitrix24Settings
-    handles = HANDLED | openlines.HANDLED | merges.TYPES | {"broadcast.recipient"}
+    handles = HANDLED | openlines.HANDLED | merges.TYPES | {"broadcast.recipient", CONTACT_UPDATED}
     # A `batch` request carries 50 commands and a wave holds one event per conversation.
     # With a few events waiting per conversation, 1000 events make waves of a few
     # hundred: the contact lookups of a whole wave share one request (20 phones a
@@ -82,6 +84,12 @@ class Bitrix24Connector(Connector):
         return outcomes
 
     def _timeline(self, batch: list[HubEvent]) -> list[Outcome]:
+        if any(e.type == CONTACT_UPDATED for e in batch):  # a new name or phone, before the rest
+            applied = iter(ContactUpdates(self.client, self.ctx.links, self.ctx.clock).deliver(
+                [e for e in batch if e.type == CONTACT_UPDATED]))
+            others = [e for e in batch if e.type != CONTACT_UPDATED]
+            rest = iter(self._timeline(others) if others else [])
+            return [next(applied) if e.type == CONTACT_UPDATED else next(rest) for e in batch]
         if any(e.type in merges.TYPES for e in batch):  # a contact linked to a person, or unlinked
             folded = iter(merges.PersonMerges(self.client, self.ctx.links, self.options, self.ctx.clock).deliver(
                 [e for e in batch if e.type in merges.TYPES]))

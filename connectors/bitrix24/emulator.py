@@ -405,6 +405,54 @@ class Portal:
         self.contacts[cid] = row
         return Answer(cid)
 
+    def contact_update(self, params: dict[str, Any]) -> Answer:
+        """crm.contact.update as documented: scalar fields are replaced; a multifield item
+        with an ID changes that value (an empty VALUE deletes it), one without an ID is
+        added beside the contact's values."""
+        cid = _int(params.get("id", params.get("ID", "")), "id")
+        row = self.contacts.get(cid)
+        if row is None:
+            raise ApiError("", "Not found")
+        fields = self._fields(params)
+        self._user_ok(fields)
+        changes = self._scalar_fields(fields, ("PHONE", "EMAIL", "IM", "WEB"))
+        merged: dict[str, list[dict[str, Any]]] = {}
+        for name in ("PHONE", "EMAIL"):
+            raw = fields.get(name)
+            if raw in (None, ""):
+                continue
+            items = list(raw.values()) if isinstance(raw, dict) else raw
+            if not isinstance(items, list):
+                raise ApiError("", f"Field '{name}' must be an array of {{VALUE, VALUE_TYPE}}")
+            values = [dict(v) for v in row.get(name) or []]
+            for item in items:
+                if not isinstance(item, dict):
+                    raise ApiError("", f"Field '{name}' has an invalid value")
+                if item.get("ID") not in (None, ""):
+                    known = next((v for v in values if v["ID"] == str(item["ID"])), None)
+                    if known is None:
+                        raise ApiError("", f"Field '{name}': value {item['ID']} not found")
+                    if not str(item.get("VALUE") or "").strip() or item.get("DELETE") == "Y":
+                        values.remove(known)
+                        continue
+                    added = self._multifield({name: [item]}, name)[0]
+                    known.update(VALUE=added["VALUE"], VALUE_TYPE=str(item.get("VALUE_TYPE") or known["VALUE_TYPE"]))
+                    continue
+                added = self._multifield({name: [item]}, name)[0]
+                added["ID"] = str(max((int(v["ID"]) for v in values), default=0) + 1)
+                values.append(added)
+            merged[name] = values
+        name_after = {**row, **changes}
+        if not any(str(name_after.get(k) or "").strip() for k in ("NAME", "LAST_NAME", "SECOND_NAME")):
+            raise ApiError("", "Field 'NAME' is required: the contact has no name")
+        row.update(changes)
+        for name, values in merged.items():
+            row[name] = values
+        row["HAS_PHONE"] = "Y" if row.get("PHONE") else "N"
+        row["DATE_MODIFY"] = self._stamp()
+        self._queue_event("ONCRMCONTACTUPDATE", cid)
+        return Answer(True)
+
     def _entity_add(self, kind: str, params: dict[str, Any]) -> Answer:
         fields = self._fields(params)
         table = self.deals if kind == "deal" else self.leads
@@ -790,6 +838,7 @@ METHODS: dict[str, Callable[[Portal, dict[str, Any]], Answer]] = {
     "crm.contact.add": lambda p, a: p.contact_add(a),
     "crm.contact.get": lambda p, a: p._get(p.contacts, a),
     "crm.contact.list": lambda p, a: p._list(list(p.contacts.values()), a),
+    "crm.contact.update": lambda p, a: p.contact_update(a),
     "crm.deal.add": lambda p, a: p._entity_add("deal", a),
     "crm.deal.get": lambda p, a: p._get(p.deals, a),
     "crm.deal.list": lambda p, a: p._list(list(p.deals.values()), a),
