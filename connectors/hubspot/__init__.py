@@ -10,7 +10,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 from connectors import whatsapp_words
+from connectors.contact_updates import TYPE as CONTACT_UPDATED
 from connectors.base import CheckResult, Command, Connector, HubEvent, InboundRequest, Outcome, WebhookRejected
+from connectors.hubspot.contact_updates import ContactUpdates
 from connectors.hubspot import inbox, inbox_hooks, mapping, merges, properties, rules, signature, webhooks
 from connectors.automation_notes import with_automation_notes
 from connectors.broadcast_notes import with_broadcast_notes
@@ -40,7 +42,7 @@ class HubSpotConnector(Connector):
     kind = "hubspot"
     title = "HubSpot"
     Settings = HubSpotSettings
-    handles = HANDLED | inbox.INBOX_TYPES | merges.TYPES | {"broadcast.recipient"}
+    handles = HANDLED | inbox.INBOX_TYPES | merges.TYPES | {"broadcast.recipient", CONTACT_UPDATED}
     # Batch endpoints take 100 inputs; claim enough that each wave can fill them.
     claim_size = 400
     scratch_links = frozenset({"hubspot_communication_intent", "hubspot_task_intent", inbox.INTENT})
@@ -150,6 +152,7 @@ class HubSpotConnector(Connector):
             timeline = [e for e in with_automation_notes(with_broadcast_notes(batch)) if e.type in HANDLED]
             # links first: a conversation event of the same wave already finds the contact they name
             folds = self._person_merges([e for e in batch if e.type in merges.TYPES], sync)
+            folds.update(self._contact_updates([e for e in batch if e.type == CONTACT_UPDATED], sync))
             notes = iter(sync.run(timeline) if timeline else [])
             merged = [folds[e.id] if e.id in folds else next(notes) if e.type in HANDLED | {"broadcast.recipient"}
                       else Outcome.done({"skipped": f"{e.type}: not on the timeline"}) for e in batch]
@@ -169,6 +172,13 @@ class HubSpotConnector(Connector):
             except (HubSpotError, Unavailable) as exc:
                 out[event.id] = sync.outcome_for(exc)
         return out
+
+    def _contact_updates(self, events: list[HubEvent], sync: WaveSync) -> dict[str, Outcome]:
+        """contact.updated: the HubSpot contact's name and phones (connectors/hubspot/contact_updates.py)."""
+        if not events:
+            return {}
+        updates = ContactUpdates(self.client, self.ctx.links, self.ctx.clock, sync.outcome_for)
+        return {event.id: updates.apply(event) for event in events}
 
     # -- inbox mode: the custom channel -------------------------------------------------------
     def _inbox_sync(self) -> inbox.InboxSync:

@@ -121,6 +121,29 @@ def register(app: Flask, state: State) -> None:
             state.counters[f"updated:{type_}"] += len(results)
         return ok({"status": "COMPLETE", "results": results, "startedAt": now_iso(), "completedAt": now_iso()})
 
+    @app.patch("/crm/v3/objects/<type_name>/<object_id>")
+    def update_one(type_name: str, object_id: str) -> Response:
+        """PATCH /crm/v3/objects/{type}/{id}: the properties given change, the others stay;
+        an empty string clears one. Answers the object with the properties it changed."""
+        type_ = object_type(type_name)
+        item = body()
+        with state.lock:
+            record = state.objects[type_].get(object_id)
+            if record is None:
+                raise ApiError(404, "resource not found", "OBJECT_NOT_FOUND")
+            props = state.check_properties(type_, (item or {}).get("properties"), creating=False,
+                                           current=record["properties"])
+            owner_before = record["properties"].get("hubspot_owner_id")
+            before = record["properties"].get("dealstage")
+            record["properties"].update(props)
+            record["updatedAt"] = now_iso()
+            if type_ == "deals" and "dealstage" in props and props["dealstage"] != before:
+                queue_stage_change(state, object_id, props["dealstage"])
+            if type_ == "deals" and "hubspot_owner_id" in props and props["hubspot_owner_id"] != owner_before:
+                queue_deal_change(state, object_id, "hubspot_owner_id", props["hubspot_owner_id"] or "", "INTEGRATION")
+            state.counters[f"updated:{type_}"] += 1
+            return ok(state.public(type_, record, sorted(props)))
+
     @app.get("/crm/v3/objects/<type_name>/<object_id>")
     def read_one(type_name: str, object_id: str) -> Response:
         type_ = object_type(type_name)
