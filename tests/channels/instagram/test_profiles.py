@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from hub.channels.instagram.profiles import MAX_ATTEMPTS, ProfileFetcher
 from hub.platform.db import utcnow
-from hub.models import Contact, ProfileFetch
+from hub.models import Contact, Event, ProfileFetch
 from tests.support.clock import FakeClock
 from tests.support.instagram import wired
 
@@ -36,6 +36,11 @@ def fetch_row(runtime, contact_id: int) -> ProfileFetch:
         return row
 
 
+def updates(runtime) -> list[dict]:
+    with runtime.db.scope() as session:
+        return [e.data["changes"] for e in session.scalars(select(Event).where(Event.type == "contact.updated"))]
+
+
 def profile_calls(w) -> int:
     return sum(1 for _, what, _ in w["emu"].world.requests if what == "profile")
 
@@ -52,6 +57,8 @@ def test_the_name_arrives_from_a_worker_not_the_webhook_and_is_asked_once(client
         assert fetcher(runtime, clock).run_once() == 1
         row = contact(runtime)
         assert (row.name, row.username) == ("Ana Lima", "ana.lima")
+        assert updates(runtime) == [{"name": {"old": "", "new": "Ana Lima"},
+                                     "username": {"old": None, "new": "ana.lima"}}]  # for the CRMs
         assert fetcher(runtime, clock).run_once() == 0
         ana.send_text("Hello again")
         assert w["emu"].flush() == 1
