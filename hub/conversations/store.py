@@ -47,6 +47,7 @@ class ContactRow:
     username: str | None
     person_id: int | None = None  # the canonical contact of its person (hub.conversations.persons)
     unreachable_at: datetime | None = None  # a channel said messages no longer reach them
+    name_by_operator: bool = False  # an operator named them: profile names do not replace it
 
 
 @dataclass
@@ -150,13 +151,14 @@ def find_contact_row(session: Session, *, wa_id: str | None, user_id: str | None
 
 def contact_changes(contact: ContactRow, *, wa_id: str | None, user_id: str | None, name: str = "",
                     username: str | None = None) -> dict[str, Any]:
-    """What WhatsApp now says about the user (a new name, a revealed phone) wins."""
+    """What WhatsApp now says about the user (a new name, a revealed phone) wins, except
+    over a name an operator gave."""
     changes: dict[str, Any] = {}
     if wa_id and not contact.wa_id:
         changes.update(wa_id=wa_id, phone=e164(wa_id))
     if user_id and not contact.user_id:
         changes["user_id"] = user_id
-    if name and contact.name != name:
+    if name and contact.name != name and not contact.name_by_operator:
         changes["name"] = name
     if username and contact.username != username:
         changes["username"] = username

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.platform.db import Base, JSONType, UTCDateTime
@@ -23,6 +23,9 @@ class Contact(Base):
     phone: Mapped[str | None] = mapped_column(String(32), index=True)  # E.164
     name: Mapped[str] = mapped_column(String(256), default="")
     username: Mapped[str | None] = mapped_column(String(128))
+    # An operator named the contact (PATCH /api/v1/contacts/<id>): the channels' profile
+    # names no longer replace the name.
+    name_by_operator: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # The channel refuses messages to this person (Telegram: they blocked the bot), and
     # why; cleared when they write again.

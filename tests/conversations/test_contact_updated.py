@@ -84,8 +84,12 @@ def test_an_operators_edit_emits_only_what_changed(client, runtime, admin_header
     assert (r.json["name"], r.json["phone"]) == ("Ana Souza (VIP)", "+15557654321")
     again = client.patch(f"/api/v1/contacts/{contact_id}", json={"name": "Ana Souza (VIP)"}, headers=admin_headers)
     assert again.status_code == 200
+    # WhatsApp goes on naming her by her profile: the operator's name stays, nothing to tell
+    assert post_signed(client, key, whatsapp_text("Ana Souza", "wamid.B2")).status_code == 200
     (event,) = updates(runtime)
     assert event.data["changes"] == {"name": {"old": "Ana Souza", "new": "Ana Souza (VIP)"}}
+    with runtime.db.scope() as session:
+        assert session.get(Contact, contact_id).name == "Ana Souza (VIP)"
 
 
 @pytest.mark.parametrize("body, field", [({}, "name"), ({"name": "  "}, "name"), ({"phone": "12"}, "phone"),

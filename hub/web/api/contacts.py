@@ -149,6 +149,7 @@ class ContactItem(MethodView):
             wanted = {}
             if "name" in body:
                 wanted["name"] = body["name"].strip()
+                contact.name_by_operator = True  # the channels' profile names no longer replace it
             if "phone" in body:
                 wanted["phone"] = to_e164(body["phone"])
             changed = detail_changes(contact, wanted)
