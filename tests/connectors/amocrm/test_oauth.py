@@ -1,11 +1,8 @@
 """OAuth with single-use refresh tokens: exchange, concurrent refresh, expiry, revocation."""
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -20,8 +17,7 @@ from tests.connectors.amocrm import events as ev
 from tests.connectors.amocrm.conftest import (
     add_connector, dead_errors, drain, instance, oauth_settings, statuses,
 )
-
-ROOT = Path(__file__).resolve().parents[3]
+from tests.support import refresh_process
 
 
 def stored(runtime, connector_id):
@@ -82,14 +78,7 @@ def test_processes_refreshing_at_once_spend_the_refresh_token_once(runtime, amo,
     cid = add_connector(runtime, oauth_settings(amo))
     instance(runtime, cid).check()
     amo.expire_access_tokens()
-    start_at = time.time() + 3.0
-    procs = [subprocess.Popen(
-        [sys.executable, "-m", "tests.connectors.amocrm.refresh_process", runtime.config.database_url,
-         ENCRYPTION_KEY, str(cid), str(start_at)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True) for _ in range(4)]
-    outputs = [p.communicate(timeout=60) for p in procs]
-    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outputs]
-    lines = [o[0].split() for o in outputs]
+    lines = refresh_process.run_at_once("amocrm", runtime, ENCRYPTION_KEY, cid)
     assert [line[0] for line in lines] == ["emulator"] * 4
     assert sum(int(line[1]) for line in lines) == 1
     stats = amo.stats()

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
-import sys
 import threading
 import time
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,9 +24,9 @@ from tests.conftest import ENCRYPTION_KEY
 from tests.connectors.hubspot.conftest import make_connector
 from tests.connectors.hubspot.events import contact, conversation, emit_conversations, emit_event
 from tests.connectors.hubspot.test_sync_e2e import assert_synced, statuses
+from tests.support import refresh_process
 from tests.support.receiver import Receiver, Reply
 
-ROOT = Path(__file__).resolve().parents[3]
 OPTIONS = emulator.Options()
 
 
@@ -236,14 +233,7 @@ def test_processes_refreshing_at_once_refresh_once(runtime, emu):
     cid = oauth_connector(runtime, emu)
     instance(runtime, cid).check()
     emu.expire_access_tokens()
-    start_at = time.time() + 3.0
-    procs = [subprocess.Popen(
-        [sys.executable, "-m", "tests.connectors.hubspot.refresh_process", runtime.config.database_url,
-         ENCRYPTION_KEY, str(cid), str(start_at)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True) for _ in range(4)]
-    outputs = [p.communicate(timeout=60) for p in procs]
-    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outputs]
-    lines = [o[0].split() for o in outputs]
+    lines = refresh_process.run_at_once("hubspot", runtime, ENCRYPTION_KEY, cid)
     assert [line[0] for line in lines] == [str(emu.state.portal_id)] * 4
     assert sum(int(line[1]) for line in lines) == 1
     assert emu.oauth_stats()["oauth_refreshes"] == 1
