@@ -105,3 +105,55 @@ def test_every_channel_module_imports_with_the_emulators_blocked():
                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip() == f"imported {len(modules)}"
+
+
+CHANNEL_PACKAGES = {p.parent.name for p in (ROOT / "hub" / "channels").glob("*/__init__.py")}
+# Reach a channel only through its kind (hub.channels.registry): the web layer's
+# channel-neutral modules; the per-kind forms and WhatsApp's templates pages may not.
+THROUGH_THE_KIND = {"hub.web.webhooks", "hub.web.media", "hub.web.api.messages", "hub.web.admin.inbox"}
+
+
+def _channel_package(name: str) -> str | None:
+    parts = name.split(".")
+    if parts[:2] == ["hub", "channels"] and len(parts) > 2 and parts[2] in CHANNEL_PACKAGES:
+        return parts[2]
+    return None
+
+
+def test_the_channel_rules_see_every_channel_and_every_module_they_name():
+    assert {"whatsapp", "telegram", "instagram"} <= CHANNEL_PACKAGES
+    assert THROUGH_THE_KIND <= set(_modules("hub"))
+
+
+def test_telegram_and_instagram_never_import_whatsapp():
+    """What they share with WhatsApp lives in hub.channels (settings, window,
+    meta_signature, media, ledger), their emulators included."""
+    wrong = [f"{module}:{line} imports {name}"
+             for module, path in _modules("hub").items() if _channel_package(module) in ("telegram", "instagram")
+             for line, name in _imports(path) if _channel_package(name) == "whatsapp"]
+    assert wrong == []
+
+
+def test_no_channel_package_imports_another():
+    wrong = [f"{module}:{line} imports {name}"
+             for module, path in _modules("hub").items() if (own := _channel_package(module))
+             for line, name in _imports(path) if (other := _channel_package(name)) and other != own]
+    assert wrong == []
+
+
+def test_the_shared_channel_modules_import_no_channel():
+    """hub/channels/*.py is what every kind shares; only the package itself imports the
+    kinds, to register them."""
+    shared = {m: p for m, p in _modules("hub").items() if p.parent == ROOT / "hub" / "channels" and m != "hub.channels"}
+    assert {"hub.channels.base", "hub.channels.ledger", "hub.channels.media", "hub.channels.settings",
+            "hub.channels.window", "hub.channels.meta_signature", "hub.channels.webhook_cache"} <= set(shared)
+    wrong = [f"{module}:{line} imports {name}"
+             for module, path in shared.items() for line, name in _imports(path) if _channel_package(name)]
+    assert wrong == []
+
+
+def test_the_inbox_webhooks_media_and_message_api_reach_channels_only_through_their_kind():
+    wrong = [f"{module}:{line} imports {name}"
+             for module in sorted(THROUGH_THE_KIND) for line, name in _imports(_modules("hub")[module])
+             if _channel_package(name)]
+    assert wrong == []

@@ -3,10 +3,12 @@
 WhatsApp, Telegram and Instagram implement it. Everything above the channels
 (the inbox, the send API, CRM commands, workers and the scheduler; later routing,
 automations, broadcasts and reports) reaches a channel only through a ChannelKind:
-it verifies and parses inbound webhooks into the hub's message types, queues outgoing
-messages under the channel's own rules, says whether a conversation's window is open
-(or that the channel has none), what it can carry (capabilities), how fast a number may
-send, which background work it needs, and which emulator it is tested against.
+it receives (and, where the channel has one, verifies the subscription of) webhooks,
+parses them into the hub's message types, fetches a message's media, lists the
+templates an operator may send, queues outgoing messages under the channel's own
+rules, says whether a conversation's window is open (or that the channel has none),
+what it can carry (capabilities), how fast a number may send, which background work it
+needs, and which emulator it is tested against.
 
 Refusals are channel-neutral (SendRefused and its kinds): the API answers them with
 their `status` and `code`, e.g. 409 window_closed naming what could be sent instead.
@@ -22,8 +24,10 @@ from sqlalchemy.orm import Session
 
 if TYPE_CHECKING:
     from hub.channels.media import Media
+    from hub.channels.webhook_cache import WebhookCache
     from hub.models import Message
     from hub.platform.runtime import Runtime
+    from hub.shared.security import Vault
 
 
 class SendRefused(Exception):
@@ -79,6 +83,8 @@ class Capabilities:
     # Free-form messages only inside a customer-service window (WhatsApp's 24 hours);
     # False: none (Telegram), window() then says WindowState.none().
     window: bool = True
+    # How long the window stays open after the customer's last message (with `window`).
+    window_length: timedelta = timedelta(hours=24)
     # The channel reports delivered (and, with read_receipts, read); False: a sent
     # message stays "sent" (Telegram).
     delivery_receipts: bool = True
@@ -166,6 +172,15 @@ class Inbound:
     body: bytes
 
 
+@dataclass(frozen=True)
+class WebhookAnswer:
+    """What the hub answers an inbound webhook request with."""
+
+    status: int
+    body: str
+    content_type: str = "text/plain"
+
+
 @dataclass
 class Background:
     """Work a channel needs done by workers: each source does one round and says how
@@ -215,6 +230,26 @@ class ChannelKind(ABC):
     def fetch_media(self, runtime: "Runtime", channel: Any, media: dict[str, Any], message_id: int) -> "Media":
         """A received message's file (`media`: its stored media part), fetched fresh from
         the channel (raises hub.channels.media.MediaUnavailable)."""
+
+    @abstractmethod
+    def webhook_cache(self, vault: "Vault") -> "WebhookCache[Any]":
+        """A web process's copies of this kind's channels by webhook URL key
+        (hub.channels.webhook_cache), made once per app."""
+
+    @abstractmethod
+    def receive_webhook(self, runtime: "Runtime", key: str, request: Inbound, now: datetime,
+                        cache: "WebhookCache[Any] | None" = None) -> WebhookAnswer:
+        """POST /webhooks/<kind>/<key>: check the request is the channel's, then keep and
+        apply its body in one transaction (raises when the database fails, so the
+        channel retries)."""
+
+    def verify_webhook(self, runtime: "Runtime", key: str, args: Mapping[str, str]) -> WebhookAnswer | None:
+        """GET /webhooks/<kind>/<key>: the subscription handshake; None: the channel has none."""
+        return None
+
+    def usable_templates(self, session: Session, channel: Any) -> list[Any]:
+        """The templates an operator may send on `channel` (none where the kind has none)."""
+        return []
 
     def background(self, runtime: "Runtime", owner: str) -> Background:
         """The worker sources this channel needs (sending queued messages, syncs)."""

@@ -113,3 +113,32 @@ def test_workers_get_each_kinds_background_work(runtime):
     worker = make_worker(runtime)
     names = [getattr(source, "__qualname__", "") for source in worker.sources]
     assert any(name.startswith("Sender.") for name in names) and any(name.startswith("TemplateSyncer.") for name in names)
+
+
+def test_each_kind_keeps_its_own_webhook_copies_and_says_whether_it_has_a_handshake(runtime):
+    from hub.channels.webhook_cache import WebhookCache
+
+    kinds = {kind.kind: kind for kind in registry.every(runtime.config)}
+    caches = {name: kind.webhook_cache(runtime.vault) for name, kind in kinds.items()}
+    assert all(isinstance(cache, WebhookCache) for cache in caches.values())
+    assert len({id(cache) for cache in caches.values()}) == len(caches)
+    assert kinds["telegram"].verify_webhook(runtime, "any-key", {"hub.mode": "subscribe"}) is None
+    for name in ("whatsapp", "instagram"):  # Meta's handshake: an unknown key names no channel
+        assert kinds[name].verify_webhook(runtime, "no-such-key", {"hub.mode": "subscribe"}).status == 404
+
+
+def test_a_kind_without_templates_lists_none_and_window_lengths_are_the_kinds(runtime):
+    with runtime.db.scope() as session:
+        for kind in registry.every(runtime.config):
+            if not kind.capabilities.templates:
+                assert kind.usable_templates(session, object()) == []
+    assert WhatsApp.capabilities.window_length == window.WINDOW
+    assert registry.get("instagram").capabilities.window_length == timedelta(hours=24)
+    assert not registry.get("telegram").capabilities.window
+
+
+def test_a_webhook_route_serves_only_the_registered_kinds_and_a_get_only_where_there_is_a_handshake(client):
+    assert client.post("/webhooks/fax/some-key", data=b"{}").status_code == 404
+    assert client.get("/webhooks/telegram/some-key").status_code == 405
+    assert client.get("/webhooks/whatsapp/some-key").status_code == 404
+    assert client.get("/webhooks/instagram/" + "k" * 65).status_code == 404

@@ -9,7 +9,7 @@ from hub.app import create_app
 from hub.channels.webhook_cache import TTL_SECONDS
 from hub.models import Channel, Contact, Event, Message
 from hub.platform.db import utcnow
-from hub.web.webhooks import ACCOUNTS, BOTS
+from hub.web.webhooks import CACHES
 from tests.support import instagram, telegram
 
 
@@ -23,12 +23,12 @@ class Ticks:
         return self.now
 
 
-def process(runtime, cache: str):
+def process(runtime, kind: str):
     """A web process of its own on the same database, its copies on a hand-moved clock."""
     app = create_app(runtime=runtime)
     app.config["TESTING"] = True
     ticks = Ticks()
-    app.extensions[cache].clock = ticks
+    app.extensions[CACHES][kind].clock = ticks
     return app.test_client(), ticks
 
 
@@ -40,7 +40,7 @@ def rotate(runtime, channel_id: int, **secrets) -> None:
 
 def test_a_new_secret_token_works_at_once_and_the_old_one_stops_within_the_ttl(runtime):
     channel_id, key = telegram.make_bot_channel(runtime)
-    client, _ = process(runtime, BOTS)
+    client, _ = process(runtime, "telegram")
     assert telegram.post_update(client, key, telegram.fixture("text")).status_code == 200  # a copy is held
     rotate(runtime, channel_id, secret_token="rotated-secret-token-42")
     assert telegram.post_update(client, key, telegram.fixture("photo"), secret="rotated-secret-token-42") \
@@ -52,7 +52,7 @@ def test_a_new_secret_token_works_at_once_and_the_old_one_stops_within_the_ttl(r
 
 def test_a_renamed_bot_shows_its_new_name_within_the_ttl(runtime):
     channel_id, key = telegram.make_bot_channel(runtime)
-    client, ticks = process(runtime, BOTS)
+    client, ticks = process(runtime, "telegram")
     telegram.post_update(client, key, telegram.fixture("text"))
     with runtime.db.scope() as session:
         session.execute(update(Channel).where(Channel.id == channel_id).values(name="Renamed bot"))
@@ -67,7 +67,7 @@ def test_a_renamed_bot_shows_its_new_name_within_the_ttl(runtime):
 
 def test_a_new_instagram_app_secret_works_at_once_and_the_old_one_stops(runtime):
     channel_id, key = instagram.make_account_channel(runtime)
-    client, _ = process(runtime, ACCOUNTS)
+    client, _ = process(runtime, "instagram")
     assert instagram.post_webhook(client, key, instagram.fixture("text")).status_code == 200
     rotate(runtime, channel_id, app_secret="rotated-app-secret-9876543210")
     assert instagram.post_webhook(client, key, instagram.fixture("image"),

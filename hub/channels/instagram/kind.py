@@ -4,11 +4,11 @@ for everything, and 7 days for a person's replies with the HUMAN_AGENT tag
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 from sqlalchemy.orm import Session
 
-from hub.channels.base import Background, Capabilities, ChannelKind, Inbound, Outgoing, WindowState
+from hub.channels.base import Background, Capabilities, ChannelKind, Inbound, Outgoing, WebhookAnswer, WindowState
 from hub.channels.instagram import window
 from hub.channels.instagram.compose import KINDS, MAX_QUICK_REPLIES, MAX_TEXT, MEDIA_TYPES
 from hub.channels.instagram.parse import parse
@@ -17,8 +17,10 @@ from hub.channels.meta_signature import HEADER, verify_meta_signature
 
 if TYPE_CHECKING:
     from hub.channels.media import Media
+    from hub.channels.webhook_cache import WebhookCache
     from hub.models import Message
     from hub.platform.runtime import Runtime
+    from hub.shared.security import Vault
 
 CLOSING_SOON = timedelta(hours=2)
 
@@ -31,6 +33,7 @@ class Instagram(ChannelKind):
     capabilities = Capabilities(kinds=KINDS, media=frozenset(MEDIA_TYPES), buttons=MAX_QUICK_REPLIES,
                                 list_rows=MAX_QUICK_REPLIES, quick_replies=MAX_QUICK_REPLIES, templates=False,
                                 reactions=False, read_receipts=False, max_text=MAX_TEXT, window=True,
+                                window_length=window.STANDARD,
                                 human_agent_window=window.HUMAN_AGENT, delivery_receipts=False)
     source = "instagram"
     emulator = "hub.channels.instagram.emulator"
@@ -64,6 +67,24 @@ class Instagram(ChannelKind):
         from hub.channels.instagram.media import fetch_attachment
 
         return fetch_attachment(runtime, media, message_id)
+
+    def webhook_cache(self, vault: "Vault") -> "WebhookCache[Any]":
+        from hub.channels.instagram.webhook import account_cache
+
+        return account_cache(vault)
+
+    def receive_webhook(self, runtime: "Runtime", key: str, request: Inbound, now: datetime,
+                        cache: "WebhookCache[Any] | None" = None) -> WebhookAnswer:
+        from hub.channels.instagram.webhook import receive_webhook
+
+        status, body = receive_webhook(runtime, key, request.headers, request.body, now, cache)
+        return WebhookAnswer(status, body)
+
+    def verify_webhook(self, runtime: "Runtime", key: str, args: Mapping[str, str]) -> WebhookAnswer:
+        from hub.channels.instagram.webhook import verify
+
+        status, body = verify(runtime, key, args)
+        return WebhookAnswer(status, body)
 
     def background(self, runtime: "Runtime", owner: str) -> Background:
         from hub.channels.instagram.profiles import ProfileFetcher

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from hub.channels.base import Background, Capabilities, ChannelKind, Inbound, Outgoing, WindowState
+from hub.channels.base import Background, Capabilities, ChannelKind, Inbound, Outgoing, WebhookAnswer, WindowState
 from hub.channels.registry import register
 from hub.channels.telegram.compose import KINDS, MAX_TEXT, MEDIA_METHODS
 from hub.channels.telegram.parse import parse
@@ -16,8 +16,10 @@ from hub.shared.security import constant_time_equal
 
 if TYPE_CHECKING:
     from hub.channels.media import Media
+    from hub.channels.webhook_cache import WebhookCache
     from hub.models import Message
     from hub.platform.runtime import Runtime
+    from hub.shared.security import Vault
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
@@ -57,6 +59,19 @@ class Telegram(ChannelKind):
         from hub.channels.telegram.media import fetch_file
 
         return fetch_file(runtime, channel, media, message_id)
+
+    def webhook_cache(self, vault: "Vault") -> "WebhookCache[Any]":
+        from hub.channels.telegram.webhook import bot_cache
+
+        return bot_cache(vault)
+
+    def receive_webhook(self, runtime: "Runtime", key: str, request: Inbound, now: datetime,
+                        cache: "WebhookCache[Any] | None" = None) -> WebhookAnswer:
+        """One update; a button press is answered in the webhook's answer (webhook.py)."""
+        from hub.channels.telegram.webhook import receive_update
+
+        status, body, content_type = receive_update(runtime, key, request.headers, request.body, now, cache)
+        return WebhookAnswer(status, body, content_type)
 
     def background(self, runtime: "Runtime", owner: str) -> Background:
         from hub.channels.telegram.sender import TelegramSender

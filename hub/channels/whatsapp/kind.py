@@ -3,11 +3,11 @@ relay of it. Thin on purpose: each method hands over to the module that owns the
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 from sqlalchemy.orm import Session
 
-from hub.channels.base import Background, Capabilities, ChannelKind, Inbound, Outgoing, WindowState
+from hub.channels.base import Background, Capabilities, ChannelKind, Inbound, Outgoing, WebhookAnswer, WindowState
 from hub.channels.registry import register
 from hub.channels.whatsapp.outbound import window
 from hub.channels.whatsapp.outbound.compose import FREE_FORM_TYPES, MEDIA_TYPES
@@ -17,8 +17,10 @@ from hub.shared.security import constant_time_equal
 
 if TYPE_CHECKING:
     from hub.channels.media import Media
+    from hub.channels.webhook_cache import WebhookCache
     from hub.models import Message
     from hub.platform.runtime import Runtime
+    from hub.shared.security import Vault
 
 # Unless [whatsapp] d360_webhook_header / [admin] closing_soon_minutes say otherwise.
 D360_HEADER = "X-Hub-Token"
@@ -33,6 +35,7 @@ class WhatsApp(ChannelKind):
         kinds=frozenset(FREE_FORM_TYPES | {"template", "read"}),
         media=frozenset(MEDIA_TYPES),
         buttons=3, list_rows=10, templates=True, reactions=True, read_receipts=True, max_text=4096,
+        window_length=window.WINDOW,
     )
     source = "whatsapp"
     emulator = "hub.channels.whatsapp.emulator"
@@ -72,6 +75,28 @@ class WhatsApp(ChannelKind):
         from hub.channels.whatsapp.outbound.media import fetch_from_whatsapp
 
         return fetch_from_whatsapp(runtime, channel, media, message_id)
+
+    def webhook_cache(self, vault: "Vault") -> "WebhookCache[Any]":
+        from hub.channels.whatsapp.inbound.channel_cache import WebhookChannels
+
+        return WebhookChannels(vault)
+
+    def receive_webhook(self, runtime: "Runtime", key: str, request: Inbound, now: datetime,
+                        cache: "WebhookCache[Any] | None" = None) -> WebhookAnswer:
+        from hub.channels.whatsapp.inbound.webhook import receive_webhook
+
+        return receive_webhook(runtime, key, request, now, cache)
+
+    def verify_webhook(self, runtime: "Runtime", key: str, args: Mapping[str, str]) -> WebhookAnswer:
+        from hub.channels.whatsapp.inbound.webhook import verify
+
+        return verify(runtime, key, args)
+
+    def usable_templates(self, session: Session, channel: Any) -> list[Any]:
+        """The approved templates of the number's WhatsApp Business Account."""
+        from hub.channels.whatsapp.templates.parameters import usable
+
+        return usable(session, channel.waba_id)
 
     def background(self, runtime: "Runtime", owner: str) -> Background:
         """Send queued messages under each number's limit; sync templates when asked."""

@@ -12,11 +12,9 @@ from typing import Any
 from flask import Response, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _, lazy_gettext as _l
 from flask_login import current_user
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, false, func, or_, select
 
 from connectors.base import registry
-from hub.channels.whatsapp.templates import parameters as tpl
-from hub.channels.whatsapp.outbound import window
 from hub.channels.media import MediaUnavailable, fetch_media
 from hub.channels import registry as channel_kinds
 from hub.channels.base import Outgoing, SendRefused, WindowClosed
@@ -57,11 +55,17 @@ def _list_query(view: str, channel_id: int | None, now: datetime) -> Any:
     elif view == "unassigned":
         q = q.where(Conversation.assignee_id.is_(None))
     elif view == "closing":
-        # Open window (last customer message under 24 h ago) that closes within the warning time.
-        windowed = [name for name in channel_kinds.names() if channel_kinds.get(name).capabilities.window]
-        q = q.where(Conversation.last_inbound_at > now - window.WINDOW,
-                    Conversation.last_inbound_at <= now - window.WINDOW + _closing_within(),
-                    Conversation.channel_id.in_(select(Channel.id).where(Channel.kind.in_(windowed))))
+        # Open window (last customer message under the kind's window length ago, 24 h for
+        # WhatsApp and Instagram) that closes within the warning time.
+        by_length: dict[timedelta, list[str]] = {}
+        for kind in channel_kinds.every():
+            if kind.capabilities.window:
+                by_length.setdefault(kind.capabilities.window_length, []).append(kind.kind)
+        q = q.where(or_(false(), *(
+            and_(Conversation.last_inbound_at > now - length,
+                 Conversation.last_inbound_at <= now - length + _closing_within(),
+                 Conversation.channel_id.in_(select(Channel.id).where(Channel.kind.in_(kinds))))
+            for length, kinds in by_length.items())))
     if channel_id:
         q = q.where(Conversation.channel_id == channel_id)
     latest = func.coalesce(Conversation.last_message_at, Conversation.opened_at)
@@ -77,7 +81,6 @@ def inbox() -> Any:
     channel_id = int(channel_arg) if channel_arg.isdigit() else None
     page = max(int(request.args["page"]), 1) if request.args.get("page", "").isdigit() else 1
     now = utcnow()
-    within = _closing_within()
     due: dict[int, inbox_queues.Due] = {}
     with db().scope() as s:
         if view == "breaching":
@@ -105,19 +108,21 @@ def inbox() -> Any:
             Contact.id.in_({c.contact_id for c in conversations})))} if ids else {}
         users = {u.id: u for u in s.scalars(select(User))}
         channels = list(s.scalars(select(Channel).order_by(Channel.id)))
-    kinds = {ch.id: channel_kinds.of(ch) for ch in channels}
-    no_window = {ch_id for ch_id, kind in kinds.items() if not kind.capabilities.window}  # Telegram
-    rows = [{
-        "c": c, "contact": contacts.get(c.contact_id), "last": last.get(c.id),
-        "assignee": users.get(c.assignee_id) if c.assignee_id else None,
-        "window_open": c.channel_id in no_window or window.is_open(c, now),
-        "closes_at": None if c.channel_id in no_window else window.closes_at(c),
-        "closing_soon": c.channel_id not in no_window and window.closing_soon(c, now, within),
-        "team": team_names.get(c.team_id) if c.team_id else None, "queue": queued.get(c.id), "due": due.get(c.id),
-        "kind": kinds[c.channel_id].kind if c.channel_id in kinds else "whatsapp",
-        "templates": c.channel_id not in kinds or kinds[c.channel_id].capabilities.templates,
-        "human_until": human_reply_until(kinds.get(c.channel_id), c, now),
-    } for c in conversations]
+    config = current_runtime().config
+    kinds = {ch.id: channel_kinds.of(ch, config) for ch in channels}
+    default = channel_kinds.get(channel_kinds.DEFAULT_KIND, config)
+    rows = []
+    for c in conversations:
+        kind = kinds.get(c.channel_id, default)
+        state = kind.window(c, now)  # Telegram: none, always open
+        rows.append({
+            "c": c, "contact": contacts.get(c.contact_id), "last": last.get(c.id),
+            "assignee": users.get(c.assignee_id) if c.assignee_id else None,
+            "window_open": state.open, "closes_at": state.closes_at, "closing_soon": state.closing_soon,
+            "team": team_names.get(c.team_id) if c.team_id else None, "queue": queued.get(c.id),
+            "due": due.get(c.id), "kind": kind.kind, "templates": kind.capabilities.templates,
+            "human_until": human_reply_until(kinds.get(c.channel_id), c, now),
+        })
     return render_template("admin/inbox.html", rows=rows, view=view, views=VIEWS, channels=channels,
                            channel_id=channel_id, page=page, more=more, reasons=REASONS, users=users,
                            channel_names={ch.id: ch.name for ch in channels})
@@ -170,25 +175,25 @@ def _thread(conversation_id: int, *, reply_error: str | None = None, reply_text:
         teams = list(s.scalars(select(Team).order_by(Team.name)))
         team = s.get(Team, c.team_id) if c.team_id else None
         queued = inbox_queues.queue_info(s, [c.id]).get(c.id)
-        usable = tpl.usable(s, channel.waba_id)
+        kind = channel_kinds.of(channel, current_runtime().config)
+        usable = kind.usable_templates(s, channel)
         links = _crm_links(s, c)
         automation_runs = automation_log.conversation_runs(s, c.id)
         chosen = s.get(Template, template_id) if template_id else None
         if chosen is not None and chosen.waba_id != channel.waba_id:
             chosen = None
     rendered, problem = (template_form.preview(chosen, template_values) if chosen is not None else (None, None))
-    kind = channel_kinds.of(channel)
     capabilities = kind.capabilities
-    applies = capabilities.window  # Telegram has none: replies any time
-    is_open = not applies or window.is_open(c, now)
+    state = kind.window(c, now)
+    applies = state.applies  # Telegram has none: replies any time
+    is_open = state.open
     human_until = human_reply_until(kind, c, now)
     return render_template(
         "admin/conversation.html", c=c, contact=contact, channel=channel, messages=messages, authors=authors,
         operators=operators, templates=usable, links=links, window_open=is_open, human_until=human_until,
         reply_open=is_open or human_until is not None, channel_kind=kind.kind,
-        closes_at=window.closes_at(c) if applies else None, window_applies=applies,
-        channel_templates=capabilities.templates,
-        closing_soon=applies and window.closing_soon(c, now, _closing_within()), reply_error=reply_error,
+        closes_at=state.closes_at, window_applies=applies, channel_templates=capabilities.templates,
+        closing_soon=state.closing_soon, reply_error=reply_error,
         reply_text=reply_text, chosen=chosen, variables=template_form.variables(chosen) if chosen else [],
         template_values=template_values or {}, rendered=rendered, template_problem=template_error or problem,
         can_act=current_user.role in OPERATORS, teams=teams, team=team, queued=queued, reasons=REASONS,

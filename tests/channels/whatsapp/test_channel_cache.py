@@ -13,7 +13,7 @@ from hub.channels.whatsapp.channels import update_channel
 from hub.channels.whatsapp.inbound.channel_cache import TTL_SECONDS
 from hub.platform.db import utcnow
 from hub.models import Channel, Event
-from hub.web.webhooks import CHANNELS
+from hub.web.webhooks import CACHES
 from tests.support.whatsapp import fixture, make_channel, post_signed
 
 NEW_SECRET = "rotated-app-secret-9876543210"
@@ -36,7 +36,7 @@ def process(runtime):
         app = create_app(runtime=runtime)
         app.config["TESTING"] = True
         ticks = Ticks()
-        app.extensions[CHANNELS].clock = ticks
+        app.extensions[CACHES]["whatsapp"].clock = ticks
         return app.test_client(), ticks
     return start
 
@@ -69,7 +69,7 @@ def test_a_new_app_secret_works_at_once_and_the_old_one_stops_within_the_ttl(run
 def test_a_replaced_360dialog_header_token_stops_within_the_ttl(client, runtime, app):
     channel_id, key = make_channel(runtime, provider="360dialog")
     ticks = Ticks()
-    app.extensions[CHANNELS].clock = ticks
+    app.extensions[CACHES]["whatsapp"].clock = ticks
     body = fixture("dialog360_text")
 
     def post(token: str) -> int:
@@ -85,7 +85,7 @@ def test_a_replaced_360dialog_header_token_stops_within_the_ttl(client, runtime,
 def test_a_renamed_channel_is_named_in_events_once_the_ttl_has_passed(client, runtime, app):
     channel_id, key = make_channel(runtime, name="Sales")
     ticks = Ticks()
-    app.extensions[CHANNELS].clock = ticks
+    app.extensions[CACHES]["whatsapp"].clock = ticks
     assert post_signed(client, key, fixture("text")).status_code == 200
     change_channel(runtime, channel_id, name="Sales EU", display_number="+44 20 0000 0000")
     ticks.now += TTL_SECONDS + 1
@@ -106,7 +106,7 @@ def test_an_unknown_key_is_refused_and_not_remembered(client, runtime):
 def test_last_webhook_at_is_written_when_stale_only(client, runtime, app):
     channel_id, key = make_channel(runtime)
     ticks = Ticks()
-    app.extensions[CHANNELS].clock = ticks
+    app.extensions[CACHES]["whatsapp"].clock = ticks
 
     def last_webhook_at():
         with runtime.db.scope() as session:
