@@ -17,7 +17,7 @@ STOPS = ["STOP", "stop", "Stop!", " сТоП ", "ОТПИСАТЬСЯ", "отп�
 
 
 def text_webhook(text: str, *, wa_id: str = "15557654321", n: int = 0) -> bytes:
-    body = json.loads(fixture("text"))
+    body = json.loads(fixture("text__plain"))
     value = body["entry"][0]["changes"][0]["value"]
     value["contacts"][0]["wa_id"] = value["messages"][0]["from"] = wa_id
     value["contacts"][0].pop("user_id", None)
@@ -84,7 +84,7 @@ def test_configured_keywords_replace_the_defaults():
 def test_marketing_preference_webhook_is_recorded_with_its_source(client, runtime):
     _, key = make_channel(runtime)
     post_signed(client, key, text_webhook("hello"))
-    stop = json.loads(fixture("user_preferences_stop"))
+    stop = json.loads(fixture("user_preferences__stop"))
     stop["entry"][0]["changes"][0]["value"]["user_preferences"][0]["wa_id"] = "15557654321"
     assert post_signed(client, key, json.dumps(stop).encode()).status_code == 200
     assert consents(runtime) == {("marketing", "opted_out", "whatsapp_preference")}

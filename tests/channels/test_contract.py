@@ -88,7 +88,7 @@ def test_queue_goes_through_the_conversations_channel(runtime, client):
     from tests.support.whatsapp import fixture, make_channel, post_signed
 
     _, key = make_channel(runtime)
-    assert post_signed(client, key, fixture("text")).status_code == 200
+    assert post_signed(client, key, fixture("text__plain")).status_code == 200
     with runtime.db.scope() as session:
         conversation_id = session.query(Message).one().conversation_id
         last = session.query(Message).one().sent_at

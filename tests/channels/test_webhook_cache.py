@@ -41,11 +41,11 @@ def rotate(runtime, channel_id: int, **secrets) -> None:
 def test_a_new_secret_token_works_at_once_and_the_old_one_stops_within_the_ttl(runtime):
     channel_id, key = telegram.make_bot_channel(runtime)
     client, _ = process(runtime, "telegram")
-    assert telegram.post_update(client, key, telegram.fixture("text")).status_code == 200  # a copy is held
+    assert telegram.post_update(client, key, telegram.fixture("message__text")).status_code == 200  # a copy is held
     rotate(runtime, channel_id, secret_token="rotated-secret-token-42")
-    assert telegram.post_update(client, key, telegram.fixture("photo"), secret="rotated-secret-token-42") \
+    assert telegram.post_update(client, key, telegram.fixture("message__photo"), secret="rotated-secret-token-42") \
         .status_code == 200, "a token that fails against the copy is checked against the row again"
-    assert telegram.post_update(client, key, telegram.fixture("voice")).status_code == 403
+    assert telegram.post_update(client, key, telegram.fixture("message__voice")).status_code == 403
     with runtime.db.scope() as session:
         assert len(session.scalars(select(Message)).all()) == 2
 
@@ -53,11 +53,11 @@ def test_a_new_secret_token_works_at_once_and_the_old_one_stops_within_the_ttl(r
 def test_a_renamed_bot_shows_its_new_name_within_the_ttl(runtime):
     channel_id, key = telegram.make_bot_channel(runtime)
     client, ticks = process(runtime, "telegram")
-    telegram.post_update(client, key, telegram.fixture("text"))
+    telegram.post_update(client, key, telegram.fixture("message__text"))
     with runtime.db.scope() as session:
         session.execute(update(Channel).where(Channel.id == channel_id).values(name="Renamed bot"))
     ticks.now += TTL_SECONDS + 1
-    assert telegram.post_update(client, key, telegram.fixture("photo")).status_code == 200
+    assert telegram.post_update(client, key, telegram.fixture("message__photo")).status_code == 200
     with runtime.db.scope() as session:
         received = session.scalars(select(Event.data).where(Event.type == "message.received")
                                    .order_by(Event.occurred_at, Event.created_at)).all()
@@ -68,19 +68,19 @@ def test_a_renamed_bot_shows_its_new_name_within_the_ttl(runtime):
 def test_a_new_instagram_app_secret_works_at_once_and_the_old_one_stops(runtime):
     channel_id, key = instagram.make_account_channel(runtime)
     client, _ = process(runtime, "instagram")
-    assert instagram.post_webhook(client, key, instagram.fixture("text")).status_code == 200
+    assert instagram.post_webhook(client, key, instagram.fixture("message__text")).status_code == 200
     rotate(runtime, channel_id, app_secret="rotated-app-secret-9876543210")
-    assert instagram.post_webhook(client, key, instagram.fixture("image"),
+    assert instagram.post_webhook(client, key, instagram.fixture("message__image"),
                                   secret="rotated-app-secret-9876543210").status_code == 200
-    assert instagram.post_webhook(client, key, instagram.fixture("video")).status_code == 401
+    assert instagram.post_webhook(client, key, instagram.fixture("message__video")).status_code == 401
 
 
 def test_an_unreachable_instagram_customer_who_writes_again_is_reachable(runtime, client):
     _, key = instagram.make_account_channel(runtime)
-    assert instagram.post_webhook(client, key, instagram.fixture("text")).status_code == 200
+    assert instagram.post_webhook(client, key, instagram.fixture("message__text")).status_code == 200
     with runtime.db.scope() as session:
         session.execute(update(Contact).values(unreachable_at=utcnow(), unreachable_reason="551"))
-    assert instagram.post_webhook(client, key, instagram.fixture("image")).status_code == 200
+    assert instagram.post_webhook(client, key, instagram.fixture("message__image")).status_code == 200
     with runtime.db.scope() as session:
         contact = session.scalars(select(Contact)).one()
         assert (contact.unreachable_at, contact.unreachable_reason) == (None, None)

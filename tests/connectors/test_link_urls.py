@@ -42,7 +42,7 @@ def test_hubspot_links_need_the_account_id():
 
 def test_the_inbox_links_to_the_records(app, runtime):
     _, key = make_channel(runtime)
-    post_signed(app.test_client(), key, fixture("text"))
+    post_signed(app.test_client(), key, fixture("text__plain"))
     with runtime.db.scope() as s:
         conv = s.scalars(select(Conversation)).one()
         conversation_id, contact_id = conv.id, conv.contact_id

@@ -24,7 +24,7 @@ def updates(runtime) -> list[Event]:
 
 
 def whatsapp_text(name: str, wamid: str) -> bytes:
-    body = json.loads(fixture("text"))
+    body = json.loads(fixture("text__plain"))
     value = body["entry"][0]["changes"][0]["value"]
     value["contacts"][0]["profile"]["name"] = name
     value["messages"][0]["id"] = wamid
@@ -50,7 +50,7 @@ def test_a_new_whatsapp_profile_name_is_one_event_and_a_replay_none(client, runt
 
 
 def share_own(phone: str, update_id: int) -> bytes:
-    body = json.loads(tg.fixture("contact"))
+    body = json.loads(tg.fixture("message__contact"))
     body["update_id"] = update_id
     body["message"]["message_id"] += update_id - 400000008
     body["message"]["contact"].update(user_id=111222333, phone_number=phone)
@@ -59,7 +59,7 @@ def share_own(phone: str, update_id: int) -> bytes:
 
 def test_a_telegram_users_own_shared_phone_is_learned_once(client, runtime):
     _, key = tg.make_bot_channel(runtime)
-    assert tg.post_update(client, key, tg.fixture("text")).status_code == 200
+    assert tg.post_update(client, key, tg.fixture("message__text")).status_code == 200
     assert updates(runtime) == []
     shared = share_own("+351 919 999 999", 400000020)
     assert tg.post_update(client, key, shared).status_code == 200

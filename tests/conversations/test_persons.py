@@ -19,7 +19,7 @@ NOW = datetime(2026, 12, 7, 10, 0, tzinfo=timezone.utc)
 
 
 def share(contact_user_id=111222333, phone="+351 912 345 678", update_id=400000008):
-    body = json.loads(fixture("contact"))
+    body = json.loads(fixture("message__contact"))
     body["update_id"] = update_id
     body["message"]["message_id"] += update_id - 400000008
     body["message"]["contact"].update(user_id=contact_user_id, phone_number=phone)

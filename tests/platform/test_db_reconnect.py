@@ -32,7 +32,7 @@ def test_a_dropped_connection_fails_once_then_the_hub_reconnects(app, runtime):
         with runtime.db.scope() as session:
             session.execute(select(1))
     assert exc.value.connection_invalidated
-    assert post_signed(client, key, fixture("text")).status_code == 200
+    assert post_signed(client, key, fixture("text__plain")).status_code == 200
     with runtime.db.scope() as session:
         assert session.scalar(select(func.count()).select_from(Message)) == 1
 
@@ -42,8 +42,8 @@ def test_a_webhook_on_a_dropped_connection_answers_500_and_its_retry_is_stored(a
     app.config["PROPAGATE_EXCEPTIONS"] = False  # answer as in production, not raise into the test
     client = app.test_client()
     _drop_pooled_connections(runtime)
-    first = post_signed(client, key, fixture("text"))
+    first = post_signed(client, key, fixture("text__plain"))
     assert first.status_code == 500  # Meta retries a webhook that was not answered 200
-    assert post_signed(client, key, fixture("text")).status_code == 200
+    assert post_signed(client, key, fixture("text__plain")).status_code == 200
     with runtime.db.scope() as session:
         assert session.scalar(select(func.count()).select_from(Message)) == 1

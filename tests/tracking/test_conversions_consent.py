@@ -111,7 +111,7 @@ def test_an_instagram_customer_who_opted_out_is_no_lead_either(client, runtime, 
             session.flush()
             consent.record(session, contact, "marketing", consent.OPTED_OUT, source="keyword", at=utcnow(),
                            now=utcnow())
-    assert post_webhook(client, key, instagram_fixture("text")).status_code == 200
+    assert post_webhook(client, key, instagram_fixture("message__text")).status_code == 200
     with runtime.db.scope() as session:
         [event] = session.scalars(select(Event).where(Event.type == "lead.attributed")).all()
         assert event.data["contact"]["opted_out"] is opted_out

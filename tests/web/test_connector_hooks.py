@@ -50,7 +50,7 @@ def setup(client, runtime, admin_headers):
                              created_at=utcnow(), updated_at=utcnow()))
         record = create_connector(session, runtime.vault, kind="fakecrm-test", name="crm", settings={}, now=utcnow())
         hook_key = record.webhook_key
-    post_signed(client, key, fixture("text"))
+    post_signed(client, key, fixture("text__plain"))
     with runtime.db.scope() as session:
         conv = session.scalars(select(Conversation)).one()
         conv.last_inbound_at = utcnow() - timedelta(minutes=1)

@@ -129,7 +129,7 @@ JS_URL = re.compile(r"""(href|src|action)\s*=\s*["']?\s*javascript:""", re.I)
 def test_admin_pages_keep_no_inline_script_style_or_handler_the_policy_would_refuse(app, runtime):
     connector_id = webhook_connector(runtime, "http://127.0.0.1:9/hooks")
     channel_id, key = make_channel(runtime)
-    assert post_signed(app.test_client(), key, fixture("text")).status_code == 200
+    assert post_signed(app.test_client(), key, fixture("text__plain")).status_code == 200
     with runtime.db.scope() as s:
         template = Template(waba_id=WABA_ID, name="order_update", language="en", status="APPROVED",
                             category="UTILITY", parameter_format="POSITIONAL", synced_at=utcnow(),
@@ -172,5 +172,5 @@ def test_t_js_tracked_links_and_webhooks_are_not_given_the_admins_policy(client,
     redirect, code = visit(client, utm_source="ads")
     assert redirect.status_code == 302 and code and redirect.headers["Location"].startswith("https://wa.me/")
     assert "Content-Security-Policy" not in redirect.headers
-    hook = post_signed(client, key, fixture("text"))
+    hook = post_signed(client, key, fixture("text__plain"))
     assert hook.status_code == 200 and "Content-Security-Policy" not in hook.headers

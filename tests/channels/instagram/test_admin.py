@@ -100,7 +100,7 @@ def test_the_api_adds_tests_and_removes_an_account(client, runtime, admin_header
 
 def test_the_inbox_shows_the_icon_the_human_agent_window_and_why_replies_are_off(app, client, runtime):
     _, key = make_account_channel(runtime)
-    post_webhook(client, key, fixture("text"))
+    post_webhook(client, key, fixture("message__text"))
     with runtime.db.scope() as s:
         conversation_id = s.scalar(select(Conversation.id))
         s.execute(update(Conversation).values(last_inbound_at=utcnow() - timedelta(hours=30)))

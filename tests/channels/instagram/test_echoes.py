@@ -31,11 +31,11 @@ def sent_events(runtime) -> int:
 
 def test_a_reply_from_the_instagram_app_is_on_the_timeline_as_sent_from_the_app(client, runtime):
     _, key = make_account_channel(runtime)
-    assert post_webhook(client, key, fixture("text")).status_code == 200
+    assert post_webhook(client, key, fixture("message__text")).status_code == 200
     with runtime.db.scope() as session:
         before = session.scalars(select(Conversation)).one().last_inbound_at
-    assert post_webhook(client, key, fixture("echo")).status_code == 200
-    assert post_webhook(client, key, fixture("echo")).status_code == 200  # Meta's retry: nothing more
+    assert post_webhook(client, key, fixture("message__echo")).status_code == 200
+    assert post_webhook(client, key, fixture("message__echo")).status_code == 200  # Meta's retry: nothing more
     inbound, echo = messages(runtime)
     assert (inbound.direction, echo.direction, echo.status, echo.text) == ("in", "out", "sent", "Yes, it is!")
     assert echo.conversation_id == inbound.conversation_id and echo.author_id is None
@@ -51,8 +51,8 @@ def test_the_inbox_marks_a_reply_from_the_instagram_app(app, client, runtime):
     from tests.support.admin import signed_in
 
     _, key = make_account_channel(runtime)
-    post_webhook(client, key, fixture("text"))
-    post_webhook(client, key, fixture("echo"))
+    post_webhook(client, key, fixture("message__text"))
+    post_webhook(client, key, fixture("message__echo"))
     echo = messages(runtime)[1]
     page = signed_in(app, runtime, "admin").get(f"/admin/inbox/{echo.conversation_id}").get_data(as_text=True)
     bubble = page.split(f'id="m{echo.id}"')[1].split('class="msg ')[0]

@@ -42,120 +42,121 @@ def test_every_fixture_has_a_test():
     assert names <= tested, f"fixtures without a test: {sorted(names - tested)}"
 
 
-def test_text():
-    e = event("text")
-    assert (e.kind, e.type, e.text, e.mid) == ("message", "text", "Hi, is the blue sofa still available?", mid("text"))
+def test_message__text():
+    e = event("message__text")
+    assert (e.kind, e.type, e.text, e.mid) == ("message", "text", "Hi, is the blue sofa still available?",
+                                               mid("message__text"))
     assert e.attachments == () and e.reply_to_mid is None and e.referral is None and e.button is None
 
 
-@pytest.mark.parametrize("name, kind", [("image", "image"), ("video", "video"), ("audio", "audio"),
-                                        ("file", "document")])
+@pytest.mark.parametrize("name, kind", [("message__image", "image"), ("message__video", "video"),
+                                        ("message__audio", "audio"), ("message__file", "document")])
 def test_media(name, kind):
     e = event(name)
     assert (e.kind, e.type, e.text) == ("message", kind, None)
     assert e.attachments[0]["url"].startswith("https://lookaside.fbsbx.com/")
 
 
-def test_image():
-    assert event("image").attachments[0]["type"] == "image"
+def test_message__image():
+    assert event("message__image").attachments[0]["type"] == "image"
 
 
-def test_video():
-    assert event("video").type == "video"
+def test_message__video():
+    assert event("message__video").type == "video"
 
 
-def test_audio():
-    assert event("audio").type == "audio"
+def test_message__audio():
+    assert event("message__audio").type == "audio"
 
 
-def test_file():
-    assert event("file").attachments[0]["type"] == "file"
+def test_message__file():
+    assert event("message__file").attachments[0]["type"] == "file"
 
 
-def test_share():
-    e = event("share")
+def test_message__share():
+    e = event("message__share")
     assert (e.type, e.attachments[0]["type"]) == ("share", "share")
 
 
-def test_story_mention():
-    e = event("story_mention")
+def test_message__story_mention():
+    e = event("message__story_mention")
     assert (e.type, e.attachments[0]["type"]) == ("story_mention", "story_mention")
 
 
-def test_story_reply():
-    e = event("story_reply")
+def test_message__story_reply():
+    e = event("message__story_reply")
     assert (e.type, e.text) == ("story_reply", "Love this one! Price?")
     assert e.story == {"id": "17900000000000099",
                        "url": "https://lookaside.fbsbx.com/ig_messaging_cdn/?asset_id=17900000000000099"}
 
 
-def test_reply():
-    e = event("reply")
-    assert (e.type, e.text, e.reply_to_mid) == ("text", "Yes, this one", mid("text"))
+def test_message__reply():
+    e = event("message__reply")
+    assert (e.type, e.text, e.reply_to_mid) == ("text", "Yes, this one", mid("message__text"))
 
 
-def test_reaction_react():
-    e = event("reaction_react")
-    assert (e.kind, e.type, e.reply_to_mid) == ("reaction", "reaction", mid("text"))
-    assert e.reaction == {"mid": mid("text"), "action": "react", "reaction": "love", "emoji": "\u2764\ufe0f"}
+def test_reaction__react():
+    e = event("reaction__react")
+    assert (e.kind, e.type, e.reply_to_mid) == ("reaction", "reaction", mid("message__text"))
+    assert e.reaction == {"mid": mid("message__text"), "action": "react", "reaction": "love", "emoji": "\u2764\ufe0f"}
 
 
-def test_reaction_unreact():
-    e = event("reaction_unreact")
+def test_reaction__unreact():
+    e = event("reaction__unreact")
     assert e.reaction["action"] == "unreact" and e.reaction["emoji"] is None
 
 
-def test_postback():
-    e = event("postback")
+def test_postback__button():
+    e = event("postback__button")
     assert (e.kind, e.type, e.text, e.button) == ("postback", "interactive", "Talk to a person",
                                                   {"id": "HANDOFF", "title": "Talk to a person"})
 
 
-def test_quick_reply():
-    e = event("quick_reply")
+def test_message__quick_reply():
+    e = event("message__quick_reply")
     assert (e.kind, e.type, e.button) == ("message", "interactive", {"id": "topic_delivery", "title": "Delivery"})
 
 
-def test_referral_ad():
-    e = event("referral_ad")
+def test_referral__ad():
+    e = event("referral__ad")
     assert (e.kind, e.type, e.mid) == ("referral", "referral", None)
     assert e.referral["ad_id"] == "120200000000000001" and e.referral["ref"] == "spring-sale"
     assert e.referral["source"] == "ADS" and e.referral["ads_context_data"]["ad_title"] == "Spring sofa sale"
 
 
-def test_referral_link():
-    e = event("referral_link")
+def test_referral__link():
+    e = event("referral__link")
     assert e.referral == {"ref": "c-AbC123", "source": "IGME-SOURCE-LINK", "type": "OPEN_THREAD", "ad_id": None,
                           "ads_context_data": None}
 
 
-def test_message_with_ad_referral():
-    e = event("message_with_ad_referral")
+def test_message__ad_referral():
+    e = event("message__ad_referral")
     assert (e.type, e.text, e.referral["ad_id"]) == ("text", "Is this still on sale?", "120200000000000001")
 
 
-def test_echo():
+def test_message__echo():
     """The account's own message, keyed on the customer it went to."""
-    e = event("echo")
+    e = event("message__echo")
     assert (e.kind, e.sender_id, e.account_id, e.type, e.text) == (
         "echo", "1234567890123456", "17841400000000001", "text", "Yes, it is!")
 
 
-def test_deleted():
-    e = event("deleted")
-    assert (e.kind, e.type, e.mid, e.reply_to_mid) == ("deleted", "revoke", mid("text"), mid("text"))
+def test_message__deleted():
+    e = event("message__deleted")
+    assert (e.kind, e.type, e.mid, e.reply_to_mid) == ("deleted", "revoke", mid("message__text"), mid("message__text"))
 
 
-def test_unsupported():
-    assert event("unsupported").type == "unsupported"
+def test_message__unsupported():
+    assert event("message__unsupported").type == "unsupported"
 
 
-def test_read():
-    assert ignored("read").kind == "read"
+def test_read__receipt():
+    assert ignored("read__receipt").kind == "read"
 
 
-def test_comments():
-    item = ignored("comments")
+def test_comments__new():
+    item = ignored("comments__new")
     assert item.kind == "changes" and "comments" in item.reason
 
 
@@ -169,7 +170,7 @@ def test_bodies_that_are_not_instagram_webhooks_are_refused(body, problem):
 
 
 def test_a_malformed_event_is_refused_by_name_and_the_others_kept():
-    body = json.loads(fixture("text"))
+    body = json.loads(fixture("message__text"))
     good = body["entry"][0]["messaging"][0]
     body["entry"][0]["messaging"] = [{**good, "sender": {}}, good, {**good, "timestamp": "soon"}]
     parsed = parse(json.dumps(body).encode())

@@ -53,7 +53,7 @@ def thread(runtime):
 
 
 def test_a_group_message_is_the_groups_conversation_attributed_to_its_member(client, runtime, bot):
-    post(client, bot, "group_message")
+    post(client, bot, "message__supergroup_text")
     with runtime.db.scope() as session:
         contact = session.scalars(select(Contact)).one()
         assert (contact.user_id, contact.name, contact.wa_id) == ("tg:-1001234567890", "Sofa fans", None)
@@ -69,10 +69,10 @@ def test_a_group_message_is_the_groups_conversation_attributed_to_its_member(cli
 
 
 def test_members_writing_share_one_conversation_and_no_member_becomes_a_contact(client, runtime, bot):
-    post(client, bot, "group_text", "group_new_chat_members")
-    bo = json.loads(fixture("group_text"))
+    post(client, bot, "message__group_text", "message__group_new_chat_members")
+    bo = json.loads(fixture("message__group_text"))
     bo["update_id"], bo["message"]["message_id"] = 400000040, 40
-    bo["message"]["from"] = json.loads(fixture("group_new_chat_members"))["message"]["new_chat_members"][0]
+    bo["message"]["from"] = json.loads(fixture("message__group_new_chat_members"))["message"]["new_chat_members"][0]
     bo["message"]["date"] += 20
     bo["message"]["text"] = "hi, I'm new"
     assert post_update(client, bot[1], json.dumps(bo).encode()).status_code == 200
@@ -86,30 +86,30 @@ def test_members_writing_share_one_conversation_and_no_member_becomes_a_contact(
 
 
 def test_group_new_chat_members(client, runtime, bot):
-    post(client, bot, "group_new_chat_members")
+    post(client, bot, "message__group_new_chat_members")
     assert count(runtime, Contact) == 0 and count(runtime, Message) == 0, "no conversation before a message"
-    post(client, bot, "group_text", "group_new_chat_members")
+    post(client, bot, "message__group_text", "message__group_new_chat_members")
     assert count(runtime, Message) == 1, "the update applied before is not applied again"
 
 
 def test_group_left_chat_member(client, runtime, bot):
-    post(client, bot, "group_text", "group_left_chat_member")
+    post(client, bot, "message__group_text", "message__group_left_chat_member")
     assert thread(runtime)[-1] == ("system", "Bo left the group", "Bo")
 
 
 def test_group_new_chat_title(client, runtime, bot):
-    post(client, bot, "group_text", "group_new_chat_title")
+    post(client, bot, "message__group_text", "message__group_new_chat_title")
     assert group_contact(runtime)[1] == "Sofa buyers 2026"
     assert thread(runtime)[-1] == ("system", "The group was renamed to \u201cSofa buyers 2026\u201d", "Ana Silva")
 
 
 def test_group_migrate_to_chat_id(client, runtime, bot):
-    post(client, bot, "group_text")
+    post(client, bot, "message__group_text")
     before = group_contact(runtime)
-    post(client, bot, "group_migrate_to_chat_id", "group_migrate_from_chat_id")
+    post(client, bot, "message__group_migrate_to_chat_id", "message__group_migrate_from_chat_id")
     assert group_contact(runtime) is None and group_contact(runtime, SUPERGROUP)[0] == before[0]
     # The supergroup's messages continue the same conversation; replies go to the new id.
-    moved = json.loads(fixture("group_text"))
+    moved = json.loads(fixture("message__group_text"))
     moved["update_id"], moved["message"]["message_id"], moved["message"]["date"] = 400000041, 2, 1765100800
     moved["message"]["chat"] = {"id": SUPERGROUP, "title": "Sofa buyers", "type": "supergroup"}
     assert post_update(client, bot[1], json.dumps(moved).encode()).status_code == 200
@@ -123,13 +123,13 @@ def test_group_migrate_to_chat_id(client, runtime, bot):
 
 def test_group_migrate_from_chat_id(client, runtime, bot):
     """The new supergroup was written in before the old group's move arrived: one thread."""
-    post(client, bot, "group_text")
-    early = json.loads(fixture("group_text"))
+    post(client, bot, "message__group_text")
+    early = json.loads(fixture("message__group_text"))
     early["update_id"], early["message"]["message_id"] = 400000042, 3
     early["message"]["chat"] = {"id": SUPERGROUP, "title": "Sofa buyers", "type": "supergroup"}
     assert post_update(client, bot[1], json.dumps(early).encode()).status_code == 200
     assert count(runtime, Conversation) == 2
-    post(client, bot, "group_migrate_from_chat_id")
+    post(client, bot, "message__group_migrate_from_chat_id")
     with runtime.db.scope() as session:
         keys = sorted(k for k in session.scalars(select(Contact.user_id)) if k)
         assert keys == [f"tg:{SUPERGROUP}"]
@@ -140,7 +140,7 @@ def test_group_migrate_from_chat_id(client, runtime, bot):
 
 
 def test_group_my_chat_member_left(client, runtime, bot):
-    post(client, bot, "group_text", "group_my_chat_member_left")
+    post(client, bot, "message__group_text", "my_chat_member__group_left")
     assert group_contact(runtime)[2] == "the bot was removed from the Telegram group"
     with runtime.db.scope() as session:
         conversation = session.scalars(select(Conversation)).one()
@@ -149,7 +149,7 @@ def test_group_my_chat_member_left(client, runtime, bot):
                   now=utcnow())
         assert "was removed from the Telegram group Sofa buyers" in str(refused.value)
     # Someone writes in the group again: the bot is back in it.
-    again = json.loads(fixture("group_text"))
+    again = json.loads(fixture("message__group_text"))
     again["update_id"], again["message"]["message_id"] = 400000043, 50
     assert post_update(client, bot[1], json.dumps(again).encode()).status_code == 200
     assert group_contact(runtime)[2] is None
@@ -163,7 +163,7 @@ def test_group_contact(client, runtime, bot):
     make_channel(runtime)
     with runtime.db.scope() as session:
         upsert_contact(session, wa_id="351912345678", user_id=None, name="Ana", now=utcnow())
-    post(client, bot, "group_contact")
+    post(client, bot, "message__group_contact")
     assert count(runtime, ContactMerge) == 0 and events(runtime, "contact.linked") == []
     with runtime.db.scope() as session:
         group = session.scalar(select(Contact).where(Contact.user_id == f"tg:{GROUP}"))
@@ -172,5 +172,5 @@ def test_group_contact(client, runtime, bot):
 
 
 def test_group_anonymous_admin(client, runtime, bot):
-    post(client, bot, "group_anonymous_admin")
+    post(client, bot, "message__group_anonymous_admin")
     assert thread(runtime) == [("text", "Admins here: we ship on Mondays", "Sofa fans")]

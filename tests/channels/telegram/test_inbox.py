@@ -14,7 +14,7 @@ from tests.support.telegram import fixture, make_bot_channel, post_update
 
 def test_a_telegram_chat_can_be_answered_from_the_inbox_any_time(app, client, runtime):
     _, key = make_bot_channel(runtime)
-    post_update(client, key, fixture("text"))  # written in 2025: long past any 24-hour window
+    post_update(client, key, fixture("message__text"))  # written in 2025: long past any 24-hour window
     with runtime.db.scope() as s:
         conversation_id = s.scalar(select(Conversation.id))
     admin = signed_in(app, runtime, "admin")
@@ -36,7 +36,7 @@ def test_a_telegram_chat_can_be_answered_from_the_inbox_any_time(app, client, ru
 
 def test_a_group_thread_names_the_member_of_each_message(app, client, runtime):
     _, key = make_bot_channel(runtime)
-    for name in ("group_text", "group_new_chat_members"):
+    for name in ("message__group_text", "message__group_new_chat_members"):
         post_update(client, key, fixture(name))
     with runtime.db.scope() as s:
         conversation_id = s.scalar(select(Conversation.id))

@@ -34,92 +34,92 @@ def test_every_fixture_has_a_test():
     assert names <= tested, f"fixtures without a test: {sorted(names - tested)}"
 
 
-def test_text():
-    m = message("text")
+def test_message__text():
+    m = message("message__text")
     assert (m.type, m.text, m.message_id, m.edit) == ("text", "Hi, is the blue sofa still available?", 101, False)
     assert m.date == datetime.fromtimestamp(1765100101, tz=timezone.utc)
     assert (m.sender.name, m.sender.username, m.sender.contact_key) == ("Ana Silva", "ana_silva", "tg:111222333")
     assert m.media is None and m.reply_to_message_id is None
 
 
-def test_start_deep_link():
-    m = message("start_deep_link")
+def test_message__start_deep_link():
+    m = message("message__start_deep_link")
     assert (m.type, m.text) == ("text", "/start c-AbC123")
 
 
-def test_photo():
-    m = message("photo")
+def test_message__photo():
+    m = message("message__photo")
     assert (m.type, m.text, m.original_type) == ("image", "This one", "photo")
     assert m.media["id"] == "AgACAgIAAxkBAAIBZ2Large", "the largest size"
     assert (m.media["mime_type"], m.media["file_size"], m.media["caption"]) == ("image/jpeg", 71200, "This one")
 
 
-def test_document():
-    m = message("document")
+def test_message__document():
+    m = message("message__document")
     assert (m.type, m.text, m.original_type) == ("document", "The invoice", None)
     assert m.media == {"id": "BQACAgIAAxkBAAIBaGDoc", "unique_id": "AgADdoc", "mime_type": "application/pdf",
                        "filename": "invoice-42.pdf", "file_size": 48211, "caption": "The invoice"}
 
 
-def test_voice():
-    m = message("voice")
+def test_message__voice():
+    m = message("message__voice")
     assert (m.type, m.original_type, m.text) == ("audio", "voice", None)
     assert m.media["id"] == "AwACAgIAAxkBAAIBaVoice" and m.media["mime_type"] == "audio/ogg"
     assert m.content == {"voice": True, "duration": 4}
 
 
-def test_video():
-    m = message("video")
+def test_message__video():
+    m = message("message__video")
     assert (m.type, m.media["id"], m.media["filename"]) == ("video", "BAACAgIAAxkBAAIBalVideo", "sofa.mp4")
     assert m.content == {"duration": 12}
 
 
-def test_location():
-    m = message("location")
+def test_message__location():
+    m = message("message__location")
     assert (m.type, m.content) == ("location", {"latitude": 38.722252, "longitude": -9.139337})
 
 
-def test_venue():
-    m = message("venue")
+def test_message__venue():
+    m = message("message__venue")
     assert (m.type, m.original_type) == ("location", "venue")
     assert m.content == {"latitude": 38.7, "longitude": -9.1, "name": "Sofa Store", "address": "Rua Augusta 1"}
 
 
-def test_contact():
-    m = message("contact")
+def test_message__contact():
+    m = message("message__contact")
     assert (m.type, m.original_type, m.text) == ("contacts", "contact", "Ana Silva +351912345678")
     assert m.content["phone_number"] == "+351912345678" and m.content["user_id"] == ANA
 
 
-def test_reply():
-    m = message("reply")
+def test_message__reply():
+    m = message("message__reply")
     assert (m.type, m.text, m.reply_to_message_id) == ("text", "Yes, that one", 55)
 
 
-def test_edited_message():
-    m = message("edited_message")
+def test_edited_message__text():
+    m = message("edited_message__text")
     assert m.edit and m.message_id == 101 and m.text.endswith("(the 3-seater)")
     assert m.edit_date == datetime.fromtimestamp(1765100300, tz=timezone.utc)
 
 
-def test_sticker():
-    m = message("sticker")
+def test_message__sticker():
+    m = message("message__sticker")
     assert (m.type, m.media["id"], m.content["emoji"]) == ("sticker", "CAACAgIAAxkBAAIBbStick", "\N{THUMBS UP SIGN}")
 
 
-def test_poll():
-    m = message("poll")
+def test_message__poll():
+    m = message("message__poll")
     assert (m.type, m.original_type) == ("unsupported", "poll")
 
 
-def test_my_chat_member_kicked():
-    item = parse(fixture("my_chat_member_kicked")).item
+def test_my_chat_member__kicked():
+    item = parse(fixture("my_chat_member__kicked")).item
     assert isinstance(item, MemberChange) and item.blocked and item.user.id == ANA
     assert (item.old_status, item.new_status) == ("member", "kicked")
 
 
-def test_my_chat_member_member():
-    item = parse(fixture("my_chat_member_member")).item
+def test_my_chat_member__member():
+    item = parse(fixture("my_chat_member__member")).item
     assert isinstance(item, MemberChange) and not item.blocked and item.new_status == "member"
 
 
@@ -133,94 +133,94 @@ def group_item(name: str):
     return parsed.item
 
 
-def test_group_message():
-    m = group_item("group_message")
+def test_message__supergroup_text():
+    m = group_item("message__supergroup_text")
     assert isinstance(m, TelegramMessage) and m.in_group and m.chat_type == "supergroup"
     assert (m.chat_id, m.chat_title, m.contact_key, m.sender.id) == \
         (-1001234567890, "Sofa fans", "tg:-1001234567890", ANA)
     assert m.member == {"id": "tg:111222333", "name": "Ana Silva", "username": "ana_silva"}
 
 
-def test_group_text():
-    m = group_item("group_text")
+def test_message__group_text():
+    m = group_item("message__group_text")
     assert isinstance(m, TelegramMessage) and (m.chat_type, m.chat_id, m.contact_key) == \
         ("group", GROUP, f"tg:{GROUP}")
     assert (m.type, m.text, m.chat_title) == ("text", "Is the grey sofa in stock?", "Sofa buyers")
 
 
 def test_a_private_message_names_no_member():
-    m = message("text")
+    m = message("message__text")
     assert not m.in_group and m.member is None and m.contact_key == "tg:111222333"
 
 
-def test_group_new_chat_members():
-    e = group_item("group_new_chat_members")
+def test_message__group_new_chat_members():
+    e = group_item("message__group_new_chat_members")
     assert isinstance(e, GroupEvent) and (e.kind, e.chat_id, e.message_id) == ("joined", GROUP, 32)
     assert [m.id for m in e.members] == [BO] and e.actor.id == ANA
 
 
-def test_group_left_chat_member():
-    e = group_item("group_left_chat_member")
+def test_message__group_left_chat_member():
+    e = group_item("message__group_left_chat_member")
     assert isinstance(e, GroupEvent) and e.kind == "left" and [m.name for m in e.members] == ["Bo"]
 
 
-def test_group_new_chat_title():
-    e = group_item("group_new_chat_title")
+def test_message__group_new_chat_title():
+    e = group_item("message__group_new_chat_title")
     assert isinstance(e, GroupEvent) and (e.kind, e.title) == ("title", "Sofa buyers 2026")
 
 
-def test_group_migrate_to_chat_id():
-    e = group_item("group_migrate_to_chat_id")
+def test_message__group_migrate_to_chat_id():
+    e = group_item("message__group_migrate_to_chat_id")
     assert isinstance(e, GroupEvent) and (e.kind, e.old_chat_id, e.new_chat_id) == \
         ("migrated", GROUP, -1009876543210)
 
 
-def test_group_migrate_from_chat_id():
-    e = group_item("group_migrate_from_chat_id")
+def test_message__group_migrate_from_chat_id():
+    e = group_item("message__group_migrate_from_chat_id")
     assert isinstance(e, GroupEvent) and (e.kind, e.old_chat_id, e.new_chat_id) == \
         ("migrated", GROUP, -1009876543210)
 
 
-def test_group_my_chat_member_left():
-    item = group_item("group_my_chat_member_left")
+def test_my_chat_member__group_left():
+    item = group_item("my_chat_member__group_left")
     assert isinstance(item, MemberChange) and item.in_group and item.blocked
     assert (item.contact_key, item.new_status, item.chat_title) == (f"tg:{GROUP}", "left", "Sofa buyers")
 
 
 def test_a_private_left_is_not_a_block():
-    data = json.loads(fixture("my_chat_member_kicked"))
+    data = json.loads(fixture("my_chat_member__kicked"))
     data["my_chat_member"]["new_chat_member"] = {"user": data["my_chat_member"]["new_chat_member"]["user"],
                                                  "status": "left"}
     item = parse(json.dumps(data).encode()).item
     assert isinstance(item, MemberChange) and not item.blocked and not item.restored
 
 
-def test_group_contact():
-    m = group_item("group_contact")
+def test_message__group_contact():
+    m = group_item("message__group_contact")
     assert isinstance(m, TelegramMessage) and m.in_group and m.type == "contacts"
     assert m.content["user_id"] == ANA and m.contact_key == f"tg:{GROUP}"
 
 
-def test_group_anonymous_admin():
-    m = group_item("group_anonymous_admin")
+def test_message__group_anonymous_admin():
+    m = group_item("message__group_anonymous_admin")
     assert isinstance(m, TelegramMessage) and m.member == {"id": "tg:1087968824", "name": "Sofa fans",
                                                            "username": None}
 
 
 def test_a_channel_post_is_not_a_conversation():
-    data = json.loads(fixture("group_text"))
+    data = json.loads(fixture("message__group_text"))
     data["message"]["chat"] = {"id": -1001111111111, "title": "News", "type": "channel"}
     item = parse(json.dumps(data).encode()).item
     assert isinstance(item, Ignored) and "channel chats" in item.reason
 
 
-def test_callback_query():
-    m = message("callback_query")
+def test_callback_query__button():
+    m = message("callback_query__button")
     assert (m.type, m.text, m.callback_id, m.reply_to_message_id) == ("interactive", "Blue", "4382bfdwdsb323b2d9", 56)
     assert m.content == {"button_reply": {"id": "sofa:blue", "title": "Blue"}}
-    assert callback_answer(fixture("callback_query")) == {"method": "answerCallbackQuery",
+    assert callback_answer(fixture("callback_query__button")) == {"method": "answerCallbackQuery",
                                                           "callback_query_id": "4382bfdwdsb323b2d9"}
-    assert callback_answer(fixture("text")) is None and callback_answer(b"{") is None
+    assert callback_answer(fixture("message__text")) is None and callback_answer(b"{") is None
 
 
 @pytest.mark.parametrize("body, problem", [

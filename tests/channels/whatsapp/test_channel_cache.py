@@ -50,19 +50,19 @@ def test_a_new_app_secret_works_at_once_and_the_old_one_stops_within_the_ttl(run
     channel_id, key = make_channel(runtime)
     one, one_ticks = process()
     two, _ = process()
-    assert post_signed(one, key, fixture("text")).status_code == 200  # `one` now holds a copy
+    assert post_signed(one, key, fixture("text__plain")).status_code == 200  # `one` now holds a copy
     change_channel(runtime, channel_id, app_secret=NEW_SECRET)
 
-    assert post_signed(two, key, fixture("image_caption"), secret=NEW_SECRET).status_code == 200
-    assert post_signed(one, key, fixture("video"), secret=NEW_SECRET).status_code == 200, \
+    assert post_signed(two, key, fixture("image__caption"), secret=NEW_SECRET).status_code == 200
+    assert post_signed(one, key, fixture("video__plain"), secret=NEW_SECRET).status_code == 200, \
         "a signature that fails against the copy is checked against the row again"
-    assert post_signed(one, key, fixture("audio_voice")).status_code == 401, "that read refreshed the copy"
+    assert post_signed(one, key, fixture("audio__voice")).status_code == 401, "that read refreshed the copy"
 
     other, other_ticks = process()
-    assert post_signed(other, key, fixture("document_filename"), secret=NEW_SECRET).status_code == 200
+    assert post_signed(other, key, fixture("document__filename"), secret=NEW_SECRET).status_code == 200
     change_channel(runtime, channel_id, app_secret="third-app-secret-000111")
     other_ticks.now += TTL_SECONDS + 1
-    assert post_signed(other, key, fixture("sticker_animated"), secret=NEW_SECRET).status_code == 401, \
+    assert post_signed(other, key, fixture("sticker__animated"), secret=NEW_SECRET).status_code == 401, \
         "past the TTL the copy is read again: the replaced secret no longer verifies"
 
 
@@ -70,7 +70,7 @@ def test_a_replaced_360dialog_header_token_stops_within_the_ttl(client, runtime,
     channel_id, key = make_channel(runtime, provider="360dialog")
     ticks = Ticks()
     app.extensions[CACHES]["whatsapp"].clock = ticks
-    body = fixture("dialog360_text")
+    body = fixture("text__dialog360")
 
     def post(token: str) -> int:
         return client.post(f"/webhooks/whatsapp/{key}", data=body, headers={"X-Hub-Token": token}).status_code
@@ -86,10 +86,10 @@ def test_a_renamed_channel_is_named_in_events_once_the_ttl_has_passed(client, ru
     channel_id, key = make_channel(runtime, name="Sales")
     ticks = Ticks()
     app.extensions[CACHES]["whatsapp"].clock = ticks
-    assert post_signed(client, key, fixture("text")).status_code == 200
+    assert post_signed(client, key, fixture("text__plain")).status_code == 200
     change_channel(runtime, channel_id, name="Sales EU", display_number="+44 20 0000 0000")
     ticks.now += TTL_SECONDS + 1
-    assert post_signed(client, key, fixture("image_caption")).status_code == 200
+    assert post_signed(client, key, fixture("image__caption")).status_code == 200
     with runtime.db.scope() as session:
         events = session.scalars(select(Event).where(Event.type == "message.received")).all()
         names = sorted(e.data["conversation"]["channel"]["name"] for e in events)
@@ -98,9 +98,9 @@ def test_a_renamed_channel_is_named_in_events_once_the_ttl_has_passed(client, ru
 
 
 def test_an_unknown_key_is_refused_and_not_remembered(client, runtime):
-    assert post_signed(client, "no-such-channel", fixture("text")).status_code == 404
+    assert post_signed(client, "no-such-channel", fixture("text__plain")).status_code == 404
     _, key = make_channel(runtime)
-    assert post_signed(client, key, fixture("text")).status_code == 200, "a new channel works at once"
+    assert post_signed(client, key, fixture("text__plain")).status_code == 200, "a new channel works at once"
 
 
 def test_last_webhook_at_is_written_when_stale_only(client, runtime, app):
@@ -113,15 +113,15 @@ def test_last_webhook_at_is_written_when_stale_only(client, runtime, app):
             return session.get(Channel, channel_id).last_webhook_at
 
     assert last_webhook_at() is None
-    assert post_signed(client, key, fixture("text")).status_code == 200
+    assert post_signed(client, key, fixture("text__plain")).status_code == 200
     first = last_webhook_at()
     assert first is not None
-    assert post_signed(client, key, fixture("image_caption")).status_code == 200
+    assert post_signed(client, key, fixture("image__caption")).status_code == 200
     assert last_webhook_at() == first, "not written again within seconds"
 
     hour_ago = utcnow() - timedelta(hours=1)
     with runtime.db.scope() as session:
         session.execute(update(Channel).where(Channel.id == channel_id).values(last_webhook_at=hour_ago))
     ticks.now += TTL_SECONDS + 1
-    assert post_signed(client, key, fixture("video")).status_code == 200
+    assert post_signed(client, key, fixture("video__plain")).status_code == 200
     assert last_webhook_at() > hour_ago

@@ -64,7 +64,7 @@ def test_verification_handshake(client, runtime, channel):
 
 def test_wrong_signature_is_refused_and_nothing_stored(client, runtime, channel):
     _, key = channel
-    body = fixture("text")
+    body = fixture("text__plain")
     assert post_signed(client, key, body, secret="someone-else").status_code == 401
     assert client.post(f"/webhooks/whatsapp/{key}", data=body,
                        headers={"Content-Type": "application/json"}).status_code == 401
@@ -97,14 +97,14 @@ def test_replay_of_a_fixed_body_processes_it(client, runtime, channel):
     assert post_signed(client, key, b"{broken").status_code == 200
     with runtime.db.scope() as session:
         raw = session.scalars(select(RawWebhook)).one()
-        raw.body = fixture("text")  # as if the parser had been fixed for this body
+        raw.body = fixture("text__plain")  # as if the parser had been fixed for this body
     assert replay(runtime, now=utcnow()) == {"processed": 1, "failed": 0}
     assert count(runtime, Message) == 1
 
 
 def test_text_message_makes_contact_conversation_message_and_events(client, runtime, channel):
     _, key = channel
-    post_signed(client, key, fixture("text"))
+    post_signed(client, key, fixture("text__plain"))
     with runtime.db.scope() as session:
         contact = session.scalars(select(Contact)).one()
         conv = session.scalars(select(Conversation)).one()
@@ -119,15 +119,15 @@ def test_text_message_makes_contact_conversation_message_and_events(client, runt
 
 def test_second_message_reuses_contact_and_conversation(client, runtime, channel):
     _, key = channel
-    post_signed(client, key, fixture("text"))
-    post_signed(client, key, fixture("image_caption"))
+    post_signed(client, key, fixture("text__plain"))
+    post_signed(client, key, fixture("image__caption"))
     assert count(runtime, Contact) == 1 and count(runtime, Conversation) == 1 and count(runtime, Message) == 2
     assert count(runtime, Event, Event.type == "conversation.started") == 1
 
 
 def test_referral_is_the_lead_source_and_opens_the_entry_point(client, runtime, channel):
     _, key = channel
-    post_signed(client, key, fixture("referral_image_ad"))
+    post_signed(client, key, fixture("text__referral_image_ad"))
     with runtime.db.scope() as session:
         conv = session.scalars(select(Conversation)).one()
         assert conv.lead_source["kind"] == "ad_referral"
@@ -138,7 +138,7 @@ def test_referral_is_the_lead_source_and_opens_the_entry_point(client, runtime, 
 
 def test_unknown_type_is_stored_as_unsupported(client, runtime, channel):
     _, key = channel
-    post_signed(client, key, fixture("unknown_future_type"))
+    post_signed(client, key, fixture("event_rsvp__unknown_future_type"))
     with runtime.db.scope() as session:
         msg = session.scalars(select(Message)).one()
         assert msg.type == "unsupported" and msg.payload["original_type"]
@@ -146,14 +146,14 @@ def test_unknown_type_is_stored_as_unsupported(client, runtime, channel):
 
 def test_reaction_does_not_open_the_window(client, runtime, channel):
     _, key = channel
-    post_signed(client, key, fixture("reaction"))
+    post_signed(client, key, fixture("reaction__emoji"))
     with runtime.db.scope() as session:
         assert session.scalars(select(Conversation)).one().last_inbound_at is None
 
 
 def test_username_only_user_is_keyed_on_bsuid(client, runtime, channel):
     _, key = channel
-    post_signed(client, key, fixture("username_bsuid"))
+    post_signed(client, key, fixture("text__username_bsuid"))
     with runtime.db.scope() as session:
         contact = session.scalars(select(Contact)).one()
         assert contact.wa_id is None and re.match(r"^[A-Z]{2}\.", contact.user_id) and contact.username
@@ -164,27 +164,27 @@ def test_batch_with_several_entries(client, runtime, channel):
     from hub.channels.whatsapp.inbound.parse import parse
     from hub.channels.whatsapp.inbound.types import InboundMessage, StatusUpdate
 
-    parsed = parse(fixture("batch"))
+    parsed = parse(fixture("messages__batch"))
     ours = [m for m in parsed.of(InboundMessage) if m.route.phone_number_id == "2200000000000002"]
     assert len(ours) >= 2
-    post_signed(client, key, fixture("batch"))
+    post_signed(client, key, fixture("messages__batch"))
     assert count(runtime, Message) == len({m.id for m in ours})
     assert count(runtime, MessageStatus) == len({(s.message_id, s.status) for s in parsed.of(StatusUpdate)})
 
 
 def test_template_status_updates_template_and_emits(client, runtime, channel):
     _, key = channel
-    post_signed(client, key, fixture("template_status_rejected"))
+    post_signed(client, key, fixture("message_template_status_update__rejected"))
     with runtime.db.scope() as session:
         t = session.scalars(select(Template)).one()
         assert t.status == "REJECTED" and t.status_reason
     assert count(runtime, Event, Event.type == "template.status_changed") == 1
-    post_signed(client, key, fixture("template_quality_update"))
+    post_signed(client, key, fixture("message_template_quality_update__green_to_yellow"))
 
 
 def test_phone_quality_and_capability_update_the_channel(client, runtime, channel):
     channel_id, key = channel
-    post_signed(client, key, fixture("business_capability_tier"))
+    post_signed(client, key, fixture("business_capability_update__tier"))
     with runtime.db.scope() as session:
         assert session.get(Channel, channel_id).messaging_limit.startswith("TIER_")
     assert count(runtime, Event, Event.type == "channel.quality_changed") >= 1
@@ -192,9 +192,9 @@ def test_phone_quality_and_capability_update_the_channel(client, runtime, channe
 
 def test_user_preference_stop_opts_out_then_resume(client, runtime, channel):
     _, key = channel
-    post_signed(client, key, fixture("text"))
-    wa_id = json.loads(fixture("text"))["entry"][0]["changes"][0]["value"]["contacts"][0]["wa_id"]
-    stop = json.loads(fixture("user_preferences_stop"))
+    post_signed(client, key, fixture("text__plain"))
+    wa_id = json.loads(fixture("text__plain"))["entry"][0]["changes"][0]["value"]["contacts"][0]["wa_id"]
+    stop = json.loads(fixture("user_preferences__stop"))
     stop["entry"][0]["changes"][0]["value"]["user_preferences"][0]["wa_id"] = wa_id
     post_signed(client, key, json.dumps(stop).encode())
     with runtime.db.scope() as session:
@@ -204,7 +204,7 @@ def test_user_preference_stop_opts_out_then_resume(client, runtime, channel):
 
 def test_statuses_for_unknown_messages_are_kept_for_later(client, runtime, channel):
     _, key = channel
-    post_signed(client, key, fixture("status_sent_pmp"))
+    post_signed(client, key, fixture("status__sent_pmp"))
     assert count(runtime, MessageStatus) == 1
     assert count(runtime, Event, Event.type == "message.status") == 0
 
@@ -215,7 +215,7 @@ def test_360dialog_webhook_needs_its_header_token(client, runtime, channel):
     with runtime.db.scope() as session:
         relay = session.scalar(select(Channel).where(Channel.provider == "360dialog"))
         key = relay.key
-    body = fixture("dialog360_text")
+    body = fixture("text__dialog360")
     assert client.post(f"/webhooks/whatsapp/{key}", data=body).status_code == 401
     assert client.post(f"/webhooks/whatsapp/{key}", data=body,
                        headers={"X-Hub-Token": "wrong"}).status_code == 401
@@ -232,22 +232,22 @@ def test_oversized_body_is_refused(client, channel):
 
 def test_message_for_another_number_is_kept_raw_only(client, runtime, channel):
     _, key = channel
-    body = fixture("text").replace(b"2200000000000002", b"2200000000000099")
+    body = fixture("text__plain").replace(b"2200000000000002", b"2200000000000099")
     assert post_signed(client, key, body).status_code == 200
     assert count(runtime, RawWebhook, RawWebhook.status == "processed") == 1
     assert count(runtime, Message) == 0
 
 
-@pytest.mark.parametrize("name", ["system_user_changed_number", "system_customer_changed_number"])
+@pytest.mark.parametrize("name", ["system__user_changed_number", "system__customer_changed_number"])
 def test_a_number_change_moves_the_contact_with_its_history(client, runtime, channel, name):
     """user_changed_number, and customer_changed_number as older webhook versions send it."""
     _, key = channel
-    assert post_signed(client, key, fixture("text")).status_code == 200
+    assert post_signed(client, key, fixture("text__plain")).status_code == 200
     assert post_signed(client, key, fixture(name)).status_code == 200
     with runtime.db.scope() as session:
         contact = session.scalars(select(Contact)).one()
         assert (contact.wa_id, contact.phone) == ("15559990000", "+15559990000")
-    later = json.loads(fixture("text"))
+    later = json.loads(fixture("text__plain"))
     message = later["entry"][0]["changes"][0]["value"]["messages"][0]
     message["from"], message["id"] = "15559990000", "wamid.after.the.change"
     later["entry"][0]["changes"][0]["value"]["contacts"][0]["wa_id"] = "15559990000"
@@ -262,8 +262,8 @@ def test_a_returning_customers_message_is_one_write_on_postgresql(client, runtim
     from sqlalchemy import event as sa_event
 
     _, key = channel
-    assert post_signed(client, key, fixture("text")).status_code == 200
-    later = json.loads(fixture("text"))
+    assert post_signed(client, key, fixture("text__plain")).status_code == 200
+    later = json.loads(fixture("text__plain"))
     message = later["entry"][0]["changes"][0]["value"]["messages"][0]
     message["id"], message["timestamp"] = "wamid.returning.1", str(int(message["timestamp"]) + 60)
     statements = []
@@ -303,7 +303,7 @@ def test_a_new_customers_first_message_writes_its_events_with_the_message_on_pos
 
     sa_event.listen(runtime.db.engine, "before_cursor_execute", seen)
     try:
-        assert post_signed(client, key, fixture("text")).status_code == 200
+        assert post_signed(client, key, fixture("text__plain")).status_code == 200
     finally:
         sa_event.remove(runtime.db.engine, "before_cursor_execute", seen)
     if runtime.db.dialect == "postgresql":
@@ -318,4 +318,4 @@ def test_a_new_customers_first_message_writes_its_events_with_the_message_on_pos
     assert events["message.received"].data["message"]["id"] == stored.id
     assert events["lead.attributed"].data["contact"]["opted_out"] is False
     assert {e.data["conversation"]["id"] for e in events.values()} == {stored.conversation_id}
-    assert raw.status == "processed" and raw.body == fixture("text")
+    assert raw.status == "processed" and raw.body == fixture("text__plain")

@@ -183,7 +183,7 @@ def test_a_value_too_wide_for_postgresql_is_refused_alone(client, runtime, key):
     """PostgreSQL enforces column widths the parser does not check (here a template's
     language code): the data error sends the body through the part-by-part path, which
     refuses only that change (on SQLite, which keeps any width, it simply stores)."""
-    template = json.loads(fixture("template_status_approved"))
+    template = json.loads(fixture("message_template_status_update__approved"))
     template["entry"][0]["changes"][0]["value"]["message_template_language"] = "x" * 40
     doc = json.loads(batch(text_message(1), text_message(2)))
     doc["entry"][0]["changes"].append(template["entry"][0]["changes"][0])

@@ -86,8 +86,8 @@ def test_two_webhooks_of_a_new_user_make_one_contact_and_one_conversation(runtim
 def test_a_concurrent_duplicate_fails_its_transaction_and_its_retry_changes_nothing(runtime, channel):
     channel_id, key = channel
     app = create_app(runtime=runtime)  # not TESTING: a failure answers 500 as it would to Meta
-    assert post_signed(app.test_client(), key, fixture("image_caption")).status_code == 200  # a known user
-    body = fixture("text")
+    assert post_signed(app.test_client(), key, fixture("image__caption")).status_code == 200  # a known user
+    body = fixture("text__plain")
     first = runtime.db.sessionmaker()
     try:
         receive(first, source="whatsapp", channel_id=channel_id, headers={}, body=body, now=utcnow(),

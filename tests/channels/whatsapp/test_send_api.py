@@ -28,7 +28,7 @@ def conversation(client, runtime):
             session.add(Template(waba_id=WABA_ID, name=name, language="en", status=status, category=category,
                                  parameter_format="NAMED" if name == "spring_sale" else "POSITIONAL",
                                  components=comps, created_at=utcnow(), updated_at=utcnow()))
-    post_signed(client, key, fixture("text"))
+    post_signed(client, key, fixture("text__plain"))
     with runtime.db.scope() as session:
         conv = session.scalars(select(Conversation)).one()
         conv.last_inbound_at = utcnow() - timedelta(minutes=5)  # the fixture's date is in the past

@@ -11,16 +11,16 @@ from tests.support.receiver import Receiver
 
 def test_won_fixture_reports_the_deal_with_its_budget():
     connector = offline_connector(MemoryLinks({("lead", "25399013"): "734"}), report_deal_stages=True)
-    assert connector.handle_webhook(fixture_request("webhook_status_won")) == [ReportDealStage(
+    assert connector.handle_webhook(fixture_request("leads_status__won")) == [ReportDealStage(
         deal_id="25399013", stage="142", outcome="won", conversation_id=734, pipeline="7000001",
         amount="22500", currency="RUB", idempotency_key="amocrm-stage:25399013:142:1539782664")]
 
 
 def test_reports_are_off_by_default_and_skip_deals_of_no_conversation():
     assert offline_connector(MemoryLinks({("lead", "25399013"): "734"})).handle_webhook(
-        fixture_request("webhook_status_won")) == []
+        fixture_request("leads_status__won")) == []
     assert offline_connector(MemoryLinks(), report_deal_stages=True).handle_webhook(
-        fixture_request("webhook_status_won")) == []
+        fixture_request("leads_status__won")) == []
 
 
 def test_emulator_moves_give_won_lost_and_open(runtime, amo):

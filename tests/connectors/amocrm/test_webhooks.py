@@ -48,25 +48,25 @@ def test_status_fixture_gives_template_from_the_webhooks_own_copy_of_the_deal():
         '7000001/142 -> order_delivered:en(lead.name, lead.field[583921], lead.price)',
         "7000002/142 -> other_pipeline:en",
         "143 -> lost:en"])
-    commands = connector.handle_webhook(fixture_request("webhook_status_won"))
+    commands = connector.handle_webhook(fixture_request("leads_status__won"))
     assert commands == [SendTemplate(template="order_delivered", language="en",
                                      variables=["Заказ #1042", "1042", "22500"], conversation_id=734,
                                      reason="amoCRM deal 25399013 entered stage 142")]
     # amoCRM repeats a webhook it thinks failed: no second message.
-    assert connector.handle_webhook(fixture_request("webhook_status_won")) == []
+    assert connector.handle_webhook(fixture_request("leads_status__won")) == []
 
 
 def test_note_fixture_with_reply_prefix_becomes_a_text_message():
     connector = offline_connector(MemoryLinks({("lead", "25399013"): "734"}))
-    commands = connector.handle_webhook(fixture_request("webhook_note_reply"))
+    commands = connector.handle_webhook(fixture_request("leads_note__reply"))
     assert commands == [SendText(text="Your sofa ships tomorrow 🚚", conversation_id=734, author="Ivan Sales")]
-    assert connector.handle_webhook(fixture_request("webhook_note_reply")) == []
+    assert connector.handle_webhook(fixture_request("leads_note__reply")) == []
 
 
 def test_webhook_of_another_account_is_rejected():
     connector = offline_connector(MemoryLinks(), base_url="https://other.amocrm.ru")
     with pytest.raises(WebhookRejected) as info:
-        connector.handle_webhook(fixture_request("webhook_status_won"))
+        connector.handle_webhook(fixture_request("leads_status__won"))
     assert info.value.status == 403 and "'acme'" in info.value.message
 
 
@@ -157,7 +157,7 @@ def test_deal_created_in_amocrm_without_conversation_uses_the_contacts_phone(run
 def test_amocrm_unavailable_while_reading_asks_for_a_repeat(runtime, amo):
     cid = add_connector(runtime, long_lived_settings(amo, stage_rules=["7000014 -> shipped:en(contact.name)"]))
     connector = instance(runtime, cid)
-    request = fixture_request("webhook_status_won")
+    request = fixture_request("leads_status__won")
     form = dict(request.form)
     form["leads[status][0][status_id]"] = "7000014"
     form["leads[status][0][old_status_id]"] = "7000013"

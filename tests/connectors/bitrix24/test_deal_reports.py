@@ -12,13 +12,13 @@ def test_deal_won_is_reported_with_opportunity_and_currency(runtime, docs_portal
     seed_deal(docs_portal)
     docs_portal.portal.move("deal", 759, "C1:WON", OPPORTUNITY="22500.00", CURRENCY_ID="EUR")
     b24 = connector(runtime, webhook_settings(docs_portal, report_deal_stages=True, deal_category_id=1))
-    commands = b24.handle_webhook(fixture_request("event_ONCRMDEALUPDATE.json"))
+    commands = b24.handle_webhook(fixture_request("ONCRMDEALUPDATE__documented.json"))
     moved = docs_portal.portal.deals[759]["MOVED_TIME"]
     assert commands == [ReportDealStage(
         deal_id="759", stage="C1:WON", outcome="won", conversation_id=5007, pipeline="1", amount="22500.00",
         currency="EUR", idempotency_key=f"bitrix24-stage:759:C1:WON:{moved}")]
     # every later edit repeats the same report: the hub carries its key out once
-    assert b24.handle_webhook(fixture_request("event_ONCRMDEALUPDATE.json")) == commands
+    assert b24.handle_webhook(fixture_request("ONCRMDEALUPDATE__documented.json")) == commands
 
 
 def test_failure_semantics_is_lost_and_others_are_open(runtime, docs_portal):  # noqa: F811
@@ -28,7 +28,8 @@ def test_failure_semantics_is_lost_and_others_are_open(runtime, docs_portal):  #
     for stage in ("C1:EXECUTING", "C1:LOSE"):
         docs_portal.now[0] += 5
         docs_portal.portal.move("deal", 759, stage)
-        outcomes += [(c.stage, c.outcome) for c in b24.handle_webhook(fixture_request("event_ONCRMDEALUPDATE.json"))]
+        commands = b24.handle_webhook(fixture_request("ONCRMDEALUPDATE__documented.json"))
+        outcomes += [(c.stage, c.outcome) for c in commands]
     assert outcomes == [("C1:EXECUTING", "open"), ("C1:LOSE", "lost")]
 
 
@@ -36,14 +37,14 @@ def test_deals_not_of_the_hub_are_skipped(runtime, docs_portal):  # noqa: F811
     seed_deal(docs_portal, conversation="")
     docs_portal.portal.move("deal", 759, "C1:WON")
     b24 = connector(runtime, webhook_settings(docs_portal, report_deal_stages=True, deal_category_id=1))
-    assert b24.handle_webhook(fixture_request("event_ONCRMDEALUPDATE.json")) == []
+    assert b24.handle_webhook(fixture_request("ONCRMDEALUPDATE__documented.json")) == []
 
 
 def test_reports_are_off_by_default(runtime, docs_portal):  # noqa: F811
     seed_deal(docs_portal)
     docs_portal.portal.move("deal", 759, "C1:WON")
     assert connector(runtime, webhook_settings(docs_portal, deal_category_id=1)).handle_webhook(
-        fixture_request("event_ONCRMDEALUPDATE.json")) == []
+        fixture_request("ONCRMDEALUPDATE__documented.json")) == []
 
 
 def test_pull_reports_deals_that_moved_since(runtime, docs_portal):  # noqa: F811

@@ -1,5 +1,5 @@
 """Open Lines: one test per fixture of the documented request and response bodies
-(tests/fixtures/bitrix24/ol_*.json, event_ONIMCONNECTORMESSAGEADD.json)."""
+(tests/fixtures/bitrix24/ol_*.json, ONIMCONNECTORMESSAGEADD__documented.json)."""
 from __future__ import annotations
 
 import json
@@ -154,7 +154,7 @@ def test_send_messages_to_an_inactive_line_retries_and_says_why():
 
 
 def test_event_fixture_becomes_one_send_text():
-    body = load("event_ONIMCONNECTORMESSAGEADD.json")["body"]
+    body = load("ONIMCONNECTORMESSAGEADD__documented.json")["body"]
     request = InboundRequest(method="POST", url="http://hub.test/h", path="/h", headers={}, query={},
                              body=body.encode(), form=dict(parse_qsl(body)))
     parsed = webhooks.parse_body(request)

@@ -62,24 +62,24 @@ def test_deal_update_fixture_entering_a_rule_stage_sends_the_template(runtime, d
     seed_deal(docs_portal)
     docs_portal.portal.move("deal", 759, "C1:WON")
     b24 = connector(runtime, webhook_settings(docs_portal, stage_rules=RULES, deal_category_id=1))
-    commands = b24.handle_webhook(fixture_request("event_ONCRMDEALUPDATE.json"))
+    commands = b24.handle_webhook(fixture_request("ONCRMDEALUPDATE__documented.json"))
     assert commands == [SendTemplate(template="order_shipped", language="en", variables=["Ana", "Sofa order"],
                                      conversation_id=5007, phone="+15557654321",
                                      reason="Bitrix24 deal 759 entered stage C1:WON")]
     # every later edit fires ONCRMDEALUPDATE again; the stage entry already sent its template
-    assert b24.handle_webhook(fixture_request("event_ONCRMDEALUPDATE.json")) == []
+    assert b24.handle_webhook(fixture_request("ONCRMDEALUPDATE__documented.json")) == []
     # out and back in again is a new entry
     docs_portal.portal.move("deal", 759, "C1:EXECUTING")
     docs_portal.now[0] += 5
     docs_portal.portal.move("deal", 759, "C1:WON")
-    assert len(b24.handle_webhook(fixture_request("event_ONCRMDEALUPDATE.json"))) == 1
+    assert len(b24.handle_webhook(fixture_request("ONCRMDEALUPDATE__documented.json"))) == 1
 
 
 def test_a_stage_without_rules_sends_nothing(runtime, docs_portal):
     seed_deal(docs_portal)
     docs_portal.portal.move("deal", 759, "C1:EXECUTING")
     b24 = connector(runtime, webhook_settings(docs_portal, stage_rules=RULES, deal_category_id=1))
-    assert b24.handle_webhook(fixture_request("event_ONCRMDEALUPDATE.json")) == []
+    assert b24.handle_webhook(fixture_request("ONCRMDEALUPDATE__documented.json")) == []
 
 
 def test_lead_event_from_an_outbound_webhook(runtime, docs_portal):
@@ -88,7 +88,7 @@ def test_lead_event_from_an_outbound_webhook(runtime, docs_portal):
     p.ids["lead"] = 40
     p._entity_add("lead", {"fields": {"TITLE": "Chat", "STATUS_ID": "IN_PROCESS", "CONTACT_ID": cid}})
     b24 = connector(runtime, webhook_settings(docs_portal, target="lead", stage_rules="IN_PROCESS -> first_reply:pt_BR | lead.TITLE"))
-    commands = b24.handle_webhook(fixture_request("event_ONCRMLEADUPDATE_outbound_webhook.json"))
+    commands = b24.handle_webhook(fixture_request("ONCRMLEADUPDATE__outbound_webhook.json"))
     assert commands == [SendTemplate(template="first_reply", language="pt_BR", variables=["Chat"], conversation_id=None,
                                      phone="+447700900123", reason="Bitrix24 lead 41 entered stage IN_PROCESS")]
 
@@ -97,16 +97,16 @@ def test_wrong_or_missing_application_token_is_refused(runtime, docs_portal):
     seed_deal(docs_portal)
     b24 = connector(runtime, webhook_settings(docs_portal, application_token="another-token-entirely", stage_rules=RULES))
     with pytest.raises(WebhookRejected) as err:
-        b24.handle_webhook(fixture_request("event_ONCRMDEALUPDATE.json"))
+        b24.handle_webhook(fixture_request("ONCRMDEALUPDATE__documented.json"))
     assert err.value.status == 401
-    body = json.loads((FIXTURES / "event_ONCRMDEALUPDATE.json").read_text())["body"]
+    body = json.loads((FIXTURES / "ONCRMDEALUPDATE__documented.json").read_text())["body"]
     stripped = "&".join(p for p in body.split("&") if not p.startswith("auth%5Bapplication_token"))
     b24 = connector_named(runtime, webhook_settings(docs_portal, stage_rules=RULES), "b24-2")
     with pytest.raises(WebhookRejected):
         b24.handle_webhook(request_from(stripped))
     unconfigured = connector_named(runtime, webhook_settings(docs_portal, application_token=""), "b24-3")
     with pytest.raises(WebhookRejected) as err:
-        unconfigured.handle_webhook(fixture_request("event_ONCRMDEALUPDATE.json"))
+        unconfigured.handle_webhook(fixture_request("ONCRMDEALUPDATE__documented.json"))
     assert err.value.status == 403
 
 
@@ -181,4 +181,4 @@ def test_without_an_operator_map_responsible_changes_stay_in_bitrix24(runtime, d
     seed_deal(docs_portal)
     b24 = connector(runtime, webhook_settings(docs_portal))
     docs_portal.portal._entity_update("deal", {"id": 759, "fields": {"ASSIGNED_BY_ID": 7}})
-    assert b24.handle_webhook(fixture_request("event_ONCRMDEALUPDATE.json")) == []
+    assert b24.handle_webhook(fixture_request("ONCRMDEALUPDATE__documented.json")) == []

@@ -63,7 +63,7 @@ def test_failed_status_body_names_metas_reason():
 
 
 def test_outgoing_channel_message_created_becomes_one_send_text():
-    raw = (FIXTURES / "webhook_outgoing_channel_message_created.json").read_bytes()
+    raw = (FIXTURES / "OUTGOING_CHANNEL_MESSAGE_CREATED__text.json").read_bytes()
     assert inbox_hooks.is_inbox_hook(raw)
     message = inbox_hooks.parse(raw)
     assert message is not None and message.conversation_id == 7

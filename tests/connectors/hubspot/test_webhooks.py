@@ -69,7 +69,7 @@ def synced(runtime, emu):
 
 
 def stage_event(deal_id: str, stage: str, occurred_ms: int = 1795608000000) -> dict:
-    fixture = json.loads((FIXTURES / "webhook_deal_stage_changes.json").read_text())["input"][1]
+    fixture = json.loads((FIXTURES / "deal.propertyChange__stage_changes.json").read_text())["input"][1]
     return {**fixture, "objectId": int(deal_id), "propertyValue": stage, "occurredAt": occurred_ms}
 
 

@@ -258,7 +258,7 @@ def test_api_and_webhooks_need_no_csrf_token(client, runtime, admin_headers):
         "url": "http://127.0.0.1:9/", "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}}, headers=admin_headers)
     assert r.status_code == 201, r.json
     _, key = make_channel(runtime)
-    assert post_signed(client, key, fixture("text")).status_code == 200
+    assert post_signed(client, key, fixture("text__plain")).status_code == 200
 
 
 def test_language_switch_and_accept_language(app, runtime):

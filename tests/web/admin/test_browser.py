@@ -40,7 +40,7 @@ def config(database_url, tmp_path):
 
 def inbound_now(wamid: str, text: str) -> bytes:
     """The fixture's text message, sent just now (so the 24-hour window is open)."""
-    body = json.loads(fixture("text"))
+    body = json.loads(fixture("text__plain"))
     message = body["entry"][0]["changes"][0]["value"]["messages"][0]
     message.update(id=wamid, timestamp=str(int(time.time())), text={"body": text})
     return json.dumps(body).encode()

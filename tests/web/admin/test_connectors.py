@@ -250,7 +250,7 @@ def test_mapping_preview_uses_the_kinds_preview_on_a_sample_conversation(app, ru
     assert "/api/notes" in page and "demo-key-123456" not in page and "[redacted]" in page
     # with a real conversation the preview uses its events
     _, key = make_channel(runtime)
-    post_signed(app.test_client(), key, fixture("text"))
+    post_signed(app.test_client(), key, fixture("text__plain"))
     page = admin.get(f"/admin/connectors/{record.id}/preview").get_data(as_text=True)
     assert "conversation #1" in page and "/api/deals" in page
 

@@ -23,7 +23,7 @@ def listed(response) -> str:
 
 def setup(runtime, client):
     _, key = make_bot_channel(runtime)
-    post_update(client, key, fixture("text"))  # Ana on Telegram, no phone
+    post_update(client, key, fixture("message__text"))  # Ana on Telegram, no phone
     with runtime.db.scope() as s:
         conversation_id = s.scalar(select(Conversation.id))
         tg = s.scalar(select(Contact.id).where(Contact.user_id == "tg:111222333"))

@@ -35,7 +35,7 @@ def conversation(app, runtime):
         for name, category, status, fmt, comps in TEMPLATES:
             s.add(Template(waba_id=WABA_ID, name=name, language="en", status=status, category=category,
                            parameter_format=fmt, components=comps, created_at=utcnow(), updated_at=utcnow()))
-    post_signed(app.test_client(), key, fixture("text"))
+    post_signed(app.test_client(), key, fixture("text__plain"))
     with runtime.db.scope() as s:
         conv = s.scalars(select(Conversation)).one()
         conv.last_inbound_at = utcnow() - timedelta(minutes=5)
@@ -202,7 +202,7 @@ def test_inbox_forms_need_csrf_and_an_operator(app, runtime, conversation):
 def test_media_is_fetched_for_the_signed_in_user(app, runtime):
     with FakeGraph() as graph:
         _, key = make_channel(runtime, api_base_url=graph.url, access_token=graph.token)
-        post_signed(app.test_client(), key, fixture("image_caption"))
+        post_signed(app.test_client(), key, fixture("image__caption"))
         with runtime.db.scope() as s:
             message_id = s.scalar(select(Message.id))
             conversation_id = s.scalar(select(Conversation.id))

@@ -48,8 +48,8 @@ def test_no_secret_in_any_page_for_any_role(app, runtime):
                  d360_api_key=D360_KEY, webhook_token=D360_HOOK)
     with Receiver(lambda req, n: Reply(400, body=('{"echo":"' + SECRET + '"}').encode())) as receiver:
         connector = webhook_connector(runtime, receiver.url, name="echoing")
-        post_signed(app.test_client(), key, fixture("text"))
-        post_signed(app.test_client(), key, fixture("image_caption"))
+        post_signed(app.test_client(), key, fixture("text__plain"))
+        post_signed(app.test_client(), key, fixture("image__caption"))
         with runtime.db.scope() as s:
             emit(s, "contact.opted_out", {"contact": {"id": 1}, "reason": "stop"}, now=utcnow())
         Worker(runtime.db, runtime.vault, runtime.config).drain()

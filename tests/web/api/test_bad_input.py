@@ -147,7 +147,7 @@ NOT_CALLED_VALID = {("post", "/templates/sync"), ("post", "/connectors/{connecto
 @pytest.fixture
 def seeded(client, runtime, admin_headers) -> dict[str, Any]:
     channel_id, key = make_channel(runtime)
-    assert post_signed(client, key, fixture("text")).status_code == 200
+    assert post_signed(client, key, fixture("text__plain")).status_code == 200
     connector_id = webhook_connector(runtime, "http://127.0.0.1:9/hook")
     emit_many(runtime, 1)
     link_id = make_link(runtime, channel_id)
