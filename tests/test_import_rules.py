@@ -157,3 +157,64 @@ def test_the_inbox_webhooks_media_and_message_api_reach_channels_only_through_th
              for module in sorted(THROUGH_THE_KIND) for line, name in _imports(_modules("hub")[module])
              if _channel_package(name)]
     assert wrong == []
+
+
+def _graph(modules: dict[str, Path]) -> dict[str, set[str]]:
+    """module -> the modules of `modules` it imports (`from a import b` is a.b when that
+    is a module, else a; a package's own __init__ is not counted as imported by its parts)."""
+    graph: dict[str, set[str]] = {}
+    for module, path in modules.items():
+        targets = set()
+        for _line, name in _imports(path):
+            target = name if name in modules else name.rpartition(".")[0]
+            if target in modules and target != module and not module.startswith(target + "."):
+                targets.add(target)
+        graph[module] = targets
+    return graph
+
+
+def _circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected groups of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(graph[node]):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 10_000))
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_import_circle_among_the_hubs_and_the_connectors_modules():
+    """Imports inside functions count too: a circle hidden in a function is still one
+    (a channel's kind calling its webhook module, which built the kind again)."""
+    modules = {**_modules("hub"), **_modules("connectors")}
+    assert _circles(_graph(modules)) == []
+
+
+def test_the_circle_finder_finds_a_circle():
+    assert _circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]

@@ -23,11 +23,26 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
 from sqlalchemy.orm import Session
 
 if TYPE_CHECKING:
-    from hub.channels.media import Media
     from hub.channels.webhook_cache import WebhookCache
     from hub.models import Message
     from hub.platform.runtime import Runtime
     from hub.shared.security import Vault
+
+
+class MediaUnavailable(Exception):
+    """A message's file cannot be had (ChannelKind.fetch_media); `status` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Media:
+    data: bytes
+    content_type: str
+    filename: str
 
 
 class SendRefused(Exception):
@@ -229,7 +244,7 @@ class ChannelKind(ABC):
     @abstractmethod
     def fetch_media(self, runtime: "Runtime", channel: Any, media: dict[str, Any], message_id: int) -> "Media":
         """A received message's file (`media`: its stored media part), fetched fresh from
-        the channel (raises hub.channels.media.MediaUnavailable)."""
+        the channel (raises MediaUnavailable)."""
 
     @abstractmethod
     def webhook_cache(self, vault: "Vault") -> "WebhookCache[Any]":

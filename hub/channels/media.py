@@ -4,30 +4,14 @@ minutes, Telegram's within the hour, Instagram's CDN links unannounced), so noth
 cached; each kind fetches its own way (ChannelKind.fetch_media)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from hub.channels import registry
+from hub.channels.base import Media, MediaUnavailable
 from hub.models import Channel, Conversation, Message
 
 if TYPE_CHECKING:
     from hub.platform.runtime import Runtime
-
-
-class MediaUnavailable(Exception):
-    """The file cannot be had; `status` is the HTTP status to answer with."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-@dataclass(frozen=True)
-class Media:
-    data: bytes
-    content_type: str
-    filename: str
 
 
 def fetch_media(runtime: "Runtime", message_id: int) -> Media:

@@ -77,7 +77,7 @@ class Instagram(ChannelKind):
                         cache: "WebhookCache[Any] | None" = None) -> WebhookAnswer:
         from hub.channels.instagram.webhook import receive_webhook
 
-        status, body = receive_webhook(runtime, key, request.headers, request.body, now, cache)
+        status, body = receive_webhook(runtime, self, key, request.headers, request.body, now, cache)
         return WebhookAnswer(status, body)
 
     def verify_webhook(self, runtime: "Runtime", key: str, args: Mapping[str, str]) -> WebhookAnswer:

@@ -18,9 +18,8 @@ from typing import TYPE_CHECKING, Mapping
 
 from sqlalchemy import bindparam, update
 
-from hub.channels.base import Inbound
+from hub.channels.base import ChannelKind, Inbound
 from hub.channels.instagram.channels import KIND
-from hub.channels.instagram.kind import Instagram
 from hub.channels.webhook_cache import WebhookCache, channel_of_kind
 from hub.events.raw_webhooks import describe, is_bad_data, receive
 from hub.models import Channel
@@ -76,13 +75,12 @@ def verify(runtime: "Runtime", key: str, args: Mapping[str, str]) -> tuple[int, 
     return 200, args.get("hub.challenge", "")
 
 
-def receive_webhook(runtime: "Runtime", key: str, headers: Mapping[str, str], body: bytes,
+def receive_webhook(runtime: "Runtime", kind: ChannelKind, key: str, headers: Mapping[str, str], body: bytes,
                     now: datetime, accounts: WebhookCache[WebhookAccount] | None = None) -> tuple[int, str]:
     """(HTTP status, body) for one webhook request; `accounts`: the process's copies of
     its accounts (else the row is read)."""
     kept = {name: value for name in KEPT_HEADERS if (value := headers.get(name)) is not None}
     accounts = accounts or account_cache(runtime.vault)
-    kind = Instagram(runtime.config)
     inbound = Inbound(headers=headers, body=body)
     account = None
     try:

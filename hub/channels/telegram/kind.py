@@ -70,7 +70,7 @@ class Telegram(ChannelKind):
         """One update; a button press is answered in the webhook's answer (webhook.py)."""
         from hub.channels.telegram.webhook import receive_update
 
-        status, body, content_type = receive_update(runtime, key, request.headers, request.body, now, cache)
+        status, body, content_type = receive_update(runtime, self, key, request.headers, request.body, now, cache)
         return WebhookAnswer(status, body, content_type)
 
     def background(self, runtime: "Runtime", owner: str) -> Background:

@@ -17,9 +17,8 @@ from typing import TYPE_CHECKING, Mapping
 
 from sqlalchemy import bindparam, update
 
-from hub.channels.base import Inbound
+from hub.channels.base import ChannelKind, Inbound
 from hub.channels.telegram.channels import KIND
-from hub.channels.telegram.kind import Telegram
 from hub.channels.telegram.parse import callback_answer
 from hub.channels.webhook_cache import WebhookCache, channel_of_kind
 from hub.events.raw_webhooks import describe, is_bad_data, receive
@@ -62,7 +61,7 @@ def bot_cache(vault: "Vault") -> WebhookCache[WebhookBot]:
     return WebhookCache(lambda session, key: find_bot(session, vault, key))
 
 
-def receive_update(runtime: "Runtime", key: str, headers: Mapping[str, str], body: bytes,
+def receive_update(runtime: "Runtime", kind: ChannelKind, key: str, headers: Mapping[str, str], body: bytes,
                    now: datetime, bots: WebhookCache[WebhookBot] | None = None) -> tuple[int, str, str]:
     """(HTTP status, body, content type) for one webhook request; `bots`: the process's
     copies of its bots (else the row is read). A button press is answered with
@@ -70,7 +69,6 @@ def receive_update(runtime: "Runtime", key: str, headers: Mapping[str, str], bod
     so the user's button stops spinning without a call of the hub's own."""
     kept = {name: value for name in KEPT_HEADERS if (value := headers.get(name)) is not None}
     bots = bots or bot_cache(runtime.vault)
-    kind = Telegram(runtime.config)
     inbound = Inbound(headers=headers, body=body)
     bot = None
     try:

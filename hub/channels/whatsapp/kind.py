@@ -85,7 +85,7 @@ class WhatsApp(ChannelKind):
                         cache: "WebhookCache[Any] | None" = None) -> WebhookAnswer:
         from hub.channels.whatsapp.inbound.webhook import receive_webhook
 
-        return receive_webhook(runtime, key, request, now, cache)
+        return receive_webhook(runtime, self, key, request, now, cache)
 
     def verify_webhook(self, runtime: "Runtime", key: str, args: Mapping[str, str]) -> WebhookAnswer:
         from hub.channels.whatsapp.inbound.webhook import verify

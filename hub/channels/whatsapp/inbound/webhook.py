@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Mapping
 
 from sqlalchemy import bindparam, select, update
 
-from hub.channels.base import Inbound, WebhookAnswer
+from hub.channels.base import ChannelKind, Inbound, WebhookAnswer
 from hub.channels.settings import secrets_of
 from hub.channels.whatsapp.inbound.channel_cache import WebhookChannel, WebhookChannels
 from hub.events.raw_webhooks import describe, is_bad_data, receive
@@ -48,13 +48,10 @@ def verify(runtime: "Runtime", key: str, args: Mapping[str, str]) -> WebhookAnsw
     return WebhookAnswer(200, args.get("hub.challenge", ""))
 
 
-def receive_webhook(runtime: "Runtime", key: str, request: Inbound, now: datetime,
+def receive_webhook(runtime: "Runtime", kind: ChannelKind, key: str, request: Inbound, now: datetime,
                     channels: WebhookChannels | None = None) -> WebhookAnswer:
     """Keep and apply one webhook; `channels`: the process's copies of its numbers (else
     the row is read)."""
-    from hub.channels.whatsapp.kind import WhatsApp
-
-    kind = WhatsApp(runtime.config)
     channels = channels or WebhookChannels(runtime.vault)
     kept = {name: value for name in KEPT_HEADERS if (value := request.headers.get(name)) is not None}
     channel = None
