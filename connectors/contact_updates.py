@@ -81,3 +81,18 @@ def not_in_crm_yet(event: HubEvent, now: datetime, crm: str) -> Outcome:
         return Outcome.done({"skipped": f"the contact never reached {crm}"})
     return Outcome.retry(f"the contact is not in {crm} yet (its conversation is still on its way); "
                          "the update is applied once it is")
+
+
+def target(event: HubEvent, links: LinkStore, now: datetime,
+           crm: str) -> tuple[Mapping[str, Any], Mapping[str, Any], str] | Outcome:
+    """(before, after, the CRM contact's id) of a contact.updated whose contact is linked
+    by its hub id; the Outcome instead when there is nothing to write (a malformed event,
+    or a contact not in the CRM yet)."""
+    try:
+        before, after = views(event.data)
+    except BadUpdate as exc:
+        return Outcome.dead(f"{event.type} {event.id}: {exc}")
+    crm_id = links.get("contact", str(after["id"]))
+    if crm_id is None:
+        return not_in_crm_yet(event, now, crm)
+    return before, after, crm_id

@@ -40,13 +40,10 @@ class ContactUpdates:
         return [self._one(e) for e in events]
 
     def _one(self, event: HubEvent) -> Outcome:
-        try:
-            before, after = rules.views(event.data)
-        except rules.BadUpdate as exc:
-            return Outcome.dead(f"{event.type} {event.id}: {exc}")
-        crm_id = self.links.get("contact", str(after["id"]))
-        if crm_id is None:
-            return rules.not_in_crm_yet(event, self.clock(), "Bitrix24")
+        found = rules.target(event, self.links, self.clock(), "Bitrix24")
+        if isinstance(found, Outcome):
+            return found
+        before, after, crm_id = found
         try:
             return self._update(event, crm_id, before, after)
         except AuthFailed as exc:

@@ -38,13 +38,10 @@ class ContactUpdates:
         self.failure = failure
 
     def apply(self, event: HubEvent) -> Outcome:
-        try:
-            before, after = rules.views(event.data)
-        except rules.BadUpdate as exc:
-            return Outcome.dead(f"{event.type} {event.id}: {exc}")
-        crm_id = self.links.get("contact", str(after["id"]))
-        if crm_id is None:
-            return rules.not_in_crm_yet(event, self.clock(), "HubSpot")
+        found = rules.target(event, self.links, self.clock(), "HubSpot")
+        if isinstance(found, Outcome):
+            return found
+        before, after, crm_id = found
         try:
             return self._update(event, crm_id, before, after)
         except NotFound:
