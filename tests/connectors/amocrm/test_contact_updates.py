@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from connectors.base import HubEvent
+from tests.support.contact_updates import only, updated
 from hub.platform.db import utcnow
 from tests.connectors.amocrm import events as ev
 from tests.connectors.amocrm.conftest import add_connector, drain, instance, long_lived_settings
@@ -19,17 +20,6 @@ def started(n: int, contact: dict[str, Any]) -> HubEvent:
     return HubEvent(f"evt-start-{n}", "conversation.started", 1, utcnow(),
                     {"conversation": ev.conversation(n), "contact": contact},
                     ordering_key=f"conversation:{500 + n}")
-
-
-def updated(contact: dict[str, Any], changes: dict[str, dict[str, Any]], *, eid: str = "evt-upd-1") -> HubEvent:
-    now = {**contact, **{k: v["new"] for k, v in changes.items()}}
-    return HubEvent(eid, "contact.updated", 1, utcnow(), {"contact": now, "changes": changes},
-                    ordering_key=f"contact:{contact['id']}")
-
-
-def only(connector, event: HubEvent):
-    (outcome,) = connector.deliver([event])
-    return outcome
 
 
 def crm_contact(amo, name: str) -> dict[str, Any]:

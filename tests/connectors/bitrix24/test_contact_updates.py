@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from connectors.base import HubEvent
+from tests.support.contact_updates import only, updated
 from hub.platform.db import utcnow
 from tests.connectors.amocrm.conftest import drain
 from tests.connectors.bitrix24 import factory as f
@@ -30,17 +31,6 @@ def started(i: int, contact: dict[str, Any]) -> HubEvent:
     return HubEvent(f"evt-start-{i}", "conversation.started", 1, utcnow(),
                     {"conversation": f.conversation(i, source=None), "contact": contact},
                     ordering_key=f"conversation:{5000 + i}")
-
-
-def updated(contact: dict[str, Any], changes: dict[str, dict[str, Any]], *, eid: str = "evt-upd-1") -> HubEvent:
-    now = {**contact, **{k: v["new"] for k, v in changes.items()}}
-    return HubEvent(eid, "contact.updated", 1, utcnow(), {"contact": now, "changes": changes},
-                    ordering_key=f"contact:{contact['id']}")
-
-
-def only(connector, event: HubEvent):
-    (outcome,) = connector.deliver([event])
-    return outcome
 
 
 def the_contact(portal) -> dict[str, Any]:  # noqa: F811

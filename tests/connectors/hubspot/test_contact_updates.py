@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from connectors.base import HubEvent
+from tests.support.contact_updates import only, updated
 from hub.crm.store import build_connector
 from hub.events.outbox import emit
 from hub.models import ConnectorRecord
@@ -36,17 +37,6 @@ def connector(runtime, emu):  # noqa: F811
 def started(n: int, contact: dict[str, Any]) -> HubEvent:
     return HubEvent(f"evt-start-{n}", "conversation.started", 1, utcnow(),
                     {"conversation": ev.conversation(n), "contact": contact}, ordering_key=f"conversation:{n}")
-
-
-def updated(contact: dict[str, Any], changes: dict[str, dict[str, Any]], *, eid: str = "evt-upd-1") -> HubEvent:
-    now = {**contact, **{k: v["new"] for k, v in changes.items()}}
-    return HubEvent(eid, "contact.updated", 1, utcnow(), {"contact": now, "changes": changes},
-                    ordering_key=f"contact:{contact['id']}")
-
-
-def only(hubspot, event: HubEvent):
-    (outcome,) = hubspot.deliver([event])
-    return outcome
 
 
 def props(emu) -> dict[str, Any]:  # noqa: F811
