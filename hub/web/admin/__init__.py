@@ -22,7 +22,7 @@ def init_admin(app: Flask) -> None:
     views.init(app)
     # Route modules register on `bp` when imported.
     from hub.web.admin import (  # noqa: F401
-        accounts, automation_steps, automations, broadcasts, channels, connector_oauth, connectors, contact_merge, dashboard, deliveries, headers,
+        accounts, automation_steps, automations, broadcasts, channels, connector_oauth, connectors, contact_card, contact_merge, dashboard, deliveries, headers,
         inbox, password, instagram_channels, presence, reports, routing, telegram_channels, templates,
     )
 

@@ -17,8 +17,7 @@ from hub.models import Contact
 from hub.models.contacts import ContactMerge
 from hub.conversations import tags_and_fields as attrs
 from hub.conversations.persons import OPERATOR, MergeRefused, link, undo
-from hub.conversations.store import detail_changes, emit_contact_updated
-from hub.shared.phones import to_e164
+from hub.conversations import contact_details
 from hub.crm import contact_stages
 from hub.web.api.auth import authenticate, require_role
 from hub.web.api.fields import Id, Text
@@ -32,18 +31,15 @@ blp.before_request(authenticate)
 
 
 class ContactIn(Schema):
-    name = Text(256, min_length=1, metadata={"description": "the contact's name as operators and the CRM see it"})
-    phone = Text(32, min_length=1, metadata={"description": "a phone in international form, e.g. +4915100000001"})
+    name = Text(contact_details.NAME_MAX, metadata={"description": "the contact's name as operators and the CRM see it"})
+    phone = Text(contact_details.PHONE_MAX, metadata={
+        "description": "a phone in international form, e.g. +4915100000001"})
 
     @validates_schema
     def _a_readable_change(self, data: dict[str, Any], **_: Any) -> None:
-        if not data:
-            raise ValidationError("give a name or a phone to change", field_name="name")
-        if "name" in data and not data["name"].strip():
-            raise ValidationError("the name cannot be blank", field_name="name")
-        if "phone" in data and to_e164(data["phone"]) is None:
-            raise ValidationError("not a phone number in international form (+ and the country code)",
-                                  field_name="phone")
+        found = contact_details.problems(name=data.get("name"), phone=data.get("phone"))
+        if found:
+            raise ValidationError(found)
 
 
 class ContactOut(Schema):
@@ -146,20 +142,7 @@ class ContactItem(MethodView):
         connectors hear of it (contact.updated) when something really changed."""
         with db().scope() as session:
             contact = _contact(session, contact_id)
-            wanted = {}
-            if "name" in body:
-                wanted["name"] = body["name"].strip()
-                contact.name_by_operator = True  # the channels' profile names no longer replace it
-            if "phone" in body:
-                wanted["phone"] = to_e164(body["phone"])
-            changed = detail_changes(contact, wanted)
-            if changed:
-                now = utcnow()
-                for key, value in wanted.items():
-                    setattr(contact, key, value)
-                contact.updated_at = now
-                session.flush()
-                emit_contact_updated(session, contact, changed, now=now)
+            contact_details.edit(session, contact, name=body.get("name"), phone=body.get("phone"), now=utcnow())
             return contact
 
 
