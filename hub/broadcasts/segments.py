@@ -17,6 +17,11 @@ Filter keys (all optional, all must hold):
   crm_stage                     the stage the connector last reported for the contact's deal,
                                 by id or name: "won", or {"stage": "won", "pipeline": "sales"}
 
+The person filters (lead source and UTM tags, last message, tags, fields, CRM stage) hold
+when ANY contact of the contact's person holds them (contacts linked across channels,
+hub.conversations.persons): a tag set on the Telegram contact selects the person's
+WhatsApp number. A person is in a segment once, by its first contact with a number.
+
 Every filter is a condition of the one SELECT (EXISTS over the table that holds it), so
 a segment of any size is counted and read by the database, not by a loop over contacts.
 """
@@ -26,7 +31,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, exists, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from hub.conversations.tags_and_fields import (FIELD_VALUE_MAX, AttributeProblem, check_field_name,
                                                check_field_value, check_tag)
@@ -173,13 +178,25 @@ def _stage_is(wanted: dict[str, str]) -> Any:
     return condition
 
 
+PERSON = func.coalesce(Contact.person_id, Contact.id)
+
+
+def _of_person(contact_id: Any) -> Any:
+    """`contact_id` is one of the contacts of the selected contact's person (the canonical
+    contact or one naming it: person_id is never a chain)."""
+    other = aliased(Contact)
+    person = select(other.id).where(or_(other.id == PERSON, other.person_id == PERSON))
+    return contact_id.in_(person.correlate(Contact).scalar_subquery())
+
+
 def query(segment: dict[str, Any], *, now: datetime) -> Select:
-    """The SELECT of (id, wa_id, name) of the contacts matching a validated segment, by id;
-    contacts without a phone (username-only) cannot get a template and are left out."""
-    last_inbound = func.max(Conversation.last_inbound_at).label("last_inbound")
-    q = (select(Contact.id, Contact.wa_id, Contact.name)
+    """The SELECT of (id, wa_id, name, person) of the contacts matching a validated segment,
+    by id; contacts without a phone (username-only) cannot get a template and are left out."""
+    last_inbound = (select(func.max(Conversation.last_inbound_at)).where(_of_person(Conversation.contact_id))
+                    .correlate(Contact).scalar_subquery())
+    q = (select(Contact.id, Contact.wa_id, Contact.name, PERSON.label("person"))
          .join(Conversation, Conversation.contact_id == Contact.id)
-         .where(Contact.wa_id.is_not(None)).group_by(Contact.id, Contact.wa_id, Contact.name)
+         .where(Contact.wa_id.is_not(None)).group_by(Contact.id, Contact.wa_id, Contact.name, Contact.person_id)
          .order_by(Contact.id))
     if "channel_id" in segment:
         q = q.where(Conversation.channel_id == segment["channel_id"])
@@ -188,13 +205,13 @@ def query(segment: dict[str, Any], *, now: datetime) -> Select:
     if "phone_prefix" in segment:
         q = q.where(Contact.wa_id.startswith(segment["phone_prefix"].lstrip("+"), autoescape=True))
     if "last_message_within_days" in segment:
-        q = q.having(last_inbound >= now - timedelta(days=segment["last_message_within_days"]))
+        q = q.where(last_inbound >= now - timedelta(days=segment["last_message_within_days"]))
     if "last_message_older_than_days" in segment:
         cut = now - timedelta(days=segment["last_message_older_than_days"])
-        q = q.having(or_(last_inbound.is_(None), last_inbound < cut))
+        q = q.where(or_(last_inbound.is_(None), last_inbound < cut))
     if SOURCE_KEYS[0] in segment or SOURCE_KEYS[1] in segment or SOURCE_KEYS[2] in segment:
         source = Conversation.__table__.alias("source")
-        where = [source.c.contact_id == Contact.id]
+        where = [_of_person(source.c.contact_id)]
         if "channel_id" in segment:
             where.append(source.c.channel_id == segment["channel_id"])
         for key in SOURCE_KEYS:
@@ -203,26 +220,32 @@ def query(segment: dict[str, Any], *, now: datetime) -> Select:
                              == segment[key])
         q = q.where(exists().where(*where))
     if "tag" in segment:
-        q = q.where(exists().where(ContactTag.contact_id == Contact.id, ContactTag.tag == segment["tag"]))
+        q = q.where(exists().where(_of_person(ContactTag.contact_id), ContactTag.tag == segment["tag"]))
     if "tags_any" in segment:
-        q = q.where(exists().where(ContactTag.contact_id == Contact.id, ContactTag.tag.in_(segment["tags_any"])))
+        q = q.where(exists().where(_of_person(ContactTag.contact_id), ContactTag.tag.in_(segment["tags_any"])))
     for condition in segment.get("field") or []:
         value = (ContactField.value == condition["equals"][:FIELD_VALUE_MAX]) if "equals" in condition \
             else (ContactField.value != "")
-        q = q.where(exists().where(ContactField.contact_id == Contact.id, ContactField.name == condition["name"],
+        q = q.where(exists().where(_of_person(ContactField.contact_id), ContactField.name == condition["name"],
                                    value))
     if "crm_stage" in segment:
-        q = q.where(exists().where(ContactCrmStage.contact_id == Contact.id, _stage_is(segment["crm_stage"])))
+        q = q.where(exists().where(_of_person(ContactCrmStage.contact_id), _stage_is(segment["crm_stage"])))
     return q
 
 
 def evaluate(session: Session, segment: dict[str, Any], *, now: datetime) -> list[dict[str, Any]]:
-    """[{"contact_id", "phone", "variables"}] of the contacts matching, ordered by contact id."""
-    rows = session.execute(query(validate(segment), now=now)).all()
-    return [{"contact_id": r.id, "phone": f"+{r.wa_id}", "variables": {"name": r.name or ""}} for r in rows]
+    """[{"contact_id", "phone", "variables"}] of the contacts matching, ordered by contact id:
+    one per person (its first contact with a number) and per number."""
+    out, seen = [], set()
+    for r in session.execute(query(validate(segment), now=now)):
+        if r.person in seen:
+            continue
+        seen.add(r.person)
+        out.append({"contact_id": r.id, "phone": f"+{r.wa_id}", "variables": {"name": r.name or ""}})
+    return out
 
 
 def count(session: Session, segment: dict[str, Any], *, now: datetime) -> int:
-    """How many contacts the segment matches now, counted by the database."""
+    """How many people the segment matches now (what `evaluate` returns), counted by the database."""
     matching = query(validate(segment), now=now).order_by(None).subquery()
-    return int(session.scalar(select(func.count()).select_from(matching)) or 0)
+    return int(session.scalar(select(func.count(matching.c.person.distinct()))) or 0)

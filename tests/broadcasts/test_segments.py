@@ -180,3 +180,56 @@ def segment_value(segment):
         return stage if isinstance(stage, str) else stage["stage"]
     field = segment["field"]
     return (field if isinstance(field, dict) else field[-1])["name"]
+
+
+@pytest.fixture
+def linked(runtime):
+    """Eva's WhatsApp contact is one person with her Telegram contact, which holds the tag,
+    the field, the CRM stage, the lead source and the recent message; Finn is one person
+    with two WhatsApp numbers, both tagged; Gus (tagged elsewhere) is nobody's."""
+    from hub.conversations import persons
+    from hub.models import Conversation
+    from tests.support.whatsapp import make_channel
+
+    wa, _ = make_channel(runtime)
+    tg, _ = make_channel(runtime, phone_number_id="2200000000000019", name="Telegram-like")
+    now = utcnow()
+    with runtime.db.scope() as s:
+        eva = make_contact(s, "4915100000011", "Eva", channel_id=wa, last_inbound=now - timedelta(days=60))
+        eva_tg = Contact(user_id="tg:5011", name="Eva T", created_at=now, updated_at=now)
+        s.add(eva_tg)
+        s.flush()
+        s.add(Conversation(channel_id=tg, contact_id=eva_tg.id, status="open", opened_at=now,
+                           last_inbound_at=now - timedelta(hours=2), lead_source={"kind": "tracked_link"},
+                           created_at=now, updated_at=now))
+        change_tags(s, eva_tg.id, add=["vip"], now=now)
+        change_fields(s, eva_tg.id, {"city": "Riga"}, now=now)
+        contact_stages.record(s, contact_id=eva_tg.id, deal={"id": "d9", "stage": "5", "stage_name": "Offer",
+                                                             "pipeline": "sales", "outcome": "open"},
+                              connector_id=None, now=now)
+        persons.link(s, eva_tg, eva, reason=persons.OPERATOR, now=now)
+        finn = make_contact(s, "4915100000012", "Finn", channel_id=wa, last_inbound=now - timedelta(days=3))
+        finn2 = make_contact(s, "4915100000013", "Finn 2", channel_id=wa, last_inbound=now - timedelta(days=3))
+        persons.link(s, finn2, finn, reason=persons.OPERATOR, now=now)
+        change_tags(s, finn.id, add=["vip"], now=now)
+        change_tags(s, finn2.id, add=["vip"], now=now)
+        gus = make_contact(s, "4915100000014", "Gus", channel_id=wa, last_inbound=now - timedelta(days=60))
+        change_tags(s, gus.id, add=["other"], now=now)
+    return {"wa": wa, "now": now}
+
+
+@pytest.mark.parametrize("segment, expected", [
+    ({"tag": "vip"}, ["Eva", "Finn"]),
+    ({"tags_any": ["vip", "none"]}, ["Eva", "Finn"]),
+    ({"field": {"name": "city", "equals": "Riga"}}, ["Eva"]),
+    ({"crm_stage": {"stage": "Offer", "pipeline": "sales"}}, ["Eva"]),
+    ({"lead_source": "tracked_link"}, ["Eva"]),
+    ({"last_message_within_days": 1, "tag": "vip"}, ["Eva"]),  # Eva wrote on Telegram two hours ago
+    ({"last_message_older_than_days": 30}, ["Gus"]),  # ... so she is not among those silent for 30 days
+])
+def test_a_person_matches_through_any_of_their_contacts_and_is_sent_once(runtime, linked, segment, expected):
+    with runtime.db.scope() as s:
+        found = segments.evaluate(s, segment, now=linked["now"])
+        assert [s.get(Contact, m["contact_id"]).name for m in found] == expected
+        assert all(m["phone"].startswith("+49") for m in found)  # the person's WhatsApp number
+        assert segments.count(s, segment, now=linked["now"]) == len(expected)
