@@ -75,16 +75,15 @@ class Instagram(ChannelKind):
 
     def receive_webhook(self, runtime: "Runtime", key: str, request: Inbound, now: datetime,
                         cache: "WebhookCache[Any] | None" = None) -> WebhookAnswer:
-        from hub.channels.instagram.webhook import receive_webhook
+        from hub.channels.instagram.webhook import RECEIVING
+        from hub.channels.receiver import receive_webhook
 
-        status, body = receive_webhook(runtime, self, key, request.headers, request.body, now, cache)
-        return WebhookAnswer(status, body)
+        return receive_webhook(runtime, self, RECEIVING, key, request, now, cache)
 
     def verify_webhook(self, runtime: "Runtime", key: str, args: Mapping[str, str]) -> WebhookAnswer:
         from hub.channels.instagram.webhook import verify
 
-        status, body = verify(runtime, key, args)
-        return WebhookAnswer(status, body)
+        return verify(runtime, key, args)
 
     def background(self, runtime: "Runtime", owner: str) -> Background:
         from hub.channels.instagram.profiles import ProfileFetcher

@@ -68,10 +68,10 @@ class Telegram(ChannelKind):
     def receive_webhook(self, runtime: "Runtime", key: str, request: Inbound, now: datetime,
                         cache: "WebhookCache[Any] | None" = None) -> WebhookAnswer:
         """One update; a button press is answered in the webhook's answer (webhook.py)."""
-        from hub.channels.telegram.webhook import receive_update
+        from hub.channels.receiver import receive_webhook
+        from hub.channels.telegram.webhook import RECEIVING
 
-        status, body, content_type = receive_update(runtime, self, key, request.headers, request.body, now, cache)
-        return WebhookAnswer(status, body, content_type)
+        return receive_webhook(runtime, self, RECEIVING, key, request, now, cache)
 
     def background(self, runtime: "Runtime", owner: str) -> Background:
         from hub.channels.telegram.sender import TelegramSender

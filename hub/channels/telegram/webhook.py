@@ -1,38 +1,26 @@
-"""POST /webhooks/telegram/<channel key>: one update per request, from Telegram.
+"""POST /webhooks/telegram/<channel key>: one update per request, from Telegram,
+received as every kind's webhooks are (hub.channels.receiver).
 
 Telegram signs nothing; the secret_token given to setWebhook comes back in
 X-Telegram-Bot-Api-Secret-Token, and a request without the channel's is refused with
-403 before anything is stored. Otherwise the raw body is stored and applied in ONE
-transaction (hub.events.raw_webhooks.receive) and 200 answered after the commit: a body that does
-not parse is kept (failed, replayable) and still answered 200, so Telegram does not
-resend it for hours; a database failure answers 500, so Telegram retries.
+403 before anything is stored.
 """
 from __future__ import annotations
 
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING
 
-from sqlalchemy import bindparam, update
-
-from hub.channels.base import ChannelKind, Inbound
+from hub.channels.base import WebhookAnswer
+from hub.channels.receiver import OK, Receiving
 from hub.channels.telegram.channels import KIND
 from hub.channels.telegram.parse import callback_answer
 from hub.channels.webhook_cache import WebhookCache, channel_of_kind
-from hub.events.raw_webhooks import describe, is_bad_data, receive
-from hub.models import Channel
 
 if TYPE_CHECKING:
-    from hub.platform.runtime import Runtime
     from hub.shared.security import Vault
-
-log = logging.getLogger(__name__)
-KEPT_HEADERS = ("Content-Type", "User-Agent", "X-Forwarded-For")  # never the secret token
-LAST_WEBHOOK_EVERY = timedelta(seconds=30)
-TEXT = "text/plain"
-_NOTE_LAST_WEBHOOK = update(Channel.__table__).where(Channel.__table__.c.id == bindparam("channel_id"))
 
 
 @dataclass(frozen=True)
@@ -61,48 +49,21 @@ def bot_cache(vault: "Vault") -> WebhookCache[WebhookBot]:
     return WebhookCache(lambda session, key: find_bot(session, vault, key))
 
 
-def receive_update(runtime: "Runtime", kind: ChannelKind, key: str, headers: Mapping[str, str], body: bytes,
-                   now: datetime, bots: WebhookCache[WebhookBot] | None = None) -> tuple[int, str, str]:
-    """(HTTP status, body, content type) for one webhook request; `bots`: the process's
-    copies of its bots (else the row is read). A button press is answered with
-    answerCallbackQuery in the webhook's answer (the Bot API runs a method given there),
-    so the user's button stops spinning without a call of the hub's own."""
-    kept = {name: value for name in KEPT_HEADERS if (value := headers.get(name)) is not None}
-    bots = bots or bot_cache(runtime.vault)
-    inbound = Inbound(headers=headers, body=body)
-    bot = None
-    try:
-        with runtime.db.scope() as session:
-            bot = bots.get(session, key)
-            if bot is not None and not kind.authentic(bot, inbound):
-                bot = bots.get(session, key, fresh=True)  # the secret token may have just changed
-                if bot is not None and not kind.authentic(bot, inbound):
-                    log.warning("rejected a Telegram update for channel %s: wrong secret token", bot.id)
-                    return 403, "secret token does not match", TEXT
-            if bot is None:
-                return 404, "no such channel", TEXT
-            noted = _store(session, runtime, bot, kept, body, now)
-    except Exception as exc:
-        if bot is None or not is_bad_data(exc):
-            raise
-        log.warning("telegram update for channel %s did not store (%s); keeping it as failed", bot.id,
-                    describe(exc))
-        with runtime.db.scope() as session:
-            noted = _store(session, runtime, bot, kept, body, now, isolate=True)
-    if noted:
-        bots.webhook_seen(key, now)
+def _answer(body: bytes) -> WebhookAnswer:
+    """A button press is answered with answerCallbackQuery in the webhook's answer (the
+    Bot API runs a method given there), so the user's button stops spinning without a
+    call of the hub's own."""
     answer = callback_answer(body)
     if answer is not None:
-        return 200, json.dumps(answer), "application/json"
-    return 200, "ok", TEXT
+        return WebhookAnswer(200, json.dumps(answer), "application/json")
+    return OK
 
 
-def _store(session, runtime: "Runtime", bot: WebhookBot, headers: dict[str, str], body: bytes, now: datetime, *,
-           isolate: bool = False) -> bool:
-    """Keep and apply the body; True when the channel's last-webhook time was written."""
-    receive(session, source="telegram", channel_id=bot.id, channel=bot, headers=headers, body=body, now=now,
-            runtime=runtime, isolate=isolate)
-    noted = bot.last_webhook_at is None or now - bot.last_webhook_at > LAST_WEBHOOK_EVERY
-    if noted:
-        session.execute(_NOTE_LAST_WEBHOOK, {"channel_id": bot.id, "last_webhook_at": now})
-    return noted
+RECEIVING = Receiving(
+    kept_headers=("Content-Type", "User-Agent", "X-Forwarded-For"),  # never the secret token
+    refused=WebhookAnswer(403, "secret token does not match"),
+    log=logging.getLogger(__name__),
+    refused_note="rejected a Telegram update for channel %s: wrong secret token",
+    bad_data_note="telegram update for channel %s did not store (%s); keeping it as failed",
+    answer=_answer,
+)

@@ -83,9 +83,10 @@ class WhatsApp(ChannelKind):
 
     def receive_webhook(self, runtime: "Runtime", key: str, request: Inbound, now: datetime,
                         cache: "WebhookCache[Any] | None" = None) -> WebhookAnswer:
-        from hub.channels.whatsapp.inbound.webhook import receive_webhook
+        from hub.channels.receiver import receive_webhook
+        from hub.channels.whatsapp.inbound.webhook import RECEIVING
 
-        return receive_webhook(runtime, self, key, request, now, cache)
+        return receive_webhook(runtime, self, RECEIVING, key, request, now, cache)
 
     def verify_webhook(self, runtime: "Runtime", key: str, args: Mapping[str, str]) -> WebhookAnswer:
         from hub.channels.whatsapp.inbound.webhook import verify
