@@ -3,7 +3,7 @@
 Authentication comes from oauth.py: a private app token, or OAuth tokens renewed before
 they expire and once more when HubSpot answers 401 (then the request is sent again).
 Every request first takes a slot of the connector's shared rolling 10-second window (all
-workers of one connector draw from it, hub.shared.ratelimit.SlidingWindow), searches also a
+workers of one connector draw from it, hub.platform.ratelimit.SlidingWindow), searches also a
 token from the lower search bucket. A 429 is answered by holding the right limit back
 for the time HubSpot asks and trying again; the rate-limit
 headers of ordinary answers are read too, because other apps of the same account spend

@@ -22,7 +22,7 @@ from hub.events import payloads
 from hub.shared.backoff import next_attempt_at
 from hub.events.outbox import emit
 from hub.models import Channel, Contact, Conversation, Message
-from hub.shared.ratelimit import TokenBucket
+from hub.platform.ratelimit import TokenBucket
 
 WAITING = ("queued", "sending")
 

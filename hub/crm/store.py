@@ -23,7 +23,7 @@ from hub.events.outbox import EVENT_TYPES
 from hub.shared.http import TimeoutSession
 from hub.crm.links import DbLinkStore
 from hub.models import ConnectorRecord, Delivery
-from hub.shared.ratelimit import SlidingWindow, TokenBucket
+from hub.platform.ratelimit import SlidingWindow, TokenBucket
 from hub.shared.security import Vault, random_key
 
 

@@ -7,7 +7,7 @@ from hub.models.contacts import Contact, ContactCrmStage, ContactField, ContactT
 from hub.models.conversations import Conversation, Message, MessageStatus
 from hub.models.events import Delivery, Event
 from hub.models.leases import Lease
-from hub.models.ratelimits import RateBucket
+from hub.platform.ratelimit import RateBucket
 from hub.models.reports import (ReportBucket, ReportDeal, ReportFact, ReportFactState, ReportRollup,
                                 ReportRollupMoney, ReportRun, ReportSchedule, ReportTemplateMessage,
                                 ReportTime)

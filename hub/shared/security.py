@@ -12,18 +12,25 @@ import json
 import os
 import secrets
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping, Protocol
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from hub.shared.config_errors import ConfigError
 
-if TYPE_CHECKING:  # the settings are only read here, never built
-    from hub.platform.config import Config
-
 API_TOKEN_PREFIX = "hub_"
 REDACTED = "[redacted]"
+
+
+class KeySettings(Protocol):
+    """The settings the keys are read from (the hub's config has them): named here so
+    this leaf needs nothing from the rooms above it."""
+
+    mode: str
+    data_dir: str
+    encryption_keys: str
+    secret_key: str
 
 
 class SecretsUnreadable(Exception):
@@ -58,11 +65,11 @@ class Vault:
             ) from None
 
 
-def _key_file(config: Config, name: str) -> Path:
+def _key_file(config: KeySettings, name: str) -> Path:
     return Path(config.data_dir) / name
 
 
-def _dev_generated(config: Config, filename: str, make: Any) -> str:
+def _dev_generated(config: KeySettings, filename: str, make: Any) -> str:
     """In development, create a key once and keep it in data_dir (mode 0600)."""
     path = _key_file(config, filename)
     if path.exists():
@@ -75,7 +82,7 @@ def _dev_generated(config: Config, filename: str, make: Any) -> str:
     return value
 
 
-def load_vault(config: Config) -> Vault:
+def load_vault(config: KeySettings) -> Vault:
     keys = [k.strip() for k in config.encryption_keys.split(",") if k.strip()]
     if not keys:
         if config.mode == "production":
@@ -87,7 +94,7 @@ def load_vault(config: Config) -> Vault:
     return Vault(keys)
 
 
-def load_secret_key(config: Config) -> str:
+def load_secret_key(config: KeySettings) -> str:
     if config.secret_key:
         return config.secret_key
     if config.mode == "production":

@@ -1,4 +1,4 @@
-"""The held window (hub.shared.ratelimit.HeldWindow) with time passed in: however long
+"""The held window (hub.platform.ratelimit.HeldWindow) with time passed in: however long
 requests travel, in whatever order they arrive and however late their slots are
 released, the service never counts more than `limit` of them in a rolling second — the
 WhatsApp emulator's own counter (130429) is the judge."""
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from hub.channels.whatsapp.emulator.state import ThroughputWindow
-from hub.shared.ratelimit import HeldWindow
+from hub.platform.ratelimit import HeldWindow
 
 T0 = datetime(2026, 12, 7, 9, 0, tzinfo=timezone.utc)
 _names = itertools.count()

@@ -7,7 +7,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from hub.shared.ratelimit import MemoryWindow, SlidingWindow
+from hub.platform.ratelimit import SlidingWindow
+from hub.shared.ratelimit import MemoryWindow
 
 T0 = datetime(2026, 12, 7, 9, 0, tzinfo=timezone.utc)
 

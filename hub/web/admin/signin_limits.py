@@ -26,7 +26,7 @@ from typing import Any
 from flask import Response, current_app, request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from hub.shared.ratelimit import TokenBucket
+from hub.platform.ratelimit import TokenBucket
 
 KNOWN_BROWSER = "hub_known_browser"
 KNOWN_FOR_SECONDS = 30 * 24 * 3600

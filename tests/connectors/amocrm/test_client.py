@@ -10,7 +10,7 @@ from connectors.amocrm.client import AmoClient
 from connectors.amocrm.emulator import LONG_LIVED_TOKEN, serve
 from connectors.amocrm.oauth import TokenKeeper
 from hub.platform.db import utcnow
-from hub.shared.ratelimit import TokenBucket
+from hub.platform.ratelimit import TokenBucket
 
 
 class RecordingLimiter:

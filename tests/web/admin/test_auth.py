@@ -198,7 +198,7 @@ def test_sign_ins_that_succeed_use_up_no_allowance(app, runtime):
 
 
 def test_a_bucket_takes_back_no_more_than_its_burst(runtime):
-    from hub.shared.ratelimit import TokenBucket
+    from hub.platform.ratelimit import TokenBucket
 
     bucket = TokenBucket(runtime.db, "test:give-back", rate=1 / 3600, burst=2)
     assert bucket.try_take() == 0 and bucket.try_take() == 0 and bucket.try_take() > 0

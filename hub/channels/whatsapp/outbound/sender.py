@@ -26,7 +26,7 @@ from hub.shared.backoff import next_attempt_at
 from hub.events.outbox import emit
 from hub.shared.http import TimeoutSession
 from hub.models import Channel, Contact, Conversation, Message, MessageStatus
-from hub.shared.ratelimit import HeldWindow
+from hub.platform.ratelimit import HeldWindow
 from hub.platform.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ class Sender:
         """The number's messages per second as Meta counts them (130429), shared by every
         thread and process: each send holds a slot from before it starts until a second
         after its answer, so no second of Meta's can hold more than the limit, however
-        the requests travel and whoever retries what (hub.shared.ratelimit.HeldWindow).
+        the requests travel and whoever retries what (hub.platform.ratelimit.HeldWindow).
         Its clock is the real one: it is Meta's second that counts."""
         hold = self.runtime.config.delivery.http_timeout_seconds + 2 * SEND_WINDOW
         return HeldWindow(self.runtime.db, f"channel:{channel.id}:sends", limit=max(1, int(channel.mps)),
