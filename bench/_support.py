@@ -23,7 +23,7 @@ POSTGRES_URL = os.environ.get("HUB_TEST_POSTGRES_URL", "postgresql+psycopg://pos
 @contextlib.contextmanager
 def scratch_postgres() -> Iterator[str]:
     """A fresh, migrated database, dropped afterwards."""
-    from hub.platform.migrate import upgrade
+    from migrations.apply import upgrade
 
     base = make_url(POSTGRES_URL)
     name = f"hub_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"

@@ -125,7 +125,7 @@ def demo(ctx: click.Context, crm: str, every: float, chat: bool, channels: str) 
 @click.pass_context
 def migrate(ctx: click.Context) -> None:
     """Bring the database schema up to date."""
-    from hub.platform.migrate import current_revision, upgrade
+    from migrations.apply import current_revision, upgrade
 
     runtime = _runtime(ctx)
     import logging
@@ -158,7 +158,7 @@ def user() -> None:
               help="Prompted for when not given.")
 @click.pass_context
 def user_create(ctx: click.Context, email: str, role: str, name: str, password: str) -> None:
-    from hub.platform.users import InvalidUser, create_user
+    from hub.models.users import InvalidUser, create_user
 
     runtime = _runtime(ctx)
     try:
@@ -191,7 +191,7 @@ def token() -> None:
 @click.pass_context
 def token_create(ctx: click.Context, email: str, name: str) -> None:
     """Create a token; it is printed once and only its hash is kept."""
-    from hub.platform.users import InvalidUser, create_api_token
+    from hub.models.users import InvalidUser, create_api_token
 
     runtime = _runtime(ctx)
     try:

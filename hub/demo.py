@@ -230,10 +230,10 @@ CHANNELS: dict[str, Callable[[Any, str], Any]] = {
 
 def run(config: Config, *, crm: str | None, every: float, chat: bool = True,
         channels: tuple[str, ...] = ("whatsapp",), announce: Callable[[str], None] = print) -> None:
-    from hub.platform.migrate import upgrade
+    from migrations.apply import upgrade
     from hub.processes import run_web
     from hub.platform.runtime import Runtime
-    from hub.platform.users import create_user
+    from hub.models.users import create_user
 
     unknown = [kind for kind in channels if kind not in CHANNELS]
     if unknown or not channels:

@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 
 from hub.platform.config import load_config
 from hub.platform.db import Base, utcnow
-from hub.platform.migrate import head_revision, upgrade
+from migrations.apply import head_revision, upgrade
 from hub.platform.runtime import Runtime
 from hub.wiring import install_reactions
 
@@ -131,7 +131,7 @@ def client(app):
 
 
 def _token(runtime: Runtime, role: str) -> str:
-    from hub.platform.users import create_api_token, create_user
+    from hub.models.users import create_api_token, create_user
 
     email = f"{role}@example.com"
     with runtime.db.scope() as session:

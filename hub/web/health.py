@@ -5,8 +5,8 @@ from flask import Blueprint, Response, current_app, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from hub.platform.metrics import make_registry
-from hub.platform.migrate import current_revision, head_revision
+from hub.web.metrics import make_registry
+from migrations.apply import current_revision, head_revision
 
 bp = Blueprint("health", __name__)
 

@@ -6,9 +6,9 @@ from sqlalchemy import inspect
 
 import hub.models  # noqa: F401
 from hub.platform.db import Base, make_engine
-from hub.platform.migrate import current_revision, head_revision, upgrade
+from migrations.apply import current_revision, head_revision, upgrade
 from alembic import command
-from hub.platform.migrate import alembic_config
+from migrations.apply import alembic_config
 
 
 def test_models_and_migrations_agree(database_url):

@@ -17,7 +17,7 @@ from hub.reports import metrics
 from hub.reports.deals import ConversationDeals
 from hub.reports.rows import Summary
 from hub.routing.sla import Beat
-from hub.platform.users import create_user
+from hub.models.users import create_user
 from tests.support.whatsapp import make_channel
 
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=timezone.utc)  # a Monday

@@ -16,7 +16,7 @@ from hub.models import (Contact, Conversation, Message, ReportBucket, ReportFact
                         ReportTime, Team)
 from hub.reports import aggregate, facts
 from hub.reports.rows import Filters, summary
-from hub.platform.users import create_user
+from hub.models.users import create_user
 from tests.support.whatsapp import make_channel
 from tests.reports.test_deals_sla import T0, _report
 

@@ -13,7 +13,7 @@ from hub.platform.db import utcnow
 from hub.models import Contact, Conversation, Message, Team
 from hub.reports import metrics
 from hub.routing.sla import Beat
-from hub.platform.users import create_user
+from hub.models.users import create_user
 from tests.support.whatsapp import make_channel
 
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=timezone.utc)  # a Monday, in the past

@@ -11,7 +11,7 @@ from hub.platform.db import utcnow
 from hub.models import Contact, Conversation, Event, OperatorState
 from hub.routing import engine
 from hub.routing.store import save_rule, save_team
-from hub.platform.users import create_user
+from hub.models.users import create_user
 from tests.support.whatsapp import make_channel
 
 

@@ -12,7 +12,7 @@ from hub.platform.db import utcnow
 from hub.models import Conversation, Event, Message, OperatorState, QueueEntry, RoutingRule, Team
 from hub.routing import known
 from hub.routing.jobs import routing_sweep
-from hub.platform.users import create_api_token, create_user
+from hub.models.users import create_api_token, create_user
 from tests.support.tracking import text_message
 from tests.support.whatsapp import make_channel, post_signed
 

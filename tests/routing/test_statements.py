@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from hub.models import Contact, Conversation, Event
 from hub.platform.db import utcnow
-from hub.platform.users import create_user
+from hub.models.users import create_user
 from hub.routing import engine, known
 from hub.routing.store import save_rule, save_team
 from tests.support.whatsapp import make_channel

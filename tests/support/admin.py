@@ -5,7 +5,7 @@ import html as html_lib
 import re
 
 from hub.platform.db import utcnow
-from hub.platform.users import create_user
+from hub.models.users import create_user
 
 PASSWORD = "correct horse battery"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')

@@ -12,8 +12,7 @@ from sqlalchemy import select
 
 from hub.platform.db import utcnow
 from hub.models import ApiToken, User
-from hub.models.users import ROLES
-from hub.platform.users import MIN_PASSWORD, InvalidUser, create_api_token, create_user
+from hub.models.users import MIN_PASSWORD, ROLES, InvalidUser, create_api_token, create_user
 from hub.web.admin import bp, sessions
 from hub.web.admin.auth import ADMIN, roles
 from hub.web.admin.forms import fields_for, flatten_errors, read_form, submitted_values

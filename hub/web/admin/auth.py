@@ -27,7 +27,7 @@ from sqlalchemy import func, select
 from hub.platform.db import utcnow
 from hub.models import User
 from hub.shared.security import check_password, hash_password
-from hub.platform.users import MIN_PASSWORD, InvalidUser, create_user
+from hub.models.users import MIN_PASSWORD, InvalidUser, create_user
 from hub.web.admin import bp, sessions, signin_limits
 from hub.web.admin.forms import fields_for, flatten_errors, read_form, submitted_values
 from hub.web.lookups import db

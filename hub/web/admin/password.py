@@ -11,7 +11,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from hub.models import User
 from hub.shared.security import check_password, hash_password
-from hub.platform.users import MIN_PASSWORD
+from hub.models.users import MIN_PASSWORD
 from hub.web.admin import bp, sessions
 from hub.web.admin.auth import ADMIN, AdminUser, roles, sign_in
 from hub.web.admin.forms import fields_for, load_form, submitted_values

@@ -14,7 +14,7 @@ import pytest
 
 from hub.models import Contact, Conversation, Message, Team
 from hub.reports.rows import source_of
-from hub.platform.users import create_user
+from hub.models.users import create_user
 from hub.web.admin import charts
 from hub.web.admin.report_period import preset_days
 from hub.web.admin.reports import change, slots

@@ -14,7 +14,7 @@ from hub.events.outbox import emit
 from hub.delivery.worker import Worker
 from hub.channels.settings import secrets_of
 from hub.models import Channel, ConnectorRecord, User
-from hub.platform.users import create_api_token
+from hub.models.users import create_api_token
 from tests.conftest import ENCRYPTION_KEY
 from tests.support.admin import PASSWORD, post, signed_in
 from tests.support.factories import SECRET, webhook_connector

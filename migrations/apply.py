@@ -1,4 +1,4 @@
-"""Apply Alembic migrations from code (`hub migrate`, `make run`, tests)."""
+"""Apply the Alembic migrations of this folder from code (`hub migrate`, `make run`, tests)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,9 +9,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
-import migrations
-
-SCRIPT_LOCATION = str(Path(migrations.__file__).parent)
+SCRIPT_LOCATION = str(Path(__file__).parent)
 
 
 def alembic_config(url: str) -> AlembicConfig:
