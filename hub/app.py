@@ -65,6 +65,9 @@ class NoSessionForWebhooks(SecureCookieSessionInterface):
 
 def create_app(config: Config | Mapping[str, Any] | None = None, *, runtime: Runtime | None = None) -> Flask:
     if runtime is None:
+        # Importing the WhatsApp rate card registers its check of the card the settings name.
+        import hub.channels.whatsapp.billing.rate_card  # noqa: F401
+
         if config is None:
             config = load_config()
         elif not isinstance(config, Config):

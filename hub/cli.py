@@ -14,11 +14,19 @@ from hub.shared.config_errors import ConfigError
 from hub.platform.db import utcnow
 
 
+def _settings(path: str | None):
+    """The settings with the checks the channels add for what they read: importing the
+    WhatsApp rate card registers its check, so a bad card stops the command here."""
+    import hub.channels.whatsapp.billing.rate_card  # noqa: F401
+
+    return load_config(path)
+
+
 def _runtime(ctx: click.Context):
     from hub.platform.runtime import Runtime, setup_logging
 
     if "runtime" not in ctx.obj:
-        config = load_config(ctx.obj.get("config_path"))
+        config = _settings(ctx.obj.get("config_path"))
         setup_logging(config)
         ctx.obj["runtime"] = Runtime.from_config(config)
     return ctx.obj["runtime"]
@@ -107,7 +115,6 @@ def scheduler(ctx: click.Context) -> None:
 @click.pass_context
 def demo(ctx: click.Context, crm: str, every: float, chat: bool, channels: str) -> None:
     """Everything on this machine: emulated channels, an emulated CRM, chatty customers."""
-    from hub.platform.config import load_config
     from hub.demo import CHANNELS, run
     from hub.platform.runtime import setup_logging
 
@@ -116,7 +123,7 @@ def demo(ctx: click.Context, crm: str, every: float, chat: bool, channels: str) 
     if unknown or not kinds:
         raise click.BadParameter(f"choose from {', '.join(CHANNELS)} (not {', '.join(unknown) or 'nothing'})",
                                  param_hint="--channels")
-    config = load_config(ctx.obj.get("config_path"))
+    config = _settings(ctx.obj.get("config_path"))
     setup_logging(config)
     run(config, crm=None if crm == "none" else crm, every=every, chat=chat, channels=kinds)
 

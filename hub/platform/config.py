@@ -10,7 +10,7 @@ import os
 import tomllib
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
@@ -74,18 +74,33 @@ class AdminSchema(_Section):
     closing_soon_minutes = fields.Integer(load_default=120, validate=validate.Range(1, 24 * 60))
 
 
-def _valid_rate_card(path: str) -> None:
-    # Imported when a card is named: the settings room sits below the channels.
-    from hub.channels.whatsapp.billing.rate_card import load_rate_card
+# Checks a room above adds for a setting it reads, keyed by the setting's dotted name: a
+# file the setting names, say, parsed and checked at start-up. The settings stay below
+# every room that reads them, knowing none of them.
+_setting_checks: dict[str, Callable[[Any], None]] = {}
 
-    try:
-        load_rate_card(path)
-    except ConfigError as exc:
-        raise ValidationError(str(exc)) from None
+
+def register_setting_check(key: str, check: Callable[[Any], None]) -> None:
+    """`check(value)` raises ConfigError when the value of `key` (e.g. "whatsapp.rate_card")
+    is unusable; load_config reports it under the key. Idempotent per key."""
+    _setting_checks[key] = check
+
+
+def _registered(key: str) -> Callable[[Any], None]:
+    def validate_value(value: Any) -> None:
+        check = _setting_checks.get(key)
+        if check is None:
+            return
+        try:
+            check(value)
+        except ConfigError as exc:
+            raise ValidationError(str(exc)) from None
+
+    return validate_value
 
 
 class WhatsAppSchema(_Section):
-    rate_card = fields.String(load_default="", validate=_valid_rate_card)
+    rate_card = fields.String(load_default="", validate=_registered("whatsapp.rate_card"))
     graph_url = fields.Url(load_default="https://graph.facebook.com", require_tld=False)
     api_version = fields.String(load_default="v25.0", validate=validate.Regexp(
         r"^v\d+\.\d+$", error="must look like v25.0"))

@@ -45,6 +45,7 @@ from typing import Any, Mapping
 import phonenumbers
 
 from hub.shared.config_errors import ConfigError
+from hub.platform.config import register_setting_check
 
 log = logging.getLogger(__name__)
 
@@ -269,3 +270,7 @@ def rate_card_for(config: Any) -> RateCard:
 
 
 _warned: list[bool] = []
+
+# The card a setting names is parsed when the settings load, so a bad card stops the
+# hub at start-up with the key named, not at the first message priced.
+register_setting_check("whatsapp.rate_card", load_rate_card)
