@@ -4,7 +4,7 @@ and undoing it exactly.
 A person is its canonical contact; every other contact of it names that one in
 `person_id` (never a chain). Conversations stay on their own contacts, so undoing a
 link only puts the `person_id`s (and a phone the link stored) back as they were; the
-`contact_merges` row records what to put back. Events carry the person (hub.conversations.person_identity),
+`contact_merges` row records what to put back. Events carry the person (hub.events.person_identity),
 so CRM connectors put each channel's conversation on the person's CRM contact.
 """
 from __future__ import annotations

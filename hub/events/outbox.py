@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from connectors.base import registry
 from hub.models import ConnectorRecord, Delivery, Event
-from hub.conversations.person_identity import with_person
+from hub.events.person_identity import with_person
 
 EVENT_TYPES = (
     "message.received",
