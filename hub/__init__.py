@@ -1,9 +1,5 @@
-"""hub: WhatsApp Business Platform conversations into the CRMs sales teams use."""
+"""hub: WhatsApp Business Platform conversations into the CRMs sales teams use.
+
+Only the version lives here, so `import hub` (the shared leaves read it for their
+User-Agent) pulls in nothing else; the app factory is `hub.app.create_app`."""
 __version__ = "0.1.0"
-
-
-def create_app(config=None, **kwargs):
-    """The Flask app factory (imported lazily so `import hub` stays light)."""
-    from hub.app import create_app as _create_app
-
-    return _create_app(config, **kwargs)
