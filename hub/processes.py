@@ -9,7 +9,8 @@ from typing import Callable
 
 from sqlalchemy import select
 
-from hub.delivery.worker import Worker, worker_id
+from hub.crm.worker import Worker
+from hub.platform.runtime import worker_id
 from hub.models import User
 from hub.platform.runtime import Runtime
 from hub.jobs.scheduler import LeaderScheduler

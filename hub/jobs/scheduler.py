@@ -19,7 +19,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from hub.jobs import leases
 from hub.platform.db import utcnow
-from hub.delivery.worker import worker_id
+from hub.platform.runtime import worker_id
 from hub.jobs.retention import purge
 from hub.platform.runtime import Runtime
 

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
+import socket
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -13,6 +16,11 @@ from hub.shared.security import Vault, load_vault
 
 if TYPE_CHECKING:
     from hub.shared.media_links import MediaLinks
+
+
+def worker_id() -> str:
+    """This process (and one of its workers): the owner of the claims and leases it takes."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 @dataclass

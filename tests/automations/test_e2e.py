@@ -17,7 +17,7 @@ from tests.connectors.amocrm.conftest import dead_errors, drain
 from hub.automations import examples, store
 from hub.automations.runtime import Runner
 from hub.platform.db import utcnow
-from hub.delivery.worker import Worker
+from hub.crm.worker import Worker
 from hub.models import Event, QueueEntry, Run, Team
 from tests.support.clock import FakeClock
 from tests.support.wa_emulator import wired, worker

@@ -7,7 +7,7 @@ import pytest
 
 from connectors.base import HubEvent
 from connectors.person import as_person, linked, reuses_open_deal
-from hub.delivery.worker import Worker
+from hub.crm.worker import Worker
 from tests.connectors.bitrix24 import factory as b24_events
 from tests.connectors.bitrix24.conftest import portal, webhook_settings  # noqa: F401 (fixture)
 from tests.connectors.bitrix24.test_connector import make as make_bitrix24

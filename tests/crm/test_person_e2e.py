@@ -12,7 +12,7 @@ from connectors.amocrm import benchkit as amo_kit
 from hub.crm.store import create_connector
 from hub.conversations.actions import close
 from hub.platform.db import utcnow
-from hub.delivery.worker import Worker
+from hub.crm.worker import Worker
 from hub.models import Contact, Conversation, Delivery, Message
 from hub.models.contacts import ContactMerge
 from hub.conversations.persons import OPERATOR, link, undo

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from connectors.webhook import signing
 from hub.delivery import ledger
-from hub.delivery.worker import Worker
+from hub.crm.worker import Worker
 from hub.events.outbox import UnknownEventType, emit
 from hub.models import Delivery
 from tests.support.clock import FakeClock

@@ -72,7 +72,7 @@ def wired(runtime, client, clock=None, **limits) -> Iterator[dict]:
 
 def worker(runtime, clock=None):
     from hub.channels.instagram.sender import InstagramSender
-    from hub.delivery.worker import Worker
+    from hub.crm.worker import Worker
 
     kwargs = {"clock": clock} if clock else {}
     sender = InstagramSender(runtime, "test-worker", rng=random.Random(1), **kwargs)

@@ -12,7 +12,7 @@ from hub.channels.telegram.channels import create_telegram_channel
 from hub.channels.telegram.emulator import TelegramEmulator
 from hub.channels.telegram.sender import TelegramSender
 from hub.platform.db import utcnow
-from hub.delivery.worker import Worker
+from hub.crm.worker import Worker
 from hub.models import Channel
 from hub.shared.security import random_key
 

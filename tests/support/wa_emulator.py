@@ -10,7 +10,7 @@ from hub.channels.whatsapp.emulator import WhatsAppEmulator
 from hub.channels.whatsapp.emulator.driver import FlaskClientTransport, WebhookDriver
 from hub.channels.whatsapp.outbound.sender import Sender
 from hub.channels.whatsapp.templates.sync import TemplateSyncer
-from hub.delivery.worker import Worker
+from hub.crm.worker import Worker
 from tests.support.whatsapp import APP_SECRET, PHONE_NUMBER_ID, VERIFY_TOKEN, WABA_ID, make_channel
 
 TOKEN = "EAAG-e2e-token"

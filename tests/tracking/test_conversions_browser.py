@@ -13,7 +13,7 @@ from connectors.base import ReportDealStage
 from connectors.ga4 import emulator as ga4_emulator
 from hub.crm.commands import execute
 from hub.platform.db import utcnow
-from hub.delivery.worker import Worker
+from hub.crm.worker import Worker
 from hub.models import Conversation
 from tests.support.admin import PASSWORD, make_user
 from tests.support.browser import LiveHub, browser_page, needs_chromium, shots  # noqa: F401 (fixtures)

@@ -14,7 +14,7 @@ from connectors.bitrix24 import emulator as b24_emulator
 from connectors.hubspot import benchkit as hubspot_kit
 from hub.crm.store import create_connector
 from hub.platform.db import utcnow
-from hub.delivery.worker import Worker
+from hub.crm.worker import Worker
 from hub.models import ConnectorRecord, Contact, Conversation, Delivery
 from tests.support.clock import FakeClock
 from tests.support.destinations import analytics_destinations

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from connectors.amocrm import benchkit as amo_kit
 from hub.crm.store import create_connector
 from hub.platform.db import utcnow
-from hub.delivery.worker import Worker
+from hub.crm.worker import Worker
 from hub.models import ConnectorRecord, Contact, Conversation, CrmLink, Delivery, Event
 from tests.support.clock import FakeClock
 from tests.support.destinations import analytics_destinations

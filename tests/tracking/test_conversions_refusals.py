@@ -14,7 +14,7 @@ from connectors.roistat import emulator as roistat_emulator
 from hub.crm.commands import execute
 from hub.crm.store import create_connector
 from hub.platform.db import utcnow
-from hub.delivery.worker import Worker
+from hub.crm.worker import Worker
 from hub.models import ConnectorRecord, Conversation, Delivery, Event
 from tests.support.admin import signed_in
 from tests.support.tracking import text_message

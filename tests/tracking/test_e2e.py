@@ -8,7 +8,7 @@ import random
 from sqlalchemy import select
 
 from hub.platform.db import utcnow
-from hub.delivery.worker import Worker
+from hub.crm.worker import Worker
 from hub.models import Conversation, Event
 from tests.support.factories import webhook_connector
 from tests.support.receiver import Receiver

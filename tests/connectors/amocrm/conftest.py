@@ -12,7 +12,7 @@ from connectors.amocrm import benchkit
 from connectors.amocrm.emulator import CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, Served, serve
 from hub.crm.store import build_connector, create_connector
 from hub.platform.db import utcnow
-from hub.delivery.worker import Worker
+from hub.crm.worker import Worker
 from hub.models import ConnectorRecord, Delivery
 
 

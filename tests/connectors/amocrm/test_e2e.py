@@ -210,7 +210,7 @@ def test_unreachable_amocrm_retries(runtime):
     add_connector(runtime, settings)  # the emulator is gone: connection refused
     with runtime.db.scope() as session:
         ev.emit_conversation(session, 1, messages=0)
-    from hub.delivery.worker import Worker
+    from hub.crm.worker import Worker
     Worker(runtime.db, runtime.vault, runtime.config).run_once()
     from tests.connectors.amocrm.conftest import statuses
     assert statuses(runtime) == {"pending": 1}
@@ -219,7 +219,7 @@ def test_unreachable_amocrm_retries(runtime):
 def test_blocked_account_waits_unhealthy_then_recovers(runtime, amo):
     from sqlalchemy import select
 
-    from hub.delivery.worker import Worker
+    from hub.crm.worker import Worker
     from hub.models import ConnectorRecord, Delivery
     from tests.connectors.amocrm.conftest import statuses
 
@@ -247,7 +247,7 @@ def test_blocked_account_waits_unhealthy_then_recovers(runtime, amo):
 def test_two_workers_share_amocrms_limit(runtime, amo):
     import threading
 
-    from hub.delivery.worker import Worker
+    from hub.crm.worker import Worker
 
     add_connector(runtime, long_lived_settings(amo))
     with runtime.db.scope() as session:

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from connectors.amocrm import errors
 from hub.crm.store import full_settings, update_connector
 from hub.platform.db import utcnow
-from hub.delivery.worker import Worker
+from hub.crm.worker import Worker
 from hub.models import ConnectorRecord
 from tests.conftest import ENCRYPTION_KEY
 from tests.connectors.amocrm import events as ev

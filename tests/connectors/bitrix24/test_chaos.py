@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.delivery.worker import Worker
+from hub.crm.worker import Worker
 from hub.platform.runtime import Runtime
 from tests.conftest import ENCRYPTION_KEY, make_config
 from tests.connectors.bitrix24.conftest import webhook_settings

@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 from connectors.bitrix24 import mapping
 from hub.crm.store import create_connector
 from hub.platform.db import utcnow
-from hub.delivery.worker import Worker
+from hub.crm.worker import Worker
 from hub.models import Delivery
 from tests.connectors.bitrix24.conftest import webhook_settings
 from tests.connectors.bitrix24.factory import NOTES_PER_CONVERSATION, emit_conversations

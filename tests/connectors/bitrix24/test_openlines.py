@@ -15,7 +15,7 @@ from connectors.bitrix24.settings import Bitrix24Settings
 from hub.crm.check import run_check
 from hub.crm.store import build_connector, create_connector
 from hub.platform.db import utcnow
-from hub.delivery.worker import Worker
+from hub.crm.worker import Worker
 from hub.models import ConnectorRecord, Delivery
 from tests.connectors.bitrix24 import factory
 from tests.connectors.bitrix24.conftest import oauth_settings, webhook_settings

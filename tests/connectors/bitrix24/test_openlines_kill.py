@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.delivery.worker import Worker
+from hub.crm.worker import Worker
 from hub.platform.runtime import Runtime
 from tests.conftest import make_config
 from tests.connectors.bitrix24.test_chaos import _worker_env, drain_until_settled

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from connectors.hubspot import benchkit
-from hub.delivery.worker import Worker
+from hub.crm.worker import Worker
 from hub.platform.runtime import Runtime
 from tests.conftest import ENCRYPTION_KEY, make_config
 from tests.connectors.hubspot.conftest import make_connector

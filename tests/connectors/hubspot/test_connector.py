@@ -8,7 +8,7 @@ from connectors.base import registry
 from hub.crm.check import run_check
 from hub.crm.store import InvalidConnector, build_connector
 from hub.platform.db import utcnow
-from hub.delivery.worker import Worker
+from hub.crm.worker import Worker
 from hub.models import ConnectorRecord, Delivery
 from tests.connectors.hubspot.conftest import make_connector
 from tests.connectors.hubspot.events import (

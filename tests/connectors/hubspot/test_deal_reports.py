@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from connectors.base import ReportDealStage
-from hub.delivery.worker import Worker
+from hub.crm.worker import Worker
 from tests.connectors.hubspot.conftest import make_connector
 from tests.connectors.hubspot.events import contact, conversation, emit_event
 from tests.connectors.hubspot.test_connector import instance

@@ -15,7 +15,7 @@ from connectors.hubspot import benchkit, inbox
 from connectors.hubspot.settings import HubSpotSettings
 from hub.crm.store import build_connector
 from hub.platform.db import utcnow
-from hub.delivery.worker import Worker
+from hub.crm.worker import Worker
 from hub.models import ConnectorRecord, Conversation, CrmLink, Delivery, Message, Template
 from tests.connectors.hubspot import events as ev
 from tests.connectors.hubspot.conftest import make_connector

@@ -17,7 +17,7 @@ from connectors.hubspot import emulator
 from connectors.hubspot.errors import AuthFailed, OAuthFailed, Unavailable
 from hub.crm.store import InvalidConnector, build_connector, full_settings, update_connector
 from hub.platform.db import utcnow
-from hub.delivery.worker import Worker
+from hub.crm.worker import Worker
 from hub.models import ConnectorRecord, Delivery
 from hub.shared.security import REDACTED
 from tests.conftest import ENCRYPTION_KEY

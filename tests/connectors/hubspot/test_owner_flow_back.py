@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from connectors.base import AssignConversation
-from hub.delivery.worker import Worker
+from hub.crm.worker import Worker
 from tests.connectors.hubspot.conftest import make_connector
 from tests.connectors.hubspot.events import OLGA, contact, conversation, emit_event
 from tests.connectors.hubspot.test_connector import instance

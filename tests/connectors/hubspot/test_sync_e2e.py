@@ -6,7 +6,7 @@ from collections import Counter
 from sqlalchemy import func, select
 
 from connectors.hubspot import mapping
-from hub.delivery.worker import Worker
+from hub.crm.worker import Worker
 from hub.models import Delivery
 from tests.connectors.hubspot.conftest import make_connector
 from tests.connectors.hubspot.events import emit_conversations

@@ -16,7 +16,7 @@ from connectors.hubspot import emulator, mapping, tasks
 from connectors.hubspot.mapping import parse_time
 from hub.crm.store import build_connector
 from hub.platform.db import utcnow
-from hub.delivery.worker import Worker
+from hub.crm.worker import Worker
 from hub.models import ConnectorRecord, CrmLink, Delivery, Event
 from tests.connectors.hubspot import events as ev
 from tests.connectors.hubspot.conftest import make_connector

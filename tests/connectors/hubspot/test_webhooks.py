@@ -14,7 +14,7 @@ from werkzeug.serving import make_server
 
 from connectors.base import InboundRequest, SendTemplate, WebhookRejected
 from connectors.hubspot import signature
-from hub.delivery.worker import Worker
+from hub.crm.worker import Worker
 from tests.connectors.hubspot.conftest import make_connector
 from tests.connectors.hubspot.events import contact, conversation, emit_event
 from tests.connectors.hubspot.test_connector import instance

@@ -16,7 +16,7 @@ import requests
 from sqlalchemy import select
 
 from hub.platform.db import utcnow
-from hub.delivery.worker import Worker
+from hub.crm.worker import Worker
 from hub.models import Conversation, Message, Template
 from tests.support.browser import LiveHub, browser_page, free_port, needs_chromium, shots  # noqa: F401 (fixtures)
 from tests.support.factories import SECRET

@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from hub.platform.db import utcnow
-from hub.delivery.worker import Worker
+from hub.crm.worker import Worker
 from hub.models import Delivery
 from tests.support.admin import post, signed_in
 from tests.support.factories import SECRET, emit_many, webhook_connector

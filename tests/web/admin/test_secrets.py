@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from hub.platform.db import utcnow
 from hub.events.outbox import emit
-from hub.delivery.worker import Worker
+from hub.crm.worker import Worker
 from hub.channels.settings import secrets_of
 from hub.models import Channel, ConnectorRecord, User
 from hub.models.users import create_api_token

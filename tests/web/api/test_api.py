@@ -128,7 +128,7 @@ def test_deliveries_list_show_counts_and_replay(client, admin_headers, runtime):
         client.post("/api/v1/connectors", json=body, headers=admin_headers)
         with runtime.db.scope() as session:
             emit(session, "message.received", {"n": 1}, now=utcnow(), ordering_key="conversation:1")
-        from hub.delivery.worker import Worker
+        from hub.crm.worker import Worker
         Worker(runtime.db, runtime.vault, runtime.config).drain()
     listed = client.get("/api/v1/deliveries?status=dead", headers=admin_headers).json
     assert len(listed) == 1 and listed[0]["event_type"] == "message.received"

@@ -1,4 +1,6 @@
-"""A delivery worker: claims batches per connector and hands them to the connector.
+"""The delivery worker: claims batches of the delivery ledger per connector and hands
+them to the connector built from its row (the CRM side of delivery: hub.delivery owns the
+ledger and knows no connector row).
 
 A claimed batch is delivered in waves: wave k holds the k-th event of every
 conversation in the batch, so a CRM connector can still batch across conversations
@@ -8,11 +10,8 @@ rest of its conversation in the batch is handed back untried.
 from __future__ import annotations
 
 import logging
-import os
 import random
-import socket
 import threading
-import uuid
 from datetime import datetime, timedelta
 from typing import Callable
 
@@ -22,6 +21,7 @@ from connectors.base import Connector, HubEvent, Outcome, UnknownConnectorKind, 
 from hub.platform.config import Config
 from hub.crm.store import build_connector
 from hub.platform.db import Database, utcnow
+from hub.platform.runtime import worker_id
 from hub.delivery import ledger
 from hub.delivery.ledger import Claimed, Policy
 from hub.models import ConnectorRecord
@@ -58,10 +58,6 @@ def to_hub_event(item: Claimed) -> HubEvent:
         # connector knows to look for what it may have created.
         attempt=item.attempts + 1 + (1 if item.reclaimed else 0),
     )
-
-
-def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class Worker:
