@@ -423,6 +423,26 @@ def reports_rebuild(ctx: click.Context) -> None:
     click.echo(f"computed the figures of {count} conversation(s)")
 
 
+# -- routing ----------------------------------------------------------------------------
+
+@cli.group()
+def routing() -> None:
+    """Routing upkeep."""
+
+
+@routing.command("recount")
+@click.pass_context
+def routing_recount(ctx: click.Context) -> None:
+    """Count every operator's open conversations again and fix any counter that differs."""
+    from hub.routing import counts
+
+    with _runtime(ctx).db.scope() as session:
+        fixed = counts.recount(session)
+    for user_id, n in sorted(fixed.items()):
+        click.echo(f"user {user_id}: {n} open conversation(s)")
+    click.echo(f"fixed {len(fixed)} counter(s)")
+
+
 def main() -> None:
     try:
         cli(obj={})

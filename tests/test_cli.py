@@ -127,3 +127,18 @@ def test_serve_says_where_to_go_first(runtime):
     assert "the first visit creates the admin account" in welcome(runtime)[1]
     make_user(runtime, "admin")
     assert welcome(runtime)[1].endswith("in a browser: sign in")
+
+
+def test_routing_recount_fixes_a_wrong_counter(run, runtime):
+    from hub.models import OperatorState
+    from hub.platform.users import create_user
+
+    with runtime.db.scope() as session:
+        user_id = create_user(session, email="ana@example.com", password="correct horse battery", role="operator",
+                              now=utcnow()).id
+        session.add(OperatorState(user_id=user_id, presence="offline", capacity=5, open_chats=4))
+    out = run("routing", "recount").output
+    assert f"user {user_id}: 0 open conversation(s)" in out and "fixed 1 counter(s)" in out
+    assert "fixed 0 counter(s)" in run("routing", "recount").output
+    with runtime.db.scope() as session:
+        assert session.get(OperatorState, user_id).open_chats == 0

@@ -65,6 +65,9 @@ class OperatorState(Base):
     seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # last request: presence timeout
     last_assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     changed_at: Mapped[datetime] = updated_at()
+    # Their open conversations, kept by the database's triggers on conversations (migration
+    # 0028) in the statement that changes a chat's assignee or status: read, never written.
+    open_chats: Mapped[int] = mapped_column(Integer, server_default="0")
 
 
 class RoutingRule(Base):

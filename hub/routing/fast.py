@@ -2,13 +2,13 @@
 takes a dozen.
 
 One statement picks the team's best available member by the strategy (least busy, or
-the next in the round-robin ring), their open chats counted through the partial index,
-and locks their state row FOR UPDATE SKIP LOCKED (a member another router is assigning
-to right now is skipped, not waited for). The count is only as fresh as the statement's
-snapshot, so the assignment is written only when the locked row is the very version that
-snapshot saw (same xmin): every router's assignment rewrites the member's state row, so
-an assignment committed between the snapshot and the lock shows as a newer version, and
-then nothing is written. Otherwise the same statement sets the assignee (when the chat
+the next in the round-robin ring), their open chats read from their state row's counter
+(operator_states.open_chats, which the database's triggers on conversations keep in
+step), and locks that row FOR UPDATE SKIP LOCKED (a member another router is assigning
+to right now is skipped, not waited for). The assignment is written only when the locked
+row is the very version the statement's snapshot saw (same xmin): every assignment, close
+or release rewrites the operator's state row (the counter), so one committed between the
+snapshot and the lock shows as a newer version, and then nothing is written. Otherwise the same statement sets the assignee (when the chat
 is still open and unassigned), stamps the operator (and the team's round-robin turn),
 takes the chat out of any queue and inserts conversation.assigned with the member filled
 in, and its deliveries when the transaction has read the subscribers already (ingest
@@ -34,15 +34,13 @@ SELECT s.user_id, s.xmin AS seen, u.email, u.name
 FROM team_members m{ring}
 JOIN operator_states s ON s.user_id = m.user_id
 JOIN users u ON u.id = m.user_id
-CROSS JOIN LATERAL (SELECT count(*) AS n FROM conversations c
-                    WHERE c.assignee_id = s.user_id AND c.status = 'open') load
-WHERE m.team_id = :team_id AND s.presence = 'online' AND u.active AND u.role <> 'viewer' AND load.n < s.capacity
+WHERE m.team_id = :team_id AND s.presence = 'online' AND u.active AND u.role <> 'viewer' AND s.open_chats < s.capacity
 ORDER BY {order}
 LIMIT 1
 FOR UPDATE OF s SKIP LOCKED
 """
 ORDER = {
-    "least_busy": "load.n, s.last_assigned_at NULLS FIRST, s.user_id",
+    "least_busy": "s.open_chats, s.last_assigned_at NULLS FIRST, s.user_id",
     "round_robin": "s.user_id <= coalesce(t.last_assigned_user_id, 0), s.user_id",
 }
 # Only the round-robin order reads the team's row (whose turn it is).
@@ -126,6 +124,7 @@ def assign_in_team(session: Session, conversation: Conversation, team_id: int, s
     if state is not None:
         set_committed_value(state, "last_assigned_at", now)
         set_committed_value(state, "changed_at", now)
+        session.expire(state, ["open_chats"])  # the trigger's
     team = session.identity_map.get(session.identity_key(Team, team_id))
     if team is not None and strategy == "round_robin":
         set_committed_value(team, "last_assigned_user_id", user_id)
