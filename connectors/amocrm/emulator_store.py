@@ -11,8 +11,9 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
+T = TypeVar("T")
 WON, LOST = 142, 143
 COMPLEX_MAX = 50
 NOTE_TYPES = ("common", "call_in", "call_out", "service_message", "geolocation", "sms_in", "sms_out",
@@ -34,6 +35,56 @@ class Invalid(Exception):
 
 def _err(request_id: str, path: str, detail: str, code: str = "NotSupportedChoice") -> dict[str, Any]:
     return {"request_id": request_id, "errors": [{"code": code, "path": path, "detail": detail}]}
+
+
+def _all_valid(items: Any, check: Callable[[str, Any], T], *, most: int | None = None) -> list[tuple[str, T]]:
+    """amoCRM's batch writes validate every item before applying any: (request id,
+    `check(request id, item)`) for each, or one Invalid naming every item's problems
+    (`check` raises Invalid for its item)."""
+    if not isinstance(items, list) or not items:
+        raise Invalid([_err("0", "", "This value should be a non-empty array.", "InvalidType")])
+    if most is not None and len(items) > most:
+        raise Invalid([_err("0", "", f"This collection should contain {most} elements or less.",
+                            "TooManyElements")])
+    problems: list[dict[str, Any]] = []
+    planned: list[tuple[str, T]] = []
+    for i, body in enumerate(items):
+        rid = str(body.get("request_id", i)) if isinstance(body, dict) else str(i)
+        try:
+            planned.append((rid, check(rid, body)))
+        except Invalid as exc:
+            problems.extend(exc.errors)
+    if problems:
+        raise Invalid(problems)
+    return planned
+
+
+def _merge_custom_fields(entity: dict[str, Any], values: list[dict[str, Any]] | None) -> None:
+    """A custom field sent replaces that field's values; fields not sent stay as they are."""
+    if values is not None:
+        by_id = {c["field_id"]: c for c in entity["custom_fields_values"]}
+        by_id.update({c["field_id"]: c for c in values})
+        entity["custom_fields_values"] = list(by_id.values())
+
+
+def _note(table: dict[int, dict[str, Any]], entity_id: int | None, rid: str,
+          body: Any) -> tuple[int, str, dict[str, Any], dict[str, Any]]:
+    """One note checked: (entity id, note type, params, body); `entity_id` from the URL, else the body's."""
+    if not isinstance(body, dict):
+        raise Invalid([_err(rid, "", "This value should be of type object.", "InvalidType")])
+    target = entity_id if entity_id is not None else body.get("entity_id")
+    if target not in table or table[target].get("is_deleted"):
+        raise Invalid([_err(rid, "entity_id", "The value you selected is not a valid choice.")])
+    note_type = body.get("note_type")
+    params = body.get("params") or {}
+    if note_type not in NOTE_TYPES:
+        raise Invalid([_err(rid, "note_type", "The value you selected is not a valid choice.")])
+    if note_type in ("common", "service_message", "extended_service_message", "sms_in", "sms_out",
+                     "geolocation") and not str(params.get("text") or "").strip():
+        raise Invalid([_err(rid, "params.text", "This value should not be blank.", "NotBlank")])
+    if note_type in ("service_message", "extended_service_message") and not params.get("service"):
+        raise Invalid([_err(rid, "params.service", "This value should not be blank.", "NotBlank")])
+    return target, note_type, params, body
 
 
 def digits(text: Any) -> str:
@@ -255,40 +306,11 @@ class Store:
     # -- writes ----------------------------------------------------------------------------
     def add_complex(self, items: Any) -> list[dict[str, Any]]:
         """POST /api/v4/leads/complex: validate everything, then create everything."""
-        if not isinstance(items, list) or not items:
-            raise Invalid([_err("0", "", "This value should be a non-empty array.", "InvalidType")])
-        if len(items) > COMPLEX_MAX:
-            raise Invalid([_err("0", "", f"This collection should contain {COMPLEX_MAX} elements or less.",
-                                "TooManyElements")])
         now = int(self.clock())
         with self.lock:
-            planned = []
-            problems = []
-            for i, body in enumerate(items):
-                rid = str(body.get("request_id", i)) if isinstance(body, dict) else str(i)
-                try:
-                    lead = self._new_lead(body, rid, now)
-                    contacts = (body.get("_embedded") or {}).get("contacts") or []
-                    if len(contacts) > 1:
-                        raise Invalid([_err(rid, "_embedded.contacts", "Only one contact can be linked.",
-                                            "TooManyElements")])
-                    contact: Any = None
-                    if contacts:
-                        c = contacts[0]
-                        if isinstance(c, dict) and c.get("id") is not None:
-                            if c["id"] not in self.contacts or self.contacts[c["id"]]["is_deleted"]:
-                                raise Invalid([_err(rid, "_embedded.contacts.0.id",
-                                                    "The value you selected is not a valid choice.")])
-                            contact = c["id"]
-                        else:
-                            contact = self._new_contact(c, rid, "_embedded.contacts.0.", now)
-                    planned.append((rid, lead, contact))
-                except Invalid as exc:
-                    problems.extend(exc.errors)
-            if problems:
-                raise Invalid(problems)
+            planned = _all_valid(items, lambda rid, body: self._complex_item(rid, body, now), most=COMPLEX_MAX)
             out = []
-            for rid, lead, contact in planned:
+            for rid, (lead, contact) in planned:
                 lead["id"] = self.next_id("lead")
                 contact_id = None
                 if isinstance(contact, dict):
@@ -303,6 +325,21 @@ class Store:
                 out.append({"id": lead["id"], "contact_id": contact_id, "company_id": None,
                             "request_id": [rid], "merged": False})
             return out
+
+    def _complex_item(self, rid: str, body: Any, now: int) -> tuple[dict[str, Any], Any]:
+        """One complex item checked: its new lead, and its contact (an id, a new one, or None)."""
+        lead = self._new_lead(body, rid, now)
+        contacts = (body.get("_embedded") or {}).get("contacts") or []
+        if len(contacts) > 1:
+            raise Invalid([_err(rid, "_embedded.contacts", "Only one contact can be linked.", "TooManyElements")])
+        if not contacts:
+            return lead, None
+        c = contacts[0]
+        if isinstance(c, dict) and c.get("id") is not None:
+            if c["id"] not in self.contacts or self.contacts[c["id"]]["is_deleted"]:
+                raise Invalid([_err(rid, "_embedded.contacts.0.id", "The value you selected is not a valid choice.")])
+            return lead, c["id"]
+        return lead, self._new_contact(c, rid, "_embedded.contacts.0.", now)
 
     def add_contacts(self, items: Any) -> list[dict[str, Any]]:
         if not isinstance(items, list) or not items:
@@ -323,46 +360,33 @@ class Store:
     def update_contacts(self, items: Any) -> list[dict[str, Any]]:
         """PATCH /api/v4/contacts (and /api/v4/contacts/{id}): all validated first. A custom
         field sent replaces that field's values; fields not sent stay as they are."""
-        if not isinstance(items, list) or not items:
-            raise Invalid([_err("0", "", "This value should be a non-empty array.", "InvalidType")])
         now = int(self.clock())
         with self.lock:
-            problems, planned = [], []
-            for i, body in enumerate(items):
-                rid = str(body.get("request_id", i)) if isinstance(body, dict) else str(i)
-                try:
-                    if not isinstance(body, dict) or body.get("id") not in self.contacts or \
-                            self.contacts[body["id"]]["is_deleted"]:
-                        raise Invalid([_err(rid, "id", "The value you selected is not a valid choice.")])
-                    change: dict[str, Any] = {}
-                    for key in ("name", "first_name", "last_name"):
-                        if key in body:
-                            if not isinstance(body[key], str) or len(body[key]) > 255:
-                                raise Invalid([_err(rid, key, "This value should be of type string of at most 255 "
-                                                              "characters.", "InvalidType")])
-                            change[key] = body[key]
-                    if "responsible_user_id" in body:
-                        change["responsible_user_id"] = self._user(body["responsible_user_id"], rid,
-                                                                   "responsible_user_id")
-                    if "custom_fields_values" in body:
-                        change["custom_fields_values"] = self._custom_fields("contacts", body["custom_fields_values"],
-                                                                             rid, "")
-                    planned.append((rid, self.contacts[body["id"]], change))
-                except Invalid as exc:
-                    problems.extend(exc.errors)
-            if problems:
-                raise Invalid(problems)
+            planned = _all_valid(items, self._contact_change)
             out = []
-            for rid, contact, change in planned:
-                cfv = change.pop("custom_fields_values", None)
-                if cfv is not None:
-                    by_id = {c["field_id"]: c for c in contact["custom_fields_values"]}
-                    by_id.update({c["field_id"]: c for c in cfv})
-                    contact["custom_fields_values"] = list(by_id.values())
+            for rid, (contact, change) in planned:
+                _merge_custom_fields(contact, change.pop("custom_fields_values", None))
                 contact.update(change)
                 contact["updated_at"] = now
                 out.append({"id": contact["id"], "name": contact["name"], "updated_at": now, "request_id": rid})
             return out
+
+    def _contact_change(self, rid: str, body: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        """One contact update checked: the contact and what changes in it."""
+        if not isinstance(body, dict) or body.get("id") not in self.contacts or self.contacts[body["id"]]["is_deleted"]:
+            raise Invalid([_err(rid, "id", "The value you selected is not a valid choice.")])
+        change: dict[str, Any] = {}
+        for key in ("name", "first_name", "last_name"):
+            if key in body:
+                if not isinstance(body[key], str) or len(body[key]) > 255:
+                    raise Invalid([_err(rid, key, "This value should be of type string of at most 255 characters.",
+                                        "InvalidType")])
+                change[key] = body[key]
+        if "responsible_user_id" in body:
+            change["responsible_user_id"] = self._user(body["responsible_user_id"], rid, "responsible_user_id")
+        if "custom_fields_values" in body:
+            change["custom_fields_values"] = self._custom_fields("contacts", body["custom_fields_values"], rid, "")
+        return self.contacts[body["id"]], change
 
     def link(self, entity: str, entity_id: int, items: Any, *, unlink: bool = False) -> list[dict[str, Any]] | None:
         """POST /api/v4/{leads|contacts}/{id}/link (and /unlink): a deal and its contacts,
@@ -406,49 +430,17 @@ class Store:
 
     def update_leads(self, items: Any) -> list[dict[str, Any]]:
         """PATCH /api/v4/leads: all validated first; status changes fire webhooks."""
-        if not isinstance(items, list) or not items:
-            raise Invalid([_err("0", "", "This value should be a non-empty array.", "InvalidType")])
         now = int(self.clock())
         with self.lock:
-            problems, planned = [], []
-            for i, body in enumerate(items):
-                rid = str(body.get("request_id", i)) if isinstance(body, dict) else str(i)
-                try:
-                    if not isinstance(body, dict) or body.get("id") not in self.leads:
-                        raise Invalid([_err(rid, "id", "The value you selected is not a valid choice.")])
-                    lead = self.leads[body["id"]]
-                    change: dict[str, Any] = {}
-                    if "status_id" in body or "pipeline_id" in body:
-                        merged = {"pipeline_id": body.get("pipeline_id", lead["pipeline_id"]),
-                                  "status_id": body.get("status_id", lead["status_id"])}
-                        change["pipeline_id"], change["status_id"] = self._placement(merged, rid)
-                    if "responsible_user_id" in body:
-                        change["responsible_user_id"] = self._user(body["responsible_user_id"], rid,
-                                                                   "responsible_user_id")
-                    if "name" in body:
-                        change["name"] = str(body["name"])[:255]
-                    if "price" in body:
-                        change["price"] = body["price"]
-                    if "custom_fields_values" in body:
-                        cfv = self._custom_fields("leads", body["custom_fields_values"], rid, "")
-                        change["custom_fields_values"] = cfv
-                    planned.append((rid, lead, change))
-                except Invalid as exc:
-                    problems.extend(exc.errors)
-            if problems:
-                raise Invalid(problems)
+            planned = _all_valid(items, self._lead_change)
             out = []
             fired = []
             handed = []
-            for rid, lead, change in planned:
+            for rid, (lead, change) in planned:
                 old = (lead["status_id"], lead["pipeline_id"])
                 if change.get("responsible_user_id", lead["responsible_user_id"]) != lead["responsible_user_id"]:
                     handed.append((lead, lead["responsible_user_id"]))
-                cfv = change.pop("custom_fields_values", None)
-                if cfv is not None:
-                    by_id = {c["field_id"]: c for c in lead["custom_fields_values"]}
-                    by_id.update({c["field_id"]: c for c in cfv})
-                    lead["custom_fields_values"] = list(by_id.values())
+                _merge_custom_fields(lead, change.pop("custom_fields_values", None))
                 lead.update(change)
                 lead["updated_at"] = now
                 if lead["status_id"] in (WON, LOST) and old[0] not in (WON, LOST):
@@ -462,39 +454,33 @@ class Store:
             self.on_responsible_change(lead, old_user)
         return out
 
+    def _lead_change(self, rid: str, body: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        """One lead update checked: the lead and what changes in it."""
+        if not isinstance(body, dict) or body.get("id") not in self.leads:
+            raise Invalid([_err(rid, "id", "The value you selected is not a valid choice.")])
+        lead = self.leads[body["id"]]
+        change: dict[str, Any] = {}
+        if "status_id" in body or "pipeline_id" in body:
+            merged = {"pipeline_id": body.get("pipeline_id", lead["pipeline_id"]),
+                      "status_id": body.get("status_id", lead["status_id"])}
+            change["pipeline_id"], change["status_id"] = self._placement(merged, rid)
+        if "responsible_user_id" in body:
+            change["responsible_user_id"] = self._user(body["responsible_user_id"], rid, "responsible_user_id")
+        if "name" in body:
+            change["name"] = str(body["name"])[:255]
+        if "price" in body:
+            change["price"] = body["price"]
+        if "custom_fields_values" in body:
+            change["custom_fields_values"] = self._custom_fields("leads", body["custom_fields_values"], rid, "")
+        return lead, change
+
     def add_notes(self, entity: str, items: Any, entity_id: int | None = None) -> list[dict[str, Any]]:
-        if not isinstance(items, list) or not items:
-            raise Invalid([_err("0", "", "This value should be a non-empty array.", "InvalidType")])
         now = int(self.clock())
         table = self.leads if entity == "leads" else self.contacts
         with self.lock:
-            problems, planned = [], []
-            for i, body in enumerate(items):
-                rid = str(body.get("request_id", i)) if isinstance(body, dict) else str(i)
-                if not isinstance(body, dict):
-                    problems.append(_err(rid, "", "This value should be of type object.", "InvalidType"))
-                    continue
-                target = entity_id if entity_id is not None else body.get("entity_id")
-                if target not in table or table[target].get("is_deleted"):
-                    problems.append(_err(rid, "entity_id", "The value you selected is not a valid choice."))
-                    continue
-                note_type = body.get("note_type")
-                params = body.get("params") or {}
-                if note_type not in NOTE_TYPES:
-                    problems.append(_err(rid, "note_type", "The value you selected is not a valid choice."))
-                    continue
-                if note_type in ("common", "service_message", "extended_service_message", "sms_in", "sms_out",
-                                 "geolocation") and not str(params.get("text") or "").strip():
-                    problems.append(_err(rid, "params.text", "This value should not be blank.", "NotBlank"))
-                    continue
-                if note_type in ("service_message", "extended_service_message") and not params.get("service"):
-                    problems.append(_err(rid, "params.service", "This value should not be blank.", "NotBlank"))
-                    continue
-                planned.append((rid, target, note_type, params, body))
-            if problems:
-                raise Invalid(problems)
+            planned = _all_valid(items, lambda rid, body: _note(table, entity_id, rid, body))
             out = []
-            for rid, target, note_type, params, body in planned:
+            for rid, (target, note_type, params, body) in planned:
                 note_id = self.next_id("note")
                 note = {"id": note_id, "entity": entity, "entity_id": target, "note_type": note_type,
                         "params": dict(params), "created_at": now, "updated_at": now,
@@ -510,46 +496,12 @@ class Store:
         """POST /api/v4/tasks: a task needs text and a deadline (complete_till); linked to
         a lead or contact; task_type_id 1 (follow-up) or 2 (meeting); the responsible user
         defaults to the one calling."""
-        if not isinstance(items, list) or not items:
-            raise Invalid([_err("0", "", "This value should be a non-empty array.", "InvalidType")])
         now = int(self.clock())
         with self.lock:
-            problems, planned = [], []
             users = {u["id"] for u in self.users}
-            for i, body in enumerate(items):
-                rid = str(body.get("request_id", i)) if isinstance(body, dict) else str(i)
-                if not isinstance(body, dict):
-                    problems.append(_err(rid, "", "This value should be of type object.", "InvalidType"))
-                    continue
-                entity_type = body.get("entity_type")
-                table = {"leads": self.leads, "contacts": self.contacts}.get(entity_type)
-                if table is None:
-                    problems.append(_err(rid, "entity_type", "The value you selected is not a valid choice."))
-                    continue
-                target = body.get("entity_id")
-                if target not in table or table[target].get("is_deleted"):
-                    problems.append(_err(rid, "entity_id", "The value you selected is not a valid choice."))
-                    continue
-                if not str(body.get("text") or "").strip():
-                    problems.append(_err(rid, "text", "This value should not be blank.", "NotBlank"))
-                    continue
-                till = body.get("complete_till")
-                if not isinstance(till, int) or isinstance(till, bool) or till <= 0:
-                    problems.append(_err(rid, "complete_till", "This value should be of type int.", "InvalidType"))
-                    continue
-                task_type = body.get("task_type_id", 1)
-                if task_type not in (1, 2):
-                    problems.append(_err(rid, "task_type_id", "The value you selected is not a valid choice."))
-                    continue
-                responsible = body.get("responsible_user_id", self.users[0]["id"])
-                if responsible not in users:
-                    problems.append(_err(rid, "responsible_user_id", "The value you selected is not a valid choice."))
-                    continue
-                planned.append((rid, entity_type, target, task_type, responsible, till, body))
-            if problems:
-                raise Invalid(problems)
+            planned = _all_valid(items, lambda rid, body: self._task(users, rid, body))
             out = []
-            for rid, entity_type, target, task_type, responsible, till, body in planned:
+            for rid, (entity_type, target, task_type, responsible, till, body) in planned:
                 task_id = self.next_id("task")
                 self.tasks[task_id] = {
                     "id": task_id, "created_by": self.users[0]["id"], "updated_by": self.users[0]["id"],
@@ -559,6 +511,30 @@ class Store:
                     "account_id": self.account_id}
                 out.append({"id": task_id, "request_id": rid})
         return out
+
+    def _task(self, users: set[int], rid: str, body: Any) -> tuple[str, int, int, int, int, dict[str, Any]]:
+        """One task checked: (entity type, entity id, task type, responsible user, deadline, body)."""
+        if not isinstance(body, dict):
+            raise Invalid([_err(rid, "", "This value should be of type object.", "InvalidType")])
+        entity_type = body.get("entity_type")
+        table = {"leads": self.leads, "contacts": self.contacts}.get(entity_type)
+        if table is None:
+            raise Invalid([_err(rid, "entity_type", "The value you selected is not a valid choice.")])
+        target = body.get("entity_id")
+        if target not in table or table[target].get("is_deleted"):
+            raise Invalid([_err(rid, "entity_id", "The value you selected is not a valid choice.")])
+        if not str(body.get("text") or "").strip():
+            raise Invalid([_err(rid, "text", "This value should not be blank.", "NotBlank")])
+        till = body.get("complete_till")
+        if not isinstance(till, int) or isinstance(till, bool) or till <= 0:
+            raise Invalid([_err(rid, "complete_till", "This value should be of type int.", "InvalidType")])
+        task_type = body.get("task_type_id", 1)
+        if task_type not in (1, 2):
+            raise Invalid([_err(rid, "task_type_id", "The value you selected is not a valid choice.")])
+        responsible = body.get("responsible_user_id", self.users[0]["id"])
+        if responsible not in users:
+            raise Invalid([_err(rid, "responsible_user_id", "The value you selected is not a valid choice.")])
+        return entity_type, target, task_type, responsible, till, body
 
     def find_tasks(self, entity_type: str | None, entity_ids: set[int], updated_from: int | None,
                    updated_to: int | None) -> list[dict[str, Any]]:
