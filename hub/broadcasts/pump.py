@@ -21,7 +21,7 @@ from datetime import datetime, timedelta, timezone
 from fractions import Fraction
 from typing import Any, Callable
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from hub.jobs import leases
@@ -40,6 +40,7 @@ LEASE = "broadcasts:pump"
 PACE = 0.97  # of the number's messages per second: the sender's window holds a slot a little over a second
 TICK = 0.25  # seconds: messages of a tick are due together
 MAX_WAIT = 0.05  # seconds the pump waits for a message coming due (other work waits meanwhile)
+CHUNK = 500  # recipients marked by one UPDATE (its parameters stay within both databases' limits)
 
 
 def pause_cause(session: Session, broadcast: Broadcast, channel: Channel,
@@ -211,15 +212,18 @@ class BroadcastPump:
 
     def _queue_slice(self, session: Session, broadcast: Broadcast, channel: Channel, template: Template,
                      *, now: datetime) -> int:
-        from hub.channels.whatsapp.outbound.queue import queue_message
+        """The next pending recipients, queued or skipped: their messages in one INSERT,
+        their marks in one UPDATE (a recipient is queued in the transaction that writes
+        its message)."""
+        from hub.channels.whatsapp.outbound.queue import prepare_template, queue_message, write_prepared
 
         pace = self._pace(session, channel, now)
         budget = pace.room
         if budget <= 0:
             return 0
         r = BroadcastRecipient
-        pending = list(session.scalars(select(r).where(r.broadcast_id == broadcast.id, r.status == "pending")
-                                       .order_by(r.id).limit(budget)))
+        pending = session.execute(select(r.id, r.phone, r.variables).where(
+            r.broadcast_id == broadcast.id, r.status == "pending").order_by(r.id).limit(budget)).all()
         if not pending:
             return 0
         phones = [p.phone for p in pending]
@@ -229,12 +233,11 @@ class BroadcastPump:
         room = limits.room(session, now=now, count_unlimited=False)
         left = room.left
         recent = limits.reached_recently(session, phones, now=now) if left is not None else set()
-        done = queued = 0
-        ready: list[tuple[BroadcastRecipient, Any]] = []  # recipients to queue now, with their template
+        skipped: dict[int, str] = {}
+        ready: list[tuple[Any, Any]] = []  # recipients to queue now, with their template
         for recipient in pending:
             if recipient.phone in no_consent:
-                self._skip(recipient, no_consent[recipient.phone], now)
-                done += 1
+                skipped[recipient.id] = no_consent[recipient.phone]
                 continue
             if left is not None and recipient.phone not in recent:
                 if left <= 0:
@@ -244,36 +247,60 @@ class BroadcastPump:
                                           {"phone": recipient.phone, "variables": recipient.variables},
                                           header=broadcast.header, buttons=broadcast.buttons)
             if given is None:
-                self._skip(recipient, "missing_variables: " + ", ".join(missing), now)
-                done += 1
+                skipped[recipient.id] = "missing_variables: " + ", ".join(missing)
                 continue
             ready.append((recipient, given))
         conversation_of = targets.open_conversations(session, channel.id, [r.phone for r, _ in ready], now=now)
+        prepared: list[tuple[Any, datetime]] = []  # (checked message, due) to write together
+        prepared_for: list[tuple[int, int]] = []  # their (recipient, contact)
+        queued: dict[int, tuple[int, int]] = {}  # recipient -> (message, contact)
         for recipient, given in ready:
             target = conversation_of.get(recipient.phone)
-            conversation_id = target[0].id if target is not None else None
+            due = pace.due(len(prepared) + len(queued))
             try:
-                # Broadcasts are WhatsApp's alone: its queue takes the slice's template row
-                # (read once per slice) and each message's due time.
-                message = queue_message(session, kind="template", template=given, conversation_id=conversation_id,
-                                        channel_id=None if conversation_id else channel.id,
-                                        to=None if conversation_id else recipient.phone, template_row=template,
-                                        due_at=pace.due(queued), now=now)
+                if target is not None:
+                    # Broadcasts are WhatsApp's alone: its queue takes the slice's template row
+                    # (read once per slice) and checks each message as queueing it would.
+                    prepared.append((prepare_template(session, channel=channel, conversation=target[0],
+                                                      contact=target[1], template=given, template_row=template),
+                                     due))
+                    prepared_for.append((recipient.id, target[1].id))
+                    continue
+                message = queue_message(session, kind="template", template=given, channel_id=channel.id,
+                                        to=recipient.phone, template_row=template, due_at=due, now=now)
             except SendRefused as exc:
-                self._skip(recipient, f"{exc.code}: {exc}", now)
-                done += 1
+                skipped[recipient.id] = f"{exc.code}: {exc}"
                 continue
-            queued += 1
-            conversation = session.get(Conversation, message.conversation_id)
-            recipient.status, recipient.message_id, recipient.queued_at = "queued", message.id, now
-            recipient.contact_id, recipient.message_status, recipient.updated_at = conversation.contact_id, "queued", now
-            done += 1
-        session.flush()
-        return done
+            queued[recipient.id] = (message.id, session.get(Conversation, message.conversation_id).contact_id)
+        for (recipient_id, contact_id), message_id in zip(prepared_for, write_prepared(session, prepared, now=now)):
+            queued[recipient_id] = (message_id, contact_id)
+        self._mark(session, queued, skipped, now=now)
+        return len(queued) + len(skipped)
 
     @staticmethod
-    def _skip(recipient: BroadcastRecipient, reason: str, now: datetime) -> None:
-        recipient.status, recipient.reason, recipient.updated_at = "skipped", reason[:500], now
+    def _mark(session: Session, queued: dict[int, tuple[int, int]], skipped: dict[int, str], *,
+              now: datetime) -> None:
+        """Recipients queued (with their message and contact) or skipped (with the reason),
+        in one UPDATE per CHUNK."""
+        r = BroadcastRecipient
+        ids = sorted({*queued, *skipped})
+        for start in range(0, len(ids), CHUNK):
+            chunk = ids[start:start + CHUNK]
+            q = [i for i in chunk if i in queued]
+            s = [i for i in chunk if i in skipped]
+            is_queued = r.id.in_(q) if q else literal(False)
+            values: dict[str, Any] = {
+                "status": case((is_queued, literal("queued")), else_=literal("skipped")),
+                "message_status": case((is_queued, literal("queued")), else_=r.message_status),
+                "queued_at": case((is_queued, literal(now, r.queued_at.type)), else_=r.queued_at),
+                "updated_at": now}
+            if q:
+                values["message_id"] = case({i: queued[i][0] for i in q}, value=r.id, else_=r.message_id)
+                values["contact_id"] = case({i: queued[i][1] for i in q}, value=r.id, else_=r.contact_id)
+            if s:
+                values["reason"] = case({i: skipped[i][:500] for i in s}, value=r.id, else_=r.reason)
+            session.execute(update(r).where(r.id.in_(chunk)).values(**values)
+                            .execution_options(synchronize_session=False))
 
     def _complete_if_done(self, session: Session, broadcast: Broadcast, *, now: datetime) -> int:
         if broadcast.status != "sending":
