@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from hub.broadcasts import audiences, compose, consent, schedule
+from hub.broadcasts import audiences, compose, consent, pauses, schedule
 from hub.broadcasts.problems import BroadcastProblem
 from hub.broadcasts.recipients import unqueue
 from hub.broadcasts.results import counts, retryable_failures
@@ -147,14 +147,17 @@ def _withdraw_unsent(session: Session, broadcast: Broadcast, *, to_status: str, 
     return len(ids)
 
 
-def pause(session: Session, broadcast_id: int, *, reason: str, by: str, now: datetime) -> Broadcast:
+def pause(session: Session, broadcast_id: int, cause: pauses.Cause, *, now: datetime) -> Broadcast:
     broadcast = _locked(session, broadcast_id)
     _allowed(broadcast, "pause")
-    return pause_locked(session, broadcast, reason=reason, by=by, now=now)
+    return pause_locked(session, broadcast, cause, now=now)
 
 
-def pause_locked(session: Session, broadcast: Broadcast, *, reason: str, by: str, now: datetime) -> Broadcast:
+def pause_locked(session: Session, broadcast: Broadcast, cause: pauses.Cause, *, now: datetime) -> Broadcast:
+    """Paused for `cause`: its English reason is what the API and the event say."""
+    reason, by = cause.reason, cause.by
     broadcast.status, broadcast.paused_reason, broadcast.paused_by, broadcast.updated_at = "paused", reason, by, now
+    broadcast.paused_cause = cause.detail
     _withdraw_unsent(session, broadcast, to_status="pending", reason=None, now=now)
     emit(session, "broadcast.paused", {
         "broadcast": {"id": broadcast.id, "name": broadcast.name, "status": broadcast.status,
@@ -167,7 +170,7 @@ def resume(session: Session, broadcast_id: int, *, now: datetime) -> Broadcast:
     broadcast = _locked(session, broadcast_id)
     _allowed(broadcast, "resume")
     broadcast.status = "sending" if broadcast.started_at is not None else "scheduled"
-    broadcast.paused_reason = broadcast.paused_by = None
+    broadcast.paused_reason = broadcast.paused_by = broadcast.paused_cause = None
     broadcast.updated_at = now
     return broadcast
 

@@ -25,7 +25,7 @@ from sqlalchemy import case, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from hub.jobs import leases
-from hub.broadcasts import compose, consent, limits, outcomes, schedule, targets
+from hub.broadcasts import compose, consent, limits, outcomes, pauses, schedule, targets
 from hub.broadcasts.lifecycle import _locked, pause_locked
 from hub.channels.base import SendRefused
 from hub.channels.whatsapp.templates import parameters as tpl
@@ -44,18 +44,18 @@ CHUNK = 500  # recipients marked by one UPDATE (its parameters stay within both 
 
 
 def pause_cause(session: Session, broadcast: Broadcast, channel: Channel,
-                template: Template | None) -> tuple[str, str] | None:
-    """(paused_by, reason) when the broadcast must stop now, else None."""
+                template: Template | None) -> pauses.Cause | None:
+    """Why the broadcast must stop now, else None."""
     if (channel.quality_rating or "").upper() in BAD_QUALITY:
-        return "quality", f"the number's quality rating is {channel.quality_rating}"
+        return pauses.quality(channel.quality_rating)
     if template is None:
-        return "template", f"template {broadcast.template_name} ({broadcast.template_language}) no longer exists"
+        return pauses.template_missing(broadcast.template_name, broadcast.template_language)
     if template.status in BAD_TEMPLATE:
-        return "template", f"template {template.name} ({template.language}) is {template.status}"
+        return pauses.template_status(template.name, template.language, template.status)
     return failure_cause(session, broadcast)
 
 
-def failure_cause(session: Session, broadcast: Broadcast) -> tuple[str, str] | None:
+def failure_cause(session: Session, broadcast: Broadcast) -> pauses.Cause | None:
     window = max(1, broadcast.failure_window)
     r = BroadcastRecipient
     last = list(session.scalars(
@@ -66,8 +66,7 @@ def failure_cause(session: Session, broadcast: Broadcast) -> tuple[str, str] | N
         return None
     failed = sum(1 for s in last if s == "failed")
     if failed / len(last) > broadcast.failure_threshold:
-        return "failures", (f"{failed} of the last {len(last)} messages failed, over the threshold of "
-                            f"{broadcast.failure_threshold:.0%}")
+        return pauses.failures(failed, len(last), broadcast.failure_threshold)
     return None
 
 
@@ -169,13 +168,14 @@ class BroadcastPump:
                 if broadcast.paused_by in ("quality", "template") and cause is None:
                     log.info("broadcast %s resumes: %s cleared", broadcast.id, broadcast.paused_reason)
                     broadcast.status, broadcast.paused_reason, broadcast.paused_by = "sending", None, None
+                    broadcast.paused_cause = None
                     broadcast.updated_at = now
                     work += 1
                 else:
                     return work
             elif cause is not None:
-                log.warning("broadcast %s pauses: %s", broadcast.id, cause[1])
-                pause_locked(session, broadcast, reason=cause[1], by=cause[0], now=now)
+                log.warning("broadcast %s pauses: %s", broadcast.id, cause.reason)
+                pause_locked(session, broadcast, cause, now=now)
                 return work + 1
             if schedule.may_send(now, timezone=broadcast.timezone, allowed_days=broadcast.allowed_days,
                                  window_start=broadcast.window_start, window_end=broadcast.window_end):

@@ -86,7 +86,9 @@ class Broadcast(Base):
     failure_threshold: Mapped[float] = mapped_column(default=0.2)
     failure_window: Mapped[int] = mapped_column(default=50)
     paused_reason: Mapped[str | None] = mapped_column(Text)
-    paused_by: Mapped[str | None] = mapped_column(String(16))  # auto | user
+    paused_by: Mapped[str | None] = mapped_column(String(16))  # quality | template | failures | user
+    # The reason as a code and its parameters (hub.broadcasts.pauses), for the admin's languages.
+    paused_cause: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     retry_of_id: Mapped[int | None] = mapped_column(ForeignKey("broadcasts.id", ondelete="SET NULL"))
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

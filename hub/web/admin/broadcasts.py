@@ -19,7 +19,7 @@ from flask import Response, abort, flash, redirect, render_template, request, ur
 from flask_babel import gettext as _, lazy_gettext as _l
 from sqlalchemy import func, select
 
-from hub.broadcasts import audiences, lifecycle, results, schedule, segments, verdict
+from hub.broadcasts import audiences, lifecycle, pauses, results, schedule, segments, verdict
 from hub.broadcasts.problems import BroadcastProblem
 from hub.broadcasts.csv_upload import CsvProblem
 from hub.channels.whatsapp.templates import parameters as tpl
@@ -27,7 +27,7 @@ from hub.platform.db import utcnow
 from hub.models import (Audience, Broadcast, BroadcastRecipient, Channel, ContactCrmStage, ContactField, Message,
                         Template)
 from hub.models.broadcasts import RECIPIENT_STATUSES
-from hub.web.admin import bp
+from hub.web.admin import bp, broadcast_pauses  # noqa: F401  (the progress page's pause_reason filter)
 from hub.web.admin.auth import OPERATORS, roles
 from hub.web.lookups import current_runtime, db, get_or_404
 
@@ -385,7 +385,7 @@ def broadcast_progress(broadcast_id: int) -> Any:
 
 ACTIONS = {
     "start": lambda s, i, now: lifecycle.start(s, i, now=now),
-    "pause": lambda s, i, now: lifecycle.pause(s, i, reason="paused by hand", by="user", now=now),
+    "pause": lambda s, i, now: lifecycle.pause(s, i, pauses.by_hand(), now=now),
     "resume": lambda s, i, now: lifecycle.resume(s, i, now=now),
     "cancel": lambda s, i, now: lifecycle.cancel(s, i, now=now),
 }

@@ -12,7 +12,7 @@ from flask_smorest import abort
 from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
-from hub.broadcasts import audiences, lifecycle, results, segments
+from hub.broadcasts import audiences, lifecycle, pauses, results, segments
 from hub.broadcasts.csv_upload import CsvProblem
 from hub.broadcasts.segments import KEYS as SEGMENT_KEYS, SegmentProblem
 from hub.broadcasts import verdict
@@ -318,8 +318,7 @@ class Pause(MethodView):
     @blp.response(200, BroadcastOut)
     def post(self, broadcast_id: int):
         """Stop queueing; queued messages no sender has taken go back to waiting."""
-        return _action(broadcast_id, lambda s, i, now: lifecycle.pause(s, i, reason="paused by hand", by="user",
-                                                                       now=now))
+        return _action(broadcast_id, lambda s, i, now: lifecycle.pause(s, i, pauses.by_hand(), now=now))
 
 
 @blp.route("/broadcasts/<id:broadcast_id>/resume")
