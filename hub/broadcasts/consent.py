@@ -1,4 +1,5 @@
-"""Consent per contact and subscription type, with its source and time.
+"""Consent per contact and subscription type, with its source and time, recorded here;
+the lower rooms read a contact's marketing word through hub.conversations.consent.
 
 The latest word wins; marketing opt-outs are mirrored on contacts.opted_out_at, which the
 outbound queue already refuses marketing templates by. Opting out also takes the
@@ -8,17 +9,16 @@ queued but not yet claimed by a sender is withdrawn.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Iterable
 
-from sqlalchemy import delete, exists, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hub.conversations.consent import OPTED_IN, OPTED_OUT
 from hub.events import payloads
 from hub.events.outbox import emit
-from hub.models import BroadcastRecipient, Consent, Contact, Message
+from hub.models import Consent, Contact
 from hub.models.broadcasts import SUBSCRIPTIONS
-
-OPTED_IN, OPTED_OUT = "opted_in", "opted_out"
 
 
 class ConsentProblem(ValueError):
@@ -76,28 +76,6 @@ def opted_out_contacts(session: Session, contact_ids: Iterable[int], subscriptio
             out.update(session.scalars(select(Contact.id).where(Contact.id.in_(chunk),
                                                                 Contact.opted_out_at.is_not(None))))
     return out
-
-
-def marketing_contact(session: Session, contact: Contact, *, says: str | None = None,
-                      new_contact: bool = False) -> dict[str, Any]:
-    """The contact's event payload with `opted_out`: whether they said no to marketing, so
-    that ad and analytics destinations send nothing for them. `says`: the keyword verdict
-    (OPTED_OUT / OPTED_IN) of the message being stored, whose consent is recorded only
-    after its events are written. `new_contact`: created in this transaction, so nothing
-    can have recorded a word of theirs yet (no query)."""
-    if says is not None:
-        opted_out = says == OPTED_OUT
-    else:
-        opted_out = False if new_contact else marketing_opted_out(session, contact.id)
-    return {**payloads.contact(contact), "opted_out": opted_out}
-
-
-def marketing_opted_out(session: Session, contact_id: int) -> bool:
-    """opted_out_contacts for one contact and marketing, in one round trip (it runs on the
-    ingest of every new conversation)."""
-    said_no = exists().where(Consent.contact_id == contact_id, Consent.subscription == "marketing",
-                             Consent.status == OPTED_OUT)
-    return bool(session.scalar(select(or_(Contact.opted_out_at.is_not(None), said_no)).where(Contact.id == contact_id)))
 
 
 def _contacts_of(session: Session, phones: Iterable[str]) -> dict[int, str]:

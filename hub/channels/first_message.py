@@ -10,9 +10,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from hub.conversations import reactions as conversation_reactions
+from hub.conversations import consent, reactions as conversation_reactions
 from hub.events import payloads
-from hub.broadcasts import consent
 from hub.events.outbox import emit
 
 

@@ -14,12 +14,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connectors.base import ReportDealStage
+from hub.conversations.consent import marketing_contact
+from hub.crm import contact_stages, deal_stages
 from hub.events import payloads
-from hub.broadcasts.consent import marketing_contact
-from hub.crm import contact_stages
 from hub.events.outbox import emit
 from hub.models import ConnectorRecord, Contact, Conversation
-from hub.reports import deals as report_deals
 
 OUTCOMES = ("won", "lost", "open")
 
@@ -83,9 +82,9 @@ def report_stage(session: Session, report: ReportDealStage, *, now: datetime, co
     data = event_data(session, report, conversation, record, now=now)
     emit(session, "deal.stage_changed", data, now=now, ordering_key=payloads.ordering_key(conversation))
     deal = data["deal"]
-    report_deals.record(session, conversation_id=conversation.id, connector_id=record.id if record else None,
-                        deal_id=deal["id"], stage=deal["stage_name"] or deal["stage"], outcome=report.outcome,
-                        amount=deal["amount"], currency=deal["currency"], now=now)
+    deal_stages.record(session, conversation_id=conversation.id, connector_id=record.id if record else None,
+                       deal_id=deal["id"], stage=deal["stage_name"] or deal["stage"], outcome=report.outcome,
+                       amount=deal["amount"], currency=deal["currency"], now=now)
     contact_stages.record(session, contact_id=conversation.contact_id, deal=deal,
                           connector_id=record.id if record else None, now=now)
     return f"deal {report.deal_id} {report.outcome} at stage {report.stage}"

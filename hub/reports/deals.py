@@ -1,12 +1,11 @@
 """The reports' read model of CRM deals (report_deals): one row per deal of a
 conversation, brought to its latest stage whenever a CRM connector reports a move
-(hub.crm.deal_outcomes, the same transaction as deal.stage_changed). Reports read deals,
+(hub.crm.deal_stages, the same transaction as deal.stage_changed). Reports read deals,
 won deals and revenue from here, never from a CRM."""
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
 from decimal import Decimal
 from typing import Iterable
 
@@ -14,23 +13,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.models import ReportDeal
-
-
-def record(session: Session, *, conversation_id: int, connector_id: int | None, deal_id: str, stage: str,
-           outcome: str, amount: str | None, currency: str | None, now: datetime) -> ReportDeal:
-    """Keep the deal's latest stage, outcome and amount (an amount the CRM stops sending
-    is kept: a stage move often carries no budget)."""
-    deal = session.scalar(select(ReportDeal).where(ReportDeal.conversation_id == conversation_id,
-                                                   ReportDeal.deal_id == deal_id[:64]))
-    if deal is None:
-        deal = ReportDeal(conversation_id=conversation_id, deal_id=deal_id[:64])
-        session.add(deal)
-    deal.connector_id = connector_id if connector_id is not None else deal.connector_id
-    deal.stage, deal.outcome, deal.changed_at = stage[:200], outcome, now
-    if amount is not None:
-        deal.amount, deal.currency = Decimal(amount), (currency or deal.currency or None)
-    session.flush()
-    return deal
 
 
 @dataclass

@@ -1,6 +1,8 @@
-"""The lower rooms (ingest, sending, the conversation actions) never import routing or
-automations: those react through hub.conversations.reactions, installed by every
-process (the web app, the workers, the scheduler, the CLI)."""
+"""The lower rooms (ingest, sending, the conversation actions, a CRM's deal report) never
+import routing, automations, broadcasts or reports: routing and automations react
+through hub.conversations.reactions, broadcasts apply a customer's consent words through
+hub.channels.customer_words, both installed by every process (the web app, the
+workers, the scheduler, the CLI)."""
 from __future__ import annotations
 
 import ast
@@ -9,15 +11,17 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from hub.channels import customer_words
 from hub.conversations import reactions as conversation_reactions
 from tests.support.paths import ROOT
 from tests.support.processes import hub_env
 
 HUB = ROOT / "hub"
 LOWER = ["channels/sending.py", "channels/first_message.py", "channels/whatsapp/inbound/ingest.py",
+         "channels/whatsapp/inbound/account_events.py", "channels/customer_words.py",
          "channels/telegram/ingest.py", "channels/instagram/ingest.py", "conversations/actions.py",
-         "conversations/reactions.py", "routing/known.py"]
-HIGHER = ("hub.routing", "hub.automations", "hub.wiring")
+         "conversations/reactions.py", "conversations/consent.py", "crm/deal_outcomes.py", "routing/known.py"]
+HIGHER = ("hub.routing", "hub.automations", "hub.broadcasts", "hub.reports", "hub.wiring")
 
 
 def imported(path: Path) -> set[str]:
@@ -80,4 +84,27 @@ def test_the_cli_installs_the_reactions(no_reactions, database_url, tmp_path):
 def test_a_process_without_them_says_so(no_reactions, caplog, runtime):
     with runtime.db.scope() as session:
         conversation_reactions.closed(session, None, now=None)
+    assert "install_reactions" in caplog.text
+
+
+@pytest.fixture
+def no_consent_handling(monkeypatch):
+    monkeypatch.setattr(customer_words, "_installed", [])
+    monkeypatch.setattr(customer_words, "_warned", [])
+
+
+def test_the_web_app_and_the_workers_install_the_consent_handling_once(no_consent_handling, runtime):
+    from hub.app import create_app
+    from hub.broadcasts import inbound
+    from hub.processes import make_worker
+
+    create_app(runtime=runtime)
+    make_worker(runtime)
+    make_worker(runtime)
+    assert [h.customer_text for h in customer_words._installed] == [inbound.customer_text]
+    assert customer_words.keyword_of("STOP", runtime.config) == "opted_out"
+
+
+def test_a_process_without_the_consent_handling_reads_no_keyword_and_says_so(no_consent_handling, caplog, runtime):
+    assert customer_words.keyword_of("STOP", runtime.config) is None
     assert "install_reactions" in caplog.text

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.events import payloads
+from hub.channels import customer_words
 from hub.channels.whatsapp.inbound.body_channels import Channels
 from hub.channels.whatsapp.inbound.types import NumberEvent, TemplateEvent, UserPreference, ValueErrors
 from hub.conversations.store import find_contact
@@ -107,14 +108,12 @@ def number_event(session: Session, channels: Channels, e: NumberEvent, now: date
 
 
 def user_preference(session: Session, p: UserPreference, now: datetime) -> None:
-    """Recorded as the contact's marketing consent (hub.broadcasts), source whatsapp_preference."""
-    from hub.broadcasts.inbound import marketing_preference
-
+    """Recorded as the contact's marketing consent (hub.channels.customer_words), source whatsapp_preference."""
     contact = find_contact(session, wa_id=p.wa_id, user_id=p.user_id)
     if contact is None or p.category != "marketing_messages":
         return
     reason = p.detail or ("user stopped marketing messages" if p.value == "stop" else "user resumed marketing")
-    changed = marketing_preference(session, contact, p.value, detail=reason, at=p.timestamp or now, now=now)
+    changed = customer_words.marketing_preference(session, contact, p.value, detail=reason, at=p.timestamp or now, now=now)
     if changed and p.value == "stop":
         emit(session, "contact.opted_out", {"contact": payloads.contact(contact), "reason": reason,
                                             "source": "whatsapp_preference", "subscriptions": ["marketing"]},

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from hub.conversations import reactions as conversation_reactions
 from hub.events import payloads
-from hub.broadcasts import inbound as broadcast_keywords
+from hub.channels import customer_words
 from hub.channels.first_message import emit_started, started_events
 from hub.channels.inbound_writes import can_ride, insert_message, insert_message_with_event, received_data
 from hub.channels.whatsapp.inbound import account_events
@@ -75,11 +75,11 @@ def apply(session: Session, parsed: ParsedWebhook, raw: RawWebhook, now: datetim
     links = runtime.media_links
     for item in parsed.items:
         if isinstance(item, InboundMessage):
-            says = broadcast_keywords.keyword_of(item.text, runtime.config) if item.type == "text" else None
+            says = customer_words.keyword_of(item.text, runtime.config) if item.type == "text" else None
             stored = store_inbound(session, channels, item, now, attribution_window=window, says=says,
                                    media_link=lambda message_id: links.url(message_id, now=now))
             if stored is not None and stored.type == "text":
-                broadcast_keywords.customer_text(session, stored, now=now, config=runtime.config, says=says)
+                customer_words.customer_text(session, stored, now=now, config=runtime.config, says=says)
         elif isinstance(item, StatusUpdate):
             record_status(session, item, now=now, runtime=runtime)
         elif isinstance(item, TemplateEvent):
@@ -140,7 +140,7 @@ def store_inbound(session: Session, channels: Channels, m: InboundMessage, now: 
                   media_link: Callable[[int], str] | None = None, says: str | None = None) -> Message | None:
     """Store one inbound message and emit its events. None when it is for a number that
     is not a channel here, or already stored (Meta's retry or duplicate: nothing changes).
-    `says`: the message's opt-out/opt-in keyword verdict (hub.broadcasts.inbound.keyword_of).
+    `says`: the message's opt-out/opt-in keyword verdict (hub.channels.customer_words.keyword_of).
     The Message returned is not attached to the session."""
     channel = channels.for_messages(m.route.phone_number_id)
     if channel is None:
