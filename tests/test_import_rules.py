@@ -110,7 +110,8 @@ def test_every_channel_module_imports_with_the_emulators_blocked():
 CHANNEL_PACKAGES = {p.parent.name for p in (ROOT / "hub" / "channels").glob("*/__init__.py")}
 # Reach a channel only through its kind (hub.channels.registry): the web layer's
 # channel-neutral modules; the per-kind forms and WhatsApp's templates pages may not.
-THROUGH_THE_KIND = {"hub.web.webhooks", "hub.web.media", "hub.web.api.messages", "hub.web.admin.inbox"}
+THROUGH_THE_KIND = {"hub.web.webhooks", "hub.web.media", "hub.web.api.messages", "hub.web.admin.inbox",
+                    "hub.web.admin.broadcasts"}
 
 
 def _channel_package(name: str) -> str | None:

@@ -5,10 +5,10 @@ WhatsApp, Telegram and Instagram implement it. Everything above the channels
 automations, broadcasts and reports) reaches a channel only through a ChannelKind:
 it receives (and, where the channel has one, verifies the subscription of) webhooks,
 parses them into the hub's message types, fetches a message's media, lists the
-templates an operator may send, queues outgoing messages under the channel's own
-rules, says whether a conversation's window is open (or that the channel has none),
-what it can carry (capabilities), how fast a number may send, which background work it
-needs, and which emulator it is tested against.
+templates an operator may send and reads their variables and text, queues outgoing
+messages under the channel's own rules, says whether a conversation's window is open
+(or that the channel has none), what it can carry (capabilities), how fast a number
+may send, which background work it needs, and which emulator it is tested against.
 
 Refusals are channel-neutral (SendRefused and its kinds): the API answers them with
 their `status` and `code`, e.g. 409 window_closed naming what could be sent instead.
@@ -265,6 +265,15 @@ class ChannelKind(ABC):
     def usable_templates(self, session: Session, channel: Any) -> list[Any]:
         """The templates an operator may send on `channel` (none where the kind has none)."""
         return []
+
+    def template_variables(self, template: Any) -> int | list[str]:
+        """The body variables of one of its templates: how many positional ones, or the
+        names of its named ones (0 where the kind has no templates)."""
+        return 0
+
+    def template_text(self, template: Any) -> str:
+        """One of its templates' body as people read it, placeholders and all."""
+        return ""
 
     def background(self, runtime: "Runtime", owner: str) -> Background:
         """The worker sources this channel needs (sending queued messages, syncs)."""

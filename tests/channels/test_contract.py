@@ -52,6 +52,21 @@ def test_whatsapp_capabilities():
     assert caps.media == {"image", "audio", "video", "document", "sticker"}
 
 
+def test_a_template_is_read_through_its_kind():
+    from hub.models import Template
+
+    positional = Template(name="order", language="en", parameter_format="POSITIONAL", components=[
+        {"type": "HEADER", "format": "TEXT", "text": "Order"}, {"type": "BODY", "text": "Hi {{1}}, order {{2}} is {{1}}"}])
+    named = Template(name="promo", language="en", parameter_format="NAMED",
+                     components=[{"type": "body", "text": "Hi {{first_name}}, take {{ code }}"}])
+    assert WhatsApp().template_variables(positional) == 2
+    assert WhatsApp().template_text(positional) == "Hi {{1}}, order {{2}} is {{1}}"
+    assert WhatsApp().template_variables(named) == ["first_name", "code"]
+    telegram = registry.get("telegram")
+    assert not telegram.capabilities.templates
+    assert (telegram.template_variables(positional), telegram.template_text(positional)) == (0, "")
+
+
 @pytest.mark.parametrize("last, now_open", [(None, False), (NOW - timedelta(hours=23), True),
                                              (NOW - timedelta(hours=24), False)])
 def test_window_is_the_24_hour_rule(last, now_open):

@@ -99,6 +99,16 @@ class WhatsApp(ChannelKind):
 
         return usable(session, channel.waba_id)
 
+    def template_variables(self, template: Any) -> int | list[str]:
+        from hub.channels.whatsapp.templates.parameters import body_parameters
+
+        return body_parameters(template)
+
+    def template_text(self, template: Any) -> str:
+        from hub.channels.whatsapp.templates.parameters import component
+
+        return (component(template, "BODY") or {}).get("text", "")
+
     def background(self, runtime: "Runtime", owner: str) -> Background:
         """Send queued messages under each number's limit; sync templates when asked."""
         from hub.channels.whatsapp.outbound.sender import Sender

@@ -22,7 +22,8 @@ from sqlalchemy import func, select
 from hub.broadcasts import audiences, lifecycle, pauses, results, schedule, segments, verdict
 from hub.broadcasts.problems import BroadcastProblem
 from hub.broadcasts.csv_upload import CsvProblem
-from hub.channels.whatsapp.templates import parameters as tpl
+from hub.channels import registry
+from hub.channels.base import ChannelKind
 from hub.platform.db import utcnow
 from hub.models import (Audience, Broadcast, BroadcastRecipient, Channel, ContactCrmStage, ContactField, Message,
                         Template)
@@ -147,13 +148,13 @@ def segment_lines(s: Any, segment: dict[str, Any]) -> list[str]:
     return lines or [_("every contact with a phone number")]
 
 
-def variable_slots(template: Template) -> list[str]:
+def variable_slots(template: Template, channel_kind: ChannelKind) -> list[str]:
     """The template's body variables as the wizard names them: "1", "2", ... or their names."""
-    wanted = tpl.body_parameters(template)
+    wanted = channel_kind.template_variables(template)
     return [str(i + 1) for i in range(wanted)] if isinstance(wanted, int) else list(wanted)
 
 
-def sources_from_form(template: Template, form: Any) -> Any:
+def sources_from_form(template: Template, form: Any, channel_kind: ChannelKind) -> Any:
     """The variables' sources from the wizard's fields var_<slot> ("column:x", "contact:name",
     "value") and value_<slot>: a list for positional templates, an object for named ones."""
     def source(slot: str) -> dict[str, str]:
@@ -163,8 +164,8 @@ def sources_from_form(template: Template, form: Any) -> Any:
             return {kind: name}
         return {"value": form.get(f"value_{slot}", "")}
 
-    slots = variable_slots(template)
-    if isinstance(tpl.body_parameters(template), int):
+    slots = variable_slots(template, channel_kind)
+    if isinstance(channel_kind.template_variables(template), int):
         return [source(slot) for slot in slots]
     return {slot: source(slot) for slot in slots}
 
@@ -202,11 +203,18 @@ def _when(state: dict[str, Any], days: list[int]) -> dict[str, Any]:
     return when
 
 
+def _sends_templates(channel: Channel | None) -> bool:
+    """A broadcast sends templates: only channels whose kind has them can carry one."""
+    return channel is not None and registry.of(channel, current_runtime().config).capabilities.templates
+
+
 def _choices(s: Any) -> dict[str, Any]:
-    channels = list(s.scalars(select(Channel).where(Channel.kind == "whatsapp").order_by(Channel.id)))
-    wabas = {c.waba_id for c in channels}
-    templates = list(s.scalars(select(Template).where(Template.waba_id.in_(wabas), Template.status == "APPROVED")
-                               .order_by(Template.name, Template.language))) if wabas else []
+    """The channels that can carry a broadcast and the templates their kinds let them send."""
+    config = current_runtime().config
+    channels = [c for c in s.scalars(select(Channel).order_by(Channel.id)) if _sends_templates(c)]
+    usable = {t.id for c in channels for t in registry.of(c, config).usable_templates(s, c)}
+    templates = list(s.scalars(select(Template).where(Template.id.in_(usable))
+                               .order_by(Template.name, Template.language))) if usable else []
     saved = list(s.scalars(select(Audience).order_by(Audience.id.desc()).limit(100)))
     return {"channels": channels, "templates": templates, "audiences": saved}
 
@@ -251,9 +259,12 @@ def broadcast_new() -> Any:
         template = s.get(Template, _int(state["template_id"])) if state["template_id"] else None
         audience = s.get(Audience, _int(state["audience_id"])) if state["audience_id"] else None
         page.update(template=template, audience=audience)
+        # The chosen channel's kind reads its templates (none chosen: the registry's default kind).
+        channel_id = _int(state["channel_id"])
+        channel_kind = registry.of(s.get(Channel, channel_id) if channel_id else None, current_runtime().config)
         if template is not None:
-            page["slots"] = variable_slots(template)
-            page["body"] = (tpl.component(template, "BODY") or {}).get("text", "")
+            page["slots"] = variable_slots(template, channel_kind)
+            page["body"] = channel_kind.template_text(template)
             page["chosen"] = {slot: form.get(f"var_{slot}", "") for slot in page["slots"]}
             page["values"] = {slot: form.get(f"value_{slot}", "") for slot in page["slots"]}
         if audience is not None:
@@ -266,7 +277,7 @@ def broadcast_new() -> Any:
             errors.append(_("Choose a template and an audience first."))
             step = "audience"
         if step in ("verdict", "create"):
-            spec = sources_from_form(template, form)
+            spec = sources_from_form(template, form, channel_kind)
             header = state["header"] or None
             try:
                 when = _when(state, days)
@@ -303,7 +314,7 @@ def _audience_step(s: Any, state: dict[str, Any], errors: list[str]) -> str:
     """Step one's answer: the channel, the template and the audience (uploaded now, or saved)."""
     channel = s.get(Channel, _int(state["channel_id"])) if state["channel_id"] else None
     template = s.get(Template, _int(state["template_id"])) if state["template_id"] else None
-    if channel is None or channel.kind != "whatsapp":
+    if not _sends_templates(channel):
         errors.append(_("Choose a WhatsApp channel."))
     if template is None or (channel is not None and template.waba_id != channel.waba_id):
         errors.append(_("Choose an approved template of that channel's account."))
