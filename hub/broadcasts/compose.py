@@ -4,9 +4,13 @@ rows that cannot be filled out.
 
 A variable's source is {"column": "first_name"} (the CSV column), {"contact": "name"}
 (the contact's name or phone, or one of its custom fields: {"contact": "city"}) or
-{"value": "..."}; positional templates take a list of sources, named ones an object of
-them by name. Custom fields are looked up when the audience is read (`custom_fields`
-names them) and travel in a member's variables as "contact.<field>".
+{"value": "..."}, or what the CRM last reported for the contact's deal (hub.crm.contact_stages):
+{"crm": "stage_name"} (or stage, outcome, deal_id, pipeline) of the deal changed last, or
+{"crm": "stage_name", "pipeline": "sales"} of that pipeline's. Positional templates take a
+list of sources, named ones an object of them by name. Custom fields and CRM values are
+looked up when the audience is read (`custom_fields`, `crm_sources` name them) and travel
+in a member's variables as "contact.<field>" and `crm_key(...)`. A recipient the CRM has
+no value for is skipped (missing_variables), not a reason to refuse the broadcast.
 """
 from __future__ import annotations
 
@@ -18,6 +22,14 @@ from hub.conversations.tags_and_fields import AttributeProblem, check_field_name
 from hub.models import Template
 
 CONTACT_FIELDS = ("name", "phone")
+CRM_FIELDS = ("stage_name", "stage", "outcome", "deal_id", "pipeline")
+KINDS = ("column", "contact", "crm", "value")
+PIPELINE_MAX = 64
+
+
+def crm_key(field: str, pipeline: str | None = None) -> str:
+    """Where a CRM value travels in a member's variables."""
+    return f"crm.{field}" if pipeline is None else f"crm.{field}@{pipeline}"
 
 
 class CompositionProblem(ValueError):
@@ -29,10 +41,33 @@ class CompositionProblem(ValueError):
         self.rows = rows or []
 
 
+def _kind(source: dict[str, Any]) -> tuple[str, Any]:
+    kind = "crm" if "crm" in source else next(iter(source))
+    return kind, source[kind]
+
+
+def _check_crm(source: dict[str, Any], where: str) -> None:
+    unknown = sorted(set(source) - {"crm", "pipeline"})
+    if unknown:
+        raise CompositionProblem(f"{where}: unknown key {unknown[0]!r} beside crm; known: pipeline",
+                                 field=f"{where}.{unknown[0]}")
+    if source["crm"] not in CRM_FIELDS:
+        raise CompositionProblem(f"{where}.crm: {source['crm']!r} is not a CRM value the hub keeps; known: "
+                                 f"{', '.join(CRM_FIELDS)}", field=f"{where}.crm")
+    pipeline = source.get("pipeline")
+    if "pipeline" in source and (not isinstance(pipeline, str) or not pipeline.strip()
+                                 or len(pipeline) > PIPELINE_MAX):
+        raise CompositionProblem(f"{where}.pipeline must be a non-empty text of at most {PIPELINE_MAX} characters",
+                                 field=f"{where}.pipeline")
+
+
 def _check_source(source: Any, where: str, columns: list[str] | None) -> None:
-    if not isinstance(source, dict) or len(source) != 1 or next(iter(source)) not in ("column", "contact", "value"):
-        raise CompositionProblem(f'{where}: give {{"column": ...}}, {{"contact": ...}} or {{"value": ...}}',
-                                 field=where)
+    if isinstance(source, dict) and "crm" in source:
+        _check_crm(source, where)
+        return
+    if not isinstance(source, dict) or len(source) != 1 or next(iter(source)) not in KINDS:
+        raise CompositionProblem(f'{where}: give {{"column": ...}}, {{"contact": ...}}, {{"crm": ...}} or '
+                                 f'{{"value": ...}}', field=where)
     kind, name = next(iter(source.items()))
     if not isinstance(name, str) or (kind != "value" and not name):
         raise CompositionProblem(f"{where}: {kind} must be a text", field=where)
@@ -78,16 +113,27 @@ def check_spec(template: Template, spec: Any, columns: list[str] | None, header:
 
 def custom_fields(spec: Any) -> list[str]:
     """The contact custom fields the sources read."""
-    sources = spec if isinstance(spec, list) else list(spec.values()) if isinstance(spec, dict) else []
-    return sorted({s["contact"] for s in sources
+    return sorted({s["contact"] for s in _sources(spec)
                    if isinstance(s, dict) and isinstance(s.get("contact"), str) and s["contact"] not in CONTACT_FIELDS})
 
 
+def _sources(spec: Any) -> list[Any]:
+    return spec if isinstance(spec, list) else list(spec.values()) if isinstance(spec, dict) else []
+
+
+def crm_sources(spec: Any) -> list[tuple[str, str | None]]:
+    """The (CRM value, pipeline or None) pairs the sources read."""
+    return sorted({(s["crm"], s.get("pipeline")) for s in _sources(spec) if isinstance(s, dict)
+                   and isinstance(s.get("crm"), str)}, key=lambda p: (p[0], p[1] or ""))
+
+
 def _value(source: dict[str, Any], member: dict[str, Any]) -> str:
-    kind, name = next(iter(source.items()))
+    kind, name = _kind(source)
     if kind == "value":
         return name
     variables = member.get("variables") or {}
+    if kind == "crm":
+        return str(variables.get(crm_key(name, source.get("pipeline"))) or "")
     if kind == "contact":
         if name == "phone":
             return str(member["phone"])
@@ -111,8 +157,18 @@ def fill(template: Template, spec: Any, member: dict[str, Any], *, header: Any =
 
 
 def _label(source: dict[str, Any], index: int) -> str:
-    kind, name = next(iter(source.items()))
-    return f"{{{{{index + 1}}}}} ({kind} {name})"
+    kind, name = _kind(source)
+    pipeline = f" in {source['pipeline']}" if kind == "crm" and "pipeline" in source else ""
+    return f"{{{{{index + 1}}}}} ({kind} {name}{pipeline})"
+
+
+def without_crm(spec: Any) -> Any:
+    """The sources with each CRM one as a fixed text: what must hold for every recipient
+    (the CRM values may be missing for some, who are then skipped)."""
+    def plain(source: Any) -> Any:
+        return {"value": "crm"} if isinstance(source, dict) and "crm" in source else source
+    return [plain(s) for s in spec] if isinstance(spec, list) else \
+        {n: plain(s) for n, s in spec.items()} if isinstance(spec, dict) else spec
 
 
 def rows_missing_variables(template: Template, spec: Any, members: list[dict[str, Any]]) -> list[dict[str, Any]]:

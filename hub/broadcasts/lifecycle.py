@@ -72,17 +72,19 @@ def create(session: Session, *, name: str, channel_id: int, audience_id: int, te
     except compose.CompositionProblem as exc:
         raise BroadcastProblem(str(exc), field=exc.field) from None
     if members is None:
-        members = audiences.members(session, audience, now=now, contact_fields=compose.custom_fields(variables))
+        members = audiences.members(session, audience, now=now, contact_fields=compose.custom_fields(variables),
+                                    crm=compose.crm_sources(variables))
     if not members:
         raise BroadcastProblem("the audience has nobody to send to", field="audience_id")
-    missing = compose.rows_missing_variables(template, variables, members)
+    missing = compose.rows_missing_variables(template, compose.without_crm(variables), members)
     if missing:
         rows = ", ".join(str(m["row"] if m.get("row") is not None else m["phone"]) for m in missing[:20])
         raise BroadcastProblem(f"{len(missing)} recipient(s) lack template variables (rows {rows}"
                                f"{', ...' if len(missing) > 20 else ''}); fill them in or choose other sources",
                                field="variables", rows=missing[:500])
     try:  # the header and buttons are the same for everyone: the first recipient tells
-        tpl.build(template, compose.fill(template, variables, members[0], header=header, buttons=buttons)[0])
+        tpl.build(template, compose.fill(template, compose.without_crm(variables), members[0], header=header,
+                                         buttons=buttons)[0])
     except tpl.TemplateProblem as exc:
         field = "header" if "header" in str(exc) else "buttons" if "button" in str(exc) else "variables"
         raise BroadcastProblem(f"{field}: {exc}", field=field) from None
@@ -97,9 +99,12 @@ def create(session: Session, *, name: str, channel_id: int, audience_id: int, te
     session.add(broadcast)
     session.flush()
     opted_out = consent.opted_out_phones(session, [m["phone"] for m in members], subscription)
+    no_crm = {r["phone"]: r["missing"] for r in compose.rows_missing_variables(template, variables, members)}
+    reasons = {**{p: "missing_variables: " + ", ".join(v) for p, v in no_crm.items()},
+               **{p: "opted_out" for p in opted_out}}
     rows = [{"broadcast_id": broadcast.id, "phone": m["phone"], "contact_id": m.get("contact_id"),
-             "variables": m.get("variables") or {}, "status": "skipped" if m["phone"] in opted_out else "pending",
-             "reason": "opted_out" if m["phone"] in opted_out else None, "created_at": now, "updated_at": now}
+             "variables": m.get("variables") or {}, "status": "skipped" if m["phone"] in reasons else "pending",
+             "reason": reasons.get(m["phone"]), "created_at": now, "updated_at": now}
             for m in members]
     for start in range(0, len(rows), 1000):
         session.execute(insert(BroadcastRecipient), rows[start:start + 1000])

@@ -95,7 +95,8 @@ def for_composition(session: Session, *, config: Any, channel_id: int, audience_
         compose.check_spec(template, variables, audience.columns if audience.kind == "csv" else ["name"], header)
     except compose.CompositionProblem as exc:
         raise BroadcastProblem(str(exc), field=exc.field) from None
-    members = audiences.members(session, audience, now=now, contact_fields=compose.custom_fields(variables))
+    members = audiences.members(session, audience, now=now, contact_fields=compose.custom_fields(variables),
+                                crm=compose.crm_sources(variables))
     subscription = "utility" if (template.category or "").upper() in ("UTILITY", "AUTHENTICATION") else "marketing"
     try:
         return verdict(session, template=template, spec=variables, members=members,

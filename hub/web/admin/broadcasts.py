@@ -156,11 +156,12 @@ def variable_slots(template: Template, channel_kind: ChannelKind) -> list[str]:
 
 def sources_from_form(template: Template, form: Any, channel_kind: ChannelKind) -> Any:
     """The variables' sources from the wizard's fields var_<slot> ("column:x", "contact:name",
-    "value") and value_<slot>: a list for positional templates, an object for named ones."""
+    "crm:stage_name", "value") and value_<slot>: a list for positional templates, an object
+    for named ones."""
     def source(slot: str) -> dict[str, str]:
         choice = form.get(f"var_{slot}", "")
         kind, _sep, name = choice.partition(":")
-        if kind in ("column", "contact") and name:
+        if kind in ("column", "contact", "crm") and name:
             return {kind: name}
         return {"value": form.get(f"value_{slot}", "")}
 

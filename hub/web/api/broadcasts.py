@@ -29,7 +29,11 @@ blp = Blueprint("broadcasts", __name__, description="Broadcasts: audiences, cons
 blp.before_request(authenticate)
 
 VARIABLES_HELP = ('template body variables in order ([{"column": "first_name"}, {"contact": "name"}, '
-                  '{"value": "10%"}]), or by name for named templates ({"first_name": {"column": "name"}})')
+                  '{"crm": "stage_name"}, {"value": "10%"}]), or by name for named templates '
+                  '({"first_name": {"column": "name"}}). A CRM source is what the connector last reported '
+                  'for the contact\'s deal: stage_name, stage, outcome, deal_id or pipeline, of the deal '
+                  'changed last or of one pipeline ({"crm": "stage_name", "pipeline": "sales"}); '
+                  'recipients without it are skipped as missing_variables')
 
 
 def _refuse(status: int, field: str, message: str, rows: list[dict[str, Any]] | None = None) -> NoReturn:

@@ -280,3 +280,25 @@ def test_the_verdict_speaks_russian_including_the_skip_reasons(app, runtime, set
     assert "<td>маркетинг</td>" in page  # the cost line's category
     saved = operator.get("/admin/broadcasts/new").get_data(as_text=True)
     assert "December (CSV, 2 строки)" in saved
+
+
+def test_the_variable_picker_offers_the_crm_deal_and_the_verdict_fills_it(app, runtime, setup):
+    from hub.crm import contact_stages
+    from hub.models import Contact
+
+    now = utcnow()
+    with runtime.db.scope() as s:
+        ana = Contact(wa_id="4915112345678", phone="+4915112345678", name="Ana", created_at=now, updated_at=now)
+        s.add(ana)
+        s.flush()
+        contact_stages.record(s, contact_id=ana.id, connector_id=None, now=now, deal={
+            "id": "D-5", "stage": "5", "stage_name": "Offer sent", "pipeline": "", "outcome": "open"})
+    operator = signed_in(app, runtime, "operator")
+    page = upload(operator, setup).get_data(as_text=True)
+    assert 'value="crm:stage_name"' in page and 'value="crm:deal_id"' in page
+    r = post(operator, "/admin/broadcasts/new", {"step": "verdict", **compose(setup, audience_id(runtime),
+                                                                                var_2="crm:stage_name")},
+             page="/admin/broadcasts/new")
+    page = r.get_data(as_text=True)
+    assert r.status_code == 200 and "Hi Ana, code Offer sent" in page
+    assert re.search(r'id="would-send">1<', page) and "template variables missing: 2" in page
