@@ -12,6 +12,8 @@ them so), in the round trip that reads the events' subscribers. A returning cust
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Callable
 
 from sqlalchemy import Insert, bindparam, insert, update
@@ -30,6 +32,34 @@ _messages = Message.__table__
 _conversations = Conversation.__table__
 _raw_webhooks = RawWebhook.__table__
 _INSERT_MESSAGE = insert(_messages).returning(_messages.c.id)
+
+
+@dataclass(slots=True)
+class NewMessage:
+    """An inbound message to INSERT, with the attributes of a Message that the writes
+    here, the event payloads and the keyword and attribution steps read: building an
+    ORM Message on every webhook cost as much as parsing the body. `id` is set once
+    the message is written."""
+
+    conversation_id: int
+    wa_message_id: str | None
+    direction: str
+    type: str
+    text: str | None
+    payload: dict[str, Any] | None
+    status: str
+    sent_at: datetime | None
+    reply_to: str | None
+    error_code: int | None
+    error_title: str | None
+    attempts: int
+    created_at: datetime
+    updated_at: datetime
+    id: int | None = None
+    template_name: str | None = None
+    template_language: str | None = None
+    template_category: str | None = None
+    author_id: int | None = None
 
 
 def can_ride(session: Session, sender: Sender) -> bool:

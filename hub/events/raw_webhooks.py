@@ -98,7 +98,7 @@ def processor_for(source: str) -> Processor:
         raise LookupError(f"no processor for webhook source {source!r}") from None
 
 
-def process_raw(session: Session, raw: RawWebhook, now: datetime, runtime: "Runtime",
+def process_raw(session: Session, raw: "RawWebhook | FreshRaw", now: datetime, runtime: "Runtime",
                 channel: Any = None, *, before_apply: Callable[[RawWebhook], None] | None = None,
                 isolate: bool = False) -> None:
     """Parse and apply `raw` (new or replayed); a parse error marks it failed instead.
@@ -152,6 +152,27 @@ def _apply_part_by_part(session: Session, processor: Processor, parsed: Any, raw
 
 
 _INSERT_RAW = insert(RawWebhook.__table__)
+
+
+@dataclass(slots=True)
+class FreshRaw:
+    """A just-received raw webhook before its INSERT: what process_raw and the processors
+    read and set of a RawWebhook, without building an ORM object on every webhook
+    (that cost as much as parsing the body). `id` stays None: the row is written by a
+    plain INSERT."""
+
+    source: str
+    channel_id: int | None
+    received_at: datetime
+    headers: dict[str, str]
+    body: bytes
+    status: str = "failed"
+    error: str | None = None
+    attempts: int = 1
+    processed_at: datetime | None = None
+    id: None = None
+
+
 RAW_COLUMNS = ("source", "channel_id", "received_at", "headers", "body", "status", "error", "attempts",
                "processed_at")
 _PENDING_RAW = "hub.pending_raw"  # session.info key
@@ -166,21 +187,20 @@ def take_pending_raw(session: Session) -> dict[str, Any] | None:
 
 def receive(session: Session, *, source: str, channel_id: int | None, headers: dict[str, str],
             body: bytes, now: datetime, runtime: "Runtime", channel: Any = None,
-            isolate: bool = False) -> RawWebhook:
+            isolate: bool = False) -> FreshRaw:
     """Store a freshly received body and process it, in the caller's transaction. The
     row is a plain INSERT (this is every webhook's hot path), or part of one the
-    processor makes (take_pending_raw); the returned object is not attached to the
-    session. `channel`: what the caller has already read of `channel_id`, handed to the
+    processor makes (take_pending_raw); what is returned is the row as written, not an
+    ORM object. `channel`: what the caller has already read of `channel_id`, handed to the
     processor so that it need not read it again. `isolate`: the second try of a body
     whose first one failed on its data (is_bad_data), part by part."""
     headers = {name: repair_text(value) for name, value in headers.items()}
-    raw = RawWebhook(source=source, channel_id=channel_id, received_at=now, headers=headers, body=body,
-                     status="failed", attempts=1)
+    raw = FreshRaw(source=source, channel_id=channel_id, received_at=now, headers=headers, body=body)
 
     def row() -> dict[str, Any]:
         return {column: getattr(raw, column) for column in RAW_COLUMNS}
 
-    def offer(_parsed: RawWebhook) -> None:
+    def offer(_parsed: FreshRaw) -> None:
         session.info[_PENDING_RAW] = row()
 
     session.info.pop(_PENDING_RAW, None)

@@ -22,7 +22,13 @@ from hub.conversations import reactions as conversation_reactions
 from hub.events import payloads
 from hub.channels import customer_words
 from hub.channels.first_message import emit_started, started_events
-from hub.channels.inbound_writes import can_ride, insert_message, insert_message_with_event, received_data
+from hub.channels.inbound_writes import (
+    NewMessage,
+    can_ride,
+    insert_message,
+    insert_message_with_event,
+    received_data,
+)
 from hub.channels.whatsapp.inbound import account_events
 from hub.channels.whatsapp.inbound.body_channels import ChannelRef, Channels
 from hub.channels.whatsapp.inbound.statuses import record_status
@@ -122,10 +128,10 @@ def _number_change(session: Session, contact: ContactRow, m: InboundMessage, now
     update_contact(session, contact, {"wa_id": new_wa_id, "phone": e164(new_wa_id), "updated_at": now})
 
 
-def _new_message(conversation: ConversationRow, m: InboundMessage, now: datetime) -> Message:
-    """The message to store, as a Message not attached to the session: it is written with
-    one INSERT (hub.channels.inbound_writes), and event payloads read it like any other message."""
-    return Message(
+def _new_message(conversation: ConversationRow, m: InboundMessage, now: datetime) -> NewMessage:
+    """The message to store, as a plain record: it is written with one INSERT
+    (hub.channels.inbound_writes), and event payloads read it like any other message."""
+    return NewMessage(
         conversation_id=conversation.id, wa_message_id=m.id, direction="in",
         type=m.type if m.type in KNOWN_TYPES else "unsupported", text=m.text, payload=_payload(m),
         status="received", sent_at=m.timestamp, reply_to=m.reply_to,
@@ -137,11 +143,11 @@ def _new_message(conversation: ConversationRow, m: InboundMessage, now: datetime
 
 def store_inbound(session: Session, channels: Channels, m: InboundMessage, now: datetime, *,
                   attribution_window: timedelta = DEFAULT_WINDOW,
-                  media_link: Callable[[int], str] | None = None, says: str | None = None) -> Message | None:
+                  media_link: Callable[[int], str] | None = None, says: str | None = None) -> NewMessage | None:
     """Store one inbound message and emit its events. None when it is for a number that
     is not a channel here, or already stored (Meta's retry or duplicate: nothing changes).
     `says`: the message's opt-out/opt-in keyword verdict (hub.channels.customer_words.keyword_of).
-    The Message returned is not attached to the session."""
+    What is returned is the message as written (a NewMessage, not an ORM object)."""
     channel = channels.for_messages(m.route.phone_number_id)
     if channel is None:
         log.warning("message %s is for number %s, which is not a channel here", m.id, m.route.phone_number_id)
@@ -205,7 +211,7 @@ def _conversation_changes(conversation: ConversationRow, m: InboundMessage) -> d
 
 
 def _emit_received(session: Session, channel: ChannelRef, contact: ContactRow, conversation: ConversationRow,
-                   message: Message, *, started: bool, now: datetime,
+                   message: NewMessage, *, started: bool, now: datetime,
                    media_link: Callable[[int], str] | None = None, says: str | None = None,
                    new_contact: bool = False) -> None:
     key = payloads.ordering_key(conversation)
