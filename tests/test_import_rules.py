@@ -219,3 +219,66 @@ def test_no_import_circle_among_the_hubs_and_the_connectors_modules():
 
 def test_the_circle_finder_finds_a_circle():
     assert _circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def _room(path: Path) -> str:
+    """The room a file belongs to: a folder at the top of `hub/`, `connectors/`,
+    `migrations/`, or a file of its own at the root (the entry points, `wsgi.py`)."""
+    parts = path.relative_to(ROOT).parts
+    if parts[0] == "hub" and len(parts) > 2:
+        return f"hub/{parts[1]}"
+    if parts[0] in ("connectors", "migrations"):
+        return parts[0]
+    return "/".join(parts)
+
+
+def _room_imports(modules: dict[str, Path]) -> dict[tuple[str, str], list[str]]:
+    """(room, room it imports) -> the imports that draw the arrow, as `file:line name`;
+    a name is the longest module of `modules` it starts with."""
+    arrows: dict[tuple[str, str], list[str]] = {}
+    for module, path in modules.items():
+        source = _room(path)
+        for line, name in _imports(path):
+            parts = name.split(".")
+            while parts and ".".join(parts) not in modules:
+                parts.pop()
+            if not parts:
+                continue
+            target = _room(modules[".".join(parts)])
+            if target != source:
+                arrows.setdefault((source, target), []).append(f"{path.relative_to(ROOT)}:{line} {name}")
+    return arrows
+
+
+def _room_circles(arrows: dict[tuple[str, str], list[str]]) -> list[str]:
+    """Each circle of rooms, with every import that runs between two of its rooms."""
+    graph: dict[str, set[str]] = {}
+    for source, target in arrows:
+        graph.setdefault(source, set()).add(target)
+        graph.setdefault(target, set())
+    report = []
+    for group in _circles(graph):
+        inside = [f"  {source} -> {target}: {where}" for (source, target), wheres in sorted(arrows.items())
+                  if source in group and target in group for where in wheres]
+        report.append(f"rooms {', '.join(group)} import each other:\n" + "\n".join(inside))
+    return report
+
+
+def _all_modules() -> dict[str, Path]:
+    return {**_modules("hub"), **_modules("connectors"), **_modules("migrations"), "wsgi": ROOT / "wsgi.py"}
+
+
+def test_no_import_circle_among_the_rooms():
+    """The rooms of docs/architecture.md form no circle either, imports inside functions
+    included: a lower room reaches a higher one only through a hook the higher room
+    installs (hub/wiring.py) or a setting check it registers, never by importing it."""
+    circles = _room_circles(_room_imports(_all_modules()))
+    assert not circles, "\n".join(circles)
+
+
+def test_the_room_rules_see_every_room_and_find_a_circle():
+    rooms = {source for source, _target in _room_imports(_all_modules())}
+    assert {"hub/shared", "hub/platform", "hub/models", "hub/events", "hub/delivery", "hub/conversations",
+            "hub/crm", "hub/channels", "hub/web", "connectors", "migrations", "hub/app.py", "wsgi.py"} <= rooms
+    arrows = {("a", "b"): ["a/x.py:3 b.y"], ("b", "a"): ["b/y.py:7 a.x"], ("c", "a"): ["c/z.py:1 a.x"]}
+    assert _room_circles(arrows) == ["rooms a, b import each other:\n  a -> b: a/x.py:3 b.y\n  b -> a: b/y.py:7 a.x"]
