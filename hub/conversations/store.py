@@ -94,6 +94,13 @@ _OPEN_CONVERSATION = select(*CONVERSATION_COLUMNS).where(
     _conversations.c.status == "open")
 
 
+# What the sender query reads of the open conversation: not its channel, contact and
+# status, which the query's own conditions fix (every column read costs time on each
+# webhook, in the driver and in SQLAlchemy).
+_KNOWN_OF_OPEN = ("channel_id", "contact_id", "status")
+SENDER_CONVERSATION_FIELDS = tuple(f.name for f in fields(ConversationRow) if f.name not in _KNOWN_OF_OPEN)
+
+
 def _sender_query(key: str, *, draw_id: bool = False):
     """Contact by `key`, its open conversation on the channel, and whether the message
     is stored, in one round trip; `draw_id` (PostgreSQL): and the next message id. The
@@ -105,7 +112,8 @@ def _sender_query(key: str, *, draw_id: bool = False):
                      _conversations.c.channel_id == bindparam("channel_id"), _conversations.c.status == "open")
     extra = [func.nextval(func.pg_get_serial_sequence("messages", "id"))] if draw_id else []
     one_row = select(literal_column("1").label("one")).subquery("one_row")
-    return (select(*CONTACT_COLUMNS, *CONVERSATION_COLUMNS, *extra, stored)
+    conversation_columns = [_conversations.c[name] for name in SENDER_CONVERSATION_FIELDS]
+    return (select(*CONTACT_COLUMNS, *conversation_columns, *extra, stored)
             .select_from(one_row.outerjoin(_contacts, _contacts.c[key] == bindparam("key"))
                          .outerjoin(_conversations, open_here)))
 
@@ -262,11 +270,14 @@ def find_for_message(session: Session, *, channel_id: int, wa_id: str | None, us
     row = session.execute(_SENDER_BY[key, draw], {"key": value, "channel_id": channel_id,
                                                   "wa_message_id": wa_message_id}).first()
     split = len(CONTACT_COLUMNS)
-    end = split + len(CONVERSATION_COLUMNS)
+    end = split + len(SENDER_CONVERSATION_FIELDS)
     if row[0] is None:  # no contact by that key
         return Sender(None, None, row[-1] is not None, row[end] if draw else None)
     contact = ContactRow(*row[:split])
-    conversation = ConversationRow(*row[split:end]) if row[split] is not None else None
+    conversation = None
+    if row[split] is not None:
+        conversation = ConversationRow(channel_id=channel_id, contact_id=contact.id, status="open",
+                                       **dict(zip(SENDER_CONVERSATION_FIELDS, row[split:end])))
     return Sender(contact, conversation, row[-1] is not None, row[end] if draw else None)
 
 
