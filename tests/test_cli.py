@@ -131,7 +131,7 @@ def test_serve_says_where_to_go_first(runtime):
 
 def test_routing_recount_fixes_a_wrong_counter(run, runtime):
     from hub.models import OperatorState
-    from hub.platform.users import create_user
+    from hub.models.users import create_user
 
     with runtime.db.scope() as session:
         user_id = create_user(session, email="ana@example.com", password="correct horse battery", role="operator",

@@ -10,7 +10,7 @@ from sqlalchemy import delete, select, text, update
 from hub.conversations.actions import assign, close
 from hub.models import Contact, Conversation, OperatorState, User
 from hub.platform.db import utcnow
-from hub.platform.users import create_user
+from hub.models.users import create_user
 from hub.routing import counts, engine
 from hub.routing.store import save_rule, save_team
 from tests.support.whatsapp import make_channel
