@@ -9,10 +9,9 @@ from sqlalchemy import select, update
 from hub.broadcasts import lifecycle, pauses
 from hub.broadcasts.pump import pause_cause
 from hub.channels.whatsapp.templates import parameters as tpl
-from hub.models import Broadcast, BroadcastRecipient, Channel, Event, Template
+from hub.models import Broadcast, BroadcastRecipient, Channel, Event
 from hub.platform.db import utcnow
 from tests.support.admin import post, signed_in
-from tests.support.whatsapp import WABA_ID, make_channel
 from tests.web.admin import test_broadcasts as wizard
 
 RUSSIAN = {
@@ -34,13 +33,7 @@ ENGLISH = {
 @pytest.fixture
 def launched(app, runtime):
     """A broadcast launched from the wizard (3 recipients) and its operator's client."""
-    channel_id, _ = make_channel(runtime)
-    with runtime.db.scope() as s:
-        template = Template(waba_id=WABA_ID, name="promo", language="en", status="APPROVED", category="MARKETING",
-                            components=[{"type": "BODY", "text": "Hi {{1}}, code {{2}}"}])
-        s.add(template)
-        s.flush()
-        chosen = {"channel_id": str(channel_id), "template_id": str(template.id)}
+    chosen = wizard.promo_channel(runtime)
     operator = signed_in(app, runtime, "operator")
     wizard.upload(operator, chosen)
     post(operator, "/admin/broadcasts/new",

@@ -19,8 +19,8 @@ from tests.support.whatsapp import WABA_ID, make_channel
 CSV = "phone;first_name;code\n+4915112345678;Ana;A1\n+447700900123;Bob;B2\noops;X;Y\n+447700900124;;C3\n"
 
 
-@pytest.fixture
-def setup(runtime):
+def promo_channel(runtime) -> dict[str, str]:
+    """A WhatsApp channel with the approved template "promo", as the wizard's first step chooses them."""
     channel_id, _ = make_channel(runtime)
     with runtime.db.scope() as s:
         template = Template(waba_id=WABA_ID, name="promo", language="en", status="APPROVED", category="MARKETING",
@@ -28,6 +28,11 @@ def setup(runtime):
         s.add(template)
         s.flush()
         return {"channel_id": str(channel_id), "template_id": str(template.id)}
+
+
+@pytest.fixture
+def setup(runtime):
+    return promo_channel(runtime)
 
 
 def count(runtime, model):
