@@ -103,6 +103,20 @@ class TokenBucket:
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
+def create_slots(db: Database, slots: list[str]) -> None:
+    """The window's slot rows that do not exist yet, each free (stamped at the epoch);
+    several processes may make them at once."""
+    with db.scope() as session:
+        have = set(session.scalars(select(RateBucket.name).where(RateBucket.name.in_(slots))))
+        for name in slots:
+            if name not in have:
+                try:
+                    with session.begin_nested():
+                        session.add(RateBucket(name=name, tokens=0.0, updated_at=EPOCH))
+                except IntegrityError:
+                    pass  # another process made it
+
+
 class SlidingWindow:
     """At most `limit` takes in any rolling `window` seconds, shared by every process:
     the limit services such as HubSpot state ("100 requests per 10 seconds, rolling").
@@ -130,17 +144,6 @@ class SlidingWindow:
         # The slots' names sort together: "<name>#" up to (not including) "<name>$".
         return and_(column >= f"{self.name}#", column < f"{self.name}$")
 
-    def _create_slots(self) -> None:
-        with self.db.scope() as session:
-            have = set(session.scalars(select(RateBucket.name).where(self._range())))
-            for name in self.slots:
-                if name not in have:
-                    try:
-                        with session.begin_nested():
-                            session.add(RateBucket(name=name, tokens=0.0, updated_at=EPOCH))
-                    except IntegrityError:
-                        pass  # another process made it
-
     def try_take(self, tokens: float = 1.0) -> float:
         """Take one slot; returns 0, or the seconds until the oldest slot frees.
 
@@ -161,7 +164,7 @@ class SlidingWindow:
             used = session.execute(select(func.count(), func.min(RateBucket.updated_at))
                                    .where(self._range(), RateBucket.name.in_(self.slots))).one()
         if used[0] < self.limit:
-            self._create_slots()  # first use, or a larger limit than before
+            create_slots(self.db, self.slots)  # first use, or a larger limit than before
             return self.try_take(tokens)
         if used[1] is None or used[1] + self.window <= now:
             return 0.01  # the free ones are being taken by other processes right now
@@ -215,17 +218,6 @@ class HeldWindow:
         self.clock = clock
         self.slots = [f"{name}#{n}" for n in range(limit)]
 
-    def _create_slots(self) -> None:
-        with self.db.scope() as session:
-            have = set(session.scalars(select(RateBucket.name).where(RateBucket.name.in_(self.slots))))
-            for name in self.slots:
-                if name not in have:
-                    try:
-                        with session.begin_nested():
-                            session.add(RateBucket(name=name, tokens=0.0, updated_at=EPOCH))
-                    except IntegrityError:
-                        pass  # another process made it
-
     def try_take(self, count: int) -> tuple[list[str], float]:
         """Up to `count` free slots, held from now: (their names, 0), or ([], the seconds
         until the first slot frees as far as this process can see)."""
@@ -244,7 +236,7 @@ class HeldWindow:
             have, first = session.execute(select(func.count(), func.min(RateBucket.updated_at))
                                           .where(RateBucket.name.in_(self.slots))).one()
         if have < self.limit:
-            self._create_slots()  # first use, or a larger limit than before
+            create_slots(self.db, self.slots)  # first use, or a larger limit than before
             return self.try_take(count)
         if first is None or first <= now:
             return [], 0.005  # the free ones are being taken by other processes right now
