@@ -36,11 +36,10 @@ def contact_card(conversation_id: int) -> Any:
             return render_template("admin/contact_card.html", c=conversation, contact=contact,
                                    name=contact.name or "", phone=contact.phone or "", errors={})
         name, phone = request.form.get("name", ""), request.form.get("phone", "")
-        # A field left as it was, or left empty where the contact has none, is not a change.
+        # A field left as it was, or left empty where the contact has none, is not a change;
+        # clearing a phone is, and the check refuses it with its reason.
         given_name = name if name != (contact.name or "") else None
-        given_phone = phone if phone.strip() and phone != (contact.phone or "") else None
-        if given_phone is None and not phone.strip() and contact.phone:
-            given_phone = phone  # clearing a phone is refused by the check, with its reason
+        given_phone = phone if phone != (contact.phone or "") and (phone.strip() or contact.phone) else None
         if given_name is None and given_phone is None:
             flash(_("Nothing changed."), "info")
             return redirect(url_for("admin.conversation", conversation_id=conversation_id))
