@@ -472,3 +472,42 @@ def test_reports_page_in_a_browser(app, runtime, browser_page, shots, csp):
         assert "must not be after" in page.inner_text("#report-error")
         shots(page, "reports-bad-period")
     assert csp.violations() == []
+
+
+def test_contact_card_in_a_browser(app, runtime, browser_page, shots, csp):
+    """An operator opens a conversation, edits the contact's name and phone on the Person
+    card (a bad phone first, shown beside the field), and the conversation shows the new
+    name: no CSP violation."""
+    from sqlalchemy import select
+
+    from hub.models import Contact, Conversation
+    from tests.support.admin import make_user
+    from tests.support.whatsapp import make_channel
+
+    page = browser_page
+    make_user(runtime, "operator", "otto@example.com", name="Otto")
+    _, key = make_channel(runtime)
+    assert post_signed(app.test_client(), key, inbound_now("wamid.CARD1", "Hi")).status_code == 200
+    with runtime.db.scope() as s:
+        conversation_id = s.scalar(select(Conversation.id))
+    with LiveHub(app) as hub:
+        page.goto(hub.url + "/admin/login")
+        page.fill("#in-email", "otto@example.com")
+        page.fill("#in-password", "correct horse battery")
+        page.click("button[type=submit]")
+        page.goto(hub.url + f"/admin/inbox/{conversation_id}")
+        page.click("#edit-contact")
+        page.fill("#in-name", "Ana Paula")
+        page.fill("#in-phone", "12")
+        page.click("#contact-card button")
+        assert "not a phone number in international form" in page.inner_text("#field-phone")
+        shots(page, "contact-card-error")
+        page.fill("#in-phone", "+49 151 0000 0001")
+        page.click("#contact-card button")
+        page.wait_for_selector("text=Contact saved: the CRMs are told of the change.")
+        assert "Ana Paula" in page.inner_text("h1")
+        shots(page, "contact-card-saved")
+    with runtime.db.scope() as s:
+        contact = s.scalars(select(Contact)).one()
+        assert (contact.name, contact.phone) == ("Ana Paula", "+4915100000001")
+    assert csp.violations() == []
